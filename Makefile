@@ -1,0 +1,40 @@
+# The two commands of the README: `make run` and `make test`. Each sets everything up first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := data/demo.duckdb
+HOST ?= 127.0.0.1
+PORT ?= 8501
+
+.PHONY: run test demo bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Re-install when the project's metadata changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+$(DEMO): | $(VENV)/.installed
+	$(BIN)/fairwatch demo --out $(DEMO)
+
+demo: $(DEMO)
+
+run: $(VENV)/.installed $(DEMO)
+	@echo "fairwatch: open http://$(HOST):$(PORT) in your browser (Ctrl-C stops it)"
+	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT) --server.headless true
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) data/*.duckdb .pytest_cache
