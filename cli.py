@@ -1,0 +1,162 @@
+"""The `fairwatch` command: the headless peer of the dashboard, reading the same snapshot."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from metrics.errors import FairwatchError, SpecError
+
+EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as our one-line error with exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise SpecError(f"{message} (see fairwatch {self.prog.split()[-1]} --help)")
+
+
+def _reference_pairs(values: Sequence[str] | None) -> dict[str, str] | None:
+    """--reference A=VALUE (repeatable) as a mapping."""
+    if not values:
+        return None
+    out = {}
+    for item in values:
+        if "=" not in item:
+            raise SpecError(f"--reference takes FEATURE=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value
+    return out
+
+
+def spec_from_args(args: argparse.Namespace):
+    """Build the spec from --config and the flags (flags win)."""
+    from connectors.config import load_spec
+
+    overrides: dict[str, dict[str, Any]] = {
+        "source": {"path": args.source, "table": args.table, "labels_table": args.labels_table,
+                   "labels_path": args.labels, "id_column": args.id},
+        "columns": {"label": args.label, "prediction": args.prediction, "score": args.score,
+                    "threshold": args.threshold, "sensitive": args.sensitive, "features": args.features,
+                    "positive_label": args.positive_label, "positive_prediction": args.positive_prediction,
+                    "time": args.time, "model_version": args.model_version},
+        "policy": {"min_support": args.min_support, "fdr": args.fdr},
+        "reference": _reference_pairs(args.reference) or {},
+    }
+    return load_spec(args.config, overrides)
+
+
+def _add_spec_flags(p: argparse.ArgumentParser) -> None:
+    """The flags that describe what to audit (each may also come from --config)."""
+    p.add_argument("source", nargs="?", help="file, glob, folder or DuckDB file ([source] path)")
+    p.add_argument("--config", help="a fairwatch.toml; flags override it")
+    p.add_argument("--table", help="table or view in a DuckDB file")
+    p.add_argument("--labels", help="a separate file of labels, joined on --id")
+    p.add_argument("--labels-table", help="a separate table of labels in the same DuckDB file, joined on --id")
+    p.add_argument("--id", help="id column that joins predictions and labels")
+    p.add_argument("--label", help="label (ground truth) column")
+    p.add_argument("--positive-label", help="the label value that counts as positive (default: 1/true)")
+    p.add_argument("--prediction", help="prediction (decision) column")
+    p.add_argument("--positive-prediction", help="the prediction value that counts as positive")
+    p.add_argument("--score", help="score column (with --threshold: predicted positive when score >= threshold)")
+    p.add_argument("--threshold", type=float, help="decision threshold on the score")
+    p.add_argument("--sensitive", help="comma-separated sensitive features, e.g. race,sex")
+    p.add_argument("--features", help="comma-separated other features for slicing")
+    p.add_argument("--reference", action="append", metavar="FEATURE=VALUE",
+                   help="reference group of a feature (default: its largest group); repeatable")
+    p.add_argument("--time", help="time column")
+    p.add_argument("--model-version", help="model version column")
+    p.add_argument("--min-support", type=int, help="smallest denominator a rate is shown for (default 30)")
+    p.add_argument("--fdr", type=float, help="false-discovery rate for significance (default 0.05)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = _Parser(prog="fairwatch", description="Fairness and bias audits of prediction logs.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    audit = sub.add_parser("audit", help="audit a source and write DIR/snapshot.json")
+    _add_spec_flags(audit)
+    audit.add_argument("--out", required=True, help="output folder for the snapshot (must not hold one already)")
+    demo = sub.add_parser("demo", help="write the built-in demo prediction log (DuckDB file)")
+    demo.add_argument("--out", default="data/demo.duckdb", help="where to write it (default data/demo.duckdb)")
+    demo.add_argument("--rows", type=int, default=600_000, help="number of predictions (default 600000)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    demo.add_argument("--config-out", help="also write the demo's fairwatch.toml here")
+    return parser
+
+
+def write_json_atomic(path: Path, document: dict) -> None:
+    """Write JSON to a temporary name, then rename, so a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(document, indent=1, sort_keys=False, allow_nan=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """fairwatch audit: run the audit and write the snapshot."""
+    from connectors.audit import run_audit
+
+    spec = spec_from_args(args)
+    out = Path(args.out)
+    target = out / "snapshot.json"
+    if target.exists():
+        raise SpecError(f"{target} exists; audits are never overwritten: choose a new --out folder")
+    snap = run_audit(spec)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(target, snap.to_dict())
+    except OSError as exc:
+        raise SpecError(f"cannot write {target}: {exc.strerror or exc}") from None
+    rows = snap.groups.rows
+    outside = rows[rows["verdict"] == "outside"]
+    print(f"audited {snap.data.rows:,} rows ({snap.data.unlabelled_rows:,} unlabelled) from {snap.source_description} "
+          f"in {snap.duration_seconds:.2f} s")
+    print(f"{rows['slice'].nunique()} groups; {len(outside)} metric(s) outside the "
+          f"{spec.policy.ratio_low}-{spec.policy.ratio_high} band with q < {spec.policy.fdr}")
+    print(f"wrote {target}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """fairwatch demo: generate the demo prediction log."""
+    from connectors.demo import DEMO_CONFIG, write_demo
+
+    if args.rows < 1000:
+        raise SpecError("--rows must be at least 1000 for a meaningful demo")
+    summary = write_demo(args.out, rows=args.rows, seed=args.seed)
+    print(f"wrote {summary.rows:,} predictions ({summary.labelled_rows:,} labelled) to {summary.path}")
+    if args.config_out:
+        from connectors.config import write_config
+        from metrics.spec import SourceSpec, parse_spec
+
+        spec = parse_spec(DEMO_CONFIG)
+        spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(args.out)}))
+        print(f"wrote {write_config(spec, args.config_out)}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: one line on stderr and exit 2 for bad input, never a traceback."""
+    try:
+        args = build_parser().parse_args(argv)
+        return {"audit": cmd_audit, "demo": cmd_demo}[args.command](args)
+    except FairwatchError as exc:
+        print(f"fairwatch: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("fairwatch: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the promise is: no traceback, ever
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"fairwatch: internal error: {type(exc).__name__}: {first} (please report this)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

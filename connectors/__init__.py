@@ -1,0 +1,1 @@
+"""All I/O: sources, SQL, demo data, export writers. Never imports streamlit."""

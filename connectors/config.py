@@ -1,0 +1,83 @@
+"""Read and write `fairwatch.toml`, and merge CLI flags over it."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from metrics.errors import SpecError
+from metrics.spec import AuditSpec, parse_spec
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """The raw mapping of a TOML config file, with a clear error for a missing or broken file."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"config file not found: {path}")
+    try:
+        with p.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"config file {path} is not UTF-8 text") from None
+
+
+def merge_config(base: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Overlay flag values (section -> key -> value, None meaning 'not given') on a config."""
+    merged = {k: dict(v) if isinstance(v, Mapping) else v for k, v in base.items()}
+    for section, values in overrides.items():
+        for key, value in values.items():
+            if value is not None:
+                merged.setdefault(section, {})[key] = value
+    return merged
+
+
+def load_spec(path: str | Path | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> AuditSpec:
+    """The validated spec from a config file and/or flags (flags win)."""
+    raw = read_config(path) if path else {}
+    return parse_spec(merge_config(raw, overrides or {}))
+
+
+def _toml_value(value: Any) -> str:
+    """One TOML value (strings, numbers, booleans, lists of those)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{text}"'
+
+
+def _toml_key(key: str) -> str:
+    """A TOML key, quoted when it is not a bare key."""
+    return key if key.replace("_", "").replace("-", "").isalnum() else _toml_value(key)
+
+
+def spec_to_toml(spec: AuditSpec) -> str:
+    """The spec as `fairwatch.toml` text that `load_spec` reads back to the same spec."""
+    data = spec.to_dict()
+    lines: list[str] = []
+    for section in ("source", "columns", "reference", "policy", "slices", "privacy"):
+        lines.append(f"[{section}]")
+        lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in data[section].items() if v is not None]
+        lines.append("")
+    for feat, shares in data["reference_shares"].items():
+        lines.append(f"[reference_shares.{_toml_key(feat)}]")
+        lines += [f"{_toml_key(g)} = {_toml_value(s)}" for g, s in shares.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_config(spec: AuditSpec, path: str | Path) -> Path:
+    """Write the spec as TOML atomically (temporary name, then rename)."""
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(spec_to_toml(spec), encoding="utf-8")
+    os.replace(tmp, p)
+    return p

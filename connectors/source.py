@@ -1,0 +1,245 @@
+"""Open a source in a hardened, read-only DuckDB and expose it as one view, `src`.
+
+Everything downstream queries `src` (the prediction rows, with the delayed labels joined in when
+they live apart). Identifiers are only ever the source's own column names, quoted; values are
+parameters; the database cannot read files outside the source's folders once the view exists.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from metrics.errors import SourceError, SpecError
+from metrics.spec import AuditSpec, SourceSpec
+
+DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
+_READERS = {
+    ".parquet": "read_parquet({p}, union_by_name = true, hive_partitioning = true)",
+    ".csv": "read_csv({p}, union_by_name = true, hive_partitioning = true)",
+    ".tsv": "read_csv({p}, union_by_name = true, hive_partitioning = true, delim = '\t')",
+    ".txt": "read_csv({p}, union_by_name = true, hive_partitioning = true)",
+    ".json": "read_json_auto({p}, union_by_name = true, hive_partitioning = true)",
+    ".ndjson": "read_json_auto({p}, union_by_name = true, hive_partitioning = true, format = 'newline_delimited')",
+    ".jsonl": "read_json_auto({p}, union_by_name = true, hive_partitioning = true, format = 'newline_delimited')",
+}
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier for DuckDB SQL by doubling embedded quotes."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    """Quote a string literal (only for file paths in view definitions, where parameters are not allowed)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class OpenSource:
+    """A DuckDB connection with the `src` view and the source's column names and types."""
+
+    con: duckdb.DuckDBPyConnection
+    columns: tuple[tuple[str, str], ...]
+    description: str
+
+    def column_names(self) -> tuple[str, ...]:
+        """Column names of `src`, as the source spells them."""
+        return tuple(c for c, _ in self.columns)
+
+    def column_type(self, name: str) -> str:
+        """DuckDB type of one column of `src`."""
+        return dict(self.columns)[name]
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A fresh cursor: each query gets its own, so concurrent sessions never share one."""
+        return self.con.cursor()
+
+
+def _expand(path: str) -> tuple[str, list[str]]:
+    """Resolve a file, glob or folder to (the pattern DuckDB should read, the files it matches)."""
+    p = os.path.expanduser(path)
+    if os.path.isdir(p):
+        files = [f for f in glob.glob(os.path.join(p, "**", "*"), recursive=True) if os.path.isfile(f)]
+        suffixes = sorted({Path(f).suffix.lower() for f in files if Path(f).suffix.lower() in _READERS})
+        if not suffixes:
+            raise SourceError(f"folder {path} holds no CSV, Parquet or JSON files; point to a file or a folder of them")
+        if len(suffixes) > 1:
+            raise SourceError(f"folder {path} mixes {', '.join(suffixes)} files; point to one kind with a glob such as {path}/**/*{suffixes[0]}")
+        return os.path.join(p, "**", "*" + suffixes[0]), files
+    if any(ch in p for ch in "*?["):
+        files = [f for f in glob.glob(p, recursive=True) if os.path.isfile(f)]
+        if not files:
+            raise SourceError(f"no file matches {path}; check the pattern")
+        return p, files
+    if not os.path.exists(p):
+        raise SourceError(f"file not found: {path}; check the path (it is read relative to {os.getcwd()})")
+    if not os.path.isfile(p):
+        raise SourceError(f"{path} is not a regular file")
+    return p, [p]
+
+
+def _reader_sql(pattern: str, files: list[str]) -> str:
+    """The DuckDB table function that reads these files."""
+    suffix = Path(files[0]).suffix.lower()
+    if suffix.endswith(".gz"):
+        suffix = Path(Path(files[0]).stem).suffix.lower()
+    if suffix not in _READERS:
+        raise SourceError(
+            f"cannot read {files[0]}: unknown file type {suffix or '(none)'}; use CSV, Parquet, JSON/NDJSON or a DuckDB file"
+        )
+    return _READERS[suffix].format(p=quote_literal(os.path.abspath(pattern) if not os.path.isabs(pattern) else pattern))
+
+
+def _relation_sql(con: duckdb.DuckDBPyConnection, path: str, table: str | None, alias: str) -> tuple[str, list[str]]:
+    """SQL for one relation (a file set, or a table of an attached DuckDB file) and the folders it reads."""
+    pattern, files = _expand(path)
+    if Path(files[0]).suffix.lower() in DUCKDB_SUFFIXES and len(files) == 1:
+        try:
+            con.execute(f"ATTACH {quote_literal(os.path.abspath(files[0]))} AS {quote_ident(alias)} (READ_ONLY)")
+        except duckdb.Error as exc:
+            raise SourceError(f"cannot open DuckDB file {path}: {_first_line(exc)}") from None
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = $db ORDER BY 1", {"db": alias}
+        ).fetchall()]
+        if table is None:
+            if len(tables) != 1:
+                raise SpecError(f"{path} holds tables {', '.join(tables) or '(none)'}; name one with --table (or [source] table)")
+            table = tables[0]
+        matches = [t for t in tables if t.lower() == table.lower()]
+        if not matches:
+            raise SpecError(f"no table {table} in {path}; it holds: {', '.join(tables) or '(none)'}")
+        return f"{quote_ident(alias)}.{quote_ident(matches[0])}", [os.path.dirname(os.path.abspath(files[0]))]
+    if table is not None:
+        raise SpecError(f"--table is only for DuckDB database files, but {path} is not one")
+    folders = sorted({os.path.dirname(os.path.abspath(f)) for f in files})
+    return _reader_sql(pattern, files), folders
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an engine error, without DuckDB's hints and context."""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _describe(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[str, str]]:
+    """Column names and types of a relation, reading as little as possible."""
+    try:
+        return [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {sql}").fetchall()]
+    except duckdb.Error as exc:
+        raise SourceError(f"cannot read the source: {_first_line(exc)}") from None
+
+
+def _check_case_collisions(cols: list[tuple[str, str]], what: str) -> None:
+    """DuckDB identifiers ignore case even when quoted, so `Age` and `age` cannot both be addressed."""
+    seen: dict[str, str] = {}
+    for name, _ in cols:
+        if name.lower() in seen:
+            raise SourceError(
+                f"{what} has columns {seen[name.lower()]!r} and {name!r} that differ only in case; rename one before auditing"
+            )
+        seen[name.lower()] = name
+
+
+def open_source(source: SourceSpec, *, memory_limit: str | None = None, threads: int | None = None) -> OpenSource:
+    """Open the source read-only with the `src` view; lock the engine to the source's folders."""
+    con = duckdb.connect(":memory:")
+    try:
+        if memory_limit:
+            con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
+        main_sql, folders = _relation_sql(con, source.path, source.table, "src_db")
+        main_cols = _describe(con, main_sql)
+        _check_case_collisions(main_cols, f"source {source.path}")
+        if source.labels_path or source.labels_table:
+            labels_sql, more = (
+                _relation_sql(con, source.labels_path, None, "labels_db") if source.labels_path
+                else _relation_sql(con, source.path, source.labels_table, "src_db_labels")
+            )
+            folders += more
+            view_sql = _joined_sql(con, main_sql, main_cols, labels_sql, source.id_column or "")
+        else:
+            view_sql = f"SELECT * FROM {main_sql}"
+        con.execute(f"CREATE VIEW src AS {view_sql}")
+        cols = [(r[0], r[1]) for r in con.execute("DESCRIBE src").fetchall()]
+        # From here on the engine may read only the source's own folders, and nobody may widen that.
+        con.execute("SET allowed_directories = " + "[" + ", ".join(quote_literal(f + os.sep) for f in sorted(set(folders))) + "]")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except Exception:
+        con.close()
+        raise
+    return OpenSource(con=con, columns=tuple(cols), description=source.describe())
+
+
+def open_frame(frame: Any, description: str = "in-memory frame") -> OpenSource:
+    """Expose a pandas DataFrame or Arrow table as `src` (for library use and tests)."""
+    con = duckdb.connect(":memory:")
+    con.register("src_frame", frame)
+    cols = _describe(con, "src_frame")
+    _check_case_collisions(cols, description)
+    # A registered frame is visible to this connection only; cursors need a real table.
+    con.execute("CREATE TABLE src AS SELECT * FROM src_frame")
+    con.unregister("src_frame")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return OpenSource(con=con, columns=tuple(cols), description=description)
+
+
+def _joined_sql(con: duckdb.DuckDBPyConnection, main_sql: str, main_cols: list[tuple[str, str]],
+                labels_sql: str, id_column: str) -> str:
+    """Predictions left-joined to their labels: rows without a label yet stay, with a NULL label."""
+    label_cols = _describe(con, labels_sql)
+    _check_case_collisions(label_cols, "labels table")
+    main_id = resolve_column(tuple(main_cols), id_column, "id column (predictions)")
+    label_id = resolve_column(tuple(label_cols), id_column, "id column (labels)")
+    main_names = {c.lower() for c, _ in main_cols}
+    extra = [c for c, _ in label_cols if c.lower() != label_id.lower()]
+    clash = [c for c in extra if c.lower() in main_names]
+    if clash:
+        raise SourceError(f"predictions and labels both have column(s) {', '.join(clash)}; rename them in one of the two")
+    dupes = con.execute(
+        f"SELECT count(*) - count(DISTINCT {quote_ident(label_id)}) FROM {labels_sql}"
+    ).fetchall()[0][0]
+    if dupes:
+        raise SourceError(f"the labels table has {dupes} repeated {label_id} value(s); keep one label per id")
+    picked = ", ".join(f"l.{quote_ident(c)}" for c in extra)
+    return (f"SELECT p.*{', ' + picked if picked else ''} FROM {main_sql} AS p "
+            f"LEFT JOIN {labels_sql} AS l ON p.{quote_ident(main_id)} = l.{quote_ident(label_id)}")
+
+
+def resolve_column(columns: tuple[tuple[str, str], ...], name: str, role: str) -> str:
+    """The source's own spelling of a column named in the spec (case-insensitive), or a clear error."""
+    for col, _ in columns:
+        if col == name:
+            return col
+    matches = [c for c, _ in columns if c.lower() == name.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    names = [c for c, _ in columns]
+    shown = ", ".join(names[:30]) + (f", … ({len(names)} in all)" if len(names) > 30 else "")
+    raise SpecError(f"the {role} {name!r} is not a column of the source; columns are: {shown}")
+
+
+def resolve_spec_columns(spec: AuditSpec, src: OpenSource) -> dict[str, str]:
+    """Map every column the spec names to the source's spelling; errors name the role and list the columns."""
+    roles: dict[str, str] = {"label": spec.label}
+    for role in ("prediction", "score", "time", "model_version", "id"):
+        value = getattr(spec, role)
+        if value is not None:
+            roles[role] = value
+    out = {role: resolve_column(src.columns, name, f"{role} column") for role, name in roles.items()}
+    for name in spec.sensitive:
+        out[f"sensitive:{name}"] = resolve_column(src.columns, name, "sensitive feature")
+    for name in spec.features:
+        out[f"feature:{name}"] = resolve_column(src.columns, name, "feature")
+    if spec.score is not None:
+        kind = src.column_type(out["score"]).upper()
+        if not any(t in kind for t in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL", "NUMERIC")):
+            raise SpecError(f"the score column {spec.score!r} is {kind}, not a number; choose a numeric score column")
+    return out

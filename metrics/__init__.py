@@ -1,0 +1,1 @@
+"""Pure computation: audit spec, metrics over counts, intervals, findings, snapshot. No I/O here."""

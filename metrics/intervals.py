@@ -1,0 +1,105 @@
+"""Confidence intervals and tests from counts (statsmodels/scipy), vectorised, NaN where undefined."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import (
+    confint_proportions_2indep,
+    proportion_confint,
+    test_proportions_2indep,
+)
+
+CONFIDENCE = 0.95
+
+
+def _arrays(*values) -> list[np.ndarray]:
+    """Float arrays of equal shape."""
+    return [np.atleast_1d(np.asarray(v, dtype=float)) for v in values]
+
+
+def wilson_interval(successes, n, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a proportion; NaN where n is 0."""
+    x, m = np.broadcast_arrays(*_arrays(successes, n))
+    low = np.full(m.shape, np.nan)
+    high = np.full(m.shape, np.nan)
+    ok = m > 0
+    if ok.any():
+        lo, hi = proportion_confint(x[ok], m[ok], alpha=1 - confidence, method="wilson")
+        low[ok], high[ok] = np.clip(lo, 0, 1), np.clip(hi, 0, 1)
+    return low, high
+
+
+def _two_sample(fn, x1, n1, x2, n2, **kw):
+    """Apply a statsmodels two-sample function where both samples are non-empty; NaN elsewhere."""
+    x1, n1, x2, n2 = _arrays(x1, n1, x2, n2)
+    x1, n1, x2, n2 = np.broadcast_arrays(x1, n1, x2, n2)
+    ok = (n1 > 0) & (n2 > 0)
+    return ok, x1, n1, x2, n2
+
+
+def difference_interval(x1, n1, x2, n2, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """Newcombe's hybrid score interval for p1 - p2."""
+    ok, x1, n1, x2, n2 = _two_sample(None, x1, n1, x2, n2)
+    low, high = np.full(x1.shape, np.nan), np.full(x1.shape, np.nan)
+    if ok.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo, hi = confint_proportions_2indep(x1[ok], n1[ok], x2[ok], n2[ok], method="newcomb",
+                                                compare="diff", alpha=1 - confidence)
+        low[ok], high[ok] = lo, hi
+    return low, high
+
+
+def ratio_interval(x1, n1, x2, n2, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """Log-adjusted interval for p1 / p2 (Katz with 0.5 added where a count is zero)."""
+    ok, x1, n1, x2, n2 = _two_sample(None, x1, n1, x2, n2)
+    low, high = np.full(x1.shape, np.nan), np.full(x1.shape, np.nan)
+    if ok.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo, hi = confint_proportions_2indep(x1[ok], n1[ok], x2[ok], n2[ok], method="log-adjusted",
+                                                compare="ratio", alpha=1 - confidence)
+        low[ok], high[ok] = lo, hi
+    return low, high
+
+
+def two_proportion_pvalue(x1, n1, x2, n2) -> np.ndarray:
+    """Two-sided p-value for p1 = p2: Fisher's exact test where counts are small, score test elsewhere."""
+    ok, x1, n1, x2, n2 = _two_sample(None, x1, n1, x2, n2)
+    p = np.full(x1.shape, np.nan)
+    if not ok.any():
+        return p
+    pooled = np.where(ok, (x1 + x2) / np.where(ok, n1 + n2, 1), np.nan)
+    # Expected cell counts below 5 make the normal approximation unreliable: use the exact test.
+    small = ok & (np.minimum.reduce([n1 * pooled, n1 * (1 - pooled), n2 * pooled, n2 * (1 - pooled)]) < 5)
+    large = ok & ~small
+    if large.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = test_proportions_2indep(x1[large], n1[large], x2[large], n2[large], method="score", compare="diff")
+        p[large] = np.nan_to_num(np.asarray(res.pvalue, dtype=float), nan=1.0)
+    for i in np.flatnonzero(small):
+        table = [[x1[i], n1[i] - x1[i]], [x2[i], n2[i] - x2[i]]]
+        p[i] = stats.fisher_exact(np.asarray(table, dtype=np.int64)).pvalue
+    return p
+
+
+def bh_qvalues(pvalues) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values); NaN p-values stay NaN and are not counted."""
+    p = np.atleast_1d(np.asarray(pvalues, dtype=float))
+    q = np.full(p.shape, np.nan)
+    ok = ~np.isnan(p)
+    if ok.any():
+        q[ok] = multipletests(p[ok], method="fdr_bh")[1]
+    return q
+
+
+def normal_interval(value, std_error, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """A normal-approximation interval value ± z·se (for non-proportions such as AUC)."""
+    v, se = _arrays(value, std_error)
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    return v - z * se, v + z * se

@@ -1,0 +1,141 @@
+"""Turn raw label/prediction values in the counts into 0/1 outcomes, accounting for every row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from metrics.errors import DataError
+from metrics.spec import AuditSpec
+
+_TRUE = {"1", "true", "t", "yes", "y"}
+_FALSE = {"0", "false", "f", "no", "n"}
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """Where every row of the audited source went: nothing is dropped without being counted."""
+
+    rows: int
+    labelled_rows: int
+    unlabelled_rows: int
+    unpredicted_rows: int
+    positive_label: str
+    positive_prediction: str
+
+    @property
+    def evaluated_rows(self) -> int:
+        """Rows with both a label and a decision: the ones performance metrics use."""
+        return self.labelled_rows - self.unpredicted_rows
+
+    @property
+    def label_coverage(self) -> float:
+        """Share of rows that have a label."""
+        return self.labelled_rows / self.rows if self.rows else float("nan")
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """Counts per group with binary outcomes, plus the counts of all rows for representation."""
+
+    labelled: pd.DataFrame  # sensitive..., y_true, y_pred, n
+    population: pd.DataFrame  # sensitive..., n (every row, labelled or not)
+    summary: DataSummary
+
+
+def normalise_value(value: str) -> str:
+    """Spell a raw value the way it is compared: '1.0' as '1', booleans lower case."""
+    text = str(value).strip()
+    if text.lower() in ("true", "false"):
+        return text.lower()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
+
+
+def _show(values) -> str:
+    """A short list of values for a message."""
+    values = sorted(values, key=str)
+    shown = ", ".join(repr(v) for v in values[:8])
+    return shown + (f", … ({len(values)} in all)" if len(values) > 8 else "")
+
+
+def choose_positive(values: set[str], given: str | None, role: str, column: str, flag: str) -> str:
+    """The value counted as positive: the one given, or 1/true when the values are plainly binary."""
+    if len(values) > 2:
+        raise DataError(
+            f"the {role} column {column} has {len(values)} distinct values ({_show(values)}); a binary "
+            f"{role} has two: map it to two values before auditing"
+        )
+    if given is not None:
+        norm = normalise_value(given)
+        if norm in values or not values:
+            return norm
+        folded = [v for v in values if v.lower() == norm.lower()]
+        if len(folded) == 1:
+            return folded[0]
+        if len(values) == 2:
+            raise DataError(f"the positive {role} {given!r} is not a value of {column}; its values are {_show(values)}: fix {flag}")
+        return norm  # one value present, and it is the negative one: every row is negative
+    lowered = {v.lower() for v in values}
+    if lowered <= _TRUE | _FALSE and len(lowered & _TRUE) <= 1 and len(lowered & _FALSE) <= 1:
+        positive = lowered & _TRUE
+        if positive:
+            return next(v for v in values if v.lower() in positive)
+        return "1" if lowered <= {"0", "1"} else "true"
+    raise DataError(f"the {role} column {column} holds {_show(values)}; say which value is positive with {flag}")
+
+
+def binarize(cells: pd.DataFrame, spec: AuditSpec) -> Outcomes:
+    """Map raw labels and predictions to 0/1 and split labelled from unlabelled rows."""
+    sens = list(spec.sensitive)
+    rows = int(cells["n"].sum()) if len(cells) else 0
+    if rows == 0:
+        raise DataError("the source has no rows (after the chosen filters); check the file or widen the time window")
+    label = cells["label_raw"].map(normalise_value, na_action="ignore")
+    pred = cells["pred_raw"].map(normalise_value, na_action="ignore")
+    has_label = label.notna()
+    labelled_rows = int(cells.loc[has_label, "n"].sum())
+    if labelled_rows == 0:
+        raise DataError(
+            f"all {rows:,} rows are unlabelled (the label column {spec.label} is empty); "
+            f"audit a period whose outcomes are known, or join the labels table ([source] labels_table)"
+        )
+    pos_label = choose_positive(set(label.dropna()), spec.positive_label, "label", spec.label, "--positive-label")
+    if spec.prediction is None:
+        pos_pred = "1"
+    else:
+        pred_values = set(pred.dropna())
+        given = spec.positive_prediction
+        if given is None and pos_label in pred_values:
+            given = pos_label  # same vocabulary as the label, e.g. both booleans or both yes/no
+        pos_pred = choose_positive(pred_values, given, "prediction", spec.prediction, "--positive-prediction")
+    usable = has_label & pred.notna()
+    unpredicted = int(cells.loc[has_label & pred.isna(), "n"].sum())
+    lab = cells.loc[usable, sens].copy()
+    lab["y_true"] = (label[usable] == pos_label).astype(np.int64).to_numpy()
+    lab["y_pred"] = (pred[usable] == pos_pred).astype(np.int64).to_numpy()
+    lab["n"] = cells.loc[usable, "n"].astype(np.int64).to_numpy()
+    labelled = lab.groupby(sens + ["y_true", "y_pred"], as_index=False, sort=True, observed=True)["n"].sum()
+    population = cells.groupby(sens, as_index=False, sort=True, observed=True)["n"].sum()
+    summary = DataSummary(
+        rows=rows,
+        labelled_rows=labelled_rows,
+        unlabelled_rows=rows - labelled_rows,
+        unpredicted_rows=unpredicted,
+        positive_label=pos_label,
+        positive_prediction=pos_pred,
+    )
+    return Outcomes(labelled=labelled, population=population, summary=summary)
+
+
+def binarize_scores(scores: pd.DataFrame, spec: AuditSpec, positive_label: str) -> pd.DataFrame:
+    """Score-bucket counts with y_true as 0/1 (rows without label or score were excluded in the query)."""
+    sens = list(spec.sensitive)
+    out = scores[sens + ["score", "n"]].copy()
+    out["y_true"] = (scores["label_raw"].map(normalise_value) == positive_label).astype(np.int64)
+    return out.groupby(sens + ["y_true", "score"], as_index=False, sort=True, observed=True)["n"].sum()

@@ -1,0 +1,345 @@
+"""The audit spec: one frozen, hashable description of what to audit and by which policy.
+
+It is built from a plain mapping (the shape of `fairwatch.toml`, also what the CLI flags and the
+Sources page produce) by `parse_spec`, which validates everything that can be checked without the
+data. Checks against the data (do the columns exist, are the labels binary) live in `connectors/`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from metrics.errors import SpecError
+
+ERROR_SIGNALS = ("misclassification", "false_negative", "false_positive", "score_loss")
+
+_SECTIONS = {"source", "columns", "reference", "reference_shares", "policy", "slices", "privacy"}
+_SOURCE_KEYS = {"path", "table", "labels_path", "labels_table", "id_column"}
+_COLUMN_KEYS = {
+    "label", "positive_label", "prediction", "positive_prediction", "score", "threshold",
+    "sensitive", "features", "time", "model_version", "id",
+}
+_POLICY_KEYS = {"min_support", "ratio_low", "ratio_high", "fdr", "max_groups", "score_decimals"}
+_SLICE_KEYS = {"max_depth", "error", "alpha", "bins", "top_k"}
+_PRIVACY_KEYS = {"hidden_columns", "suppress_below"}
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where the rows live: a file, glob or folder, or a DuckDB file with a table; labels optional."""
+
+    path: str
+    table: str | None = None
+    labels_path: str | None = None
+    labels_table: str | None = None
+    id_column: str | None = None
+
+    def describe(self) -> str:
+        """A human description of the source, without secrets."""
+        where = self.path + (f" table {self.table}" if self.table else "")
+        if self.labels_table or self.labels_path:
+            labels = self.labels_table or self.labels_path
+            where += f", labels from {labels} joined on {self.id_column}"
+        return where
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Tolerances the verdicts are judged against."""
+
+    min_support: int = 30
+    ratio_low: float = 0.8
+    ratio_high: float = 1.25
+    fdr: float = 0.05
+    # More distinct values than this in one sensitive feature is almost surely an id or free text.
+    max_groups: int = 1000
+    # Scores are bucketed to this many decimals for AUC/Brier/ECE; exact when scores have no more.
+    score_decimals: int = 3
+
+
+@dataclass(frozen=True)
+class SliceSettings:
+    """Settings of the slice search."""
+
+    max_depth: int = 3
+    error: str = "misclassification"
+    alpha: float = 0.95
+    bins: int = 5
+    top_k: int = 50
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """Which rows of the source an audit looks at: a model version and a time window (inclusive)."""
+
+    model_version: str | None = None
+    time_from: str | None = None
+    time_to: str | None = None
+
+    def describe(self) -> str:
+        """A short description for titles and snapshots."""
+        parts = []
+        if self.model_version is not None:
+            parts.append(f"model version {self.model_version}")
+        if self.time_from or self.time_to:
+            parts.append(f"time {self.time_from or '…'} to {self.time_to or '…'}")
+        return ", ".join(parts) or "all rows"
+
+
+@dataclass(frozen=True)
+class AuditSpec:
+    """Everything an audit needs: the source, the column roles, references and the policy."""
+
+    source: SourceSpec
+    label: str
+    sensitive: tuple[str, ...]
+    positive_label: str | None = None
+    prediction: str | None = None
+    positive_prediction: str | None = None
+    score: str | None = None
+    threshold: float | None = None
+    features: tuple[str, ...] = ()
+    time: str | None = None
+    model_version: str | None = None
+    id: str | None = None
+    reference: tuple[tuple[str, str], ...] = ()
+    reference_shares: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
+    policy: Policy = field(default_factory=Policy)
+    slices: SliceSettings = field(default_factory=SliceSettings)
+    hidden_columns: tuple[str, ...] = ()
+    suppress_below: int = 10
+
+    @property
+    def predicts_from_score(self) -> bool:
+        """True when the decision is `score >= threshold` rather than a prediction column."""
+        return self.prediction is None
+
+    def reference_for(self, feature: str) -> str | None:
+        """The named reference group of a sensitive feature, or None for 'the largest group'."""
+        return dict(self.reference).get(feature)
+
+    def shares_for(self, feature: str) -> dict[str, float]:
+        """Reference population shares of a feature's groups (empty when none were given)."""
+        return dict(dict(self.reference_shares).get(feature, ()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec in the `fairwatch.toml` shape (round-trips through `parse_spec`)."""
+        columns: dict[str, Any] = {
+            "label": self.label,
+            "sensitive": list(self.sensitive),
+            "features": list(self.features),
+        }
+        for key in ("positive_label", "prediction", "positive_prediction", "score", "threshold",
+                    "time", "model_version", "id"):
+            value = getattr(self, key)
+            if value is not None:
+                columns[key] = value
+        return {
+            "source": {k: v for k, v in asdict(self.source).items() if v is not None},
+            "columns": columns,
+            "reference": dict(self.reference),
+            "reference_shares": {f: dict(s) for f, s in self.reference_shares},
+            "policy": asdict(self.policy),
+            "slices": asdict(self.slices),
+            "privacy": {"hidden_columns": list(self.hidden_columns), "suppress_below": self.suppress_below},
+        }
+
+    def with_source(self, source: SourceSpec) -> AuditSpec:
+        """The same spec over another source."""
+        return replace(self, source=source)
+
+
+def _unknown(section: str, given: Mapping[str, Any], known: set[str]) -> None:
+    """Refuse keys we do not know: a typo must not silently change an audit."""
+    extra = sorted(set(given) - known)
+    if extra:
+        raise SpecError(
+            f"unknown key(s) {', '.join(extra)} in [{section}]; known keys: {', '.join(sorted(known))}"
+        )
+
+
+def _opt_str(section: str, mapping: Mapping[str, Any], key: str) -> str | None:
+    """An optional non-empty string value."""
+    value = mapping.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise SpecError(f"[{section}] {key} must be a string, got {type(value).__name__}")
+    text = str(value)
+    if isinstance(value, bool):
+        text = text.lower()
+    if not text.strip():
+        raise SpecError(f"[{section}] {key} is empty; give a value or leave the key out")
+    return text
+
+
+def _label_value(mapping: Mapping[str, Any], key: str) -> str | None:
+    """A positive label given as string, number or boolean, kept as text (compared as text)."""
+    value = mapping.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _str_list(section: str, mapping: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    """A list of column names, given as a list or a comma-separated string."""
+    value = mapping.get(key, ())
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise SpecError(f"[{section}] {key} must be a list of column names")
+    lowered = [v.lower() for v in value]
+    dupes = sorted({v for v in value if lowered.count(v.lower()) > 1})
+    if dupes:
+        raise SpecError(f"[{section}] {key} names {', '.join(dupes)} more than once")
+    return tuple(value)
+
+
+def _number(section: str, mapping: Mapping[str, Any], key: str, default: float, *,
+            integer: bool = False, low: float | None = None, high: float | None = None) -> Any:
+    """A number within bounds, with a message naming the key and the allowed range."""
+    value = mapping.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise SpecError(f"[{section}] {key} must be a number, got {value!r}")
+    if integer and float(value) != int(value):
+        raise SpecError(f"[{section}] {key} must be a whole number, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise SpecError(f"[{section}] {key} must be between {low} and {high}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _section(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """A table of the config, empty when absent."""
+    value = raw.get(name, {})
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise SpecError(f"[{name}] must be a table of keys, got {type(value).__name__}")
+    return value
+
+
+def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
+    """Validate a `fairwatch.toml`-shaped mapping and return the frozen spec."""
+    _unknown("top level", raw, _SECTIONS)
+    src = _section(raw, "source")
+    _unknown("source", src, _SOURCE_KEYS)
+    cols = _section(raw, "columns")
+    _unknown("columns", cols, _COLUMN_KEYS)
+    pol = _section(raw, "policy")
+    _unknown("policy", pol, _POLICY_KEYS)
+    sl = _section(raw, "slices")
+    _unknown("slices", sl, _SLICE_KEYS)
+    priv = _section(raw, "privacy")
+    _unknown("privacy", priv, _PRIVACY_KEYS)
+
+    path = _opt_str("source", src, "path")
+    if path is None:
+        raise SpecError("no source: give a file, glob, folder or DuckDB file as [source] path (or the SOURCE argument)")
+    source = SourceSpec(
+        path=path,
+        table=_opt_str("source", src, "table"),
+        labels_path=_opt_str("source", src, "labels_path"),
+        labels_table=_opt_str("source", src, "labels_table"),
+        id_column=_opt_str("source", src, "id_column") or _opt_str("columns", cols, "id"),
+    )
+    if (source.labels_path or source.labels_table) and not source.id_column:
+        raise SpecError("labels come from a separate table but no id column joins them: set [source] id_column")
+    if source.labels_path and source.labels_table:
+        raise SpecError("give either [source] labels_path or labels_table, not both")
+
+    label = _opt_str("columns", cols, "label")
+    if label is None:
+        raise SpecError("no label column: set [columns] label (or --label COL)")
+    prediction = _opt_str("columns", cols, "prediction")
+    score = _opt_str("columns", cols, "score")
+    threshold = cols.get("threshold")
+    if threshold is not None:
+        threshold = _number("columns", cols, "threshold", 0.5)
+    if prediction is None and (score is None or threshold is None):
+        raise SpecError(
+            "no decision: give a prediction column (--prediction COL) or a score column and a threshold "
+            "(--score COL --threshold T)"
+        )
+    if prediction is not None and threshold is not None:
+        raise SpecError("give either a prediction column or a threshold on the score, not both")
+
+    sensitive = _str_list("columns", cols, "sensitive")
+    if not sensitive:
+        raise SpecError("no sensitive features: list at least one column in [columns] sensitive (--sensitive A,B)")
+    features = tuple(f for f in _str_list("columns", cols, "features") if f not in sensitive)
+    roles = {"label": label, "prediction": prediction, "score": score}
+    for feat in sensitive + features:
+        for role, col in roles.items():
+            if col is not None and feat.lower() == col.lower():
+                raise SpecError(f"column {feat} is both a feature and the {role}; a slice cannot be defined by the outcome")
+
+    reference = _section(raw, "reference")
+    for feat in reference:
+        if feat not in sensitive:
+            raise SpecError(f"[reference] names {feat}, which is not a sensitive feature ({', '.join(sensitive)})")
+    ref_pairs = tuple((str(k), _label_value(reference, k) or "") for k in reference)
+
+    shares_raw = _section(raw, "reference_shares")
+    share_items = []
+    for feat, shares in shares_raw.items():
+        if feat not in sensitive:
+            raise SpecError(f"[reference_shares] names {feat}, which is not a sensitive feature")
+        if not isinstance(shares, Mapping) or not shares:
+            raise SpecError(f"[reference_shares.{feat}] must map group values to population shares")
+        pairs = []
+        for group, share in shares.items():
+            if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+                raise SpecError(f"[reference_shares.{feat}] share of {group} must be a number between 0 and 1, got {share!r}")
+            pairs.append((str(group), float(share)))
+        total = sum(s for _, s in pairs)
+        if abs(total - 1) > 0.02:
+            raise SpecError(f"[reference_shares.{feat}] shares add up to {total:.3f}; they must add up to 1")
+        share_items.append((feat, tuple(pairs)))
+
+    policy = Policy(
+        min_support=_number("policy", pol, "min_support", 30, integer=True, low=1, high=10**9),
+        ratio_low=_number("policy", pol, "ratio_low", 0.8, low=0.0, high=1.0),
+        ratio_high=_number("policy", pol, "ratio_high", 1.25, low=1.0, high=1e6),
+        fdr=_number("policy", pol, "fdr", 0.05, low=1e-6, high=0.5),
+        max_groups=_number("policy", pol, "max_groups", 1000, integer=True, low=2, high=100_000),
+        score_decimals=_number("policy", pol, "score_decimals", 3, integer=True, low=1, high=6),
+    )
+    slices = SliceSettings(
+        max_depth=_number("slices", sl, "max_depth", 3, integer=True, low=1, high=6),
+        error=str(sl.get("error", "misclassification")),
+        alpha=_number("slices", sl, "alpha", 0.95, low=0.0, high=1.0),
+        bins=_number("slices", sl, "bins", 5, integer=True, low=2, high=50),
+        top_k=_number("slices", sl, "top_k", 50, integer=True, low=1, high=10_000),
+    )
+    if slices.error not in ERROR_SIGNALS:
+        raise SpecError(f"[slices] error must be one of {', '.join(ERROR_SIGNALS)}, got {slices.error!r}")
+    if slices.error == "score_loss" and score is None:
+        raise SpecError("[slices] error = score_loss needs a score column ([columns] score)")
+
+    return AuditSpec(
+        source=source,
+        label=label,
+        positive_label=_label_value(cols, "positive_label"),
+        prediction=prediction,
+        positive_prediction=_label_value(cols, "positive_prediction"),
+        score=score,
+        threshold=threshold,
+        sensitive=sensitive,
+        features=features,
+        time=_opt_str("columns", cols, "time"),
+        model_version=_opt_str("columns", cols, "model_version"),
+        id=_opt_str("columns", cols, "id") or source.id_column,
+        reference=ref_pairs,
+        reference_shares=tuple(share_items),
+        policy=policy,
+        slices=slices,
+        hidden_columns=_str_list("privacy", priv, "hidden_columns"),
+        suppress_below=_number("privacy", priv, "suppress_below", 10, integer=True, low=0, high=10**6),
+    )

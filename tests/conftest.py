@@ -1,0 +1,21 @@
+"""Shared fixtures: the project root on sys.path, paths to the shared real data."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared real public data; tests that need it skip where it is absent (a user's clone)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real public data not found at {SHARED_DATA} (only present on the team's machines)")
+    return SHARED_DATA
