@@ -86,6 +86,8 @@ def _expand(path: str) -> tuple[str, list[str]]:
 
 def _reader_sql(pattern: str, files: list[str]) -> str:
     """The DuckDB table function that reads these files."""
+    if all(os.path.getsize(f) == 0 for f in files):
+        raise SourceError(f"{pattern} is empty (0 bytes); export the data again or point to another file")
     suffix = Path(files[0]).suffix.lower()
     if suffix.endswith(".gz"):
         suffix = Path(Path(files[0]).stem).suffix.lower()
@@ -117,8 +119,12 @@ def _relation_sql(con: duckdb.DuckDBPyConnection, path: str, table: str | None, 
         return f"{quote_ident(alias)}.{quote_ident(matches[0])}", [os.path.dirname(os.path.abspath(files[0]))]
     if table is not None:
         raise SpecError(f"--table is only for DuckDB database files, but {path} is not one")
-    folders = sorted({os.path.dirname(os.path.abspath(f)) for f in files})
-    return _reader_sql(pattern, files), folders
+    # DuckDB checks the pattern itself against the allowed folders, so allow the folder it starts in.
+    base = os.path.abspath(pattern)
+    while any(ch in base for ch in "*?["):
+        base = os.path.dirname(base)
+    folder = base if os.path.isdir(base) else os.path.dirname(base)
+    return _reader_sql(pattern, files), [folder]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,0 +1,46 @@
+"""The layering rules: metrics/ is pure, connectors/ never draws, pages never query."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FORBIDDEN = {
+    "metrics": {"streamlit", "duckdb", "connectors", "pages", "cli", "psycopg", "pyspark"},
+    "connectors": {"streamlit", "pages", "cli"},
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Top-level names of every module a file imports."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_layer_imports(package):
+    """metrics/ imports no engine or UI; connectors/ imports no UI."""
+    offenders = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        bad = imported_modules(path) & FORBIDDEN[package]
+        if bad:
+            offenders[str(path.relative_to(ROOT))] = sorted(bad)
+    assert not offenders, f"layering broken: {offenders}"
+
+
+def test_pages_hold_no_sql():
+    """Pages arrange and draw; SQL lives in connectors/."""
+    for path in [ROOT / "app.py", *sorted((ROOT / "pages").rglob("*.py"))]:
+        if not path.exists():
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert "import duckdb" not in text and "SELECT " not in text, path
