@@ -68,7 +68,11 @@ def ratio_interval(x1, n1, x2, n2, confidence: float = CONFIDENCE) -> tuple[np.n
 
 
 def two_proportion_pvalue(x1, n1, x2, n2) -> np.ndarray:
-    """Two-sided p-value for p1 = p2: Fisher's exact test where counts are small, score test elsewhere."""
+    """Two-sided p-value for p1 = p2: Fisher's exact test where counts are small, else the score test.
+
+    The score test without small-sample correction is the pooled z-test, i.e. Pearson's chi-square
+    on the 2x2 table, which the tests check against scipy.
+    """
     ok, x1, n1, x2, n2 = _two_sample(None, x1, n1, x2, n2)
     p = np.full(x1.shape, np.nan)
     if not ok.any():
@@ -80,7 +84,8 @@ def two_proportion_pvalue(x1, n1, x2, n2) -> np.ndarray:
     if large.any():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            res = test_proportions_2indep(x1[large], n1[large], x2[large], n2[large], method="score", compare="diff")
+            res = test_proportions_2indep(x1[large], n1[large], x2[large], n2[large], method="score", compare="diff",
+                                          correction=False)
         p[large] = np.nan_to_num(np.asarray(res.pvalue, dtype=float), nan=1.0)
     for i in np.flatnonzero(small):
         table = [[x1[i], n1[i] - x1[i]], [x2[i], n2[i] - x2[i]]]
