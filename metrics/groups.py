@@ -21,6 +21,7 @@ import pandas as pd
 from fairlearn.metrics import MetricFrame
 from sklearn.metrics import confusion_matrix
 
+from metrics.errors import DataError
 from metrics.intervals import (
     bh_qvalues,
     difference_interval,
@@ -132,6 +133,10 @@ def reference_groups(population: pd.DataFrame, spec: AuditSpec) -> dict[str, str
     for feat in spec.sensitive:
         sizes = population.groupby(feat, observed=True)["n"].sum().sort_values(ascending=False, kind="stable")
         named = spec.reference_for(feat)
+        if named is not None and named not in sizes.index:
+            values = ", ".join(repr(str(v)) for v in sizes.index[:10])
+            raise DataError(f"the reference group {feat}={named!r} does not occur in the data; its values are {values}: "
+                            f"fix [reference] {feat}")
         refs[feat] = named if named is not None else (str(sizes.index[0]) if len(sizes) else "")
     return refs
 

@@ -182,6 +182,7 @@ BASE = ["--label", "label", "--prediction", "pred", "--sensitive", "sex"]
      "not a number"),
     ("bad_flag_value", ["--min-support", "many"], "invalid int value"),
     ("bad_reference", ["--reference", "race=x"], "not a sensitive feature"),
+    ("absent_reference", ["--reference", "sex=x"], "does not occur in the data"),
 ])
 def test_bad_input_gives_one_line_error(tmp_path, capsys, case, extra, expected):
     """Each bad input exits 2 with one line on stderr that says what is wrong; nothing is written."""
@@ -204,6 +205,7 @@ def test_bad_input_gives_one_line_error(tmp_path, capsys, case, extra, expected)
         "score_not_numeric": lambda: bad(tmp_path, "a.csv", ok),
         "bad_flag_value": lambda: bad(tmp_path, "a.csv", ok),
         "bad_reference": lambda: bad(tmp_path, "a.csv", ok),
+        "absent_reference": lambda: bad(tmp_path, "a.csv", ok),
     }[case]()
     # A case that names its own --label replaces the base flags instead of adding to them.
     flags = extra if "--label" in extra else [*BASE, *extra]
