@@ -246,6 +246,6 @@ def resolve_spec_columns(spec: AuditSpec, src: OpenSource) -> dict[str, str]:
         out[f"feature:{name}"] = resolve_column(src.columns, name, "feature")
     if spec.score is not None:
         kind = src.column_type(out["score"]).upper()
-        if not any(t in kind for t in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL", "NUMERIC")):
+        if kind.startswith("INTERVAL") or not any(t in kind for t in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL", "NUMERIC")):
             raise SpecError(f"the score column {spec.score!r} is {kind}, not a number; choose a numeric score column")
     return out

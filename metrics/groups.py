@@ -294,5 +294,5 @@ def compute_group_table(labelled: pd.DataFrame, population: pd.DataFrame, scores
     rows.loc[tested, "q_value"] = bh_qvalues(rows.loc[tested, "p_value"].to_numpy())
     rows["verdict"] = verdicts(rows, spec)
     rows.loc[rows["metric"].isin(DESCRIPTIVE) & (rows["verdict"] != "reference"), "verdict"] = "descriptive"
-    rows = rows.drop(columns=["successes", "proportion"])
+    rows = rows.drop(columns=["proportion"])
     return GroupTable(rows=rows, summary=_between_groups(rows))

@@ -1,0 +1,307 @@
+"""Data-quality counts per slice, in one scan: missing values, conflicting duplicates, label errors.
+
+Only counts leave DuckDB. For every requested slice and every group of each sensitive feature the
+query counts rows, labelled rows, rows with a missing value (in any of the slice's other columns,
+and per column), labelled rows in conflicting-duplicate groups, and suspected label errors
+(Confident Learning thresholds, computed in the same query); plus the same totals over every
+audited row, so that each slice's complement is total minus slice. The rules are stated in
+`metrics/quality.py`.
+
+Slice predicates: a value compares as text with the column cast to VARCHAR (as `group_expr`
+groups), '(missing)' means IS NULL, and on a numeric column a range label such as ``[10, 20)``,
+``(-inf, 5]`` or ``[1e3, inf)`` means that interval (the slice search's bins). Values are always
+parameters; identifiers are the spec's columns, resolved against the source and quoted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+import pandas as pd
+
+from connectors.counts import MISSING, check_cardinality, group_expr, run_query, where_sql
+from connectors.source import OpenSource, quote_ident, resolve_spec_columns
+from metrics.errors import DataError
+from metrics.groups import slice_label
+from metrics.outcomes import choose_positive, normalise_value
+from metrics.quality import (
+    CONFLICTS,
+    LABEL_ERRORS,
+    LABEL_ERRORS_NEG,
+    LABEL_ERRORS_POS,
+    MISSING_ANY,
+    MISSING_COLUMN,
+    SIGNAL_COLUMNS,
+    LabelErrorRule,
+    QualityCounts,
+    Slice,
+)
+from metrics.spec import AuditSpec, RowFilter
+
+_NUMBER = r"[-+]?(?:inf|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
+RANGE_PATTERN = re.compile(rf"^\s*([\[(])\s*({_NUMBER})\s*,\s*({_NUMBER})\s*([\])])\s*$", re.IGNORECASE)
+_NUMERIC_TYPE = re.compile(r"^(U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?|INT[1248]|FLOAT[48]?|DOUBLE|REAL|DECIMAL|NUMERIC)\b",
+                           re.IGNORECASE)
+_FLOAT_TYPE = re.compile(r"^(FLOAT[48]?|DOUBLE|REAL)\b", re.IGNORECASE)
+
+
+def is_numeric_type(duck_type: str) -> bool:
+    """Whether a DuckDB column type is a number (INTERVAL is not, despite containing INT)."""
+    return bool(_NUMERIC_TYPE.match(duck_type.strip()))
+
+
+def parse_range(value: str) -> tuple[float, bool, float, bool] | None:
+    """A range label '[a, b)' as (low, low_inclusive, high, high_inclusive), or None if it is not one."""
+    m = RANGE_PATTERN.match(value)
+    if not m:
+        return None
+    low, high = float(m.group(2)), float(m.group(3))
+    if math.isnan(low) or math.isnan(high) or low > high:
+        return None
+    return low, m.group(1) == "[", high, m.group(4) == "]"
+
+
+def _spec_columns(spec: AuditSpec, cols: dict[str, str]) -> list[tuple[str, str]]:
+    """(spec name, source column) of every sensitive feature and feature, sensitive first, no repeats."""
+    out, seen = [], set()
+    for key in [f"sensitive:{s}" for s in spec.sensitive] + [f"feature:{f}" for f in spec.features]:
+        name, col = key.split(":", 1)[1], cols[key]
+        if col.lower() not in seen:
+            seen.add(col.lower())
+            out.append((name, col))
+    return out
+
+
+def _check_slices(slices: Sequence[Slice], names: dict[str, int], src: OpenSource,
+                  spec_cols: list[tuple[str, str]]) -> list[Slice]:
+    """Validate the requested slices: tuples of (column, value) text pairs over the spec's columns."""
+    out = []
+    listed = ", ".join(n for n, _ in spec_cols)
+    source_names = {c.lower() for c in src.column_names()}
+    for slice_ in slices:
+        if not isinstance(slice_, (tuple, list)) or not slice_:
+            raise DataError(f"a slice must be a non-empty tuple of (column, value) pairs, got {slice_!r}")
+        pairs = []
+        for pair in slice_:
+            if (not isinstance(pair, (tuple, list)) or len(pair) != 2 or not isinstance(pair[0], str)
+                    or not isinstance(pair[1], str)):
+                raise DataError(f"slice {slice_!r} has a condition that is not a (column, value) pair of strings")
+            if pair[0].lower() not in names:
+                if pair[0].lower() in source_names:
+                    raise DataError(f"slice {slice_label(slice_)} uses column {pair[0]!r}, which is not a sensitive "
+                                    f"feature or feature of the audit ({listed}); add it to [columns] features")
+                raise DataError(f"slice {slice_label(slice_)} names column {pair[0]!r}, which the source does not "
+                                f"have; slices may use: {listed}")
+            pairs.append((pair[0], pair[1]))
+        used = [names[c.lower()] for c, _ in pairs]
+        if len(set(used)) != len(used):
+            raise DataError(f"slice {slice_label(slice_)} names a column twice; give one condition per column")
+        out.append(tuple(pairs))
+    return out
+
+
+def _predicate(slice_: Slice, k: int, names: dict[str, int], types: list[str]) -> tuple[str, dict, int]:
+    """SQL for 'row is in the slice' (over the aliases c<j>), its parameters, and its count of '(missing)' conditions."""
+    clauses, params, own_missing = [], {}, 0
+    for i, (name, value) in enumerate(slice_):
+        j = names[name.lower()]
+        col, key = f"c{j}", f"s{k}_{i}"
+        rng = parse_range(value) if is_numeric_type(types[j]) else None
+        if value == MISSING:
+            clauses.append(f"{col} IS NULL")
+            own_missing += 1
+        elif rng is not None:
+            low, low_inc, high, high_inc = rng
+            parts = [f"{col} IS NOT NULL AND NOT isnan(CAST({col} AS DOUBLE))"]
+            # NaN compares above every number in DuckDB: a range never holds a missing value.
+            if not math.isinf(low):
+                parts.append(f"CAST({col} AS DOUBLE) {'>=' if low_inc else '>'} ${key}_lo")
+                params[f"{key}_lo"] = low
+            if not math.isinf(high):
+                parts.append(f"CAST({col} AS DOUBLE) {'<=' if high_inc else '<'} ${key}_hi")
+                params[f"{key}_hi"] = high
+            clauses.append("(" + " AND ".join(parts) + ")")
+        else:
+            clauses.append(f"CAST({col} AS VARCHAR) = ${key}")
+            params[key] = value
+            # A float NaN casts to 'nan': that slice holds exactly the rows where the column is NaN.
+            own_missing += int(bool(_FLOAT_TYPE.match(types[j])) and value.lower() == "nan")
+    return "(" + " AND ".join(clauses) + ")", params, own_missing
+
+
+def _positive_raw_labels(src: OpenSource, label: str, spec: AuditSpec, where: str, params: dict,
+                         positive_label: str) -> tuple[str, list[str]]:
+    """The raw label texts that count as positive, chosen exactly as `binarize` chooses."""
+    raw = run_query(src, f"SELECT DISTINCT CAST({quote_ident(label)} AS VARCHAR) AS v FROM src "
+                         f"WHERE ({where}) AND {quote_ident(label)} IS NOT NULL LIMIT 1000", params)["v"].tolist()
+    normalised = {normalise_value(v) for v in raw}
+    positive = choose_positive(normalised, positive_label, "label", spec.label, "--positive-label")
+    return positive, [v for v in raw if normalise_value(v) == positive]
+
+
+def _sensitive_groups(src: OpenSource, spec: AuditSpec, cols: dict[str, str], where: str, params: dict) -> list[Slice]:
+    """Every group of each sensitive feature, as one-condition slices (NULL as '(missing)')."""
+    sens = [cols[f"sensitive:{s}"] for s in spec.sensitive]
+    check_cardinality(src, spec, sens, where, params)
+    out = []
+    for name, col in zip(spec.sensitive, sens):
+        values = run_query(src, f"SELECT DISTINCT {group_expr(col)} AS v FROM src WHERE {where} ORDER BY 1", params)
+        out.extend(((name, str(v)),) for v in values["v"])
+    return out
+
+
+def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slice], positive_label: str,
+                         row_filter: RowFilter | None = None) -> QualityCounts:
+    """Counts behind the data-quality signals for each slice and each sensitive group, in one scan."""
+    cols = resolve_spec_columns(spec, src)
+    where, params = where_sql(spec, cols, row_filter)
+    spec_cols = _spec_columns(spec, cols)
+    names = {n.lower(): j for j, (n, _) in enumerate(spec_cols)}
+    types = [src.column_type(c) for _, c in spec_cols]
+    requested = _check_slices(slices, names, src, spec_cols)
+    groups = _sensitive_groups(src, spec, cols, where, params)
+    origin: dict[Slice, str] = {}
+    for s in requested:
+        origin.setdefault(s, "requested")
+    for s in groups:
+        origin[s] = "both" if origin.get(s) in ("requested", "both") else "sensitive_group"
+    all_slices = list(origin)
+
+    positive, pos_raw = _positive_raw_labels(src, cols["label"], spec, where, params, positive_label)
+    q = dict(params)
+    pos_params = {f"lp{i}": v for i, v in enumerate(pos_raw)}
+    q.update(pos_params)
+    label = quote_ident(cols["label"])
+    is_pos = (f"CAST({label} AS VARCHAR) IN (" + ", ".join(f"${k}" for k in pos_params) + ")") if pos_params else "FALSE"
+    has_score = spec.score is not None
+    score = f"CAST({quote_ident(cols['score'])} AS DOUBLE)" if has_score else "CAST(NULL AS DOUBLE)"
+    width = len(spec_cols)
+    selects = ", ".join(f"{quote_ident(c)} AS c{j}" for j, (_, c) in enumerate(spec_cols))
+    missing = [f"(c{j} IS NULL" + (f" OR isnan(c{j}))" if _FLOAT_TYPE.match(types[j]) else ")") for j in range(width)]
+    # Duplicates: identical on every checked column (and the score); NULLs group together, as in GROUP BY.
+    keys = ", ".join([f"c{j}" for j in range(width)] + (["fw_s"] if has_score else []))
+
+    # Each row carries the list of slices it belongs to (-1 = every row, for the totals); unnesting
+    # it and grouping by slice counts every slice in one pass, at a cost that grows with the
+    # memberships per row rather than with slices x columns (DuckDB's FILTER aggregates were 20x
+    # slower here). A row of slice k has a missing value in one of the slice's other columns iff
+    # its number of missing columns exceeds the slice's '(missing)' conditions: every other
+    # condition implies a present value.
+    members, own, others = ["-1"], [0], []
+    for k, s in enumerate(all_slices):
+        pred, p, own_missing = _predicate(s, k, names, types)
+        q.update(p)
+        members.append(f"CASE WHEN {pred} THEN {k} END")
+        own.append(own_missing)
+        used = {names[c.lower()] for c, _ in s}
+        others.append(tuple(j for j in range(width) if j not in used))
+    membership = "list_filter([" + ", ".join(members) + "], lambda x: x IS NOT NULL)"
+    # Generated integers, not user values: the '(missing)' conditions of slice k sit at index k + 2.
+    own_list = "[" + ", ".join(str(d) for d in own) + "]"
+    sets = sorted(set(others))
+    set_aggs = "".join(
+        f", count_if({' OR '.join(missing[j] for j in js) if js else 'FALSE'}) AS n_set{e}" for e, js in enumerate(sets))
+
+    sql = f"""
+WITH base AS (
+  SELECT {selects},
+         CASE WHEN {label} IS NULL THEN NULL WHEN {is_pos} THEN 1 ELSE 0 END AS fw_y,
+         {score} AS fw_s,
+         coalesce(NOT isnan({score}), FALSE) AS fw_ok
+  FROM src WHERE {where}
+),
+thr AS (
+  SELECT avg(fw_s) FILTER (WHERE fw_ok AND fw_y = 1) AS t1,
+         avg(1 - fw_s) FILTER (WHERE fw_ok AND fw_y = 0) AS t0,
+         min(fw_s) FILTER (WHERE fw_ok) AS smin,
+         max(fw_s) FILTER (WHERE fw_ok) AS smax{set_aggs}
+  FROM base
+),
+flagged AS (
+  SELECT b.*,
+         coalesce(b.fw_ok AND b.fw_y = 0 AND b.fw_s >= thr.t1, FALSE) AS fw_sus_neg,
+         coalesce(b.fw_ok AND b.fw_y = 1 AND 1 - b.fw_s >= thr.t0, FALSE) AS fw_sus_pos,
+         {", ".join(f"{m} AS m{j}" for j, m in enumerate(missing))},
+         {" + ".join(f"CAST({m} AS INTEGER)" for m in missing)} AS fw_nmiss,
+         {membership} AS fw_in
+  FROM base AS b CROSS JOIN thr
+),
+per_slice AS (
+  SELECT fw_k, count(*) AS n_rows, count(fw_y) AS n_labelled,
+         count_if(fw_nmiss > {own_list}[fw_k + 2]) AS n_missing_any,
+         {", ".join(f"count_if(m{j}) AS n_m{j}" for j in range(width))},
+         count_if(coalesce(fw_ok AND fw_y = 0, FALSE)) AS n_neg, count_if(coalesce(fw_ok AND fw_y = 1, FALSE)) AS n_pos,
+         count_if(fw_sus_neg) AS n_sus_neg, count_if(fw_sus_pos) AS n_sus_pos
+  FROM (SELECT unnest(fw_in) AS fw_k, * EXCLUDE (fw_in) FROM flagged)
+  GROUP BY fw_k
+),
+dup AS (
+  SELECT {", ".join(f"c{j}" for j in range(width))}, count(fw_y) AS fw_n
+  FROM base GROUP BY {keys} HAVING min(fw_y) <> max(fw_y)
+),
+dup_slice AS (
+  SELECT fw_k, sum(fw_n) AS n_conflicts
+  FROM (SELECT unnest({membership}) AS fw_k, fw_n FROM dup)
+  GROUP BY fw_k
+)
+SELECT p.*, coalesce(d.n_conflicts, 0) AS n_conflicts, thr.*
+FROM per_slice AS p LEFT JOIN dup_slice AS d USING (fw_k) CROSS JOIN thr"""
+    result = run_query(src, sql, q)
+    by_k = {int(r["fw_k"]): r for r in result.to_dict("records")}
+    empty = {"n_rows": 0, "n_labelled": 0, "n_missing_any": 0, "n_neg": 0, "n_pos": 0, "n_sus_neg": 0,
+             "n_sus_pos": 0, "n_conflicts": 0} | {f"n_m{j}": 0 for j in range(width)}
+    # Thresholds and the per-column-set totals repeat on every result row; none when no row was counted.
+    thr_row = result.iloc[0].to_dict() if len(result) else {}
+
+    def val(k: int, name: str) -> int:
+        """A count of slice k (-1 = all rows); 0 where no row is in the slice."""
+        return int(by_k.get(k, empty)[name])
+
+    rule, notes = _label_rule(spec, thr_row, val(-1, "n_neg"), val(-1, "n_pos"))
+    signal_rows, slice_rows = [], []
+    for k, s in enumerate(all_slices):
+        checked = tuple(spec_cols[j][0] for j in others[k])
+        rows, labelled = val(k, "n_rows"), val(k, "n_labelled")
+        slice_rows.append({"slice": s, "group": slice_label(s), "origin": origin[s], "rows": rows,
+                           "labelled_rows": labelled, "checked_columns": checked})
+        signal_rows.append((s, MISSING_ANY, None, val(k, "n_missing_any"), rows,
+                            int(thr_row.get(f"n_set{sets.index(others[k])}", 0)), val(-1, "n_rows")))
+        for j in others[k]:
+            signal_rows.append((s, MISSING_COLUMN, spec_cols[j][0], val(k, f"n_m{j}"), rows,
+                                val(-1, f"n_m{j}"), val(-1, "n_rows")))
+        signal_rows.append((s, CONFLICTS, None, val(k, "n_conflicts"), labelled,
+                            val(-1, "n_conflicts"), val(-1, "n_labelled")))
+        if rule is not None:
+            sides = {side: (val(k, f"n_sus_{side}"), val(k, f"n_{side}"), val(-1, f"n_sus_{side}"), val(-1, f"n_{side}"))
+                     for side in ("neg", "pos")}
+            both = tuple(a + b for a, b in zip(sides["neg"], sides["pos"]))
+            signal_rows.append((s, LABEL_ERRORS, None, *both))
+            signal_rows.append((s, LABEL_ERRORS_NEG, None, *sides["neg"]))
+            signal_rows.append((s, LABEL_ERRORS_POS, None, *sides["pos"]))
+    signals = pd.DataFrame(signal_rows, columns=SIGNAL_COLUMNS)
+    signals = signals.astype({c: "int64" for c in ("x", "n", "total_x", "total_n")})
+    return QualityCounts(
+        signals=signals,
+        slices=pd.DataFrame(slice_rows, columns=["slice", "group", "origin", "rows", "labelled_rows", "checked_columns"]),
+        total_rows=val(-1, "n_rows"),
+        labelled_rows=val(-1, "n_labelled"),
+        positive_label=positive,
+        label_error_rule=rule,
+        notes=notes,
+    )
+
+
+def _label_rule(spec: AuditSpec, row: dict, negatives: int, positives: int) -> tuple[LabelErrorRule | None, tuple[str, ...]]:
+    """The Confident Learning thresholds, or why the label-error signal is absent."""
+    if spec.score is None:
+        return None, ("label-error signal not computed: the audit has no score column",)
+    if positives == 0 or negatives == 0:
+        return None, ("label-error signal not computed: it needs labelled rows with a score in both classes, "
+                      f"found {positives:,} positive and {negatives:,} negative",)
+    smin, smax = float(row["smin"]), float(row["smax"])
+    if smin < 0 or smax > 1:
+        return None, (f"label-error signal not computed: the score {spec.score} ranges over [{smin:g}, {smax:g}], "
+                      "not a probability in [0, 1]",)
+    return LabelErrorRule(t1=float(row["t1"]), t0=float(row["t0"]), positives=positives, negatives=negatives), ()

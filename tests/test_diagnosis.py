@@ -1,0 +1,371 @@
+"""The data-need diagnosis: rows-needed against statsmodels power, the need rules, and the demo's planted effects."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import duckdb
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+from statsmodels.stats.power import NormalIndPower
+from statsmodels.stats.proportion import proportion_effectsize, samplesize_confint_proportion
+
+from connectors.audit import run_audit
+from connectors.demo import DEMO_CONFIG, write_demo
+from connectors.quality_counts import fetch_quality_counts
+from connectors.source import open_source
+from metrics.diagnosis import (
+    HEADLINE_METRICS,
+    additional_rows_needed,
+    derive_verdict,
+    diagnose,
+    diagnose_groups,
+    rows_plan,
+)
+from metrics.quality import CONFLICTS, LABEL_ERRORS, LABEL_ERRORS_NEG, LABEL_ERRORS_POS, MISSING_ANY, QualityCounts, compute_quality
+from metrics.spec import RowFilter, parse_spec
+
+SPEC = parse_spec({"source": {"path": "x.csv"}, "columns": {"label": "y", "prediction": "p", "sensitive": ["g"]}})
+SLICE = (("channel", "broker"), ("region", "south"))
+
+
+def power(p1: float, n1: float, p2: float, n2: float) -> float:
+    """statsmodels' power of the two-sided z-test on Cohen's h at alpha 0.05, computed here independently."""
+    h = abs(proportion_effectsize(p1, p2))
+    return NormalIndPower().power(effect_size=h, nobs1=n1, alpha=0.05, ratio=n2 / n1, alternative="two-sided")
+
+
+# ---------------------------------------------------------------- additional_rows_needed
+
+@pytest.mark.parametrize("x1, n1, x2, n2", [
+    (13, 50, 6329, 54287),   # the demo's Pacific Islander FNR against White
+    (20, 60, 1500, 10000),   # 33% against 15%
+    (5, 40, 900, 10000),     # 12.5% against 9% (ratio 1.39)
+    (30, 100, 200, 400),     # a comparison group of modest size
+    (2, 40, 300, 1000),      # lower than the comparison: 5% against 30%
+])
+def test_rows_match_statsmodels_power(x1, n1, x2, n2):
+    """n1 + additional is the smallest slice size with power >= 0.8 for the observed gap, the comparison kept at n2."""
+    add = additional_rows_needed(x1, n1, x2, n2, SPEC)
+    plan = rows_plan(x1, n1, x2, n2, SPEC)
+    assert plan.basis == "observed_gap"
+    p1, p2 = x1 / n1, x2 / n2
+    total = plan.rows_needed
+    assert power(p1, total, p2, n2) >= 0.8
+    assert total == 1 or power(p1, total - 1, p2, n2) < 0.8
+    assert add == max(total - n1, SPEC.policy.min_support - n1, 0)
+    # statsmodels' own solver, given the ratio at the answer, lands on the same size.
+    h = abs(proportion_effectsize(p1, p2))
+    solved = NormalIndPower().solve_power(effect_size=h, nobs1=None, alpha=0.05, power=0.8, ratio=n2 / total)
+    assert abs(solved - total) <= 1
+
+
+def test_rows_with_a_huge_comparison_approach_the_one_sample_formula():
+    """With an unlimited comparison, n = ((z_0.975 + z_0.8) / h)^2 (the power formula's one-sample limit)."""
+    p1, p2 = 0.2, 0.1
+    plan = rows_plan(20, 100, 10**9, 10**10, SPEC)
+    h = abs(proportion_effectsize(p1, p2))
+    closed = ((stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) / h) ** 2
+    assert abs(plan.rows_needed - math.ceil(closed)) <= 1
+
+
+def test_inside_the_band_uses_the_tolerance_boundary():
+    """A point estimate inside [0.8, 1.25] x p2 is planned against p2 x 1.25 (or x 0.8 when below p2)."""
+    plan = rows_plan(11, 100, 1000, 10000, SPEC)   # 11% against 10%: ratio 1.1
+    assert plan.basis == "tolerance_boundary" and plan.target_rate == pytest.approx(0.125)
+    assert power(0.125, plan.rows_needed, 0.1, 10000) >= 0.8 > power(0.125, plan.rows_needed - 1, 0.1, 10000)
+    below = rows_plan(9, 100, 1000, 10000, SPEC)
+    assert below.target_rate == pytest.approx(0.08)
+
+
+def test_target_gap_and_withheld_rate():
+    """An explicit target gap is honoured; a withheld rate (below min_support) is planned at the boundary."""
+    plan = rows_plan(5, 20, 1000, 10000, SPEC, target_gap=0.05)
+    assert plan.basis == "target_gap" and plan.target_rate == pytest.approx(0.15)
+    withheld = rows_plan(None, 12, 1000, 10000, SPEC)
+    assert withheld.basis == "tolerance_boundary" and withheld.target_rate == pytest.approx(0.125)
+    assert withheld.additional_rows == withheld.rows_needed - 12
+
+
+@settings(max_examples=40, deadline=None)
+@given(n1=st.integers(31, 400), n2=st.integers(500, 50_000), p2=st.floats(0.05, 0.6),
+       gaps=st.lists(st.floats(0.02, 0.35), min_size=2, max_size=5, unique=True))
+def test_bigger_gap_needs_fewer_rows(n1, n2, p2, gaps):
+    """Monotone: among gaps beyond the tolerance, a bigger one never needs more rows."""
+    x2 = round(p2 * n2)
+    needs = []
+    for gap in sorted(gaps):
+        n = rows_plan(None, n1, x2, n2, SPEC, target_gap=gap).rows_needed
+        needs.append(n if n is not None else math.inf)
+    assert all(a >= b for a, b in zip(needs, needs[1:]))
+
+
+def test_edge_cases_are_documented_figures():
+    """No comparison -> None; zero gap -> min_support - n1 (or None); zero support -> at least min_support."""
+    assert additional_rows_needed(3, 40, 0, 0, SPEC) is None
+    assert rows_plan(3, 40, 0, 0, SPEC).basis == "no_comparison"
+    assert additional_rows_needed(0, 10, 0, 5000, SPEC) == SPEC.policy.min_support - 10
+    assert additional_rows_needed(0, 100, 0, 5000, SPEC) is None
+    assert rows_plan(0, 100, 0, 5000, SPEC).basis == "no_gap"
+    zero = rows_plan(0, 0, 1000, 10000, SPEC)
+    assert zero.basis == "tolerance_boundary" and zero.additional_rows == zero.rows_needed >= SPEC.policy.min_support
+    assert additional_rows_needed(80, 100, 100, 1000, SPEC) == 0  # already large enough
+
+
+def test_unreachable_power_is_none_with_the_interval_width_explained():
+    """When even unlimited slice rows cannot give 80% power (tiny comparison), no figure: the comparison is the bottleneck."""
+    plan = rows_plan(12, 100, 1, 10, SPEC)   # 12% against 10% of only 10 rows: planned at the 12.5% boundary
+    assert plan.additional_rows is None and plan.basis == "comparison_too_small"
+    assert power(0.125, 10**12, 0.1, 10) < 0.8
+    width = math.ceil(samplesize_confint_proportion(0.125, 0.025, alpha=0.05))
+    assert f"{width:,} rows" in plan.explanation
+    d = diagnose(SLICE, 100, 30, 10, 2, SPEC)   # 30% against 20% of 10 rows: beyond the tolerance, undecided
+    assert d.evidence["verdict"] == "inconclusive"
+    assert d.need == "more_data" and d.additional_rows is None and "no number of extra rows" in d.message
+
+
+# ---------------------------------------------------------------- the need rules
+
+def quality_table(signals: list[tuple]) -> object:
+    """A QualityTable from hand-made counts (slice, signal, column, x, n, total_x, total_n)."""
+    frame = pd.DataFrame(signals, columns=["slice", "signal", "column", "x", "n", "total_x", "total_n"])
+    slices = pd.DataFrame({"slice": list(dict.fromkeys(frame["slice"]))})
+    counts = QualityCounts(signals=frame, slices=slices, total_rows=0, labelled_rows=0, positive_label="1",
+                           label_error_rule=None, notes=("label-error signal not computed: the audit has no score column",))
+    return compute_quality(counts, SPEC)
+
+
+CLEAN = quality_table([(SLICE, MISSING_ANY, None, 30, 1000, 300, 10000), (SLICE, CONFLICTS, None, 0, 900, 0, 9000)])
+DIRTY = quality_table([(SLICE, MISSING_ANY, None, 300, 1000, 400, 10000), (SLICE, CONFLICTS, None, 0, 900, 0, 9000)])
+NOISY = quality_table([(SLICE, LABEL_ERRORS, None, 300, 1000, 1000, 10000),
+                       (SLICE, LABEL_ERRORS_NEG, None, 120, 400, 400, 4000),
+                       (SLICE, LABEL_ERRORS_POS, None, 180, 600, 600, 6000)])
+
+
+def test_model_when_decided_clean_and_represented():
+    """Significantly worse, enough data, no signal fired: the model."""
+    d = diagnose(SLICE, 1000, 300, 9000, 1800, SPEC, quality=CLEAN)
+    assert d.need == "model" and d.additional_rows is None
+    assert d.evidence["verdict"] == "outside"
+    assert "channel=broker, region=south" in d.message and "30.0%" in d.message and "20.0%" in d.message
+
+
+def test_better_data_beats_the_model_and_says_which_signal():
+    """The same gap with a fired missing-values signal is better_data, naming the signal."""
+    d = diagnose(SLICE, 1000, 300, 9000, 1800, SPEC, quality=DIRTY)
+    assert d.need == "better_data"
+    assert d.evidence["quality"]["signals_fired"] == [MISSING_ANY]
+    assert "missing value" in d.message and "30.0%" in d.message
+    noisy = diagnose(SLICE, 1000, 300, 9000, 1800, SPEC, quality=NOISY)
+    assert noisy.need == "better_data" and noisy.evidence["quality"]["signals_fired"] == [LABEL_ERRORS]
+    assert "contradicts" in noisy.message
+
+
+def test_more_data_when_inconclusive_with_rows_from_power():
+    """Beyond the tolerance but not significant: more_data with the power-based figure."""
+    d = diagnose(SLICE, 40, 12, 9000, 1800, SPEC, quality=CLEAN)   # 30% on 40 rows against 20%
+    assert d.evidence["verdict"] == "inconclusive"
+    assert d.need == "more_data"
+    assert d.additional_rows == additional_rows_needed(12, 40, 1800, 9000, SPEC) > 0
+    assert f"{d.additional_rows:,}" in d.message
+    assert d.evidence["additional_rows_plan"]["basis"] == "observed_gap"
+
+
+def test_more_data_counts_labelled_rows_not_just_the_denominator():
+    """For a rate over positives, extra positives are turned into extra labelled rows at the slice's mix."""
+    d = diagnose(SLICE, 40, 12, 9000, 1800, SPEC, metric="false_negative_rate", labelled_n=80, quality=CLEAN)
+    plan = d.evidence["additional_rows_plan"]
+    assert d.additional_rows == math.ceil(plan["additional_metric_rows"] * 80 / 40)
+
+
+def test_insufficient_support_is_more_data_even_within():
+    """Below min_support the verdict is insufficient_data and the need more_data."""
+    d = diagnose(SLICE, 12, 2, 9000, 1800, SPEC)
+    assert d.evidence["verdict"] == "insufficient_data" and d.need == "more_data"
+    assert d.additional_rows >= SPEC.policy.min_support - 12
+    assert "only 12 rows" in d.message
+
+
+def test_no_need_when_within_or_better():
+    """Within the tolerance, or significantly better than the comparison: no need."""
+    assert diagnose(SLICE, 1000, 210, 9000, 1800, SPEC, quality=DIRTY).need is None
+    better = diagnose(SLICE, 1000, 50, 9000, 1800, SPEC, quality=CLEAN)
+    assert better.evidence["verdict"] == "outside" and better.need is None
+    # For a rate where higher is better, lower is the worse side.
+    worse_tpr = diagnose(SLICE, 1000, 500, 9000, 7200, SPEC, metric="true_positive_rate", quality=CLEAN)
+    assert worse_tpr.need == "model"
+
+
+def test_under_represented_within_is_more_data_by_share():
+    """An under-represented slice with no metric problem needs more data: the rows to its reference share."""
+    d = diagnose(SLICE, 1000, 200, 9000, 1800, SPEC, representation_ratio=0.5, rows_to_reference_share=1234)
+    assert d.need == "more_data" and d.additional_rows == 1234
+    assert "under-represented" in d.message and "1,234" in d.message
+
+
+def test_zero_rows_slice():
+    """A slice with no rows at all: insufficient data, rows planned at the tolerance boundary."""
+    d = diagnose(SLICE, 0, 0, 9000, 1800, SPEC)
+    assert d.need == "more_data"
+    assert d.additional_rows == additional_rows_needed(None, 0, 1800, 9000, SPEC) >= SPEC.policy.min_support
+    assert d.evidence["additional_rows_plan"]["basis"] == "tolerance_boundary"
+
+
+def test_missing_score_said_in_evidence():
+    """Without a score, the evidence says the label-error signal was not computed, and why."""
+    d = diagnose(SLICE, 1000, 300, 9000, 1800, SPEC, quality=CLEAN)
+    assert "no score column" in d.evidence["quality"]["label_errors"]
+    unchecked = diagnose(SLICE, 1000, 300, 9000, 1800, SPEC)
+    assert unchecked.need == "model" and unchecked.evidence["quality"]["checked"] is False
+    assert "no data-quality check" in unchecked.message
+
+
+def test_slice_search_findings_and_score_loss():
+    """A slice-search 'finding' counts as significantly worse; a score-loss finding is diagnosed without rates."""
+    d = diagnose(SLICE, 1000, 300, 9000, 1800, SPEC, verdict="finding", quality=CLEAN)
+    assert d.need == "model" and d.evidence["verdict"] == "outside"
+    loss = diagnose(SLICE, 1000, 250.0, 9000, 1350.0, SPEC, metric="score_loss", verdict="finding", quality=DIRTY)
+    assert loss.need == "better_data" and "0.250" in loss.message and loss.evidence["ci_low"] is None
+    undecided = diagnose(SLICE, 20, 5.0, 9000, 1350.0, SPEC, metric="score_loss", verdict="insufficient_data")
+    assert undecided.need == "more_data" and undecided.additional_rows is None
+    assert undecided.evidence["additional_rows_plan"]["basis"] == "not_a_proportion"
+    with pytest.raises(ValueError, match="give the verdict"):
+        diagnose(SLICE, 1000, 250.0, 9000, 1350.0, SPEC, metric="score_loss")
+
+
+def test_derive_verdict_matches_the_group_table_rules():
+    """Verdicts from counts: insufficient below min_support, within the band, outside when significant."""
+    assert derive_verdict(5, 20, 100, 1000, SPEC) == "insufficient_data"
+    assert derive_verdict(110, 1000, 1000, 10000, SPEC) == "within"
+    assert derive_verdict(300, 1000, 1000, 10000, SPEC) == "outside"
+    assert derive_verdict(15, 100, 1000, 10000, SPEC) == "inconclusive"
+    assert derive_verdict(300, 1000, 1000, 10000, SPEC, q_value=0.2) == "inconclusive"
+
+
+def test_messages_are_one_sentence():
+    """Each message is one sentence: one final full stop, no line breaks."""
+    for d in (diagnose(SLICE, 1000, 300, 9000, 1800, SPEC, quality=CLEAN),
+              diagnose(SLICE, 1000, 300, 9000, 1800, SPEC, quality=DIRTY),
+              diagnose(SLICE, 40, 12, 9000, 1800, SPEC), diagnose(SLICE, 12, 2, 9000, 1800, SPEC),
+              diagnose(SLICE, 1000, 200, 9000, 1800, SPEC, representation_ratio=0.5, rows_to_reference_share=10)):
+        text = d.message.replace("e.g.", "")
+        assert "\n" not in text and text.endswith(".")
+        assert ". " not in text.replace("0. ", "")
+
+
+# ---------------------------------------------------------------- the demo
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    """One 150k-row demo for the module: spec, an open source, and the raw rows with labels."""
+    path = tmp_path_factory.mktemp("diagnosis_demo") / "demo.duckdb"
+    write_demo(path, rows=150_000, seed=7)
+    raw = copy.deepcopy(DEMO_CONFIG)
+    raw["source"]["path"] = str(path)
+    spec = parse_spec(raw)
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        rows = con.sql("SELECT p.*, l.repaid FROM predictions p LEFT JOIN labels l USING (request_id)").df()
+    finally:
+        con.close()
+    src = open_source(spec.source)
+    yield spec, src, rows
+    src.con.close()
+
+
+def _errors(rows: pd.DataFrame, mask: pd.Series, kind: str) -> tuple[int, int, int, int]:
+    """(errors, n) in the slice and in its complement, by pandas on the raw labelled rows."""
+    lab = rows["repaid"].notna()
+    y, p = rows["repaid"].astype("boolean"), rows["approved"].astype(bool)
+    if kind == "misclassification":
+        den, err = lab, lab & (y != p)
+    else:  # false-negative rate: repaid but declined, over those who repaid
+        den, err = lab & (y == True), lab & (y == True) & ~p  # noqa: E712
+    den, err = den.fillna(False).astype(bool), err.fillna(False).astype(bool)
+    return int((err & mask).sum()), int((den & mask).sum()), int((err & ~mask).sum()), int((den & ~mask).sum())
+
+
+def test_demo_broker_south_needs_better_data(demo):
+    """broker & south: significantly worse error rate, but its labels are noisy: better_data, label errors fired."""
+    spec, src, rows = demo
+    quality = compute_quality(fetch_quality_counts(src, spec, [SLICE], "true"), spec)
+    mask = (rows["channel"] == "broker") & (rows["region"] == "south")
+    x1, n1, x2, n2 = _errors(rows, mask, "misclassification")
+    d = diagnose(SLICE, n1, x1, n2, x2, spec, quality=quality)
+    assert d.evidence["verdict"] == "outside"
+    assert d.need == "better_data"
+    assert LABEL_ERRORS in d.evidence["quality"]["signals_fired"]
+    assert "channel=broker, region=south" in d.message and "contradicts" in d.message
+    assert "t1 =" in d.evidence["quality"]["label_errors"]
+    json.dumps(d.evidence, allow_nan=False)
+
+
+def test_demo_fnr_gap_is_a_model_problem(demo):
+    """The v2 fnr-gap slice: enough data, clean, significantly worse: model (not mistaken for label noise)."""
+    spec, src, rows = demo
+    gap = (("race_ethnicity", "Black"), ("age_band", "18-24"))
+    quality = compute_quality(fetch_quality_counts(src, spec, [gap], "true", RowFilter(model_version="v2")), spec)
+    v2 = rows[rows["model_version"] == "v2"].reset_index(drop=True)
+    mask = (v2["race_ethnicity"] == "Black") & (v2["age_band"] == "18-24")
+    x1, n1, x2, n2 = _errors(v2, mask, "false_negative")
+    d = diagnose(gap, n1, x1, n2, x2, spec, metric="false_negative_rate", quality=quality)
+    assert d.evidence["verdict"] == "outside" and d.evidence["ratio"] > 1.5
+    assert d.need == "model"
+
+
+@pytest.fixture(scope="module")
+def group_needs(demo):
+    """The group diagnosis of the whole demo audit."""
+    spec, src, _ = demo
+    snap = run_audit(spec, None, src)
+    quality = compute_quality(fetch_quality_counts(src, spec, [], snap.data.positive_label), spec)
+    return snap, diagnose_groups(snap.groups, snap.representation, quality, spec)
+
+
+def test_demo_pacific_islander_needs_more_data(group_needs):
+    """The too-small group gets more_data with a positive number of additional labelled rows."""
+    _, needs = group_needs
+    pi = needs.set_index("group").loc["race_ethnicity=Pacific Islander"]
+    assert pi["need"] == "more_data"
+    assert pi["additional_rows"] > 0
+    assert pi["verdict"] in ("inconclusive", "insufficient_data")
+    assert pi["evidence"]["representation"]["under_represented"]
+    assert "Pacific Islander" in pi["message"] and f"{int(pi['additional_rows']):,}" in pi["message"]
+
+
+def test_demo_clean_large_groups_need_nothing(group_needs):
+    """Large groups with no planted problem get no need."""
+    _, needs = group_needs
+    by = needs.set_index("group")
+    for group in ("sex=female", "sex=male", "race_ethnicity=White", "race_ethnicity=Hispanic"):
+        assert by.loc[group, "need"] is None, by.loc[group, "message"]
+        assert pd.isna(by.loc[group, "additional_rows"])
+
+
+def test_demo_falling_share_is_under_represented(group_needs, demo):
+    """65+ falls to about 8% of rows against a 12% reference share: more_data, the rows to reach that share."""
+    _, needs = group_needs
+    _, _, rows = demo
+    n, total = int((rows["age_band"] == "65+").sum()), len(rows)
+    row = needs.set_index("group").loc["age_band=65+"]
+    assert row["need"] == "more_data"
+    assert row["additional_rows"] == math.ceil((0.12 * total - n) / (1 - 0.12))
+
+
+def test_demo_every_group_with_a_problem_has_exactly_one_need(group_needs):
+    """One row per sensitive group; a need exactly where a headline metric falls short or cannot be judged, or under-representation."""
+    snap, needs = group_needs
+    groups = snap.groups.rows
+    single = groups[groups["slice"].map(len).eq(1)]
+    assert set(needs["slice"]) == set(single["slice"]) and needs["slice"].is_unique
+    for r in needs.to_dict("records"):
+        has_problem = bool(r["problems"]) or r["evidence"]["representation"]["under_represented"]
+        assert (r["need"] is not None) == has_problem
+        assert r["need"] in (None, "more_data", "better_data", "model")
+        assert set(m for m, _ in r["problems"]) <= set(HEADLINE_METRICS)
+        json.dumps(r["evidence"], allow_nan=False)  # the evidence goes into the snapshot as it is
