@@ -1,0 +1,57 @@
+"""Overview: does the model meet the fairness policy, for whom not, and how sure are we."""
+
+import streamlit as st
+
+from metrics.charts import worst_chart
+from metrics.overview import (GLOSSARY, HEADLINE_METRICS, METRIC_EXPLANATIONS, NEED_LABELS, coverage,
+                              findings_by_need, fmt_pct, plain_summary, status_icon)
+from metrics.views import worst_points, worst_table
+from pages.components.frame import PageContext, run_page, show_chart, show_table
+from pages.components.loaders import load_overview, stamp_of
+
+
+def draw(ctx: PageContext) -> None:
+    """The Overview page."""
+    snap, sel = ctx.snapshot(), ctx.selection
+    policy = snap.spec.policy
+    verdicts, worst, colours = load_overview(sel.spec, sel.row_filter, stamp_of(sel.spec), sel.features)
+    cov = coverage(snap.data)
+    cols = st.columns(4)
+    cols[0].metric("Decisions audited", f"{cov.rows:,}", help="Rows of the source after the sidebar's filters")
+    cols[1].metric("With a known outcome", f"{cov.labelled:,}", help="Labelled rows: error rates use these")
+    cols[2].metric("Outcome not known yet", f"{cov.unlabelled:,}", help="Unlabelled rows: counted in shares only")
+    cols[3].metric("Label coverage", fmt_pct(cov.share), help=f"{cov.labelled:,} of {cov.rows:,} rows")
+    st.subheader("In plain words")
+    st.markdown("\n".join(f"- {line}" for line in
+                          plain_summary(snap.data, verdicts, worst, policy, snap.spec.label,
+                                        snap.spec.prediction or f"{snap.spec.score} ≥ {snap.spec.threshold}")))
+    st.subheader("Verdict per sensitive feature")
+    for col, v in zip(st.columns(min(max(len(verdicts), 1), 3)) * (1 + len(verdicts) // 3), verdicts):
+        with col.container(border=True):
+            st.markdown(f"### {status_icon(v.status)} {v.feature}\n**{v.label}** · {v.groups} groups")
+            st.markdown("\n".join(f"- {r}" for r in v.reasons))
+            if v.small_intersection_cells:
+                st.caption(f"{v.small_intersection_cells} intersection group(s) with it are too small to judge.")
+    st.subheader("Largest gaps")
+    if worst:
+        show_chart(worst_chart(worst_points(worst, colours),
+                               policy.ratio_low, policy.ratio_high))
+        show_table(worst_table(worst), columns={})
+    else:
+        st.info("No gap to show: every group is the reference or too small to compare.")
+    with st.expander("What do these metrics mean?"):
+        for m in HEADLINE_METRICS:
+            e = METRIC_EXPLANATIONS[m]
+            st.markdown(f"**{e.name}** — {e.plain}. *{e.question}*")
+        st.markdown("\n".join(f"- **{k}**: {v}" for k, v in GLOSSARY.items()))
+    st.subheader("Findings by need (more data / better data / model)")
+    board = findings_by_need(getattr(snap, "findings", None))
+    if not board.ran:
+        st.info(f"{board.message.capitalize()}: the slice search will list here what each problem needs.")
+    for col, (need, items) in zip(st.columns(3), board.by_need):
+        col.markdown(f"**{NEED_LABELS[need]}** ({len(items)})\n" + "\n".join(f"- {t}" for t in items[:10]))
+    st.caption(f"Audited {snap.created_at} in {snap.duration_seconds or 0:.2f} s · {snap.source_description} · "
+               f"{snap.row_filter.describe()}")
+
+
+run_page("Overview", ":material/balance:", draw)

@@ -1,0 +1,187 @@
+"""Dashboard benchmark: a 10M-row log in the real browser, from opening the Overview to a fully drawn page.
+
+    .venv/bin/python bench/bench_dashboard.py [--rows 10000000] [--port 8765]
+
+Measures, with Debian's chromium driving `streamlit run app.py` (as `make run` starts it):
+- cold: a fresh server process, first visit to the Overview (imports, opening the source, the audit);
+- cached: a second browser session opening the Overview (the audit comes from st.cache_data);
+- sidebar change: choosing model version v2 (a new audit), then back to all versions (cached);
+- page weight: bytes over HTTP (encoded, as transferred) plus WebSocket frames, for the cold visit.
+"Fully drawn" = Streamlit's script-state flag says not running, no skeleton or spinner is left, and
+every chart has painted (tests/e2e/browser.py). Prints a table and PASS/FAIL; exits 1 on any FAIL.
+Standalone: it generates bench/out/demo-10m.duckdb when missing (about a minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from connectors.config import write_config  # noqa: E402
+from connectors.demo import DEMO_CONFIG, write_demo  # noqa: E402
+from metrics.spec import SourceSpec, parse_spec  # noqa: E402
+from tests.e2e.browser import launch, running_app, wait_drawn  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+TARGETS = {"cold": 5.0, "cached": 1.0, "weight_mb": 5.0}
+
+
+@dataclass
+class Traffic:
+    """Bytes seen by the browser: HTTP bodies as transferred, WebSocket frames both ways."""
+
+    http: int = 0
+    ws: int = 0
+    requests: int = 0
+    frames: int = 0
+    by_type: dict = field(default_factory=dict)
+    urls: list = field(default_factory=list)
+
+    def attach(self, cdp) -> None:
+        """Count through the Chrome DevTools Protocol's Network events."""
+        types: dict[str, str] = {}
+        cdp.send("Network.enable")
+
+        def response(e):
+            types[e["requestId"]] = e.get("type", "Other")
+            self.urls.append(e["response"]["url"])
+
+        def finished(e):
+            self.http += int(e.get("encodedDataLength", 0))
+            self.requests += 1
+            kind = types.get(e["requestId"], "Other")
+            self.by_type[kind] = self.by_type.get(kind, 0) + int(e.get("encodedDataLength", 0))
+
+        def frame(e):
+            payload = e["response"]["payloadData"]
+            # Binary frames (opcode 2, Streamlit's protobuf) arrive base64-encoded.
+            size = len(base64.b64decode(payload)) if e["response"].get("opcode") == 2 else len(payload.encode())
+            self.ws += size
+            self.frames += 1
+
+        cdp.on("Network.responseReceived", response)
+        cdp.on("Network.loadingFinished", finished)
+        cdp.on("Network.webSocketFrameReceived", frame)
+        cdp.on("Network.webSocketFrameSent", frame)
+
+    @property
+    def total_mb(self) -> float:
+        return (self.http + self.ws) / 1e6
+
+    def gzip_estimate_mb(self) -> float:
+        """The same visit if a proxy gzipped Streamlit's static files (1.67 serves them uncompressed)."""
+        import gzip
+        from urllib.parse import urlparse
+
+        import streamlit
+
+        static = Path(streamlit.__file__).parent / "static"
+        total = 0
+        for url in set(self.urls):
+            path = static / urlparse(url).path.lstrip("/")
+            if path.is_file():
+                total += len(gzip.compress(path.read_bytes(), 6))
+        return (total + self.ws) / 1e6
+
+
+def ensure_data(rows: int) -> Path:
+    """The benchmark log and its fairwatch.toml (generated once, kept in bench/out/)."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    db = OUT / ("demo-10m.duckdb" if rows == 10_000_000 else f"demo-{rows}.duckdb")
+    if not db.exists():
+        print(f"generating {rows:,} rows into {db} …", flush=True)
+        write_demo(db, rows=rows)
+    spec = parse_spec(DEMO_CONFIG)
+    spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(db)}))
+    return write_config(spec, OUT / f"{db.stem}.fairwatch.toml")
+
+
+def _decisions(page) -> str:
+    """The 'Decisions audited' number on the Overview."""
+    return page.locator('[data-testid="stMetric"]').filter(has_text="Decisions audited") \
+        .locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def open_overview(context, base: str, traffic: Traffic | None = None) -> tuple[float, object]:
+    """Seconds from navigation to the fully drawn Overview in a new tab (a new Streamlit session)."""
+    page = context.new_page()
+    if traffic is not None:
+        traffic.attach(context.new_cdp_session(page))
+    start = time.monotonic()
+    page.goto(base)
+    _, drawn = wait_drawn(page, timeout_ms=180_000)
+    return drawn - start, page
+
+
+def choose_version(page, option: str) -> float:
+    """Seconds from picking a model version in the sidebar to the redrawn Overview."""
+    before = _decisions(page)
+    page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
+    start = time.monotonic()
+    page.get_by_role("option", name=option, exact=True).click()
+    page.wait_for_function(
+        """(before) => { const m = [...document.querySelectorAll('[data-testid="stMetric"]')]
+             .find(e => e.innerText.includes('Decisions audited'));
+             return m && !m.innerText.includes(before); }""", arg=before, timeout=180_000, polling=50)
+    _, drawn = wait_drawn(page, timeout_ms=180_000)
+    return drawn - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--port", type=int, default=None)
+    args = parser.parse_args(argv)
+    config = ensure_data(args.rows)
+    env = {"FAIRWATCH_CONFIG": str(config), "FAIRWATCH_DATA_DIR": str(OUT)}
+    from playwright.sync_api import sync_playwright
+
+    results: list[tuple[str, float, str, str]] = []
+    traffic = Traffic()
+    with running_app(env, args.port) as base, sync_playwright() as pw:
+        browser = launch(pw)
+        # One browser profile, as a returning user has: the second tab is a new session with warm caches.
+        context = browser.new_context(viewport={"width": 1400, "height": 1200})
+        cold, first = open_overview(context, base, traffic)
+        first.close()
+        cached, page = open_overview(context, base)
+        change_new = choose_version(page, "v2")
+        change_cached = choose_version(page, "all versions")
+        browser.close()
+    results += [
+        ("Overview, cold (fresh server, first visit)", cold, f"< {TARGETS['cold']:.0f} s",
+         "PASS" if cold < TARGETS["cold"] else "FAIL"),
+        ("Overview, cached (new session, same browser)", cached, f"< {TARGETS['cached']:.0f} s",
+         "PASS" if cached < TARGETS["cached"] else "FAIL"),
+        ("Sidebar change to v2 (new audit)", change_new, "—", "info"),
+        ("Sidebar change back to all (cached)", change_cached, f"< {TARGETS['cached']:.0f} s",
+         "PASS" if change_cached < TARGETS["cached"] else "FAIL"),
+    ]
+    weight = traffic.total_mb
+    print(f"\nfairwatch dashboard benchmark: {args.rows:,} rows ({config})")
+    print(f"{'measure':<46} {'value':>10}  {'target':>8}  result")
+    for name, seconds, target, verdict in results:
+        print(f"{name:<46} {seconds:>8.2f} s  {target:>8}  {verdict}")
+    ok = weight < TARGETS["weight_mb"]
+    print(f"{'Page weight, cold visit (HTTP + WebSocket)':<46} {weight:>7.2f} MB  {'< 5 MB':>8}  "
+          f"{'PASS' if ok else 'FAIL'}")
+    print(f"  HTTP {traffic.http / 1e6:.2f} MB in {traffic.requests} responses "
+          f"({', '.join(f'{k} {v / 1e6:.2f} MB' for k, v in sorted(traffic.by_type.items(), key=lambda kv: -kv[1]))}); "
+          f"WebSocket {traffic.ws / 1e6:.2f} MB in {traffic.frames} frames")
+    print(f"  the same visit behind a gzip proxy: about {traffic.gzip_estimate_mb():.2f} MB "
+          f"(Streamlit 1.67 deliberately serves its static files uncompressed)")
+    failed = [r for r in results if r[3] == "FAIL"] + ([] if ok else ["weight"])
+    print("PASS" if not failed else f"FAIL ({len(failed)} target(s) missed)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Altair charts for the pages: every rate with its interval, every mark with a tooltip that gives n.
+
+Colours: `group_scale` maps a grouping's groups, sorted, onto one fixed palette, and every page
+passes the full group list of the snapshot, so a group has the same colour on every page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import altair as alt
+import pandas as pd
+
+# Tableau 10 then its lighter partners: distinguishable, and colour-blind-friendlier than the default.
+PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+           "#9c755f", "#17becf", "#a0cbe8", "#ffbe7d", "#8cd17d", "#b6992d", "#f1ce63", "#d37295",
+           "#fabfd2", "#86bcb6", "#d4a6c8", "#79706e")
+MISSING_COLOR = "#9e9e9e"
+BAND_COLOR = "#59a14f"
+FACET_WIDTH = 520
+ROW_STEP = 22
+
+
+def group_colours(groups: Sequence[str]) -> dict[str, str]:
+    """The colour of each group of one grouping: sorted groups onto the palette; '(missing)' is grey."""
+    out, i = {}, 0
+    for g in sorted({str(g) for g in groups}):
+        if "(missing)" in g:
+            out[g] = MISSING_COLOR
+        else:
+            out[g] = PALETTE[i % len(PALETTE)]
+            i += 1
+    return out
+
+
+def group_scale(groups: Sequence[str]) -> alt.Scale:
+    """The colour scale of one grouping's groups (see `group_colours`)."""
+    colours = group_colours(groups)
+    return alt.Scale(domain=list(colours), range=list(colours.values()))
+
+
+def _colour(scale: alt.Scale, legend: bool = False) -> alt.Color:
+    """The group colour encoding (legend off: the y axis already names the group)."""
+    return alt.Color("group:N", scale=scale, legend=alt.Legend(title="Group") if legend else None)
+
+
+def _facet_row(order: Sequence[str]) -> alt.Row:
+    """Facet rows per metric, in the order the user chose the metrics."""
+    return alt.Row("metric_label:N", title=None, sort=list(order),
+                   header=alt.Header(labelAngle=0, labelAlign="left", labelFontWeight="bold", labelLimit=160))
+
+
+def ratio_domain(points: pd.DataFrame, low: float, high: float) -> list[float]:
+    """A log-axis domain that holds the policy band and every interval, with a little room."""
+    values = pd.concat([points["ratio"], points["ratio_ci_low"], points["ratio_ci_high"]]).dropna()
+    values = values[values > 0]
+    lo = min([low / 1.1, *values.tolist()]) / 1.05
+    hi = max([high * 1.1, *values.tolist()]) * 1.05
+    return [max(lo, 0.01), min(hi, 100.0)]
+
+
+def rate_chart(points: pd.DataFrame, groups: Sequence[str]) -> alt.FacetChart:
+    """Per metric, one point per group with its 95% interval as an error bar (all on the same 0–1 axis)."""
+    scale = group_scale(groups)
+    tooltip = [alt.Tooltip("group:N", title="Group"), alt.Tooltip("metric_label:N", title="Metric"),
+               alt.Tooltip("shown:N", title="Estimate (95% interval)"), alt.Tooltip("support:Q", title="n", format=",")]
+    y = alt.Y("group:N", title=None, sort="ascending")
+    base = alt.Chart().encode(y=y, tooltip=tooltip)
+    # One honest 0–1 axis: a zoomed axis per metric would make a 0.3-point gap look like a chasm.
+    x_scale = alt.Scale(domain=[0, 1])
+    bars = base.mark_rule(strokeWidth=3).encode(x=alt.X("ci_low:Q", title="rate (point) and its 95% interval (line)",
+                                                        scale=x_scale, axis=alt.Axis(format="%")),
+                                                x2="ci_high:Q", color=_colour(scale))
+    dots = base.mark_point(filled=True, size=70).encode(x=alt.X("value:Q", scale=x_scale), color=_colour(scale))
+    order = list(dict.fromkeys(points["metric_label"]))
+    return (alt.layer(bars, dots, data=points.dropna(subset=["value"]))
+            .properties(width=FACET_WIDTH, height=alt.Step(ROW_STEP))
+            .facet(row=_facet_row(order))
+            .resolve_scale(y="independent"))
+
+
+def disparity_chart(points: pd.DataFrame, groups: Sequence[str], low: float, high: float) -> alt.FacetChart:
+    """Per metric, each group's ratio to the reference with its interval, over the shaded policy band."""
+    scale = group_scale(groups)
+    x_scale = alt.Scale(type="log", domain=ratio_domain(points, low, high), nice=False)
+    tooltip = [alt.Tooltip("group:N", title="Group"), alt.Tooltip("metric_label:N", title="Metric"),
+               alt.Tooltip("ratio:Q", title="Ratio to reference", format=".2f"),
+               alt.Tooltip("ratio_ci_low:Q", title="95% interval from", format=".2f"),
+               alt.Tooltip("ratio_ci_high:Q", title="95% interval to", format=".2f"),
+               alt.Tooltip("support:Q", title="n", format=","), alt.Tooltip("q:N", title="q-value"),
+               alt.Tooltip("verdict_label:N", title="Verdict")]
+    y = alt.Y("group:N", title=None, sort="ascending")
+    band = (alt.Chart().transform_aggregate(rows="count()")
+            .mark_rect(color=BAND_COLOR, opacity=0.15)
+            .encode(x=alt.datum(low, scale=x_scale), x2=alt.datum(high)))
+    one = alt.Chart().transform_aggregate(rows="count()").mark_rule(color="#555", strokeDash=[4, 3]).encode(
+        x=alt.datum(1.0, scale=x_scale))
+    base = alt.Chart().encode(y=y, tooltip=tooltip)
+    bars = base.mark_rule(strokeWidth=2).encode(
+        x=alt.X("ratio_ci_low:Q", title=f"ratio to reference (log scale); shaded: policy band {low:g}–{high:g}",
+                scale=x_scale), x2="ratio_ci_high:Q", color=_colour(scale))
+    dots = base.mark_point(filled=True, size=80).encode(
+        x=alt.X("ratio:Q", scale=x_scale), color=_colour(scale),
+        shape=alt.Shape("verdict_label:N", legend=alt.Legend(title="Verdict", orient="bottom", labelLimit=300),
+                        scale=alt.Scale(domain=["outside the band (significant)", "outside the band, not significant",
+                                                "within the band", "reference group"],
+                                        range=["diamond", "triangle", "circle", "square"])))
+    order = list(dict.fromkeys(points["metric_label"]))
+    return (alt.layer(band, one, bars, dots, data=points)
+            .properties(width=FACET_WIDTH, height=alt.Step(ROW_STEP))
+            .facet(row=_facet_row(order))
+            .resolve_scale(y="independent"))
+
+
+def share_chart(points: pd.DataFrame, groups: Sequence[str]) -> alt.LayerChart:
+    """Each group's share of rows (bar) with its 95% interval and the reference share (black tick)."""
+    scale = group_scale(groups)
+    tooltip = [alt.Tooltip("group:N", title="Group"), alt.Tooltip("n:Q", title="n", format=","),
+               alt.Tooltip("shown:N", title="Share (95% interval)"),
+               alt.Tooltip("reference_text:N", title="Reference share")]
+    y = alt.Y("group:N", title=None, sort="-x")
+    base = alt.Chart(points).encode(y=y, tooltip=tooltip)
+    bars = base.mark_bar(opacity=0.85).encode(x=alt.X("share:Q", title="share of rows (bar), 95% interval (line), "
+                                                                         "reference share (black tick)",
+                                                      axis=alt.Axis(format="%")), color=_colour(scale))
+    err = base.mark_rule(color="#222", strokeWidth=1.5).encode(x="ci_low:Q", x2="ci_high:Q")
+    ref = base.mark_tick(color="black", thickness=3, size=ROW_STEP - 4).encode(x="reference_share:Q")
+    return alt.layer(bars, err, ref).properties(width="container", height=alt.Step(ROW_STEP))
+
+
+def intersection_heatmap(cells: pd.DataFrame, first: str, second: str, min_support: int) -> alt.LayerChart:
+    """Row counts of a two-feature intersection; cells below min_support are outlined in red and labelled."""
+    tooltip = [alt.Tooltip(f"{first}:N"), alt.Tooltip(f"{second}:N"), alt.Tooltip("n:Q", title="n", format=","),
+               alt.Tooltip("below_min_support:N", title=f"below min_support ({min_support})")]
+    base = alt.Chart(cells).encode(x=alt.X(f"{second}:N", title=second), y=alt.Y(f"{first}:N", title=first),
+                                   tooltip=tooltip)
+    rect = base.mark_rect().encode(
+        color=alt.Color("n:Q", title="rows", scale=alt.Scale(type="symlog", scheme="blues")),
+        stroke=alt.condition("datum.below_min_support", alt.value("#d62728"), alt.value("white")),
+        strokeWidth=alt.condition("datum.below_min_support", alt.value(3), alt.value(1)))
+    # Text colour comes with the data (views.intersection_cells): red when small, white on dark cells.
+    text = base.mark_text(fontSize=11, fontWeight="bold").encode(text="label:N",
+                                                                 color=alt.Color("text_colour:N", scale=None))
+    return (alt.layer(rect, text).resolve_scale(color="independent")
+            .properties(width="container", height=alt.Step(34)))
+
+
+def threshold_chart(curves: pd.DataFrame, groups: Sequence[str], threshold: float,
+                    current: float | None = None) -> alt.FacetChart:
+    """Per metric, each group's rate as the threshold moves, with a 95% band; rule at the chosen threshold."""
+    scale = group_scale(groups)
+    data = curves.dropna(subset=["value"]).copy()
+    data["metric_label"] = data["metric"].map({"selection_rate": "Selection rate",
+                                               "true_positive_rate": "True positive rate",
+                                               "false_positive_rate": "False positive rate"})
+    tooltip = [alt.Tooltip("group:N", title="Group"), alt.Tooltip("threshold:Q", format=".3f"),
+               alt.Tooltip("value:Q", title="rate", format=".3f"),
+               alt.Tooltip("ci_low:Q", title="95% from", format=".3f"),
+               alt.Tooltip("ci_high:Q", title="95% to", format=".3f"), alt.Tooltip("support:Q", title="n", format=",")]
+    x = alt.X("threshold:Q", title="threshold (decide yes when score ≥ threshold)")
+    band = alt.Chart().mark_area(opacity=0.15).encode(x=x, y="ci_low:Q", y2="ci_high:Q", color=_colour(scale))
+    line = alt.Chart().mark_line(strokeWidth=2).encode(
+        x=x, y=alt.Y("value:Q", title="rate (line) and 95% interval (band)", scale=alt.Scale(domain=[0, 1])),
+        color=_colour(scale, legend=True), tooltip=tooltip)
+    layers = [band, line, alt.Chart().transform_aggregate(rows="count()").mark_rule(color="black").encode(
+        x=alt.datum(threshold))]
+    if current is not None:
+        layers.append(alt.Chart().transform_aggregate(rows="count()").mark_rule(color="#888", strokeDash=[4, 3])
+                      .encode(x=alt.datum(current)))
+    return (alt.layer(*layers, data=data).properties(width=260, height=220)
+            .facet(column=alt.Column("metric_label:N", title=None,
+                                     sort=["Selection rate", "True positive rate", "False positive rate"])))
+
+
+def worst_chart(points: pd.DataFrame, low: float, high: float) -> alt.LayerChart:
+    """The worst gaps across groupings: ratio with interval over the policy band, in each group's own colour.
+
+    `points` has label, group, colour (from `group_colours` of the group's own grouping), ratio,
+    ratio_ci_low, ratio_ci_high, support, q, verdict_label.
+    """
+    x_scale = alt.Scale(type="log", domain=ratio_domain(points, low, high), nice=False)
+    tooltip = [alt.Tooltip("label:N", title="Group and metric"),
+               alt.Tooltip("ratio:Q", title="Ratio to reference", format=".2f"),
+               alt.Tooltip("ratio_ci_low:Q", title="95% interval from", format=".2f"),
+               alt.Tooltip("ratio_ci_high:Q", title="95% interval to", format=".2f"),
+               alt.Tooltip("support:Q", title="n", format=","), alt.Tooltip("q:N", title="q-value"),
+               alt.Tooltip("verdict_label:N", title="Verdict")]
+    y = alt.Y("label:N", title=None, sort=None, axis=alt.Axis(labelLimit=480))
+    band = (alt.Chart(points).transform_aggregate(rows="count()").mark_rect(color=BAND_COLOR, opacity=0.15)
+            .encode(x=alt.datum(low, scale=x_scale), x2=alt.datum(high)))
+    one = alt.Chart(points).transform_aggregate(rows="count()").mark_rule(color="#555", strokeDash=[4, 3]).encode(
+        x=alt.datum(1.0, scale=x_scale))
+    base = alt.Chart(points).encode(y=y, tooltip=tooltip, color=alt.Color("colour:N", scale=None))
+    bars = base.mark_rule(strokeWidth=2).encode(
+        x=alt.X("ratio_ci_low:Q", scale=x_scale,
+                title=f"ratio to the reference group (log scale); shaded: policy band {low:g}–{high:g}"),
+        x2="ratio_ci_high:Q")
+    dots = base.mark_point(filled=True, size=90).encode(x=alt.X("ratio:Q", scale=x_scale))
+    return alt.layer(band, one, bars, dots).properties(width=FACET_WIDTH, height=alt.Step(ROW_STEP + 4))

@@ -1,0 +1,424 @@
+"""The Overview in plain terms: a verdict per sensitive feature, the worst gaps, and what the metrics mean.
+
+Verdict rule (per sensitive feature, on the headline metrics, judged by the audit's own per-row
+verdicts, i.e. the ratio to the reference group against [ratio_low, ratio_high] with q < fdr):
+- "fails policy" when any group of the feature, or of an intersection containing it, is outside the
+  band with significance; intersections count because a gap can hide inside them (the demo's v2 gap
+  is invisible in each feature alone);
+- "cannot be judged" when, in the feature's own groups, a gap is outside the band but not significant,
+  or a group is too small to measure (an unknown gap is not a passed test);
+- "meets policy" otherwise. Small intersection cells alone do not block "meets"; they are counted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from metrics.groups import slice_label
+from metrics.outcomes import DataSummary
+from metrics.spec import Policy
+
+HEADLINE_METRICS = ("selection_rate", "true_positive_rate", "false_negative_rate", "false_positive_rate")
+STATUS_LABELS = {"meets": "meets policy", "fails": "fails policy", "cannot_judge": "cannot be judged"}
+VERDICT_LABELS = {
+    "reference": "reference group",
+    "within": "within the band",
+    "outside": "outside the band (significant)",
+    "inconclusive": "outside the band, not significant",
+    "insufficient_data": "too few rows to judge",
+    "descriptive": "describes the data (no verdict)",
+}
+_VERDICT_ORDER = {"outside": 0, "inconclusive": 1, "within": 2}
+NEEDS = ("more_data", "better_data", "model")
+NEED_LABELS = {"more_data": "More data", "better_data": "Better data", "model": "Model"}
+
+
+@dataclass(frozen=True)
+class MetricExplanation:
+    """A metric in words for someone who does not know the jargon."""
+
+    name: str
+    plain: str
+    question: str
+    better: str  # "higher", "lower" or "neither"
+    often: str = ""  # "were wrongly turned down": completes "<group> ... 1.5× as often as <reference>"
+
+
+METRIC_EXPLANATIONS: dict[str, MetricExplanation] = {
+    "base_rate": MetricExplanation(
+        "Base rate", "share of people whose actual outcome was positive",
+        "How common is the positive outcome in this group? (describes the data, not the model)", "neither"),
+    "selection_rate": MetricExplanation(
+        "Selection rate", "share of people who got the positive decision",
+        "Of everyone in the group, how many did the model say yes to?", "neither",
+        often="got the positive decision"),
+    "accuracy": MetricExplanation(
+        "Accuracy", "share of decisions that matched the actual outcome",
+        "How often was the model right?", "higher"),
+    "true_positive_rate": MetricExplanation(
+        "True positive rate (recall)", "share of people with a positive outcome whom the model said yes to",
+        "Of the people who deserved a yes, how many got it?", "higher",
+        often="got the positive decision they deserved"),
+    "false_negative_rate": MetricExplanation(
+        "False negative rate", "share of people with a positive outcome whom the model said no to",
+        "Of the people who deserved a yes, how many were wrongly turned down?", "lower",
+        often="were wrongly given the negative decision"),
+    "false_positive_rate": MetricExplanation(
+        "False positive rate", "share of people with a negative outcome whom the model said yes to",
+        "Of the people who should have got a no, how many wrongly got a yes?", "lower",
+        often="were wrongly given the positive decision"),
+    "true_negative_rate": MetricExplanation(
+        "True negative rate", "share of people with a negative outcome whom the model said no to",
+        "Of the people who should have got a no, how many got it?", "higher"),
+    "precision": MetricExplanation(
+        "Precision", "share of yes decisions whose actual outcome was positive",
+        "When the model said yes, how often was it right?", "higher"),
+    "false_discovery_rate": MetricExplanation(
+        "False discovery rate", "share of yes decisions whose actual outcome was negative",
+        "When the model said yes, how often was it wrong?", "lower"),
+    "negative_predictive_value": MetricExplanation(
+        "Negative predictive value", "share of no decisions whose actual outcome was negative",
+        "When the model said no, how often was it right?", "higher"),
+    "false_omission_rate": MetricExplanation(
+        "False omission rate", "share of no decisions whose actual outcome was positive",
+        "When the model said no, how often was it wrong?", "lower"),
+    "balanced_accuracy": MetricExplanation(
+        "Balanced accuracy", "average of the true positive and true negative rates",
+        "How right was the model, giving both outcomes equal weight?", "higher"),
+    "f1": MetricExplanation(
+        "F1 score", "balance of precision and recall (0 to 1)",
+        "How well does the model find positives without false alarms?", "higher"),
+    "roc_auc": MetricExplanation(
+        "ROC AUC", "chance that a random positive person scores higher than a random negative one",
+        "How well does the score rank people, whatever the threshold? (0.5 = coin flip)", "higher"),
+    "brier_score": MetricExplanation(
+        "Brier score", "mean squared gap between the score and the actual outcome",
+        "How far off are the scores as probabilities?", "lower"),
+    "expected_calibration_error": MetricExplanation(
+        "Calibration error", "average gap between predicted and actual positive rates",
+        "When the score says 70%, does it happen 70% of the time?", "lower"),
+}
+
+GLOSSARY: dict[str, str] = {
+    "ratio to reference": "the group's rate divided by the reference group's rate (1 = the same; "
+                          "0.5 = half as often; 2 = twice as often)",
+    "reference group": "the group every other group is compared with: the one named in the config, "
+                       "else the largest",
+    "95% interval": "the range the true value lies in with 95% confidence, given how many rows we have; "
+                    "wide means uncertain",
+    "policy band": "ratios between the lower and upper tolerance (by default 0.8 to 1.25, the "
+                   "'four-fifths rule') count as fair enough",
+    "q-value": "the chance-of-a-fluke measure after correcting for testing many groups at once; below "
+               "the false-discovery rate (0.05) the gap is called significant",
+    "n": "how many rows a number is computed from (its denominator)",
+}
+
+
+@dataclass(frozen=True)
+class Disparity:
+    """One group's gap on one metric, against its reference group, with intervals and sizes."""
+
+    grouping: str
+    group: str
+    metric: str
+    value: float
+    ci_low: float
+    ci_high: float
+    support: int
+    reference_group: str
+    reference_value: float
+    reference_support: int
+    ratio: float
+    ratio_ci_low: float
+    ratio_ci_high: float
+    q_value: float
+    verdict: str
+
+    def sentence(self) -> str:
+        """The gap in one plain sentence, with every number's n and the ratio's interval."""
+        what = METRIC_EXPLANATIONS.get(self.metric)
+        if what and what.often:
+            head = f"{self.group} {what.often} {fmt_ratio(self.ratio)} as often as {self.reference_group}"
+        else:
+            name = what.name if what else self.metric
+            head = f"{self.group}: {name} is {fmt_ratio(self.ratio)} that of {self.reference_group}"
+        return (f"{head} "
+                f"({fmt_pct(self.value)} of n={self.support:,} vs {fmt_pct(self.reference_value)} of "
+                f"n={self.reference_support:,}; 95% interval of the ratio {fmt_num(self.ratio_ci_low)}–"
+                f"{fmt_num(self.ratio_ci_high)}, q={fmt_q(self.q_value)})")
+
+
+@dataclass(frozen=True)
+class FeatureVerdict:
+    """The policy verdict of one sensitive feature, with the reasons behind it."""
+
+    feature: str
+    status: str  # "meets", "fails" or "cannot_judge"
+    reasons: tuple[str, ...]
+    groups: int
+    small_intersection_cells: int
+    worst: Disparity | None
+
+    @property
+    def label(self) -> str:
+        """'meets policy', 'fails policy' or 'cannot be judged'."""
+        return STATUS_LABELS[self.status]
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How many rows have a label, which error rates need."""
+
+    rows: int
+    labelled: int
+    unlabelled: int
+    unpredicted: int
+    share: float
+
+
+@dataclass(frozen=True)
+class FindingsBoard:
+    """The 'findings by need' slot: whether the slice search ran and its findings per need."""
+
+    ran: bool
+    message: str
+    by_need: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def fmt_pct(value: float | None) -> str:
+    """A rate as a percentage with one decimal, or an em dash when undefined."""
+    return "—" if value is None or _nan(value) else f"{100 * value:.1f}%"
+
+
+def fmt_num(value: float | None, digits: int = 2) -> str:
+    """A number with fixed decimals, or an em dash when undefined."""
+    return "—" if value is None or _nan(value) else f"{value:.{digits}f}"
+
+
+def fmt_ratio(value: float | None) -> str:
+    """A ratio as '1.98×'."""
+    return "—" if value is None or _nan(value) else f"{value:.2f}×"
+
+
+def fmt_q(value: float | None) -> str:
+    """A q-value: scientific below 0.001."""
+    if value is None or _nan(value):
+        return "—"
+    if value == 0:
+        return "< 1e-300"  # below double precision: the test is beyond any doubt, not exactly zero
+    return f"{value:.1e}" if value < 0.001 else f"{value:.3f}"
+
+
+def _nan(value: Any) -> bool:
+    """True for None, NaN and pandas NA."""
+    try:
+        return value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def grouping_features(grouping: str) -> tuple[str, ...]:
+    """The features of a grouping name ('race × sex' -> ('race', 'sex'))."""
+    return tuple(part.strip() for part in grouping.split("×"))
+
+
+def shown_rows(rows: pd.DataFrame, features: Iterable[str] | None) -> pd.DataFrame:
+    """The rows of groupings made only of the features the user chose to show."""
+    if features is None:
+        return rows
+    keep = set(features)
+    mask = rows["grouping"].map(lambda g: set(grouping_features(g)) <= keep)
+    return rows[mask.astype(bool)]
+
+
+def _with_reference(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows with the reference group's label, value and support of the same grouping and metric."""
+    if "reference_group" in rows.columns:
+        return rows
+    out = rows.copy()
+    is_ref = out["verdict"] == "reference"
+    ref = out.loc[is_ref, ["grouping", "metric", "group", "value", "support"]].rename(
+        columns={"group": "reference_group", "value": "reference_value", "support": "reference_support"})
+    ref = ref.drop_duplicates(["grouping", "metric"])
+    out = out.merge(ref, on=["grouping", "metric"], how="left")
+    missing = out["reference_group"].isna()
+    if missing.any():
+        out.loc[missing, "reference_group"] = out.loc[missing, "reference"].map(
+            lambda r: slice_label(r) if r else "—")
+    return out
+
+
+def _disparity(r: dict) -> Disparity:
+    """A Disparity from one merged row."""
+    def f(key: str) -> float:
+        return float("nan") if _nan(r.get(key)) else float(r[key])
+
+    return Disparity(
+        grouping=r["grouping"], group=r["group"], metric=r["metric"], value=f("value"), ci_low=f("ci_low"),
+        ci_high=f("ci_high"), support=int(r["support"]), reference_group=str(r["reference_group"]),
+        reference_value=f("reference_value"),
+        reference_support=0 if _nan(r.get("reference_support")) else int(r["reference_support"]),
+        ratio=f("ratio"), ratio_ci_low=f("ratio_ci_low"), ratio_ci_high=f("ratio_ci_high"),
+        q_value=f("q_value"), verdict=r["verdict"],
+    )
+
+
+def worst_disparities(rows: pd.DataFrame, features: Iterable[str] | None = None, limit: int = 5,
+                      metrics: Sequence[str] = HEADLINE_METRICS) -> list[Disparity]:
+    """The largest gaps on the headline metrics: significant ones first, then by size of the log-ratio."""
+    sel = _with_reference(shown_rows(rows, features))
+    sel = sel[sel["metric"].isin(metrics) & sel["verdict"].isin(list(_VERDICT_ORDER))]
+    sel = sel[sel["ratio"].notna() & (sel["ratio"] > 0)]
+    if sel.empty:
+        return []
+    # Significant gaps first; among them minimal ones (a gap's halves inside finer groups add nothing).
+    sel = sel.assign(_rank=sel["verdict"].map(_VERDICT_ORDER), _size=-np.abs(np.log(sel["ratio"].astype(float))),
+                     _redundant=~_minimal(sel, rows if "slice" in rows.columns else sel))
+    # A gap whose coarser group is itself outside adds nothing (its halves by sex, say): leave it out.
+    sel = sel[~(sel["_redundant"] & (sel["verdict"] == "outside"))]
+    sel = sel.sort_values(["_rank", "_size", "support"], ascending=[True, True, False], kind="stable")
+    # One line per group: its worst metric (FNR and TPR of one group are the same gap seen twice).
+    sel = sel.drop_duplicates(["grouping", "group"])
+    return [_disparity(r) for r in sel.head(limit).to_dict("records")]
+
+
+def _too_small(r: dict) -> str:
+    """Why a group could not be judged because it is small."""
+    metric = METRIC_EXPLANATIONS.get(r["metric"])
+    name = metric.name.lower() if metric else r["metric"]
+    return f"{r['group']}: too few rows for the {name} (n={int(r['support']):,})"
+
+
+def _minimal(rows: pd.DataFrame, every: pd.DataFrame) -> pd.Series:
+    """Per row: is this gap its own, or just a coarser gap seen inside a finer group?
+
+    A row is redundant when a coarser group inside it (drop any features) is outside the band on the
+    same metric with a ratio interval overlapping this row's: the gap planted in race × age shows up
+    again in race × age × sex for each sex, and sex adds nothing. A finer gap clearly larger than the
+    coarser one (non-overlapping intervals) is its own: a diluted marginal gap does not hide it.
+    """
+    outside = {(frozenset(s), m): (lo, hi) for s, m, v, lo, hi in
+               zip(every["slice"], every["metric"], every["verdict"], every["ratio_ci_low"], every["ratio_ci_high"])
+               if v == "outside"}
+    flags = []
+    for slice_, metric, lo, hi in zip(rows["slice"], rows["metric"], rows["ratio_ci_low"], rows["ratio_ci_high"]):
+        own = True
+        for k in range(1, len(slice_)):
+            for coarser in itertools.combinations(slice_, k):
+                span = outside.get((frozenset(coarser), metric))
+                if span is not None and not (span[1] < lo or hi < span[0]):
+                    own = False
+        flags.append(own)
+    return pd.Series(flags, index=rows.index, dtype=bool)
+
+
+def feature_verdicts(rows: pd.DataFrame, features: Sequence[str],
+                     metrics: Sequence[str] = HEADLINE_METRICS) -> list[FeatureVerdict]:
+    """A policy verdict per sensitive feature (see the module docstring for the rule)."""
+    head = _with_reference(rows[rows["metric"].isin(metrics)])
+    out = []
+    for feat in features:
+        involves = head["grouping"].map(lambda g, f=feat: f in grouping_features(g)).astype(bool)
+        own = head[head["grouping"] == feat]
+        related = head[involves]
+        outside = related[(related["verdict"] == "outside") & _minimal(related, head)]
+        inconclusive = own[own["verdict"] == "inconclusive"]
+        small = own[own["verdict"] == "insufficient_data"]
+        judged = own[own["verdict"].isin(["within", "outside", "inconclusive"])]
+        small_cells = related[(related["grouping"] != feat) & (related["verdict"] == "insufficient_data")]
+        worst = worst_disparities(related, None, 1, metrics)
+        if len(outside):
+            ranked = outside.assign(_d=outside["slice"].map(len), _s=-np.abs(np.log(outside["ratio"].astype(float))))
+            ranked = ranked.sort_values(["_d", "_s"])
+            ranked = ranked.drop_duplicates(["grouping", "group"])
+            reasons = tuple(_disparity(r).sentence() for r in ranked.head(3).to_dict("records"))
+            status = "fails"
+        elif len(inconclusive) or len(small) or judged.empty:
+            reasons = tuple(
+                [f"{_disparity(r).sentence()}: outside the band but not significant — more data would decide it"
+                 for r in inconclusive.drop_duplicates("group").head(3).to_dict("records")]
+                + [_too_small(r) for r in small.drop_duplicates("group").head(3).to_dict("records")]
+            ) or (f"{feat} has only one group with enough rows; there is nothing to compare",)
+            status = "cannot_judge"
+        else:
+            reasons = ("every group's headline rates are within the policy band of the reference group",)
+            status = "meets"
+        out.append(FeatureVerdict(feature=feat, status=status, reasons=reasons,
+                                  groups=int(own["group"].nunique()),
+                                  small_intersection_cells=int(small_cells["group"].nunique()),
+                                  worst=worst[0] if worst else None))
+    return out
+
+
+def coverage(data: DataSummary) -> Coverage:
+    """Label coverage of the audited rows."""
+    return Coverage(rows=data.rows, labelled=data.labelled_rows, unlabelled=data.unlabelled_rows,
+                    unpredicted=data.unpredicted_rows, share=data.label_coverage)
+
+
+def plain_summary(data: DataSummary, verdicts: Sequence[FeatureVerdict], worst: Sequence[Disparity],
+                  policy: Policy, label: str, prediction: str) -> tuple[str, ...]:
+    """A few sentences for someone who does not know what FNR means."""
+    cov = coverage(data)
+    lines = [
+        f"This audit looked at {cov.rows:,} decisions. {cov.labelled:,} of them ({fmt_pct(cov.share)}) already "
+        f"have a known outcome ({label} = {data.positive_label} counts as positive). Every rate below "
+        f"uses only those; the others count in the group shares.",
+        f"The policy: for each group, the rate of yes decisions ({prediction} = {data.positive_prediction}) and "
+        f"the rates of mistakes must be between {policy.ratio_low:g} and {policy.ratio_high:g} times those of "
+        f"the reference group, and a gap only counts when it is very unlikely to be chance "
+        f"(q < {policy.fdr:g}).",
+    ]
+    by_status: dict[str, list[str]] = {}
+    for v in verdicts:
+        by_status.setdefault(v.status, []).append(v.feature)
+    if by_status.get("fails"):
+        lines.append(f"It fails the policy for {', '.join(by_status['fails'])}.")
+    if by_status.get("cannot_judge"):
+        lines.append(f"For {', '.join(by_status['cannot_judge'])} it cannot be judged yet: some groups are too "
+                     f"small, or a gap is large but could still be chance. More labelled rows would settle it.")
+    if by_status.get("meets"):
+        lines.append(f"It meets the policy for {', '.join(by_status['meets'])}.")
+    significant = [d for d in worst if d.verdict == "outside"]
+    if significant:
+        lines.append("The largest significant gap — " + significant[0].sentence() + ".")
+    elif worst:
+        lines.append("No gap is both outside the band and significant. The largest one — " + worst[0].sentence() + ".")
+    return tuple(lines)
+
+
+def findings_by_need(findings: Sequence[Any] | None = None) -> FindingsBoard:
+    """Group the slice-search findings by what would fix them; None means the search has not run.
+
+    A finding is anything with a `need` ('more_data', 'better_data' or 'model') and a `summary`
+    (or `description`, or its str) — the shape the slice search will produce.
+    """
+    if findings is None:
+        return FindingsBoard(ran=False, message="slice search not yet run", by_need=())
+    grouped: dict[str, list[str]] = {need: [] for need in NEEDS}
+    for item in findings:
+        need = getattr(item, "need", None) or (item.get("need") if isinstance(item, dict) else None)
+        text = (getattr(item, "summary", None) or getattr(item, "description", None)
+                or (item.get("summary") if isinstance(item, dict) else None) or str(item))
+        grouped.setdefault(need if need in grouped else "model", []).append(str(text))
+    total = sum(len(v) for v in grouped.values())
+    message = f"{total} finding(s)" if total else "the slice search found nothing to act on"
+    return FindingsBoard(ran=True, message=message, by_need=tuple((k, tuple(v)) for k, v in grouped.items()))
+
+
+def status_icon(status: str) -> str:
+    """A glyph for a verdict, so colour is never the only signal."""
+    return {"meets": ":green[:material/check_circle:]", "fails": ":red[:material/cancel:]",
+            "cannot_judge": ":orange[:material/help:]"}.get(status, ":material/circle:")
+
+
+def finite(value: float) -> bool:
+    """True for a real number."""
+    return value is not None and not _nan(value) and math.isfinite(value)

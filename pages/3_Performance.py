@@ -1,0 +1,43 @@
+"""Performance: how well the model does for each group, and how far each group is from the reference."""
+
+import streamlit as st
+
+from metrics.charts import disparity_chart, rate_chart
+from metrics.groups import metric_names
+from metrics.overview import HEADLINE_METRICS
+from metrics.views import disparity_points, groupings_shown, masked_groups, metric_label, metric_table, rate_points
+from pages.components.frame import PageContext, run_page, show_chart, show_table
+from pages.components.threshold_view import render_threshold_explorer
+
+
+def draw(ctx: PageContext) -> None:
+    """The Performance page."""
+    snap, features = ctx.snapshot(), ctx.selection.features
+    rows, policy = snap.groups.rows, snap.spec.policy
+    c1, c2 = st.columns([1, 2])
+    grouping = c1.selectbox("Groups of", groupings_shown(rows, features), key="fw.perf.grouping")
+    available = [m for m in metric_names(snap.spec.score is not None) if m in set(rows["metric"])]
+    metrics = c2.multiselect("Metrics", available, default=list(HEADLINE_METRICS), format_func=metric_label,
+                             key="fw.perf.metrics") or list(HEADLINE_METRICS)
+    groups = rows.loc[rows["grouping"] == grouping, "group"].unique().tolist()
+    st.subheader("Metric per group")
+    st.caption(f"Each point is the group's value, each line its 95% interval. n is the number of rows the "
+               f"value is computed from; below {policy.min_support} the value is not shown.")
+    show_chart(rate_chart(rate_points(rows, grouping, metrics), groups))
+    for line in masked_groups(rows, grouping, metrics):
+        st.caption(f"Not drawn — {line}")
+    show_table(metric_table(rows, grouping, metrics))
+    st.subheader("Gap to the reference group")
+    st.caption(f"Ratio of each group's value to the reference group's (1 = the same), with its 95% interval. "
+               f"Shaded: the policy band {policy.ratio_low:g}–{policy.ratio_high:g}; a gap fails the policy when "
+               f"it is outside the band with q < {policy.fdr:g} (diamonds).")
+    show_chart(disparity_chart(disparity_points(rows, grouping, metrics), groups, policy.ratio_low,
+                               policy.ratio_high))
+    st.subheader("Threshold explorer")
+    if snap.spec.score is None:
+        st.info("The threshold explorer needs a score column; map one on the Data sources page.")
+        return
+    render_threshold_explorer(ctx, grouping, groups)
+
+
+run_page("Performance", ":material/target:", draw)

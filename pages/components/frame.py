@@ -1,0 +1,90 @@
+"""The frame of every page: config, sidebar, and the promise that no traceback reaches the page."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from metrics.errors import FairwatchError
+from metrics.snapshot import AuditSnapshot
+from pages.components.loaders import load_snapshot, stamp_of
+from pages.components.sidebar import Selection, render_sidebar
+
+log = logging.getLogger("fairwatch.app")
+
+
+@dataclass(frozen=True)
+class PageContext:
+    """What a page draws from: the sidebar selection (None when the source could not be opened)."""
+
+    selection: Selection | None
+
+    def snapshot(self) -> AuditSnapshot:
+        """The cached audit of the active spec under the sidebar's filter."""
+        sel = self.selection
+        if sel is None:
+            raise FairwatchError("no usable data source: choose one on the Data sources page")
+        return load_snapshot(sel.spec, sel.row_filter, stamp_of(sel.spec))
+
+
+def one_line(exc: BaseException) -> str:
+    """An unexpected error as one line a user can report (the traceback goes to the server log)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"Something went wrong ({type(exc).__name__}: {first[:200]}). The other pages still work; please report this."
+
+
+@contextmanager
+def guard():
+    """Show input errors and unexpected errors as one-line st.error; never a traceback."""
+    try:
+        yield
+    except FairwatchError as exc:
+        st.error(str(exc), icon="⚠️")
+    except Exception as exc:  # noqa: BLE001 - the promise is: no traceback on the page
+        log.exception("page failed")
+        st.error(one_line(exc), icon="🛑")
+
+
+def run_page(title: str, icon: str, draw: Callable[[PageContext], None], *, needs_source: bool = True) -> None:
+    """Set up the page, draw the sidebar, then draw the body inside the error guard."""
+    st.set_page_config(page_title=f"{title} · fairwatch", page_icon=icon, layout="wide")
+    st.title(title)
+    selection = None
+    with guard():
+        selection = render_sidebar()
+    if selection is None and needs_source:
+        st.info("Choose a data source on the Data sources page (in the menu on the left).")
+        return
+    with guard():
+        draw(PageContext(selection))
+
+
+def show_chart(chart: alt.TopLevelMixin) -> None:
+    """An altair chart at the page's width."""
+    st.altair_chart(chart, width="stretch")
+
+
+RATE_COLUMNS = {
+    "Value": st.column_config.ProgressColumn("Value", format="%.3f", min_value=0.0, max_value=1.0,
+                                             help="The estimate as a bar (empty where there are too few rows)"),
+    "n": st.column_config.NumberColumn("n", format="localized", help="Rows the value is computed from"),
+    "Group rows": st.column_config.NumberColumn("Group rows", format="localized", help="All rows of the group"),
+}
+SHARE_COLUMNS = {
+    "n": st.column_config.NumberColumn("n", format="localized", help="Rows in the group"),
+    "Share": st.column_config.ProgressColumn("Share", format="percent", min_value=0.0, max_value=1.0),
+    "Reference share": st.column_config.NumberColumn("Reference share", format="percent"),
+    "Share ÷ reference": st.column_config.NumberColumn("Share ÷ reference", format="%.2f"),
+}
+
+
+def show_table(frame: pd.DataFrame, columns: dict | None = None, height: int | None = None) -> None:
+    """A dataframe with the standard column formats."""
+    st.dataframe(frame, column_config=columns or RATE_COLUMNS, hide_index=True, width="stretch",
+                 height=height or "auto")

@@ -1,0 +1,101 @@
+"""Run the app as `make run` does and drive it with Debian's chromium (shared by the e2e test and the bench)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+PAGES = {"Overview": "", "Data sources": "Data_sources", "Representation": "Representation",
+         "Performance": "Performance"}
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(base: str, timeout: float = 60.0) -> None:
+    """Block until /_stcore/health answers ok (the server is ready for a browser)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"the app at {base} did not become healthy within {timeout:.0f} s")
+
+
+@contextmanager
+def running_app(env: dict[str, str], port: int | None = None):
+    """`streamlit run app.py` in a subprocess (as `make run`), yielding its base URL; stopped afterwards."""
+    port = port or free_port()
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1"]
+    # The server's own output (warnings, logged tracebacks) goes to a temp file, named in errors.
+    log = open(Path(tempfile.gettempdir()) / f"fairwatch-server-{port}.log", "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def launch(playwright):
+    """Debian's chromium with the flags that work here (no `playwright install`)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+
+
+# Drawn = the script run has finished (Streamlit's own flag on stApp), nothing is a loading skeleton,
+# and every chart element has painted its canvas. Charts load their library lazily after the run ends,
+# so the state must also hold steady across a short pause (see wait_drawn).
+DRAWN_JS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return -1;
+  if (document.querySelector('[data-testid="stSkeleton"], [data-testid="stSpinner"]')) return -1;
+  const charts = document.querySelectorAll('[data-testid="stVegaLiteChart"]');
+  for (const c of charts) { if (!c.querySelector('canvas, svg')) return -1; }
+  if (!document.querySelector('[data-testid="stMain"] h1')) return -1;
+  return charts.length;
+}"""
+
+
+def wait_drawn(page, timeout_ms: int = 60_000, settle_ms: int = 400) -> tuple[int, float]:
+    """Wait until the page is fully drawn and stays so for `settle_ms`.
+
+    Returns the number of charts and the monotonic time the final drawn state was first seen
+    (the settle pause is not part of the page's time).
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    last, first_seen = None, 0.0
+    while time.monotonic() < deadline:
+        page.wait_for_function(f"({DRAWN_JS})() >= 0", timeout=max(1, int((deadline - time.monotonic()) * 1000)),
+                               polling=50)
+        seen = time.monotonic()
+        count = page.evaluate(DRAWN_JS)
+        if count >= 0 and count == last:
+            return count, first_seen
+        last, first_seen = count, seen
+        page.wait_for_timeout(settle_ms)
+    raise TimeoutError("the page was not fully drawn in time")

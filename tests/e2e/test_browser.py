@@ -1,0 +1,92 @@
+"""The real app in a real browser: every page draws, no exception box, charts paint, links keep the view.
+
+Screenshots go to tests/e2e/screenshots/ (git-ignored); the test prints where.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from tests.e2e.browser import CHROMIUM, PAGES, ROOT, launch, running_app, wait_drawn
+
+pytestmark = pytest.mark.e2e
+SHOTS = ROOT / "tests" / "e2e" / "screenshots"
+MIN_CHARTS = {"Overview": 1, "Data sources": 0, "Representation": 2, "Performance": 3}
+
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"Debian's chromium is not at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed")
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """The app started as `make run` starts it, on a free port, over a 100k-row demo."""
+    from connectors.config import write_config
+    from connectors.demo import DEMO_CONFIG, write_demo
+    from metrics.spec import SourceSpec, parse_spec
+
+    folder = tmp_path_factory.mktemp("e2e-data")
+    write_demo(folder / "demo.duckdb", rows=100_000)
+    spec = parse_spec(DEMO_CONFIG)
+    spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(folder / "demo.duckdb")}))
+    write_config(spec, folder / "fairwatch.toml")
+    env = {"FAIRWATCH_DATA_DIR": str(folder), "FAIRWATCH_CONFIG": str(folder / "fairwatch.toml")}
+    with running_app(env) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    with sync_api.sync_playwright() as pw:
+        browser = launch(pw)
+        tab = browser.new_page(viewport={"width": 1400, "height": 3000})
+        yield tab
+        browser.close()
+
+
+def _decisions(tab) -> str:
+    return tab.locator('[data-testid="stMetric"]').filter(has_text="Decisions audited") \
+        .locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def test_every_page_draws_without_exceptions(app_url, page):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots: {SHOTS}")
+    for name, path in PAGES.items():
+        page.goto(f"{app_url}/{path}")
+        charts, _ = wait_drawn(page)
+        assert page.locator('[data-testid="stException"]').count() == 0, name
+        assert page.locator('[data-testid="stAlertContentError"]').count() == 0, name
+        assert charts >= MIN_CHARTS[name], (name, charts)
+        page.screenshot(path=str(SHOTS / f"{name.lower().replace(' ', '_')}.png"), full_page=True)
+
+
+def test_a_link_with_a_model_version_opens_that_view_and_keeps_it_across_pages(app_url, page):
+    page.goto(f"{app_url}/")
+    wait_drawn(page)
+    everything = _decisions(page)
+    page.goto(f"{app_url}/?model_version=v2")
+    wait_drawn(page)
+    assert _decisions(page) != everything
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Performance").click()
+    page.wait_for_url(re.compile(r".*/Performance.*"))
+    wait_drawn(page)
+    page.wait_for_url(re.compile(r".*model_version=v2.*"), timeout=10_000)
+    assert "model version v2" in page.locator('[data-testid="stSidebar"]').inner_text()
+    page.screenshot(path=str(SHOTS / "performance_v2.png"), full_page=True)
+
+
+def test_a_bad_typed_path_is_an_error_line_not_a_traceback(app_url, page):
+    page.goto(f"{app_url}/Data_sources")
+    wait_drawn(page)
+    page.get_by_text("A file in the data folder").click()
+    wait_drawn(page)
+    box = page.get_by_label(re.compile("or type a path"))
+    box.fill("../../etc/passwd")
+    box.press("Enter")
+    page.wait_for_selector('[data-testid="stAlertContentError"]', timeout=20_000)
+    assert "not allowed" in page.locator('[data-testid="stAlertContentError"]').first.inner_text()
+    assert page.locator('[data-testid="stException"]').count() == 0

@@ -1,0 +1,130 @@
+"""Charts and display tables: valid Vega-Lite, tooltips with n, intervals drawn, masked values never a number."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from connectors.audit import run_audit
+from connectors.source import open_frame
+from metrics import charts
+from metrics.overview import HEADLINE_METRICS, worst_disparities
+from metrics.spec import parse_spec
+from metrics.threshold import threshold_curves
+from metrics.views import (disparity_points, fit_tests_table, groupings_shown, intersection_cells, masked_groups,
+                           metric_table, rate_points, representation_table, share_points, worst_points, worst_table)
+
+
+@pytest.fixture(scope="module")
+def snap():
+    rng = np.random.default_rng(5)
+    n = 6000
+    df = pd.DataFrame({"sex": rng.choice(["f", "m"], n), "race": rng.choice(["A", "B", "C"], n, p=[.6, .395, .005]),
+                       "y": rng.integers(0, 2, n), "p": rng.integers(0, 2, n)})
+    df.loc[df.index[:40], "sex"] = None  # a (missing) group
+    spec = parse_spec({"source": {"path": "frame"},
+                       "columns": {"label": "y", "prediction": "p", "sensitive": ["sex", "race"]},
+                       "reference_shares": {"race": {"A": 0.5, "B": 0.4, "C": 0.1}}, "policy": {"min_support": 30}})
+    return run_audit(spec, src=open_frame(df))
+
+
+def _marks(spec: dict) -> list[dict]:
+    """Every unit spec (with a mark) inside a Vega-Lite dict."""
+    out = []
+    if "mark" in spec:
+        out.append(spec)
+    for key in ("layer", "vconcat", "hconcat", "concat"):
+        for sub in spec.get(key, []):
+            out += _marks(sub)
+    if "spec" in spec:
+        out += _marks(spec["spec"])
+    return out
+
+
+def _check(chart) -> list[dict]:
+    """Validate against the Vega-Lite schema; every data mark has a tooltip (rules for bands may not)."""
+    spec = chart.to_dict(validate=True)
+    marks = _marks(spec)
+    data_marks = [m for m in marks if "tooltip" in m.get("encoding", {})]
+    assert data_marks, "no mark has a tooltip"
+    return marks
+
+
+def _has_interval(marks: list[dict], low: str, high: str) -> bool:
+    return any(m["encoding"].get("x", {}).get("field") == low and m["encoding"].get("x2", {}).get("field") == high
+               or m["encoding"].get("y", {}).get("field") == low and m["encoding"].get("y2", {}).get("field") == high
+               for m in marks if "encoding" in m)
+
+
+def test_rate_and_disparity_charts_draw_intervals_and_the_band(snap):
+    rows = snap.groups.rows
+    groups = rows.loc[rows["grouping"] == "race", "group"].unique()
+    marks = _check(charts.rate_chart(rate_points(rows, "race", HEADLINE_METRICS), groups))
+    assert _has_interval(marks, "ci_low", "ci_high")
+    marks = _check(charts.disparity_chart(disparity_points(rows, "race", HEADLINE_METRICS), groups, 0.8, 1.25))
+    assert _has_interval(marks, "ratio_ci_low", "ratio_ci_high")
+    band = [m for m in marks if m["mark"].get("type") == "rect"]
+    assert band and band[0]["encoding"]["x"]["datum"] == 0.8 and band[0]["encoding"]["x2"]["datum"] == 1.25
+
+
+def test_tooltips_carry_n(snap):
+    rows = snap.groups.rows
+    groups = rows.loc[rows["grouping"] == "sex", "group"].unique()
+    for chart in (charts.rate_chart(rate_points(rows, "sex", HEADLINE_METRICS), groups),
+                  charts.share_chart(share_points(snap.representation, "sex"), groups)):
+        titles = [t.get("title") for m in _marks(chart.to_dict()) for t in m["encoding"].get("tooltip", [])]
+        assert "n" in titles
+
+
+def test_group_colours_are_stable_and_missing_is_grey():
+    a = charts.group_colours(["race=B", "race=A", "race=(missing)"])
+    b = charts.group_colours(["race=A", "race=(missing)", "race=B"])
+    assert a == b and a["race=(missing)"] == charts.MISSING_COLOR and a["race=A"] != a["race=B"]
+
+
+def test_share_chart_heatmap_and_tables(snap):
+    rep = snap.representation
+    marks = _check(charts.share_chart(share_points(rep, "race"), rep["group"]))
+    assert _has_interval(marks, "ci_low", "ci_high")
+    assert any(m["mark"].get("type") == "tick" for m in marks)  # the reference share
+    cells = intersection_cells(rep, "sex", "race", 30)
+    assert len(cells) == 9 and cells["below_min_support"].any()
+    assert cells.loc[cells["below_min_support"], "label"].str.contains("small").all()
+    _check(charts.intersection_heatmap(cells, "sex", "race", 30))
+    table = representation_table(rep, "race")
+    assert table["Share"].between(0, 1).all() and (table["n"] > 0).all()
+    assert fit_tests_table(snap.representation_tests)["Feature"].tolist() == ["race"]
+
+
+def test_masked_values_read_too_few_rows_never_zero(snap):
+    rows = snap.groups.rows
+    table = metric_table(rows, "race", HEADLINE_METRICS)
+    small = table[table["Group"] == "race=C"]
+    assert small["Estimate (95% interval)"].str.match(r"too few rows \(n=\d+\)").all()
+    assert small["Value"].isna().all()
+    assert masked_groups(rows, "race", HEADLINE_METRICS)
+    assert rate_points(rows, "race", HEADLINE_METRICS).query("masked")["shown"].str.startswith("too few rows").all()
+    ok = table[table["Group"] == "race=A"]
+    assert ok["Estimate (95% interval)"].str.match(r"0\.\d{3} \(0\.\d{3}–0\.\d{3}\)").all()
+
+
+def test_worst_chart_and_table(snap):
+    worst = worst_disparities(snap.groups.rows, None, limit=4)
+    colours = {(d.grouping, d.group): "#123456" for d in worst}
+    if worst:
+        _check(charts.worst_chart(worst_points(worst, colours), 0.8, 1.25))
+        assert worst_table(worst)["Group rate"].str.contains("n=").all()
+
+
+def test_threshold_chart_draws_bands(snap):
+    counts = pd.DataFrame({"sex": ["f", "f", "m", "m"] * 2, "race": ["A"] * 8, "label_raw": ["1", "0"] * 4,
+                           "bucket": [10, 10, 60, 60, 90, 90, 30, 30], "n": [50, 40, 60, 70, 80, 30, 40, 50]})
+    curves = threshold_curves(counts, ("sex",), "1", 0.0, 1.0, 100, 30)
+    marks = _check(charts.threshold_chart(curves, ["sex=f", "sex=m"], 0.5, 0.4))
+    assert _has_interval(marks, "ci_low", "ci_high")
+
+
+def test_groupings_shown_follow_the_sidebar(snap):
+    assert groupings_shown(snap.groups.rows, ["sex", "race"]) == ["sex", "race", "sex × race"]
+    assert groupings_shown(snap.groups.rows, ["race"]) == ["race"]
