@@ -58,10 +58,11 @@ def run_query(src: OpenSource, sql: str, params: dict | None = None) -> pd.DataF
         raise SourceError(f"the source could not be read: {msg}") from None
 
 
-def check_cardinality(src: OpenSource, spec: AuditSpec, columns: list[str], where: str, params: dict) -> None:
+def check_cardinality(src: OpenSource, spec: AuditSpec, columns: list[str], where: str, params: dict,
+                      relation: str = "src") -> None:
     """Refuse a grouping column with more distinct values than the policy allows, before counting by it."""
     exprs = ", ".join(f"approx_count_distinct({quote_ident(c)}) AS c{i}" for i, c in enumerate(columns))
-    row = run_query(src, f"SELECT {exprs} FROM src WHERE {where}", params).iloc[0]
+    row = run_query(src, f"SELECT {exprs} FROM {relation} WHERE {where}", params).iloc[0]
     for i, col in enumerate(columns):
         if int(row[f"c{i}"]) > spec.policy.max_groups:
             raise DataError(
@@ -81,32 +82,48 @@ def prediction_expr(spec: AuditSpec, cols: dict[str, str]) -> str:
 
 
 def fetch_group_counts(src: OpenSource, spec: AuditSpec, row_filter: RowFilter | None = None) -> GroupCounts:
-    """Counts per finest intersection of the sensitive features, raw label and raw prediction."""
+    """Counts per finest intersection of the sensitive features, raw label, raw prediction and score bucket.
+
+    One scan of the source: the label/prediction cells and the score-bucket counts are both sums
+    over its result (a few hundred thousand rows at most), which halves the work on a joined source.
+    """
     cols = resolve_spec_columns(spec, src)
     where, params = where_sql(spec, cols, row_filter)
     sens_cols = [cols[f"sensitive:{s}"] for s in spec.sensitive]
-    check_cardinality(src, spec, sens_cols, where, params)
+    check_cardinality(src, spec, sens_cols, where, params, relation=src.relation_for([*sens_cols, *_filter_cols(cols, row_filter)]))
     keys = ", ".join(f"{group_expr(c)} AS g{i}" for i, c in enumerate(sens_cols))
     label = f"CAST({quote_ident(cols['label'])} AS VARCHAR)"
-    cell_params = dict(params)
+    query_params = dict(params)
     if spec.prediction is None:
-        cell_params["threshold"] = spec.threshold
-    cells = run_query(
-        src,
-        f"SELECT {keys}, {label} AS label_raw, {prediction_expr(spec, cols)} AS pred_raw, "
-        f"count(*)::BIGINT AS n FROM src WHERE {where} GROUP BY ALL",
-        cell_params,
-    )
-    cells = cells.rename(columns={f"g{i}": s for i, s in enumerate(spec.sensitive)})
-    scores = None
+        query_params["threshold"] = spec.threshold
+    bucket = "NULL::DOUBLE"
     if spec.score is not None:
         score = f"CAST({quote_ident(cols['score'])} AS DOUBLE)"
-        scores = run_query(
-            src,
-            f"SELECT {keys}, {label} AS label_raw, round({score}, {int(spec.policy.score_decimals)}) AS score, "
-            f"count(*)::BIGINT AS n FROM src WHERE {where} AND {label} IS NOT NULL "
-            f"AND {score} IS NOT NULL AND NOT isnan({score}) GROUP BY ALL",
-            params,
-        )
-        scores = scores.rename(columns={f"g{i}": s for i, s in enumerate(spec.sensitive)})
+        bucket = f"CASE WHEN isnan({score}) THEN NULL ELSE round({score}, {int(spec.policy.score_decimals)}) END"
+    raw = run_query(
+        src,
+        f"SELECT {keys}, {label} AS label_raw, {prediction_expr(spec, cols)} AS pred_raw, {bucket} AS score, "
+        f"count(*)::BIGINT AS n FROM src WHERE {where} GROUP BY ALL",
+        query_params,
+    )
+    names = {f"g{i}": s for i, s in enumerate(spec.sensitive)}
+    raw = raw.rename(columns=names)
+    sens = list(spec.sensitive)
+    cells = raw.groupby(sens + ["label_raw", "pred_raw"], dropna=False, as_index=False, observed=True)["n"].sum()
+    scores = None
+    if spec.score is not None:
+        scored = raw[raw["label_raw"].notna() & raw["score"].notna()]
+        scores = scored.groupby(sens + ["label_raw", "score"], as_index=False, observed=True)["n"].sum()
     return GroupCounts(cells=cells, scores=scores, sensitive=spec.sensitive)
+
+
+def _filter_cols(cols: dict[str, str], row_filter: RowFilter | None) -> list[str]:
+    """Columns a row filter reads."""
+    if row_filter is None:
+        return []
+    out = []
+    if row_filter.model_version is not None and "model_version" in cols:
+        out.append(cols["model_version"])
+    if (row_filter.time_from or row_filter.time_to) and "time" in cols:
+        out.append(cols["time"])
+    return out

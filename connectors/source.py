@@ -47,6 +47,14 @@ class OpenSource:
     con: duckdb.DuckDBPyConnection
     columns: tuple[tuple[str, str], ...]
     description: str
+    # Columns of the predictions alone (view src_main); empty when src is not a join.
+    main_columns: tuple[str, ...] = ()
+
+    def relation_for(self, columns: list[str]) -> str:
+        """`src_main` when every column lives in the predictions (no join needed), else `src`."""
+        if self.main_columns and all(c in self.main_columns for c in columns):
+            return "src_main"
+        return "src"
 
     def column_names(self) -> tuple[str, ...]:
         """Column names of `src`, as the source spells them."""
@@ -169,8 +177,12 @@ def open_source(source: SourceSpec, *, memory_limit: str | None = None, threads:
             )
             folders += more
             view_sql = _joined_sql(con, main_sql, main_cols, labels_sql, source.id_column or "")
+            # Queries that need no label column (cardinality checks) skip the join.
+            con.execute(f"CREATE VIEW src_main AS SELECT * FROM {main_sql}")
+            main_names = tuple(c for c, _ in main_cols)
         else:
             view_sql = f"SELECT * FROM {main_sql}"
+            main_names = ()
         con.execute(f"CREATE VIEW src AS {view_sql}")
         cols = [(r[0], r[1]) for r in con.execute("DESCRIBE src").fetchall()]
         # From here on the engine may read only the source's own folders, and nobody may widen that.
@@ -180,7 +192,7 @@ def open_source(source: SourceSpec, *, memory_limit: str | None = None, threads:
     except Exception:
         con.close()
         raise
-    return OpenSource(con=con, columns=tuple(cols), description=source.describe())
+    return OpenSource(con=con, columns=tuple(cols), description=source.describe(), main_columns=main_names)
 
 
 def open_frame(frame: Any, description: str = "in-memory frame") -> OpenSource:
