@@ -80,9 +80,27 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = _Parser(prog="fairwatch", description="Fairness and bias audits of prediction logs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    audit = sub.add_parser("audit", help="audit a source and write DIR/snapshot.json")
+    audit = sub.add_parser("audit", help="audit a source and write a snapshot folder (JSON, CSV, HTML, PDF, manifest)")
     _add_spec_flags(audit)
-    audit.add_argument("--out", required=True, help="output folder for the snapshot (must not hold one already)")
+    where = audit.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", help="new folder for the snapshot (refused if it exists); its parent folder is the "
+                                     "history it chains into")
+    where.add_argument("--history", help="history folder: the snapshot goes into a new sub-folder named <time>_<id>")
+    audit.add_argument("--zip", help="also write the snapshot as one zip file at this path")
+    audit.add_argument("--suppress-below", type=int, metavar="K",
+                       help="withhold numbers of groups smaller than K (default [privacy] suppress_below, 10)")
+    verify = sub.add_parser("verify", help="check a snapshot, a history or a zip against its hashes (exit 1 if changed)")
+    verify.add_argument("path", help="snapshot folder, history folder or snapshot zip")
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    hist = sub.add_parser("history", help="list the snapshots of a history folder and their hash chain")
+    hist.add_argument("path", help="history folder (or any snapshot folder in it)")
+    hist.add_argument("--json", action="store_true", help="print the list as JSON")
+    diff = sub.add_parser("diff", help="what changed between two audits (findings, metrics, spec, data)")
+    diff.add_argument("old", help="the older snapshot (folder, zip or snapshot.json)")
+    diff.add_argument("new", help="the newer snapshot (folder, zip or snapshot.json)")
+    diff.add_argument("--json", action="store_true", help="print the diff as JSON")
+    diff.add_argument("--fail-on-new", action="store_true",
+                      help="exit 1 when there are new findings or metrics that clearly moved (for scheduled checks)")
     demo = sub.add_parser("demo", help="write the built-in demo prediction log (DuckDB file)")
     demo.add_argument("--out", default="data/demo.duckdb", help="where to write it (default data/demo.duckdb)")
     demo.add_argument("--rows", type=int, default=600_000, help="number of predictions (default 600000)")
@@ -99,28 +117,85 @@ def write_json_atomic(path: Path, document: dict) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    """fairwatch audit: run the audit and write the snapshot."""
+    """fairwatch audit: run the audit and write the snapshot folder."""
     from connectors.audit import run_audit
+    from connectors.export import check_target, export_snapshot
+    from connectors.source import open_source
+    from metrics.spec import RowFilter
 
     spec = spec_from_args(args)
-    out = Path(args.out)
-    target = out / "snapshot.json"
-    if target.exists():
-        raise SpecError(f"{target} exists; audits are never overwritten: choose a new --out folder")
-    snap = run_audit(spec)
+    if args.out:
+        check_target(args.out)  # refuse before spending time on the audit
+    if args.zip and Path(args.zip).exists():
+        raise SpecError(f"{args.zip} exists; snapshots are never overwritten: choose a new --zip path")
+    src = open_source(spec.source)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(target, snap.to_dict())
-    except OSError as exc:
-        raise SpecError(f"cannot write {target}: {exc.strerror or exc}") from None
+        snap = run_audit(spec, RowFilter(), src)
+        result = export_snapshot(snap, args.out, history=args.history, src=src, k=args.suppress_below,
+                                 zip_path=args.zip)
+    finally:
+        src.con.close()
     rows = snap.groups.rows
     outside = rows[rows["verdict"] == "outside"]
+    sup = result.suppression
     print(f"audited {snap.data.rows:,} rows ({snap.data.unlabelled_rows:,} unlabelled) from {snap.source_description} "
           f"in {snap.duration_seconds:.2f} s")
     print(f"{rows['slice'].nunique()} groups; {len(outside)} metric(s) outside the "
           f"{spec.policy.ratio_low}-{spec.policy.ratio_high} band with q < {spec.policy.fdr}")
-    print(f"wrote {target}")
+    print(f"suppression: k = {sup.k}; {sup.groups_suppressed} group(s) withheld "
+          f"({sup.primary_groups} below k, {sup.complementary_groups} complementary), {sup.cells_suppressed} cell(s)")
+    print(f"wrote {result.path} ({', '.join(result.files)}, manifest.json)")
+    if result.zip_path:
+        print(f"wrote {result.zip_path}")
+    link = f"follows {result.previous}" if result.previous else "first in its history"
+    print(f"snapshot {result.snapshot_id} #{result.sequence} ({link}); manifest sha256 {result.manifest_sha256}")
     return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """fairwatch verify: exit 0 when every hash and link matches, 1 naming what changed."""
+    from connectors.export import verify
+
+    report = verify(args.path)
+    if args.json:
+        print(json.dumps({"target": report.target, "intact": report.intact, "snapshots": list(report.snapshots),
+                          "files_checked": report.files_checked, "links_checked": report.links_checked,
+                          "problems": [p.__dict__ for p in report.problems]}, indent=1))
+    else:
+        print("\n".join(report.lines()))
+    return EXIT_OK if report.intact else EXIT_FINDINGS
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """fairwatch history: the snapshots of a history in order, with the state of each chain link."""
+    from connectors.export import history
+
+    entries = history(args.path)
+    if args.json:
+        print(json.dumps([e.__dict__ for e in entries], indent=1, default=list))
+    else:
+        print(f"{'#':>3}  {'snapshot':<32} {'audited':<25} {'rows':>12} {'flagged':>7}  {'data':<12}  link")
+        for e in entries:
+            rows = f"{e.rows:,}" if e.rows is not None else "?"
+            flagged = str(e.flagged) if e.flagged is not None else "?"
+            print(f"{e.sequence if e.sequence is not None else '?':>3}  {e.folder:<32} {e.created_at or '?':<25} "
+                  f"{rows:>12} {flagged:>7}  {(e.fingerprint or '?')[:12]:<12}  {e.link}")
+    broken = [e for e in entries if e.link not in ("first", "ok")]
+    return EXIT_FINDINGS if broken else EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """fairwatch diff: what changed from the old audit to the new one."""
+    from connectors.export import load_snapshot
+    from metrics.diff import diff_snapshots
+
+    result = diff_snapshots(load_snapshot(args.old), load_snapshot(args.new))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=1, default=str))
+    else:
+        print("\n".join(result.lines()))
+    worse = result.new_findings or any(m.strength == "clear" for m in result.moved)
+    return EXIT_FINDINGS if args.fail_on_new and worse else EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -145,7 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: one line on stderr and exit 2 for bad input, never a traceback."""
     try:
         args = build_parser().parse_args(argv)
-        return {"audit": cmd_audit, "demo": cmd_demo}[args.command](args)
+        return {"audit": cmd_audit, "demo": cmd_demo, "verify": cmd_verify, "history": cmd_history,
+                "diff": cmd_diff}[args.command](args)
     except FairwatchError as exc:
         print(f"fairwatch: error: {exc}", file=sys.stderr)
         return EXIT_INPUT

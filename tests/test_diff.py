@@ -1,0 +1,141 @@
+"""diff: new and resolved findings by stable id, metrics that moved beyond their intervals, spec and data changes."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from connectors.audit import run_audit
+from connectors.source import open_frame
+from metrics.diff import (
+    SnapshotError,
+    check_schema_version,
+    diff_snapshots,
+    finding_id,
+    findings_of,
+    moved_metric,
+)
+from metrics.snapshot import SCHEMA_VERSION
+from metrics.spec import RowFilter, parse_spec
+
+
+def frame(n: int, gap: float, seed: int) -> pd.DataFrame:
+    """Two groups; group 'b' is wrongly refused `gap` more often among true positives."""
+    rng = np.random.default_rng(seed)
+    g = rng.choice(["a", "b"], n)
+    y = rng.integers(0, 2, n)
+    miss = np.where(g == "b", 0.1 + gap, 0.1)
+    pred = np.where(y == 1, (rng.random(n) > miss).astype(int), (rng.random(n) < 0.2).astype(int))
+    return pd.DataFrame({"g": g, "label": y, "pred": pred})
+
+
+def audit(df: pd.DataFrame, **policy) -> dict:
+    """The audit document of a frame."""
+    spec = parse_spec({"source": {"path": "frame"}, "columns": {"label": "label", "prediction": "pred", "sensitive": ["g"]},
+                       "reference": {"g": "a"}, "policy": policy})
+    return run_audit(spec, RowFilter(), open_frame(df)).to_dict()
+
+
+@pytest.fixture(scope="module")
+def before_after() -> tuple[dict, dict]:
+    """No gap before; a large false-negative gap for group b after."""
+    return audit(frame(20_000, 0.0, 1)), audit(frame(20_000, 0.25, 2))
+
+
+def test_new_finding_and_moved_metric(before_after):
+    """The planted gap is a new finding with a stable id, and b's false negative rate clearly moved."""
+    old, new = before_after
+    d = diff_snapshots(old, new)
+    ids = [i for i, _ in d.new_findings]
+    assert "false_negative_rate|g=b" in ids
+    assert not d.resolved_findings
+    moved = {(m.group, m.metric): m for m in d.moved}
+    fnr = moved[("g=b", "false_negative_rate")]
+    assert fnr.strength == "clear" and fnr.new_value > fnr.old_ci[1] and fnr.new_ci[0] > fnr.old_ci[1]
+    # Group a did not change: its false negative rate is not reported.
+    assert ("g=a", "false_negative_rate") not in moved
+    assert not d.spec_changes and not d.unchanged
+    text = "\n".join(d.lines())
+    assert "+ false_negative_rate|g=b" in text and "intervals do not overlap" in text
+    assert d.compared > 10 and 0 < d.expected_clear < d.expected_possible < d.compared
+    back = diff_snapshots(new, old)
+    assert [i for i, _ in back.resolved_findings] == ids and not back.new_findings
+
+
+def test_same_audit_is_unchanged(before_after):
+    """An audit compared with itself: nothing changed."""
+    old, _ = before_after
+    d = diff_snapshots(old, copy.deepcopy(old))
+    assert d.unchanged and not d.moved and d.fingerprint_changed is None
+    assert d.to_dict()["unchanged"] is True
+
+
+def cell(value, low, high) -> dict:
+    """A metric cell."""
+    return {"value": value, "ci_low": low, "ci_high": high, "support": 100, "masked": False}
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    (cell(0.30, 0.25, 0.35), cell(0.45, 0.40, 0.50), "clear"),       # intervals apart
+    (cell(0.30, 0.25, 0.35), cell(0.37, 0.33, 0.41), "possible"),    # overlap, new value outside the old interval
+    (cell(0.30, 0.25, 0.35), cell(0.33, 0.28, 0.38), None),          # inside
+    (cell(0.30, 0.25, 0.35), cell(None, None, None), None),          # masked or suppressed now
+    (cell(0.30, None, None), cell(0.9, 0.85, 0.95), None),           # no interval (f1): never judged
+])
+def test_move_rule(old, new, expected):
+    """The stated rule: non-overlapping intervals are a clear move; a value outside the old interval a possible one."""
+    assert moved_metric(old, new) == expected
+
+
+def test_chance_of_a_move_with_equal_precision():
+    """Equal intervals, nothing changed: about 0.56% clear and 16% possible moves by chance (normal theory)."""
+    from metrics.diff import chance_of_move
+
+    clear, possible = chance_of_move(cell(0.5, 0.45, 0.55), cell(0.5, 0.45, 0.55))
+    assert clear == pytest.approx(0.0056, abs=5e-4) and clear + possible == pytest.approx(0.166, abs=2e-3)
+
+
+def test_finding_ids_are_stable():
+    """The id ignores the order of predicates; an explicit id wins; the findings section wins over verdicts."""
+    a = finding_id({"slice": {"race": "Black", "age": "18-24"}, "metric": "fnr"})
+    b = finding_id({"slice": [["age", "18-24"], ["race", "Black"]], "metric": "fnr"})
+    assert a == b == "fnr|age=18-24&race=Black"
+    assert finding_id({"id": "slice-7", "slice": {"x": "y"}, "metric": "m"}) == "slice-7"
+    doc = {"findings": [{"slice": {"x": "1"}, "metric": "m"}], "groups": [
+        {"slice": {"g": "b"}, "disparities": {"fnr": {"verdict": "outside"}}}]}
+    assert list(findings_of(doc)) == ["m|x=1"]
+    del doc["findings"]
+    assert list(findings_of(doc)) == ["fnr|g=b"]
+
+
+def test_spec_data_and_fingerprint_changes(before_after):
+    """A changed policy, a changed row count and a changed fingerprint are all listed."""
+    old, _ = before_after
+    new = copy.deepcopy(old)
+    new["spec"]["policy"]["fdr"] = 0.01
+    new["data"]["rows"] += 5
+    old = copy.deepcopy(old)
+    old["fingerprint"] = {"digest": "a" * 64, "engine": "duckdb 2.0.1"}
+    new["fingerprint"] = {"digest": "b" * 64, "engine": "duckdb 2.1.0"}
+    new["data_quality"] = [{"slice": {"g": "a"}, "n": 50}]
+    d = diff_snapshots(old, new)
+    assert [c.path for c in d.spec_changes] == ["spec.policy.fdr"]
+    assert d.spec_changes[0].old == 0.05 and d.spec_changes[0].new == 0.01
+    assert [c.path for c in d.data_changes] == ["data.rows"]
+    assert d.fingerprint_changed is True
+    assert any("engine changed" in n for n in d.notes)
+    assert [c.path for c in d.sections] == ["data_quality records"]
+
+
+def test_newer_schema_is_refused_with_a_clear_message():
+    """A document from a newer fairwatch says to upgrade; a non-snapshot says what it is not."""
+    with pytest.raises(SnapshotError, match=r"schema_version 99, newer than this fairwatch reads .* upgrade fairwatch"):
+        check_schema_version({"schema_version": 99})
+    with pytest.raises(SnapshotError, match="not a fairwatch snapshot"):
+        check_schema_version({"groups": []})
+    assert check_schema_version({"schema_version": SCHEMA_VERSION}) == SCHEMA_VERSION
+    with pytest.raises(SnapshotError, match="newer"):
+        diff_snapshots({"schema_version": 1}, {"schema_version": SCHEMA_VERSION + 1})
