@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,13 +106,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     demo.add_argument("--config-out", help="also write the demo's fairwatch.toml here")
     return parser
-
-
-def write_json_atomic(path: Path, document: dict) -> None:
-    """Write JSON to a temporary name, then rename, so a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(document, indent=1, sort_keys=False, allow_nan=False), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
