@@ -100,6 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--json", action="store_true", help="print the diff as JSON")
     diff.add_argument("--fail-on-new", action="store_true",
                       help="exit 1 when there are new findings or metrics that clearly moved (for scheduled checks)")
+    check = sub.add_parser("check", help="evaluate alert rules on the latest window (exit 1 when one fires)")
+    _add_spec_flags(check)
+    check.add_argument("--rule", action="append", metavar="RULE",
+                       help="an alert rule, added to [alerts] rules (repeatable), e.g. 'psi of age_band > 0.2'")
+    check.add_argument("--now", help="check as of this date or time; later rows are ignored (default: the newest row)")
+    check.add_argument("--last-days", type=int, help="check the last N whole days instead of the latest window")
+    check.add_argument("--grain", choices=("day", "week", "month"),
+                       help="window size (default: from the time span: <= 60 days day, <= 400 week, else month)")
+    check.add_argument("--baseline", help="drift baseline: the window holding this date (default: the first window)")
+    check.add_argument("--findings", nargs=2, metavar=("PREVIOUS", "LATEST"),
+                       help="two audit snapshots (folder, zip or snapshot.json) for the rule 'any new finding'")
+    check.add_argument("--json", action="store_true", help="print the result as JSON")
     demo = sub.add_parser("demo", help="write the built-in demo prediction log (DuckDB file)")
     demo.add_argument("--out", default="data/demo.duckdb", help="where to write it (default data/demo.duckdb)")
     demo.add_argument("--rows", type=int, default=600_000, help="number of predictions (default 600000)")
@@ -190,6 +202,29 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if args.fail_on_new and worse else EXIT_OK
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """fairwatch check: evaluate alert rules on the latest window (or the last N days); exit 1 when one fires."""
+    from connectors.monitor import run_check
+    from metrics.alerts import FindingIds
+
+    spec = spec_from_args(args)
+    findings = None
+    if args.findings:
+        from connectors.export import load_snapshot
+        from metrics.diff import findings_of
+
+        previous, latest = (findings_of(load_snapshot(path)) for path in args.findings)
+        findings = FindingIds(latest=tuple(latest), previous=tuple(previous))
+    alerts = spec.alerts
+    result = run_check(
+        spec, [*alerts.rules, *(args.rule or [])], now=args.now,
+        last_days=args.last_days if args.last_days is not None else alerts.last_days,
+        grain=args.grain or alerts.grain, baseline=args.baseline or alerts.baseline, findings=findings,
+    )
+    print(json.dumps(result.to_dict(), indent=1) if args.json else "\n".join(result.lines()))
+    return EXIT_FINDINGS if result.fired else EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """fairwatch demo: generate the demo prediction log."""
     from connectors.demo import DEMO_CONFIG, write_demo
@@ -212,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: one line on stderr and exit 2 for bad input, never a traceback."""
     try:
         args = build_parser().parse_args(argv)
-        return {"audit": cmd_audit, "demo": cmd_demo, "verify": cmd_verify, "history": cmd_history,
+        return {"audit": cmd_audit, "check": cmd_check, "demo": cmd_demo, "verify": cmd_verify, "history": cmd_history,
                 "diff": cmd_diff}[args.command](args)
     except FairwatchError as exc:
         print(f"fairwatch: error: {exc}", file=sys.stderr)

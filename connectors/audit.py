@@ -8,6 +8,7 @@ from importlib import metadata
 
 from connectors.counts import fetch_group_counts
 from connectors.source import OpenSource, open_source
+from connectors.window_counts import fetch_time_span
 from metrics.groups import compute_group_table
 from metrics.outcomes import binarize, binarize_scores
 from metrics.representation import compute_representation
@@ -36,6 +37,9 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
     own = src is None
     src = src or open_source(spec.source)
     try:
+        if row_filter.time_from is not None or row_filter.time_to is not None:
+            # Times that are not times, or a window without rows, as a one-line DataError, not an engine error.
+            fetch_time_span(src, spec, row_filter)
         counts = fetch_group_counts(src, spec, row_filter)
     finally:
         if own:

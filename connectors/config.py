@@ -65,7 +65,7 @@ def spec_to_toml(spec: AuditSpec) -> str:
     """The spec as `fairwatch.toml` text that `load_spec` reads back to the same spec."""
     data = spec.to_dict()
     lines: list[str] = []
-    for section in ("source", "columns", "reference", "policy", "slices", "privacy"):
+    for section in ("source", "columns", "reference", "policy", "slices", "privacy", "alerts"):
         lines.append(f"[{section}]")
         lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in data[section].items() if v is not None]
         lines.append("")

@@ -112,7 +112,7 @@ def confusion_by_group(labelled: pd.DataFrame, sensitive: Sequence[str]) -> pd.D
     return out
 
 
-def _reference_slice(frame: pd.DataFrame, cols: tuple[str, ...], spec: AuditSpec,
+def reference_slice(frame: pd.DataFrame, cols: tuple[str, ...], spec: AuditSpec,
                      refs: dict[str, str]) -> tuple[tuple[str, str], ...] | None:
     """The reference group of a grouping: the named or largest group per feature, else the largest cell."""
     wanted = tuple((c, refs[c]) for c in cols)
@@ -141,7 +141,7 @@ def reference_groups(population: pd.DataFrame, spec: AuditSpec) -> dict[str, str
     return refs
 
 
-def _wide_table(finest: pd.DataFrame, population: pd.DataFrame, scores: pd.DataFrame | None,
+def wide_table(finest: pd.DataFrame, population: pd.DataFrame, scores: pd.DataFrame | None,
                 cols: tuple[str, ...], probabilities: bool) -> pd.DataFrame:
     """One row per group of a grouping: sizes, confusion cells (sums of the finest cells), score metrics."""
     pop = population.groupby(list(cols), as_index=False, observed=True)["n"].sum()
@@ -156,7 +156,7 @@ def _wide_table(finest: pd.DataFrame, population: pd.DataFrame, scores: pd.DataF
     return wide
 
 
-def _metric_rows(wide: pd.DataFrame, cols: tuple[str, ...], spec: AuditSpec, with_score: bool,
+def metric_rows(wide: pd.DataFrame, cols: tuple[str, ...], spec: AuditSpec, with_score: bool,
                  probabilities: bool) -> pd.DataFrame:
     """Long rows (group × metric) with value, interval, support and masking."""
     min_support = spec.policy.min_support
@@ -283,9 +283,9 @@ def compute_group_table(labelled: pd.DataFrame, population: pd.DataFrame, scores
     finest = confusion_by_group(labelled, spec.sensitive)
     tables = []
     for cols in groupings(spec.sensitive):
-        wide = _wide_table(finest, population, scores, cols, probabilities)
-        rows = _metric_rows(wide, cols, spec, with_score, probabilities)
-        reference = _reference_slice(wide, cols, spec, refs)
+        wide = wide_table(finest, population, scores, cols, probabilities)
+        rows = metric_rows(wide, cols, spec, with_score, probabilities)
+        reference = reference_slice(wide, cols, spec, refs)
         tables.append(_disparities(rows, reference, spec))
     rows = pd.concat(tables, ignore_index=True)
     # One family of tests per audit: every group-vs-reference comparison of every rate.

@@ -16,7 +16,7 @@ from metrics.errors import SpecError
 
 ERROR_SIGNALS = ("misclassification", "false_negative", "false_positive", "score_loss")
 
-_SECTIONS = {"source", "columns", "reference", "reference_shares", "policy", "slices", "privacy"}
+_SECTIONS = {"source", "columns", "reference", "reference_shares", "policy", "slices", "privacy", "alerts"}
 _SOURCE_KEYS = {"path", "table", "labels_path", "labels_table", "id_column"}
 _COLUMN_KEYS = {
     "label", "positive_label", "prediction", "positive_prediction", "score", "threshold",
@@ -25,6 +25,7 @@ _COLUMN_KEYS = {
 _POLICY_KEYS = {"min_support", "ratio_low", "ratio_high", "fdr", "max_groups", "score_decimals"}
 _SLICE_KEYS = {"max_depth", "error", "alpha", "bins", "top_k"}
 _PRIVACY_KEYS = {"hidden_columns", "suppress_below"}
+_ALERT_KEYS = {"rules", "grain", "last_days", "baseline"}
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,19 @@ class SliceSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """Alert rules for `fairwatch check` and how the checked period and drift baseline are chosen."""
+
+    rules: tuple[str, ...] = ()
+    # day, week or month; None chooses from the time span (<= 60 days: day, <= 400: week, else month).
+    grain: str | None = None
+    # Check the last N whole days instead of the latest window.
+    last_days: int | None = None
+    # Drift baseline: the window holding this date; None is the first window.
+    baseline: str | None = None
+
+
+@dataclass(frozen=True)
 class RowFilter:
     """Which rows of the source an audit looks at: a model version and a time window (inclusive)."""
 
@@ -111,6 +125,7 @@ class AuditSpec:
     slices: SliceSettings = field(default_factory=SliceSettings)
     hidden_columns: tuple[str, ...] = ()
     suppress_below: int = 10
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     @property
     def predicts_from_score(self) -> bool:
@@ -145,6 +160,8 @@ class AuditSpec:
             "policy": asdict(self.policy),
             "slices": asdict(self.slices),
             "privacy": {"hidden_columns": list(self.hidden_columns), "suppress_below": self.suppress_below},
+            "alerts": {"rules": list(self.alerts.rules)} | {
+                k: v for k, v in asdict(self.alerts).items() if k != "rules" and v is not None},
         }
 
     def with_source(self, source: SourceSpec) -> AuditSpec:
@@ -238,6 +255,8 @@ def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
     _unknown("slices", sl, _SLICE_KEYS)
     priv = _section(raw, "privacy")
     _unknown("privacy", priv, _PRIVACY_KEYS)
+    al = _section(raw, "alerts")
+    _unknown("alerts", al, _ALERT_KEYS)
 
     path = _opt_str("source", src, "path")
     if path is None:
@@ -323,7 +342,7 @@ def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
     if slices.error == "score_loss" and score is None:
         raise SpecError("[slices] error = score_loss needs a score column ([columns] score)")
 
-    return AuditSpec(
+    spec = AuditSpec(
         source=source,
         label=label,
         positive_label=_label_value(cols, "positive_label"),
@@ -342,4 +361,29 @@ def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
         slices=slices,
         hidden_columns=_str_list("privacy", priv, "hidden_columns"),
         suppress_below=_number("privacy", priv, "suppress_below", 10, integer=True, low=0, high=10**6),
+        alerts=_alert_settings(al),
     )
+    if spec.alerts.rules:
+        if spec.time is None:
+            raise SpecError("[alerts] rules are checked per time window: set [columns] time (or --time COL)")
+        # Imported here: metrics.alerts imports this module.
+        from metrics.alerts import parse_rules
+
+        parse_rules(spec.alerts.rules, spec)
+    return spec
+
+
+def _alert_settings(al: Mapping[str, Any]) -> AlertSettings:
+    """The [alerts] section: rule texts (checked against the spec by parse_spec), grain, last_days, baseline."""
+    rules = al.get("rules", [])
+    rules = [rules] if isinstance(rules, str) else rules
+    if not isinstance(rules, (list, tuple)) or not all(isinstance(r, str) and r.strip() for r in rules):
+        raise SpecError("[alerts] rules must be a list of rule texts, e.g. rules = [\"psi of age_band > 0.2\"]")
+    grain = _opt_str("alerts", al, "grain")
+    if grain is not None and grain not in ("day", "week", "month"):
+        raise SpecError(f"[alerts] grain must be day, week or month, got {grain!r}")
+    last_days = None
+    if al.get("last_days") is not None:
+        last_days = _number("alerts", al, "last_days", 7, integer=True, low=1, high=36_600)
+    return AlertSettings(rules=tuple(rules), grain=grain, last_days=last_days,
+                         baseline=_opt_str("alerts", al, "baseline"))
