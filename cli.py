@@ -138,7 +138,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         result = export_snapshot(snap, args.out, history=args.history, src=src, k=args.suppress_below,
                                  zip_path=args.zip)
     finally:
-        src.con.close()
+        src.close()
     rows = snap.groups.rows
     outside = rows[rows["verdict"] == "outside"]
     sup = result.suppression

@@ -43,7 +43,7 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
         counts = fetch_group_counts(src, spec, row_filter)
     finally:
         if own:
-            src.con.close()
+            src.close()
     outcomes = binarize(counts.cells, spec)
     scores = binarize_scores(counts.scores, spec, outcomes.summary.positive_label) if counts.scores is not None else None
     table = compute_group_table(outcomes.labelled, outcomes.population, scores, spec)

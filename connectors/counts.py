@@ -50,6 +50,8 @@ def where_sql(spec: AuditSpec, cols: dict[str, str], row_filter: RowFilter | Non
 
 def run_query(src: OpenSource, sql: str, params: dict | None = None) -> pd.DataFrame:
     """Run one query on a fresh cursor and materialise it inside the block (safe across sessions)."""
+    if src.runner is not None:
+        return src.runner.query(sql, params or {})
     try:
         with src.cursor() as cur:
             return cur.execute(sql, params or {}).df()

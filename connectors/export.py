@@ -412,7 +412,7 @@ def export_snapshot(snapshot: AuditSnapshot, out: str | os.PathLike | None = Non
         fp = fingerprint_source(src, snapshot.spec, snapshot.row_filter)
     finally:
         if own:
-            src.con.close()
+            src.close()
     took = time.perf_counter() - started
     result = export_document(snapshot.to_dict(), out, history=history, fingerprint=fp, k=k, zip_path=zip_path)
     return replace(result, timings=(("fingerprint", took), *result.timings))

@@ -7,13 +7,12 @@ window holding `now`, by default the newest row) or on the last N whole days.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 
 import pandas as pd
 
-from connectors.source import OpenSource, open_source
+from connectors.source import OpenSource, opened
 from connectors.window_counts import WindowCounts, fetch_window_counts
 from metrics.alerts import (
     CheckInputs,
@@ -32,19 +31,6 @@ from metrics.groups import compute_group_table
 from metrics.spec import AuditSpec, RowFilter
 from metrics.trends import VERSION, WINDOW, TrendTable, parse_instant, trend_table, window_outcomes
 from metrics.versions import VersionComparison, compare_versions
-
-
-@contextmanager
-def opened(spec: AuditSpec, src: OpenSource | None = None) -> Iterator[OpenSource]:
-    """The given open source, or the spec's source opened for the block and closed after it."""
-    if src is not None:
-        yield src
-        return
-    own = open_source(spec.source)
-    try:
-        yield own
-    finally:
-        own.con.close()
 
 
 def window_counts(spec: AuditSpec, grain: str | None = None, row_filter: RowFilter | None = None,

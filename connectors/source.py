@@ -8,6 +8,8 @@ parameters; the database cannot read files outside the source's folders once the
 from __future__ import annotations
 
 import glob
+from collections.abc import Iterator
+from contextlib import contextmanager
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +51,20 @@ class OpenSource:
     description: str
     # Columns of the predictions alone (view src_main); empty when src is not a join.
     main_columns: tuple[str, ...] = ()
+    # For PostgreSQL and Spark: runs the transpiled queries there (con is then None).
+    runner: Any = None
+
+    @property
+    def engine(self) -> str:
+        """duckdb, postgres or spark."""
+        return "duckdb" if self.runner is None else self.runner.dialect
+
+    def close(self) -> None:
+        """Release the engine."""
+        if self.runner is not None:
+            self.runner.close()
+        elif self.con is not None:
+            self.con.close()
 
     def relation_for(self, columns: list[str]) -> str:
         """`src_main` when every column lives in the predictions (no join needed), else `src`."""
@@ -161,6 +177,8 @@ def _check_case_collisions(cols: list[tuple[str, str]], what: str) -> None:
 
 def open_source(source: SourceSpec, *, memory_limit: str | None = None, threads: int | None = None) -> OpenSource:
     """Open the source read-only with the `src` view; lock the engine to the source's folders."""
+    if source.engine != "duckdb":
+        return open_remote(source)
     con = duckdb.connect(":memory:")
     try:
         if memory_limit:
@@ -261,3 +279,36 @@ def resolve_spec_columns(spec: AuditSpec, src: OpenSource) -> dict[str, str]:
         if kind.startswith("INTERVAL") or not any(t in kind for t in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL", "NUMERIC")):
             raise SpecError(f"the score column {spec.score!r} is {kind}, not a number; choose a numeric score column")
     return out
+
+
+def open_remote(source: SourceSpec) -> OpenSource:
+    """A PostgreSQL or Spark source: the counting queries run there, only their results come back."""
+    from connectors.engines import PostgresRunner, SparkRunner, postgres_base
+
+    if source.labels_path or source.labels_table:
+        raise SpecError(f"separate label tables are joined only on DuckDB; on {source.engine}, give a table or "
+                        "query (PostgreSQL) that already joins them")
+    if source.engine == "postgres":
+        runner: Any = PostgresRunner(url=source.path, base=postgres_base(source.table, source.query))
+    else:
+        runner = SparkRunner(master=source.master, location=source.table or source.path)
+    try:
+        cols = runner.columns()
+        _check_case_collisions(cols, source.describe())
+    except Exception:
+        runner.close()
+        raise
+    return OpenSource(con=None, columns=tuple(cols), description=source.describe(), runner=runner)
+
+
+@contextmanager
+def opened(spec: AuditSpec, src: OpenSource | None = None) -> Iterator[OpenSource]:
+    """The given open source, or the spec's source opened for the block and closed after it."""
+    if src is not None:
+        yield src
+        return
+    own = open_source(spec.source)
+    try:
+        yield own
+    finally:
+        own.close()

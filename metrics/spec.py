@@ -13,11 +13,13 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from metrics.errors import SpecError
+from metrics.redaction import redact_secrets
 
 ERROR_SIGNALS = ("misclassification", "false_negative", "false_positive", "score_loss")
 
 _SECTIONS = {"source", "columns", "reference", "reference_shares", "policy", "slices", "privacy", "alerts"}
-_SOURCE_KEYS = {"path", "table", "labels_path", "labels_table", "id_column"}
+_SOURCE_KEYS = {"path", "table", "labels_path", "labels_table", "id_column", "query", "engine", "master"}
+ENGINES = ("duckdb", "postgres", "spark")
 _COLUMN_KEYS = {
     "label", "positive_label", "prediction", "positive_prediction", "score", "threshold",
     "sensitive", "features", "time", "model_version", "id",
@@ -37,10 +39,18 @@ class SourceSpec:
     labels_path: str | None = None
     labels_table: str | None = None
     id_column: str | None = None
+    # PostgreSQL: a read-only SELECT instead of a table. Spark: engine = "spark" and its master URL.
+    query: str | None = None
+    engine: str = "duckdb"
+    master: str = "local[2]"
 
     def describe(self) -> str:
         """A human description of the source, without secrets."""
-        where = self.path + (f" table {self.table}" if self.table else "")
+        where = redact_secrets(self.path) + (f" table {self.table}" if self.table else "")
+        if self.query:
+            where += " query " + " ".join(self.query.split())[:200]
+        if self.engine == "spark":
+            where = f"spark ({self.master}) " + where
         if self.labels_table or self.labels_path:
             labels = self.labels_table or self.labels_path
             where += f", labels from {labels} joined on {self.id_column}"
@@ -153,7 +163,9 @@ class AuditSpec:
             if value is not None:
                 columns[key] = value
         return {
-            "source": {k: v for k, v in asdict(self.source).items() if v is not None},
+            "source": {k: v for k, v in asdict(self.source).items()
+                       if v is not None and not (k == "engine" and v == "duckdb")
+                       and not (k == "master" and self.source.engine != "spark")},
             "columns": columns,
             "reference": dict(self.reference),
             "reference_shares": {f: dict(s) for f, s in self.reference_shares},
@@ -242,6 +254,11 @@ def _section(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return value
 
 
+def _engine_of(path: str) -> str:
+    """The engine a source path implies: postgresql:// URLs run on PostgreSQL, the rest on DuckDB."""
+    return "postgres" if path.split("://", 1)[0].lower() in ("postgresql", "postgres") and "://" in path else "duckdb"
+
+
 def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
     """Validate a `fairwatch.toml`-shaped mapping and return the frozen spec."""
     _unknown("top level", raw, _SECTIONS)
@@ -267,7 +284,16 @@ def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
         labels_path=_opt_str("source", src, "labels_path"),
         labels_table=_opt_str("source", src, "labels_table"),
         id_column=_opt_str("source", src, "id_column") or _opt_str("columns", cols, "id"),
+        query=_opt_str("source", src, "query"),
+        engine=_opt_str("source", src, "engine") or _engine_of(path),
+        master=_opt_str("source", src, "master") or "local[2]",
     )
+    if source.engine not in ENGINES:
+        raise SpecError(f"[source] engine must be one of {', '.join(ENGINES)}, got {source.engine!r}")
+    if source.query and source.engine != "postgres":
+        raise SpecError("[source] query is for PostgreSQL sources; for files use path, for DuckDB files table")
+    if source.query and source.table:
+        raise SpecError("give either [source] table or query, not both")
     if (source.labels_path or source.labels_table) and not source.id_column:
         raise SpecError("labels come from a separate table but no id column joins them: set [source] id_column")
     if source.labels_path and source.labels_table:
