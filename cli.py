@@ -46,6 +46,7 @@ def spec_from_args(args: argparse.Namespace):
                     "positive_label": args.positive_label, "positive_prediction": args.positive_prediction,
                     "time": args.time, "model_version": args.model_version},
         "policy": {"min_support": args.min_support, "fdr": args.fdr},
+        "slices": {"max_depth": getattr(args, "max_depth", None), "error": getattr(args, "error", None)},
         "reference": _reference_pairs(args.reference) or {},
     }
     return load_spec(args.config, overrides)
@@ -73,6 +74,9 @@ def _add_spec_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-version", help="model version column")
     p.add_argument("--min-support", type=int, help="smallest denominator a rate is shown for (default 30)")
     p.add_argument("--fdr", type=float, help="false-discovery rate for significance (default 0.05)")
+    p.add_argument("--max-depth", type=int, help="most predicates in a searched slice (default 3)")
+    p.add_argument("--error", choices=("misclassification", "false_negative", "false_positive", "score_loss"),
+                   help="the error signal the slice search looks for (default misclassification)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "history it chains into")
     where.add_argument("--history", help="history folder: the snapshot goes into a new sub-folder named <time>_<id>")
     audit.add_argument("--zip", help="also write the snapshot as one zip file at this path")
+    audit.add_argument("--fail-on-findings", action="store_true",
+                       help="exit 1 when the audit has any finding (for CI gates)")
     audit.add_argument("--suppress-below", type=int, metavar="K",
                        help="withhold numbers of groups smaller than K (default [privacy] suppress_below, 10)")
     verify = sub.add_parser("verify", help="check a snapshot, a history or a zip against its hashes (exit 1 if changed)")
@@ -153,7 +159,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print(f"wrote {result.zip_path}")
     link = f"follows {result.previous}" if result.previous else "first in its history"
     print(f"snapshot {result.snapshot_id} #{result.sequence} ({link}); manifest sha256 {result.manifest_sha256}")
-    return EXIT_OK
+    findings = snap.findings or ()
+    needs = ", ".join(f"{sum(f.need == n for f in findings)} {n.replace('_', ' ')}"
+                      for n in ("model", "better_data", "more_data"))
+    print(f"{len(findings)} finding(s) from the slice search ({needs})" if findings else
+          f"no finding: {snap.slices.note or 'no slice is significantly worse than the rest'}" if snap.slices else "")
+    return EXIT_FINDINGS if args.fail_on_findings and findings else EXIT_OK
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -7,11 +7,17 @@ from datetime import datetime, timezone
 from importlib import metadata
 
 from connectors.counts import fetch_group_counts
-from connectors.source import OpenSource, open_source
+from connectors.quality_counts import fetch_quality_counts
+from connectors.slice_counts import fetch_slice_counts
+from connectors.source import OpenSource, opened
 from connectors.window_counts import fetch_time_span
+from metrics.diagnosis import diagnose_groups
+from metrics.findings import build_findings
 from metrics.groups import compute_group_table
 from metrics.outcomes import binarize, binarize_scores
+from metrics.quality import compute_quality
 from metrics.representation import compute_representation
+from metrics.slices import find_slices, top_findings
 from metrics.snapshot import AuditSnapshot
 from metrics.spec import AuditSpec, RowFilter
 
@@ -30,33 +36,44 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
-def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSource | None = None) -> AuditSnapshot:
-    """The full per-group audit of a source as one snapshot."""
+def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSource | None = None, *,
+              search_slices: bool = True) -> AuditSnapshot:
+    """The full audit of a source as one snapshot: groups, representation, slices, data quality, needs."""
     started = time.perf_counter()
     row_filter = row_filter or RowFilter()
-    own = src is None
-    src = src or open_source(spec.source)
-    try:
+    with opened(spec, src) as source:
         if row_filter.time_from is not None or row_filter.time_to is not None:
             # Times that are not times, or a window without rows, as a one-line DataError, not an engine error.
-            fetch_time_span(src, spec, row_filter)
-        counts = fetch_group_counts(src, spec, row_filter)
-    finally:
-        if own:
-            src.close()
-    outcomes = binarize(counts.cells, spec)
+            fetch_time_span(source, spec, row_filter)
+        counts = fetch_group_counts(source, spec, row_filter)
+        outcomes = binarize(counts.cells, spec)
+        slices = quality = None
+        if search_slices:
+            summary = outcomes.summary
+            slices = find_slices(fetch_slice_counts(source, spec, summary.positive_label,
+                                                    summary.positive_prediction, row_filter), spec)
+            # Quality signals for the best-ranked findings (and every sensitive group): one scan.
+            wanted = [tuple(s) for s in top_findings(slices, spec.slices.top_k)["slice"]]
+            quality = compute_quality(fetch_quality_counts(source, spec, wanted, summary.positive_label, row_filter),
+                                      spec)
+        description = source.description
     scores = binarize_scores(counts.scores, spec, outcomes.summary.positive_label) if counts.scores is not None else None
     table = compute_group_table(outcomes.labelled, outcomes.population, scores, spec)
     representation, tests = compute_representation(outcomes.population, spec)
+    needs = diagnose_groups(table, representation, quality, spec) if search_slices else None
     return AuditSnapshot(
         spec=spec,
         row_filter=row_filter,
         data=outcomes.summary,
-        source_description=src.description,
+        source_description=description,
         groups=table,
         representation=representation,
         representation_tests=tests,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         tool_versions=tool_versions(),
         duration_seconds=time.perf_counter() - started,
+        slices=slices,
+        quality=quality,
+        group_needs=needs,
+        findings=build_findings(slices, quality, spec) if slices is not None else None,
     )

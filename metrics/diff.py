@@ -54,10 +54,10 @@ def finding_id(record: Mapping[str, Any]) -> str:
 
 
 def findings_of(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The document's findings by id: its `findings` section, else the flagged gaps of `groups`."""
-    if isinstance(doc.get("findings"), list):
-        return {finding_id(f): dict(f) for f in doc["findings"] if isinstance(f, Mapping)}
+    """The document's findings by id: the slice search's `findings` and the policy gaps flagged in `groups`."""
     out = {}
+    if isinstance(doc.get("findings"), list):
+        out = {finding_id(f): dict(f) for f in doc["findings"] if isinstance(f, Mapping)}
     for g in doc.get("groups") or []:
         for metric, d in (g.get("disparities") or {}).items():
             if d.get("verdict") == FLAGGED:

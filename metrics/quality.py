@@ -30,6 +30,7 @@ noise in one direction only is therefore not told apart from a model problem her
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -108,10 +109,15 @@ class QualityTable:
     label_error_rule: LabelErrorRule | None
     notes: tuple[str, ...] = ()
 
+    @cached_property
+    def _by_slice(self) -> dict[Slice, pd.DataFrame]:
+        """Signal rows grouped by slice, built once (a scan per lookup made diagnosis quadratic)."""
+        keys = self.rows["slice"].map(tuple)
+        return {k: self.rows.loc[idx] for k, idx in keys.groupby(keys, sort=False).groups.items()}
+
     def for_slice(self, slice_: Slice) -> pd.DataFrame:
         """The signal rows of one slice (empty when the slice was not checked)."""
-        key = tuple(slice_)
-        return self.rows[self.rows["slice"].map(lambda s: s == key)]
+        return self._by_slice.get(tuple(tuple(p) for p in slice_), self.rows.iloc[0:0])
 
     def checked(self, slice_: Slice) -> bool:
         """Whether the slice was among those checked."""

@@ -8,8 +8,11 @@ from typing import Any
 
 import pandas as pd
 
+from metrics.findings import Finding
 from metrics.groups import GroupTable
 from metrics.outcomes import DataSummary
+from metrics.quality import QualityTable
+from metrics.slices import SliceTable
 from metrics.spec import AuditSpec, RowFilter
 
 SCHEMA_VERSION = 1
@@ -19,9 +22,15 @@ _DISPARITY_FIELDS = ("ratio", "ratio_ci_low", "ratio_ci_high", "difference", "di
 
 
 def clean(value: Any) -> Any:
-    """A JSON-safe value: NaN and NA become None, numpy scalars become Python numbers."""
+    """A JSON-safe value: NaN and NA become None, numpy scalars become Python numbers, tuples of pairs dicts."""
     if value is None or value is pd.NA:
         return None
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        if value and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in value):
+            return {k: clean(v) for k, v in value}
+        return [clean(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, (list, tuple, dict)):
         value = value.item()
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
@@ -43,6 +52,11 @@ class AuditSnapshot:
     created_at: str
     tool_versions: dict[str, str] = field(default_factory=dict)
     duration_seconds: float | None = None
+    # The slice search, data-quality signals and data needs (None when the audit skipped the search).
+    slices: SliceTable | None = None
+    quality: QualityTable | None = None
+    group_needs: pd.DataFrame | None = None
+    findings: tuple[Finding, ...] | None = None
 
     def group_entries(self) -> list[dict[str, Any]]:
         """`groups` of the JSON: one entry per group of each feature and intersection."""
@@ -56,10 +70,37 @@ class AuditSnapshot:
                 "metrics": {}, "disparities": {},
             })
             entry["metrics"][r["metric"]] = {f: clean(r[f]) for f in _METRIC_FIELDS}
+            if "need" not in entry:
+                entry.update(self._need_of(key))
             if r["reference"] is not None:
                 entry["disparities"][r["metric"]] = {"reference": dict(r["reference"])} | {
                     f: clean(r[f]) for f in _DISPARITY_FIELDS}
         return list(entries.values())
+
+    def _need_of(self, slice_: tuple) -> dict[str, Any]:
+        """need, additional_rows and message of a sensitive group (None where it has no problem)."""
+        empty = {"need": None, "additional_rows": None, "message": None}
+        if self.group_needs is None or not len(self.group_needs):
+            return empty
+        hit = self.group_needs[self.group_needs["slice"].map(lambda s: tuple(s) == tuple(slice_))]
+        if hit.empty:
+            return empty
+        r = hit.iloc[0]
+        return {"need": clean(r["need"]), "additional_rows": clean(r["additional_rows"]), "message": clean(r["message"])}
+
+    def slice_entries(self, limit: int | None = None) -> dict[str, Any] | None:
+        """`slices` of the JSON: the search's totals and its best-ranked slices, findings or not."""
+        if self.slices is None:
+            return None
+        table = self.slices
+        rows = table.rows if limit is None else table.rows.head(limit)
+        keep = ["group", "depth", "n", "errors", "rate", "ci_low", "ci_high", "complement_n", "complement_rate",
+                "difference", "diff_ci_low", "diff_ci_high", "p_value", "q_value", "score", "verdict", "redundant"]
+        records = [{"slice": dict(r["slice"]), "parent": dict(r["parent"]) if r["parent"] else None}
+                   | {k: clean(r[k]) for k in keep} for r in rows.to_dict("records")]
+        return {"error": table.error, "evaluated": table.evaluated, "tested": table.tested,
+                "findings": table.findings, "overall_rate": clean(table.overall_rate), "max_depth": table.max_depth,
+                "alpha": table.alpha, "notes": list(table.notes), "top": records}
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document (`snapshot.json`)."""
@@ -87,4 +128,17 @@ class AuditSnapshot:
             "between_groups": [{k: clean(v) for k, v in r.items()} for r in self.groups.summary.to_dict("records")],
             "representation": [{k: clean(v) for k, v in r.items()} for r in rep.drop(columns=["group"], errors="ignore").to_dict("records")],
             "representation_tests": [{k: clean(v) for k, v in r.items()} for r in self.representation_tests.to_dict("records")],
-        }
+        } | self._search_sections()
+
+    def _search_sections(self) -> dict[str, Any]:
+        """findings, slices and data_quality, present only when the slice search ran."""
+        if self.findings is None:
+            return {}
+        quality = []
+        if self.quality is not None:
+            cols = ["signal", "column", "x", "n", "rate", "ci_low", "ci_high", "complement_rate", "ratio", "p_value",
+                    "q_value", "fired"]
+            quality = [{"slice": dict(r["slice"]), "group": r["group"]} | {k: clean(r.get(k)) for k in cols}
+                       for r in self.quality.rows.to_dict("records")]
+        return {"findings": [clean(f.to_dict()) for f in self.findings], "slices": self.slice_entries(limit=200),
+                "data_quality": quality}

@@ -99,14 +99,14 @@ def test_chance_of_a_move_with_equal_precision():
 
 
 def test_finding_ids_are_stable():
-    """The id ignores the order of predicates; an explicit id wins; the findings section wins over verdicts."""
+    """The id ignores the order of predicates; an explicit id wins; slice findings and policy gaps both count."""
     a = finding_id({"slice": {"race": "Black", "age": "18-24"}, "metric": "fnr"})
     b = finding_id({"slice": [["age", "18-24"], ["race", "Black"]], "metric": "fnr"})
     assert a == b == "fnr|age=18-24&race=Black"
     assert finding_id({"id": "slice-7", "slice": {"x": "y"}, "metric": "m"}) == "slice-7"
     doc = {"findings": [{"slice": {"x": "1"}, "metric": "m"}], "groups": [
         {"slice": {"g": "b"}, "disparities": {"fnr": {"verdict": "outside"}}}]}
-    assert list(findings_of(doc)) == ["m|x=1"]
+    assert list(findings_of(doc)) == ["m|x=1", "fnr|g=b"]
     del doc["findings"]
     assert list(findings_of(doc)) == ["fnr|g=b"]
 
