@@ -118,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--findings", nargs=2, metavar=("PREVIOUS", "LATEST"),
                        help="two audit snapshots (folder, zip or snapshot.json) for the rule 'any new finding'")
     check.add_argument("--json", action="store_true", help="print the result as JSON")
+    plan = sub.add_parser("plan", help="allocate a labelling budget and write the rows to label (CSV, Label Studio JSON)")
+    _add_spec_flags(plan)
+    plan.add_argument("--budget", type=int, required=True, help="labelled rows to spend")
+    plan.add_argument("--recheck", type=int, default=100, help="candidate label errors to re-check")
+    plan.add_argument("--uncertain-share", type=float, default=0.2,
+                      help="share of each slice's rows nearest the threshold (0: purely random)")
+    plan.add_argument("--out", default="data_plan", help="folder for data_plan.csv, label_queue.csv, label_studio_tasks.json")
     demo = sub.add_parser("demo", help="write the built-in demo prediction log (DuckDB file)")
     demo.add_argument("--out", default="data/demo.duckdb", help="where to write it (default data/demo.duckdb)")
     demo.add_argument("--rows", type=int, default=600_000, help="number of predictions (default 600000)")
@@ -254,12 +261,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """fairwatch plan: spend a labelling budget on the open questions and write the rows to label or re-check."""
+    from connectors.audit import run_audit
+    from connectors.queue import build_queue, label_studio_json, plan_csv, plan_pools, queue_csv
+    from connectors.source import open_source
+    from metrics.plan import build_plan
+
+    spec = spec_from_args(args)
+    src = open_source(spec.source)
+    try:
+        snap = run_audit(spec, src=src)
+        plan = build_plan(snap, args.budget, plan_pools(snap, src))
+        queue = build_queue(snap, plan, src, recheck_rows=args.recheck, uncertain_share=args.uncertain_share)
+    finally:
+        src.close()
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "data_plan.csv").write_bytes(plan_csv(plan))
+        (out / "label_queue.csv").write_bytes(queue_csv(queue))
+        (out / "label_studio_tasks.json").write_bytes(label_studio_json(queue))
+    except OSError as exc:
+        raise SpecError(f"cannot write the plan into {out}: {exc.strerror or exc}") from None
+    print(f"objective: {plan.objective}")
+    for item in plan.items:
+        print(f"  {item.candidate.id}: {item.allocated:,} rows ({item.reason})")
+    for note in (*plan.notes, *queue.notes):
+        print(f"  note: {note}")
+    counts = ", ".join(f"{v:,} {k}" for k, v in queue.counts().items()) or "no rows"
+    print(f"wrote {out}/data_plan.csv, label_queue.csv, label_studio_tasks.json ({counts})")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: one line on stderr and exit 2 for bad input, never a traceback."""
     try:
         args = build_parser().parse_args(argv)
         return {"audit": cmd_audit, "check": cmd_check, "demo": cmd_demo, "verify": cmd_verify, "history": cmd_history,
-                "diff": cmd_diff}[args.command](args)
+                "diff": cmd_diff, "plan": cmd_plan}[args.command](args)
     except FairwatchError as exc:
         print(f"fairwatch: error: {exc}", file=sys.stderr)
         return EXIT_INPUT

@@ -1,0 +1,128 @@
+"""Follow-up: what became of each finding and open question of an earlier audit in a later one.
+
+Tracked from the earlier audit, by stable id ('metric|feature=value&...', `metrics/diff.finding_id`):
+its findings (the slice search's, and the policy gaps flagged in `groups`), and every open
+question of a group that needed more data (a headline metric whose verdict was insufficient_data or
+inconclusive).
+
+Rule, first match wins, with the numbers then and now on every row:
+
+* ``still_undecided`` -- now insufficient_data or inconclusive (or the slice is not in the later audit).
+* ``resolved`` -- now decided and not a gap: within the tolerance (or better), or a former finding
+  the later slice search no longer flags.
+* ``worse`` -- now a significant gap (verdict 'outside', or a finding) that was undecided before
+  (the question is settled against the group), or a gap whose 95% interval moved to the worse
+  side without overlapping the earlier one.
+* ``improved`` -- still a significant gap, but its interval moved to the better side without overlap.
+* ``unchanged`` -- still a significant gap, the two intervals overlap.
+
+Non-overlap of 95% intervals is the conservative test of `metrics/diff.MOVE_RULE` ("clear").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from metrics.diagnosis import HEADLINE_METRICS, HIGHER_IS_WORSE, UNDECIDED
+from metrics.diff import FLAGGED, finding_id, findings_of, moved_metric
+from metrics.groups import slice_label
+from metrics.suppression import slice_key
+
+STATUSES = ("resolved", "improved", "unchanged", "worse", "still_undecided")
+RULE = ("still_undecided: insufficient_data or inconclusive now; resolved: decided and not a gap now; worse: a "
+        "significant gap now that was undecided before, or whose 95% interval moved to the worse side without "
+        "overlap; improved: still a gap, interval moved to the better side without overlap; unchanged: still a gap, "
+        "intervals overlap")
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """One earlier finding or open question, its state then and now, and the status the rule gives."""
+
+    id: str
+    group: str
+    metric: str
+    status: str
+    then: dict[str, Any]
+    now: dict[str, Any]
+    explanation: str
+
+    def to_row(self) -> dict[str, Any]:
+        """A flat row for tables and CSV."""
+        flat = {"id": self.id, "group": self.group, "metric": self.metric, "status": self.status}
+        for when, d in (("then", self.then), ("now", self.now)):
+            for k in ("verdict", "value", "ci_low", "ci_high", "n", "q_value", "need"):
+                flat[f"{k}_{when}"] = d.get(k)
+        return flat | {"explanation": self.explanation}
+
+
+def _group_states(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every group metric of a document with a disparity, by stable id: verdict, value, interval, n, q, need."""
+    out = {}
+    for g in doc.get("groups") or []:
+        for metric, d in (g.get("disparities") or {}).items():
+            m = (g.get("metrics") or {}).get(metric) or {}
+            rec = {"slice": g.get("slice"), "metric": metric}
+            out[finding_id(rec)] = {"verdict": d.get("verdict"), "value": m.get("value"), "ci_low": m.get("ci_low"),
+                                    "ci_high": m.get("ci_high"), "n": m.get("support"), "q_value": d.get("q_value"),
+                                    "need": g.get("need"), "slice": g.get("slice"), "metric": metric,
+                                    "source": "groups"}
+    return out
+
+
+def _finding_state(f: Mapping[str, Any]) -> dict[str, Any]:
+    """A finding record as a state (a finding is a significant gap: verdict 'outside')."""
+    return {"verdict": FLAGGED, "value": f.get("value"), "ci_low": f.get("ci_low"), "ci_high": f.get("ci_high"),
+            "n": f.get("n"), "q_value": f.get("q_value"), "need": f.get("need"), "slice": f.get("slice"),
+            "metric": f.get("metric"), "source": "findings"}
+
+
+def tracked(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The earlier audit's findings and open questions, by stable id."""
+    groups = _group_states(doc)
+    # A gap flagged in `groups` is read from its group cell, which has the interval and n.
+    out = {k: groups.get(k) or _finding_state(f) for k, f in findings_of(doc).items()}
+    for k, s in groups.items():
+        if k not in out and s["need"] == "more_data" and s["metric"] in HEADLINE_METRICS and s["verdict"] in UNDECIDED:
+            out[k] = s
+    return out
+
+
+def _status(then: Mapping[str, Any], now: Mapping[str, Any] | None) -> tuple[str, str]:
+    """The status by the rule, and why."""
+    if now is None:
+        return "still_undecided", "not in the later audit (slice or metric not computed)"
+    if now["verdict"] in UNDECIDED:
+        return "still_undecided", f"still {now['verdict'].replace('_', ' ')}"
+    if now["verdict"] != FLAGGED:
+        return "resolved", f"now {now['verdict'] or 'not flagged'}"
+    if then["verdict"] in UNDECIDED:
+        return "worse", "now a significant gap: the open question is settled against the group"
+    if moved_metric(then, now) == "clear":
+        higher = float(now["value"]) > float(then["value"])
+        bad = higher == (then["metric"] in HIGHER_IS_WORSE)
+        return ("worse", "the gap's interval moved to the worse side") if bad else (
+            "improved", "the gap's interval moved to the better side")
+    return "unchanged", "still a significant gap; the two 95% intervals overlap"
+
+
+def follow_up(earlier: Mapping[str, Any], later: Mapping[str, Any]) -> tuple[FollowUp, ...]:
+    """Each finding and open question of the earlier audit document, followed into the later one (see RULE)."""
+    later_groups = _group_states(later)
+    later_findings = {k: later_groups.get(k) or _finding_state(f) for k, f in findings_of(later).items()}
+    searched = isinstance(later.get("findings"), list)
+    out = []
+    for key, then in tracked(earlier).items():
+        now = later_findings.get(key) or later_groups.get(key)
+        if now is None and then["source"] == "findings" and searched:
+            # The later slice search ran and does not flag it: no longer a significant gap.
+            now = {"verdict": "not flagged", "value": None, "ci_low": None, "ci_high": None, "n": None,
+                   "q_value": None, "need": None, "slice": then["slice"], "metric": then["metric"]}
+        status, why = _status(then, now)
+        clean_then = {k: v for k, v in then.items() if k not in ("slice", "source")}
+        clean_now = {k: v for k, v in (now or {}).items() if k not in ("slice", "source")}
+        out.append(FollowUp(key, slice_label(slice_key(then["slice"])), str(then["metric"]), status, clean_then,
+                            clean_now, why))
+    return tuple(sorted(out, key=lambda f: (STATUSES.index(f.status), f.id)))
