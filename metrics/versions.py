@@ -69,7 +69,7 @@ def compare_versions(labelled: pd.DataFrame, population: pd.DataFrame, spec: Aud
     keys = ["grouping", "group", "metric"]
     a = rows[rows[VERSION] == version_a].set_index(keys)[_SIDE]
     b = rows[rows[VERSION] == version_b].set_index(keys)[_SIDE]
-    out = a.join(b, lsuffix="_a", rsuffix="_b", how="outer").reset_index()
+    out = a.add_suffix("_a").merge(b.add_suffix("_b"), left_index=True, right_index=True, how="outer").reset_index()
     out.insert(1, "slice", out["group"].map(dict(zip(rows["group"], rows["slice"]))))
     # A group seen under one version only has nothing under the other: a gap, not a zero.
     for side in ("_a", "_b"):
