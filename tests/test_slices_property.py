@@ -108,7 +108,7 @@ def _expected(frame: pd.DataFrame, truth: pd.DataFrame, features: list[str], err
 
 
 @pytest.mark.parametrize("error", ERROR_SIGNALS)
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=raw_data())
 def test_counts_equal_pandas_groupby(data, error):
     """Every slice up to full depth: rows, labelled, n and errors equal a groupby on the raw rows."""
