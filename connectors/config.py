@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import re
 import tomllib
 from collections.abc import Mapping
@@ -79,7 +80,14 @@ def spec_to_toml(spec: AuditSpec) -> str:
 def write_config(spec: AuditSpec, path: str | Path) -> Path:
     """Write the spec as TOML atomically (temporary name, then rename)."""
     p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(spec_to_toml(spec), encoding="utf-8")
-    os.replace(tmp, p)
+    # A unique temporary name: two sessions saving the same config at once must not share (and tear) one file.
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(spec_to_toml(spec))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return p

@@ -16,6 +16,18 @@ DATA_SUFFIXES = (".duckdb", ".db", ".ddb", ".parquet", ".csv", ".tsv", ".json", 
 _SAFE_STEM = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+def max_upload_bytes() -> int:
+    """The upload cap: [server] maxUploadSize (MB) of the app's .streamlit/config.toml, else Streamlit's 200."""
+    import tomllib
+
+    try:
+        with open(REPO_ROOT / ".streamlit" / "config.toml", "rb") as fh:
+            mb = tomllib.load(fh).get("server", {}).get("maxUploadSize", 200)
+    except (OSError, tomllib.TOMLDecodeError):
+        mb = 200
+    return int(mb) * 1024 * 1024
+
+
 def data_dir() -> Path:
     """The allowed data folder: $FAIRWATCH_DATA_DIR, else <repo>/data (resolved, created if missing)."""
     raw = os.environ.get(DATA_DIR_ENV) or str(REPO_ROOT / "data")
@@ -78,6 +90,10 @@ def save_upload(original: str, content: bytes, root: Path | None = None) -> Path
     root = (root or data_dir()).resolve()
     if not content:
         raise SourceError(f"the uploaded file {original!r} is empty; upload a file with rows")
+    limit = max_upload_bytes()
+    if len(content) > limit:
+        raise SourceError(f"the uploaded file {original!r} is {len(content) / 2**20:,.0f} MB, more than the "
+                          f"{limit // 2**20} MB upload limit; copy it into the data folder {root} instead")
     target = root / upload_name(original, content)
     if target.exists():
         return target  # same content already saved: the hash in the name says so

@@ -8,6 +8,7 @@ parameters; the database cannot read files outside the source's folders once the
 from __future__ import annotations
 
 import glob
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 import os
@@ -108,6 +109,16 @@ def _expand(path: str) -> tuple[str, list[str]]:
     return p, [p]
 
 
+def _truncated_json_array(path: str) -> bool:
+    """A JSON array whose closing bracket is missing (DuckDB reads the complete objects and ignores the rest)."""
+    with open(path, "rb") as fh:
+        head = fh.read(64).lstrip()
+        if not head.startswith(b"["):
+            return False
+        fh.seek(max(0, os.path.getsize(path) - 64))
+        return not fh.read().rstrip().endswith(b"]")
+
+
 def _reader_sql(pattern: str, files: list[str]) -> str:
     """The DuckDB table function that reads these files."""
     if all(os.path.getsize(f) == 0 for f in files):
@@ -115,6 +126,11 @@ def _reader_sql(pattern: str, files: list[str]) -> str:
     suffix = Path(files[0]).suffix.lower()
     if suffix.endswith(".gz"):
         suffix = Path(Path(files[0]).stem).suffix.lower()
+    if suffix == ".json" and not Path(files[0]).name.lower().endswith(".gz"):
+        for f in files:
+            if _truncated_json_array(f):
+                raise SourceError(f"{f} starts a JSON array ('[') that never ends (']'): the file is truncated; "
+                                  "export it again")
     if suffix not in _READERS:
         raise SourceError(
             f"cannot read {files[0]}: unknown file type {suffix or '(none)'}; use CSV, Parquet, JSON/NDJSON or a DuckDB file"
@@ -156,12 +172,60 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+_HINTS = (("Invalid unicode", "the file is not UTF-8 encoded (latin-1 or UTF-16?); save it as UTF-8"),)
+
+
 def _describe(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[str, str]]:
     """Column names and types of a relation, reading as little as possible."""
     try:
-        return [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {sql}").fetchall()]
+        cols = [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {sql}").fetchall()]
     except duckdb.Error as exc:
-        raise SourceError(f"cannot read the source: {_first_line(exc)}") from None
+        hint = next((h for key, h in _HINTS if key in str(exc)), None)
+        raise SourceError(f"cannot read the source: {_first_line(exc)}" + (f": {hint}" if hint else "")) from None
+    if sql.startswith("read_csv(") and len(cols) == 1 and any(d in cols[0][0] for d in ",;\t|"):
+        # The sniffer gave up splitting rows (a truncated or ragged row) and read each line as one text.
+        raise SourceError(f"cannot split the rows of the CSV into columns (header {cols[0][0][:80]!r}): some rows have "
+                          "a different number of fields (truncated or ragged file?); fix or export it again")
+    return cols
+
+
+def _raw_header(con: duckdb.DuckDBPyConnection, file: str) -> list[str]:
+    """The column names as written in the file, before DuckDB renames repeats (sex, sex -> sex, sex_1)."""
+    suffix = Path(file).suffix.lower()
+    lit = quote_literal(os.path.abspath(file))
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(file).names)
+        if suffix in (".csv", ".tsv", ".txt"):
+            delim = ", delim = '\t'" if suffix == ".tsv" else ""
+            rows = con.execute(f"SELECT * FROM read_csv({lit}, header = false, all_varchar = true{delim}) LIMIT 1").fetchall()
+            return [str(v) for v in rows[0]] if rows else []
+        if suffix in (".json", ".ndjson", ".jsonl"):
+            rows = con.execute(f"SELECT json_keys(json) FROM read_json_objects({lit}) LIMIT 1").fetchall()
+            return list(rows[0][0] or []) if rows else []
+    except Exception:  # noqa: BLE001 - only a diagnosis; the real read reports real errors
+        return []
+    return []
+
+
+def _check_repeated_names(con: duckdb.DuckDBPyConnection, cols: list[tuple[str, str]], files: list[str],
+                          what: str) -> None:
+    """Refuse a header with names that differ only in case (DuckDB would silently rename one to name_1)."""
+    lowered = {c.lower() for c, _ in cols}
+    renamed = [c for c, _ in cols if re.fullmatch(r"(.+)_\d+", c) and re.fullmatch(r"(.+)_\d+", c).group(1).lower() in lowered]
+    if not renamed or Path(files[0]).suffix.lower() in DUCKDB_SUFFIXES:
+        return
+    header = _raw_header(con, files[0])
+    # The same name twice (COMPAS has decile_score twice) stays readable: DuckDB calls the second name_1, as the
+    # column list shows. Names that differ only in case cannot be told apart in SQL, so they are refused.
+    seen: dict[str, str] = {}
+    for name in header:
+        if name.lower() in seen and seen[name.lower()] != name:
+            raise SourceError(f"{what} has columns {seen[name.lower()]!r} and {name!r} that differ only in case; "
+                              "rename one before auditing")
+        seen.setdefault(name.lower(), name)
 
 
 def _check_case_collisions(cols: list[tuple[str, str]], what: str) -> None:
@@ -188,6 +252,7 @@ def open_source(source: SourceSpec, *, memory_limit: str | None = None, threads:
         main_sql, folders = _relation_sql(con, source.path, source.table, "src_db")
         main_cols = _describe(con, main_sql)
         _check_case_collisions(main_cols, f"source {source.path}")
+        _check_repeated_names(con, main_cols, _expand(source.path)[1], f"source {source.path}")
         if source.labels_path or source.labels_table:
             labels_sql, more = (
                 _relation_sql(con, source.labels_path, None, "labels_db") if source.labels_path

@@ -235,7 +235,7 @@ def _number(section: str, mapping: Mapping[str, Any], key: str, default: float, 
             integer: bool = False, low: float | None = None, high: float | None = None) -> Any:
     """A number within bounds, with a message naming the key and the allowed range."""
     value = mapping.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise SpecError(f"[{section}] {key} must be a number, got {value!r}")
     if integer and float(value) != int(value):
         raise SpecError(f"[{section}] {key} must be a whole number, got {value!r}")
@@ -315,6 +315,9 @@ def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
     if prediction is not None and threshold is not None:
         raise SpecError("give either a prediction column or a threshold on the score, not both")
 
+    for role, col in (("prediction", prediction), ("score", score)):
+        if col is not None and col.lower() == label.lower():
+            raise SpecError(f"the label and the {role} are the same column {col}; the {role} must be the model's output")
     sensitive = _str_list("columns", cols, "sensitive")
     if not sensitive:
         raise SpecError("no sensitive features: list at least one column in [columns] sensitive (--sensitive A,B)")
