@@ -3,11 +3,12 @@
 import streamlit as st
 
 from metrics.charts import worst_chart
-from metrics.overview import (GLOSSARY, HEADLINE_METRICS, METRIC_EXPLANATIONS, NEED_LABELS, coverage,
-                              findings_by_need, fmt_pct, plain_summary, status_icon)
+from metrics.overview import (GLOSSARY, HEADLINE_METRICS, METRIC_EXPLANATIONS, coverage, fmt_pct, fmt_ratio,
+                              plain_summary, status_icon)
 from metrics.views import worst_points, worst_table
-from pages.components.frame import PageContext, run_page, show_chart, show_table
-from pages.components.loaders import load_overview, stamp_of
+from pages.components.frame import PageContext, guard, run_page, show_chart, show_table
+from pages.components.loaders import load_overview, load_trend_arrows, stamp_of
+from pages.components.slice_view import render_findings_board
 
 
 def draw(ctx: PageContext) -> None:
@@ -16,11 +17,13 @@ def draw(ctx: PageContext) -> None:
     policy = snap.spec.policy
     verdicts, worst, colours = load_overview(sel.spec, sel.row_filter, stamp_of(sel.spec), sel.features)
     cov = coverage(snap.data)
+    arrows = load_trend_arrows(sel.spec, sel.row_filter, stamp_of(sel.spec), sel.features)
     cols = st.columns(4)
     cols[0].metric("Decisions audited", f"{cov.rows:,}", help="Rows of the source after the sidebar's filters")
     cols[1].metric("With a known outcome", f"{cov.labelled:,}", help="Labelled rows: error rates use these")
     cols[2].metric("Outcome not known yet", f"{cov.unlabelled:,}", help="Unlabelled rows: counted in shares only")
-    cols[3].metric("Label coverage", fmt_pct(cov.share), help=f"{cov.labelled:,} of {cov.rows:,} rows")
+    cols[3].metric("Label coverage", fmt_pct(cov.share), help=f"{cov.labelled:,} of {cov.rows:,} rows. Arrow: "
+                   f"{arrows.coverage.detail or 'no windows to compare'}", **arrows.coverage.as_delta())
     st.subheader("In plain words")
     st.markdown("\n".join(f"- {line}" for line in
                           plain_summary(snap.data, verdicts, worst, policy, snap.spec.label,
@@ -34,6 +37,9 @@ def draw(ctx: PageContext) -> None:
                 st.caption(f"{v.small_intersection_cells} intersection group(s) with it are too small to judge.")
     st.subheader("Largest gaps")
     if worst:
+        st.metric(arrows.gap_label, fmt_ratio(worst[0].ratio), help="The ratio over the whole view. Arrow: the two "
+                  f"latest windows where both groups have enough rows: {arrows.gap.detail or '—'}",
+                  **arrows.gap.as_delta())
         show_chart(worst_chart(worst_points(worst, colours),
                                policy.ratio_low, policy.ratio_high))
         show_table(worst_table(worst), columns={})
@@ -45,11 +51,8 @@ def draw(ctx: PageContext) -> None:
             st.markdown(f"**{e.name}** — {e.plain}. *{e.question}*")
         st.markdown("\n".join(f"- **{k}**: {v}" for k, v in GLOSSARY.items()))
     st.subheader("Findings by need (more data / better data / model)")
-    board = findings_by_need(getattr(snap, "findings", None))
-    if not board.ran:
-        st.info(f"{board.message.capitalize()}: the slice search will list here what each problem needs.")
-    for col, (need, items) in zip(st.columns(3), board.by_need):
-        col.markdown(f"**{NEED_LABELS[need]}** ({len(items)})\n" + "\n".join(f"- {t}" for t in items[:10]))
+    with guard():  # a failing search is an error line here; the verdicts above stay
+        render_findings_board(ctx)
     st.caption(f"Audited {snap.created_at} in {snap.duration_seconds or 0:.2f} s · {snap.source_description} · "
                f"{snap.row_filter.describe()}")
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
+
 # Tableau 10 then its lighter partners: distinguishable, and colour-blind-friendlier than the default.
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
            "#9c755f", "#17becf", "#a0cbe8", "#ffbe7d", "#8cd17d", "#b6992d", "#f1ce63", "#d37295",
@@ -197,3 +198,159 @@ def worst_chart(points: pd.DataFrame, low: float, high: float) -> alt.LayerChart
         x2="ratio_ci_high:Q")
     dots = base.mark_point(filled=True, size=90).encode(x=alt.X("ratio:Q", scale=x_scale))
     return alt.layer(band, one, bars, dots).properties(width=FACET_WIDTH, height=alt.Step(ROW_STEP + 4))
+
+
+TREND_WIDTH = 600
+# Vega-Lite 6 breaks a line at an empty value by default; said explicitly so a window with too few
+# rows stays a gap whatever the renderer's default.
+_GAPS = "break-paths-show-domains"
+
+
+def trend_chart(points: pd.DataFrame, groups: Sequence[str], y_title: str, *, facet: bool = False,
+                marker: pd.Timestamp | None = None, height: int = 220) -> alt.TopLevelMixin:
+    """Each group's value per window as a line over its 95% interval band; gaps where a window has too few rows."""
+    # `points`: window, group, value, ci_low, ci_high, support, shown, isolated (metric_label when faceted:
+    # one row of charts per metric). A lone window between gaps gets its interval as a bar; `marker` draws
+    # a dashed rule at one window (the drift baseline).
+    scale = group_scale(groups)
+    tooltip = [alt.Tooltip("group:N", title="Group"), alt.Tooltip("window:T", title="Window from", format="%Y-%m-%d"),
+               alt.Tooltip("shown:N", title="Estimate (95% interval)"), alt.Tooltip("support:Q", title="n", format=",")]
+    if facet:
+        tooltip.insert(1, alt.Tooltip("metric_label:N", title="Metric"))
+    x = alt.X("window:T", title="window")
+    y = alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False), axis=alt.Axis(format="%"))
+    # The same legend on every layer (a layer with the legend off turns the merged legend off). Beside a
+    # single chart, which Streamlit fits to the page (a legend below would squeeze the plot flat); below
+    # facets, which keep their width (beside them it would be cut off).
+    place = {"orient": "bottom", "columns": 3} if facet else {}
+    colour = alt.Color("group:N", scale=scale, legend=alt.Legend(title="Group", labelLimit=320, symbolOpacity=1,
+                                                                 **place))
+    band = alt.Chart().mark_area(opacity=0.15, invalid=_GAPS).encode(x=x, y="ci_low:Q", y2="ci_high:Q", color=colour)
+    line = alt.Chart().mark_line(point=True, strokeWidth=2, invalid=_GAPS).encode(x=x, y=y, color=colour,
+                                                                                  tooltip=tooltip)
+    lone = alt.Chart().transform_filter("datum.isolated").mark_rule(strokeWidth=2, opacity=0.6).encode(
+        x=x, y="ci_low:Q", y2="ci_high:Q", color=colour, tooltip=tooltip)
+    layers = [band, line, lone]
+    if marker is not None:
+        layers.append(alt.Chart(pd.DataFrame({"window": [marker]})).mark_rule(color="#555", strokeDash=[4, 3])
+                      .encode(x="window:T", tooltip=[alt.Tooltip("window:T", title="Baseline window from",
+                                                                 format="%Y-%m-%d")]))
+    chart = alt.layer(*layers, data=points).properties(width=TREND_WIDTH, height=height)
+    if not facet:
+        return chart
+    order = list(dict.fromkeys(points["metric_label"]))
+    return chart.facet(row=_facet_row(order)).resolve_scale(y="independent")
+
+
+def psi_chart(points: pd.DataFrame, moderate: float, large: float) -> alt.LayerChart:
+    """PSI per window for each grouping against the baseline; shaded: moderate and large shift."""
+    scale = group_scale(points["group"].unique())
+    tooltip = [alt.Tooltip("group:N", title="Groups of"), alt.Tooltip("window:T", title="Window from", format="%Y-%m-%d"),
+               alt.Tooltip("shown:N", title="PSI and test"), alt.Tooltip("n:Q", title="n", format=",")]
+    top = max(float(points["psi"].max()) if len(points) else 0.0, large) * 1.1
+    bands = pd.DataFrame({"from": [moderate, large], "to": [large, top], "shift": ["moderate", "large"]})
+    shade = alt.Chart(bands).mark_rect(opacity=0.12).encode(
+        y="from:Q", y2="to:Q", color=alt.Color("shift:N", scale=alt.Scale(domain=["moderate", "large"],
+                                                                          range=["#edc948", "#e15759"]), legend=None))
+    x = alt.X("window:T", title="window")
+    line = alt.Chart(points).mark_line(point=True, strokeWidth=2, invalid=_GAPS).encode(
+        x=x, y=alt.Y("psi:Q", title="PSI vs baseline", scale=alt.Scale(domain=[0, top])),
+        color=alt.Color("group:N", scale=scale, legend=alt.Legend(title="Groups of", labelLimit=320)), tooltip=tooltip)
+    return alt.layer(shade, line).resolve_scale(color="independent").properties(width=TREND_WIDTH, height=240)
+
+
+def version_chart(points: pd.DataFrame, groups: Sequence[str]) -> alt.FacetChart:
+    """Per metric, each group's change B − A with its 95% interval around the no-change line (shape: the change)."""
+    scale = group_scale(groups)
+    tooltip = [alt.Tooltip("group:N", title="Group"), alt.Tooltip("metric_label:N", title="Metric"),
+               alt.Tooltip("a:N", title="Version A"), alt.Tooltip("b:N", title="Version B"),
+               alt.Tooltip("shown:N", title="B − A (95% interval)"), alt.Tooltip("q:N", title="q-value"),
+               alt.Tooltip("change_label:N", title="Change")]
+    y = alt.Y("group:N", title=None, sort="ascending")
+    zero = alt.Chart().transform_aggregate(rows="count()").mark_rule(color="#555", strokeDash=[4, 3]).encode(
+        x=alt.datum(0.0))
+    base = alt.Chart().encode(y=y, tooltip=tooltip)
+    bars = base.mark_rule(strokeWidth=2).encode(
+        x=alt.X("diff_ci_low:Q", title="change B − A (point) and its 95% interval (line); dashed: no change"),
+        x2="diff_ci_high:Q", color=_colour(scale))
+    shapes = points[["change_label", "shape"]].drop_duplicates()  # each change its own shape, named in the legend
+    dots = base.mark_point(filled=True, size=80).encode(
+        x="difference:Q", color=_colour(scale),
+        shape=alt.Shape("change_label:N", legend=alt.Legend(title="Change", orient="bottom", labelLimit=300),
+                        scale=alt.Scale(domain=shapes["change_label"].tolist(), range=shapes["shape"].tolist())))
+    order = list(dict.fromkeys(points["metric_label"]))
+    return (alt.layer(zero, bars, dots, data=points)
+            .properties(width=FACET_WIDTH, height=alt.Step(ROW_STEP))
+            .facet(row=_facet_row(order))
+            .resolve_scale(y="independent"))
+
+
+# --------------------------------------------------------------------------- one slice or group against the rest
+REST_COLOUR = "#555555"  # 'all other rows' in every against-the-rest chart: dark grey, apart from (missing)'s grey
+SLICE_COLOUR = PALETTE[0]  # a slice is no group of a grouping: one colour for every slice
+
+
+def versus_chart(points: pd.DataFrame, flag_title: str, labels: bool = True, across: bool = False) -> alt.FacetChart:
+    """Per metric or signal, each slice's (or group's) value and that of all other rows, both with 95% intervals.
+
+    `points` has metric_label (one chart each), label (y), side ('own' or 'rest'), side_label, value,
+    ci_low, ci_high, n, shown, colour, flag and flag_label (`slice_views.versus_frame`). The slice's
+    own point is filled in its colour, a large diamond when flagged (a fired signal, a significant
+    gap); all other rows are a hollow grey circle just below it. One zero-based axis for all the
+    charts, so a tiny rate never looks like a large one. `labels` False leaves the y axis unlabelled
+    (one slice: its name is the section's title); `across` puts the charts side by side (many
+    groups, few measures) instead of one under the other.
+    """
+    tooltip = [alt.Tooltip("label:N", title="Slice or group"), alt.Tooltip("metric_label:N", title="Measure"),
+               alt.Tooltip("side_label:N", title="Rows"), alt.Tooltip("shown:N", title="Value (95% interval)"),
+               alt.Tooltip("n:Q", title="n", format=","), alt.Tooltip("flag_label:N", title=flag_title)]
+    axis = alt.Axis(labelLimit=360) if labels else None
+    base = alt.Chart().encode(y=alt.Y("label:N", title=None, sort=None, axis=axis),
+                              yOffset=alt.YOffset("side:N", sort=["own", "rest"]), tooltip=tooltip)
+    colour = alt.Color("colour:N", scale=None)
+    bars = base.mark_rule(strokeWidth=2).encode(
+        x=alt.X("ci_low:Q", title="value (point), 95% interval (line)", axis=alt.Axis(format="%"),
+                scale=alt.Scale(zero=True)), x2="ci_high:Q", color=colour)
+    own = base.transform_filter("datum.side == 'own'").mark_point(filled=True, opacity=1).encode(
+        x="value:Q", color=colour, shape=alt.condition("datum.flag", alt.value("diamond"), alt.value("circle")),
+        size=alt.condition("datum.flag", alt.value(170), alt.value(70)))
+    rest = base.transform_filter("datum.side == 'rest'").mark_point(filled=False, size=60, strokeWidth=2).encode(
+        x="value:Q", color=colour)
+    order = list(dict.fromkeys(points["metric_label"]))
+    layered = alt.layer(bars, own, rest, data=points)
+    if across:
+        return (layered.properties(width=210, height=alt.Step(ROW_STEP - 6))
+                .facet(column=alt.Column("metric_label:N", title=None, sort=order,
+                                         header=alt.Header(labelFontWeight="bold", labelLimit=210))))
+    return (layered.properties(width=FACET_WIDTH, height=alt.Step(ROW_STEP - 4))
+            .facet(row=alt.Row("metric_label:N", title=None, sort=order,
+                               header=alt.Header(labelAngle=0, labelAlign="left", labelFontWeight="bold",
+                                                 labelLimit=220)))
+            .resolve_scale(y="independent"))
+
+
+def distribution_chart(points: pd.DataFrame, own_colour: str, sides: Sequence[str]) -> alt.FacetChart:
+    """Per feature, each value's share of the slice's rows and of the rest's (bars), with 95% intervals.
+
+    `points` has feature, value, side_label (one of `sides`: the slice's first), n, total, share,
+    ci_low, ci_high, shown and order (values with the most rows first).
+    """
+    tooltip = [alt.Tooltip("feature:N", title="Feature"), alt.Tooltip("value:N", title="Value"),
+               alt.Tooltip("side_label:N", title="Rows"), alt.Tooltip("shown:N", title="Share (95% interval)"),
+               alt.Tooltip("n:Q", title="n", format=",")]
+    base = alt.Chart().encode(y=alt.Y("value:N", title=None, sort=alt.EncodingSortField("order", op="min"),
+                                      axis=alt.Axis(labelLimit=240)),
+                              yOffset=alt.YOffset("side_label:N", sort=list(sides)), tooltip=tooltip)
+    colour = alt.Color("side_label:N", scale=alt.Scale(domain=list(sides), range=[own_colour, REST_COLOUR]),
+                       legend=alt.Legend(title="Rows", orient="bottom"))
+    bars = base.mark_bar(opacity=0.8).encode(
+        x=alt.X("share:Q", title="share of the rows (bar) and its 95% interval (line)", axis=alt.Axis(format="%")),
+        color=colour)
+    err = base.mark_rule(color="#222", strokeWidth=1.2).encode(x="ci_low:Q", x2="ci_high:Q")
+    order = list(dict.fromkeys(points["feature"]))
+    return (alt.layer(bars, err, data=points)
+            .properties(width=FACET_WIDTH, height=alt.Step(ROW_STEP - 8))
+            .facet(row=alt.Row("feature:N", title=None, sort=order,
+                               header=alt.Header(labelAngle=0, labelAlign="left", labelFontWeight="bold",
+                                                 labelLimit=160)))
+            .resolve_scale(y="independent"))

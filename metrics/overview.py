@@ -20,10 +20,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from metrics.groups import slice_label
+from metrics.intervals import CONFIDENCE, difference_interval, ratio_interval
 from metrics.outcomes import DataSummary
 from metrics.spec import Policy
+from metrics.trends import TrendTable
 
 HEADLINE_METRICS = ("selection_rate", "true_positive_rate", "false_negative_rate", "false_positive_rate")
 STATUS_LABELS = {"meets": "meets policy", "fails": "fails policy", "cannot_judge": "cannot be judged"}
@@ -422,3 +425,118 @@ def status_icon(status: str) -> str:
 def finite(value: float) -> bool:
     """True for a real number."""
     return value is not None and not _nan(value) and math.isfinite(value)
+
+
+# --------------------------------------------------------------------------- trend arrows
+# A headline number's latest window against the window before it. The arrow shows only when the
+# change is beyond its 95% interval, else "→ steady" (a wiggle inside the noise is not a trend):
+# - label coverage: Newcombe's interval of the difference of the two windows' labelled shares;
+# - the largest gap: the change of its log-ratio against z · √(se₁² + se₀²), each window's standard
+#   error read off the Katz interval the audit uses for ratios, over the two latest windows in which
+#   both the group and its reference group have enough rows (min_support).
+
+STEADY = "→ steady"
+_Z = float(stats.norm.ppf(0.5 + CONFIDENCE / 2))
+
+
+@dataclass(frozen=True)
+class TrendArrow:
+    """The change of a headline number from the previous window to the latest, as a metric's delta."""
+
+    delta: str | None
+    arrow: str = "off"  # up, down or off
+    colour: str = "gray"
+    description: str | None = None  # a few words beside the delta: which windows
+    detail: str = ""  # the numbers behind it, each with its n (for the metric's help)
+
+    def as_delta(self) -> dict[str, Any]:
+        """The delta keyword arguments of a metric (none when there is nothing to compare)."""
+        if self.delta is None:
+            return {}
+        return {"delta": self.delta, "delta_color": self.colour, "delta_arrow": self.arrow,
+                "delta_description": self.description}
+
+
+@dataclass(frozen=True)
+class TrendArrows:
+    """The Overview's arrows: label coverage and the largest gap."""
+
+    coverage: TrendArrow
+    gap: TrendArrow
+    gap_label: str = ""
+
+
+NO_TREND = TrendArrow(None)
+
+
+def window_text(window: Any, grain: str) -> str:
+    """'week of 2025-03-03', 'March 2025' or '2025-03-03'."""
+    ts = pd.Timestamp(window)
+    if grain == "month":
+        return f"{ts:%B %Y}"
+    return f"week of {ts:%Y-%m-%d}" if grain == "week" else f"{ts:%Y-%m-%d}"
+
+
+def coverage_arrow(coverage: pd.DataFrame, grain: str) -> TrendArrow:
+    """Label coverage of the latest window against the previous one."""
+    if len(coverage) < 2:
+        return NO_TREND
+    prev, last = coverage.iloc[-2], coverage.iloc[-1]
+    lo, hi = difference_interval(last["labelled_rows"], last["rows"], prev["labelled_rows"], prev["rows"])
+    change = float(last["label_coverage"] - prev["label_coverage"])
+    text = (f"{window_text(last['window'], grain)} vs {window_text(prev['window'], grain)}: "
+            f"{fmt_pct(last['label_coverage'])} of {int(last['rows']):,} rows vs "
+            f"{fmt_pct(prev['label_coverage'])} of {int(prev['rows']):,}")
+    which = f"vs previous {grain}"
+    if not (lo[0] > 0 or hi[0] < 0):
+        return TrendArrow(STEADY, description=which, detail=f"{text}; the change is within its 95% interval")
+    return TrendArrow(f"{100 * change:+.1f} pts", "up" if change > 0 else "down",
+                      "green" if change > 0 else "orange", which, text)
+
+
+def _gap_windows(rows: pd.DataFrame, worst: Disparity) -> pd.DataFrame:
+    """Per window: the group's and its reference group's value and n, where both are measurable."""
+    sel = rows[(rows["grouping"] == worst.grouping) & (rows["metric"] == worst.metric)]
+    cols = ["window", "value", "support", "masked"]
+    own = sel.loc[sel["group"] == worst.group, cols].set_index("window")
+    ref = sel.loc[sel["group"] == worst.reference_group, cols].set_index("window")
+    both = own.merge(ref, left_index=True, right_index=True, suffixes=("", "_ref")).sort_index()
+    return both[~both["masked"] & ~both["masked_ref"] & (both["value"] > 0) & (both["value_ref"] > 0)]
+
+
+def gap_arrow(rows: pd.DataFrame, worst: Disparity | None, grain: str) -> TrendArrow:
+    """The largest gap's ratio in the latest window where it can be measured, against the one before."""
+    if worst is None:
+        return NO_TREND
+    both = _gap_windows(rows, worst).tail(2)
+    if len(both) < 2:
+        return TrendArrow("no trend: too few rows per window",
+                          detail=f"fewer than two {grain}s with enough labelled rows for both groups")
+    x, n = np.rint(both["value"] * both["support"]), both["support"]
+    x_ref, n_ref = np.rint(both["value_ref"] * both["support_ref"]), both["support_ref"]
+    lo, hi = ratio_interval(x, n, x_ref, n_ref)
+    log_ratio = np.log(both["value"].to_numpy() / both["value_ref"].to_numpy())
+    se = (np.log(hi) - np.log(lo)) / (2 * _Z)
+    change = log_ratio[1] - log_ratio[0]
+    r0, r1 = np.exp(log_ratio)
+    (w0, w1), (n0, n1), (m0, m1) = both.index, n.to_numpy(), n_ref.to_numpy()
+    text = (f"{window_text(w1, grain)} vs {window_text(w0, grain)}: {fmt_ratio(r1)} (n={int(n1):,} vs "
+            f"{int(m1):,}) vs {fmt_ratio(r0)} (n={int(n0):,} vs {int(m0):,})")
+    which = f"{window_text(w1, grain)} vs {window_text(w0, grain)}"
+    if not abs(change) > _Z * float(np.hypot(se[0], se[1])):  # NaN (no interval) counts as steady
+        return TrendArrow(STEADY, description=which, detail=f"{text}; the change is within its 95% interval")
+    widening = abs(log_ratio[1]) > abs(log_ratio[0])
+    return TrendArrow(f"{r1 - r0:+.2f}× ({'widening' if widening else 'narrowing'})", "up" if change > 0 else "down",
+                      "red" if widening else "green", which, text)
+
+
+def trend_arrows(trends: TrendTable | None, worst: Disparity | None) -> TrendArrows:
+    """Both arrows of the Overview; none without windows (no time column)."""
+    if trends is None:
+        return TrendArrows(NO_TREND, NO_TREND)
+    label = ""
+    if worst is not None:
+        name = METRIC_EXPLANATIONS[worst.metric].name if worst.metric in METRIC_EXPLANATIONS else worst.metric
+        label = f"Largest gap: {worst.group}, {name.lower()} vs {worst.reference_group}"
+    return TrendArrows(coverage_arrow(trends.coverage, trends.grain), gap_arrow(trends.rows, worst, trends.grain),
+                       label)

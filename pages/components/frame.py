@@ -13,6 +13,7 @@ import streamlit as st
 
 from metrics.errors import FairwatchError
 from metrics.snapshot import AuditSnapshot
+from pages.components.auth import access_gate
 from pages.components.loaders import load_snapshot, stamp_of
 from pages.components.sidebar import Selection, render_sidebar
 
@@ -51,9 +52,12 @@ def guard():
         st.error(one_line(exc), icon="🛑")
 
 
-def run_page(title: str, icon: str, draw: Callable[[PageContext], None], *, needs_source: bool = True) -> None:
-    """Set up the page, draw the sidebar, then draw the body inside the error guard."""
+def run_page(title: str, icon: str, draw: Callable[[PageContext], None], *, needs_source: bool = True,
+             permission: str = "view") -> None:
+    """Set up the page, let the access gate decide, draw the sidebar, then the body inside the error guard."""
     st.set_page_config(page_title=f"{title} · fairwatch", page_icon=icon, layout="wide")
+    if access_gate(title, permission) is None:
+        return
     st.title(title)
     selection = None
     with guard():

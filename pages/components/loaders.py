@@ -6,17 +6,32 @@ instead of served stale. Connections are never hashed: the frozen spec is the ke
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import streamlit as st
 
 from connectors.active import source_stamp
 from connectors.audit import run_audit
 from connectors.dashboard import FilterOptions, fetch_filter_options, fetch_sample, fetch_tables
 from connectors.datapaths import safe_data_path
+from connectors.drilldown import drill_down, fetch_example_rows, fetch_value_counts
+from connectors.export import load_snapshot as read_snapshot
+from connectors.snapshot_store import annotation_of
 from connectors.source import OpenSource, open_source
+from connectors.monitor import run_check, run_drift, run_trends, run_version_comparison
 from connectors.threshold_counts import ScoreBuckets, fetch_threshold_counts
+from metrics.alerts import CheckResult
+from metrics.diff import SnapshotDiff, diff_snapshots
+from metrics.drift import DriftTable
+from metrics.errors import FairwatchError
 from metrics.mapping import ColumnProfile, profile_columns
+from metrics.overview import TrendArrows, trend_arrows
+from metrics.slice_views import SliceAnalysis
 from metrics.snapshot import AuditSnapshot
 from metrics.spec import AuditSpec, RowFilter, SourceSpec
+from metrics.trends import TrendTable
+from metrics.versions import VersionComparison
 
 Stamp = tuple[float, int]
 
@@ -34,8 +49,8 @@ def get_source(source: SourceSpec, stamp: Stamp) -> OpenSource:
 
 @st.cache_data(max_entries=64, show_spinner="Auditing the chosen rows…")
 def load_snapshot(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp) -> AuditSnapshot:
-    """The audit of a spec and row filter (cached; the counting happens inside DuckDB)."""
-    return run_audit(spec, row_filter, get_source(spec.source, stamp))
+    """The group audit of a spec and row filter, without the slice search (fast; see `load_full_audit`)."""
+    return run_audit(spec, row_filter, get_source(spec.source, stamp), search_slices=False)
 
 
 @st.cache_data(max_entries=16, show_spinner="Reading model versions and dates…")
@@ -72,3 +87,99 @@ def load_overview(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp, features
     rows = load_snapshot(spec, row_filter, stamp).groups.rows
     return (feature_verdicts(rows, features), worst_disparities(rows, features, limit=6),
             colours_by_group(rows, group_colours))
+
+
+@st.cache_data(max_entries=32, show_spinner="Counting per time window…")
+def load_trends(spec: AuditSpec, row_filter: RowFilter, grain: str | None, stamp: Stamp) -> TrendTable:
+    """Metrics and label coverage per window (grain None: chosen from the time span), cached per grain."""
+    return run_trends(spec, grain, row_filter, get_source(spec.source, stamp))
+
+
+@st.cache_data(max_entries=32, show_spinner="Comparing group shares with the baseline…")
+def load_drift(spec: AuditSpec, row_filter: RowFilter, grain: str, baseline: str | None, stamp: Stamp) -> DriftTable:
+    """Group shares per window against the baseline window (None: the first), PSI and chi-square."""
+    return run_drift(spec, grain, baseline, row_filter, get_source(spec.source, stamp))
+
+
+@st.cache_data(max_entries=32, show_spinner="Comparing the model versions…")
+def load_versions(spec: AuditSpec, row_filter: RowFilter, version_a: str, version_b: str,
+                  stamp: Stamp) -> VersionComparison:
+    """Each rate per group under version A and B (the comparison reads both, whatever the sidebar's version)."""
+    return run_version_comparison(spec, version_a, version_b, replace(row_filter, model_version=None),
+                                  get_source(spec.source, stamp))
+
+
+@st.cache_data(max_entries=32, show_spinner="Checking the alert rules…")
+def load_check(spec: AuditSpec, rules: tuple[str, ...], now: str | None, stamp: Stamp) -> CheckResult:
+    """Alert rules evaluated as `fairwatch check` does, with the spec's [alerts] settings, up to `now`."""
+    a = spec.alerts
+    return run_check(spec, rules, now, last_days=a.last_days, grain=a.grain, baseline=a.baseline,
+                     src=get_source(spec.source, stamp))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def load_trend_arrows(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp, features: tuple[str, ...]) -> TrendArrows:
+    """The Overview's arrows (latest window vs previous); none without a time column or when it cannot be read."""
+    worst = load_overview(spec, row_filter, stamp, features)[1]
+    try:
+        trends = load_trends(spec, row_filter, None, stamp) if spec.time else None
+    except FairwatchError:  # the Trends page says what is wrong; the Overview just shows no arrows
+        trends = None
+    return trend_arrows(trends, worst[0] if worst else None)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def load_annotation(folder: str, manifest_sha256: str) -> dict:
+    """Author and note of a snapshot, cached per manifest hash (a changed snapshot is read again)."""
+    return annotation_of(Path(folder))
+
+
+@st.cache_data(max_entries=16, show_spinner="Comparing the two snapshots…")
+def load_snapshot_diff(old: str, old_sha256: str, new: str, new_sha256: str) -> SnapshotDiff:
+    """What changed from one snapshot folder to another, cached per pair of manifest hashes."""
+    return diff_snapshots(read_snapshot(Path(old)), read_snapshot(Path(new)))
+
+
+# ----------------------------------------------------------------------------- slice search and drill-down
+# The search and the quality signals take seconds (more on big data); the group audit above does not wait
+# for them. Slices, Data quality and the Overview's findings board read this separate, cached full audit.
+
+
+@st.cache_resource(show_spinner=False)
+def _searched() -> dict:
+    """(spec, filter, stamp) of the full audits computed in this process (insertion order, bounded)."""
+    return {}
+
+
+def search_done(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp) -> bool:
+    """Whether the full audit of this view was computed in this process (so reading it is instant)."""
+    return (spec, row_filter, stamp) in _searched()
+
+
+@st.cache_data(max_entries=16, show_spinner="Searching slices and checking data quality (seconds; more on big data)…")
+def load_full_audit(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp) -> AuditSnapshot:
+    """The audit with the slice search, data-quality signals, findings and needs (cached per spec, filter, stamp)."""
+    snap = run_audit(spec, row_filter, get_source(spec.source, stamp), search_slices=True)
+    done = _searched()
+    done[(spec, row_filter, stamp)] = True
+    while len(done) > 16:  # as many as the cache keeps; an evicted one is computed again when asked for
+        done.pop(next(iter(done)))
+    return snap
+
+
+@st.cache_data(max_entries=64, show_spinner="Analysing the slice…")
+def load_slice_analysis(spec: AuditSpec, row_filter: RowFilter, slice_: tuple, stamp: Stamp) -> SliceAnalysis:
+    """One slice against the rest (counts, test, need, quality signals, other features), cached per slice."""
+    return drill_down(get_source(spec.source, stamp), spec, load_full_audit(spec, row_filter, stamp), slice_,
+                      row_filter)
+
+
+@st.cache_data(max_entries=16, show_spinner="Reading the features' values…")
+def load_feature_values(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp):
+    """Every slicing feature's values with their row counts (the filter builder's choices)."""
+    return fetch_value_counts(get_source(spec.source, stamp), spec, (), row_filter)
+
+
+def example_rows(spec: AuditSpec, row_filter: RowFilter, slice_: tuple, page: int, stamp: Stamp):
+    """One page of a slice's rows, hidden columns left out (uncached: raw rows are not kept in memory)."""
+    return fetch_example_rows(get_source(spec.source, stamp), spec, slice_, row_filter, page)

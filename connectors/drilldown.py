@@ -1,0 +1,222 @@
+"""Queries for one slice: its outcome counts against the rest, its other features' values, a page of its rows.
+
+A slice is a tuple of (feature, value) predicates over the spec's sensitive features and features,
+matched exactly as the data-quality counts match them (`connectors/quality_counts.py`, whose
+predicate builder is used here): a value compares as text, '(missing)' means IS NULL, and on a
+numeric column a range label such as ``[10, 20)`` means that interval (the slice search's bins).
+Values are always parameters; identifiers come from the spec, resolved against the source and
+quoted. Only counts leave the engine, except for the page of example rows, which never holds a
+column the spec hides ([privacy] hidden_columns; the entry ``id`` hides the id column, whatever
+its name).
+
+`drill_down` puts the counts together with the audit's slice search and data-quality signals
+into a `SliceAnalysis` (`metrics/slice_views.py`), for a slice the search found or one defined
+by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from connectors.counts import MISSING, group_expr, prediction_expr, run_query, where_sql
+from connectors.quality_counts import (_check_slices, _predicate, _spec_columns, fetch_quality_counts,
+                                       is_numeric_type)
+from connectors.slice_counts import bin_labels
+from connectors.source import OpenSource, quote_ident, resolve_spec_columns
+from metrics.errors import DataError
+from metrics.groups import slice_label
+from metrics.quality import compute_quality
+from metrics.slice_views import SliceAnalysis, analyse_slice, canonical
+from metrics.snapshot import AuditSnapshot
+from metrics.spec import AuditSpec, RowFilter
+
+Slice = tuple[tuple[str, str], ...]
+# The entry of [privacy] hidden_columns that hides the id column by its role.
+ID_ROLE = "id"
+PAGE_SIZE = 25
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """The pieces every slice query shares: the row filter, the spec's columns as c<j>, the slice predicate."""
+
+    cols: dict[str, str]
+    where: str
+    filter_params: dict  # the row filter's (every query uses them)
+    params: dict  # the row filter's and the slice's
+    spec_cols: list[tuple[str, str]]
+    types: list[str]
+    selects: str
+    predicate: str
+
+
+def _parts(src: OpenSource, spec: AuditSpec, slice_: Slice, row_filter: RowFilter | None) -> _Parts:
+    """Resolve the columns, check the slice against them and build its predicate (FALSE for no slice)."""
+    cols = resolve_spec_columns(spec, src)
+    where, params = where_sql(spec, cols, row_filter)
+    spec_cols = _spec_columns(spec, cols)
+    names = {n.lower(): j for j, (n, _) in enumerate(spec_cols)}
+    types = [src.column_type(c) for _, c in spec_cols]
+    predicate, more = "FALSE", {}
+    if slice_:
+        checked = _check_slices([slice_], names, src, spec_cols)[0]
+        predicate, more, _ = _predicate(checked, 0, names, types)
+    selects = ", ".join(f"{quote_ident(c)} AS c{j}" for j, (_, c) in enumerate(spec_cols))
+    return _Parts(cols, where, params, {**params, **more}, spec_cols, types, selects, f"coalesce({predicate}, FALSE)")
+
+
+def fetch_slice_cells(src: OpenSource, spec: AuditSpec, slice_: Slice,
+                      row_filter: RowFilter | None = None) -> pd.DataFrame:
+    """Rows per (in the slice or not, raw label, raw decision); with a score, its first four power sums.
+
+    Columns: in_slice, label_raw, pred_raw, n, and with a score: scored (rows with a usable score),
+    s1..s4 (sums of score^k over them), from which the squared score loss and its spread follow exactly.
+    """
+    p = _parts(src, spec, slice_, row_filter)
+    params = dict(p.params)
+    if spec.prediction is None:
+        params["threshold"] = spec.threshold
+    label = f"CAST({quote_ident(p.cols['label'])} AS VARCHAR)"
+    score_cols, sums = "", ""
+    if spec.score is not None:
+        score_cols = f", CAST({quote_ident(p.cols['score'])} AS DOUBLE) AS fw_s"
+        ok = "fw_s IS NOT NULL AND NOT isnan(fw_s)"
+        sums = f", count_if({ok}) AS scored" + "".join(
+            f", coalesce(sum(power(fw_s, {k})) FILTER (WHERE {ok}), 0) AS s{k}" for k in range(1, 5))
+    sql = (f"WITH base AS (SELECT {p.selects}, {label} AS fw_label, {prediction_expr(spec, p.cols)} AS fw_pred"
+           f"{score_cols} FROM src WHERE {p.where}) "
+           f"SELECT {p.predicate} AS in_slice, fw_label AS label_raw, fw_pred AS pred_raw, count(*) AS n{sums} "
+           f"FROM base GROUP BY ALL")
+    out = run_query(src, sql, params)
+    out["in_slice"] = out["in_slice"].astype(bool)
+    return out
+
+
+def _numeric_bins(src: OpenSource, column: str, where: str, params: dict, bins: int) -> tuple[float, tuple, float]:
+    """(min, cut points, max) of a numeric column: the slice search's quantile bins, so the labels match."""
+    x = f"CAST({quote_ident(column)} AS DOUBLE)"
+    got = run_query(src, f"SELECT quantile_disc({x}, $qs::DOUBLE[]) AS q, min({x}) AS lo, max({x}) AS hi FROM src "
+                         f"WHERE {where} AND {x} IS NOT NULL AND NOT isnan({x})",
+                    params | {"qs": [j / bins for j in range(1, bins)]}).iloc[0]
+    if got["lo"] is None or pd.isna(got["lo"]):
+        return math.nan, (), math.nan
+    lo, hi = float(got["lo"]), float(got["hi"])
+    return lo, tuple(sorted({float(e) for e in got["q"] if float(e) > lo})), hi
+
+
+def fetch_value_counts(src: OpenSource, spec: AuditSpec, slice_: Slice,
+                       row_filter: RowFilter | None = None) -> pd.DataFrame:
+    """Rows per (feature, value, in the slice or not) for every spec feature the slice does not fix.
+
+    Numeric features with more than [slices] bins values are cut into the slice search's bins and
+    named by their range labels; NULL is '(missing)'. With an empty slice every row is outside it:
+    the values of every feature with their counts (the filter builder's choices).
+    """
+    p = _parts(src, spec, slice_, row_filter)
+    own = {c.lower() for c, _ in slice_}
+    others = [j for j, (name, _) in enumerate(p.spec_cols) if name.lower() not in own]
+    if not others:
+        return pd.DataFrame({"feature": [], "value": [], "in_slice": [], "n": []})
+    profile = run_query(src, "SELECT " + ", ".join(
+        f"approx_count_distinct({quote_ident(p.spec_cols[j][1])}) AS d{j}" for j in others)
+        + f" FROM src WHERE {p.where}", p.filter_params).iloc[0]
+    params, keys = dict(p.params), []
+    for j in others:
+        name, column = p.spec_cols[j]
+        distinct = int(profile[f"d{j}"])
+        if is_numeric_type(p.types[j]) and distinct > spec.slices.bins:
+            lo, edges, hi = _numeric_bins(src, column, p.where, p.filter_params, spec.slices.bins)
+            labels = bin_labels(lo, edges, hi) if not math.isnan(lo) else []
+            x = f"CAST(c{j} AS DOUBLE)"
+            cases = " ".join(f"WHEN {x} < $b{j}_{i} THEN $l{j}_{i}" for i in range(len(edges)))
+            params.update({f"b{j}_{i}": e for i, e in enumerate(edges)})
+            params.update({f"l{j}_{i}": t for i, t in enumerate(labels)})
+            last = f"$l{j}_{len(edges)}" if labels else f"'{MISSING}'"
+            keys.append(f"CASE WHEN {x} IS NULL OR isnan({x}) THEN '{MISSING}' {cases} ELSE {last} END AS k{j}")
+        elif distinct > spec.policy.max_groups:
+            raise DataError(f"feature {name} has about {distinct:,} distinct values, more than max_groups "
+                            f"({spec.policy.max_groups}), too many to show per value: map it to fewer categories")
+        else:
+            keys.append(f"{group_expr(f'c{j}')} AS k{j}")
+    listed = ", ".join(f"k{j}" for j in others)
+    sql = (f"WITH base AS (SELECT {p.selects} FROM src WHERE {p.where}), "
+           f"keyed AS (SELECT {p.predicate} AS in_slice, {', '.join(keys)} FROM base) "
+           f"SELECT feature, value, in_slice, count(*) AS n "
+           f"FROM (UNPIVOT keyed ON {listed} INTO NAME feature VALUE value) "
+           f"GROUP BY ALL")
+    out = run_query(src, sql, params)
+    position = {f"k{j}": j for j in others}
+    out = out.assign(_j=out["feature"].map(position)).sort_values(["_j", "value", "in_slice"], kind="stable")
+    out["feature"] = out["feature"].map({f"k{j}": p.spec_cols[j][0] for j in others})
+    out["in_slice"] = out["in_slice"].astype(bool)
+    return out.drop(columns="_j").reset_index(drop=True)
+
+
+def visible_columns(src: OpenSource, spec: AuditSpec) -> list[str]:
+    """The source's columns a person may see in example rows: all but [privacy] hidden_columns.
+
+    A hidden column the source does not have is an error, not ignored: a misspelt entry would
+    otherwise show the very column it meant to hide.
+    """
+    names = src.column_names()
+    lower = {c.lower() for c in names}
+    hidden = {h.lower() for h in spec.hidden_columns}
+    unknown = sorted(h for h in spec.hidden_columns if h.lower() not in lower and h.lower() != ID_ROLE)
+    if unknown:
+        raise DataError(f"[privacy] hidden_columns names {', '.join(unknown)}, which the source does not have; fix "
+                        f"the spelling (no example rows are shown until every hidden column is found)")
+    if ID_ROLE in hidden and spec.id:
+        hidden.add(spec.id.lower())
+    return [c for c in names if c.lower() not in hidden]
+
+
+def fetch_example_rows(src: OpenSource, spec: AuditSpec, slice_: Slice, row_filter: RowFilter | None = None,
+                       page: int = 1, page_size: int = PAGE_SIZE) -> pd.DataFrame:
+    """One page of the slice's rows (labelled first, then newest), hidden columns left out."""
+    if not slice_:
+        raise DataError("choose a slice before asking for its rows")
+    p = _parts(src, spec, slice_, row_filter)
+    shown = visible_columns(src, spec)
+    # Labelled rows first (their outcome can be checked), then the newest, then by id: a stable page order.
+    order = ["o2"] + (["o0 DESC NULLS LAST"] if spec.time else []) + (["o1"] if spec.id else [])
+    extra = [f"{quote_ident(p.cols['label'])} IS NULL AS o2"] + (
+        [f"{quote_ident(p.cols['time'])} AS o0"] if spec.time else []) + (
+        [f"{quote_ident(p.cols['id'])} AS o1"] if spec.id else [])
+    if not spec.time and not spec.id:  # nothing identifies a row: order by every shown column
+        order += [f"v{i}" for i in range(len(shown))]
+    picked = ", ".join([f"{quote_ident(c)} AS v{i}" for i, c in enumerate(shown)] + extra)
+    sql = (f"WITH base AS (SELECT {p.selects}, {picked} FROM src WHERE {p.where}) "
+           f"SELECT {', '.join(f'v{i}' for i in range(len(shown)))} FROM base WHERE {p.predicate} "
+           f"ORDER BY {', '.join(order)} LIMIT $fw_limit OFFSET $fw_offset")
+    offset = max(int(page) - 1, 0) * int(page_size)
+    out = run_query(src, sql, p.params | {"fw_limit": int(page_size), "fw_offset": offset})
+    return out.rename(columns={f"v{i}": c for i, c in enumerate(shown)})
+
+
+def drill_down(src: OpenSource, spec: AuditSpec, snapshot: AuditSnapshot, slice_: Slice,
+               row_filter: RowFilter | None = None) -> SliceAnalysis:
+    """The analysis of one slice against the rest: outcomes, error signal, data need, quality signals, values.
+
+    The quality signals come from the audit when it checked the slice (so the need matches the
+    snapshot's); otherwise they are counted now for this slice (with the sensitive groups, whose
+    tests then form the Benjamini-Hochberg family).
+    """
+    slice_ = canonical(slice_, spec)
+    cells = fetch_slice_cells(src, spec, slice_, row_filter)
+    inside = int(cells.loc[cells["in_slice"], "n"].sum())
+    if inside == 0:
+        view = (row_filter or RowFilter()).describe()
+        raise DataError(f"no rows match {slice_label(slice_)} in the chosen view ({view}); choose values that occur "
+                        f"together")
+    if inside == int(cells["n"].sum()):
+        raise DataError(f"every row of the chosen view is in {slice_label(slice_)}, so there is no rest to compare it "
+                        f"with; add a condition")
+    quality, family = snapshot.quality, "audit"
+    if quality is None or not quality.checked(slice_):
+        counts = fetch_quality_counts(src, spec, [slice_], snapshot.data.positive_label, row_filter)
+        quality, family = compute_quality(counts, spec), "on_demand"
+    values = fetch_value_counts(src, spec, slice_, row_filter)
+    return analyse_slice(slice_, cells, values, spec, snapshot, quality, family)

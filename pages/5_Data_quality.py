@@ -1,0 +1,49 @@
+"""Data quality: missing values, conflicting duplicates and suspected label errors per group and per finding."""
+
+import streamlit as st
+
+from metrics.charts import REST_COLOUR, versus_chart
+from metrics.quality_views import (DETAIL_SIGNALS, FINDINGS_SCOPE, HEADLINE_SIGNALS, fire_rule, fired_lines,
+                                   label_rule_text, quality_points, quality_rows, quality_scopes, quality_table,
+                                   scope_colours, scope_slices)
+from pages.components.frame import PageContext, run_page, show_chart, show_table
+from pages.components.loaders import load_full_audit, stamp_of
+from pages.components.slice_view import QUALITY_COLUMNS
+
+
+def draw(ctx: PageContext) -> None:
+    """The Data quality page."""
+    sel = ctx.selection
+    snap = load_full_audit(sel.spec, sel.row_filter, stamp_of(sel.spec))
+    quality, policy = snap.quality, sel.spec.policy
+    st.caption("Three signals that the data, not the model, may be wrong, each counted per group and compared "
+               "with all other rows: rows with a **missing value** in another column; labelled rows with an "
+               "identical **duplicate** (same features and score) carrying the opposite label; and **suspected "
+               "label errors**. " + fire_rule(policy.ratio_high, policy.fdr))
+    st.markdown(label_rule_text(quality))
+    scope = st.selectbox("Show", quality_scopes(sel.spec, sel.features), key="fw.dq.scope",
+                         format_func=lambda s: s if s == FINDINGS_SCOPE else f"Groups of {s}")
+    slices = scope_slices(quality, scope)
+    if not slices:
+        st.info("Nothing to show here: the search found no finding to check." if scope == FINDINGS_SCOPE
+                else f"No group of {scope} was checked.")
+        return
+    rows = quality_rows(quality.rows, slices)
+    colours = scope_colours(scope, rows["group"].unique().tolist())
+    st.subheader("Signals per group against all other rows")
+    st.caption("Filled point: the group (in its colour on every page) or finding; hollow grey: all other rows; "
+               "lines: 95% intervals; a large diamond: the signal fired. Hover for n.")
+    show_chart(versus_chart(quality_points(rows, colours, REST_COLOUR), "Signal", across=True))
+    everything = quality_rows(quality.rows, slices, HEADLINE_SIGNALS + DETAIL_SIGNALS)
+    fired = fired_lines(everything)
+    st.subheader(f"Fired signals ({len(fired)})")
+    st.markdown("\n".join(f"- {t}" for t in fired) or "None: no signal is significantly and materially higher here.")
+    st.subheader("The numbers")
+    show_table(quality_table(rows), QUALITY_COLUMNS)
+    with st.expander("Per column, and label errors per label"):
+        show_table(quality_table(quality_rows(quality.rows, slices, DETAIL_SIGNALS)), QUALITY_COLUMNS)
+    for note in quality.notes:
+        st.caption(note)
+
+
+run_page("Data quality", ":material/rule:", draw, permission="small_cells")

@@ -1,0 +1,48 @@
+"""Trends: how each group's metrics, the label coverage and the population move over time; versions; alerts."""
+
+import streamlit as st
+
+from metrics.groups import metric_names
+from metrics.overview import HEADLINE_METRICS
+from metrics.trend_views import GRAIN_CHOICES, grain_arg, grain_caption, trend_groupings
+from metrics.views import metric_label
+from pages.components.frame import PageContext, guard, run_page
+from pages.components.loaders import load_trends, stamp_of
+from pages.components.trends_view import (render_alerts, render_coverage, render_drift, render_metric_trends,
+                                          render_versions)
+
+
+def draw(ctx: PageContext) -> None:
+    """The Trends page."""
+    sel = ctx.selection
+    spec = sel.spec
+    c1, c2, c3 = st.columns([1, 1, 2])
+    choice = c1.selectbox("Window", GRAIN_CHOICES, key="fw.trend.grain",
+                          help="auto: days up to 60 days of data, weeks up to 400 days, else months")
+    trends = load_trends(spec, sel.row_filter, grain_arg(choice), stamp_of(spec))
+    rows = trends.rows
+    grouping = c2.selectbox("Groups of", trend_groupings(rows, spec, sel.features), key="fw.trend.grouping")
+    available = [m for m in metric_names(spec.score is not None) if m in set(rows["metric"])]
+    metrics = c3.multiselect("Metrics", available, default=list(HEADLINE_METRICS), format_func=metric_label,
+                             key="fw.trend.metrics") or list(HEADLINE_METRICS)
+    groups = rows.loc[rows["grouping"] == grouping, "group"].unique().tolist()
+    st.caption(f"{grain_caption(trends.grain, choice)} {len(trends.coverage)} windows of "
+               f"{int(trends.coverage['rows'].sum()):,} rows ({sel.row_filter.describe()}).")
+    # Sections, not tabs: a chart in a hidden tab is not drawn until opened, and each section's
+    # guard keeps the others on the page when one fails.
+    st.subheader("Metrics over time")
+    render_metric_trends(trends, grouping, metrics, groups, spec.policy.min_support)
+    st.subheader("Label coverage")
+    render_coverage(trends)
+    st.subheader("Model versions side by side")
+    with guard():
+        render_versions(ctx, grouping, metrics, groups)
+    st.subheader("Population drift")
+    with guard():
+        render_drift(ctx, trends, grouping, groups)
+    st.subheader("Alerts")
+    with guard():
+        render_alerts(ctx)
+
+
+run_page("Trends", ":material/trending_up:", draw)

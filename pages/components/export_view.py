@@ -1,0 +1,102 @@
+"""The sections of the Audit export page: take a snapshot, list the history, download, verify, compare two."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import streamlit as st
+
+from connectors.export import HistoryEntry, verify, zip_bytes
+from connectors.snapshot_store import FILES, export_view, snapshot_file, snapshot_folder
+from metrics.diff import MOVE_RULE
+from metrics.export_views import (annotation_record, changes_table, diff_figures, findings_table, history_table,
+                                  moves_table, problems_table, snapshot_label)
+from pages.components.frame import PageContext, guard, show_table
+from pages.components.loaders import get_source, load_annotation, load_full_audit, load_snapshot_diff, stamp_of
+
+PICKED = "fw.export.download"
+_COUNTS = {n: st.column_config.NumberColumn(n, format="localized") for n in ("n", "Flagged gaps")}
+
+
+def render_snapshot_form(ctx: PageContext, root: Path) -> None:
+    """Author and note, then write the current view's audit as the newest snapshot of the history."""
+    sel = ctx.selection
+    with st.form("fw.export.form", clear_on_submit=True):
+        author = st.text_input("Author", key="fw.export.author", help="Who takes this snapshot (kept in it)")
+        note = st.text_area("Note", key="fw.export.note", placeholder="Why this snapshot: a review, a release, a complaint…")
+        submitted = st.form_submit_button("Create snapshot", type="primary")
+    if submitted:
+        with guard(), st.spinner("Fingerprinting the rows and writing the reports…"):
+            annotation = annotation_record(author, note, sel.row_filter.describe())
+            # The full audit, slice search and findings included, as `fairwatch audit` exports it.
+            snap = load_full_audit(sel.spec, sel.row_filter, stamp_of(sel.spec))
+            result = export_view(snap, annotation, root, get_source(sel.spec.source, stamp_of(sel.spec)))
+            st.session_state[PICKED] = result.path.name
+            st.success(f"Snapshot #{result.sequence} written to `{result.path}` ({len(result.files)} files, "
+                       f"{result.suppression.cells_suppressed:,} small cells withheld). Its manifest SHA-256 is "
+                       f"`{result.manifest_sha256}`: keep it somewhere else (a ticket, an e-mail) to anchor the chain.")
+
+
+def _labels(entries: Sequence[HistoryEntry], root: Path) -> dict[str, str]:
+    """Picker label of each snapshot folder."""
+    return {e.folder: snapshot_label(e, load_annotation(str(root / e.folder), e.manifest_sha256)) for e in entries}
+
+
+def render_history(entries: Sequence[HistoryEntry], root: Path) -> None:
+    """Every snapshot, newest first, with who took it, why, and the state of its chain link."""
+    notes = {e.folder: load_annotation(str(root / e.folder), e.manifest_sha256) for e in entries}
+    show_table(history_table(entries, notes), _COUNTS, height=min(400, 40 + 35 * len(entries)))
+
+
+def render_downloads(entries: Sequence[HistoryEntry], root: Path) -> None:
+    """The chosen snapshot as a zip of the whole folder, or its HTML report, PDF report or JSON document."""
+    labels = _labels(entries, root)
+    names = list(labels)
+    if st.session_state.get(PICKED) not in labels:
+        st.session_state[PICKED] = names[-1]
+    name = st.selectbox("Snapshot", names, format_func=labels.get, key=PICKED)
+    folder = snapshot_folder(root, name)
+    cols = st.columns(4)
+    cols[0].download_button("Zip (all files)", lambda: zip_bytes(folder), f"{name}.zip", "application/zip",
+                            on_click="ignore", icon=":material/folder_zip:", key="fw.export.zip")
+    for col, (kind, (file, mime)) in zip(cols[1:], FILES.items()):
+        col.download_button(kind.upper(), lambda k=kind: snapshot_file(folder, k), f"{name}_{file}", mime,
+                            on_click="ignore", icon=":material/download:", key=f"fw.export.{kind}")
+
+
+def render_verify(entries: Sequence[HistoryEntry], root: Path) -> None:
+    """Check a snapshot's files against its manifest (or the whole history and its chain), now."""
+    labels = {"": "The whole history (every snapshot and the chain)", **_labels(entries, root)}
+    name = st.selectbox("What to verify", list(labels), format_func=labels.get, key="fw.export.verify")
+    report = verify(snapshot_folder(root, name) if name else root)
+    if report.intact:
+        st.success(report.lines()[0].capitalize(), icon=":material/verified:")
+        return
+    st.error(report.lines()[0], icon=":material/gpp_bad:")
+    show_table(problems_table(report), columns={})
+
+
+def render_diff(entries: Sequence[HistoryEntry], root: Path) -> None:
+    """What changed from an older snapshot to a newer one: findings, moved metrics, settings."""
+    if len(entries) < 2:
+        st.info("Take a second snapshot to compare two.")
+        return
+    labels, by_name = _labels(entries, root), {e.folder: e for e in entries}
+    names = list(labels)
+    c1, c2 = st.columns(2)
+    old = c1.selectbox("Older", names, index=len(names) - 2, format_func=labels.get, key="fw.export.old")
+    new = c2.selectbox("Newer", names, index=len(names) - 1, format_func=labels.get, key="fw.export.new")
+    diff = load_snapshot_diff(str(root / old), by_name[old].manifest_sha256, str(root / new),
+                              by_name[new].manifest_sha256)
+    for col, (label, value, help_) in zip(st.columns(5), diff_figures(diff)):
+        col.metric(label, value, help=help_)
+    st.caption(f"Rule: {MOVE_RULE}. Findings are the gaps outside the policy band with significance.")
+    if diff.unchanged:
+        st.success("Nothing of substance changed: the same rows, findings and settings, and no metric moved "
+                   "beyond its interval.")
+    for title, table in (("Metrics that moved", moves_table(diff)), ("New and resolved findings", findings_table(diff)),
+                         ("Settings and data", changes_table(diff))):
+        if len(table):
+            st.markdown(f"**{title}** ({len(table):,})")
+            show_table(table, columns={}, height=min(300, 40 + 35 * len(table)))

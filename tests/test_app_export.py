@@ -1,0 +1,73 @@
+"""The Audit export page in AppTest on the small demo: snapshots go into a temporary history, are listed with
+their author and note, verify intact, differ where the view differed, and a changed file is named."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from connectors.export import load_snapshot
+from connectors.snapshot_store import SNAPSHOT_DIR_ENV
+from metrics.diff import SnapshotError
+from metrics.export_views import annotation_record
+from tests.test_app import ROOT, _clean, demo_dir, env  # noqa: F401 - fixtures shared with the other page tests
+
+PAGE = "pages/7_Audit_export.py"
+
+
+def _snapshot(at, author: str, note: str) -> None:
+    at.text_input(key="fw.export.author").input(author)
+    at.text_area(key="fw.export.note").input(note)
+    next(b for b in at.button if b.label == "Create snapshot").click().run()
+
+
+def test_export_creates_lists_verifies_diffs_and_names_a_changed_file(env, tmp_path, monkeypatch):
+    history = tmp_path / "snapshots"
+    monkeypatch.setenv(SNAPSHOT_DIR_ENV, str(history))
+    at = AppTest.from_file(str(ROOT / PAGE), default_timeout=60).run()  # the page alone: no Overview to draw
+    _clean(at)
+    assert any("No snapshots" in i.value for i in at.info)
+    _snapshot(at, "   ", "no author")
+    assert not at.exception and any("fill in the author" in e.value for e in at.error)
+    assert not history.exists() or not any(history.iterdir())
+
+    _snapshot(at, "Alice Auditor", "quarterly review")
+    _clean(at)
+    assert any(s.value.startswith("Snapshot #1 written") for s in at.success)
+    at.sidebar.selectbox(key="fw.w.model_version").select("v2").run()
+    _snapshot(at, "Bob", "after the v2 rollout")
+    _clean(at)
+
+    table = at.dataframe[0].value
+    assert table["#"].tolist() == [2, 1]  # newest first
+    assert table["Author"].tolist() == ["Bob", "Alice Auditor"]
+    assert table["View"].tolist() == ["model version v2", "all rows"]
+    assert table["Chain link"].tolist() == ["ok", "first"]
+    assert any(s.value.startswith("Intact: 2 snapshot(s)") for s in at.success)
+    assert len(at.get("download_button")) == 4  # zip, HTML, PDF, JSON
+    figures = {m.label: m.value for m in at.metric}
+    assert figures["Data"] == "changed"
+    changes = next(d.value for d in at.dataframe if list(d.value.columns) == ["What", "Older", "Newer"])
+    assert ("filter.model_version", "—", "v2") in set(changes.itertuples(index=False, name=None))
+
+    first = history / table.loc[table["#"] == 1, "Folder"].iloc[0]
+    note = load_snapshot(first)["annotation"][0]
+    assert (note["author"], note["note"], note["view"]) == ("Alice Auditor", "quarterly review", "all rows")
+    with open(first / "report.html", "a", encoding="utf-8") as fh:
+        fh.write("<!-- edited -->")
+    at.run()
+    assert not at.exception
+    assert any(e.value.startswith("TAMPERED") for e in at.error)
+    problems = next(d.value for d in at.dataframe if "Problem" in d.value.columns)
+    assert problems[["File", "Problem"]].values.tolist() == [["report.html", "changed"]]
+
+
+@pytest.mark.parametrize("author, note", [("", "x"), ("  ", ""), ("a" * 200, ""), ("ok", "n" * 3000)])
+def test_an_annotation_needs_a_short_author_and_note(author, note):
+    with pytest.raises(SnapshotError):
+        annotation_record(author, note, "all rows")
+
+
+def test_an_annotation_keeps_who_why_and_which_view():
+    assert annotation_record("  Alice   Auditor ", " why \n", "model version v2") == [
+        {"author": "Alice Auditor", "note": "why", "view": "model version v2"}]

@@ -1,0 +1,138 @@
+"""The launcher (connectors/serve.py): loopback only without sign-in unless --allow-unauthenticated-remote,
+sign-in settings checked before Streamlit starts, and the exact `streamlit run` command it execs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from connectors.access import ACCESS_CONFIG_ENV
+from connectors.serve import (ALLOW_ENV, ALLOW_FLAG, ServeError, ServeOptions, check_bind, host_is_loopback,
+                              prepare, read_auth_section, streamlit_command)
+from metrics.roles import AccessConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+AUTH = """\
+[auth]
+redirect_uri = "http://127.0.0.1:8501/oauth2callback"
+cookie_secret = "{secret}"
+client_id = "fairwatch"
+client_secret = "s3cret"
+server_metadata_url = "http://127.0.0.1:9000/.well-known/openid-configuration"
+"""
+
+
+@pytest.fixture()
+def files(tmp_path, monkeypatch) -> dict[str, Path]:
+    """An empty secrets file, one with [auth], and an access config, outside any data folder."""
+    monkeypatch.setenv("FAIRWATCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv(ACCESS_CONFIG_ENV, raising=False)
+    out = {"empty": tmp_path / "empty.toml", "auth": tmp_path / "secrets.toml", "access": tmp_path / "access.toml"}
+    out["empty"].write_text("[other]\nx = 1\n", encoding="utf-8")
+    out["auth"].write_text(AUTH.format(secret="x" * 64), encoding="utf-8")
+    out["access"].write_text('[roles.viewer]\nemails = ["a@b.org"]\n[log]\npath = "log.jsonl"\n', encoding="utf-8")
+    return out
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost"])
+def test_loopback_addresses(host):
+    assert host_is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "", "::", "10.1.2.3", "192.168.1.20", "8.8.8.8"])
+def test_addresses_beyond_this_machine(host):
+    assert not host_is_loopback(host)
+
+
+def test_an_unknown_host_name_is_an_error():
+    with pytest.raises(ServeError, match="cannot resolve the address 'no-such-host.invalid'"):
+        host_is_loopback("no-such-host.invalid")
+
+
+def test_without_sign_in_a_public_address_is_refused_naming_the_flag():
+    with pytest.raises(ServeError) as err:
+        check_bind("0.0.0.0", auth_on=False, allow_remote=False)
+    text = str(err.value)
+    assert text.startswith("refusing to serve on 0.0.0.0 without sign-in") and ALLOW_FLAG in text
+    assert "[auth] in .streamlit/secrets.toml" in text and "127.0.0.1" in text and "\n" not in text
+    assert "anyone who can reach this port" in check_bind("0.0.0.0", auth_on=False, allow_remote=True)
+    assert check_bind("0.0.0.0", auth_on=True, allow_remote=False) is None
+    assert check_bind("127.0.0.1", auth_on=False, allow_remote=False) is None
+
+
+def test_the_flag_opens_remote_access_and_a_stale_environment_variable_does_not(files):
+    opts = ServeOptions(host="0.0.0.0", secrets=(str(files["empty"]),))
+    with pytest.raises(ServeError, match=ALLOW_FLAG):
+        prepare(opts, environ={ALLOW_ENV: "1"})
+    cmd, env, notes = prepare(ServeOptions(host="0.0.0.0", secrets=(str(files["empty"]),),
+                                           allow_unauthenticated_remote=True), environ={})
+    assert env[ALLOW_ENV] == "1" and any("without sign-in" in n for n in notes)
+    _, env, notes = prepare(ServeOptions(secrets=(str(files["empty"]),)), environ={ALLOW_ENV: "1"})
+    assert ALLOW_ENV not in env and notes == ["local mode: no sign-in configured; only this machine can reach the "
+                                              "dashboard"]
+
+
+def test_with_sign_in_the_command_carries_the_secrets_and_the_access_config(files):
+    opts = ServeOptions(host="0.0.0.0", port=8600, secrets=(str(files["auth"]),), access=str(files["access"]))
+    cmd, env, notes = prepare(opts, environ={})
+    assert cmd[:5] == [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py")]
+    flags = dict(zip(cmd[5::2], cmd[6::2]))
+    assert flags == {"--server.address": "0.0.0.0", "--server.port": "8600", "--server.headless": "true",
+                     "--client.showSidebarNavigation": "false", "--secrets.files": str(files["auth"].resolve())}
+    assert env[ACCESS_CONFIG_ENV] == str(files["access"].resolve()) and ALLOW_ENV not in env
+    assert notes[0].startswith("sign-in: default provider at http://127.0.0.1:9000/")
+    assert any("plain http beyond this machine" in n for n in notes)
+
+
+def test_sign_in_settings_and_roles_are_checked_before_starting(files):
+    files["auth"].write_text(AUTH.format(secret="short"), encoding="utf-8")
+    with pytest.raises(AccessConfigError, match="cookie_secret is too short"):
+        prepare(ServeOptions(secrets=(str(files["auth"]),)), environ={})
+    files["auth"].write_text(AUTH.format(secret="x" * 64), encoding="utf-8")
+    files["access"].write_text("[roles.root]\n", encoding="utf-8")
+    with pytest.raises(AccessConfigError, match="unknown role 'root'"):
+        prepare(ServeOptions(secrets=(str(files["auth"]),), access=str(files["access"])), environ={})
+    empty = files["access"].with_name("none.toml")
+    empty.write_text("", encoding="utf-8")
+    _, _, notes = prepare(ServeOptions(secrets=(str(files["auth"]),), access=str(empty)), environ={})
+    assert any("no roles are configured" in n for n in notes)
+
+
+@pytest.mark.parametrize("opts, message", [
+    (ServeOptions(port=0), "--port 0 is not a TCP port"),
+    (ServeOptions(secrets=("/nonexistent/secrets.toml",)), "secrets file not found: /nonexistent/secrets.toml"),
+])
+def test_bad_flags_are_one_line_errors(opts, message):
+    with pytest.raises(ServeError, match=message):
+        prepare(opts, environ={})
+
+
+def test_the_auth_section_is_merged_over_the_files_as_streamlit_does(tmp_path):
+    a, b = tmp_path / "a.toml", tmp_path / "b.toml"
+    a.write_text('[auth]\nclient_id = "one"\nredirect_uri = "x"\n', encoding="utf-8")
+    b.write_text('[auth]\nclient_id = "two"\n', encoding="utf-8")
+    assert read_auth_section([a, b, tmp_path / "missing.toml"]) == {"client_id": "two", "redirect_uri": "x"}
+    assert read_auth_section([tmp_path / "missing.toml"]) is None
+    b.write_text("[auth\n", encoding="utf-8")
+    with pytest.raises(ServeError, match="is not valid TOML"):
+        read_auth_section([b])
+
+
+def test_the_command_line_refuses_0_0_0_0_without_sign_in_before_binding_anything(files, tmp_path):
+    env = {**os.environ, "HOME": str(tmp_path)}
+    env.pop(ALLOW_ENV, None)
+    proc = subprocess.run([sys.executable, "-m", "connectors.serve", "--host", "0.0.0.0", "--port", "8599",
+                           "--secrets", str(files["empty"])], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("fairwatch: error: refusing to serve on 0.0.0.0 without sign-in")
+    assert ALLOW_FLAG in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_streamlit_command_passes_every_secrets_file(tmp_path):
+    cmd = streamlit_command(ServeOptions(secrets=(str(tmp_path / "a.toml"), str(tmp_path / "b.toml"))))
+    assert cmd.count("--secrets.files") == 2
