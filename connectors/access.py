@@ -32,6 +32,7 @@ from urllib.parse import urlparse
 
 from connectors.datapaths import REPO_ROOT, data_dir
 from metrics.roles import AccessConfigError, AccessRules, parse_rules
+from connectors.export import fsync_dir
 
 try:
     import fcntl
@@ -335,18 +336,6 @@ def _locked(fd: int) -> Iterator[None]:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def _fsync_dir(path: Path) -> None:
-    """Make a new file's directory entry durable."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def record_access(path: str | os.PathLike, *, who: str, name: str, role: str | None, action: str, what: str,
@@ -380,7 +369,7 @@ def record_access(path: str | os.PathLike, *, who: str, name: str, role: str | N
     finally:
         os.close(fd)
     if created:
-        _fsync_dir(log.parent)
+        fsync_dir(log.parent)
     return AccessRecord(**{k: record[k] for k in _RECORD_KEYS}, line_sha256=_sha(line))
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from importlib import metadata
 
 from connectors.counts import fetch_group_counts
+from connectors.export import library_versions
 from connectors.quality_counts import fetch_quality_counts
 from connectors.slice_counts import fetch_slice_counts
 from connectors.source import OpenSource, opened
@@ -27,13 +27,7 @@ _LIBRARIES = ("fairwatch", "duckdb", "fairlearn", "scikit-learn", "pandas", "num
 
 def tool_versions() -> dict[str, str]:
     """Versions of fairwatch and the libraries whose numbers an audit depends on."""
-    out = {}
-    for name in _LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    return library_versions(_LIBRARIES)
 
 
 def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSource | None = None, *,
@@ -48,6 +42,9 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
         counts = fetch_group_counts(source, spec, row_filter)
         outcomes = binarize(counts.cells, spec)
         slices = quality = None
+        # The slice search and quality counts use DuckDB temp tables and list functions; on PostgreSQL
+        # and Spark the audit covers groups, intersections and windows (the search is DuckDB-only so far).
+        search_slices = search_slices and source.engine == "duckdb"
         if search_slices:
             summary = outcomes.summary
             slices = find_slices(fetch_slice_counts(source, spec, summary.positive_label,

@@ -479,7 +479,7 @@ def export_document(doc: Mapping[str, Any], out: str | os.PathLike | None = None
             manifest = _write_manifest(tmp, files, document, snapshot_id, exported_at, previous)
             # Renaming a folder is atomic: readers see no snapshot or the whole snapshot.
             os.rename(tmp, target)
-            _fsync_dir(parent)
+            fsync_dir(parent)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise SnapshotError(f"cannot write the snapshot to {target}: {exc.strerror or exc}; check the space and "
@@ -532,11 +532,11 @@ def _write_manifest(tmp: Path, files: Mapping[str, bytes], document: Mapping[str
         fh.write(_canonical_manifest(manifest))
         fh.flush()
         os.fsync(fh.fileno())
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     return manifest
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     """Sync a folder's entries to disk (a rename is durable only then)."""
     try:
         fd = os.open(path, os.O_RDONLY)
