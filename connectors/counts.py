@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from connectors.source import OpenSource, quote_ident, resolve_spec_columns
 from metrics.errors import DataError, SourceError
 from metrics.spec import AuditSpec, RowFilter
 
 MISSING = "(missing)"
+# The cardinality guard reads at least this many leading rows (see check_cardinality_prefix).
+GUARD_ROWS = 10_000
 
 
 @dataclass(frozen=True)
 class GroupCounts:
     """Counts per (sensitive groups, raw label, raw prediction); optional counts per score bucket."""
 
-    cells: pd.DataFrame
+    cells: pd.DataFrame  # sensitive..., label_raw, pred_raw (text), n
+    # sensitive..., label_raw (categorical), score, n over the rows with a label and a score: one row per
+    # (groups, label, prediction, bucket), so (groups, label, score) repeats once per prediction value.
     scores: pd.DataFrame | None
     sensitive: tuple[str, ...]
 
@@ -48,16 +56,30 @@ def where_sql(spec: AuditSpec, cols: dict[str, str], row_filter: RowFilter | Non
     return " AND ".join(clauses), params
 
 
-def run_query(src: OpenSource, sql: str, params: dict | None = None) -> pd.DataFrame:
-    """Run one query on a fresh cursor and materialise it inside the block (safe across sessions)."""
+def run_query(src: OpenSource, sql: str, params: dict | None = None, categorical: Sequence[str] = ()) -> pd.DataFrame:
+    """Run one query on a fresh cursor and materialise it inside the block (safe across sessions).
+
+    `categorical` names text columns to return dictionary-coded, as pandas categoricals with sorted
+    categories. For a few values repeated over many rows, fetching Arrow and encoding it there costs
+    a third of building one Python string per row (74k rows, 5 text columns: 20 ms against 55 ms).
+    """
     if src.runner is not None:
-        return src.runner.query(sql, params or {})
-    try:
-        with src.cursor() as cur:
-            return cur.execute(sql, params or {}).df()
-    except duckdb.Error as exc:
-        msg = str(exc).strip().splitlines()[0]
-        raise SourceError(f"the source could not be read: {msg}") from None
+        frame = src.runner.query(sql, params or {})
+    else:
+        try:
+            with src.cursor() as cur:
+                if not categorical:
+                    return cur.execute(sql, params or {}).df()
+                table = cur.sql(sql, params=params or {}).to_arrow_table()
+        except duckdb.Error as exc:
+            msg = str(exc).strip().splitlines()[0]
+            raise SourceError(f"the source could not be read: {msg}") from None
+        frame = pa.table([pc.dictionary_encode(table[c]) if c in categorical else table[c] for c in table.column_names],
+                         names=table.column_names).to_pandas()
+    for col in categorical:
+        codes = frame[col].astype("category")
+        frame[col] = codes.cat.reorder_categories(sorted(codes.cat.categories))
+    return frame
 
 
 def check_cardinality(src: OpenSource, spec: AuditSpec, columns: list[str], where: str, params: dict,
@@ -83,39 +105,101 @@ def prediction_expr(spec: AuditSpec, cols: dict[str, str]) -> str:
     return f"CASE WHEN {score} IS NULL OR isnan({score}) THEN NULL WHEN {score} >= $threshold THEN '1' ELSE '0' END"
 
 
+def _refuse(column: str, distinct: int, spec: AuditSpec, qualifier: str = "") -> DataError:
+    """The error for a grouping column with more distinct values than the policy allows."""
+    return DataError(
+        f"column {column} has {qualifier}{distinct:,} distinct values, more than max_groups "
+        f"({spec.policy.max_groups}); it looks like an id or a number: bin it into bands, "
+        f"or raise [policy] max_groups"
+    )
+
+
+def guard_rows(spec: AuditSpec) -> int:
+    """How many leading rows the cheap cardinality guard reads: enough to see an id column overflow."""
+    return max(GUARD_ROWS, 10 * spec.policy.max_groups)
+
+
+def check_cardinality_prefix(src: OpenSource, spec: AuditSpec, columns: list[str], where: str, params: dict,
+                             relation: str = "src") -> None:
+    """Refuse a grouping column that has more than max_groups distinct values among its first rows.
+
+    A guard, not the check: it reads only a prefix (the engine stops the scan there), so an id-like
+    column is refused before the counting query would build a group per row. The exact check runs
+    on the grouped result (`fetch_group_counts`), which needs no scan of its own.
+    """
+    picked = ", ".join(quote_ident(c) for c in columns)
+    # count(DISTINCT) is exact: a column within the limit is never refused here.
+    exprs = ", ".join(f"count(DISTINCT {quote_ident(c)}) AS c{i}" for i, c in enumerate(columns))
+    row = run_query(src, f"SELECT {exprs} FROM (SELECT {picked} FROM {relation} WHERE {where} "
+                         f"LIMIT {guard_rows(spec)})", params).iloc[0]
+    for i, col in enumerate(columns):
+        if int(row[f"c{i}"]) > spec.policy.max_groups:
+            raise _refuse(col, int(row[f"c{i}"]), spec, "at least ")
+
+
+def score_bucket_expr(score: str, decimals: int) -> str:
+    """The score's bucket as a whole number: the engine's round(score, d) times 10^d (a DOUBLE, so no overflow).
+
+    round(score * 10^d) is the same bucket, at a fraction of the cost, except where the product is
+    exactly halfway between two whole numbers: there the product has been rounded already, so the
+    engine's own round(score, d) decides. NaN stays NaN and NULL stays NULL: both mean no score.
+    """
+    scaled = f"({score} * CAST({10**decimals} AS DOUBLE))"
+    return (f"CASE WHEN {scaled} - floor({scaled}) = 0.5 THEN round(round({score}, {decimals}) * "
+            f"CAST({10**decimals} AS DOUBLE)) ELSE round({scaled}) END")
+
+
 def fetch_group_counts(src: OpenSource, spec: AuditSpec, row_filter: RowFilter | None = None) -> GroupCounts:
     """Counts per finest intersection of the sensitive features, raw label, raw prediction and score bucket.
 
-    One scan of the source: the label/prediction cells and the score-bucket counts are both sums
-    over its result (a few hundred thousand rows at most), which halves the work on a joined source.
+    One scan of the source. The engine groups on the raw columns and a whole-number score bucket
+    (`score_bucket_expr`; the bucket's score, round(score, d), is bucket / 10^d); keys become
+    text, with NULL as '(missing)', in an outer query over the grouped result (tens of thousands of
+    rows, not millions): grouping on text casts and a rounded decimal score cost the engine about
+    twice as much. The label/prediction cells and the score-bucket counts are both sums over that
+    result. The score-bucket table's text columns are categorical: a few values over many rows.
     """
     cols = resolve_spec_columns(spec, src)
     where, params = where_sql(spec, cols, row_filter)
     sens_cols = [cols[f"sensitive:{s}"] for s in spec.sensitive]
-    check_cardinality(src, spec, sens_cols, where, params, relation=src.relation_for([*sens_cols, *_filter_cols(cols, row_filter)]))
-    keys = ", ".join(f"{group_expr(c)} AS g{i}" for i, c in enumerate(sens_cols))
-    label = f"CAST({quote_ident(cols['label'])} AS VARCHAR)"
+    check_cardinality_prefix(src, spec, sens_cols, where, params,
+                             relation=src.relation_for([*sens_cols, *_filter_cols(cols, row_filter)]))
     query_params = dict(params)
     if spec.prediction is None:
         query_params["threshold"] = spec.threshold
+        pred = prediction_expr(spec, cols)
+    else:
+        pred = quote_ident(cols["prediction"])
+    decimals = int(spec.policy.score_decimals)
     bucket = "NULL::DOUBLE"
     if spec.score is not None:
-        score = f"CAST({quote_ident(cols['score'])} AS DOUBLE)"
-        bucket = f"CASE WHEN isnan({score}) THEN NULL ELSE round({score}, {int(spec.policy.score_decimals)}) END"
+        bucket = score_bucket_expr(f"CAST({quote_ident(cols['score'])} AS DOUBLE)", decimals)
+    inner_keys = ", ".join(f"{quote_ident(c)} AS k{i}" for i, c in enumerate(sens_cols))
+    outer_keys = ", ".join(f"{group_expr(f'k{i}')} AS g{i}" for i in range(len(sens_cols)))
     raw = run_query(
         src,
-        f"SELECT {keys}, {label} AS label_raw, {prediction_expr(spec, cols)} AS pred_raw, {bucket} AS score, "
-        f"count(*)::BIGINT AS n FROM src WHERE {where} GROUP BY ALL",
+        f"SELECT {outer_keys}, CAST(l AS VARCHAR) AS label_raw, CAST(p AS VARCHAR) AS pred_raw, b AS score_bucket, n "
+        f"FROM (SELECT {inner_keys}, {quote_ident(cols['label'])} AS l, {pred} AS p, {bucket} AS b, "
+        f"count(*)::BIGINT AS n FROM src WHERE {where} GROUP BY ALL)",
         query_params,
+        # Text as codes: every later grouping then works on integers.
+        categorical=[*(f"g{i}" for i in range(len(sens_cols))), "label_raw", "pred_raw"],
     )
-    names = {f"g{i}": s for i, s in enumerate(spec.sensitive)}
-    raw = raw.rename(columns=names)
     sens = list(spec.sensitive)
-    cells = raw.groupby(sens + ["label_raw", "pred_raw"], dropna=False, as_index=False, observed=True)["n"].sum()
+    raw = raw.rename(columns={f"g{i}": s for i, s in enumerate(sens)})
+    text = [*sens, "label_raw", "pred_raw"]
+    for feat, col in zip(sens, sens_cols):
+        distinct = len(raw[feat].cat.categories.difference([MISSING]))
+        if distinct > spec.policy.max_groups:
+            raise _refuse(col, distinct, spec)
+    cells = raw.groupby(text, dropna=False, as_index=False, observed=True)["n"].sum()
+    cells[text] = cells[text].astype("str")
     scores = None
     if spec.score is not None:
-        scored = raw[raw["label_raw"].notna() & raw["score"].notna()]
-        scores = scored.groupby(sens + ["label_raw", "score"], as_index=False, observed=True)["n"].sum()
+        scored = raw[raw["label_raw"].notna() & raw["score_bucket"].notna()]
+        # Rows that differ only in the prediction stay apart: binarize_scores sums them with its own grouping.
+        scores = scored[[*sens, "label_raw"]].assign(score=scored["score_bucket"].to_numpy(np.float64) / 10**decimals,
+                                                     n=scored["n"].to_numpy())
     return GroupCounts(cells=cells, scores=scores, sensitive=spec.sensitive)
 
 

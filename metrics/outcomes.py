@@ -90,14 +90,18 @@ def choose_positive(values: set[str], given: str | None, role: str, column: str,
     raise DataError(f"the {role} column {column} holds {_show(values)}; say which value is positive with {flag}")
 
 
+def _normalised(values: pd.Series) -> pd.Series:
+    """normalise_value of each value (NaN stays NaN), computed once per distinct value, not once per row."""
+    return values.map({v: normalise_value(v) for v in values.dropna().unique()})
+
+
 def binarize(cells: pd.DataFrame, spec: AuditSpec) -> Outcomes:
     """Map raw labels and predictions to 0/1 and split labelled from unlabelled rows."""
     sens = list(spec.sensitive)
     rows = int(cells["n"].sum()) if len(cells) else 0
     if rows == 0:
         raise DataError("the source has no rows (after the chosen filters); check the file or widen the time window")
-    label = cells["label_raw"].map(normalise_value, na_action="ignore")
-    pred = cells["pred_raw"].map(normalise_value, na_action="ignore")
+    label, pred = _normalised(cells["label_raw"]), _normalised(cells["pred_raw"])
     has_label = label.notna()
     labelled_rows = int(cells.loc[has_label, "n"].sum())
     if labelled_rows == 0:
@@ -134,8 +138,14 @@ def binarize(cells: pd.DataFrame, spec: AuditSpec) -> Outcomes:
 
 
 def binarize_scores(scores: pd.DataFrame, spec: AuditSpec, positive_label: str) -> pd.DataFrame:
-    """Score-bucket counts with y_true as 0/1 (rows without label or score were excluded in the query)."""
+    """Counts per (groups, y_true as 0/1, score bucket), summed over raw labels and predictions.
+
+    Rows without a label or a score were excluded in the query.
+    """
     sens = list(spec.sensitive)
+    labels = scores["label_raw"]
+    # A handful of distinct labels over many bucket rows: normalise each distinct label once.
+    positive = {v: normalise_value(v) == positive_label for v in labels.dropna().unique()}
     out = scores[sens + ["score", "n"]].copy()
-    out["y_true"] = (scores["label_raw"].map(normalise_value) == positive_label).astype(np.int64)
+    out["y_true"] = labels.map(positive).to_numpy(dtype=np.int64)
     return out.groupby(sens + ["y_true", "score"], as_index=False, sort=True, observed=True)["n"].sum()
