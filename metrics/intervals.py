@@ -41,30 +41,27 @@ def _two_sample(fn, x1, n1, x2, n2, **kw):
     return ok, x1, n1, x2, n2
 
 
-def difference_interval(x1, n1, x2, n2, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
-    """Newcombe's hybrid score interval for p1 - p2."""
+def _two_sample_interval(x1, n1, x2, n2, method: str, compare: str, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """A statsmodels two-sample interval where both samples are non-empty; NaN elsewhere."""
     ok, x1, n1, x2, n2 = _two_sample(None, x1, n1, x2, n2)
     low, high = np.full(x1.shape, np.nan), np.full(x1.shape, np.nan)
     if ok.any():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            lo, hi = confint_proportions_2indep(x1[ok], n1[ok], x2[ok], n2[ok], method="newcomb",
-                                                compare="diff", alpha=1 - confidence)
+            lo, hi = confint_proportions_2indep(x1[ok], n1[ok], x2[ok], n2[ok], method=method,
+                                                compare=compare, alpha=1 - confidence)
         low[ok], high[ok] = lo, hi
     return low, high
+
+
+def difference_interval(x1, n1, x2, n2, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """Newcombe's hybrid score interval for p1 - p2."""
+    return _two_sample_interval(x1, n1, x2, n2, "newcomb", "diff", confidence)
 
 
 def ratio_interval(x1, n1, x2, n2, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
     """Log-adjusted interval for p1 / p2 (Katz with 0.5 added where a count is zero)."""
-    ok, x1, n1, x2, n2 = _two_sample(None, x1, n1, x2, n2)
-    low, high = np.full(x1.shape, np.nan), np.full(x1.shape, np.nan)
-    if ok.any():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            lo, hi = confint_proportions_2indep(x1[ok], n1[ok], x2[ok], n2[ok], method="log-adjusted",
-                                                compare="ratio", alpha=1 - confidence)
-        low[ok], high[ok] = lo, hi
-    return low, high
+    return _two_sample_interval(x1, n1, x2, n2, "log-adjusted", "ratio", confidence)
 
 
 def two_proportion_pvalue(x1, n1, x2, n2) -> np.ndarray:
