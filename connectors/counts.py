@@ -138,22 +138,23 @@ def check_cardinality_prefix(src: OpenSource, spec: AuditSpec, columns: list[str
 
 
 def score_bucket_expr(score: str, decimals: int) -> str:
-    """The score's bucket as a whole number: the engine's round(score, d) times 10^d (a DOUBLE, so no overflow).
+    """The score's bucket as a whole number: floor(score * 10^d + 0.5), round half up, as a DOUBLE.
 
-    round(score * 10^d) is the same bucket, at a fraction of the cost, except where the product is
-    exactly halfway between two whole numbers: there the product has been rounded already, so the
-    engine's own round(score, d) decides. NaN stays NaN and NULL stays NULL: both mean no score.
+    Written with IEEE arithmetic only (a multiply, an add, a floor), so DuckDB, PostgreSQL and Spark
+    put every score in the same bucket: their round() functions differ at halves (half-even in
+    PostgreSQL's float round, half away from zero in DuckDB). A score with at most d decimals lands
+    exactly on its bucket. It is also cheaper than round(score, d). NaN and NULL become NULL (no
+    score) before the floor: Spark's floor returns a BIGINT, to which NaN cannot be cast.
     """
-    scaled = f"({score} * CAST({10**decimals} AS DOUBLE))"
-    return (f"CASE WHEN {scaled} - floor({scaled}) = 0.5 THEN round(round({score}, {decimals}) * "
-            f"CAST({10**decimals} AS DOUBLE)) ELSE round({scaled}) END")
+    return (f"CASE WHEN isnan({score}) THEN NULL "
+            f"ELSE floor({score} * CAST({10**decimals} AS DOUBLE) + CAST(0.5 AS DOUBLE)) END")
 
 
 def fetch_group_counts(src: OpenSource, spec: AuditSpec, row_filter: RowFilter | None = None) -> GroupCounts:
     """Counts per finest intersection of the sensitive features, raw label, raw prediction and score bucket.
 
     One scan of the source. The engine groups on the raw columns and a whole-number score bucket
-    (`score_bucket_expr`; the bucket's score, round(score, d), is bucket / 10^d); keys become
+    (`score_bucket_expr`; the bucket's score is bucket / 10^d); keys become
     text, with NULL as '(missing)', in an outer query over the grouped result (tens of thousands of
     rows, not millions): grouping on text casts and a rounded decimal score cost the engine about
     twice as much. The label/prediction cells and the score-bucket counts are both sums over that
@@ -192,6 +193,10 @@ def fetch_group_counts(src: OpenSource, spec: AuditSpec, row_filter: RowFilter |
         distinct = len(raw[feat].cat.categories.difference([MISSING]))
         if distinct > spec.policy.max_groups:
             raise _refuse(col, distinct, spec)
+        if distinct == 0 and not raw.empty:  # no rows at all is its own error (binarize)
+            # One '(missing)' group has nothing to be compared with: an audit of it would pass vacuously.
+            raise DataError(f"sensitive column {col} is empty (NULL in every row audited): choose a column "
+                            f"that holds the groups, or fill it in the source")
     cells = raw.groupby(text, dropna=False, as_index=False, observed=True)["n"].sum()
     cells[text] = cells[text].astype("str")
     scores = None

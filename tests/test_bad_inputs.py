@@ -228,12 +228,11 @@ def test_unterminated_quote_drops_no_row(tmp_path, capsys):
     assert json.loads((tmp_path / "out" / "snapshot.json").read_text())["data"]["rows"] == N + 2
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (connectors/counts.py / metrics/groups.py, not mine to edit): a sensitive "
-                   "column that is NULL in every row audits as one '(missing)' group with nothing to compare, exit 0")
 def test_null_only_sensitive_column_is_refused(tmp_path, capsys):
+    """A sensitive column NULL in every row would audit as one group with nothing to compare: refused."""
     OK.assign(sex=[None] * N).to_csv(tmp_path / "a.csv", index=False)
     code = main(["audit", str(tmp_path / "a.csv"), *BASE, "--out", str(tmp_path / "out")])
-    one_line_error(code, *capsys.readouterr())
+    assert "sensitive column sex is empty" in one_line_error(code, *capsys.readouterr())
 
 
 # --- zero rows after a filter (the app's sidebar filters; the CLI audit has none) -------------------------------
