@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.source import OpenSource, quote_ident, resolve_spec_columns
+from connectors.source import OpenSource, engine_message, quote_ident, resolve_spec_columns
 from metrics.errors import DataError, SourceError
 from metrics.spec import AuditSpec, RowFilter
 
@@ -72,8 +72,7 @@ def run_query(src: OpenSource, sql: str, params: dict | None = None, categorical
                     return cur.execute(sql, params or {}).df()
                 table = cur.sql(sql, params=params or {}).to_arrow_table()
         except duckdb.Error as exc:
-            msg = str(exc).strip().splitlines()[0]
-            raise SourceError(f"the source could not be read: {msg}") from None
+            raise SourceError(f"the source could not be read: {engine_message(exc)}") from None
         frame = pa.table([pc.dictionary_encode(table[c]) if c in categorical else table[c] for c in table.column_names],
                          names=table.column_names).to_pandas()
     for col in categorical:

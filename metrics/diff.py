@@ -9,6 +9,9 @@ Rules (stated in `MOVE_RULE` and printed by `fairwatch diff`):
   the conservative rule (with equal precision, about 0.6% of unchanged cells pass it by chance);
   the second catches drift worth a look (about 16% by chance), so the diff also states how many of
   each would be expected by chance alone over all the cells it compared.
+- Besides the rates of `groups`, each group's `share` of the audited rows (from `representation`, with
+  its 95% interval) is compared by the same rule, so a group whose share drifts between two windows
+  is listed as a moved metric.
 """
 
 from __future__ import annotations
@@ -265,6 +268,13 @@ def _moves(old_groups: Sequence[Mapping], new_groups: Sequence[Mapping]) -> tupl
     return moves, compared, exp_clear, exp_possible
 
 
+def _share_entries(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The `representation` table as group entries with one metric, `share` (value and 95% interval)."""
+    return [{"slice": r.get("slice"), "metrics": {"share": {"value": r.get("share"), "ci_low": r.get("ci_low"),
+                                                            "ci_high": r.get("ci_high")}}}
+            for r in doc.get("representation") or [] if isinstance(r, Mapping)]
+
+
 def diff_snapshots(old: Mapping[str, Any], new: Mapping[str, Any]) -> SnapshotDiff:
     """What changed from the older audit document to the newer one."""
     check_schema_version(old, "the old snapshot")
@@ -286,7 +296,11 @@ def diff_snapshots(old: Mapping[str, Any], new: Mapping[str, Any]) -> SnapshotDi
     sections = tuple(Change(f"{name} records", tables_old.get(name), tables_new.get(name))
                      for name in sorted(set(tables_old) | set(tables_new))
                      if tables_old.get(name) != tables_new.get(name))
-    moves, compared, exp_clear, exp_possible = _moves(old.get("groups") or [], new.get("groups") or [])
+    rates = _moves(old.get("groups") or [], new.get("groups") or [])
+    # Shares are a separate pass: the same group appears in both tables, keyed by the same slice.
+    shares = _moves(_share_entries(old), _share_entries(new))
+    moves = sorted(rates[0] + shares[0], key=lambda m: (m.strength != "clear", -abs(m.new_value - m.old_value)))
+    compared, exp_clear, exp_possible = (a + b for a, b in zip(rates[1:], shares[1:]))
     return SnapshotDiff(
         old_created=old.get("created_at"), new_created=new.get("created_at"),
         new_findings=tuple((i, f_new[i]) for i in sorted(set(f_new) - set(f_old))),

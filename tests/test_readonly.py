@@ -15,7 +15,7 @@ import pytest
 from cli import main
 from connectors import config as config_mod
 from connectors.config import load_spec, write_config
-from connectors.source import open_source
+from connectors.source import READONLY_PROTOCOL, open_source
 from metrics.spec import parse_spec
 
 N = 300
@@ -94,20 +94,53 @@ def test_the_engine_cannot_write_anywhere(sources, tmp_path):
     assert not (tmp_path / "other.duckdb").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="FINDING (defence in depth, connectors/source.py): DuckDB's allowed_directories "
-                   "grants write as well as read, so COPY ... TO into the source's own folder succeeds. Not reachable from "
-                   "fairwatch (identifiers quoted, values bound, no raw SQL), and DuckDB 2.0 has no read-only-directory setting")
-def test_the_engine_cannot_write_into_the_source_folder(sources):
-    spec = parse_spec({"source": {"path": str(sources / "log.csv")},
+@pytest.mark.parametrize("source", ["log.csv", "parts", "parts/*.parquet"])
+def test_the_engine_cannot_write_into_the_source_folder(sources, source):
+    """allowed_directories alone would let COPY write (even over the source); sources are read through a read-only
+    file system, so every write into the source's folder fails, by plain path or through that file system."""
+    spec = parse_spec({"source": {"path": str(sources / source)},
                        "columns": {"label": "label", "prediction": "pred", "sensitive": ["sex"]}})
+    before = _tree(sources)
     src = open_source(spec.source)
     try:
-        with pytest.raises(duckdb.Error):
-            with src.cursor() as cur:
-                cur.execute(f"COPY (SELECT 1) TO '{sources / 'leak.csv'}'")
+        targets = [sources / "leak.csv", sources / "log.csv", sources / "parts" / "a.parquet",
+                   sources / "parts" / "leak.parquet"]
+        attempts = [f"COPY (SELECT 1 AS label) TO '{t}'" for t in targets]
+        attempts += [f"COPY (SELECT 1 AS label) TO '{READONLY_PROTOCOL}://{t}'" for t in targets]
+        attempts += [f"COPY (SELECT 1 AS a, 2 AS b) TO '{READONLY_PROTOCOL}://{sources}/hive' (FORMAT parquet, PARTITION_BY (a))",
+                     f"ATTACH '{READONLY_PROTOCOL}://{sources}/new.duckdb' AS other",
+                     f"EXPORT DATABASE '{READONLY_PROTOCOL}://{sources}/export'",
+                     f"SELECT * FROM read_csv('{READONLY_PROTOCOL}://{sources}/../../../../etc/passwd')"]
+        for sql in attempts:
+            with pytest.raises(duckdb.Error):
+                with src.cursor() as cur:
+                    cur.execute(sql)
+        with src.cursor() as cur:  # reading still works after every refused write
+            assert cur.execute("SELECT count(*) FROM src").fetchall() == [(N,)]
     finally:
         src.close()
-        (sources / "leak.csv").unlink(missing_ok=True)
+    assert _tree(sources) == before  # nothing added, nothing changed
+
+
+def test_a_query_larger_than_memory_spills_outside_the_data_folder(sources, monkeypatch):
+    """DuckDB's default spill folder is ./.tmp: run from the data folder, it would write beside the source."""
+    monkeypatch.chdir(sources)
+    before = _tree(sources)
+    spec = parse_spec({"source": {"path": str(sources / "log.csv")},
+                       "columns": {"label": "label", "prediction": "pred", "sensitive": ["sex"]}})
+    src = open_source(spec.source, memory_limit="64MB", threads=1)
+    try:
+        with src.cursor() as cur:
+            spill = cur.execute("SELECT current_setting('temp_directory')").fetchall()[0][0]
+            rows = cur.execute("SELECT count(*), max(m) FROM (SELECT i, md5(i::VARCHAR) AS m FROM range(2000000) t(i) "
+                               "ORDER BY m)").fetchall()
+        assert rows[0][0] == 2_000_000
+        assert os.path.isdir(spill), "the query did not spill: raise its size"  # the test really exercised a spill
+        assert not Path(spill).resolve().is_relative_to(sources.resolve())
+    finally:
+        src.close()
+    assert _tree(sources) == before and not (sources / ".tmp").exists()
+    assert not os.path.exists(spill)  # DuckDB removes its spill folder on close
 
 
 def test_settings_are_written_atomically(tmp_path, monkeypatch):
