@@ -28,9 +28,11 @@ $(DEMO): | $(VENV)/.installed
 
 demo: $(DEMO)
 
+# `fairwatch serve` prints the URL, checks sign-in first and refuses a non-loopback HOST without it;
+# SERVE_ARGS passes more flags, e.g. SERVE_ARGS=--allow-unauthenticated-remote or --secrets FILE.
+SERVE_ARGS ?=
 run: $(VENV)/.installed $(DEMO)
-	@echo "fairwatch: open http://$(HOST):$(PORT) in your browser (Ctrl-C stops it)"
-	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT) --server.headless true
+	@$(BIN)/fairwatch serve --host $(HOST) --port $(PORT) $(SERVE_ARGS)
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -15,9 +15,9 @@ def draw(ctx: PageContext) -> None:
     """The Overview page."""
     snap, sel = ctx.snapshot(), ctx.selection
     policy = snap.spec.policy
-    verdicts, worst, colours = load_overview(sel.spec, sel.row_filter, stamp_of(sel.spec), sel.features)
+    verdicts, worst, colours = load_overview(sel.spec, sel.row_filter, stamp_of(sel.spec), sel.features, ctx.role)
     cov = coverage(snap.data)
-    arrows = load_trend_arrows(sel.spec, sel.row_filter, stamp_of(sel.spec), sel.features)
+    arrows = load_trend_arrows(sel.spec, sel.row_filter, stamp_of(sel.spec), sel.features, ctx.role)
     cols = st.columns(4)
     cols[0].metric("Decisions audited", f"{cov.rows:,}", help="Rows of the source after the sidebar's filters")
     cols[1].metric("With a known outcome", f"{cov.labelled:,}", help="Labelled rows: error rates use these")

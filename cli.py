@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="exit 1 when the audit has any finding (for CI gates)")
     audit.add_argument("--suppress-below", type=int, metavar="K",
                        help="withhold numbers of groups smaller than K (default [privacy] suppress_below, 10)")
+    audit.add_argument("--author", metavar="NAME",
+                       help="who creates this snapshot, recorded in it and its manifest (default: the user running "
+                            "this command, with the host as id)")
     verify = sub.add_parser("verify", help="check a snapshot, a history or a zip against its hashes (exit 1 if changed)")
     verify.add_argument("path", help="snapshot folder, history folder or snapshot zip")
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -125,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--uncertain-share", type=float, default=0.2,
                       help="share of each slice's rows nearest the threshold (0: purely random)")
     plan.add_argument("--out", default="data_plan", help="folder for data_plan.csv, label_queue.csv, label_studio_tasks.json")
+    serve = sub.add_parser("serve", help="start the dashboard (loopback only without sign-in, unless "
+                                         "--allow-unauthenticated-remote)")
+    from connectors.serve import add_arguments
+
+    add_arguments(serve)
     demo = sub.add_parser("demo", help="write the built-in demo prediction log (DuckDB file)")
     demo.add_argument("--out", default="data/demo.duckdb", help="where to write it (default data/demo.duckdb)")
     demo.add_argument("--rows", type=int, default=600_000, help="number of predictions (default 600000)")
@@ -135,12 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """fairwatch audit: run the audit and write the snapshot folder."""
+    from connectors.access import cli_author
     from connectors.audit import run_audit
-    from connectors.export import check_target, export_snapshot
+    from connectors.export import author_block, check_target, export_snapshot
     from connectors.source import open_source
     from metrics.spec import RowFilter
 
     spec = spec_from_args(args)
+    # The person running the command, or the name given: refused now, before the audit, when it is no name.
+    author = author_block({**cli_author(), **({"name": args.author} if args.author is not None else {})})
     if args.out:
         check_target(args.out)  # refuse before spending time on the audit
     if args.zip and Path(args.zip).exists():
@@ -149,7 +160,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     try:
         snap = run_audit(spec, RowFilter(), src)
         result = export_snapshot(snap, args.out, history=args.history, src=src, k=args.suppress_below,
-                                 zip_path=args.zip)
+                                 zip_path=args.zip, author=author)
     finally:
         src.close()
     rows = snap.groups.rows
@@ -165,7 +176,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if result.zip_path:
         print(f"wrote {result.zip_path}")
     link = f"follows {result.previous}" if result.previous else "first in its history"
-    print(f"snapshot {result.snapshot_id} #{result.sequence} ({link}); manifest sha256 {result.manifest_sha256}")
+    print(f"snapshot {result.snapshot_id} #{result.sequence} ({link}) by {author['name']}; manifest sha256 "
+          f"{result.manifest_sha256}")
     findings = snap.findings or ()
     needs = ", ".join(f"{sum(f.need == n for f in findings)} {n.replace('_', ' ')}"
                       for n in ("model", "better_data", "more_data"))
@@ -294,12 +306,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """fairwatch serve: check the bind address and sign-in settings, then become the Streamlit server."""
+    from connectors.serve import options_from_args, serve
+
+    return serve(options_from_args(args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: one line on stderr and exit 2 for bad input, never a traceback."""
     try:
         args = build_parser().parse_args(argv)
         return {"audit": cmd_audit, "check": cmd_check, "demo": cmd_demo, "verify": cmd_verify, "history": cmd_history,
-                "diff": cmd_diff, "plan": cmd_plan}[args.command](args)
+                "diff": cmd_diff, "plan": cmd_plan, "serve": cmd_serve}[args.command](args)
     except FairwatchError as exc:
         print(f"fairwatch: error: {exc}", file=sys.stderr)
         return EXIT_INPUT

@@ -32,7 +32,6 @@ from urllib.parse import urlparse
 
 from connectors.datapaths import REPO_ROOT, data_dir
 from metrics.roles import AccessConfigError, AccessRules, parse_rules
-from connectors.export import fsync_dir
 
 try:
     import fcntl
@@ -369,6 +368,9 @@ def record_access(path: str | os.PathLike, *, who: str, name: str, role: str | N
     finally:
         os.close(fd)
     if created:
+        # Imported here: connectors.export pulls in the audit and report stack, which `fairwatch serve` never needs.
+        from connectors.export import fsync_dir
+
         fsync_dir(log.parent)
     return AccessRecord(**{k: record[k] for k in _RECORD_KEYS}, line_sha256=_sha(line))
 

@@ -60,6 +60,9 @@ REPORT_PDF = "report.pdf"
 MANIFEST_VERSION = 1
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schema" / "snapshot.schema.json"
 _EXPORT_LIBRARIES = ("fpdf2", "vl-convert-python", "jsonschema")
+# Who created a snapshot: the keys of an author block (metrics/roles.py Principal.author()), name required.
+AUTHOR_KEYS = ("name", "id", "role", "signed_in")
+MAX_AUTHOR_TEXT = 200
 # Cells that a spreadsheet would run as a formula (OWASP CSV injection): group names come from the data.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -362,6 +365,22 @@ def _history_lock(history_dir: Path) -> Iterator[None]:
 # ----------------------------------------------------------------------------- writing
 
 
+def author_block(author: Mapping[str, Any] | str | None) -> dict[str, str] | None:
+    """The `author` of a snapshot as recorded: {name, id, role, signed_in} strings, or None when not known."""
+    if author is None:
+        return None
+    raw = {"name": author} if isinstance(author, str) else dict(author)
+    unknown = sorted(set(raw) - set(AUTHOR_KEYS))
+    if unknown:
+        raise SnapshotError(f"unknown author key {unknown[0]!r}; an author has {', '.join(AUTHOR_KEYS)}")
+    block = {k: " ".join(str(raw[k]).split()) for k in AUTHOR_KEYS if raw.get(k) is not None}
+    if not block.get("name"):
+        raise SnapshotError("the author needs a name (--author NAME), or leave the author out")
+    if any(len(v) > MAX_AUTHOR_TEXT for v in block.values()):
+        raise SnapshotError(f"keep the author's name and id under {MAX_AUTHOR_TEXT} characters")
+    return block
+
+
 def check_target(out: str | os.PathLike) -> Path:
     """The absolute target folder; a SnapshotError when it exists (snapshots are never overwritten)."""
     target = Path(out).expanduser().absolute()
@@ -372,9 +391,12 @@ def check_target(out: str | os.PathLike) -> Path:
 
 
 def prepare_document(doc: Mapping[str, Any], *, fingerprint: DataFingerprint | Mapping[str, Any] | None,
-                     k: int | None, snapshot_id: str, exported_at: str,
-                     validate: bool = True) -> tuple[dict[str, Any], SuppressionSummary]:
-    """The exported document: JSON-safe, secrets redacted, small cells withheld, fingerprint and export blocks added."""
+                     k: int | None, snapshot_id: str, exported_at: str, validate: bool = True,
+                     author: Mapping[str, Any] | str | None = None) -> tuple[dict[str, Any], SuppressionSummary]:
+    """The exported document: JSON-safe, secrets redacted, small cells withheld, fingerprint and export blocks added.
+
+    The export block records who created the snapshot (`author`, None when not known).
+    """
     base = jsonable(doc)
     check_schema_version(base, "the audit document")
     if k is None:
@@ -388,7 +410,7 @@ def prepare_document(doc: Mapping[str, Any], *, fingerprint: DataFingerprint | M
         base["fingerprint"] = fp
     out, summary = suppress_document(redact_document(base), k)
     out["export"] = {"snapshot_id": snapshot_id, "exported_at": exported_at, "format": MANIFEST_VERSION,
-                     "tool": library_versions()}
+                     "tool": library_versions(), "author": author_block(author)}
     if validate:
         validate_document(out)
     return out, summary
@@ -396,12 +418,15 @@ def prepare_document(doc: Mapping[str, Any], *, fingerprint: DataFingerprint | M
 
 def export_snapshot(snapshot: AuditSnapshot, out: str | os.PathLike | None = None, *,
                     history: str | os.PathLike | None = None, src: OpenSource | None = None, k: int | None = None,
-                    zip_path: str | os.PathLike | None = None) -> ExportResult:
+                    zip_path: str | os.PathLike | None = None,
+                    author: Mapping[str, Any] | str | None = None) -> ExportResult:
     """Fingerprint the audited rows and write the full snapshot folder (and optionally a zip of it).
 
     Give `out` (the new folder; its parent is the history it chains into) or `history` (a folder of
     snapshots; the new one is named `<time>_<id>` inside it). `src` reuses the audit's open source.
+    `author` (a name, or a {name, id, role, signed_in} block) goes into snapshot.json and the manifest.
     """
+    author_block(author)  # a bad author is refused before the fingerprint is spent
     if out is not None:
         check_target(out)
     warm_up_charts()
@@ -414,15 +439,18 @@ def export_snapshot(snapshot: AuditSnapshot, out: str | os.PathLike | None = Non
         if own:
             src.close()
     took = time.perf_counter() - started
-    result = export_document(snapshot.to_dict(), out, history=history, fingerprint=fp, k=k, zip_path=zip_path)
+    result = export_document(snapshot.to_dict(), out, history=history, fingerprint=fp, k=k, zip_path=zip_path,
+                             author=author)
     return replace(result, timings=(("fingerprint", took), *result.timings))
 
 
 def export_document(doc: Mapping[str, Any], out: str | os.PathLike | None = None, *,
                     history: str | os.PathLike | None = None,
                     fingerprint: DataFingerprint | Mapping[str, Any] | None = None, k: int | None = None,
-                    zip_path: str | os.PathLike | None = None) -> ExportResult:
+                    zip_path: str | os.PathLike | None = None,
+                    author: Mapping[str, Any] | str | None = None) -> ExportResult:
     """Write an audit document as a snapshot folder, atomically, chained to the newest snapshot beside it."""
+    author_block(author)  # refused before anything is written
     if (out is None) == (history is None):
         raise SnapshotError("give either an output folder (--out) or a history folder (--history), not both or neither")
     snapshot_id = secrets.token_hex(4)
@@ -453,7 +481,7 @@ def export_document(doc: Mapping[str, Any], out: str | os.PathLike | None = None
     try:
         warm_up_charts()
         document, summary = prepare_document(doc, fingerprint=fingerprint, k=k, snapshot_id=snapshot_id,
-                                             exported_at=exported_at, validate=False)
+                                             exported_at=exported_at, validate=False, author=author)
         tables = csv_tables(document)
         model = build_report(document, files=sorted([SNAPSHOT_FILE, REPORT_HTML, REPORT_PDF,
                                                      *(f"{name}.csv" for name in tables)]))
@@ -522,6 +550,7 @@ def _write_manifest(tmp: Path, files: Mapping[str, bytes], document: Mapping[str
         "exported_at": exported_at,
         "schema_version": document.get("schema_version"),
         "sequence": (prev_seq if isinstance(prev_seq, int) else 0) + 1,
+        "author": (document.get("export") or {}).get("author"),  # under the digest: who made it cannot be changed
         "previous": None if previous is None else {
             "folder": previous[0].name, "snapshot_id": previous[1].get("snapshot_id"),
             "manifest_sha256": sha256_bytes(previous[2])},

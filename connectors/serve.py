@@ -26,7 +26,7 @@ from metrics.errors import FairwatchError
 
 ALLOW_FLAG = "--allow-unauthenticated-remote"
 ALLOW_ENV = "FAIRWATCH_ALLOW_UNAUTHENTICATED_REMOTE"
-APP = REPO_ROOT / "app.py"
+APP = REPO_ROOT / "asgi.py"  # app.py behind gzip (asgi.py says why)
 EXIT_INPUT = 2
 
 

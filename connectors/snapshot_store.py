@@ -34,11 +34,14 @@ def snapshot_dir() -> Path:
 
 
 def export_view(snapshot: AuditSnapshot, annotation: Sequence[Mapping[str, Any]], history_dir: Path,
-                src: OpenSource) -> ExportResult:
-    """Fingerprint the view's rows and write its audit, with the annotation table, as the history's newest snapshot."""
+                src: OpenSource, author: Mapping[str, Any] | None = None) -> ExportResult:
+    """Fingerprint the view's rows and write its audit, with the annotation table, as the history's newest snapshot.
+
+    `author` is the signed-in person's block (name, id, role, how signed in), recorded in the export and manifest.
+    """
     fingerprint = fingerprint_source(src, snapshot.spec, snapshot.row_filter)
     document = {**snapshot.to_dict(), ANNOTATION: [dict(r) for r in annotation]}
-    return export_document(document, history=history_dir, fingerprint=fingerprint)
+    return export_document(document, history=history_dir, fingerprint=fingerprint, author=author)
 
 
 def list_history(history_dir: Path) -> tuple[HistoryEntry, ...]:
@@ -64,6 +67,10 @@ def snapshot_file(folder: Path, kind: str) -> bytes:
 
 
 def annotation_of(folder: Path) -> dict[str, Any]:
-    """The author and note of a snapshot (empty for snapshots written without one, e.g. by the CLI)."""
-    records = load_snapshot(folder).get(ANNOTATION)
-    return dict(records[0]) if isinstance(records, list) and records and isinstance(records[0], Mapping) else {}
+    """The author and note of a snapshot; the recorded author's name when it has no annotation (the CLI's)."""
+    doc = load_snapshot(folder)
+    records = doc.get(ANNOTATION)
+    if isinstance(records, list) and records and isinstance(records[0], Mapping):
+        return dict(records[0])
+    author = (doc.get("export") or {}).get("author")
+    return {"author": author["name"]} if isinstance(author, Mapping) and author.get("name") else {}

@@ -869,6 +869,17 @@ def _glossary(doc: Mapping[str, Any]) -> Section:
     return Section("glossary", "How to read this report", (Facts(tuple(facts)),))
 
 
+def _author_text(author: Any) -> str:
+    """'Alice Example (alice@example.org, auditor, signed in)', or 'not recorded'."""
+    if not isinstance(author, Mapping) or not author.get("name"):
+        return "not recorded"
+    how = {"oidc": "signed in", "local": "local mode, no sign-in", "cli": "command line"}
+    extra = [str(author[k]) for k in ("id", "role") if author.get(k)]
+    if author.get("signed_in"):
+        extra.append(how.get(str(author["signed_in"]), str(author["signed_in"])))
+    return f"{author['name']} ({', '.join(extra)})" if extra else str(author["name"])
+
+
 def _details(doc: Mapping[str, Any], files: Sequence[str]) -> Section:
     """Audit details for reproducing and checking the audit."""
     spec = doc.get("spec") or {}
@@ -884,6 +895,7 @@ def _details(doc: Mapping[str, Any], files: Sequence[str]) -> Section:
         ("Snapshot", str(export.get("snapshot_id", "–"))),
         ("Audit run at", str(doc.get("created_at", "–"))),
         ("Exported at", str(export.get("exported_at", "–"))),
+        ("Created by", _author_text(export.get("author"))),
         ("Data source", str(data.get("source", "–"))),
         ("Rows audited", f"{fmt_int(data.get('rows'))} ({fmt_int(data.get('labelled_rows'))} with an outcome)"),
         ("Data fingerprint", f"{fp.get('digest', '–')} ({fp.get('algorithm', '')}, {fp.get('engine', '')})"

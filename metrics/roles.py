@@ -289,23 +289,34 @@ class Withheld:
     k: int
     groups: tuple[str, ...] = ()
     metric_cells: int = 0
+    findings: int = 0
 
     def caption(self) -> str:
         """One line for the page ('' when nothing was withheld)."""
-        if not self.groups and not self.metric_cells:
-            return ""
         parts = []
         if self.groups:
-            parts.append(f"{len(self.groups)} group(s) withheld")
+            parts.append(f"{len(self.groups)} group(s)")
         if self.metric_cells:
-            parts.append(f"{self.metric_cells} rate(s) withheld")
-        return (f"{' and '.join(parts)}: groups of fewer than {self.k} people, rates based on fewer than {self.k}, "
-                f"and groups whose size could be worked out from them are not shown at your role (as in exports).")
+            parts.append(f"{self.metric_cells} rate(s)")
+        if self.findings:
+            parts.append(f"{self.findings} finding(s)")
+        if not parts:
+            return ""
+        return (f"{', '.join(parts)} withheld: groups of fewer than {self.k} people, rates based on fewer than "
+                f"{self.k}, and groups whose size could be worked out from them are not shown at your role "
+                f"(as in exports).")
 
 
-_RATE_COLUMNS = ("value", "ci_low", "ci_high")
 _DISPARITY_COLUMNS = ("ratio", "ratio_ci_low", "ratio_ci_high", "difference", "diff_ci_low", "diff_ci_high",
                       "p_value", "q_value")
+
+
+def _large_enough(frame: Any, hidden: frozenset, k: int) -> Any:
+    """Rows of a per-slice frame (`slice`, `n`) about a shown group with at least k rows."""
+    if frame is None or not len(frame) or not {"slice", "n"} <= set(frame.columns):
+        return frame
+    keep = (frame["n"].fillna(0) >= k) & ~frame["slice"].map(slice_key).isin(hidden)
+    return frame.loc[keep].reset_index(drop=True)
 
 
 def visible_snapshot(snapshot: AuditSnapshot, role: str | None, k: int | None = None) -> tuple[AuditSnapshot, Withheld]:
@@ -313,9 +324,10 @@ def visible_snapshot(snapshot: AuditSnapshot, role: str | None, k: int | None = 
 
     The rules of `metrics/suppression.py`, applied to the frames the pages draw: a hidden group (fewer
     than k rows, or hidden so it cannot be recovered by subtraction) is dropped from every table; a rate
-    whose denominator is below k is masked (as a rate below min_support already is); a disparity to a
-    hidden or masked reference, a between-groups gap with a hidden end, and the fit test of a feature
-    with a hidden group are dropped.
+    whose denominator is below k is dropped too (an export nulls its value and its n, and a page would
+    still print the n of a masked rate); a disparity to a withheld reference, a between-groups gap with a
+    withheld end, and the fit test of a feature with a hidden group are dropped; so are findings and
+    searched slices on fewer than k rows or about a hidden group.
     """
     import pandas as pd
 
@@ -329,18 +341,16 @@ def visible_snapshot(snapshot: AuditSnapshot, role: str | None, k: int | None = 
     keys = rows["slice"].map(slice_key)
     shown = rows.loc[~keys.isin(hidden)].copy()
     small = shown["support"].fillna(0) < k
-    masked_cells = int((small & ~shown["masked"]).sum())
-    shown.loc[small, list(_RATE_COLUMNS)] = float("nan")
-    shown.loc[small, "masked"] = True
     # A disparity needs both ends: the group's own rate and the reference's.
     ref_ok = {(slice_key(s), m) for s, m, hide in zip(shown["slice"], shown["metric"], small) if not hide}
-    lost = small | pd.Series([r is not None and (slice_key(r), m) not in ref_ok
-                              for r, m in zip(shown["reference"], shown["metric"])], index=shown.index)
+    lost = pd.Series([r is not None and (slice_key(r), m) not in ref_ok
+                      for r, m in zip(shown["reference"], shown["metric"])], index=shown.index, dtype=bool)
     lost &= shown["verdict"] != "reference"
     shown.loc[lost, list(_DISPARITY_COLUMNS)] = float("nan")
     shown.loc[lost & (shown["verdict"] != "descriptive"), "verdict"] = "insufficient_data"
     hidden_labels = set(rows.loc[keys.isin(hidden), "group"])
     masked_labels = {(g, m) for g, m, hide in zip(shown["group"], shown["metric"], small) if hide}
+    shown = shown.loc[~small]
     summary = snapshot.groups.summary
     if len(summary):
         keep = [not ({a, b} & hidden_labels or (a, m) in masked_labels or (b, m) in masked_labels)
@@ -354,5 +364,24 @@ def visible_snapshot(snapshot: AuditSnapshot, role: str | None, k: int | None = 
     if len(tests) and "feature" in tests:
         tests = tests.loc[~tests["feature"].isin(hidden_features)].reset_index(drop=True)
     groups = replace(snapshot.groups, rows=shown.reset_index(drop=True), summary=summary)
-    out = replace(snapshot, groups=groups, representation=rep, representation_tests=tests)
-    return out, Withheld(k=k, groups=tuple(sorted(hidden_labels)), metric_cells=masked_cells)
+    findings, dropped = snapshot.findings, 0
+    if findings is not None:
+        findings = tuple(f for f in findings if f.n >= k and slice_key(f.slice) not in hidden)
+        dropped = len(snapshot.findings) - len(findings)
+    slices = snapshot.slices and replace(snapshot.slices, rows=_large_enough(snapshot.slices.rows, hidden, k))
+    quality = snapshot.quality and replace(snapshot.quality, rows=_large_enough(snapshot.quality.rows, hidden, k))
+    out = replace(snapshot, groups=groups, representation=rep, representation_tests=tests, findings=findings,
+                  slices=slices, quality=quality)
+    return out, Withheld(k=k, groups=tuple(sorted(hidden_labels)), metric_cells=len(masked_labels), findings=dropped)
+
+
+def visible_rates(rates: Any, role: str | None, k: int, groups: Iterable[str]) -> Any:
+    """Per-group rates (`group`, `support`: the threshold explorer's curves) as a role may see them.
+
+    Unchanged with `small_cells`; else only the groups of the role's snapshot (`groups`), and no rate
+    based on fewer than k rows, as `visible_snapshot` does for the audit's own rates.
+    """
+    if allowed(role, "small_cells") or k <= 0 or not len(rates):
+        return rates
+    keep = rates["group"].isin(set(groups)) & (rates["support"].fillna(0) >= k)
+    return rates.loc[keep].reset_index(drop=True)

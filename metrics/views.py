@@ -134,8 +134,13 @@ def share_points(rep: pd.DataFrame, grouping: str) -> pd.DataFrame:
                 "below_min_support"]].reset_index(drop=True)
 
 
-def intersection_cells(rep: pd.DataFrame, first: str, second: str, min_support: int) -> pd.DataFrame:
-    """Counts of the two-feature intersection as a grid (first value, second value, n, below min_support)."""
+def intersection_cells(rep: pd.DataFrame, first: str, second: str, min_support: int,
+                       complete: bool = True) -> pd.DataFrame:
+    """Counts of the two-feature intersection as a grid (first value, second value, n, below min_support).
+
+    `complete=False` for a table with withheld groups left out (a viewer's): a missing cell is then
+    'withheld' with no n, since it may be a withheld group rather than a real zero.
+    """
     names = {f"{first} × {second}", f"{second} × {first}"}
     sel = rep[rep["grouping"].isin(names)]
     records = []
@@ -145,14 +150,18 @@ def intersection_cells(rep: pd.DataFrame, first: str, second: str, min_support: 
     grid = pd.DataFrame(records, columns=[first, second, "n"])
     # Empty cells are real zeros of the intersection: show them, they are the smallest groups of all.
     if len(grid):
-        full = pd.MultiIndex.from_product([sorted(grid[first].unique()), sorted(grid[second].unique())],
-                                          names=[first, second])
-        grid = grid.set_index([first, second]).reindex(full, fill_value=0).reset_index()
-    grid["below_min_support"] = grid["n"] < min_support
+        # Each feature's values also from its own groups: a value whose every cell is withheld keeps its line.
+        axes = [sorted(set(grid[f]) | {dict(s)[f] for s in rep.loc[rep["grouping"] == f, "slice"]})
+                for f in (first, second)]
+        full = pd.MultiIndex.from_product(axes, names=[first, second])
+        grid = grid.set_index([first, second]).reindex(full, fill_value=0 if complete else None).reset_index()
+    withheld = grid["n"].isna()
+    grid["below_min_support"] = ~withheld & (grid["n"] < min_support)
     dark = grid["n"] > (grid["n"].max() / 3 if len(grid) else 0)
     grid["text_colour"] = np.where(grid["below_min_support"], "#d62728", np.where(dark, "white", "black"))
-    grid["label"] = np.where(grid["below_min_support"], grid["n"].map(lambda n: f"{n:,} (small)"),
-                             grid["n"].map(lambda n: f"{n:,}"))
+    grid["label"] = np.where(withheld, "withheld",
+                             np.where(grid["below_min_support"], grid["n"].map(lambda n: f"{n:,.0f} (small)"),
+                                      grid["n"].map(lambda n: f"{n:,.0f}")))
     return grid
 
 

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from metrics.charts import intersection_heatmap, share_chart
+from metrics.roles import allowed
 from metrics.views import (fit_tests_table, groupings_shown, intersection_cells, representation_table,
                            share_points)
 from pages.components.frame import SHARE_COLUMNS, PageContext, run_page, show_chart, show_table
@@ -30,11 +31,13 @@ def draw(ctx: PageContext) -> None:
     c1, c2 = st.columns(2)
     first = c1.selectbox("Rows", features, index=0, key="fw.rep.first")
     second = c2.selectbox("Columns", [f for f in features if f != first], index=0, key="fw.rep.second")
-    cells = intersection_cells(rep, first, second, min_support)
+    cells = intersection_cells(rep, first, second, min_support, complete=allowed(ctx.role, "small_cells"))
     show_chart(intersection_heatmap(cells, first, second, min_support))
     small = cells[cells["below_min_support"]]
+    withheld = int(cells["n"].isna().sum())
     st.caption(f"Red outline and '(small)': fewer than min_support = {min_support} rows, too few for any rate "
-               f"to be shown. {len(small)} of {len(cells)} cells are that small.")
+               f"to be shown. {len(small)} of {len(cells)} cells are that small"
+               + (f"; {withheld} are withheld at your role." if withheld else "."))
 
 
 run_page("Representation", ":material/groups:", draw)

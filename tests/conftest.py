@@ -19,3 +19,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real public data not found at {SHARED_DATA} (only present on the team's machines)")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _private_access_log(tmp_path_factory, monkeypatch):
+    """Pages that log (example rows, exports, downloads) write to a temp access log, never the repo's logs/.
+
+    Tests of the log itself set or unset FAIRWATCH_ACCESS_LOG after this runs; a server started by a
+    module-scoped fixture passes its own (tests/e2e).
+    """
+    monkeypatch.setenv("FAIRWATCH_ACCESS_LOG", str(tmp_path_factory.mktemp("access-log") / "access-log.jsonl"))

@@ -379,3 +379,139 @@ def test_when_the_log_cannot_be_written_nothing_is_shown(env, tmp_path, monkeypa
     at = AppTest.from_function(_pages_script, default_timeout=30).run()
     assert not at.exception and not at.markdown
     assert "cannot open the access log" in at.error[0].value and "(nothing was shown or exported)" in at.error[0].value
+
+
+# ----------------------------------------------------------------------------- what a viewer sees on the pages
+
+
+@pytest.fixture(scope="module")
+def smallest_group(demo_dir) -> tuple[str, str, int]:
+    """(grouping, label, n) of the demo's smallest two-feature group: one an export withholds."""
+    from connectors.audit import run_audit
+    from connectors.config import load_spec
+    from connectors.source import open_source
+    from metrics.spec import RowFilter
+
+    spec = load_spec(demo_dir / "fairwatch.toml")
+    src = open_source(spec.source)
+    try:
+        rows = run_audit(spec, RowFilter(), src, search_slices=False).groups.rows
+    finally:
+        src.close()
+    pairs = rows[rows["slice"].map(len) == 2].drop_duplicates("group").sort_values("n", kind="stable")
+    small = pairs.iloc[0]
+    assert small["n"] < spec.suppress_below, "the demo has no group small enough to withhold; use fewer rows"
+    return small["grouping"], small["group"], int(small["n"])
+
+
+def _groups_shown(at: AppTest) -> set[str]:
+    """Every group label in the page's tables."""
+    return {g for df in at.dataframe for g in (df.value["Group"] if "Group" in df.value else [])}
+
+
+@pytest.mark.parametrize("page, key", [("pages/3_Performance.py", "fw.perf.grouping"),
+                                       ("pages/2_Representation.py", "fw.rep.grouping")])
+def test_a_viewer_does_not_see_a_small_groups_numbers_but_an_analyst_does(env, smallest_group, page, key):
+    grouping, label, n = smallest_group
+    seen = {}
+    for who in (BOB, CAROL):
+        at = _app(page, user=who, auth=_auth())
+        at.selectbox(key=key).select(grouping).run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        seen[who["name"]] = (_groups_shown(at), " ".join(c.value for c in at.caption))
+    analyst, viewer = seen["Bob Analyst"], seen["Carol Viewer"]
+    assert label in analyst[0] and "withheld" not in analyst[1]
+    assert label not in viewer[0] and viewer[0], "the viewer sees the other groups of the grouping"
+    assert "withheld: groups of fewer than 10 people" in viewer[1]
+
+
+def test_a_viewers_overview_and_heatmap_leave_out_small_cells(env, smallest_group):
+    grouping, label, _ = smallest_group
+    at = _app("app.py", user=CAROL, auth=_auth())
+    assert not at.exception and not at.error
+    shown = " ".join(str(x.value) for kind in ("markdown", "caption") for x in getattr(at, kind))
+    assert label not in shown and "withheld" in shown
+    at.switch_page("pages/2_Representation.py").run()
+    first, second = grouping.split(" × ")
+    at.selectbox(key="fw.rep.first").select(first).run()
+    at.selectbox(key="fw.rep.second").select(second).run()
+    assert not at.exception and not at.error
+    assert any("are withheld at your role" in c.value for c in at.caption)
+
+
+def test_the_menu_lists_only_the_pages_of_the_role(env):
+    """Streamlit's own menu is off (.streamlit/config.toml); the gate links the role's pages only."""
+    from streamlit import config as st_config
+
+    from metrics.roles import visible_pages
+
+    assert st_config.get_option("client.showSidebarNavigation") is False
+    for who, role in ((CAROL, "viewer"), (BOB, "analyst"), (ALICE, "auditor")):
+        at = _app(user=who, auth=_auth())
+        links = [e.proto.label for e in at.sidebar.get("page_link")]
+        assert links == [p.title for p in visible_pages(role)], role
+
+
+# ----------------------------------------------------------------------------- exports and downloads are logged
+
+
+@pytest.fixture()
+def downloads(monkeypatch) -> dict:
+    """File name -> the deferred callable behind each st.download_button the pages draw (what a click runs)."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    made: dict = {}
+    original = MediaFileManager.add_deferred
+
+    def record(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        made[file_name] = data_callable
+        return original(self, data_callable, mimetype, coordinates, file_name=file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", record)
+    return made
+
+
+def test_a_snapshot_records_the_signed_in_author_and_every_export_is_logged(env, tmp_path, monkeypatch, downloads):
+    from connectors.export import load_snapshot
+    from connectors.snapshot_store import SNAPSHOT_DIR_ENV
+
+    history = tmp_path / "snapshots"
+    monkeypatch.setenv(SNAPSHOT_DIR_ENV, str(history))
+    at = _app("pages/7_Audit_export.py", user=ALICE, auth=_auth())
+    assert not at.exception and not at.error
+    author = next(t for t in at.text_input if t.label == "Author")
+    assert author.value == "Alice Auditor" and author.disabled  # the signed-in person, not typed
+    at.text_area(key="fw.export.note").input("quarterly review")
+    next(b for b in at.button if b.label == "Create snapshot").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (folder,) = [p for p in history.iterdir() if not p.name.startswith(".")]
+    doc, manifest = load_snapshot(folder), json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    expected = {"name": "Alice Auditor", "id": "alice@example.org", "role": "auditor", "signed_in": "oidc"}
+    assert doc["export"]["author"] == expected and manifest["author"] == expected
+    assert doc["annotation"][0]["author"] == "Alice Auditor"
+    created = read_access_log(env)[0]
+    assert (created.action, created.who, created.what) == ("export", "alice@example.org", "create snapshot of all rows")
+
+    # A download is logged when clicked (the file is made after its log line), not when the page is drawn.
+    before = len(read_access_log(env))
+    zipped = downloads[f"{folder.name}.zip"]
+    assert len(read_access_log(env)) == before
+    assert zipped()[:2] == b"PK"
+    record = read_access_log(env)[0]
+    assert (record.action, record.who, record.what) == ("export", "alice@example.org", f"download {folder.name}.zip")
+    assert record.detail == {"snapshot": folder.name, "file": "zip"}
+    assert verify_access_log(env).intact
+
+
+def test_the_data_plan_logs_its_rows_and_each_download(env, downloads):
+    at = _app("pages/8_Data_plan.py", user=BOB, auth=_auth())
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    shown = read_access_log(env)[0]
+    assert (shown.action, shown.who) == ("example_rows", "bob@corp.org") and "labelling queue" in shown.what
+    at.run()  # a rerun of the same view is not logged again
+    assert len(read_access_log(env)) == 1
+    assert {"data_plan.csv", "label_queue.csv", "label_studio_tasks.json"} <= set(downloads)
+    downloads["label_queue.csv"]()
+    record = read_access_log(env)[0]
+    assert (record.action, record.who, record.what) == ("export", "bob@corp.org", "download label_queue.csv")
+    assert record.detail["budget"] == 200 and record.detail["view"] == "all rows"

@@ -53,6 +53,9 @@ def test_export_creates_lists_verifies_diffs_and_names_a_changed_file(env, tmp_p
     first = history / table.loc[table["#"] == 1, "Folder"].iloc[0]
     note = load_snapshot(first)["annotation"][0]
     assert (note["author"], note["note"], note["view"]) == ("Alice Auditor", "quarterly review", "all rows")
+    # Local mode: the typed author in the note, and the server's own user as the recorded creator.
+    creator = load_snapshot(first)["export"]["author"]
+    assert creator["signed_in"] == "local" and creator["id"].startswith("local:") and creator["role"] == "auditor"
     with open(first / "report.html", "a", encoding="utf-8") as fh:
         fh.write("<!-- edited -->")
     at.run()

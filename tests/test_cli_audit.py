@@ -263,3 +263,41 @@ def test_bad_config_file(tmp_path, capsys):
     (tmp_path / "typo.toml").write_text('[columns]\nlabell = "x"\n')
     code, _, err = run_cli(["--config", str(tmp_path / "typo.toml"), "--out", str(tmp_path / "a")], capsys)
     assert code == 2 and "unknown key(s) labell" in err
+
+
+def test_the_snapshot_records_who_created_it_in_the_document_manifest_and_report(tmp_path, capsys):
+    """--author names the creator; without it, the user running the command. The manifest's digest covers it."""
+    import socket
+
+    from connectors.access import local_user_name
+    from connectors.export import verify
+
+    src = small_log(tmp_path / "log.csv")
+    flags = [str(src), "--label", "label", "--prediction", "pred", "--sensitive", "sex,race"]
+    code, out, err = run_cli([*flags, "--out", str(tmp_path / "named"), "--author", "  Dana   Auditor "], capsys)
+    assert code == 0, err
+    assert "by Dana Auditor" in out
+    doc = json.loads((tmp_path / "named" / "snapshot.json").read_text())
+    manifest = json.loads((tmp_path / "named" / "manifest.json").read_text())
+    user = local_user_name()
+    expected = {"name": "Dana Auditor", "id": f"{user}@{socket.gethostname()}", "role": "", "signed_in": "cli"}
+    assert doc["export"]["author"] == expected and manifest["author"] == expected
+    assert "Dana Auditor" in (tmp_path / "named" / "report.html").read_text(encoding="utf-8")
+
+    code, _, err = run_cli([*flags, "--out", str(tmp_path / "default")], capsys)
+    assert code == 0, err
+    author = json.loads((tmp_path / "default" / "snapshot.json").read_text())["export"]["author"]
+    assert (author["name"], author["signed_in"]) == (user, "cli")
+
+    # Who made it is part of what the hashes prove.
+    text = (tmp_path / "named" / "manifest.json").read_text()
+    (tmp_path / "named" / "manifest.json").write_text(text.replace("Dana Auditor", "Mallory"))
+    assert not verify(tmp_path / "named").intact
+
+
+def test_an_author_without_a_name_is_refused_before_the_audit(tmp_path, capsys):
+    src = small_log(tmp_path / "log.csv")
+    code, _, err = run_cli([str(src), "--label", "label", "--prediction", "pred", "--sensitive", "sex",
+                            "--out", str(tmp_path / "a"), "--author", "   "], capsys)
+    assert code == 2 and err.count("\n") == 1 and "the author needs a name" in err
+    assert not (tmp_path / "a").exists()

@@ -224,3 +224,67 @@ def test_the_pages_views_draw_a_viewers_snapshot(small_audit):
     intersection_cells(rep, features[0], features[1], shown.spec.policy.min_support)
     feature_verdicts(rows, features)
     worst_disparities(rows, features, limit=6)
+
+
+def test_a_viewer_sees_no_rate_on_fewer_than_k_rows_and_not_its_n_either(small_audit):
+    """An export nulls a small rate's value and its n; a viewer's copy leaves the rate out (its n would show)."""
+    k = small_audit.spec.suppress_below
+    rows = small_audit.groups.rows
+    shown_groups = set(visible_snapshot(small_audit, "viewer")[0].groups.rows["group"])
+    small = rows[(rows["support"].fillna(0) < k) & rows["group"].isin(shown_groups)]
+    assert len(small), "the fixture should have a shown group with a small rate"
+    shown, withheld = visible_snapshot(small_audit, "viewer")
+    assert (shown.groups.rows["support"] >= k).all()
+    assert withheld.metric_cells == len(small) and f"{len(small)} rate(s)" in withheld.caption()
+
+
+def test_a_viewer_sees_no_finding_on_a_small_or_hidden_group(small_audit):
+    from dataclasses import replace
+
+    from metrics.findings import Finding
+
+    def finding(id_, slice_, n):
+        return Finding(id=id_, slice=slice_, metric="error_rate", n=n, value=0.5, ci_low=0.4, ci_high=0.6,
+                       complement_value=0.2, difference=0.3, p_value=0.001, q_value=0.01, score=1.0,
+                       need="model", additional_rows=None, message="")
+
+    k = small_audit.spec.suppress_below
+    sizes = small_audit.groups.rows.drop_duplicates("group").sort_values("n")
+    tiny, large = sizes.iloc[0], sizes.iloc[-1]
+    assert tiny["n"] < k <= large["n"]
+    found = (finding("large", large["slice"], int(large["n"])), finding("few", (("channel", "x"),), k - 1),
+             finding("hidden", tiny["slice"], 500))
+    audit = replace(small_audit, findings=found)
+    shown, withheld = visible_snapshot(audit, "viewer")
+    assert [f.id for f in shown.findings] == ["large"] and withheld.findings == 2
+    assert "2 finding(s)" in withheld.caption()
+    assert visible_snapshot(audit, "analyst")[0].findings == found
+
+
+def test_threshold_curves_of_a_viewer_keep_the_shown_groups_and_rates_on_k_rows_or_more():
+    import pandas as pd
+
+    from metrics.roles import visible_rates
+
+    curves = pd.DataFrame({"group": ["sex=f", "sex=f", "sex=x", "race=a"], "support": [500, 7, 500, 50],
+                           "value": [0.1, 0.2, 0.3, 0.4]})
+    assert visible_rates(curves, "analyst", 10, ["sex=f"]) is curves
+    kept = visible_rates(curves, "viewer", 10, ["sex=f", "race=a"])
+    assert list(zip(kept["group"], kept["support"])) == [("sex=f", 500), ("race=a", 50)]
+
+
+def test_a_viewers_heatmap_says_withheld_where_a_group_was_left_out():
+    import pandas as pd
+
+    from metrics.views import intersection_cells
+
+    rep = pd.DataFrame({"grouping": ["sex", "sex", "race", "race", "sex × race", "sex × race", "sex × race"],
+                        "slice": [(("sex", "f"),), (("sex", "m"),), (("race", "a"),), (("race", "b"),),
+                                  (("sex", "f"), ("race", "a")), (("sex", "m"), ("race", "a")),
+                                  (("sex", "m"), ("race", "b"))],
+                        "n": [60, 80, 100, 40, 60, 40, 40]})
+    full = intersection_cells(rep, "sex", "race", 30)
+    assert full.set_index(["sex", "race"]).loc[("f", "b"), "label"] == "0 (small)"  # a real zero
+    viewer = intersection_cells(rep, "sex", "race", 30, complete=False).set_index(["sex", "race"])
+    assert viewer.loc[("f", "b"), "label"] == "withheld" and pd.isna(viewer.loc[("f", "b"), "n"])
+    assert viewer.loc[("m", "a"), "label"] == "40"

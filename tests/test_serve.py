@@ -79,7 +79,7 @@ def test_the_flag_opens_remote_access_and_a_stale_environment_variable_does_not(
 def test_with_sign_in_the_command_carries_the_secrets_and_the_access_config(files):
     opts = ServeOptions(host="0.0.0.0", port=8600, secrets=(str(files["auth"]),), access=str(files["access"]))
     cmd, env, notes = prepare(opts, environ={})
-    assert cmd[:5] == [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py")]
+    assert cmd[:5] == [sys.executable, "-m", "streamlit", "run", str(ROOT / "asgi.py")]
     flags = dict(zip(cmd[5::2], cmd[6::2]))
     assert flags == {"--server.address": "0.0.0.0", "--server.port": "8600", "--server.headless": "true",
                      "--client.showSidebarNavigation": "false", "--secrets.files": str(files["auth"].resolve())}
@@ -122,10 +122,12 @@ def test_the_auth_section_is_merged_over_the_files_as_streamlit_does(tmp_path):
         read_auth_section([b])
 
 
-def test_the_command_line_refuses_0_0_0_0_without_sign_in_before_binding_anything(files, tmp_path):
+@pytest.mark.parametrize("command", [["-m", "cli", "serve"], ["-m", "connectors.serve"]],
+                         ids=["fairwatch serve", "python -m connectors.serve"])
+def test_the_command_line_refuses_0_0_0_0_without_sign_in_before_binding_anything(files, tmp_path, command):
     env = {**os.environ, "HOME": str(tmp_path)}
     env.pop(ALLOW_ENV, None)
-    proc = subprocess.run([sys.executable, "-m", "connectors.serve", "--host", "0.0.0.0", "--port", "8599",
+    proc = subprocess.run([sys.executable, *command, "--host", "0.0.0.0", "--port", "8599",
                            "--secrets", str(files["empty"])], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2
@@ -136,3 +138,54 @@ def test_the_command_line_refuses_0_0_0_0_without_sign_in_before_binding_anythin
 def test_streamlit_command_passes_every_secrets_file(tmp_path):
     cmd = streamlit_command(ServeOptions(secrets=(str(tmp_path / "a.toml"), str(tmp_path / "b.toml"))))
     assert cmd.count("--secrets.files") == 2
+
+
+class _Exec(BaseException):
+    """Raised by the stand-in for os.execve: what would have been started, without starting it."""
+
+
+def _no_exec(monkeypatch) -> None:
+    """Replace os.execve so that a test sees the command instead of becoming the server."""
+    def fake(path, argv, env):
+        raise _Exec(argv, env)
+
+    monkeypatch.setattr(os, "execve", fake)
+
+
+def test_fairwatch_serve_refuses_a_public_address_in_one_line_naming_the_flag(files, monkeypatch, capsys):
+    from cli import main
+
+    _no_exec(monkeypatch)
+    monkeypatch.delenv(ALLOW_ENV, raising=False)
+    assert main(["serve", "--host", "0.0.0.0", "--secrets", str(files["empty"])]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fairwatch: error: refusing to serve on 0.0.0.0 without sign-in")
+    assert ALLOW_FLAG in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_fairwatch_serve_with_the_flag_starts_streamlit_on_that_address(files, monkeypatch, capsys):
+    from cli import main
+
+    _no_exec(monkeypatch)
+    with pytest.raises(_Exec) as started:
+        main(["serve", "--host", "0.0.0.0", "--port", "8611", "--secrets", str(files["empty"]), ALLOW_FLAG])
+    argv, env = started.value.args
+    flags = dict(zip(argv[5::2], argv[6::2]))
+    assert argv[2:4] == ["streamlit", "run"] and flags["--server.address"] == "0.0.0.0"
+    assert flags["--server.port"] == "8611" and env[ALLOW_ENV] == "1"
+    err = capsys.readouterr().err
+    assert "anyone who can reach this port sees all the data" in err and "open http://0.0.0.0:8611" in err
+
+
+def test_a_bad_serve_flag_is_one_line(capsys):
+    from cli import main
+
+    assert main(["serve", "--port", "not-a-port"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--port" in err and "fairwatch serve --help" in err
+
+
+def test_make_run_goes_through_fairwatch_serve():
+    """`make run` starts the app through the launcher's checks, with HOST and PORT passed on."""
+    recipe = (ROOT / "Makefile").read_text(encoding="utf-8").split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    assert "fairwatch serve --host $(HOST) --port $(PORT)" in recipe and "streamlit run" not in recipe

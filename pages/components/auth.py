@@ -3,8 +3,9 @@
 `access_gate` runs first in `run_page`. Without an `[auth]` section in the secrets (local mode) the one
 local user may see everything, on loopback only; with one, a person signs in through Streamlit's own
 `st.login` and gets the role that `metrics/roles.py` resolves from the access config. Pages ask
-`can("export")` before drawing a control, call `log_access(...)` before showing example rows or
-writing an export, and pass the snapshot through `visible(...)` so a viewer sees small cells withheld.
+`can("export")` before drawing a control and call `log_access(...)` (or wrap a download in `logged(...)`)
+before showing example rows or writing an export. Small cells are withheld from a viewer by the page
+context (`PageContext.snapshot()` in frame.py), which every page reads its audit through.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from urllib.parse import urlparse
 
 import streamlit as st
 from streamlit import config as st_config
+from streamlit.errors import StreamlitPageNotFoundError
 
 from connectors.access import (ACCESS_LOG_ENV, AccessConfig, AccessLogError, AuthSettings, ProviderStatus,
                                access_config_path, auth_settings, authlib_missing, check_provider, file_stamp,
@@ -28,8 +30,7 @@ from connectors.datapaths import DATA_DIR_ENV
 from connectors.serve import ALLOW_ENV, ALLOW_FLAG, ServeError, host_is_loopback
 from metrics.errors import FairwatchError
 from metrics.roles import (PAGES, ROLE_SUMMARY, Principal, local_principal, no_role_message, not_permitted_message,
-                           principal_from_claims, required_permissions, visible_pages, visible_snapshot)
-from metrics.snapshot import AuditSnapshot
+                           principal_from_claims, required_permissions, visible_pages)
 
 log = logging.getLogger("fairwatch.auth")
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,16 +144,6 @@ def logged(action: str, what: str, produce: Callable[[], bytes],
     return call
 
 
-def visible(snapshot: AuditSnapshot) -> AuditSnapshot:
-    """The snapshot as this person's role may see it (small cells withheld for viewers, as in exports)."""
-    return visible_snapshot(snapshot, current_role())[0]
-
-
-def withheld_note(snapshot: AuditSnapshot) -> str:
-    """One line saying what was withheld from this person ('' when nothing was)."""
-    return visible_snapshot(snapshot, current_role())[1].caption()
-
-
 # ----------------------------------------------------------------------------- the gate
 
 
@@ -252,7 +243,10 @@ def _menu(principal: Principal) -> None:
         return
     existing = [p.file for p in PAGES if (ROOT / p.file).is_file()]
     for page in visible_pages(principal.role, existing):
-        st.sidebar.page_link(page.file, label=page.title)
+        try:
+            st.sidebar.page_link(page.file, label=page.title)
+        except StreamlitPageNotFoundError:  # a page file run on its own (not through app.py) has no menu to link
+            return
     st.sidebar.divider()
 
 

@@ -12,9 +12,10 @@ import pandas as pd
 import streamlit as st
 
 from metrics.errors import FairwatchError
+from metrics.roles import allowed, visible_snapshot
 from metrics.snapshot import AuditSnapshot
 from pages.components.auth import access_gate
-from pages.components.loaders import load_snapshot, stamp_of
+from pages.components.loaders import load_full_audit, load_snapshot, stamp_of
 from pages.components.sidebar import Selection, render_sidebar
 
 log = logging.getLogger("fairwatch.app")
@@ -22,16 +23,42 @@ log = logging.getLogger("fairwatch.app")
 
 @dataclass(frozen=True)
 class PageContext:
-    """What a page draws from: the sidebar selection (None when the source could not be opened)."""
+    """What a page draws from: the sidebar selection (None when the source could not be opened) and the role.
+
+    Every audit a page draws comes through `snapshot()`, `full_audit()` or `visible()`, so a role without
+    `small_cells` (a viewer) sees small cells withheld on every page, as in exports. The role defaults to
+    none, which withholds them too: a context made without the gate's answer fails closed.
+    """
 
     selection: Selection | None
+    role: str | None = None
+
+    def _selection(self) -> Selection:
+        """The selection, or the one-line reason there is none."""
+        if self.selection is None:
+            raise FairwatchError("no usable data source: choose one on the Data sources page")
+        return self.selection
+
+    def visible(self, snapshot: AuditSnapshot) -> AuditSnapshot:
+        """An audit as this role may see it (small cells withheld for a viewer)."""
+        return visible_snapshot(snapshot, self.role)[0]
 
     def snapshot(self) -> AuditSnapshot:
-        """The cached audit of the active spec under the sidebar's filter."""
-        sel = self.selection
-        if sel is None:
-            raise FairwatchError("no usable data source: choose one on the Data sources page")
-        return load_snapshot(sel.spec, sel.row_filter, stamp_of(sel.spec))
+        """The cached audit of the active spec under the sidebar's filter, as this role may see it."""
+        sel = self._selection()
+        return self.visible(load_snapshot(sel.spec, sel.row_filter, stamp_of(sel.spec)))
+
+    def full_audit(self) -> AuditSnapshot:
+        """The cached audit with the slice search and data-quality signals, as this role may see it."""
+        sel = self._selection()
+        return self.visible(load_full_audit(sel.spec, sel.row_filter, stamp_of(sel.spec)))
+
+    def withheld_note(self) -> str:
+        """One line saying what this role does not see of the audit ('' when nothing is withheld)."""
+        sel = self._selection()
+        if allowed(self.role, "small_cells"):
+            return ""
+        return visible_snapshot(load_snapshot(sel.spec, sel.row_filter, stamp_of(sel.spec)), self.role)[1].caption()
 
 
 def one_line(exc: BaseException) -> str:
@@ -56,7 +83,8 @@ def run_page(title: str, icon: str, draw: Callable[[PageContext], None], *, need
              permission: str = "view") -> None:
     """Set up the page, let the access gate decide, draw the sidebar, then the body inside the error guard."""
     st.set_page_config(page_title=f"{title} · fairwatch", page_icon=icon, layout="wide")
-    if access_gate(title, permission) is None:
+    principal = access_gate(title, permission)
+    if principal is None:
         return
     st.title(title)
     selection = None
@@ -65,8 +93,22 @@ def run_page(title: str, icon: str, draw: Callable[[PageContext], None], *, need
     if selection is None and needs_source:
         st.info("Choose a data source on the Data sources page (in the menu on the left).")
         return
+    ctx = PageContext(selection, principal.role)
+    if selection is not None and not principal.can("small_cells"):
+        with guard():
+            _withheld_caption(ctx)
     with guard():
-        draw(PageContext(selection))
+        draw(ctx)
+
+
+def _withheld_caption(ctx: PageContext) -> None:
+    """Under the title of every page a viewer sees: what is withheld from them, and why."""
+    try:
+        note = ctx.withheld_note()
+    except FairwatchError:
+        return  # the page's body says what is wrong with the source, once
+    if note:
+        st.caption(f":material/visibility_off: {note}")
 
 
 def show_chart(chart: alt.TopLevelMixin) -> None:

@@ -27,6 +27,7 @@ from metrics.drift import DriftTable
 from metrics.errors import FairwatchError
 from metrics.mapping import ColumnProfile, profile_columns
 from metrics.overview import TrendArrows, trend_arrows
+from metrics.roles import visible_snapshot
 from metrics.slice_views import SliceAnalysis
 from metrics.snapshot import AuditSnapshot
 from metrics.spec import AuditSpec, RowFilter, SourceSpec
@@ -78,13 +79,13 @@ def list_tables(name: str) -> list[str]:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def load_overview(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp, features: tuple[str, ...]):
-    """The Overview's verdicts and worst gaps (cached: a sidebar change back to a seen view is instant)."""
+def load_overview(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp, features: tuple[str, ...], role: str | None):
+    """The Overview's verdicts and worst gaps as a role may see them (a viewer's leave out small cells)."""
     from metrics.charts import group_colours
     from metrics.overview import feature_verdicts, worst_disparities
     from metrics.views import colours_by_group
 
-    rows = load_snapshot(spec, row_filter, stamp).groups.rows
+    rows = visible_snapshot(load_snapshot(spec, row_filter, stamp), role)[0].groups.rows
     return (feature_verdicts(rows, features), worst_disparities(rows, features, limit=6),
             colours_by_group(rows, group_colours))
 
@@ -118,9 +119,10 @@ def load_check(spec: AuditSpec, rules: tuple[str, ...], now: str | None, stamp: 
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def load_trend_arrows(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp, features: tuple[str, ...]) -> TrendArrows:
+def load_trend_arrows(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp, features: tuple[str, ...],
+                      role: str | None) -> TrendArrows:
     """The Overview's arrows (latest window vs previous); none without a time column or when it cannot be read."""
-    worst = load_overview(spec, row_filter, stamp, features)[1]
+    worst = load_overview(spec, row_filter, stamp, features, role)[1]
     try:
         trends = load_trends(spec, row_filter, None, stamp) if spec.time else None
     except FairwatchError:  # the Trends page says what is wrong; the Overview just shows no arrows

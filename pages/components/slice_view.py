@@ -59,7 +59,7 @@ def render_findings_board(ctx: PageContext) -> None:
         with st.status("Searching every slice and checking data quality…") as status:
             snap = load_full_audit(*key)
             status.update(label=f"Slice search done in {snap.duration_seconds or 0:.1f} s", state="complete")
-    snap = load_full_audit(*key)
+    snap = ctx.full_audit()  # as this role may see it: a viewer's board leaves out findings on small cells
     board = findings_by_need(board_items(snap.findings))
     st.caption(f"{board.message.capitalize()} among {snap.slices.evaluated:,} slices searched; each line: the slice's "
                f"error with its n against the rest, its q-value, and the labelled rows that would decide it.")

@@ -6,6 +6,7 @@ import streamlit as st
 
 from metrics.charts import threshold_chart
 from metrics.overview import grouping_features
+from metrics.roles import visible_rates
 from metrics.threshold import default_threshold, nearest_threshold, rates_at, threshold_curves
 from metrics.views import threshold_table
 from pages.components.frame import PageContext, show_chart, show_table
@@ -19,6 +20,8 @@ def render_threshold_explorer(ctx: PageContext, grouping: str, groups: list[str]
     buckets = load_threshold_buckets(sel.spec, sel.row_filter, stamp_of(sel.spec))
     curves = threshold_curves(buckets.counts, grouping_features(grouping), snap.data.positive_label, buckets.lo,
                               buckets.hi, buckets.bins, sel.spec.policy.min_support)
+    # `groups` are the page's (a viewer's leave out withheld groups); no rate on fewer than k rows for a viewer.
+    curves = visible_rates(curves, ctx.role, sel.spec.suppress_below, groups)
     step = (buckets.hi - buckets.lo) / buckets.bins
     start = default_threshold(sel.spec.threshold, buckets.lo, buckets.hi, buckets.bins)
     picked = st.slider("Threshold: decide yes when the score is at least", buckets.lo, buckets.hi, start, step,

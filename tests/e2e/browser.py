@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -42,13 +41,15 @@ def wait_healthy(base: str, timeout: float = 60.0) -> None:
 
 @contextmanager
 def running_app(env: dict[str, str], port: int | None = None):
-    """`streamlit run app.py` in a subprocess (as `make run`), yielding its base URL; stopped afterwards."""
+    """The dashboard in a subprocess, started as `make run` starts it (`fairwatch serve`'s checks and
+    command line), yielding its base URL; stopped afterwards."""
+    from connectors.serve import ServeOptions, prepare
+
     port = port or free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1"]
+    cmd, full_env, _ = prepare(ServeOptions(host="127.0.0.1", port=port), environ={**os.environ, **env})
     # The server's own output (warnings, logged tracebacks) goes to a temp file, named in errors.
     log = open(Path(tempfile.gettempdir()) / f"fairwatch-server-{port}.log", "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base)

@@ -99,9 +99,9 @@ def auth_section(app_port: int, provider_url: str) -> dict[str, str]:
 
 @contextmanager
 def served_app(args: list[str], env: Mapping[str, str], port: int | None = None) -> Iterator[str]:
-    """`python -m connectors.serve ARGS` in a subprocess (as `make run`), yielding its base URL; stopped afterwards."""
+    """`fairwatch serve ARGS` in a subprocess (as `make run`), yielding its base URL; stopped afterwards."""
     port = port or free_port()
-    cmd = [sys.executable, "-m", "connectors.serve", "--host", "127.0.0.1", "--port", str(port), *args]
+    cmd = [sys.executable, "-m", "cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
     log = open(Path(tempfile.gettempdir()) / f"fairwatch-serve-{port}.log", "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

@@ -1,6 +1,6 @@
 """Sign-in and roles in a real browser against a real OIDC provider (oidc-provider-mock on loopback).
 
-The app is started the way `make run` starts it (`python -m connectors.serve`), with a secrets.toml and
+The app is started the way `make run` starts it (`fairwatch serve`), with a secrets.toml and
 an access config written into a temp folder. Each person signs in through the provider's own form; the
 tests check what each role sees in the menu, what each page URL gives them, that refusals reach the
 access log, and the bad inputs: no role, sign-out, a tampered or forged session cookie, a provider that
@@ -132,6 +132,9 @@ def test_each_role_sees_its_pages_and_a_clear_refusal_for_the_rest(app, browser,
     assert heading(page) == "Overview" and name in sidebar(page) and role in sidebar(page)
     menu = [t.strip() for t in page.locator(PAGE_LINK).all_inner_texts()]
     assert menu == [p.title for p in visible_pages(role)]
+    # Small cells: withheld from a viewer (the demo has groups under k = 10), said under the title; others see all.
+    withheld = page.locator('[data-testid="stMain"]').inner_text().count("withheld: groups of fewer than")
+    assert withheld == (1 if role == "viewer" else 0), (role, withheld)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"auth_{role}_overview.png"))
     allowed = visible_pages(role)
