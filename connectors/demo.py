@@ -34,11 +34,16 @@ Planted effects (also in ``PLANTED``):
   that makes the slice's false-negative rate (repaid but declined) twice the rest of
   v2.  Under v1 the slice is like everyone else, and each attribute alone shows only
   a diluted gap (the slice is ~12% of either group).
-* ``too_small`` -- race_ethnicity='Pacific Islander' has only ``min(100, rows //
-  1000)`` rows in the whole year, arriving increasingly towards year end (density
-  growing as time squared), so only ~75% are labelled; among all its repaying
-  applicants (labelled or not) the false-negative rate is 0.10 higher (absolute)
-  than everyone else's: a real gap that cannot be decided at this size.
+* ``too_small`` -- race_ethnicity='Pacific Islander' has only ``min(200, rows //
+  750)`` rows in the whole year (at most 0.13% of rows: under-represented against its
+  0.2% reference share): its applications come from an outreach partnership launched on
+  10 November and ramp up linearly from then, so with the usual 1-10 week delay only
+  ~20% of its outcomes are recorded by year end (some 20-35 repaying applicants:
+  below ``min_support`` = 30, or too few for the gap to be significant) while ~80%
+  are a pool of unlabelled rows (delayed labels).  Its false-negative rate is 0.15 higher
+  (absolute) than everyone else's, planted exactly both among its labelled and its
+  unlabelled repaying applicants: a real gap that the labelled rows cannot decide,
+  but that labelling its pending rows (the data plan's queue) settles.
 * ``noisy_labels`` -- channel='broker' AND region='south': 20% of the recorded
   outcomes are flipped relative to the truth (``ground_truth.label_flipped``); the
   score there is as good as elsewhere, so the model confidently disagrees with the
@@ -87,8 +92,10 @@ CREDIT_BANDS = ("none", "thin", "fair", "good", "excellent")
 _FNR_GAP_SLICE = (("race_ethnicity", "Black"), ("age_band", "18-24"))
 _FNR_GAP_RATIO = 2.0
 _SMALL_GROUP = "Pacific Islander"
-_SMALL_GROUP_SIZE = 100
-_SMALL_GROUP_EXTRA_FNR = 0.10
+_SMALL_GROUP_SIZE = 200
+_SMALL_GROUP_ROWS_PER = 750  # one row of the group per this many rows, up to _SMALL_GROUP_SIZE
+_SMALL_GROUP_FROM = np.datetime64("2025-11-10T00:00:00", "s")
+_SMALL_GROUP_EXTRA_FNR = 0.15
 _NOISY_SLICE = (("channel", "broker"), ("region", "south"))
 _FLIP_RATE = 0.20
 _MISSING_CHANNEL = "mobile"
@@ -140,9 +147,10 @@ PLANTED: tuple[PlantedEffect, ...] = (
         kind="too_small",
         slice=(("race_ethnicity", _SMALL_GROUP),),
         description=(
-            "race_ethnicity='Pacific Islander' has only ~100 rows in the year (~75% labelled) "
-            "and a true false-negative rate 0.10 above the population's: a real gap that "
-            "cannot be decided at this size."
+            "race_ethnicity='Pacific Islander' has only ~200 rows, all from 10 November on, so "
+            "only ~20% are labelled by year end (too few to judge) and ~80% wait for their "
+            "label; its true false-negative rate is 0.15 above the population's in both: a "
+            "real gap the labelled rows cannot decide but labelling the pending rows settles."
         ),
     ),
     PlantedEffect(
@@ -287,11 +295,16 @@ def _generate(rows: int, seed: int) -> dict[str, pa.Table]:
     sex = (rng.random(n) < 0.51).astype(np.int8)  # slightly more male applicants
     # Only the four large groups are drawn; the tiny group is placed explicitly.
     race = _draw(rng, np.tile([0.606, 0.192, 0.131, 0.071], (n, 1)))
-    n_small = min(_SMALL_GROUP_SIZE, n // 1000)
-    # Its applications ramp up over the year (an outreach partnership), so many of
-    # them are still awaiting an outcome at year end: density grows as time squared.
-    ramp = year_frac**2
-    small_idx = rng.choice(n, size=n_small, replace=False, p=ramp / ramp.sum())
+    n_small = min(_SMALL_GROUP_SIZE, n // _SMALL_GROUP_ROWS_PER)
+    # Its applications come from an outreach partnership launched on 10 November and ramp up
+    # linearly from then, so most of them are still awaiting an outcome at year end.
+    ramp = np.maximum((ts - _SMALL_GROUP_FROM).astype(np.int64), 0).astype(float)
+    # Its own stream, so the group's size and timing leave every other draw (and effect) as it was;
+    # the main stream still makes the draw that placed the group in earlier versions of the demo, unused,
+    # so that every column drawn after it keeps its values (and the tests their exact counts).
+    small_rng = np.random.default_rng([seed, 1])
+    small_idx = small_rng.choice(n, size=n_small, replace=False, p=ramp / ramp.sum())
+    rng.choice(n, size=min(100, n // 1000), replace=False, p=year_frac**2 / (year_frac**2).sum())
     race[small_idx] = RACES.index(_SMALL_GROUP)
     # ~1% missing race, never overwriting the tiny group (it must keep its size).
     race_missing = rng.random(n) < 0.01
@@ -397,29 +410,6 @@ def _generate(rows: int, seed: int) -> dict[str, pa.Table]:
         shift = max(0.0, float(np.quantile(z[gap_pos], target)))
         z[gap_pos] -= shift
 
-    # too_small: among the tiny group's repaying applicants, exactly the number that
-    # makes its true FNR 0.10 above everyone else's are pushed below the threshold
-    # (the least confident ones, by one common logit shift).  Planting it exactly
-    # rather than in expectation keeps the sampled group from drifting to a gap that
-    # is either absent or already decidable.
-    small = np.zeros(n, dtype=bool)
-    small[small_idx] = True
-    small_pos = small & true_repaid
-    rest_pos = true_repaid & ~small
-    m = int(small_pos.sum())
-    if m and rest_pos.any():
-        target = min(0.95, float(np.mean(z[rest_pos] < 0)) + _SMALL_GROUP_EXTRA_FNR)
-        k = int(round(target * m))
-        zs = np.sort(z[small_pos])
-        if 0 < k < m:
-            shift = max(0.0, float(zs[k - 1] + zs[k]) / 2.0)
-        else:
-            shift = max(0.0, float(zs[-1]) + 1e-9) if k >= m else 0.0
-        z[small_pos] -= shift
-
-    score = _sigmoid(z)
-    approved = score >= 0.5
-
     # --- missing values -----------------------------------------------------------
     # Mobile: a quarter skip all optional fields, the rest skip each with 13.3%,
     # giving ~35% per column; elsewhere each column is missing 1% at random.
@@ -439,6 +429,33 @@ def _generate(rows: int, seed: int) -> dict[str, pa.Table]:
     noisy = (channel == CHANNELS.index("broker")) & (region == REGIONS.index("south"))
     flip = noisy & (rng.random(n) < _FLIP_RATE)
     recorded = true_repaid ^ flip
+
+    # too_small: among the tiny group's repaying applicants, exactly the number that
+    # makes its true FNR _SMALL_GROUP_EXTRA_FNR above everyone else's are pushed below
+    # the threshold (the least confident ones, by one common logit shift), separately
+    # among those whose outcome is recorded by year end and those still pending.
+    # Planting it exactly, in both, keeps the few labelled rows showing the true gap
+    # (undecided at their size, not absent) and makes labelling the pending ones
+    # settle it, rather than leaving either to the luck of the draw.
+    small = np.zeros(n, dtype=bool)
+    small[small_idx] = True
+    rest_pos = true_repaid & ~small
+    rest_fnr = float(np.mean(z[rest_pos] < 0)) if rest_pos.any() else 0.0
+    for stratum in (labelled, ~labelled):
+        small_pos = small & true_repaid & stratum
+        m = int(small_pos.sum())
+        if not m:
+            continue
+        k = int(round(min(0.95, rest_fnr + _SMALL_GROUP_EXTRA_FNR) * m))
+        zs = np.sort(z[small_pos])
+        if 0 < k < m:
+            shift = max(0.0, float(zs[k - 1] + zs[k]) / 2.0)
+        else:
+            shift = max(0.0, float(zs[-1]) + 1e-9) if k >= m else 0.0
+        z[small_pos] -= shift
+
+    score = _sigmoid(z)
+    approved = score >= 0.5
 
     def cat(codes: np.ndarray, values: tuple[str, ...]) -> pa.Array:
         """Index codes (-1 = NULL) to a dictionary-encoded Arrow string column."""

@@ -36,7 +36,7 @@ from connectors.quality_counts import _check_slices, _positive_raw_labels, _pred
 from connectors.source import OpenSource, opened, quote_ident, resolve_spec_columns
 from metrics.errors import DataError
 from metrics.groups import slice_label
-from metrics.plan import DataPlan
+from metrics.plan import DataPlan, build_plan
 from metrics.quality import LABEL_ERRORS
 from metrics.snapshot import AuditSnapshot
 from metrics.spec import AuditSpec, RowFilter
@@ -255,6 +255,11 @@ def plan_pools(snapshot: AuditSnapshot, src: OpenSource | None = None) -> dict[S
     slices = list(dict.fromkeys(c.slice for c in plan_candidates(snapshot)[0]))
     with opened(snapshot.spec, src) as source:
         return fetch_unlabelled_counts(source, snapshot.spec, slices, snapshot.row_filter)
+
+
+def attach_plan(snapshot: AuditSnapshot, budget: int, src: OpenSource | None = None) -> AuditSnapshot:
+    """The snapshot with the data plan of `budget` attached (pools counted in its source), so exports carry it."""
+    return snapshot.with_plan(build_plan(snapshot, budget, plan_pools(snapshot, src)))
 
 
 def _task_text(row: Mapping[str, Any], columns: Sequence[str]) -> str:

@@ -17,8 +17,12 @@ A problem is a verdict of 'insufficient_data', or 'outside'/'inconclusive' in th
 to be the favourable one), or under-representation. A group with none of these gets no need.
 
 ``additional_rows`` of a ``more_data`` need: the rows at which the gap would be detected at 80%
-power by a two-sided test at alpha 0.05 (Cohen's h, statsmodels' `NormalIndPower`), the
-comparison group kept at its current size; see `rows_plan` for the exact rule and its edge cases.
+power by a two-sided test (Cohen's h, statsmodels' `NormalIndPower`), the comparison group kept at
+its current size, at the significance level the verdict itself would need: the verdict is
+'outside' when the Benjamini-Hochberg q-value over every comparison of the audit is below the
+policy's fdr, so the test's alpha is the BH level the slice's p-value must reach with the other
+comparisons' p-values fixed (`metrics.intervals.bh_level`; the fdr itself for a lone test). See
+`rows_plan` for the exact rule and its edge cases.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize, samplesize_confint_proportion
 
 from metrics.groups import LOWER_IS_BETTER, GroupTable, slice_label
-from metrics.intervals import two_proportion_pvalue, wilson_interval
+from metrics.intervals import bh_level, two_proportion_pvalue, wilson_interval
 from metrics.quality import (
     CONFLICTS,
     LABEL_ERRORS,
@@ -49,6 +53,7 @@ from metrics.spec import AuditSpec
 
 Slice = tuple[tuple[str, str], ...]
 
+# The 95% interval of the slice's own rate quoted when power cannot be reached.
 ALPHA = 0.05
 POWER = 0.80
 NEEDS = ("more_data", "better_data", "model")
@@ -83,6 +88,7 @@ class RowsPlan:
     target_rate: float | None
     comparison_rate: float | None
     explanation: str
+    alpha: float | None = None  # the two-sided test's level the power is computed at
 
 
 @dataclass(frozen=True)
@@ -118,46 +124,48 @@ def _num(v: float | None) -> float | None:
     return None if math.isnan(v) or math.isinf(v) else v
 
 
-def _power(h: float, n1: float, n2: float) -> float:
-    """Power of the two-sided two-sample z-test on Cohen's h with group sizes n1 and n2."""
-    return float(NormalIndPower().power(effect_size=h, nobs1=n1, alpha=ALPHA, ratio=n2 / n1, alternative="two-sided"))
+def _power(h: float, n1: float, n2: float, alpha: float) -> float:
+    """Power of the two-sided two-sample z-test at `alpha` on Cohen's h with group sizes n1 and n2."""
+    return float(NormalIndPower().power(effect_size=h, nobs1=n1, alpha=alpha, ratio=n2 / n1, alternative="two-sided"))
 
 
-def _rows_for_power(h: float, n2: float) -> int | None:
+def _rows_for_power(h: float, n2: float, alpha: float) -> int | None:
     """Smallest slice size n1 with power >= POWER against a comparison of fixed size n2; None if unreachable.
 
     `NormalIndPower.solve_power` holds the ratio n2/n1 fixed; here n2 is fixed instead, so the root
     is found with brentq on the same statsmodels power function, bracketed by the near-tail closed
     form (effective size ((z_a/2 + z_b) / h)^2 = 1 / (1/n1 + 1/n2)) to keep the calls few.
     """
-    if _power(h, _MAX_ROWS, n2) < POWER:
+    if _power(h, _MAX_ROWS, n2, alpha) < POWER:
         return None
-    if _power(h, 1.0, n2) >= POWER:
+    if _power(h, 1.0, n2, alpha) >= POWER:
         return 1
-    effective = ((stats.norm.ppf(1 - ALPHA / 2) + stats.norm.ppf(POWER)) / h) ** 2
+    effective = ((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(POWER)) / h) ** 2
     guess = 1.0 / (1.0 / effective - 1.0 / n2) if effective < n2 else _MAX_ROWS
     high = min(_MAX_ROWS, 2.0 * guess + 2.0)
-    if _power(h, high, n2) < POWER:
+    if _power(h, high, n2, alpha) < POWER:
         high = _MAX_ROWS
-    root = brentq(lambda n: _power(h, n, n2) - POWER, 1.0, high, xtol=0.05)
+    root = brentq(lambda n: _power(h, n, n2, alpha) - POWER, 1.0, high, xtol=0.05)
     n = max(1, math.ceil(root))
-    while _power(h, n, n2) < POWER:
+    while _power(h, n, n2, alpha) < POWER:
         n += 1
-    while n > 1 and _power(h, n - 1, n2) >= POWER:
+    while n > 1 and _power(h, n - 1, n2, alpha) >= POWER:
         n -= 1
     return n
 
 
 def rows_plan(x1: int | None, n1: int, x2: int | None, n2: int, spec: AuditSpec,
-              target_gap: float | None = None) -> RowsPlan:
+              target_gap: float | None = None, alpha: float | None = None) -> RowsPlan:
     """The additional rows (in the metric's denominator) that would decide a slice's gap, and why.
 
     p1 = x1/n1 is the slice's rate (x1 None: withheld, e.g. below min_support), p2 = x2/n2 the
     comparison's. The target rate p* is p2 + target_gap when given; else the observed p1 when it
     lies beyond the tolerance band [ratio_low * p2, ratio_high * p2]; else (inside the band, or no
     usable estimate) the band's boundary on the side of p1 (ratio_high * p2 when unknown).
-    Rows needed: the smallest n1' with power >= 0.8 for a two-sided test at alpha 0.05 of p* against
-    p2, effect size Cohen's h = 2 asin(sqrt p*) - 2 asin(sqrt p2), comparison size n2 fixed.
+    Rows needed: the smallest n1' with power >= 0.8 for a two-sided test at `alpha` of p* against
+    p2, effect size Cohen's h = 2 asin(sqrt p*) - 2 asin(sqrt p2), comparison size n2 fixed. alpha:
+    the level the verdict needs (the Benjamini-Hochberg level of the slice's family, `diagnose`);
+    None is the policy's fdr, the level of a lone test.
     additional = max(n_needed - n1, min_support - n1, 0): a rate is withheld below min_support
     whatever the power says.
     Edge cases, each with its basis in the plan: no comparison rows (or its rate withheld) -> None
@@ -170,10 +178,12 @@ def rows_plan(x1: int | None, n1: int, x2: int | None, n2: int, spec: AuditSpec,
     gap never needs more rows.
     """
     min_support, low, high = spec.policy.min_support, spec.policy.ratio_low, spec.policy.ratio_high
+    alpha = spec.policy.fdr if alpha is None else float(alpha)
     floor = max(min_support - n1, 0)
     if n2 <= 0 or x2 is None:
         return RowsPlan(None, "no_comparison", None, None, None,
-                        "the comparison group has no usable rows, so no number of rows in the slice can decide the gap")
+                        "the comparison group has no usable rows, so no number of rows in the slice can decide the gap",
+                        alpha)
     p2 = x2 / n2
     p1 = x1 / n1 if (x1 is not None and n1 > 0) else None
     if target_gap is not None:
@@ -187,28 +197,30 @@ def rows_plan(x1: int | None, n1: int, x2: int | None, n2: int, spec: AuditSpec,
         add = floor or None
         return RowsPlan(add, "no_gap", None, target, p2,
                         "the gap to detect is zero (no errors in the comparison group, so no ratio exists)"
-                        + (f"; {floor} more rows reach min_support" if floor else "; no number of rows decides it"))
+                        + (f"; {floor} more rows reach min_support" if floor else "; no number of rows decides it"),
+                        alpha)
     h = abs(float(proportion_effectsize(target, p2)))
-    needed = _rows_for_power(h, float(n2))
+    needed = _rows_for_power(h, float(n2), alpha)
     if needed is not None:
         what = {"observed_gap": "the observed gap", "tolerance_boundary": "a gap at the tolerance boundary",
                 "target_gap": "the requested gap"}[basis]
-        explanation = (f"{what} ({_pct(target)} against {_pct(p2)}) is detected with 80% power at alpha 0.05 "
+        explanation = (f"{what} ({_pct(target)} against {_pct(p2)}) is detected with 80% power at alpha {alpha:.2g} "
                        f"(two-sided) once the slice has {needed:,} rows, the comparison kept at {n2:,}")
     else:
         p = target if 0 < target < 1 else 0.5
         width_rows = math.ceil(float(samplesize_confint_proportion(p, abs(target - p2), alpha=ALPHA)))
         return RowsPlan(None, "comparison_too_small", None, target, p2,
-                        f"with only {n2:,} comparison rows, no number of slice rows reaches 80% power for a gap of "
-                        f"{abs(target - p2):.3f}; the slice's own 95% interval would be that narrow at {width_rows:,} rows, "
-                        f"but the comparison's uncertainty alone keeps the test undecided")
-    return RowsPlan(max(needed - n1, floor, 0), basis, needed, target, p2, explanation)
+                        f"with only {n2:,} comparison rows, no number of slice rows reaches 80% power at alpha "
+                        f"{alpha:.2g} for a gap of {abs(target - p2):.3f}; the slice's own 95% interval would be that "
+                        f"narrow at {width_rows:,} rows, but the comparison's uncertainty alone keeps the test undecided",
+                        alpha)
+    return RowsPlan(max(needed - n1, floor, 0), basis, needed, target, p2, explanation, alpha)
 
 
 def additional_rows_needed(x1: int | None, n1: int, x2: int | None, n2: int, spec: AuditSpec,
-                           target_gap: float | None = None) -> int | None:
+                           target_gap: float | None = None, alpha: float | None = None) -> int | None:
     """Additional rows in the slice (in the metric's denominator) that would decide its gap (see `rows_plan`)."""
-    return rows_plan(x1, n1, x2, n2, spec, target_gap).additional_rows
+    return rows_plan(x1, n1, x2, n2, spec, target_gap, alpha).additional_rows
 
 
 def derive_verdict(x1: int | None, n1: int, x2: int | None, n2: int, spec: AuditSpec,
@@ -261,7 +273,8 @@ def diagnose(slice_: Slice, n: int, errors: int | None, comparison_n: int, compa
              spec: AuditSpec, *, metric: str = "misclassification", verdict: str | None = None,
              q_value: float | None = None, comparison: str = "the rest of the data", labelled_n: int | None = None,
              representation_ratio: float | None = None, under_represented: bool | None = None,
-             rows_to_reference_share: int | None = None, quality: QualityTable | None = None) -> Diagnosis:
+             rows_to_reference_share: int | None = None, quality: QualityTable | None = None,
+             family_pvalues: Sequence[float] | None = None) -> Diagnosis:
     """The one data need of a slice from its counts, verdict, representation and quality signals.
 
     n, errors: the slice's denominator and numerator of `metric` (errors None: rate withheld);
@@ -269,7 +282,9 @@ def diagnose(slice_: Slice, n: int, errors: int | None, comparison_n: int, compa
     'outside' for a slice-search finding; None derives it from the counts (`derive_verdict`).
     labelled_n: the slice's labelled rows, to turn extra denominator rows (e.g. positives) into
     extra labelled rows. representation_ratio: observed share / reference share; under_represented
-    overrides the default test ratio < ratio_low.
+    overrides the default test ratio < ratio_low. family_pvalues: the p-values of the other
+    comparisons in the slice's Benjamini-Hochberg family, so the rows that would settle it are
+    counted at the BH level its verdict needs (`bh_level`); None counts them at the fdr (a lone test).
     """
     key = tuple(tuple(p) for p in slice_)
     label = slice_label(key)
@@ -315,16 +330,16 @@ def diagnose(slice_: Slice, n: int, errors: int | None, comparison_n: int, compa
     undecided = metric_problem and verdict in UNDECIDED
     plan = None
     if undecided:
-        plan = rows_plan(errors, n, comparison_errors, comparison_n, spec) if proportion else RowsPlan(
-            None, "not_a_proportion", None, None, p2, f"the power rule is for rates; a {what} is a mean")
+        alpha, family = _alpha(family_pvalues, spec)
+        plan = rows_plan(errors, n, comparison_errors, comparison_n, spec, alpha=alpha) if proportion else RowsPlan(
+            None, "not_a_proportion", None, None, p2, f"the power rule is for rates; a {what} is a mean", alpha)
     if plan is not None:
         extra = _to_labelled(plan.additional_rows, n, labelled_n)
         evidence["additional_rows_plan"] = {
             "basis": plan.basis, "explanation": plan.explanation, "rows_needed": plan.rows_needed,
             "additional_metric_rows": plan.additional_rows, "additional_labelled_rows": extra,
-            "target_rate": _num(plan.target_rate), "power": POWER, "alpha": ALPHA,
-            "note": ("power at an unadjusted alpha of 0.05; the verdict itself uses Benjamini-Hochberg q-values over "
-                     "every comparison of the audit, so turning it may take somewhat more rows"),
+            "target_rate": _num(plan.target_rate), "power": POWER, "alpha": alpha, "family_size": family,
+            "note": _alpha_note(alpha, family, spec),
         }
 
     if fired:
@@ -353,6 +368,23 @@ def diagnose(slice_: Slice, n: int, errors: int | None, comparison_n: int, compa
                      f"{label} has a {what} of {fmt(p1)} against {fmt(p2)} for {comparison} on {n:,} rows, a "
                      f"significant gap with enough data and {checked}, so the model itself is the likely cause.",
                      evidence)
+
+
+def _alpha(family_pvalues: Sequence[float] | None, spec: AuditSpec) -> tuple[float, int]:
+    """The level a slice's test must reach for its verdict to turn, and the size of its BH family."""
+    if family_pvalues is None:
+        return spec.policy.fdr, 1
+    others = np.asarray(family_pvalues, dtype=float)
+    return bh_level(others, spec.policy.fdr), int((~np.isnan(others)).sum()) + 1
+
+
+def _alpha_note(alpha: float, family: int, spec: AuditSpec) -> str:
+    """How the power's alpha was chosen, for the evidence."""
+    if family <= 1:
+        return f"power at alpha {alpha:.2g}: the policy's fdr, the level of a lone test"
+    return (f"power at alpha {alpha:.2g}: the Benjamini-Hochberg level the verdict needs, i.e. the largest p-value "
+            f"that gets a q-value below the fdr of {spec.policy.fdr:g} among the audit's {family:,} comparisons, the "
+            f"others' p-values held fixed")
 
 
 def _to_labelled(additional: int | None, support: int, labelled_n: int | None) -> int | None:
@@ -435,17 +467,24 @@ def diagnose_groups(group_rows: pd.DataFrame | GroupTable, representation: pd.Da
     'outside'/'inconclusive' on the worse side, plus under-representation. The diagnosed metric is
     the most serious problem: 'outside' before 'inconclusive' before 'insufficient_data', then the
     largest |log ratio|; it is compared with the group's reference group, as in the group table.
+    Its rows to settle it are counted at the Benjamini-Hochberg level of the group table's family
+    (every tested comparison: the rows with a q-value).
     Columns: grouping, slice, group, metric, verdict, need, additional_rows, message, evidence, problems.
     """
     rows = group_rows.rows if isinstance(group_rows, GroupTable) else group_rows
-    single = rows[rows["slice"].map(len).eq(1) & rows["metric"].isin(list(metrics))]
+    chosen = (rows["slice"].map(len).eq(1) & rows["metric"].isin(list(metrics))).to_numpy(bool)
+    single = rows[chosen]
     rep_by_slice: dict[Slice, dict] = {}
     totals: dict[str, int] = {}
     if representation is not None and len(representation):
         for r in representation.to_dict("records"):
             rep_by_slice[tuple(r["slice"])] = r
             totals[r["grouping"]] = totals.get(r["grouping"], 0) + int(r["n"])
-    records = single.to_dict("records")
+    # Each record keeps its position in `rows`, to leave it out of its own BH family.
+    records = [r | {"_pos": int(i)} for i, r in zip(np.flatnonzero(chosen), single.to_dict("records"))]
+    # The BH family of the verdicts: every comparison with a q-value (a table without q-values has none).
+    family = (rows["p_value"].where(rows["q_value"].notna()).to_numpy(float)
+              if {"p_value", "q_value"} <= set(rows.columns) else None)
     by_slice: dict[Slice, list[dict]] = {}
     for r in records:
         by_slice.setdefault(tuple(r["slice"]), []).append(r)
@@ -477,7 +516,8 @@ def diagnose_groups(group_rows: pd.DataFrame | GroupTable, representation: pd.Da
                      comparison=slice_label(ref) if ref is not None else "the reference group",
                      labelled_n=int(primary["labelled_n"]),
                      representation_ratio=None if rep is None or pd.isna(rep.get("ratio")) else float(rep["ratio"]),
-                     under_represented=under, rows_to_reference_share=to_share, quality=quality)
+                     under_represented=under, rows_to_reference_share=to_share, quality=quality,
+                     family_pvalues=None if family is None else np.delete(family, primary["_pos"]))
         listed = [(p[3]["metric"], p[3]["verdict"]) for p in ranked]
         d.evidence["problems"] = [{"metric": m, "verdict": v} for m, v in listed]
         out.append({"grouping": primary["grouping"], "slice": key, "group": slice_label(key),

@@ -100,6 +100,22 @@ def bh_qvalues(pvalues) -> np.ndarray:
     return q
 
 
+def bh_level(other_pvalues, fdr: float) -> float:
+    """The largest p-value one more test can have and still be rejected by Benjamini-Hochberg at `fdr`.
+
+    The family is that test plus `other_pvalues` (NaN ones are not tests), the others held fixed:
+    with m tests, it is rejected iff p <= k*fdr/m for some k with at least k-1 others at or below
+    k*fdr/m, so the level is the largest such k*fdr/m: fdr/m when no other test is small, fdr alone.
+    """
+    p = np.sort(np.asarray(other_pvalues, dtype=float).ravel())
+    p = p[~np.isnan(p)]
+    m = len(p) + 1
+    k = np.arange(1, m + 1)
+    level = fdr * (k / m)  # as statsmodels computes the steps, so the two agree to the last bit
+    # k = 1 always qualifies (no other test needed), so the maximum exists.
+    return float(level[np.searchsorted(p, level, side="right") >= k - 1].max())
+
+
 def normal_interval(value, std_error, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
     """A normal-approximation interval value ± z·se (for non-proportions such as AUC)."""
     v, se = _arrays(value, std_error)

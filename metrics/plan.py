@@ -2,7 +2,10 @@
 
 Candidates are the audit's "more data" needs whose gap is undecided and for which the power rule
 gave a number (`metrics/diagnosis.rows_plan`): findings with need 'more_data' and sensitive groups
-whose diagnosis carries an ``additional_rows_plan``. A group that is only under-represented needs
+whose diagnosis carries an ``additional_rows_plan``. That number is the labelled rows at which the
+gap would be detected with 80% power at the Benjamini-Hochberg level its verdict needs (the largest
+p-value that gets a q-value below the policy's fdr among the audit's comparisons), not at an
+unadjusted 0.05, so "settled" here means what the verdict means. A group that is only under-represented needs
 more rows *from the population*, not labels, so it is listed as skipped, not planned.
 
 Weight of a question (its severity): ``|gap| x people``, where gap is the slice's rate minus its
@@ -39,6 +42,7 @@ from metrics.diagnosis import metric_text
 from metrics.errors import DataError
 from metrics.groups import slice_label
 from metrics.intervals import wilson_interval
+from metrics.quality import LABEL_ERRORS
 from metrics.snapshot import AuditSnapshot, clean
 
 Slice = tuple[tuple[str, str], ...]
@@ -65,6 +69,7 @@ class PlanCandidate:
     population_share: float
     additional_rows: int
     verdict: str
+    alpha: float | None = None  # the test's level the rows were counted at (the BH level the verdict needs)
 
     @property
     def weight(self) -> float:
@@ -100,7 +105,8 @@ class PlanItem:
         return clean({"id": c.id, "group": slice_label(c.slice), "metric": c.metric, "origin": c.origin,
                       "verdict": c.verdict, "n": c.n, "labelled_n": c.labelled_n, "rate": c.rate,
                       "comparison_rate": c.comparison_rate, "gap": c.gap, "population_share": c.population_share,
-                      "weight": c.weight, "additional_rows": c.additional_rows, "available": self.available,
+                      "weight": c.weight, "additional_rows": c.additional_rows, "alpha": c.alpha,
+                      "available": self.available,
                       "allocated": self.allocated, "settles": self.settles, "ci_low": self.ci_low,
                       "ci_high": self.ci_high, "ci_width": width, "expected_ci_low": self.expected_ci_low,
                       "expected_ci_high": self.expected_ci_high, "expected_ci_width": self.expected_width,
@@ -134,9 +140,12 @@ class DataPlan:
         return pd.DataFrame([i.to_row() for i in self.items])
 
     def to_dict(self) -> dict[str, Any]:
-        """The `data_plan` section of a snapshot document."""
-        return {"budget": self.budget, "allocated": self.allocated, "objective": self.objective,
-                "items": [i.to_row() for i in self.items],
+        """The `data_plan` section of a snapshot document: budget, objective, and each question's place and rows."""
+        # Each item names its slice, so small-cell suppression withholds it with its group.
+        return {"budget": self.budget, "allocated": self.allocated, "unspent": self.budget - self.allocated,
+                "objective": self.objective,
+                "items": [{"rank": k, "slice": dict(i.candidate.slice)} | i.to_row()
+                          for k, i in enumerate(self.items, 1)],
                 "skipped": [{"group": g, "reason": r} for g, r in self.skipped], "notes": list(self.notes)}
 
 
@@ -163,7 +172,7 @@ def _candidate(id_: str, slice_: Slice, origin: str, ev: Mapping[str, Any], rows
     return PlanCandidate(id=id_, slice=slice_, metric=str(ev.get("metric")), origin=origin,
                          n=int(ev.get("support") or 0), labelled_n=int(labelled), rate=rate, comparison_rate=comp,
                          gap=float(gap), population_share=_share(snapshot, slice_, rows),
-                         additional_rows=int(extra), verdict=verdict)
+                         additional_rows=int(extra), verdict=verdict, alpha=plan.get("alpha"))
 
 
 def plan_candidates(snapshot: AuditSnapshot) -> tuple[list[PlanCandidate], list[tuple[str, str]]]:
@@ -283,6 +292,32 @@ def build_plan(snapshot: AuditSnapshot, budget: int, available: Mapping[Slice, i
             why = f"{alloc[c.id]:,} of the {c.additional_rows:,} rows needed: the budget ran out for settling it"
         items.append(PlanItem(c, pool[c.id], alloc[c.id], settles, lo, hi, elo, ehi, why))
     return DataPlan(budget, tuple(items), tuple(skipped), tuple(notes))
+
+
+def plan_places(snapshot: AuditSnapshot, plan: DataPlan) -> dict[str, str]:
+    """Each finding's place in the data plan, by finding id: its rank and rows there, or why labels are not its fix."""
+    ranked = {i.candidate.id: (k, i) for k, i in enumerate(plan.items, 1)}
+    skipped = dict(plan.skipped)
+    out = {}
+    for f in snapshot.findings or ():
+        fired = (f.evidence.get("quality") or {}).get("signals_fired") or []
+        if f.id in ranked:
+            k, item = ranked[f.id]
+            need = item.candidate.additional_rows
+            out[f.id] = (f"#{k} of {len(plan.items)} in the plan: {item.allocated:,} labelled rows planned, "
+                         + (f"{need:,} settle it" if item.settles else f"of the {need:,} that would settle it"))
+        elif f.need == "more_data":
+            why = skipped.get(slice_label(f.slice), "the power rule gives no number of rows that would settle it")
+            out[f.id] = f"not planned: {why}"
+        elif f.need == "better_data" and LABEL_ERRORS in fired:
+            out[f.id] = "in the labelling queue: its suspected label errors, to re-check"
+        elif f.need == "better_data":
+            out[f.id] = "not in the plan: fix its data first; more labels of bad data would not settle it"
+        elif f.need == "model":
+            out[f.id] = "not in the plan: it has enough labelled rows; the model needs the fix"
+        else:
+            out[f.id] = "not in the plan: nothing to settle"
+    return out
 
 
 def allocation_chart(plan: DataPlan) -> Any:

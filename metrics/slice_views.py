@@ -187,9 +187,15 @@ def _need(slice_: Slice, error: dict[str, Any], spec: AuditSpec, snapshot: Audit
     proportion = spec.slices.error != "score_loss"
     verdict = "finding" if error["finding"] else (None if proportion else "inconclusive")
     sig = error["p_value"] if pd.isna(error["q_value"]) else error["q_value"]
+    # A slice the search tested is judged in the search's BH family: its rows to settle it at that family's level.
+    family = None
+    if not pd.isna(error["q_value"]) and snapshot.slices is not None:
+        table = snapshot.slices.rows
+        family = table["p_value"].to_numpy(float)[[tuple(s) != slice_ for s in table["slice"]]]
     d = diagnose(slice_, int(error["n"]), int(error["errors"]) if proportion else None, int(error["complement_n"]),
                  int(round(error["complement_errors"])) if proportion else None, spec, metric=spec.slices.error,
-                 verdict=verdict, q_value=None if pd.isna(sig) else float(sig), quality=quality)
+                 verdict=verdict, q_value=None if pd.isna(sig) else float(sig), quality=quality,
+                 family_pvalues=family)
     message = d.message
     if finding is not None and finding.need != d.need:  # the audit checks the data of its top_k findings only
         message += (f" (The audit, which did not check this finding's data quality, says: "
@@ -295,18 +301,24 @@ def _gap_columns(rows: pd.DataFrame, metric: str) -> dict[str, list]:
     }
 
 
-def findings_table(snapshot: AuditSnapshot, needs: Sequence[str] | None = None) -> pd.DataFrame:
-    """The findings ranked by SliceLine score: need, error with interval and n, the rest, q, rows to add, message."""
+def findings_table(snapshot: AuditSnapshot, needs: Sequence[str] | None = None,
+                   plan_places: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """The findings ranked by SliceLine score: need, error with interval and n, the rest, q, rows to add, message.
+
+    plan_places: each finding's place in the data plan by finding id (`metrics.plan.plan_places`), a column.
+    """
     table, findings = snapshot.slices, snapshot.findings or ()
     ranks = {tuple(s): i + 1 for i, s in enumerate(table.rows["slice"])}
     chosen = sorted((f for f in findings if needs is None or f.need in needs), key=lambda f: ranks[f.slice])
     rows = table.rows.iloc[[ranks[f.slice] - 1 for f in chosen]]
+    places = {} if plan_places is None else {"Data plan": [plan_places.get(f.id, "—") for f in chosen]}
     return pd.DataFrame({
         "Rank": [ranks.get(f.slice) for f in chosen],
         "Slice": [slice_label(f.slice) for f in chosen],
         "Need": [NEED_LABELS.get(f.need, "—") for f in chosen],
         **_gap_columns(rows, table.error),
         "Additional rows": pd.array([f.additional_rows for f in chosen], dtype="Int64"),
+        **places,
         "Explains": [len(f.children) for f in chosen],
         "What it needs": [f.message for f in chosen],
     })

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -14,6 +14,9 @@ from metrics.outcomes import DataSummary
 from metrics.quality import QualityTable
 from metrics.slices import SliceTable
 from metrics.spec import AuditSpec, RowFilter
+
+if TYPE_CHECKING:  # metrics.plan reads snapshots, so the import only serves the type checker
+    from metrics.plan import DataPlan
 
 SCHEMA_VERSION = 1
 _METRIC_FIELDS = ("value", "ci_low", "ci_high", "support", "masked")
@@ -57,6 +60,12 @@ class AuditSnapshot:
     quality: QualityTable | None = None
     group_needs: pd.DataFrame | None = None
     findings: tuple[Finding, ...] | None = None
+    # The labelling plan made from this audit's findings for a budget (None until one is attached).
+    data_plan: DataPlan | None = None
+
+    def with_plan(self, plan: DataPlan | None) -> AuditSnapshot:
+        """This snapshot with a data plan attached, so it is exported with it (`data_plan` of the JSON)."""
+        return replace(self, data_plan=plan)
 
     def group_entries(self) -> list[dict[str, Any]]:
         """`groups` of the JSON: one entry per group of each feature and intersection."""
@@ -128,7 +137,7 @@ class AuditSnapshot:
             "between_groups": [{k: clean(v) for k, v in r.items()} for r in self.groups.summary.to_dict("records")],
             "representation": [{k: clean(v) for k, v in r.items()} for r in rep.drop(columns=["group"], errors="ignore").to_dict("records")],
             "representation_tests": [{k: clean(v) for k, v in r.items()} for r in self.representation_tests.to_dict("records")],
-        } | self._search_sections()
+        } | self._search_sections() | ({"data_plan": self.data_plan.to_dict()} if self.data_plan is not None else {})
 
     def _search_sections(self) -> dict[str, Any]:
         """findings, slices and data_quality, present only when the slice search ran."""

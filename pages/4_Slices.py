@@ -2,16 +2,18 @@
 
 import streamlit as st
 
+from metrics.plan import plan_places
 from metrics.slice_views import findings_table, inconclusive_table, search_caption
 from pages.components.frame import PageContext, guard, run_page, show_table
-from pages.components.loaders import load_full_audit, stamp_of
+from pages.components.loaders import stamp_of
+from pages.components.plan_view import chosen_budget, load_plan
 from pages.components.slice_view import FINDING_COLUMNS, need_filter, pick_slice, render_drilldown
 
 
 def draw(ctx: PageContext) -> None:
     """The Slices page."""
     sel = ctx.selection
-    snap = load_full_audit(sel.spec, sel.row_filter, stamp_of(sel.spec))
+    snap = ctx.full_audit()
     st.caption(search_caption(snap.slices, sel.spec, len(snap.findings or ())))
     if snap.slices.note:
         st.info(snap.slices.note)
@@ -19,7 +21,11 @@ def draw(ctx: PageContext) -> None:
     st.caption("A finding is a slice significantly worse than the rest that no broader finding explains. Need: "
                "better data when a data-quality signal fired for it; more data when its gap cannot be decided yet "
                "(with the labelled rows that would decide it); else the model. Explains: worse slices inside it.")
-    show_table(findings_table(snap, need_filter(snap)), FINDING_COLUMNS, height=420)
+    plan = load_plan(sel.spec, sel.row_filter, stamp_of(sel.spec), chosen_budget())
+    st.page_link("pages/8_Data_plan.py", icon=":material/playlist_add_check:",
+                 label=f"Data plan: each finding's place in the plan of {plan.budget:,} labelled rows "
+                       f"({plan.allocated:,} planned over {len(plan.items)} open question(s)); open the plan")
+    show_table(findings_table(snap, need_filter(snap), plan_places(snap, plan)), FINDING_COLUMNS, height=420)
     if st.toggle("Show inconclusive slices too (worse than the rest, but it could be chance)",
                  key="fw.sl.inconclusive"):
         show_table(inconclusive_table(snap.slices, sel.spec.policy.fdr), FINDING_COLUMNS, height=300)

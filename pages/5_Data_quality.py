@@ -7,14 +7,13 @@ from metrics.quality_views import (DETAIL_SIGNALS, FINDINGS_SCOPE, HEADLINE_SIGN
                                    label_rule_text, quality_points, quality_rows, quality_scopes, quality_table,
                                    scope_colours, scope_slices)
 from pages.components.frame import PageContext, run_page, show_chart, show_table
-from pages.components.loaders import load_full_audit, stamp_of
 from pages.components.slice_view import QUALITY_COLUMNS
 
 
 def draw(ctx: PageContext) -> None:
     """The Data quality page."""
     sel = ctx.selection
-    snap = load_full_audit(sel.spec, sel.row_filter, stamp_of(sel.spec))
+    snap = ctx.full_audit()
     quality, policy = snap.quality, sel.spec.policy
     st.caption("Three signals that the data, not the model, may be wrong, each counted per group and compared "
                "with all other rows: rows with a **missing value** in another column; labelled rows with an "

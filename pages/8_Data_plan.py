@@ -5,7 +5,8 @@ import streamlit as st
 from metrics.plan import allocation_chart
 from pages.components.frame import PageContext, run_page, show_chart, show_table
 from pages.components.loaders import stamp_of
-from pages.components.plan_view import PLAN_COLUMNS, load_plan, load_queue, render_downloads
+from pages.components.plan_view import (DEFAULT_BUDGET, PLAN_COLUMNS, load_plan, load_queue, remember_budget,
+                                        render_downloads, show_queue_rows)
 
 
 def draw(ctx: PageContext) -> None:
@@ -13,7 +14,9 @@ def draw(ctx: PageContext) -> None:
     sel = ctx.selection
     key = (sel.spec, sel.row_filter, stamp_of(sel.spec))
     c1, c2, c3 = st.columns(3)
-    budget = c1.slider("Labelling budget (rows)", 0, 5000, 200, step=10, key="fw.plan.budget")
+    budget = c1.slider("Labelling budget (rows)", 0, 5000, DEFAULT_BUDGET, step=10, key="fw.plan.budget",
+                       help="The Slices page and the next snapshot (Audit export) use the plan of this budget")
+    remember_budget(budget)
     recheck = c2.number_input("Rows to re-check", 0, 5000, 100, step=10, key="fw.plan.recheck",
                               help="Candidate label errors in slices that need better data")
     share = c3.slider("Share nearest the threshold", 0.0, 1.0, 0.2, step=0.05, key="fw.plan.share",
@@ -24,7 +27,8 @@ def draw(ctx: PageContext) -> None:
         st.info(note)
     st.subheader(f"Allocation: {plan.allocated:,} of {plan.budget:,} rows")
     if plan.items:
-        st.caption("Bars: rows planned per open question; red tick: rows that would settle it (80% power).")
+        st.caption("Bars: rows planned per open question; red tick: rows that would settle it (80% power at the "
+                   "Benjamini-Hochberg level its verdict needs, not an unadjusted 0.05).")
         show_chart(allocation_chart(plan))
         show_table(plan.table(), PLAN_COLUMNS)
     for group, why in plan.skipped:
@@ -34,8 +38,11 @@ def draw(ctx: PageContext) -> None:
     st.caption(", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in queue.counts().items()) or "empty")
     for note in queue.notes:
         st.info(note)
-    show_table(queue.rows.head(200), {})
-    render_downloads(plan, queue)
+    # What the access log records of this page: the view and the plan's settings.
+    view = {"view": sel.row_filter.describe(), "source": sel.spec.source.describe(), "budget": int(budget),
+            "recheck": int(recheck), "uncertain_share": float(share)}
+    show_queue_rows(queue, view)
+    render_downloads(plan, queue, view)
 
 
 run_page("Data plan", ":material/playlist_add_check:", draw)

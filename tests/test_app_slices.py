@@ -80,6 +80,11 @@ def test_slices_page_ranks_findings_with_need_q_and_the_planted_slice_needs_bett
     assert findings["Rank"].is_monotonic_increasing
     planted = findings[findings["Slice"] == "region=south, channel=broker"]
     assert planted["Need"].tolist() == ["Better data"]
+    # Each finding has its place in the data plan (the noisy-label slice: its label re-checks), linked to the plan.
+    assert planted["Data plan"].tolist() == ["in the labelling queue: its suspected label errors, to re-check"]
+    assert findings["Data plan"].map(bool).all() and not findings["Data plan"].eq("—").any()
+    links = [e.proto.label for e in at.get("page_link")]
+    assert any(label.startswith("Data plan: each finding's place in the plan of 200 labelled rows") for label in links)
     at.button_group(key="fw.sl.needs").set_value(["better_data"]).run()
     assert set(at.dataframe[0].value["Need"]) == {"Better data"}
     tables = len(at.dataframe)

@@ -11,8 +11,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from sklearn.metrics import recall_score, roc_auc_score
-from statsmodels.stats.proportion import proportion_confint
 
 from connectors import demo
 from connectors.demo import DEMO_CONFIG, PLANTED, DemoSummary, PlantedEffect, write_demo
@@ -258,21 +258,31 @@ def test_fnr_gap_intersectional_v2_only(labelled: pd.DataFrame) -> None:
 
 
 def test_too_small_group(rows: pd.DataFrame, labelled: pd.DataFrame) -> None:
-    """The tiny group is ~100 rows, mostly labelled, worse but not decidably so."""
+    """The tiny group: from 10 November on, mostly unlabelled, too few labels to judge; labelling settles it."""
     effect = planted("too_small")
     mask = slice_mask(rows, effect)
-    assert 80 <= mask.sum() <= 120
-    assert rows.loc[mask, "repaid"].notna().mean() >= 0.5
-    # Against the truth the group is worse (the planted +0.10) ...
-    assert fnr(rows[mask], "true_repaid") - fnr(rows[~mask], "true_repaid") > 0.03
-    # ... but with the recorded labels at this n it cannot be decided: the 95% interval
-    # of its FNR reaches both inside the 1.25x tolerance band and well beyond it.
+    assert mask.sum() == min(200, ROWS // 750)
+    assert rows.loc[mask, "ts"].min() >= pd.Timestamp("2025-11-10")
+    recorded = rows["repaid"].notna()
+    # Mostly delayed labels: a pool of unlabelled rows several times the labelled ones.
+    assert 0.1 <= recorded[mask].mean() <= 0.35
+    # The +0.15 gap is planted exactly (to one row) among its labelled and its pending repaying applicants.
+    rest = fnr(rows[~mask], "true_repaid")
+    for part in (recorded, ~recorded):
+        positives = int((mask & part & rows["true_repaid"]).sum())
+        gap = fnr(rows[mask & part], "true_repaid") - rest
+        assert abs(gap - 0.15) <= 0.5 / positives + 1e-9, (gap, positives)
+    # With the recorded labels it cannot be judged: fewer repaying applicants than min_support ...
     lab_mask = slice_mask(labelled, effect)
-    pos_in = labelled[lab_mask & labelled["repaid"]]
-    rest_fnr = fnr(labelled[~lab_mask])
-    low, high = proportion_confint(int((~pos_in["approved"]).sum()), len(pos_in), method="wilson")
-    assert low < 1.25 * rest_fnr < high
-    assert high > 2 * rest_fnr
+    assert 10 <= (lab_mask & labelled["repaid"]).sum() < DEMO_CONFIG["policy"]["min_support"]
+    # ... while with every row at its true outcome the gap is significant even at a Bonferroni level over
+    # a thousand comparisons (the audit's family is about that size).
+    pos = rows[rows["true_repaid"]]
+    declined = ~pos["approved"].astype(bool)
+    in_group = slice_mask(pos, effect)
+    table = [[int((declined & in_group).sum()), int((~declined & in_group).sum())],
+             [int((declined & ~in_group).sum()), int((~declined & ~in_group).sum())]]
+    assert stats.fisher_exact(table).pvalue < 0.05 / 1000
 
 
 def test_noisy_labels(labelled: pd.DataFrame) -> None:

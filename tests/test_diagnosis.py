@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize, samplesize_confint_proportion
 
@@ -27,6 +28,7 @@ from metrics.diagnosis import (
     diagnose_groups,
     rows_plan,
 )
+from metrics.intervals import bh_level
 from metrics.quality import CONFLICTS, LABEL_ERRORS, LABEL_ERRORS_NEG, LABEL_ERRORS_POS, MISSING_ANY, QualityCounts, compute_quality
 from metrics.spec import RowFilter, parse_spec
 
@@ -34,10 +36,21 @@ SPEC = parse_spec({"source": {"path": "x.csv"}, "columns": {"label": "y", "predi
 SLICE = (("channel", "broker"), ("region", "south"))
 
 
-def power(p1: float, n1: float, p2: float, n2: float) -> float:
-    """statsmodels' power of the two-sided z-test on Cohen's h at alpha 0.05, computed here independently."""
+def power(p1: float, n1: float, p2: float, n2: float, alpha: float = 0.05) -> float:
+    """statsmodels' power of the two-sided z-test on Cohen's h at alpha, computed here independently."""
     h = abs(proportion_effectsize(p1, p2))
-    return NormalIndPower().power(effect_size=h, nobs1=n1, alpha=0.05, ratio=n2 / n1, alternative="two-sided")
+    return NormalIndPower().power(effect_size=h, nobs1=n1, alpha=alpha, ratio=n2 / n1, alternative="two-sided")
+
+
+def bh_rejects(others: list[float], p: float, fdr: float) -> bool:
+    """statsmodels' Benjamini-Hochberg: is a test with p-value p rejected among `others` at `fdr`?"""
+    return bool(multipletests([*others, p], alpha=fdr, method="fdr_bh")[0][-1])
+
+
+def brute_level(others: list[float], fdr: float) -> float:
+    """The largest k*fdr/m that statsmodels' BH rejects when the new test has that p-value (a search, no formula)."""
+    m = len(others) + 1
+    return max(fdr * (k / m) for k in range(1, m + 1) if bh_rejects(others, fdr * (k / m) * (1 - 1e-12), fdr))
 
 
 # ---------------------------------------------------------------- additional_rows_needed
@@ -103,6 +116,45 @@ def test_bigger_gap_needs_fewer_rows(n1, n2, p2, gaps):
         n = rows_plan(None, n1, x2, n2, SPEC, target_gap=gap).rows_needed
         needs.append(n if n is not None else math.inf)
     assert all(a >= b for a, b in zip(needs, needs[1:]))
+
+
+# ---------------------------------------------------------------- the Benjamini-Hochberg level
+
+@settings(max_examples=60, deadline=None)
+@given(others=st.lists(st.floats(0.0, 1.0), max_size=40), fdr=st.sampled_from([0.01, 0.05, 0.1]))
+def test_bh_level_is_the_largest_p_value_statsmodels_rejects(others, fdr):
+    """Just below the level, statsmodels' BH rejects the new test among the others; just above, it does not."""
+    level = bh_level(others, fdr)
+    assert fdr * (1 / (len(others) + 1)) <= level <= fdr  # Bonferroni at worst, the fdr at best
+    assert level == pytest.approx(brute_level(others, fdr), rel=1e-12)
+    assert bh_rejects(others, level * (1 - 1e-9), fdr)
+    assert not bh_rejects(others, level * (1 + 1e-9), fdr)
+
+
+def test_bh_level_examples():
+    """A lone test: the fdr; 999 null tests: fdr/1000 (Bonferroni's level); NaNs are not tests."""
+    assert bh_level([], 0.05) == 0.05
+    assert bh_level([0.5] * 999, 0.05) == pytest.approx(0.05 / 1000)
+    assert bh_level([0.001, 0.002, 0.9, float("nan")], 0.05) == pytest.approx(3 * 0.05 / 4)
+
+
+def test_rows_are_counted_at_the_level_the_verdict_needs():
+    """In a family of 1,000 comparisons the rows to settle a gap are those with 80% power at the BH level, not 0.05."""
+    others = [0.5] * 999
+    level = bh_level(others, SPEC.policy.fdr)
+    d = diagnose(SLICE, 40, 12, 9000, 1800, SPEC, family_pvalues=others)   # 30% on 40 rows against 20%
+    plan = d.evidence["additional_rows_plan"]
+    assert plan["alpha"] == pytest.approx(level) and plan["family_size"] == 1000
+    assert "Benjamini-Hochberg" in plan["note"] and "1,000 comparisons" in plan["note"]
+    total = plan["rows_needed"]
+    assert power(0.3, total, 0.2, 9000, level) >= 0.8 > power(0.3, total - 1, 0.2, 9000, level)
+    lone = diagnose(SLICE, 40, 12, 9000, 1800, SPEC)
+    assert lone.evidence["additional_rows_plan"]["alpha"] == SPEC.policy.fdr
+    assert d.additional_rows > 2 * lone.additional_rows
+    # And a slice that many rows away from the verdict: its p-value at the planned size and observed rate turns it.
+    p_at_plan = stats.chi2_contingency([[0.3 * total, 0.7 * total], [1800, 7200]], correction=False)[1]
+    assert p_at_plan < 0.05 < stats.chi2_contingency([[12, 28], [1800, 7200]], correction=False)[1]
+    assert bh_rejects(others, p_at_plan, SPEC.policy.fdr)
 
 
 def test_edge_cases_are_documented_figures():
@@ -336,6 +388,24 @@ def test_demo_pacific_islander_needs_more_data(group_needs):
     assert pi["verdict"] in ("inconclusive", "insufficient_data")
     assert pi["evidence"]["representation"]["under_represented"]
     assert "Pacific Islander" in pi["message"] and f"{int(pi['additional_rows']):,}" in pi["message"]
+
+
+def test_demo_rows_to_settle_are_at_the_group_tables_bh_level(group_needs):
+    """The too-small group's rows are planned at the BH level of the group table's family (statsmodels' BH, brute force)."""
+    snap, needs = group_needs
+    pi = needs.set_index("group").loc["race_ethnicity=Pacific Islander"]
+    plan = pi["evidence"]["additional_rows_plan"]
+    rows = snap.groups.rows
+    metric = rows["metric"].eq(pi["metric"])
+    own = rows["slice"].map(lambda s: tuple(s) == (("race_ethnicity", "Pacific Islander"),)) & metric
+    others = rows.loc[rows["q_value"].notna() & ~own, "p_value"].tolist()
+    level = brute_level(others, snap.spec.policy.fdr)
+    assert plan["alpha"] == pytest.approx(level, rel=1e-12) and plan["family_size"] == len(others) + 1
+    assert level < snap.spec.policy.fdr / 10   # far below the unadjusted 0.05 the rows used to be counted at
+    ref = rows[rows["slice"].map(lambda s: tuple(s) == (("race_ethnicity", "White"),)) & metric].iloc[0]
+    n2, p2 = int(ref["support"]), float(ref["successes"]) / int(ref["support"])
+    target, total = plan["target_rate"], plan["rows_needed"]
+    assert power(target, total, p2, n2, level) >= 0.8 > power(target, total - 1, p2, n2, level)
 
 
 def test_demo_clean_large_groups_need_nothing(group_needs):

@@ -6,6 +6,9 @@ import copy
 from dataclasses import replace
 from pathlib import Path
 
+import json
+
+import jsonschema
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -13,13 +16,19 @@ from streamlit.testing.v1 import AppTest
 from connectors.audit import run_audit
 from connectors.config import write_config
 from connectors.demo import DEMO_CONFIG, PLANTED, write_demo
-from connectors.queue import plan_pools
+from connectors.export import export_document, load_snapshot
+from connectors.queue import attach_plan, plan_pools
 from metrics.errors import DataError
 from metrics.intervals import wilson_interval
-from metrics.plan import OBJECTIVE, build_plan
+from metrics.plan import OBJECTIVE, build_plan, plan_places
 from metrics.spec import parse_spec
+from metrics.suppression import suppress_document
 
 SMALL = next(p.slice for p in PLANTED if p.kind == "too_small")
+NOISY = next(p.slice for p in PLANTED if p.kind == "noisy_labels")
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schema" / "snapshot.schema.json").read_text())
+# The published schema's `data_plan` section on its own, with the definitions it refers to.
+PLAN_SCHEMA = {"$defs": SCHEMA["$defs"], **SCHEMA["properties"]["data_plan"]}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +76,7 @@ def test_demo_plan_sends_the_budget_to_the_too_small_group(snap):
         alloc = plan.allocation()
         assert alloc[SMALL] >= 0.5 * budget or alloc[SMALL] == pools[SMALL]
         assert alloc[SMALL] == max(alloc.values()) and alloc[SMALL] / plan.allocated == 1.0
-    # 200 rows exceed the group's 20 unlabelled rows: capped, said plainly; its question is settled.
+    # 200 rows exceed the group's ~160 unlabelled rows: capped, said plainly; its question is settled.
     assert any("stay unspent" in n for n in plan.notes)
     assert plan.items[0].settles and plan.allocated == pools[SMALL]
     assert any("under-represented" in why for _, why in plan.skipped)
@@ -106,6 +115,79 @@ def test_bad_budgets_and_no_findings(snap):
     assert empty.to_dict()["allocated"] == 0
     unknown = build_plan(with_needs(snap, [need("Black", 50, 0.3, 0.1)]), 80)
     assert "were not counted" in unknown.notes[0] and unknown.allocated == 80
+
+
+def test_the_plan_is_in_the_snapshot_with_its_objective_budget_and_expected_widths(snap):
+    pools = plan_pools(snap)
+    plan = build_plan(snap, 200, pools)
+    assert "data_plan" not in snap.to_dict()  # none until one is attached
+    attached = attach_plan(snap, 200)
+    assert attached.data_plan == plan and attached.groups is snap.groups
+    section = attached.to_dict()["data_plan"]
+    assert (section["budget"], section["allocated"], section["unspent"]) == (200, pools[SMALL], 200 - pools[SMALL])
+    assert section["objective"] == OBJECTIVE and section["notes"] == list(plan.notes)
+    (item,) = section["items"]
+    assert (item["rank"], item["slice"], item["allocated"]) == (1, dict(SMALL), pools[SMALL])
+    # The expected 95% interval after the plan: Wilson at the grown denominator (the plan's own rule) ...
+    c = plan.items[0].candidate
+    grown = c.n + pools[SMALL] * c.n / c.labelled_n
+    low, high = wilson_interval(c.rate * grown, grown)
+    assert item["expected_ci_width"] == pytest.approx(high[0] - low[0])
+    assert item["expected_ci_width"] < item["ci_width"]
+    # ... and the rows to settle it at the Benjamini-Hochberg level of the audit, far below 0.05.
+    assert item["alpha"] < 0.005 and item["additional_rows"] <= pools[SMALL] and item["settles"]
+    assert [s["group"] for s in section["skipped"]] == ["age_band=65+"]
+    json.dumps(section, allow_nan=False)
+
+
+def test_the_exported_snapshot_carries_the_plan_as_json_and_csv_with_small_cells_withheld(snap, tmp_path):
+    doc = attach_plan(snap, 200).to_dict()
+    validator = jsonschema.Draft202012Validator(PLAN_SCHEMA)
+    shown, _ = suppress_document(doc, 10)
+    withheld, summary = suppress_document(doc, 100)  # the group's labelled rows are fewer than 100
+    for d in (shown, withheld):
+        assert not list(validator.iter_errors(d["data_plan"])), next(validator.iter_errors(d["data_plan"])).message
+    assert shown["data_plan"]["items"][0]["allocated"] > 0 and not shown["data_plan"]["items"][0]["suppressed"]
+    hidden = withheld["data_plan"]["items"][0]
+    assert hidden["suppressed"] and hidden["allocated"] is None and hidden["n"] is None
+    assert hidden["slice"] == dict(SMALL) and summary.cells_suppressed > 0
+    assert list(validator.iter_errors({**shown["data_plan"], "budget": -1}))
+    assert list(validator.iter_errors({**shown["data_plan"], "items": [{"id": "x"}]}))
+    # A snapshot folder: the plan in snapshot.json (schema-checked on write) and one CSV row per question.
+    result = export_document(doc, tmp_path / "snap", k=10)
+    assert load_snapshot(result.path)["data_plan"]["items"][0]["slice"] == dict(SMALL)
+    csv = (result.path / "data_plan_items.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert len(csv) == 2
+    assert {"rank", "allocated", "additional_rows", "alpha", "expected_ci_width"} <= set(csv[0].split(","))
+
+
+def test_each_finding_has_its_place_in_the_plan(snap):
+    """Every finding: its rank and rows in the plan, why it is not planned, or why labels are not its fix."""
+    f0 = snap.findings[0]
+    ev = {"metric": "misclassification", "support": 200, "labelled_rows": 200, "rate": 0.3, "comparison_rate": 0.2,
+          "verdict": "inconclusive", "additional_rows_plan": {"additional_labelled_rows": 80, "target_rate": 0.3}}
+    planned = replace(f0, id="misclassification|channel=online", slice=(("channel", "online"),), need="more_data",
+                      evidence=ev)
+    unplanned = replace(planned, id="misclassification|channel=mobile", slice=(("channel", "mobile"),),
+                        evidence={**ev, "additional_rows_plan": {}})
+    s = replace(snap, findings=(*snap.findings, planned, unplanned))
+    plan = build_plan(s, 500, {**plan_pools(snap), (("channel", "online"),): 1000})
+    places = plan_places(s, plan)
+    assert set(places) == {f.id for f in s.findings}
+    k, item = next((k, i) for k, i in enumerate(plan.items, 1) if i.candidate.id == planned.id)
+    assert item.settles and places[planned.id] == (
+        f"#{k} of {len(plan.items)} in the plan: {item.allocated:,} labelled rows planned, 80 settle it")
+    assert places[unplanned.id] == "not planned: the power rule gives no number of rows that would settle it"
+    noisy = next(f for f in snap.findings if set(f.slice) == set(NOISY))
+    assert places[noisy.id] == "in the labelling queue: its suspected label errors, to re-check"
+    model = [f for f in snap.findings if f.need == "model"]
+    assert model and all(places[f.id].endswith("the model needs the fix") for f in model)
+    # A budget too small to settle it: its rows so far, and that they do not settle it.
+    short = build_plan(s, 40, {**plan_pools(snap), (("channel", "online"),): 1000})
+    k, item = next((k, i) for k, i in enumerate(short.items, 1) if i.candidate.id == planned.id)
+    assert not item.settles and plan_places(s, short)[planned.id] == (
+        f"#{k} of {len(short.items)} in the plan: {item.allocated:,} labelled rows planned, of the 80 that would "
+        f"settle it")
 
 
 def test_data_plan_page_draws_chart_queue_and_downloads(demo_path, monkeypatch):

@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 import jsonschema
 import pytest
+from sklearn.metrics import recall_score
 
 from connectors.audit import run_audit
 from connectors.demo import DEMO_CONFIG, PLANTED, write_demo
@@ -22,6 +23,7 @@ from connectors.queue import (
     plan_pools,
     queue_csv,
 )
+from metrics.errors import DataError
 from metrics.followup import follow_up
 from metrics.plan import build_plan
 from metrics.spec import parse_spec
@@ -57,7 +59,7 @@ def test_queue_is_stratified_to_the_plan(demo):
     for slice_, k in plan.allocation().items():
         label = ", ".join(f"{c}={v}" for c, v in slice_)
         assert (rows["slice"] == label).sum() == k
-    # The small group's pool is 20 unlabelled rows: the plan takes all of them, and each is unlabelled.
+    # The small group's pool (~160 unlabelled rows) is smaller than the budget: the plan takes all of it.
     assert plan.allocation()[SMALL] == plan.items[0].available
     assert rows["current_label"].isna().all()
     assert set(rows["race_ethnicity"]) == {"Pacific Islander"}
@@ -119,6 +121,35 @@ def test_hidden_columns_never_leave(demo):
     assert "Pacific Islander" not in queue_csv(q2).decode("utf-8-sig")
 
 
+def test_bad_inputs_give_plain_empty_results(demo):
+    """Budget 0, no findings, a budget beyond every pool, out-of-range options: plain notes or one-line errors."""
+    _, snap, _, _ = demo
+    zero = build_plan(snap, 0, plan_pools(snap))
+    # Budget 0: nothing to label, only the re-checks; with none of those either, an empty queue said plainly.
+    queue = build_queue(snap, zero, recheck_rows=20)
+    assert set(queue.rows["reason"]) == {"label_error"} and len(queue.rows) == 20
+    empty = build_queue(snap, zero, recheck_rows=0)
+    assert empty.rows.empty and any("nothing to queue" in n for n in empty.notes)
+    assert queue_csv(empty).decode("utf-8-sig").startswith("request_id,reason,slice,rank,priority")
+    assert json.loads(label_studio_json(empty)) == []
+    jsonschema.validate([], SCHEMA, cls=jsonschema.Draft202012Validator)
+    # No findings and no group needs: an empty plan whose CSV carries the note instead of rows.
+    none = build_plan(replace(snap, findings=(), group_needs=snap.group_needs.iloc[0:0]), 100, {})
+    assert none.items == () and "plan is empty" in none.notes[-1]
+    assert "plan is empty" in plan_csv(none).decode("utf-8-sig")
+    assert build_queue(replace(snap, findings=()), none, recheck_rows=0).rows.empty
+    # A budget beyond every pool: the pool is queued, not more, and the rest is said to stay unspent.
+    huge = build_plan(snap, 10**6, plan_pools(snap))
+    assert huge.allocated == sum(plan_pools(snap).values()) and "stay unspent" in " ".join(huge.notes)
+    assert len(build_queue(snap, huge, recheck_rows=0).rows) == huge.allocated
+    with pytest.raises(DataError, match="uncertain_share"):
+        build_queue(snap, zero, uncertain_share=1.5)
+    with pytest.raises(DataError, match="recheck_rows"):
+        build_queue(snap, zero, recheck_rows=-1)
+    with pytest.raises(DataError, match="whole number"):
+        build_plan(snap, True)
+
+
 def test_labelling_the_queue_and_following_up(demo, tmp_path):
     """Audit, label the queued rows with their true values, audit again: the follow-up reports the small group."""
     path, snap, plan, queue = demo
@@ -133,15 +164,22 @@ def test_labelling_the_queue_and_following_up(demo, tmp_path):
                     "WHERE labels.request_id = g.request_id AND list_contains($ids, labels.request_id)", {"ids": fixed})
     later = run_audit(demo_spec(copy_path))
     assert later.data.labelled_rows == snap.data.labelled_rows + len(new_ids)
+    # The plan funded the whole pool of the planted group and said labels would settle it.
+    item = next(i for i in plan.items if i.candidate.slice == SMALL)
+    assert item.settles and item.allocated == item.available == len(new_ids)
     report = {f.id: f for f in follow_up(snap.to_dict(), later.to_dict())}
     small = report[SMALL_FNR]
+    # Too few labelled rows to judge before; after labelling, the planted +0.15 gap is decided against the group.
     assert small.then["verdict"] in ("insufficient_data", "inconclusive")
-    # Every unlabelled row of the group is now labelled: the interval can only have narrowed.
-    assert small.now["n"] > small.then["n"]
-    assert small.now["ci_high"] - small.now["ci_low"] < small.then["ci_high"] - small.then["ci_low"]
-    decided = small.now["verdict"] not in ("insufficient_data", "inconclusive")
-    assert small.status == ("still_undecided" if not decided else small.status)
-    if not decided:
-        pytest.xfail(f"the planted group has only 100 rows in the whole demo (20 unlabelled at 150k rows); with all "
-                     f"labelled its {small.now['verdict']} verdict stays undecided (q={small.now['q_value']:.2f}): "
-                     f"no labelling budget can settle it on this data")
+    assert small.now["n"] > 3 * small.then["n"]
+    assert small.now["verdict"] == "outside" and small.now["q_value"] < snap.spec.policy.fdr
+    assert small.status == "worse" and "settled against the group" in small.explanation
+    # The follow-up's numbers are the later audit's own, recomputed here from the raw rows by sklearn.
+    with duckdb.connect(str(copy_path), read_only=True) as con:
+        raw = con.execute("SELECT l.repaid, p.approved FROM predictions p JOIN labels l USING (request_id) "
+                          "WHERE p.race_ethnicity = $g", {"g": dict(SMALL)["race_ethnicity"]}).df()
+    assert small.now["n"] == int(raw["repaid"].sum())
+    assert small.now["value"] == pytest.approx(1 - recall_score(raw["repaid"], raw["approved"]))
+    # The flat row (tables and CSV) carries the numbers then and now.
+    row = small.to_row()
+    assert (row["verdict_then"], row["verdict_now"], row["status"]) == (small.then["verdict"], "outside", "worse")

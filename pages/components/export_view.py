@@ -12,26 +12,47 @@ from connectors.snapshot_store import FILES, export_view, snapshot_file, snapsho
 from metrics.diff import MOVE_RULE
 from metrics.export_views import (annotation_record, changes_table, diff_figures, findings_table, history_table,
                                   moves_table, problems_table, snapshot_label)
+from metrics.roles import OIDC_MODE
+from pages.components.auth import author as session_author
+from pages.components.auth import current_principal, log_access, logged
 from pages.components.frame import PageContext, guard, show_table
 from pages.components.loaders import get_source, load_annotation, load_full_audit, load_snapshot_diff, stamp_of
+from pages.components.plan_view import chosen_budget, load_plan
 
 PICKED = "fw.export.download"
 _COUNTS = {n: st.column_config.NumberColumn(n, format="localized") for n in ("n", "Flagged gaps")}
 
 
 def render_snapshot_form(ctx: PageContext, root: Path) -> None:
-    """Author and note, then write the current view's audit as the newest snapshot of the history."""
-    sel = ctx.selection
+    """Author and note, then write the current view's audit as the newest snapshot of the history.
+
+    Signed in, the author is the signed-in person (not typed); in local mode the person types their name.
+    Either way the snapshot also records the session's own author block (name, id, role, how signed in).
+    """
+    sel, principal = ctx.selection, current_principal()
+    signed_in = principal is not None and principal.mode == OIDC_MODE
     with st.form("fw.export.form", clear_on_submit=True):
-        author = st.text_input("Author", key="fw.export.author", help="Who takes this snapshot (kept in it)")
+        if signed_in:
+            st.text_input("Author", value=principal.name, disabled=True,
+                          help=f"You, as signed in ({principal.user_id}): recorded in the snapshot and its manifest")
+            author = principal.name
+        else:
+            author = st.text_input("Author", key="fw.export.author", help="Who takes this snapshot (kept in it)")
         note = st.text_area("Note", key="fw.export.note", placeholder="Why this snapshot: a review, a release, a complaint…")
         submitted = st.form_submit_button("Create snapshot", type="primary")
     if submitted:
         with guard(), st.spinner("Fingerprinting the rows and writing the reports…"):
-            annotation = annotation_record(author, note, sel.row_filter.describe())
+            view = sel.row_filter.describe()
+            annotation = annotation_record(author, note, view)
+            # Logged before anything is written: no log line, no snapshot.
+            log_access("export", f"create snapshot of {view}", {"history": str(root), "author": author,
+                                                                 "source": sel.spec.source.describe()})
             # The full audit, slice search and findings included, as `fairwatch audit` exports it.
             snap = load_full_audit(sel.spec, sel.row_filter, stamp_of(sel.spec))
-            result = export_view(snap, annotation, root, get_source(sel.spec.source, stamp_of(sel.spec)))
+            # With the data plan of the budget chosen on the Data plan page (its default otherwise).
+            snap = snap.with_plan(load_plan(sel.spec, sel.row_filter, stamp_of(sel.spec), chosen_budget()))
+            result = export_view(snap, annotation, root, get_source(sel.spec.source, stamp_of(sel.spec)),
+                                 author=session_author())
             st.session_state[PICKED] = result.path.name
             st.success(f"Snapshot #{result.sequence} written to `{result.path}` ({len(result.files)} files, "
                        f"{result.suppression.cells_suppressed:,} small cells withheld). Its manifest SHA-256 is "
@@ -58,11 +79,16 @@ def render_downloads(entries: Sequence[HistoryEntry], root: Path) -> None:
     name = st.selectbox("Snapshot", names, format_func=labels.get, key=PICKED)
     folder = snapshot_folder(root, name)
     cols = st.columns(4)
-    cols[0].download_button("Zip (all files)", lambda: zip_bytes(folder), f"{name}.zip", "application/zip",
-                            on_click="ignore", icon=":material/folder_zip:", key="fw.export.zip")
+    # Each file is made on the click, after its access-log line is written (auth.logged): no line, no bytes.
+    cols[0].download_button("Zip (all files)", logged("export", f"download {name}.zip", lambda: zip_bytes(folder),
+                                                      {"snapshot": name, "file": "zip"}),
+                            f"{name}.zip", "application/zip", on_click="ignore", icon=":material/folder_zip:",
+                            key="fw.export.zip")
     for col, (kind, (file, mime)) in zip(cols[1:], FILES.items()):
-        col.download_button(kind.upper(), lambda k=kind: snapshot_file(folder, k), f"{name}_{file}", mime,
-                            on_click="ignore", icon=":material/download:", key=f"fw.export.{kind}")
+        data = logged("export", f"download {name}_{file}", lambda k=kind: snapshot_file(folder, k),
+                      {"snapshot": name, "file": file})
+        col.download_button(kind.upper(), data, f"{name}_{file}", mime, on_click="ignore", icon=":material/download:",
+                            key=f"fw.export.{kind}")
 
 
 def render_verify(entries: Sequence[HistoryEntry], root: Path) -> None:
