@@ -4,7 +4,9 @@
 
 Measures, with Debian's chromium driving `streamlit run app.py` (as `make run` starts it):
 - cold: a fresh server process, first visit to the Overview (imports, opening the source, the audit);
-- cached: a second browser session opening the Overview (the audit comes from st.cache_data);
+- cached: coming back to the Overview from another page of the same session (median of 3: the
+  audit comes from st.cache_data), and a second browser tab opening it (a new session: this also
+  boots Streamlit's frontend);
 - sidebar change: choosing model version v2 (a new audit), then back to all versions (cached);
 - page weight: bytes over HTTP (encoded, as transferred) plus WebSocket frames, for the cold visit.
 "Fully drawn" = Streamlit's script-state flag says not running, no skeleton or spinner is left, and
@@ -134,6 +136,24 @@ def choose_version(page, option: str) -> float:
     return drawn - start
 
 
+def revisit_overview(page) -> float:
+    """Seconds from clicking Overview in the sidebar (coming from another page) to the fully drawn Overview.
+
+    The same session: the audit comes from the cache and Streamlit's frontend is already running,
+    so this is the app's own cost of showing a cached page.
+    """
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_role("link", name="Performance").first.click()
+    page.wait_for_function("() => location.pathname.endsWith('/Performance')", timeout=180_000, polling=50)
+    wait_drawn(page, timeout_ms=180_000)
+    start = time.monotonic()
+    sidebar.get_by_role("link", name="Overview").first.click()
+    page.wait_for_function("() => !location.pathname.endsWith('/Performance')", timeout=180_000, polling=50)
+    page.locator('[data-testid="stMetric"]').filter(has_text="Decisions audited").wait_for(timeout=180_000)
+    _, drawn = wait_drawn(page, timeout_ms=180_000)
+    return drawn - start
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -153,13 +173,18 @@ def main(argv: list[str] | None = None) -> int:
         cold, first = open_overview(context, base, traffic)
         first.close()
         cached, page = open_overview(context, base)
+        revisits = sorted(revisit_overview(page) for _ in range(3))
         change_new = choose_version(page, "v2")
         change_cached = choose_version(page, "all versions")
         browser.close()
+    revisit = revisits[1]
     results += [
         ("Overview, cold (fresh server, first visit)", cold, f"< {TARGETS['cold']:.0f} s",
          "PASS" if cold < TARGETS["cold"] else "FAIL"),
-        ("Overview, cached (new session, same browser)", cached, f"< {TARGETS['cached']:.0f} s",
+        ("Overview, cached (back from another page)", revisit, f"< {TARGETS['cached']:.0f} s",
+         "PASS" if revisit < TARGETS["cached"] else "FAIL"),
+        # A new tab also boots Streamlit's frontend (its JavaScript, the WebSocket, the session).
+        ("Overview, cached (new tab: a new session)", cached, f"< {TARGETS['cached']:.0f} s",
          "PASS" if cached < TARGETS["cached"] else "FAIL"),
         ("Sidebar change to v2 (new audit)", change_new, "—", "info"),
         ("Sidebar change back to all (cached)", change_cached, f"< {TARGETS['cached']:.0f} s",
@@ -167,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     weight = traffic.total_mb
     print(f"\nfairwatch dashboard benchmark: {args.rows:,} rows ({config})")
-    print(f"{'measure':<46} {'value':>10}  {'target':>8}  result")
+    print(f"{'measure':<46} {'value':>10}  {'target':>8}  result   (back from another page: median of "
+          f"{', '.join(f'{r:.2f}' for r in revisits)} s)")
     for name, seconds, target, verdict in results:
         print(f"{name:<46} {seconds:>8.2f} s  {target:>8}  {verdict}")
     ok = weight < TARGETS["weight_mb"]

@@ -301,15 +301,24 @@ def _gap_columns(rows: pd.DataFrame, metric: str) -> dict[str, list]:
     }
 
 
+def involves_sensitive(slice_: Slice, spec: AuditSpec) -> bool:
+    """True when one of the slice's predicates is on a sensitive feature (a fairness question, not only accuracy)."""
+    return any(feature in spec.sensitive for feature, _ in slice_)
+
+
 def findings_table(snapshot: AuditSnapshot, needs: Sequence[str] | None = None,
-                   plan_places: Mapping[str, str] | None = None) -> pd.DataFrame:
+                   plan_places: Mapping[str, str] | None = None, sensitive_only: bool = False) -> pd.DataFrame:
     """The findings ranked by SliceLine score: need, error with interval and n, the rest, q, rows to add, message.
 
     plan_places: each finding's place in the data plan by finding id (`metrics.plan.plan_places`), a column.
+    sensitive_only: only the findings whose slice names a sensitive feature. The SliceLine score ranks
+    large slices of ordinary features high; an analyst asking "whom does the model fail" wants these.
     """
     table, findings = snapshot.slices, snapshot.findings or ()
     ranks = {tuple(s): i + 1 for i, s in enumerate(table.rows["slice"])}
-    chosen = sorted((f for f in findings if needs is None or f.need in needs), key=lambda f: ranks[f.slice])
+    chosen = sorted((f for f in findings if (needs is None or f.need in needs)
+                     and (not sensitive_only or involves_sensitive(f.slice, snapshot.spec))),
+                    key=lambda f: ranks[f.slice])
     rows = table.rows.iloc[[ranks[f.slice] - 1 for f in chosen]]
     places = {} if plan_places is None else {"Data plan": [plan_places.get(f.id, "—") for f in chosen]}
     return pd.DataFrame({

@@ -25,7 +25,11 @@ def draw(ctx: PageContext) -> None:
     st.page_link("pages/8_Data_plan.py", icon=":material/playlist_add_check:",
                  label=f"Data plan: each finding's place in the plan of {plan.budget:,} labelled rows "
                        f"({plan.allocated:,} planned over {len(plan.items)} open question(s)); open the plan")
-    show_table(findings_table(snap, need_filter(snap), plan_places(snap, plan)), FINDING_COLUMNS, height=420)
+    sensitive_only = st.toggle("Only slices that involve a sensitive feature", key="fw.sl.sensitive",
+                               help="Slices of ordinary features (region, channel, …) are about accuracy; the ones "
+                                    "naming a sensitive feature are about whom the model fails.")
+    show_table(findings_table(snap, need_filter(snap), plan_places(snap, plan), sensitive_only), FINDING_COLUMNS,
+               height=420)
     if st.toggle("Show inconclusive slices too (worse than the rest, but it could be chance)",
                  key="fw.sl.inconclusive"):
         show_table(inconclusive_table(snap.slices, sel.spec.policy.fdr), FINDING_COLUMNS, height=300)

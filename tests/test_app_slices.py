@@ -85,6 +85,13 @@ def test_slices_page_ranks_findings_with_need_q_and_the_planted_slice_needs_bett
     assert findings["Data plan"].map(bool).all() and not findings["Data plan"].eq("—").any()
     links = [e.proto.label for e in at.get("page_link")]
     assert any(label.startswith("Data plan: each finding's place in the plan of 200 labelled rows") for label in links)
+    # Only the slices that name a sensitive feature: exactly those of the full list, in the same order.
+    sensitive = ("sex=", "race_ethnicity=", "age_band=")
+    at.toggle(key="fw.sl.sensitive").set_value(True).run()
+    narrowed = at.dataframe[0].value
+    expected = findings[findings["Slice"].map(lambda s: any(p.startswith(sensitive) for p in s.split(", ")))]
+    assert 0 < len(narrowed) < len(findings) and narrowed["Slice"].tolist() == expected["Slice"].tolist()
+    at.toggle(key="fw.sl.sensitive").set_value(False).run()
     at.button_group(key="fw.sl.needs").set_value(["better_data"]).run()
     assert set(at.dataframe[0].value["Need"]) == {"Better data"}
     tables = len(at.dataframe)
