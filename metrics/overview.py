@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,7 @@ from scipy import stats
 from metrics.groups import slice_label
 from metrics.intervals import CONFIDENCE, difference_interval, ratio_interval
 from metrics.outcomes import DataSummary
-from metrics.spec import Policy
+from metrics.spec import AuditSpec, Policy
 from metrics.trends import TrendTable
 
 HEADLINE_METRICS = ("selection_rate", "true_positive_rate", "false_negative_rate", "false_positive_rate")
@@ -528,6 +528,18 @@ def gap_arrow(rows: pd.DataFrame, worst: Disparity | None, grain: str) -> TrendA
     widening = abs(log_ratio[1]) > abs(log_ratio[0])
     return TrendArrow(f"{r1 - r0:+.2f}× ({'widening' if widening else 'narrowing'})", "up" if change > 0 else "down",
                       "red" if widening else "green", which, text)
+
+
+def arrow_spec(spec: AuditSpec, worst: Disparity | None) -> AuditSpec:
+    """The spec the Overview's arrows need: only the sensitive features of the largest gap's grouping.
+
+    The arrows read label coverage per window (the same whatever the features) and one grouping's
+    values per window, which depend only on that grouping's own counts and its reference (chosen per
+    feature, as the audit does). Counting and computing every intersection per window instead took
+    most of a cold Overview's time at 10M rows; the Trends page still computes them all.
+    """
+    chosen = set(worst.grouping.split(" × ")) if worst is not None else set(spec.sensitive[:1])
+    return replace(spec, sensitive=tuple(f for f in spec.sensitive if f in chosen))
 
 
 def trend_arrows(trends: TrendTable | None, worst: Disparity | None) -> TrendArrows:

@@ -170,3 +170,26 @@ def test_trend_chart_breaks_lines_at_gaps_and_every_mark_tells_n():
     assert lone["transform"] == [{"filter": "datum.isolated"}]
     values = next(iter(spec["datasets"].values()))
     assert [v["value"] for v in values] == [0.5, None, 0.4]  # the masked window travels as null, never 0
+
+
+def test_arrows_from_the_gap_grouping_alone_equal_those_from_every_grouping(demo_dir):  # noqa: F811
+    """The Overview counts only the largest gap's features per window: its arrows equal the full trend table's,
+    for every one of the demo's worst gaps (single features and intersections)."""
+    from connectors.audit import run_audit
+    from connectors.config import load_spec
+    from connectors.monitor import run_trends
+    from connectors.source import open_source
+    from metrics.overview import arrow_spec, trend_arrows, worst_disparities
+    from metrics.spec import RowFilter
+
+    spec = load_spec(demo_dir / "fairwatch.toml")
+    src = open_source(spec.source)
+    full = run_trends(spec, None, RowFilter(), src)
+    rows = run_audit(spec, RowFilter(), src, search_slices=False).groups.rows
+    worst = [*worst_disparities(rows, spec.sensitive, limit=6), *worst_disparities(rows, spec.sensitive[1:2], limit=2)]
+    assert any(" × " in w.grouping for w in worst) and any(" × " not in w.grouping for w in worst)
+    for gap in [*worst, None]:
+        narrowed = arrow_spec(spec, gap)
+        assert set(narrowed.sensitive) == (set(gap.grouping.split(" × ")) if gap else {spec.sensitive[0]})
+        assert trend_arrows(run_trends(narrowed, None, RowFilter(), src), gap) == trend_arrows(full, gap)
+    src.close()

@@ -26,7 +26,7 @@ from metrics.diff import SnapshotDiff, diff_snapshots
 from metrics.drift import DriftTable
 from metrics.errors import FairwatchError
 from metrics.mapping import ColumnProfile, profile_columns
-from metrics.overview import TrendArrows, trend_arrows
+from metrics.overview import TrendArrows, arrow_spec, trend_arrows
 from metrics.roles import visible_snapshot
 from metrics.slice_views import SliceAnalysis
 from metrics.snapshot import AuditSnapshot
@@ -123,11 +123,13 @@ def load_trend_arrows(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp, feat
                       role: str | None) -> TrendArrows:
     """The Overview's arrows (latest window vs previous); none without a time column or when it cannot be read."""
     worst = load_overview(spec, row_filter, stamp, features, role)[1]
+    gap = worst[0] if worst else None
     try:
-        trends = load_trends(spec, row_filter, None, stamp) if spec.time else None
+        trends = run_trends(arrow_spec(spec, gap), None, row_filter, get_source(spec.source, stamp)) if spec.time \
+            else None
     except FairwatchError:  # the Trends page says what is wrong; the Overview just shows no arrows
         trends = None
-    return trend_arrows(trends, worst[0] if worst else None)
+    return trend_arrows(trends, gap)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
