@@ -6,9 +6,27 @@ so Starlette's GZipMiddleware compresses them here, for browsers that ask for it
 those of app.py, unchanged; `streamlit run app.py` still works, only without compression.
 """
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import streamlit as st
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 
+
+@asynccontextmanager
+async def import_pages_code(_app: st.App) -> AsyncIterator[None]:
+    """Import the pages' code (pandas, scipy, altair, DuckDB: about 2 s) while the server starts, not on the
+    first visit: by the time someone opens the URL it is loaded."""
+    # What app.py imports (not app.py itself: importing it would run the page outside a session).
+    import metrics.charts  # noqa: F401
+    import metrics.views  # noqa: F401
+    import pages.components.frame  # noqa: F401
+    import pages.components.loaders  # noqa: F401
+    import pages.components.slice_view  # noqa: F401
+    yield
+
+
 # Level 6: nearly level 9's size (the static files are compressed once per request, on a 2-core laptop).
-app = st.App("app.py", middleware=[Middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)])
+app = st.App("app.py", lifespan=import_pages_code,
+             middleware=[Middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)])

@@ -2,8 +2,10 @@
 
     .venv/bin/python bench/bench_dashboard.py [--rows 10000000] [--port 8765]
 
-Measures, with Debian's chromium driving `streamlit run app.py` (as `make run` starts it):
-- cold: a fresh server process, first visit to the Overview (imports, opening the source, the audit);
+Measures, with Debian's chromium driving the app started as `make run` starts it (`fairwatch serve`:
+asgi.py, gzip on, the pages' code imported while the server starts):
+- cold: a fresh server process, first visit to the Overview (opening the source, joining the labels,
+  the audit, the trend arrows: nothing is computed before the visit);
 - cached: coming back to the Overview from another page of the same session (median of 3: the
   audit comes from st.cache_data), and a second browser tab opening it (a new session: this also
   boots Streamlit's frontend);
