@@ -79,21 +79,6 @@ class Traffic:
     def total_mb(self) -> float:
         return (self.http + self.ws) / 1e6
 
-    def gzip_estimate_mb(self) -> float:
-        """The same visit if a proxy gzipped Streamlit's static files (1.67 serves them uncompressed)."""
-        import gzip
-        from urllib.parse import urlparse
-
-        import streamlit
-
-        static = Path(streamlit.__file__).parent / "static"
-        total = 0
-        for url in set(self.urls):
-            path = static / urlparse(url).path.lstrip("/")
-            if path.is_file():
-                total += len(gzip.compress(path.read_bytes(), 6))
-        return (total + self.ws) / 1e6
-
 
 def ensure_data(rows: int) -> Path:
     """The benchmark log and its fairwatch.toml (generated once, kept in bench/out/)."""
@@ -204,8 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  HTTP {traffic.http / 1e6:.2f} MB in {traffic.requests} responses "
           f"({', '.join(f'{k} {v / 1e6:.2f} MB' for k, v in sorted(traffic.by_type.items(), key=lambda kv: -kv[1]))}); "
           f"WebSocket {traffic.ws / 1e6:.2f} MB in {traffic.frames} frames")
-    print(f"  the same visit behind a gzip proxy: about {traffic.gzip_estimate_mb():.2f} MB "
-          f"(Streamlit 1.67 deliberately serves its static files uncompressed)")
+    print("  static files arrive gzip-compressed (asgi.py); `streamlit run app.py` alone sends them uncompressed")
     failed = [r for r in results if r[3] == "FAIL"] + ([] if ok else ["weight"])
     print("PASS" if not failed else f"FAIL ({len(failed)} target(s) missed)")
     return 1 if failed else 0
