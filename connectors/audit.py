@@ -42,9 +42,6 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
         counts = fetch_group_counts(source, spec, row_filter)
         outcomes = binarize(counts.cells, spec)
         slices = quality = None
-        # The slice search and quality counts use DuckDB temp tables and list functions; on PostgreSQL
-        # and Spark the audit covers groups, intersections and windows (the search is DuckDB-only so far).
-        search_slices = search_slices and source.engine == "duckdb"
         if search_slices:
             summary = outcomes.summary
             slices = find_slices(fetch_slice_counts(source, spec, summary.positive_label,

@@ -2,9 +2,10 @@
 
 Every counting query in `connectors/` is written once, in DuckDB's dialect, against a relation
 named `src`, with values as `$name` parameters. For another engine SQLGlot parses it, rewrites
-the few constructs that engine lacks (GROUP BY ALL, approx_count_distinct, isnan), adds `src` as
-the first common table expression over the user's table or SELECT, and prints it in that
-engine's dialect with that driver's parameter markers. Only the grouped counts come back.
+the few constructs that engine lacks (GROUP BY ALL, approx_count_distinct, isnan, list_filter
+lambdas, quantile lists), adds `src` as the first common table expression over the user's table
+or SELECT, and prints it in that engine's dialect with that driver's parameter markers. Only the
+grouped counts come back.
 """
 
 from __future__ import annotations
@@ -56,13 +57,60 @@ def _alias_subqueries(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
+def _drops_nulls(node: exp.ArrayFilter) -> bool:
+    """True for DuckDB's list_filter(list, lambda x: x IS NOT NULL)."""
+    body, params = node.expression, node.expression.expressions if isinstance(node.expression, exp.Lambda) else []
+    if len(params) != 1 or not isinstance(body.this, exp.Not) or not isinstance(body.this.this, exp.Is):
+        return False
+    test = body.this.this
+    return isinstance(test.expression, exp.Null) and test.this.name == params[0].name
+
+
 def _postgres_rewrites(node: exp.Expression) -> exp.Expression:
-    """PostgreSQL has no approx_count_distinct or isnan: use exact count(DISTINCT) and = 'NaN'."""
+    """PostgreSQL lacks approx_count_distinct, isnan, count_if and lambdas: use exact equivalents."""
     if isinstance(node, exp.ApproxDistinct):
         return exp.Count(this=exp.Distinct(expressions=[node.this]))
     if isinstance(node, exp.IsNan):
         return exp.EQ(this=node.this, expression=exp.cast(exp.Literal.string("NaN"), "DOUBLE"))
+    if isinstance(node, exp.CountIf):
+        # SQLGlot's SUM(CASE ...) is NULL over no rows, where count_if is 0.
+        return exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=node.this))
+    if isinstance(node, exp.ArrayFilter) and _drops_nulls(node):
+        # SQLGlot's generic form is a correlated ARRAY(SELECT ... FROM UNNEST(...)) per row.
+        return exp.Anonymous(this="array_remove", expressions=[node.this, exp.Null()])
     return node
+
+
+def _spark_rewrites(node: exp.Expression) -> exp.Expression:
+    """Spark's isnan is never NULL, and its percentile_disc takes one fraction: rewrite both.
+
+    SQLGlot would print DuckDB's quantile_disc(x, [q, ...]) as percentile_disc(x, ARRAY(q, ...)),
+    which Spark refuses, and WITHIN GROUP over its own PercentileDisc as percentile_approx (not
+    exact): build one plain percentile_disc(q) WITHIN GROUP call per fraction, as an array.
+    """
+    if isinstance(node, exp.IsNan):
+        # Spark's isnan(NULL) is false where DuckDB's and PostgreSQL's is NULL: `NOT isnan(x)` would
+        # count a missing x as a number.
+        return exp.If(this=exp.Is(this=node.this.copy(), expression=exp.Null()), true=exp.Null(),
+                      false=exp.Anonymous(this="isnan", expressions=[node.this.copy()]))
+    if isinstance(node, exp.PercentileDisc) and node.expression is not None:
+        fractions = node.expression.expressions if isinstance(node.expression, exp.Array) else [node.expression]
+        order = exp.Order(expressions=[exp.Ordered(this=node.this.copy(), nulls_first=False)])
+        calls = [exp.WithinGroup(this=exp.Anonymous(this="percentile_disc", expressions=[q.copy()]),
+                                 expression=order.copy()) for q in fractions]
+        return exp.Array(expressions=calls) if isinstance(node.expression, exp.Array) else calls[0]
+    return node
+
+
+def _rewrite_bottom_up(tree: exp.Expression, rewrite) -> exp.Expression:
+    """Apply a node rewrite to every node, children first (SQLGlot's transform skips a new node's children)."""
+    for node in reversed(list(tree.walk())):  # reversed pre-order: every node after its descendants
+        new = rewrite(node)
+        if new is not node:
+            if node is tree:
+                return new
+            node.replace(new)
+    return tree
 
 
 def transpile(sql: str, dialect: str, base: str) -> str:
@@ -73,7 +121,9 @@ def transpile(sql: str, dialect: str, base: str) -> str:
         raise SourceError(f"internal query could not be translated for {dialect}: {str(exc).splitlines()[0]}") from None
     tree = _group_by_all_to_ordinals(tree)
     if dialect == "postgres":
-        tree = _alias_subqueries(tree.transform(_postgres_rewrites))
+        tree = _alias_subqueries(_rewrite_bottom_up(tree, _postgres_rewrites))
+    elif dialect == "spark":
+        tree = _rewrite_bottom_up(tree, _spark_rewrites)
     base_tree = sqlglot.parse_one(base, read=dialect)
     cte = exp.CTE(this=base_tree, alias=exp.TableAlias(this=exp.to_identifier("src")))
     key = "with_" if "with_" in tree.arg_types else "with"  # SQLGlot renamed the arg in v26

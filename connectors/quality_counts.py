@@ -1,6 +1,7 @@
 """Data-quality counts per slice, in one scan: missing values, conflicting duplicates, label errors.
 
-Only counts leave DuckDB. For every requested slice and every group of each sensitive feature the
+Only counts leave the engine (DuckDB; PostgreSQL and Spark get the same query transpiled by
+`connectors/engines.py`). For every requested slice and every group of each sensitive feature the
 query counts rows, labelled rows, rows with a missing value (in any of the slice's other columns,
 and per column), labelled rows in conflicting-duplicate groups, and suspected label errors
 (Confident Learning thresholds, computed in the same query); plus the same totals over every
@@ -198,8 +199,12 @@ def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slic
         used = {names[c.lower()] for c, _ in s}
         others.append(tuple(j for j in range(width) if j not in used))
     membership = "list_filter([" + ", ".join(members) + "], lambda x: x IS NOT NULL)"
-    # Generated integers, not user values: the '(missing)' conditions of slice k sit at index k + 2.
-    own_list = "[" + ", ".join(str(d) for d in own) + "]"
+    # The '(missing)' conditions of slice k (generated integers, not user values), as a CASE over
+    # the few slices that have any: portable, where a list indexed by k is 1-based in DuckDB and
+    # PostgreSQL but 0-based in Spark.
+    own_cases = " ".join(f"WHEN {i - 1} THEN {d}" for i, d in enumerate(own) if d)
+    own_missing_sql = f"CASE fw_k {own_cases} ELSE 0 END" if own_cases else "0"
+    kept = ["fw_y", "fw_ok", "fw_sus_neg", "fw_sus_pos", "fw_nmiss", *(f"m{j}" for j in range(width))]
     sets = sorted(set(others))
     set_aggs = "".join(
         f", count_if({' OR '.join(missing[j] for j in js) if js else 'FALSE'}) AS n_set{e}" for e, js in enumerate(sets))
@@ -230,11 +235,11 @@ flagged AS (
 ),
 per_slice AS (
   SELECT fw_k, count(*) AS n_rows, count(fw_y) AS n_labelled,
-         count_if(fw_nmiss > {own_list}[fw_k + 2]) AS n_missing_any,
+         count_if(fw_nmiss > {own_missing_sql}) AS n_missing_any,
          {", ".join(f"count_if(m{j}) AS n_m{j}" for j in range(width))},
          count_if(coalesce(fw_ok AND fw_y = 0, FALSE)) AS n_neg, count_if(coalesce(fw_ok AND fw_y = 1, FALSE)) AS n_pos,
          count_if(fw_sus_neg) AS n_sus_neg, count_if(fw_sus_pos) AS n_sus_pos
-  FROM (SELECT unnest(fw_in) AS fw_k, * EXCLUDE (fw_in) FROM flagged)
+  FROM (SELECT unnest(fw_in) AS fw_k, {", ".join(kept)} FROM flagged) AS fw_members
   GROUP BY fw_k
 ),
 dup AS (
@@ -243,7 +248,7 @@ dup AS (
 ),
 dup_slice AS (
   SELECT fw_k, sum(fw_n) AS n_conflicts
-  FROM (SELECT unnest({membership}) AS fw_k, fw_n FROM dup)
+  FROM (SELECT unnest({membership}) AS fw_k, fw_n FROM dup) AS fw_dup_members
   GROUP BY fw_k
 )
 SELECT p.*, coalesce(d.n_conflicts, 0) AS n_conflicts, thr.*

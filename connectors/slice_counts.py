@@ -27,6 +27,12 @@ more thorough than it is. The groups table refuses the same columns (`check_card
 two stay consistent. The check uses DuckDB's HyperLogLog count (constant memory) before any
 grouping. Numbers are cut into `bins` quantile bins (exact `quantile_disc` edges, so the bins are
 reproducible), labelled by range, e.g. `loan_amount=[1000, 5000)`.
+
+On PostgreSQL and Spark the same statements, transpiled by `connectors/engines.py`, run as one
+query of common table expressions instead of temporary tables; the counts are identical (tests/
+test_engines.py). Their distinct counts are exact (PostgreSQL) or HyperLogLog++ (Spark); these only
+decide whether a number is binned and whether a feature is refused, so engines can differ only for
+a column whose distinct count sits right at `bins` or `max_groups`.
 """
 
 from __future__ import annotations
@@ -62,17 +68,27 @@ _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "
             "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL")
 
 
-def _run_script(src: OpenSource, statements: list[str], params: dict) -> pd.DataFrame:
-    """Run statements on one fresh cursor (its temporary tables are its own); return the last result."""
+def _run_script(src: OpenSource, steps: list[tuple[str, str]], final: str, params: dict) -> pd.DataFrame:
+    """Run named steps then a final SELECT: DuckDB temp tables on one cursor, elsewhere one WITH query.
+
+    DuckDB: each step is a temporary table (measured 3-5x faster to derive from than a CTE, and
+    private to the cursor). PostgreSQL and Spark: the same steps as common table expressions of one
+    statement, which runs on their engine through `run_query` (no session state to clean up).
+    """
+    if src.runner is not None:
+        ctes = ", ".join(f"{name} AS ({sql})" for name, sql in steps)
+        return run_query(src, f"WITH {ctes} {final}", params)
+
     def used(sql: str) -> dict:
         """The parameters this statement uses (DuckDB refuses any others)."""
         return {k: v for k, v in params.items() if re.search(rf"\${re.escape(k)}\b", sql)}
 
     try:
         with src.cursor() as cur:
-            for sql in statements[:-1]:
-                cur.execute(sql, used(sql))
-            return cur.execute(statements[-1], used(statements[-1])).df()
+            for name, sql in steps:
+                statement = f"CREATE TEMP TABLE {name} AS {sql}"
+                cur.execute(statement, used(statement))
+            return cur.execute(final, used(final)).df()
     except duckdb.Error as exc:
         msg = str(exc).strip().splitlines()[0]
         raise SourceError(f"the source could not be read: {msg}") from None
@@ -136,17 +152,30 @@ def _positives(raw: list[str], positive: str) -> list[str]:
     return sorted(v for v in raw if normalise_value(v) == positive)
 
 
-def _signal_sql(spec: AuditSpec, cols: dict[str, str]) -> tuple[str, str, str]:
-    """SQL for (has a label, is in the error signal's denominator, the error) of one row."""
+def _in_params(expr: str, prefix: str, count: int) -> str:
+    """`expr IN ($prefix0, ...)` over `count` text parameters; FALSE for none (`IN ()` is not SQL)."""
+    if count == 0:
+        return "FALSE"
+    return f"({expr} IN (" + ", ".join(f"${prefix}{i}" for i in range(count)) + "))"
+
+
+def _signal_sql(spec: AuditSpec, cols: dict[str, str], n_label: int, n_pred: int) -> tuple[str, str, str]:
+    """SQL for (has a label, is in the error signal's denominator, the error) of one row.
+
+    The positive spellings are text parameters $pl0.. and $pp0.. (an IN list, not a list parameter,
+    so that PostgreSQL and Spark take the same query).
+    """
     label = f"CAST({quote_ident(cols['label'])} AS VARCHAR)"
     labelled = f"({label} IS NOT NULL)"
-    y = f"list_contains($pos_label::VARCHAR[], {label})"
+    y = _in_params(label, "pl", n_label)
     if spec.slices.error == "score_loss":
         score = f"CAST({quote_ident(cols['score'])} AS DOUBLE)"
         den = f"({labelled} AND {score} IS NOT NULL AND NOT isnan({score}))"
-        return labelled, den, f"power({score} - CAST({y} AS DOUBLE), 2)"
+        # A product, not power(): every engine rounds x * x the same way (IEEE), pow() need not.
+        diff = f"({score} - CASE WHEN {y} THEN CAST(1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) END)"
+        return labelled, den, f"{diff} * {diff}"
     pred = prediction_expr(spec, cols)
-    yhat = f"list_contains($pos_pred::VARCHAR[], {pred})"
+    yhat = _in_params(pred, "pp", n_pred)
     both = f"({labelled} AND {pred} IS NOT NULL)"
     if spec.slices.error == "misclassification":
         return labelled, both, f"CAST({y} <> {yhat} AS INTEGER)"
@@ -176,10 +205,14 @@ def fetch_slice_counts(src: OpenSource, spec: AuditSpec, positive_label: str, po
     if spec.prediction is None:
         qp["threshold"] = spec.threshold
 
-    # 1. Profile in one scan: the row count, each feature's and the outcomes' approximate distinct counts.
+    # 1. Profile in one scan: the row count, each feature's and the outcomes' approximate distinct
+    # counts, and for numbers the count of values a quantile ranks (neither NULL nor NaN).
     label_sql = f"CAST({quote_ident(cols['label'])} AS VARCHAR)"
-    pred_sql = "NULL" if spec.slices.error == "score_loss" else prediction_expr(spec, cols)
+    pred_sql = "CAST(NULL AS VARCHAR)" if spec.slices.error == "score_loss" else prediction_expr(spec, cols)
+    numeric = [_is_numeric(src.column_type(c)) for c in columns]
     prof = ", ".join(f"approx_count_distinct({quote_ident(c)}) AS d{i}" for i, c in enumerate(columns))
+    prof += "".join(f", count(CASE WHEN NOT isnan(CAST({quote_ident(c)} AS DOUBLE)) THEN 1 END) AS m{i}"
+                    for i, c in enumerate(columns) if numeric[i])
     profile = run_query(
         src,
         f"SELECT count(*) AS rows, approx_count_distinct({label_sql}) AS labels, "
@@ -198,14 +231,22 @@ def fetch_slice_counts(src: OpenSource, spec: AuditSpec, positive_label: str, po
     keys, cards, bins = [], [], []
     for i, (name, col) in enumerate(zip(names, columns)):
         distinct = int(profile[f"d{i}"])
-        if _is_numeric(src.column_type(col)) and distinct > spec.slices.bins:
+        valid = int(profile[f"m{i}"]) if numeric[i] else 0
+        if numeric[i] and distinct > spec.slices.bins and valid > 0:
             x = f"CAST({quote_ident(col)} AS DOUBLE)"
-            qs = [j / spec.slices.bins for j in range(1, spec.slices.bins)]
+            # Edge j is the value of rank ceil(j * valid / bins) (1-based, exact integers), which is
+            # what DuckDB's quantile_disc(x, j / bins) returns. Asked for j / bins itself, PostgreSQL
+            # and Spark round j / bins * valid in floating point and can land one rank off; asked
+            # for the middle of the rank, (rank - 0.5) / valid, every engine picks that rank.
+            ranks = [max(1, -(-(j * valid) // spec.slices.bins)) for j in range(1, spec.slices.bins)]
+            # Generated numbers, not user values: literals (so Spark can expand the list), written
+            # with an exponent so that every engine reads them as DOUBLE, not DECIMAL.
+            fractions = "[" + ", ".join(format((r - 0.5) / valid, ".17e") for r in ranks) + "]"
             got = run_query(
                 src,
-                f"SELECT quantile_disc({x}, $qs::DOUBLE[]) AS q, min({x}) AS lo, max({x}) AS hi FROM src "
+                f"SELECT quantile_disc({x}, {fractions}) AS q, min({x}) AS lo, max({x}) AS hi FROM src "
                 f"WHERE {where} AND {x} IS NOT NULL AND NOT isnan({x})",
-                params | {"qs": qs},
+                params,
             ).iloc[0]
             lo, hi = float(got["lo"]), float(got["hi"])
             # Repeated values give repeated quantiles; an edge at the minimum would be an empty bin.
@@ -227,13 +268,13 @@ def fetch_slice_counts(src: OpenSource, spec: AuditSpec, positive_label: str, po
 
     # 3. The error signal, with the label and decision mapped to 0/1 exactly as `binarize` does: the
     # raw spellings (a handful, checked above) that normalise to the positive value are parameters.
-    labelled, den, err = _signal_sql(spec, cols)
     raw = run_query(src, f"SELECT DISTINCT {label_sql} AS l, {pred_sql} AS p FROM src WHERE {where}",
                     qp if "$threshold" in pred_sql else params)
-    qp["pos_label"] = _positives([str(v) for v in raw["l"].dropna().unique()], positive_label)
-    qp["pos_pred"] = _positives([str(v) for v in raw["p"].dropna().unique()], positive_prediction)
+    pos_label = _positives([str(v) for v in raw["l"].dropna().unique()], positive_label)
+    pos_pred = _positives([str(v) for v in raw["p"].dropna().unique()], positive_prediction)
+    qp.update({f"pl{i}": v for i, v in enumerate(pos_label)} | {f"pp{i}": v for i, v in enumerate(pos_pred)})
+    labelled, den, err = _signal_sql(spec, cols, len(pos_label), len(pos_pred))
     qp["min_support"] = spec.policy.min_support
-    qp["max_slices"] = MAX_SLICES + 1
 
     # 4. One statement: the cells of each subset in one scan, then every slice as a sum of cells.
     k = [f"k{i}" for i in range(len(names))]
@@ -247,31 +288,38 @@ def fetch_slice_counts(src: OpenSource, spec: AuditSpec, positive_label: str, po
         """GROUPING() of all keys: a bit (first key highest) for every key NOT grouped on."""
         return sum(1 << (len(k) - 1 - i) for i in range(len(k)) if i not in members)
 
+    def grouping_bits(members) -> str:
+        """SQL for the gid from one-argument GROUPING() calls (Spark has no GROUPING(a, b, ...))."""
+        return " + ".join([str(gid(members))] + [f"(GROUPING({k[i]}) << {len(k) - 1 - i})" for i in members])
+
     sets = ", ".join("(" + ", ".join(k[i] for i in s) + ")" for s in subsets)
+    binned = {b[0] for b in bins}
+    base = ", ".join(f"{e} AS {kk}" for e, kk in zip(keys, k))
+    base_sql = f"SELECT {base}, {labelled} AS labelled, {den} AS den, {err} AS err FROM src WHERE {where}"
     cell_sql = (
-        f"SELECT {all_k}, GROUPING({all_k}) AS gid, count(*) AS rows, "
+        f"SELECT {all_k}, ({grouping_bits(range(len(k)))}) AS gid, count(*) AS rows, "
         f"count(*) FILTER (WHERE labelled) AS labelled, count(*) FILTER (WHERE den) AS n, "
         f"sum(err) FILTER (WHERE den) AS errors, sum(err * err) FILTER (WHERE den) AS errors_sq "
         f"FROM base GROUP BY GROUPING SETS ({sets})"
     )
-    # Long strings hash and compare slowly: the derivation groups on integer codes instead, from a
+    # DuckDB: long strings hash and compare slowly, so the derivation groups on integer codes, from a
     # dictionary per text feature built on the (small) cell table, and turns them back into text.
-    # Temporary tables, not CTEs: measured 3-5x faster to derive from, and private to the cursor.
-    texts = [i for i, name in enumerate(names) if name not in {b[0] for b in bins}]
-    base = ", ".join(f"{e} AS {kk}" for e, kk in zip(keys, k))
-    script = [
-        f"CREATE TEMP TABLE fw_cells0 AS WITH base AS (SELECT {base}, {labelled} AS labelled, {den} AS den, "
-        f"{err} AS err FROM src WHERE {where}) {cell_sql}"
-    ]
-    script += [
-        f"CREATE TEMP TABLE fw_d{i} AS SELECT v, (row_number() OVER (ORDER BY v))::INTEGER AS c "
-        f"FROM (SELECT DISTINCT {k[i]} AS v FROM fw_cells0 WHERE {k[i]} IS NOT NULL)"
+    # Elsewhere the steps are CTEs that Spark would recompute per reference: group on the text.
+    texts = [i for i, name in enumerate(names) if name not in binned] if src.runner is None else []
+    null_key = ["CAST(NULL AS VARCHAR)" if names[i] not in binned and i not in texts else "CAST(NULL AS INTEGER)"
+                for i in range(len(k))]
+    if src.runner is None:
+        steps = [("fw_cells0", f"WITH base AS ({base_sql}) {cell_sql}")]
+    else:
+        steps = [("base", base_sql), ("fw_cells0", cell_sql)]
+    steps += [
+        (f"fw_d{i}", f"SELECT v, CAST(row_number() OVER (ORDER BY v) AS INTEGER) AS c "
+                     f"FROM (SELECT DISTINCT {k[i]} AS v FROM fw_cells0 WHERE {k[i]} IS NOT NULL) AS fw_v")
         for i in texts
     ]
     coded = ", ".join(f"fw_d{i}.c AS {k[i]}" if i in texts else f"fw_cells0.{k[i]}" for i in range(len(k)))
     joins = " ".join(f"LEFT JOIN fw_d{i} ON fw_cells0.{k[i]} = fw_d{i}.v" for i in texts)
-    script.append(f"CREATE TEMP TABLE fw_cells AS SELECT {coded}, gid, rows, labelled, n, errors, errors_sq "
-                  f"FROM fw_cells0 {joins}")
+    steps.append(("fw_cells", f"SELECT {coded}, gid, rows, labelled, n, errors, errors_sq FROM fw_cells0 {joins}"))
     parts = []
     for j, s in enumerate(subsets):
         mine = [c for c in combos if home[c] == j] + ([()] if j == 0 else [])
@@ -280,21 +328,23 @@ def fetch_slice_counts(src: OpenSource, spec: AuditSpec, positive_label: str, po
         gsets = ", ".join("(" + ", ".join(k[i] for i in c) + ")" for c in mine)
         used = sorted({i for c in mine for i in c})
         # GROUPING() accepts only this part's grouping columns: the others are constant NULLs and
-        # their bits of the slice's gid are constant ones.
-        select = ", ".join(k[i] if i in used else f"NULL::INTEGER AS {k[i]}" for i in range(len(k)))
-        bits = " + ".join([str(gid(used))] + [f"(GROUPING({k[i]}) << {len(k) - 1 - i})" for i in used])
+        # their bits of the slice's gid are constant ones. The support filter is a WHERE around the
+        # grouping rather than a HAVING, which Spark cannot resolve GROUPING() in.
+        select = ", ".join(k[i] if i in used else f"{null_key[i]} AS {k[i]}" for i in range(len(k)))
         parts.append(
-            f"SELECT {select}, ({bits})::BIGINT AS slice_gid, sum(rows)::BIGINT AS rows, "
-            f"sum(labelled)::BIGINT AS labelled, sum(n)::BIGINT AS n, "
-            f"coalesce(sum(errors), 0)::DOUBLE AS errors, coalesce(sum(errors_sq), 0)::DOUBLE AS errors_sq "
-            f"FROM fw_cells WHERE gid = {gid(s)} GROUP BY GROUPING SETS ({gsets}) "
-            f"HAVING sum(n) >= $min_support OR ({bits}) = {full}"
+            f"SELECT * FROM (SELECT {select}, CAST({grouping_bits(used)} AS BIGINT) AS slice_gid, "
+            f"CAST(sum(rows) AS BIGINT) AS rows, CAST(sum(labelled) AS BIGINT) AS labelled, "
+            f"CAST(sum(n) AS BIGINT) AS n, CAST(coalesce(sum(errors), 0) AS DOUBLE) AS errors, "
+            f"CAST(coalesce(sum(errors_sq), 0) AS DOUBLE) AS errors_sq "
+            f"FROM fw_cells WHERE gid = {gid(s)} GROUP BY GROUPING SETS ({gsets})) AS fw_p{j} "
+            f"WHERE n >= $min_support OR slice_gid = {full}"
         )
-    script.append(f"CREATE TEMP TABLE fw_slices AS {' UNION ALL '.join(parts)} LIMIT $max_slices")
+    # The cap is a generated constant: a literal, since Spark takes no parameter in LIMIT.
+    steps.append(("fw_slices", f"{' UNION ALL '.join(parts)} LIMIT {MAX_SLICES + 1}"))
     decoded = ", ".join(f"fw_d{i}.v AS {k[i]}" if i in texts else f"fw_slices.{k[i]}" for i in range(len(k)))
     back = " ".join(f"LEFT JOIN fw_d{i} ON fw_slices.{k[i]} = fw_d{i}.c" for i in texts)
-    script.append(f"SELECT {decoded}, slice_gid, rows, labelled, n, errors, errors_sq FROM fw_slices {back}")
-    out = _run_script(src, script, qp)
+    final = f"SELECT {decoded}, slice_gid, rows, labelled, n, errors, errors_sq FROM fw_slices {back}"
+    out = _run_script(src, steps, final, qp)
     if len(out) > MAX_SLICES:
         raise DataError(
             f"the slice search would evaluate more than {MAX_SLICES:,} slices; lower [slices] max_depth, "

@@ -6,55 +6,119 @@ import time
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from connectors.audit import run_audit
 from connectors.engines import check_select_only, postgres_base, transpile
 from connectors.monitor import run_trends
+from connectors.slice_counts import fetch_slice_counts
 from connectors.source import open_source
-from metrics.errors import SourceError, SpecError
+from metrics.errors import DataError, SourceError, SpecError
 from metrics.spec import parse_spec
 from tests.engine_servers import free_port, load_postgres, spark_available, start_postgres
 
-COLUMNS = {"label": "y", "prediction": "p", "score": "score", "sensitive": ["sex", "race"], "time": "ts"}
+COLUMNS = {"label": "y", "prediction": "p", "score": "score", "sensitive": ["sex", "race"],
+           "features": ["age", "income"], "time": "ts"}
+# Enough support for slices of depth 3 over 6,000 rows, few enough to keep the tests quick.
+POLICY = {"min_support": 40}
+NAN_ROWS = 120
+CONFLICTS = 40
 
 
 @pytest.fixture(scope="module")
 def log() -> pd.DataFrame:
-    """A prediction log with NULL groups, a quote in a value, and a year of timestamps."""
+    """A prediction log with NULL groups, a quote in a value, a year of timestamps, numbers to bin,
+    missing scores and incomes, and rows repeated with the opposite label (conflicting duplicates)."""
     rng = np.random.default_rng(11)
     n = 6000
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "sex": rng.choice(np.array(["f", "m", None], dtype=object), n, p=[0.48, 0.48, 0.04]),
         "race": rng.choice(np.array(["a", "b", "O'Neil \"x\"", "c"], dtype=object), n),
+        "age": rng.integers(18, 90, n),
+        "income": np.where(rng.random(n) < 0.04, np.nan, np.round(rng.lognormal(10, 1, n), 2)),
         "y": rng.integers(0, 2, n),
         "p": rng.integers(0, 2, n),
-        "score": np.round(rng.random(n), 3),
+        "score": np.where(rng.random(n) < 0.03, np.nan, np.round(rng.random(n), 3)),
         "ts": pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 365 * 24, n), unit="h"),
     })
+    repeated = frame.iloc[:CONFLICTS].assign(y=lambda d: 1 - d["y"])
+    frame = pd.concat([frame, repeated], ignore_index=True)
+    frame.insert(0, "id", np.arange(len(frame)))
+    return frame
+
+
+def nan_ids(log: pd.DataFrame) -> list[int]:
+    """Rows whose present income is stored as NaN rather than a number (a missing value too)."""
+    return log.loc[log["income"].notna(), "id"].iloc[::50].head(NAN_ROWS).tolist()
 
 
 @pytest.fixture(scope="module")
 def duckdb_spec(log, tmp_path_factory):
-    """The log as Parquet on the default engine."""
+    """The log as Parquet on the default engine; missing incomes are NULL and, in some rows, NaN."""
     path = tmp_path_factory.mktemp("engines") / "log.parquet"
-    log.to_parquet(path)
-    return parse_spec({"source": {"path": str(path)}, "columns": COLUMNS})
+    table = pa.Table.from_pandas(log, preserve_index=False)
+    income = log["income"].to_numpy(copy=True)
+    income[log["id"].isin(nan_ids(log)).to_numpy()] = np.nan
+    # A plain NaN, not a NULL: pandas would write both as NULL.
+    table = table.set_column(table.schema.get_field_index("income"), "income",
+                             pa.array(income, mask=log["income"].isna().to_numpy()))
+    pq.write_table(table, path)
+    return parse_spec({"source": {"path": str(path)}, "columns": COLUMNS, "policy": POLICY})
 
 
 @pytest.fixture(scope="module")
 def postgres_url(log):
-    """A private PostgreSQL holding the log as table `log`."""
+    """A private PostgreSQL holding the log as table `log` (with the same NaN incomes as the Parquet)."""
+    import psycopg
+
     gen = start_postgres()
     url = next(gen)
     load_postgres(url, "log", log)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE log SET income = 'NaN' WHERE id = ANY(%s)", (nan_ids(log),))
     yield url
     next(gen, None)
 
 
-def group_values(spec) -> pd.Series:
+@pytest.fixture(scope="module")
+def postgres_spec(postgres_url):
+    """The log on PostgreSQL."""
+    return parse_spec({"source": {"path": postgres_url, "table": "log"}, "columns": COLUMNS, "policy": POLICY})
+
+
+@pytest.fixture(scope="module")
+def spark_spec(duckdb_spec):
+    """The same Parquet read by Spark in local mode (skipped where Spark cannot run)."""
+    reason = spark_available()
+    if reason:
+        pytest.skip(reason)
+    return parse_spec({"source": {"path": duckdb_spec.source.path, "engine": "spark", "master": "local[1]"},
+                       "columns": COLUMNS, "policy": POLICY})
+
+
+@pytest.fixture(scope="module")
+def duckdb_audit(duckdb_spec):
+    """The full audit (groups, slices, data quality) on DuckDB, run once for the module."""
+    return run_audit(duckdb_spec)
+
+
+@pytest.fixture(scope="module")
+def postgres_audit(postgres_spec):
+    """The full audit on PostgreSQL."""
+    return run_audit(postgres_spec)
+
+
+@pytest.fixture(scope="module")
+def spark_audit(spark_spec):
+    """The full audit on Spark."""
+    return run_audit(spark_spec)
+
+
+def group_values(snap) -> pd.Series:
     """Every metric value and support of every group, keyed for comparison."""
-    rows = run_audit(spec).groups.rows.set_index(["group", "metric"])
+    rows = snap.groups.rows.set_index(["group", "metric"])
     return pd.concat([rows["value"], rows["support"].astype(float)], keys=["value", "support"])
 
 
@@ -63,6 +127,46 @@ def window_values(spec) -> pd.Series:
     table = run_trends(spec, grain="month")
     keys = [c for c in table.rows.columns if c in ("window", "group", "metric")]
     return table.rows.set_index(keys)["value"].sort_index()
+
+
+def _keyed(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Rows indexed by their keys as text (slices are tuples of pairs), in key order."""
+    index = pd.MultiIndex.from_arrays([rows[k].map(repr) for k in keys], names=keys)
+    return rows.set_index(index).drop(columns=keys).sort_index()
+
+
+def assert_same_rows(a: pd.DataFrame, b: pd.DataFrame, keys: list[str]) -> None:
+    """The same keys; numbers equal to 1e-12 (NaN where the other has NaN); everything else equal."""
+    a, b = _keyed(a, keys), _keyed(b, keys)
+    assert list(a.index) == list(b.index), set(a.index) ^ set(b.index)
+    assert list(a.columns) == list(b.columns)
+    for col in a.columns:
+        if pd.api.types.is_numeric_dtype(a[col]) and not pd.api.types.is_bool_dtype(a[col]):
+            assert_same(a[col].astype(float), b[col].astype(float))
+        else:
+            assert a[col].map(repr).tolist() == b[col].map(repr).tolist(), col
+
+
+def assert_same_slices_and_quality(one, other) -> None:
+    """Every found slice (predicates, counts, rates, tests, score) and every quality signal agree."""
+    s1, s2 = one.slices, other.slices
+    for name in ("error", "evaluated", "tested", "findings", "total_n", "max_depth", "notes"):
+        assert getattr(s1, name) == getattr(s2, name), name
+    assert abs(s1.total_errors - s2.total_errors) <= 1e-12 and abs(s1.overall_rate - s2.overall_rate) <= 1e-12
+    assert s1.evaluated > 100 and s1.findings >= 0
+    # Binned numbers are in the slices: their range labels (the quantile edges) must agree too.
+    assert any(pair[0] == "income" and pair[1].startswith("[") for s in s1.rows["slice"] for pair in s)
+    assert_same_rows(s1.rows, s2.rows, ["slice"])
+    q1, q2 = one.quality, other.quality
+    assert q1.notes == q2.notes
+    r1, r2 = q1.label_error_rule, q2.label_error_rule
+    assert (r1.positives, r1.negatives) == (r2.positives, r2.negatives)
+    assert abs(r1.t1 - r2.t1) <= 1e-12 and abs(r1.t0 - r2.t0) <= 1e-12
+    assert_same_rows(q1.slices, q2.slices, ["slice"])
+    assert_same_rows(q1.rows, q2.rows, ["slice", "signal", "column"])
+    # The data was built so that every signal has something to count.
+    totals = q1.rows.groupby("signal")["x"].sum()
+    assert (totals[["missing_values", "conflicting_duplicates", "label_errors"]] > 0).all(), totals
 
 
 def assert_same(a: pd.Series, b: pd.Series) -> None:
@@ -74,31 +178,72 @@ def assert_same(a: pd.Series, b: pd.Series) -> None:
     assert (a.isna() == b.isna()).all()
 
 
-def test_postgres_gives_identical_groups_and_windows(duckdb_spec, postgres_url):
+def test_postgres_gives_identical_groups_and_windows(duckdb_spec, postgres_spec, duckdb_audit, postgres_audit):
     """Groups, intersections and time windows on PostgreSQL equal DuckDB's to 1e-12."""
-    pg = parse_spec({"source": {"path": postgres_url, "table": "log"}, "columns": COLUMNS})
-    assert_same(group_values(duckdb_spec), group_values(pg))
-    assert_same(window_values(duckdb_spec), window_values(pg))
+    assert_same(group_values(duckdb_audit), group_values(postgres_audit))
+    assert_same(window_values(duckdb_spec), window_values(postgres_spec))
+
+
+def test_postgres_gives_identical_slices_and_quality(duckdb_audit, postgres_audit):
+    """The slice search and the data-quality signals run in PostgreSQL and equal DuckDB's to 1e-12."""
+    assert postgres_audit.slices is not None and postgres_audit.quality is not None
+    assert_same_slices_and_quality(duckdb_audit, postgres_audit)
+
+
+@pytest.mark.parametrize("error", ["false_negative", "score_loss"])
+def test_postgres_slice_counts_for_other_error_signals(duckdb_spec, postgres_spec, error):
+    """Every error signal's slice counts agree; score losses (float sums) to 1e-12 relative."""
+    counts = []
+    for spec in (duckdb_spec, postgres_spec):
+        spec = parse_spec(spec.to_dict() | {"slices": {"error": error}})
+        src = open_source(spec.source)
+        try:
+            counts.append(fetch_slice_counts(src, spec, "1", "1"))
+        finally:
+            src.close()
+    a, b = (c.frame.set_index(list(c.features)) for c in counts)
+    assert list(a.index) == list(b.index) and len(a) > 100
+    assert (a[["rows", "labelled", "n"]] == b[["rows", "labelled", "n"]]).all().all()
+    for col in ("errors", "errors_sq"):
+        assert np.allclose(a[col], b[col], rtol=1e-12, atol=0), (a[col] - b[col]).abs().max()
+    assert counts[0].bin_edges == counts[1].bin_edges and counts[0].total_n == counts[1].total_n
+
+
+def test_postgres_refuses_a_many_valued_feature_as_duckdb_does(duckdb_spec, postgres_spec):
+    """An id-like text feature is refused with the same one-line DataError on both engines."""
+    messages = []
+    for spec in (duckdb_spec, postgres_spec):
+        spec = parse_spec(spec.to_dict() | {"columns": spec.to_dict()["columns"] | {"features": ["ts"]}})
+        src = open_source(spec.source)
+        try:
+            with pytest.raises(DataError, match="max_groups") as err:
+                fetch_slice_counts(src, spec, "1", "1")
+            messages.append(str(err.value))
+        finally:
+            src.close()
+    assert all("\n" not in m for m in messages)
 
 
 def test_postgres_query_source(duckdb_spec, postgres_url, log):
     """A SELECT as the source works and is read-only."""
     pg = parse_spec({"source": {"path": postgres_url, "query": "SELECT * FROM log WHERE ts < '2025-07-01'"},
-                     "columns": COLUMNS})
+                     "columns": COLUMNS, "policy": POLICY})
     snap = run_audit(pg)
     assert snap.data.rows == int((log.ts < "2025-07-01").sum())
 
 
 @pytest.mark.slow
-def test_spark_gives_identical_groups_and_windows(duckdb_spec):
+def test_spark_gives_identical_groups_and_windows(duckdb_spec, spark_spec, duckdb_audit, spark_audit):
     """Spark SQL in local mode reading the same Parquet gives the same numbers."""
-    reason = spark_available()
-    if reason:
-        pytest.skip(reason)
-    spark = parse_spec({"source": {"path": duckdb_spec.source.path, "engine": "spark", "master": "local[1]"},
-                        "columns": COLUMNS})
-    assert_same(group_values(duckdb_spec), group_values(spark))
-    assert_same(window_values(duckdb_spec), window_values(spark))
+    assert_same(group_values(duckdb_audit), group_values(spark_audit))
+    assert_same(window_values(duckdb_spec), window_values(spark_spec))
+
+
+@pytest.mark.slow
+def test_spark_gives_identical_slices_and_quality(duckdb_audit, spark_audit):
+    """The slice search and the data-quality signals run in Spark and equal DuckDB's to 1e-12."""
+    assert spark_audit.slices is not None and spark_audit.quality is not None
+    assert_same_slices_and_quality(duckdb_audit, spark_audit)
 
 
 def test_unreachable_server_is_a_clear_message_with_timeout():
@@ -146,6 +291,21 @@ def test_transpile_rewrites_duckdb_only_constructs():
     assert pg.startswith('WITH src AS (SELECT * FROM "log")')
     spark = transpile(sql, "spark", "SELECT * FROM src_base")
     assert ":v" in spark and "GROUP BY 1" in spark and "`a`" in spark
+
+
+def test_transpile_rewrites_slice_and_quality_constructs():
+    """count_if, list_filter lambdas, quantile lists and isnan's NULL become each engine's equivalent."""
+    sql = ("SELECT count_if(x IS NULL OR isnan(x)) AS m, quantile_disc(CAST(x AS DOUBLE), [2.5e-01, 7.5e-01]) AS q, "
+           "unnest(list_filter([CASE WHEN NOT isnan(x) THEN 0 END, -1], lambda v: v IS NOT NULL)) AS k FROM src")
+    pg = transpile(sql, "postgres", postgres_base("log", None))
+    # count(*) FILTER is 0 over no rows (SUM(CASE ...) would be NULL); isnan inside it is rewritten too.
+    assert "COUNT(*) FILTER(WHERE x IS NULL OR x = CAST('NaN' AS DOUBLE PRECISION))" in pg
+    assert "PERCENTILE_DISC(ARRAY[2.5e-01, 7.5e-01]) WITHIN GROUP (ORDER BY" in pg
+    assert "ARRAY_REMOVE(ARRAY[" in pg and "UNNEST(" in pg and "ISNAN" not in pg.upper().replace("'NAN'", "")
+    spark = transpile(sql, "spark", "SELECT * FROM src_base")
+    # One exact percentile_disc per fraction (never percentile_approx), and isnan(NULL) stays NULL.
+    assert spark.count("PERCENTILE_DISC(") == 2 and "APPROX" not in spark and "WITHIN GROUP (ORDER BY" in spark
+    assert "IF(x IS NULL, NULL, ISNAN(x))" in spark and "EXPLODE(FILTER(ARRAY(" in spark
 
 
 def test_table_names_are_quoted_not_spliced():
