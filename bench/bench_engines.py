@@ -28,30 +28,53 @@ COLUMNS = {"label": "y_true", "prediction": "y_pred", "score": "score", "sensiti
 
 
 def measured_audit(spec) -> tuple[float, int, object]:
-    """Run one audit, counting the bytes of every query result that reaches Python."""
+    """Run one audit, counting the bytes of every query result that reaches Python.
+
+    Every module of connectors/ that runs queries does so through counts.run_query (imported by
+    name) or, for the slice search's DuckDB script, slice_counts._run_script: each is wrapped
+    where it is looked up.
+    """
     import connectors.counts as counts
+    import connectors.slice_counts as slice_counts
     from connectors.audit import run_audit
 
     moved = [0]
-    original = counts.run_query
 
-    def counting(src, sql, params=None):
-        frame = original(src, sql, params)
-        moved[0] += int(frame.memory_usage(deep=True).sum())
-        return frame
+    def counted(fn, duckdb_only: bool = False):
+        def wrapper(src, *args, **kwargs):
+            frame = fn(src, *args, **kwargs)
+            if not duckdb_only or src.runner is None:  # elsewhere the script runs through run_query
+                moved[0] += int(frame.memory_usage(deep=True).sum())
+            return frame
+        return wrapper
 
-    counts.run_query = counting
+    originals = [(m, "run_query", counts.run_query) for m in list(sys.modules.values())
+                 if getattr(m, "__name__", "").startswith("connectors.") and getattr(m, "run_query", None)
+                 is counts.run_query]
+    originals.append((slice_counts, "_run_script", slice_counts._run_script))
+    for module, name, fn in originals:
+        setattr(module, name, counted(fn, duckdb_only=name == "_run_script"))
     try:
         started = time.perf_counter()
         snap = run_audit(spec)
         return time.perf_counter() - started, moved[0], snap
     finally:
-        counts.run_query = original
+        for module, name, fn in originals:
+            setattr(module, name, fn)
 
 
 def values(snap):
-    """Every metric value of every group, for the equality check."""
-    return snap.groups.rows.set_index(["group", "metric"])["value"]
+    """Every metric value of every group, and every searched slice's n, rate, q-value and score."""
+    import pandas as pd
+
+    groups = snap.groups.rows.set_index(["group", "metric"])["value"]
+    if snap.slices is None:
+        return groups
+    rows = snap.slices.rows
+    keys = [" & ".join(f"{f}={v}" for f, v in s) for s in rows["slice"]]
+    slices = pd.concat([pd.Series(rows[c].astype(float).to_numpy(), index=pd.MultiIndex.from_arrays(
+        [keys, [f"slice {c}"] * len(rows)])) for c in ("n", "rate", "q_value", "score")])
+    return pd.concat([groups, slices])
 
 
 def same(a, b) -> bool:
@@ -152,7 +175,7 @@ def main() -> None:
         table.append(run_engine("spark (local[2])", spark, repeat, base)[0])
     else:
         table.append(["spark", "skipped", "-", reason])
-    common.print_table(["engine", "audit (median)", "bytes back to Python", "same numbers as DuckDB"], table,
+    common.print_table(["engine", "audit (median)", "bytes back to Python", "same numbers as DuckDB (groups and slices)"], table,
                        title=f"The same audit on each engine, {rows:,} rows (3 sensitive features, intersections)")
     common.print_table(["rows", "audit", "peak RSS", "memory limit", "under the limit"], [big_duckdb(big)],
                        title="Out of core: DuckDB over Parquet with a memory limit")

@@ -297,7 +297,8 @@ class SparkRunner:
     def columns(self) -> list[tuple[str, str]]:
         """Names and types of the source's columns."""
         frame = self.session().table("src_base")
-        mapping = {"bigint": "BIGINT", "int": "BIGINT", "smallint": "BIGINT", "double": "DOUBLE", "float": "DOUBLE",
+        mapping = {"bigint": "BIGINT", "int": "BIGINT", "smallint": "BIGINT", "tinyint": "BIGINT", "double": "DOUBLE",
+                   "float": "DOUBLE", "timestamp_ntz": "TIMESTAMP",
                    "boolean": "BOOLEAN", "timestamp": "TIMESTAMP", "date": "TIMESTAMP"}
         return [(n, mapping.get(t.split("(")[0], "DOUBLE" if t.startswith("decimal") else "VARCHAR"))
                 for n, t in frame.dtypes]

@@ -45,7 +45,7 @@ import duckdb
 import pandas as pd
 
 from connectors.counts import MISSING, group_expr, prediction_expr, run_query, where_sql
-from connectors.source import OpenSource, quote_ident, resolve_spec_columns
+from connectors.source import OpenSource, engine_message, quote_ident, resolve_spec_columns
 from metrics.errors import DataError, SourceError
 from metrics.outcomes import normalise_value
 from metrics.slices import COUNT_COLUMNS, SliceCounts
@@ -90,8 +90,7 @@ def _run_script(src: OpenSource, steps: list[tuple[str, str]], final: str, param
                 cur.execute(statement, used(statement))
             return cur.execute(final, used(final)).df()
     except duckdb.Error as exc:
-        msg = str(exc).strip().splitlines()[0]
-        raise SourceError(f"the source could not be read: {msg}") from None
+        raise SourceError(f"the source could not be read: {engine_message(exc)}") from None
 
 
 def _is_numeric(kind: str) -> bool:

@@ -71,7 +71,8 @@ def load_postgres(url: str, table: str, frame: pd.DataFrame) -> None:
     """Create a table from a frame (text, bigint, double precision, timestamp columns) and copy the rows in."""
     import psycopg
 
-    types = {"object": "text", "str": "text", "string": "text", "int64": "bigint", "float64": "double precision",
+    types = {"object": "text", "str": "text", "string": "text", "int64": "bigint", "int32": "integer",
+             "int16": "smallint", "int8": "smallint", "float64": "double precision",
              "bool": "boolean", "datetime64[ns]": "timestamp", "datetime64[us]": "timestamp"}
     cols = ", ".join(f'"{c}" {types.get(str(t), "text")}' for c, t in frame.dtypes.items())
     with psycopg.connect(url, autocommit=True) as conn:
