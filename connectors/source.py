@@ -59,24 +59,25 @@ def quote_literal(text: str) -> str:
 
 
 class PositionalReader(io.RawIOBase):
-    """A read-only file whose position is kept per thread, read with os.pread.
+    """A read-only file read with os.pread, where a seek followed by a read on one thread is one unit.
 
     DuckDB shares one handle among its scan threads and reads through Python as seek(location)
-    then read(n). A plain file's position is shared, and read releases the GIL, so another thread
-    could seek in between: Parquet scans then failed now and then ("TProtocolException: Invalid
-    data", 8 of 12 queries in a 3-thread test). pread takes the position explicitly, and each
-    thread's seek moves only its own position.
+    then read(n). With a plain file the position is shared, and another thread can seek between
+    the two (read releases the GIL, and Python may switch threads between the calls): Parquet
+    scans then failed now and then ("TProtocolException: Invalid data", 8 of 12 queries in a
+    3-thread test). Here a seek is remembered for the thread that made it and consumed by that
+    thread's next read, which pread serves at exactly that offset. Reads without a seek continue
+    from the shared position, as a plain file does (the JSON reader opens on one thread and reads
+    on another).
     """
 
     def __init__(self, path: str) -> None:
         super().__init__()
         self._fd = os.open(path, os.O_RDONLY)
         self._size = os.fstat(self._fd).st_size
-        self._where = threading.local()
+        self._shared = 0
+        self._pending = threading.local()
         self.name = path
-
-    def _pos(self) -> int:
-        return getattr(self._where, "pos", 0)
 
     def readable(self) -> bool:
         return True
@@ -85,15 +86,18 @@ class PositionalReader(io.RawIOBase):
         return True
 
     def tell(self) -> int:
-        return self._pos()
+        pending = getattr(self._pending, "pos", None)
+        return self._shared if pending is None else pending
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos(), os.SEEK_END: self._size}[whence]
-        self._where.pos = base + offset
-        return self._where.pos
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.tell(), os.SEEK_END: self._size}[whence]
+        self._pending.pos = self._shared = base + offset
+        return base + offset
 
     def read(self, size: int = -1) -> bytes:
-        pos = self._pos()
+        pos = getattr(self._pending, "pos", None)
+        self._pending.pos = None
+        pos = self._shared if pos is None else pos
         want = self._size - pos if size is None or size < 0 else size
         chunks = []
         while want > 0:  # pread may return fewer bytes than asked (signals, large reads)
@@ -103,7 +107,7 @@ class PositionalReader(io.RawIOBase):
             chunks.append(chunk)
             pos += len(chunk)
             want -= len(chunk)
-        self._where.pos = pos
+        self._shared = pos
         return b"".join(chunks)
 
     def readinto(self, buffer: Any) -> int:
