@@ -5,9 +5,10 @@ import streamlit as st
 from metrics.charts import worst_chart
 from metrics.overview import (GLOSSARY, HEADLINE_METRICS, METRIC_EXPLANATIONS, coverage, fmt_pct, fmt_ratio,
                               plain_summary, status_icon)
+from metrics.followup import counts_line
 from metrics.views import worst_points, worst_table
 from pages.components.frame import PageContext, guard, run_page, show_chart, show_table
-from pages.components.loaders import load_overview, load_trend_arrows, stamp_of
+from pages.components.loaders import load_overview, load_since_last, load_trend_arrows, stamp_of
 from pages.components.slice_view import render_findings_board
 
 
@@ -53,6 +54,13 @@ def draw(ctx: PageContext) -> None:
     st.subheader("Findings by need (more data / better data / model)")
     with guard():  # a failing search is an error line here; the verdicts above stay
         render_findings_board(ctx)
+    st.subheader("Since the last snapshot")
+    with guard():  # after the board: a search run there is followed up here in the same run
+        since = load_since_last(sel.spec, sel.row_filter, stamp_of(sel.spec), ctx.role)
+        if since.items:
+            st.markdown(counts_line(since.items))
+            show_table(since.table(), columns={}, height=min(300, 40 + 35 * len(since.items)))
+        st.caption(since.caption())
     st.caption(f"Audited {snap.created_at} in {snap.duration_seconds or 0:.2f} s · {snap.source_description} · "
                f"{snap.row_filter.describe()}")
 

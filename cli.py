@@ -34,6 +34,17 @@ def _reference_pairs(values: Sequence[str] | None) -> dict[str, str] | None:
     return out
 
 
+def _budget(text: str) -> int:
+    """A labelling budget: a whole number of rows, 0 or more (argparse turns the error into our one line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of rows, 0 or more; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number of rows, 0 or more; got {text!r}")
+    return value
+
+
 def spec_from_args(args: argparse.Namespace):
     """Build the spec from --config and the flags (flags win)."""
     from connectors.config import load_spec
@@ -97,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--author", metavar="NAME",
                        help="who creates this snapshot, recorded in it and its manifest (default: the user running "
                             "this command, with the host as id)")
+    audit.add_argument("--plan-budget", type=_budget, metavar="N",
+                       help="also attach the data plan for a labelling budget of N rows to the snapshot "
+                            "(default: no plan; fairwatch plan writes the rows to label)")
     verify = sub.add_parser("verify", help="check a snapshot, a history or a zip against its hashes (exit 1 if changed)")
     verify.add_argument("path", help="snapshot folder, history folder or snapshot zip")
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -146,6 +160,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from connectors.access import cli_author
     from connectors.audit import run_audit
     from connectors.export import author_block, check_target, export_snapshot
+    from connectors.queue import attach_plan
     from connectors.source import open_source
     from metrics.spec import RowFilter
 
@@ -159,6 +174,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     src = open_source(spec.source)
     try:
         snap = run_audit(spec, RowFilter(), src)
+        if args.plan_budget is not None:
+            snap = attach_plan(snap, args.plan_budget, src)
         result = export_snapshot(snap, args.out, history=args.history, src=src, k=args.suppress_below,
                                  zip_path=args.zip, author=author)
     finally:
@@ -175,6 +192,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     print(f"wrote {result.path} ({', '.join(result.files)}, manifest.json)")
     if result.zip_path:
         print(f"wrote {result.zip_path}")
+    if snap.data_plan is not None:
+        plan = snap.data_plan
+        print(f"data plan: {plan.allocated:,} of {plan.budget:,} labelled rows over {len(plan.items)} open "
+              f"question(s), in the snapshot's data_plan" + "".join(f"; {n}" for n in plan.notes))
     link = f"follows {result.previous}" if result.previous else "first in its history"
     print(f"snapshot {result.snapshot_id} #{result.sequence} ({link}) by {author['name']}; manifest sha256 "
           f"{result.manifest_sha256}")

@@ -40,7 +40,7 @@ Planted effects (also in ``PLANTED``):
   10 November and ramp up linearly from then, so with the usual 1-10 week delay only
   ~20% of its outcomes are recorded by year end (some 20-35 repaying applicants:
   below ``min_support`` = 30, or too few for the gap to be significant) while ~80%
-  are a pool of unlabelled rows (delayed labels).  Its false-negative rate is 0.15 higher
+  are a pool of unlabelled rows (delayed labels).  Its false-negative rate is 0.17 higher
   (absolute) than everyone else's, planted exactly both among its labelled and its
   unlabelled repaying applicants: a real gap that the labelled rows cannot decide,
   but that labelling its pending rows (the data plan's queue) settles.
@@ -95,7 +95,10 @@ _SMALL_GROUP = "Pacific Islander"
 _SMALL_GROUP_SIZE = 200
 _SMALL_GROUP_ROWS_PER = 750  # one row of the group per this many rows, up to _SMALL_GROUP_SIZE
 _SMALL_GROUP_FROM = np.datetime64("2025-11-10T00:00:00", "s")
-_SMALL_GROUP_EXTRA_FNR = 0.15
+# Large enough that labelling the pending rows detects the false-negative gap at 80% power at the audit's
+# Benjamini-Hochberg level (0.15 needed more repaying applicants than the ~200-row group has), small
+# enough that the labelled rows alone leave it undecided at every demo size.
+_SMALL_GROUP_EXTRA_FNR = 0.17
 _NOISY_SLICE = (("channel", "broker"), ("region", "south"))
 _FLIP_RATE = 0.20
 _MISSING_CHANNEL = "mobile"
@@ -149,7 +152,7 @@ PLANTED: tuple[PlantedEffect, ...] = (
         description=(
             "race_ethnicity='Pacific Islander' has only ~200 rows, all from 10 November on, so "
             "only ~20% are labelled by year end (too few to judge) and ~80% wait for their "
-            "label; its true false-negative rate is 0.15 above the population's in both: a "
+            "label; its true false-negative rate is 0.17 above the population's in both: a "
             "real gap the labelled rows cannot decide but labelling the pending rows settles."
         ),
     ),

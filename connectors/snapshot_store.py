@@ -19,6 +19,7 @@ from connectors.export import (REPORT_HTML, REPORT_PDF, SNAPSHOT_FILE, ExportRes
 from connectors.fingerprint import fingerprint_source
 from connectors.source import OpenSource
 from metrics.diff import SnapshotError
+from metrics.followup import doc_target
 from metrics.snapshot import AuditSnapshot
 
 SNAPSHOT_DIR_ENV = "FAIRWATCH_SNAPSHOT_DIR"
@@ -74,3 +75,11 @@ def annotation_of(folder: Path) -> dict[str, Any]:
         return dict(records[0])
     author = (doc.get("export") or {}).get("author")
     return {"author": author["name"]} if isinstance(author, Mapping) and author.get("name") else {}
+
+
+def snapshot_target(folder: Path) -> str | None:
+    """What a snapshot audited (its spec and view, `metrics.followup.doc_target`); None when it cannot be read."""
+    try:
+        return doc_target(load_snapshot(folder))
+    except SnapshotError:
+        return None  # a damaged snapshot is named by verify on the Audit export page; it is no baseline here

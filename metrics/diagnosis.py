@@ -458,6 +458,38 @@ def _counts(row: dict) -> tuple[int | None, int]:
     return int(round(float(row["value"]) * support)), support
 
 
+METRIC_CHOICE_RULE = ("the most serious problem among the tracked metrics: outside before inconclusive before "
+                      "insufficient_data, then the largest observed gap to the reference (|log ratio|; for a rate "
+                      "withheld below min_support, the ratio of the raw rates with 0.5 added to each count), then "
+                      "the metrics' list order")
+
+
+def _observed_gap(row: dict, lookup: dict) -> dict[str, Any]:
+    """A problem row's ratio to its reference as judged ('table') or, when withheld, from the raw counts ('raw counts').
+
+    A masked group's rates are withheld but its counts are not, and which tracked metric shows the gap
+    matters (a false-negative gap is barely visible as a true-positive ratio): 0.5 is added to each count
+    (Haldane-Anscombe) so a zero count ranks as a large gap rather than an infinite or undefined one.
+    """
+    if not pd.isna(row["ratio"]) and row["ratio"] > 0:
+        return {"ratio": float(row["ratio"]), "ratio_from": "table"}
+    ref = row["reference"]
+    ref_row = lookup.get((row["grouping"], tuple(ref), row["metric"])) if ref is not None else None
+    x1, n1 = _counts_raw(row)
+    x2, n2 = _counts_raw(ref_row) if ref_row is not None else (None, 0)
+    if x1 is None or x2 is None or n1 <= 0 or n2 <= 0:
+        return {"ratio": None, "ratio_from": "no counts"}
+    return {"ratio": ((x1 + 0.5) / (n1 + 1)) / ((x2 + 0.5) / (n2 + 1)), "ratio_from": "raw counts"}
+
+
+def _counts_raw(row: dict) -> tuple[float | None, int]:
+    """(successes, support) of a group-table row from its raw counts, masked or not (None: not a proportion)."""
+    support = int(row["support"])
+    if "successes" not in row or pd.isna(row["successes"]):
+        return None, support
+    return float(row["successes"]), support
+
+
 def diagnose_groups(group_rows: pd.DataFrame | GroupTable, representation: pd.DataFrame | None,
                     quality: QualityTable | None, spec: AuditSpec,
                     metrics: Sequence[str] = HEADLINE_METRICS) -> pd.DataFrame:
@@ -465,8 +497,10 @@ def diagnose_groups(group_rows: pd.DataFrame | GroupTable, representation: pd.Da
 
     Each group's problems are its headline-metric rows with verdict 'insufficient_data', or
     'outside'/'inconclusive' on the worse side, plus under-representation. The diagnosed metric is
-    the most serious problem: 'outside' before 'inconclusive' before 'insufficient_data', then the
-    largest |log ratio|; it is compared with the group's reference group, as in the group table.
+    the most serious problem (`METRIC_CHOICE_RULE`, stated in the evidence's `metric_choice`):
+    'outside' before 'inconclusive' before 'insufficient_data', then the largest observed gap to the
+    reference, from the raw counts where the rate is withheld; it is compared with the group's
+    reference group, as in the group table.
     Its rows to settle it are counted at the Benjamini-Hochberg level of the group table's family
     (every tested comparison: the rows with a q-value).
     Columns: grouping, slice, group, metric, verdict, need, additional_rows, message, evidence, problems.
@@ -493,11 +527,14 @@ def diagnose_groups(group_rows: pd.DataFrame | GroupTable, representation: pd.Da
     out = []
     for key, group in by_slice.items():
         problems = []
+        gaps: dict[str, dict[str, Any]] = {}
         for r in group:
             ratio = r["ratio"]
             worse = not pd.isna(ratio) and (ratio > 1 if r["metric"] in HIGHER_IS_WORSE else ratio < 1)
             if r["verdict"] == "insufficient_data" or (r["verdict"] in ("outside", "inconclusive") and worse):
-                size = abs(math.log(r["ratio"])) if (not pd.isna(r["ratio"]) and r["ratio"] > 0) else -1.0
+                gap = _observed_gap(r, lookup)
+                gaps[r["metric"]] = gap
+                size = abs(math.log(gap["ratio"])) if gap["ratio"] else -1.0
                 problems.append((_TIER[r["verdict"]], -size, order[r["metric"]], r))
         rep = rep_by_slice.get(key)
         under = is_under_represented(rep, spec) if rep is not None else False
@@ -519,7 +556,10 @@ def diagnose_groups(group_rows: pd.DataFrame | GroupTable, representation: pd.Da
                      under_represented=under, rows_to_reference_share=to_share, quality=quality,
                      family_pvalues=None if family is None else np.delete(family, primary["_pos"]))
         listed = [(p[3]["metric"], p[3]["verdict"]) for p in ranked]
-        d.evidence["problems"] = [{"metric": m, "verdict": v} for m, v in listed]
+        d.evidence["problems"] = [{"metric": m, "verdict": v} | gaps[m] for m, v in listed]
+        if ranked:
+            d.evidence["metric_choice"] = {"metric": primary["metric"], "rule": METRIC_CHOICE_RULE,
+                                           **gaps[primary["metric"]]}
         out.append({"grouping": primary["grouping"], "slice": key, "group": slice_label(key),
                     "metric": primary["metric"], "verdict": primary["verdict"], "need": d.need,
                     "additional_rows": d.additional_rows, "message": d.message, "evidence": d.evidence,

@@ -12,6 +12,9 @@ Rules (stated in `MOVE_RULE` and printed by `fairwatch diff`):
 - Besides the rates of `groups`, each group's `share` of the audited rows (from `representation`, with
   its 95% interval) is compared by the same rule, so a group whose share drifts between two windows
   is listed as a moved metric.
+- Every finding and open question of the older audit is followed into the newer one
+  (`metrics/followup.py`): resolved, improved, unchanged, worse or still undecided, with the numbers
+  then and now.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metrics.errors import FairwatchError
 from metrics.snapshot import SCHEMA_VERSION
 from metrics.suppression import iter_tables, slice_key
+
+if TYPE_CHECKING:  # metrics.followup builds on this module's ids and move rule, so it is imported where used
+    from metrics.followup import FollowUp
 
 MOVE_RULE = ("a metric moved (clear) when the old and new 95% intervals do not overlap; it may have moved "
              "(possible) when they overlap but the new value is outside the old interval")
@@ -126,6 +132,7 @@ class SnapshotDiff:
     compared: int = 0  # metric cells with an interval in both audits
     expected_clear: float = 0.0  # clear moves expected by chance alone if nothing changed
     expected_possible: float = 0.0
+    follow_up: tuple[FollowUp, ...] = field(default=())  # the older audit's findings, followed into the newer
 
     @property
     def unchanged(self) -> bool:
@@ -156,11 +163,21 @@ class SnapshotDiff:
             out.append(f"groups: {len(self.groups_added)} new, {len(self.groups_removed)} gone")
             out += [f"  + {g}" for g in self.groups_added] + [f"  - {g}" for g in self.groups_removed]
         out += [f"table {c.sentence()}" for c in self.sections]
+        if self.follow_up:
+            from metrics.followup import counts_line
+
+            out.append(f"follow-up of the old audit's findings and open questions: {len(self.follow_up)} "
+                       f"({counts_line(self.follow_up)})")
+            out += [f"  {f.sentence()}" for f in self.follow_up]
+        else:
+            out.append("follow-up of the old audit's findings and open questions: none to follow")
         out += [f"note: {n}" for n in self.notes]
         return out
 
     def to_dict(self) -> dict[str, Any]:
         """The diff as JSON-ready data (`fairwatch diff --json`)."""
+        from metrics.followup import RULE as FOLLOW_UP_RULE
+
         return {
             "old_created": self.old_created, "new_created": self.new_created, "unchanged": self.unchanged,
             "rule": MOVE_RULE,
@@ -175,6 +192,9 @@ class SnapshotDiff:
             "fingerprint_changed": self.fingerprint_changed,
             "groups_added": list(self.groups_added), "groups_removed": list(self.groups_removed),
             "sections": [{"path": c.path, "old": c.old, "new": c.new} for c in self.sections],
+            "follow_up_rule": FOLLOW_UP_RULE,
+            "follow_up": [{"id": f.id, "group": f.group, "metric": f.metric, "status": f.status, "then": f.then,
+                           "now": f.now, "explanation": f.explanation} for f in self.follow_up],
             "notes": list(self.notes),
         }
 
@@ -301,6 +321,8 @@ def diff_snapshots(old: Mapping[str, Any], new: Mapping[str, Any]) -> SnapshotDi
     shares = _moves(_share_entries(old), _share_entries(new))
     moves = sorted(rates[0] + shares[0], key=lambda m: (m.strength != "clear", -abs(m.new_value - m.old_value)))
     compared, exp_clear, exp_possible = (a + b for a, b in zip(rates[1:], shares[1:]))
+    from metrics.followup import follow_up  # it imports this module (ids, move rule): imported here, not on top
+
     return SnapshotDiff(
         old_created=old.get("created_at"), new_created=new.get("created_at"),
         new_findings=tuple((i, f_new[i]) for i in sorted(set(f_new) - set(f_old))),
@@ -314,4 +336,5 @@ def diff_snapshots(old: Mapping[str, Any], new: Mapping[str, Any]) -> SnapshotDi
         sections=sections,
         notes=tuple(notes),
         compared=compared, expected_clear=exp_clear, expected_possible=exp_possible,
+        follow_up=follow_up(old, new),
     )

@@ -21,13 +21,18 @@ Non-overlap of 95% intervals is the conservative test of `metrics/diff.MOVE_RULE
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from metrics.diagnosis import HEADLINE_METRICS, HIGHER_IS_WORSE, UNDECIDED
+import pandas as pd
+
+from metrics.diagnosis import HEADLINE_METRICS, HIGHER_IS_WORSE, UNDECIDED, metric_text
 from metrics.diff import FLAGGED, finding_id, findings_of, moved_metric
 from metrics.groups import slice_label
+from metrics.redaction import redact_document
+from metrics.spec import AuditSpec, RowFilter
 from metrics.suppression import slice_key
 
 STATUSES = ("resolved", "improved", "unchanged", "worse", "still_undecided")
@@ -48,6 +53,11 @@ class FollowUp:
     then: dict[str, Any]
     now: dict[str, Any]
     explanation: str
+
+    def sentence(self) -> str:
+        """One line for people: status, id, the numbers then and now."""
+        return (f"{self.status.replace('_', ' ')}: {self.id}: {state_text(self.then)} -> {state_text(self.now)} "
+                f"({self.explanation})")
 
     def to_row(self) -> dict[str, Any]:
         """A flat row for tables and CSV."""
@@ -126,3 +136,87 @@ def follow_up(earlier: Mapping[str, Any], later: Mapping[str, Any]) -> tuple[Fol
         out.append(FollowUp(key, slice_label(slice_key(then["slice"])), str(then["metric"]), status, clean_then,
                             clean_now, why))
     return tuple(sorted(out, key=lambda f: (STATUSES.index(f.status), f.id)))
+
+
+def state_text(state: Mapping[str, Any]) -> str:
+    """A state's numbers in a few words: 'outside · 0.300 (0.270–0.330) · n 900'; '—' when not computed."""
+    if not state:
+        return "—"
+    parts = [str(state.get("verdict") or "—").replace("_", " ")]
+    if state.get("value") is not None:
+        ci = ("" if state.get("ci_low") is None or state.get("ci_high") is None
+              else f" ({float(state['ci_low']):.3f}–{float(state['ci_high']):.3f})")
+        parts.append(f"{float(state['value']):.3f}{ci}")
+    if state.get("n") is not None:
+        parts.append(f"n {int(state['n']):,}")
+    return " · ".join(parts)
+
+
+def status_counts(items: Sequence[FollowUp]) -> dict[str, int]:
+    """How many earlier findings have each status, in the order of STATUSES (every status, zeros included)."""
+    return {s: sum(f.status == s for f in items) for s in STATUSES}
+
+
+def counts_line(items: Sequence[FollowUp]) -> str:
+    """'2 resolved · 0 improved · 1 unchanged · 0 worse · 3 still undecided' for a caption or a text diff."""
+    return " · ".join(f"{n} {s.replace('_', ' ')}" for s, n in status_counts(items).items())
+
+
+def follow_up_table(items: Sequence[FollowUp]) -> pd.DataFrame:
+    """One row per earlier finding: status, group, metric, the numbers then and now, and why."""
+    return pd.DataFrame([{"Status": f.status.replace("_", " "), "Group": f.group, "Metric": metric_text(f.metric),
+                          "Then": state_text(f.then), "Now": state_text(f.now), "Why": f.explanation}
+                         for f in items], columns=["Status", "Group", "Metric", "Then", "Now", "Why"])
+
+
+def audit_target(spec: Mapping[str, Any] | None, row_filter: Mapping[str, Any] | None) -> str:
+    """What an audit audited, as a key: its spec and row filter, JSON-normalised and redacted as exports are."""
+    # A snapshot's spec went through JSON and secret redaction on export; the live spec is put through the same.
+    doc = json.loads(json.dumps({"spec": spec or {}, "filter": row_filter or {}}, default=str))
+    return json.dumps(redact_document(doc), sort_keys=True)
+
+
+def target_of(spec: AuditSpec, row_filter: RowFilter) -> str:
+    """The `audit_target` of a live audit: the spec and row filter it would be exported with."""
+    return audit_target(spec.to_dict(), asdict(row_filter))
+
+
+def doc_target(doc: Mapping[str, Any]) -> str:
+    """The `audit_target` of an audit document (a snapshot)."""
+    return audit_target(doc.get("spec"), doc.get("filter"))
+
+
+@dataclass(frozen=True)
+class SinceLast:
+    """The Overview's follow-up: the earlier snapshot of the same spec and view, and what became of its findings."""
+
+    earlier: str | None  # the earlier snapshot's label; None when the history holds none of this spec and view
+    items: tuple[FollowUp, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    def caption(self) -> str:
+        """One line: what was compared with what, or that there is nothing to compare with."""
+        if self.earlier is None:
+            return ("No earlier snapshot of this source, spec and view in the history: take one on the Audit "
+                    "export page, and later audits show here what became of its findings.")
+        followed = (f"{len(self.items)} finding(s) and open question(s) followed" if self.items
+                    else "it had no finding or open question to follow")
+        return " ".join([f"Compared with snapshot {self.earlier}: {followed}. Rule: {RULE}.", *self.notes])
+
+    def table(self) -> pd.DataFrame:
+        """The earlier findings with status and the numbers then and now."""
+        return follow_up_table(self.items)
+
+
+def since_last(earlier: Mapping[str, Any] | None, later: Mapping[str, Any], label: str | None) -> SinceLast:
+    """The follow-up of the earlier snapshot document (None: there is none) in the later audit document."""
+    if earlier is None:
+        return SinceLast(None)
+    items = follow_up(earlier, later)
+    notes = ()
+    waiting = sum(1 for f in items if f.now == {} and f.then.get("verdict") == FLAGGED)
+    if not isinstance(later.get("findings"), list) and waiting:
+        # The Overview's audit skips the slice search until asked: its findings are not gone, just not looked for.
+        notes = (f"{waiting} slice-search finding(s) stay undecided until this view's slice search runs "
+                 f"(Findings by need, above).",)
+    return SinceLast(label, items, notes)

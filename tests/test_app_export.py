@@ -49,6 +49,10 @@ def test_export_creates_lists_verifies_diffs_and_names_a_changed_file(env, tmp_p
     assert figures["Data"] == "changed"
     changes = next(d.value for d in at.dataframe if list(d.value.columns) == ["What", "Older", "Newer"])
     assert ("filter.model_version", "—", "v2") in set(changes.itertuples(index=False, name=None))
+    # The older snapshot's findings and open questions, followed into the newer one, with the numbers then and now.
+    follow = next(d.value for d in at.dataframe if "Then" in d.value.columns)
+    assert list(follow.columns) == ["Status", "Group", "Metric", "Then", "Now", "Why"] and len(follow)
+    assert set(follow["Status"]) <= {"resolved", "improved", "unchanged", "worse", "still undecided"}
 
     first = history / table.loc[table["#"] == 1, "Folder"].iloc[0]
     note = load_snapshot(first)["annotation"][0]

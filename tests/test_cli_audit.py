@@ -301,3 +301,42 @@ def test_an_author_without_a_name_is_refused_before_the_audit(tmp_path, capsys):
                             "--out", str(tmp_path / "a"), "--author", "   "], capsys)
     assert code == 2 and err.count("\n") == 1 and "the author needs a name" in err
     assert not (tmp_path / "a").exists()
+
+
+def planned_log(path: Path) -> Path:
+    """A log whose group b has too few labelled rows to judge (20 of its 200; the rest await labels)."""
+    rng = np.random.default_rng(3)
+    n_a, n_b = 2000, 200
+    label = np.r_[rng.integers(0, 2, n_a).astype(float), rng.integers(0, 2, 20), np.full(n_b - 20, np.nan)]
+    df = pd.DataFrame({"id": range(n_a + n_b), "g": ["a"] * n_a + ["b"] * n_b, "label": label,
+                       "pred": rng.integers(0, 2, n_a + n_b)})
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_plan_budget_attaches_the_data_plan_to_the_snapshot(tmp_path, capsys):
+    """--plan-budget N puts the plan for N labelled rows into snapshot.json; without it there is no plan."""
+    src = planned_log(tmp_path / "log.csv")
+    flags = [str(src), "--id", "id", "--label", "label", "--prediction", "pred", "--sensitive", "g",
+             "--reference", "g=a"]
+    code, out, err = run_cli([*flags, "--plan-budget", "100", "--out", str(tmp_path / "a")], capsys)
+    assert code == 0, err
+    plan = json.loads((tmp_path / "a" / "snapshot.json").read_text())["data_plan"]
+    # b's 180 unlabelled rows hold the whole budget (its item's numbers are withheld as small cells: k = 10).
+    assert (plan["budget"], plan["allocated"], plan["unspent"]) == (100, 100, 0)
+    assert [i["group"] for i in plan["items"]] == ["g=b"] and plan["items"][0]["origin"] == "group"
+    assert "data plan: 100 of 100 labelled rows over 1 open question(s)" in out
+    assert run_cli([*flags, "--out", str(tmp_path / "b")], capsys)[0] == 0
+    assert "data_plan" not in json.loads((tmp_path / "b" / "snapshot.json").read_text())
+
+
+@pytest.mark.parametrize("budget", ["-5", "ten", "2.5"])
+def test_a_bad_plan_budget_is_one_line_and_exit_2(tmp_path, capsys, budget):
+    """A negative or non-integer budget is refused before the audit: one line, exit 2, nothing written."""
+    src = small_log(tmp_path / "log.csv")
+    code, _, err = run_cli([str(src), "--label", "label", "--prediction", "pred", "--sensitive", "sex",
+                            f"--plan-budget={budget}", "--out", str(tmp_path / "out")], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fairwatch: error: argument --plan-budget: must be a whole number")
+    assert not (tmp_path / "out").exists()

@@ -266,12 +266,12 @@ def test_too_small_group(rows: pd.DataFrame, labelled: pd.DataFrame) -> None:
     recorded = rows["repaid"].notna()
     # Mostly delayed labels: a pool of unlabelled rows several times the labelled ones.
     assert 0.1 <= recorded[mask].mean() <= 0.35
-    # The +0.15 gap is planted exactly (to one row) among its labelled and its pending repaying applicants.
+    # The +0.17 gap is planted exactly (to one row) among its labelled and its pending repaying applicants.
     rest = fnr(rows[~mask], "true_repaid")
     for part in (recorded, ~recorded):
         positives = int((mask & part & rows["true_repaid"]).sum())
         gap = fnr(rows[mask & part], "true_repaid") - rest
-        assert abs(gap - 0.15) <= 0.5 / positives + 1e-9, (gap, positives)
+        assert abs(gap - 0.17) <= 0.5 / positives + 1e-9, (gap, positives)
     # With the recorded labels it cannot be judged: fewer repaying applicants than min_support ...
     lab_mask = slice_mask(labelled, effect)
     assert 10 <= (lab_mask & labelled["repaid"]).sum() < DEMO_CONFIG["policy"]["min_support"]

@@ -299,6 +299,45 @@ def test_derive_verdict_matches_the_group_table_rules():
     assert derive_verdict(300, 1000, 1000, 10000, SPEC, q_value=0.2) == "inconclusive"
 
 
+def _masked_group_frame() -> pd.DataFrame:
+    """Reference a (1,000 rows) and a masked group b (20 positives, 20 negatives: rates below min_support 30).
+
+    a: FNR 50/500 = 0.10, FPR 100/500 = 0.20, selection 550/1000. b: FNR 10/20 = 0.50, FPR 12/20 = 0.60,
+    selection 22/40 (the same as a's, so the only problems are b's withheld rates).
+    """
+    def block(group: str, pos: int, missed: int, neg: int, fp: int) -> pd.DataFrame:
+        label = [1] * pos + [0] * neg
+        pred = [0] * missed + [1] * (pos - missed) + [1] * fp + [0] * (neg - fp)
+        return pd.DataFrame({"g": group, "label": label, "pred": pred})
+
+    return pd.concat([block("a", 500, 50, 500, 100), block("b", 20, 10, 20, 12)], ignore_index=True)
+
+
+def test_a_masked_group_is_judged_on_its_largest_observed_gap():
+    """Rates withheld below min_support: the need is judged on the tracked metric with the largest raw-count ratio.
+
+    Oracle by hand, 0.5 added to each count: FNR (10.5/21) / (50.5/501) = 4.96, FPR (12.5/21) / (100.5/501) = 2.97,
+    TPR (10.5/21) / (450.5/501) = 0.556 (|log| 0.59): the false-negative rate, not the first in list order (TPR).
+    """
+    from connectors.source import open_frame
+
+    spec = parse_spec({"source": {"path": "frame"},
+                       "columns": {"label": "label", "prediction": "pred", "sensitive": ["g"]}, "reference": {"g": "a"}})
+    snap = run_audit(spec, RowFilter(), open_frame(_masked_group_frame()), search_slices=False)
+    needs = diagnose_groups(snap.groups, snap.representation, None, spec)
+    b = needs.set_index("group").loc["g=b"]
+    assert b["metric"] == "false_negative_rate" and b["verdict"] == "insufficient_data" and b["need"] == "more_data"
+    choice = b["evidence"]["metric_choice"]
+    assert choice["metric"] == "false_negative_rate" and choice["ratio_from"] == "raw counts"
+    assert choice["ratio"] == pytest.approx((10.5 / 21) / (50.5 / 501))
+    assert "largest observed gap" in choice["rule"]
+    ratios = {p["metric"]: p["ratio"] for p in b["evidence"]["problems"]}
+    assert ratios["false_positive_rate"] == pytest.approx((12.5 / 21) / (100.5 / 501))
+    assert ratios["true_positive_rate"] == pytest.approx((10.5 / 21) / (450.5 / 501))
+    assert [p["metric"] for p in b["evidence"]["problems"]][:2] == ["false_negative_rate", "false_positive_rate"]
+    json.dumps(b["evidence"], allow_nan=False)
+
+
 def test_messages_are_one_sentence():
     """Each message is one sentence: one final full stop, no line breaks."""
     for d in (diagnose(SLICE, 1000, 300, 9000, 1800, SPEC, quality=CLEAN),

@@ -139,3 +139,71 @@ def test_newer_schema_is_refused_with_a_clear_message():
     assert check_schema_version({"schema_version": SCHEMA_VERSION}) == SCHEMA_VERSION
     with pytest.raises(SnapshotError, match="newer"):
         diff_snapshots({"schema_version": 1}, {"schema_version": SCHEMA_VERSION + 1})
+
+
+def _group(value: str, verdict: str, rate: float | None, lo: float | None, hi: float | None, n: int,
+           need: str | None = None) -> dict:
+    """A `groups` entry of race=value with one false-negative-rate cell against race=White."""
+    return {"grouping": "race", "slice": {"race": value}, "need": need,
+            "metrics": {"false_negative_rate": {"value": rate, "ci_low": lo, "ci_high": hi, "support": n}},
+            "disparities": {"false_negative_rate": {"reference": {"race": "White"}, "verdict": verdict,
+                                                    "q_value": 0.01 if verdict == "outside" else 0.3}}}
+
+
+def _doc(created: str, groups: list[dict], findings: list[dict]) -> dict:
+    """A minimal snapshot document (the slice search ran: `findings` is a list)."""
+    return {"schema_version": SCHEMA_VERSION, "created_at": created, "groups": groups, "findings": findings}
+
+
+def _finding(region: str, rate: float, lo: float, hi: float) -> dict:
+    """A slice-search finding on region=value."""
+    return {"slice": {"region": region}, "metric": "misclassification", "value": rate, "ci_low": lo, "ci_high": hi,
+            "n": 800, "q_value": 0.001, "need": "model"}
+
+
+def test_diff_follows_up_the_older_findings_by_the_stated_rule(tmp_path, capsys):
+    """Six earlier findings and open questions; each status worked out by hand from the rule in metrics/followup."""
+    import json
+
+    from cli import main
+
+    old = _doc("2026-01-01", [
+        _group("Black", "outside", 0.30, 0.27, 0.33, 900),        # gap -> 0.22 [0.20, 0.24]: apart, lower FNR: improved
+        _group("Asian", "outside", 0.25, 0.22, 0.28, 900),        # gap -> 0.26 [0.23, 0.29]: overlap: unchanged
+        _group("Hispanic", "outside", 0.20, 0.18, 0.22, 900),     # gap -> within: resolved
+        _group("Pacific Islander", "insufficient_data", None, None, None, 20, "more_data"),  # -> outside: worse
+        _group("Other", "inconclusive", 0.2, 0.1, 0.3, 50, "more_data"),  # -> inconclusive again: still undecided
+        _group("Native", "within", 0.1, 0.08, 0.12, 900),         # within, no open question: not followed
+    ], [_finding("south", 0.37, 0.35, 0.39)])                     # not flagged by the later search: resolved
+    new = _doc("2026-04-01", [
+        _group("Black", "outside", 0.22, 0.20, 0.24, 900),
+        _group("Asian", "outside", 0.26, 0.23, 0.29, 900),
+        _group("Hispanic", "within", 0.11, 0.09, 0.13, 900),
+        _group("Pacific Islander", "outside", 0.30, 0.24, 0.37, 160, "model"),
+        _group("Other", "inconclusive", 0.21, 0.13, 0.31, 70, "more_data"),
+        _group("Native", "within", 0.1, 0.08, 0.12, 900),
+    ], [])
+    by_hand = {"false_negative_rate|race=Black": "improved", "false_negative_rate|race=Asian": "unchanged",
+               "false_negative_rate|race=Hispanic": "resolved", "false_negative_rate|race=Pacific Islander": "worse",
+               "false_negative_rate|race=Other": "still_undecided", "misclassification|region=south": "resolved"}
+    d = diff_snapshots(old, new)
+    assert {f.id: f.status for f in d.follow_up} == by_hand
+    pi = next(f for f in d.follow_up if f.id == "false_negative_rate|race=Pacific Islander")
+    assert (pi.then["n"], pi.now["n"], pi.now["value"]) == (20, 160, 0.30)
+    text = "\n".join(d.lines())
+    assert ("follow-up of the old audit's findings and open questions: 6 (2 resolved · 1 improved · 1 unchanged · "
+            "1 worse · 1 still undecided)") in text
+    assert ("  improved: false_negative_rate|race=Black: outside · 0.300 (0.270–0.330) · n 900 -> "
+            "outside · 0.220 (0.200–0.240) · n 900") in text
+    as_json = d.to_dict()
+    assert {f["id"]: f["status"] for f in as_json["follow_up"]} == by_hand and "overlap" in as_json["follow_up_rule"]
+    # `fairwatch diff` prints the same, as text and as JSON.
+    for name, doc in (("old.json", old), ("new.json", new)):
+        (tmp_path / name).write_text(json.dumps(doc))
+    assert main(["diff", str(tmp_path / "old.json"), str(tmp_path / "new.json"), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert {f["id"]: f["status"] for f in printed["follow_up"]} == by_hand
+    assert main(["diff", str(tmp_path / "old.json"), str(tmp_path / "new.json")]) == 0
+    assert "6 (2 resolved" in capsys.readouterr().out
+    # Nothing to follow: said plainly.
+    assert "none to follow" in "\n".join(diff_snapshots(new | {"groups": new["groups"][2:3]}, new).lines())

@@ -12,6 +12,8 @@ from connectors.snapshot_store import FILES, export_view, snapshot_file, snapsho
 from metrics.diff import MOVE_RULE
 from metrics.export_views import (annotation_record, changes_table, diff_figures, findings_table, history_table,
                                   moves_table, problems_table, snapshot_label)
+from metrics.followup import RULE as FOLLOW_UP_RULE
+from metrics.followup import counts_line, follow_up_table
 from metrics.roles import OIDC_MODE
 from pages.components.auth import author as session_author
 from pages.components.auth import current_principal, log_access, logged
@@ -121,8 +123,10 @@ def render_diff(entries: Sequence[HistoryEntry], root: Path) -> None:
     if diff.unchanged:
         st.success("Nothing of substance changed: the same rows, findings and settings, and no metric moved "
                    "beyond its interval.")
+    follow = f"Follow-up of the older snapshot's findings and open questions: {counts_line(diff.follow_up)}"
     for title, table in (("Metrics that moved", moves_table(diff)), ("New and resolved findings", findings_table(diff)),
-                         ("Settings and data", changes_table(diff))):
+                         (follow, follow_up_table(diff.follow_up)), ("Settings and data", changes_table(diff))):
         if len(table):
             st.markdown(f"**{title}** ({len(table):,})")
             show_table(table, columns={}, height=min(300, 40 + 35 * len(table)))
+    st.caption(f"Follow-up rule: {FOLLOW_UP_RULE}.")

@@ -17,7 +17,7 @@ from connectors.dashboard import FilterOptions, fetch_filter_options, fetch_samp
 from connectors.datapaths import safe_data_path
 from connectors.drilldown import drill_down, fetch_example_rows, fetch_value_counts
 from connectors.export import load_snapshot as read_snapshot
-from connectors.snapshot_store import annotation_of
+from connectors.snapshot_store import annotation_of, list_history, snapshot_dir, snapshot_target
 from connectors.source import OpenSource, open_source
 from connectors.monitor import run_check, run_drift, run_trends, run_version_comparison
 from connectors.threshold_counts import ScoreBuckets, fetch_threshold_counts
@@ -25,6 +25,8 @@ from metrics.alerts import CheckResult
 from metrics.diff import SnapshotDiff, diff_snapshots
 from metrics.drift import DriftTable
 from metrics.errors import FairwatchError
+from metrics.export_views import snapshot_label
+from metrics.followup import SinceLast, since_last, target_of
 from metrics.mapping import ColumnProfile, profile_columns
 from metrics.overview import TrendArrows, arrow_spec, trend_arrows
 from metrics.roles import visible_snapshot
@@ -142,6 +144,33 @@ def load_annotation(folder: str, manifest_sha256: str) -> dict:
 def load_snapshot_diff(old: str, old_sha256: str, new: str, new_sha256: str) -> SnapshotDiff:
     """What changed from one snapshot folder to another, cached per pair of manifest hashes."""
     return diff_snapshots(read_snapshot(Path(old)), read_snapshot(Path(new)))
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def load_snapshot_target(folder: str, manifest_sha256: str) -> str | None:
+    """What a snapshot audited (spec and view as a key), cached per manifest hash; None when it cannot be read."""
+    return snapshot_target(Path(folder))
+
+
+@st.cache_data(max_entries=16, show_spinner="Following up the last snapshot's findings…")
+def _since(folder: str, manifest_sha256: str, label: str, spec: AuditSpec, row_filter: RowFilter, stamp: Stamp,
+           role: str | None, searched: bool) -> SinceLast:
+    """The follow-up of one snapshot in this view's audit (with the slice search when it ran), as a role may see it."""
+    snap = load_full_audit(spec, row_filter, stamp) if searched else load_snapshot(spec, row_filter, stamp)
+    return since_last(read_snapshot(Path(folder)), visible_snapshot(snap, role)[0].to_dict(), label)
+
+
+def load_since_last(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp, role: str | None) -> SinceLast:
+    """The Overview's follow-up of the newest snapshot of this spec and view in the history (`earlier` None: none)."""
+    root, target = snapshot_dir(), target_of(spec, row_filter)
+    # Uncached walk, newest first: a snapshot taken a moment ago on the Audit export page counts at once.
+    for e in reversed(list_history(root)):
+        folder = str(root / e.folder)
+        if load_snapshot_target(folder, e.manifest_sha256) == target:
+            label = snapshot_label(e, load_annotation(folder, e.manifest_sha256))
+            return _since(folder, e.manifest_sha256, label, spec, row_filter, stamp, role,
+                          search_done(spec, row_filter, stamp))
+    return since_last(None, {}, None)
 
 
 # ----------------------------------------------------------------------------- slice search and drill-down
