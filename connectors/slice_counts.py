@@ -234,22 +234,22 @@ def fetch_slice_counts(src: OpenSource, spec: AuditSpec, positive_label: str, po
         if numeric[i] and distinct > spec.slices.bins and valid > 0:
             x = f"CAST({quote_ident(col)} AS DOUBLE)"
             # Edge j is the value of rank ceil(j * valid / bins) (1-based, exact integers), which is
-            # what DuckDB's quantile_disc(x, j / bins) returns. Asked for j / bins itself, PostgreSQL
-            # and Spark round j / bins * valid in floating point and can land one rank off; asked
-            # for the middle of the rank, (rank - 0.5) / valid, every engine picks that rank.
+            # what DuckDB's quantile_disc(x, j / bins) returns. It is found as the smallest value whose
+            # running count reaches the rank, over the distinct values: a GROUP BY and a window, which
+            # DuckDB spills to disk under a memory limit (quantile_disc holds every value in memory and
+            # failed on 100M rows in 2 GB), and integer ranks, which every engine compares exactly.
             ranks = [max(1, -(-(j * valid) // spec.slices.bins)) for j in range(1, spec.slices.bins)]
-            # Generated numbers, not user values: literals (so Spark can expand the list), written
-            # with an exponent so that every engine reads them as DOUBLE, not DECIMAL.
-            fractions = "[" + ", ".join(format((r - 0.5) / valid, ".17e") for r in ranks) + "]"
+            picks = ", ".join(f"min(CASE WHEN fw_cum >= {r} THEN fw_v END) AS q{j}" for j, r in enumerate(ranks))
             got = run_query(
                 src,
-                f"SELECT quantile_disc({x}, {fractions}) AS q, min({x}) AS lo, max({x}) AS hi FROM src "
-                f"WHERE {where} AND {x} IS NOT NULL AND NOT isnan({x})",
+                f"SELECT {picks}, min(fw_v) AS lo, max(fw_v) AS hi FROM (SELECT fw_v, sum(fw_c) OVER (ORDER BY fw_v "
+                f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS fw_cum FROM (SELECT {x} AS fw_v, count(*) AS "
+                f"fw_c FROM src WHERE {where} AND {x} IS NOT NULL AND NOT isnan({x}) GROUP BY 1) AS fw_values) AS fw_run",
                 params,
             ).iloc[0]
             lo, hi = float(got["lo"]), float(got["hi"])
             # Repeated values give repeated quantiles; an edge at the minimum would be an empty bin.
-            edges = tuple(sorted({float(e) for e in got["q"] if float(e) > lo}))
+            edges = tuple(sorted({float(got[f"q{j}"]) for j in range(len(ranks)) if float(got[f"q{j}"]) > lo}))
             cases = " ".join(f"WHEN {x} < $e{i}_{j} THEN {j}" for j in range(len(edges)))
             keys.append(f"CASE WHEN {x} IS NULL OR isnan({x}) THEN -1 {cases} ELSE {len(edges)} END")
             qp.update({f"e{i}_{j}": e for j, e in enumerate(edges)})

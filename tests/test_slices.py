@@ -9,6 +9,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy.stats import fisher_exact, rankdata
 from statsmodels.stats.proportion import proportion_confint
 
@@ -407,3 +409,22 @@ def test_slice_counts_is_frozen():
     assert isinstance(counts, SliceCounts)
     with pytest.raises(AttributeError):
         counts.total_n = 0  # type: ignore[misc]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=st.lists(st.one_of(st.integers(-5, 40).map(float), st.floats(-1e6, 1e6, allow_nan=False),
+                                 st.just(float("nan")), st.none()), min_size=60, max_size=400),
+       bins=st.integers(2, 7))
+def test_bin_edges_are_the_values_of_the_quantile_ranks(values, bins):
+    """Property: edge j is the value of rank ceil(j*m/bins) among the m values that are neither NULL nor NaN
+    (DuckDB's quantile_disc), with repeated edges and an edge at the minimum dropped; ties and NaN included."""
+    df = synthetic(3, len(values))
+    df["x"] = np.array([np.nan if v is None else v for v in values], dtype=float)
+    valid = np.sort(np.array([v for v in values if v is not None and v == v], dtype=float))
+    if len(np.unique(valid)) <= bins + 2:
+        return  # few values stay categories (decided on an approximate distinct count: keep off the boundary)
+    counts, _ = search(df, ["f0", "x"], bins=bins)
+    (name, edges), = counts.bin_edges
+    ranks = [-(-(j * len(valid)) // bins) for j in range(1, bins)]
+    expected = tuple(sorted({valid[r - 1] for r in ranks if valid[r - 1] > valid[0]}))
+    assert name == "x" and edges == expected
