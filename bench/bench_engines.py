@@ -23,7 +23,10 @@ from common import fmt_bytes, fmt_seconds, pass_fail
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-MEMORY_LIMIT = "2GB"
+MEMORY_LIMIT = "2GB"  # the whole process's budget
+# DuckDB's share of it: its memory_limit bounds the engine's buffers only; the interpreter, the imported
+# libraries (about 220 MB) and the result frames live beside it.
+ENGINE_LIMIT = "1.5GB"
 COLUMNS = {"label": "y_true", "prediction": "y_pred", "score": "score", "sensitive": ["s1", "s2", "s3"]}
 
 
@@ -132,14 +135,14 @@ from connectors.audit import run_audit
 from connectors.source import open_source
 from metrics.spec import parse_spec
 spec = parse_spec({{"source": {{"path": {str(path)!r}}}, "columns": {COLUMNS!r}}})
-src = open_source(spec.source, memory_limit={MEMORY_LIMIT!r})
+src = open_source(spec.source, memory_limit={ENGINE_LIMIT!r})
 started = time.perf_counter()
 snap = run_audit(spec, src=src)
 common.child_report({{"seconds": time.perf_counter() - started, "rows": snap.data.rows}})
 """], timeout=1800)
     peak = child.result["peak_rss"]
-    return [f"{child.result['rows']:,}", fmt_seconds(child.result["seconds"]), fmt_bytes(peak), MEMORY_LIMIT,
-            pass_fail(peak < 2 * 1024**3)]
+    return [f"{child.result['rows']:,}", fmt_seconds(child.result["seconds"]), fmt_bytes(peak),
+            f"{MEMORY_LIMIT} (DuckDB {ENGINE_LIMIT})", pass_fail(peak < 2 * 1024**3)]
 
 
 def main() -> None:
@@ -150,11 +153,16 @@ def main() -> None:
     parser = common.bench_parser(__doc__.splitlines()[0])
     parser.add_argument("--rows", type=common.parse_count, default=None, help="rows for the engine comparison")
     parser.add_argument("--big", type=common.parse_count, default=None, help="rows for the out-of-core DuckDB run")
+    parser.add_argument("--only-big", action="store_true", help="only the out-of-core DuckDB run")
     args = common.parse_args(parser)
     rows = args.rows or (200_000 if args.quick else 10_000_000)
     big = args.big or (2_000_000 if args.quick else 100_000_000)
     repeat = 1 if args.quick else args.repeat
     print(common.machine_summary())
+    if args.only_big:
+        common.print_table(["rows", "audit", "peak RSS", "memory limit", "under the limit"], [big_duckdb(big)],
+                           title="Out of core: DuckDB over Parquet with a memory limit")
+        return
     parquet = common.synthetic_predictions(rows)
     duck = parse_spec({"source": {"path": str(parquet)}, "columns": COLUMNS})
     table, base = [], None
