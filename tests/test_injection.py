@@ -23,8 +23,18 @@ piece = st.one_of(text, st.sampled_from(NASTY))
 word = st.lists(piece, min_size=1, max_size=3).map("".join)
 
 
-def _sha(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_log_with_sentinel(path: Path, raw: pd.DataFrame) -> str:
+    """A DuckDB file with the rows as table `log` and a sentinel table an injection would touch; its SHA-256."""
+    db = duckdb.connect(str(path))
+    db.register("raw", raw)
+    db.execute("CREATE TABLE log AS SELECT * FROM raw")
+    db.execute("CREATE TABLE sentinel AS SELECT 42 AS answer")
+    db.close()
+    return file_sha256(path)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -38,12 +48,7 @@ def test_counts_equal_pandas_and_nothing_else_happens(column, values, seed):
     raw = pd.DataFrame({column: rng.choice(values, n), "label": rng.integers(0, 2, n), "pred": rng.integers(0, 2, n)})
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "log.duckdb"
-        db = duckdb.connect(str(path))
-        db.register("raw", raw)
-        db.execute("CREATE TABLE log AS SELECT * FROM raw")
-        db.execute("CREATE TABLE sentinel AS SELECT 42 AS answer")
-        db.close()
-        before = _sha(path)
+        before = write_log_with_sentinel(path, raw)
         spec = parse_spec({"source": {"path": str(path), "table": "log"},
                            "columns": {"label": "label", "prediction": "pred", "sensitive": [column]},
                            "policy": {"min_support": 1}})
@@ -52,7 +57,7 @@ def test_counts_equal_pandas_and_nothing_else_happens(column, values, seed):
             counts = fetch_group_counts(src, spec).cells
         finally:
             src.close()
-        assert _sha(path) == before
+        assert file_sha256(path) == before
         db = duckdb.connect(str(path), read_only=True)
         assert db.execute("SELECT answer FROM sentinel").fetchall() == [(42,)]
         assert [r[0] for r in db.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()] \

@@ -10,7 +10,6 @@ unchanged, byte for byte.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from connectors.audit import run_audit
 from connectors.source import open_source
 from metrics.errors import FairwatchError
 from metrics.spec import RowFilter, parse_spec
+from tests.test_injection import file_sha256, write_log_with_sentinel
 
 NASTY = ["'", '"', ";", "--", "/*", "*/", "'; DROP TABLE sentinel; --", '"; DROP TABLE sentinel; --', "\n", "\\",
          "$1", "?", "%", "é", "🙂", " ", "NULL", "(missing)x", "' OR '1'='1"]
@@ -32,10 +32,6 @@ word = st.lists(st.one_of(text, st.sampled_from(NASTY)), min_size=1, max_size=3)
 nasty = st.tuples(word, st.sampled_from(NASTY), word).map("".join)
 FOLDER = "it's; DROP TABLE sentinel; -- \"x\""  # the source's folder name is SQL too (view definitions quote it)
 N = 240
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -58,12 +54,7 @@ def test_every_name_and_typed_value_is_only_data(names, groups, versions, typed,
         folder = Path(tmp) / FOLDER
         folder.mkdir()
         path = folder / "log.duckdb"
-        db = duckdb.connect(str(path))
-        db.register("raw", raw)
-        db.execute("CREATE TABLE log AS SELECT * FROM raw")
-        db.execute("CREATE TABLE sentinel AS SELECT 42 AS answer")
-        db.close()
-        before = _sha(path)
+        before = write_log_with_sentinel(path, raw)
         spec = parse_spec({"source": {"path": str(path), "table": "log"},
                            "columns": {"label": "label", "prediction": "pred", "sensitive": [sensitive],
                                        "features": [feature], "model_version": version_col, "time": time_col},
@@ -77,7 +68,7 @@ def test_every_name_and_typed_value_is_only_data(names, groups, versions, typed,
                 snap = None
         finally:
             src.close()
-        assert _sha(path) == before
+        assert file_sha256(path) == before
         db = duckdb.connect(str(path), read_only=True)
         assert db.execute("SELECT answer FROM sentinel").fetchall() == [(42,)]
         assert sorted(r[0] for r in db.execute("SELECT table_name FROM information_schema.tables").fetchall()) \
