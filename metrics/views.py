@@ -165,6 +165,14 @@ def intersection_cells(rep: pd.DataFrame, first: str, second: str, min_support: 
     return grid
 
 
+def intersection_caption(cells: pd.DataFrame, min_support: int) -> str:
+    """The heatmap's caption: how many cells are too small to judge, and how many are withheld at this role."""
+    small, withheld = int(cells["below_min_support"].sum()), int(cells["n"].isna().sum())
+    return (f"Red outline and '(small)': fewer than min_support = {min_support} rows, too few for any rate to be "
+            f"shown. {small} of {len(cells)} cells are that small"
+            + (f"; {withheld} are withheld at your role." if withheld else "."))
+
+
 def fit_tests_table(tests: pd.DataFrame) -> pd.DataFrame:
     """Goodness-of-fit results in words."""
     if tests is None or tests.empty:

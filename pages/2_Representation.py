@@ -4,8 +4,8 @@ import streamlit as st
 
 from metrics.charts import intersection_heatmap, share_chart
 from metrics.roles import allowed
-from metrics.views import (fit_tests_table, groupings_shown, intersection_cells, representation_table,
-                           share_points)
+from metrics.views import (fit_tests_table, groupings_shown, intersection_caption, intersection_cells,
+                           representation_table, share_points)
 from pages.components.frame import SHARE_COLUMNS, PageContext, run_page, show_chart, show_table
 
 
@@ -33,11 +33,7 @@ def draw(ctx: PageContext) -> None:
     second = c2.selectbox("Columns", [f for f in features if f != first], index=0, key="fw.rep.second")
     cells = intersection_cells(rep, first, second, min_support, complete=allowed(ctx.role, "small_cells"))
     show_chart(intersection_heatmap(cells, first, second, min_support))
-    small = cells[cells["below_min_support"]]
-    withheld = int(cells["n"].isna().sum())
-    st.caption(f"Red outline and '(small)': fewer than min_support = {min_support} rows, too few for any rate "
-               f"to be shown. {len(small)} of {len(cells)} cells are that small"
-               + (f"; {withheld} are withheld at your role." if withheld else "."))
+    st.caption(intersection_caption(cells, min_support))
 
 
 run_page("Representation", ":material/groups:", draw)

@@ -55,12 +55,17 @@ def running_app(env: dict[str, str], port: int | None = None):
         wait_healthy(base)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop_server(proc, log)
+
+
+def stop_server(proc: subprocess.Popen, log) -> None:
+    """Stop a server started by a test (killed if it does not stop in 10 s) and close its log."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
 
 
 def launch(playwright):

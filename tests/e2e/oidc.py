@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.browser import ROOT, free_port, wait_healthy
+from tests.e2e.browser import ROOT, free_port, stop_server, wait_healthy
 
 # The people of the tests: one per role, one the access config gives no role.
 USERS: dict[str, dict[str, Any]] = {
@@ -120,9 +120,4 @@ def served_app(args: list[str], env: Mapping[str, str], port: int | None = None)
                     raise
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop_server(proc, log)
