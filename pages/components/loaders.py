@@ -120,18 +120,25 @@ def load_check(spec: AuditSpec, rules: tuple[str, ...], now: str | None, stamp: 
                      src=get_source(spec.source, stamp))
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def load_arrow_trends(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp) -> TrendTable | None:
+    """The windowed metrics behind the Overview's arrows (`spec` narrowed by `arrow_spec`); None without a time
+    column or when it cannot be read. Not keyed by role, so the visit's prefetch can warm it."""
+    if not spec.time:
+        return None
+    try:
+        return run_trends(spec, None, row_filter, get_source(spec.source, stamp))
+    except FairwatchError:  # the Trends page says what is wrong; the Overview just shows no arrows
+        return None
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def load_trend_arrows(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp, features: tuple[str, ...],
                       role: str | None) -> TrendArrows:
-    """The Overview's arrows (latest window vs previous); none without a time column or when it cannot be read."""
+    """The Overview's arrows (latest window vs previous) for the largest gap this role sees."""
     worst = load_overview(spec, row_filter, stamp, features, role)[1]
     gap = worst[0] if worst else None
-    try:
-        trends = run_trends(arrow_spec(spec, gap), None, row_filter, get_source(spec.source, stamp)) if spec.time \
-            else None
-    except FairwatchError:  # the Trends page says what is wrong; the Overview just shows no arrows
-        trends = None
-    return trend_arrows(trends, gap)
+    return trend_arrows(load_arrow_trends(arrow_spec(spec, gap), row_filter, stamp), gap)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
