@@ -24,7 +24,7 @@ import pandas as pd
 from connectors.counts import MISSING, group_expr, prediction_expr, run_query, where_sql
 from connectors.quality_counts import (_check_slices, _predicate, _spec_columns, fetch_quality_counts,
                                        is_numeric_type)
-from connectors.slice_counts import bin_labels
+from connectors.slice_counts import bin_labels, quantile_edges
 from connectors.source import OpenSource, quote_ident, resolve_spec_columns
 from metrics.errors import DataError
 from metrics.groups import slice_label
@@ -95,18 +95,6 @@ def fetch_slice_cells(src: OpenSource, spec: AuditSpec, slice_: Slice,
     return out
 
 
-def _numeric_bins(src: OpenSource, column: str, where: str, params: dict, bins: int) -> tuple[float, tuple, float]:
-    """(min, cut points, max) of a numeric column: the slice search's quantile bins, so the labels match."""
-    x = f"CAST({quote_ident(column)} AS DOUBLE)"
-    got = run_query(src, f"SELECT quantile_disc({x}, $qs::DOUBLE[]) AS q, min({x}) AS lo, max({x}) AS hi FROM src "
-                         f"WHERE {where} AND {x} IS NOT NULL AND NOT isnan({x})",
-                    params | {"qs": [j / bins for j in range(1, bins)]}).iloc[0]
-    if got["lo"] is None or pd.isna(got["lo"]):
-        return math.nan, (), math.nan
-    lo, hi = float(got["lo"]), float(got["hi"])
-    return lo, tuple(sorted({float(e) for e in got["q"] if float(e) > lo})), hi
-
-
 def fetch_value_counts(src: OpenSource, spec: AuditSpec, slice_: Slice,
                        row_filter: RowFilter | None = None) -> pd.DataFrame:
     """Rows per (feature, value, in the slice or not) for every spec feature the slice does not fix.
@@ -120,15 +108,21 @@ def fetch_value_counts(src: OpenSource, spec: AuditSpec, slice_: Slice,
     others = [j for j, (name, _) in enumerate(p.spec_cols) if name.lower() not in own]
     if not others:
         return pd.DataFrame({"feature": [], "value": [], "in_slice": [], "n": []})
+    numeric = [j for j in others if is_numeric_type(p.types[j])]
+    # As the slice search profiles them: distinct values, and for numbers the values a quantile ranks.
     profile = run_query(src, "SELECT " + ", ".join(
-        f"approx_count_distinct({quote_ident(p.spec_cols[j][1])}) AS d{j}" for j in others)
+        [f"approx_count_distinct({quote_ident(p.spec_cols[j][1])}) AS d{j}" for j in others]
+        + [f"count(CASE WHEN NOT isnan(CAST({quote_ident(p.spec_cols[j][1])} AS DOUBLE)) THEN 1 END) AS m{j}"
+           for j in numeric])
         + f" FROM src WHERE {p.where}", p.filter_params).iloc[0]
     params, keys = dict(p.params), []
     for j in others:
         name, column = p.spec_cols[j]
         distinct = int(profile[f"d{j}"])
-        if is_numeric_type(p.types[j]) and distinct > spec.slices.bins:
-            lo, edges, hi = _numeric_bins(src, column, p.where, p.filter_params, spec.slices.bins)
+        if j in numeric and distinct > spec.slices.bins:
+            # The slice search's bins, so a finding's range label names one of these bars.
+            lo, edges, hi = quantile_edges(src, f"CAST({quote_ident(column)} AS DOUBLE)", p.where, p.filter_params,
+                                           int(profile[f"m{j}"]), spec.slices.bins)
             labels = bin_labels(lo, edges, hi) if not math.isnan(lo) else []
             x = f"CAST(c{j} AS DOUBLE)"
             cases = " ".join(f"WHEN {x} < $b{j}_{i} THEN $l{j}_{i}" for i in range(len(edges)))
@@ -141,17 +135,19 @@ def fetch_value_counts(src: OpenSource, spec: AuditSpec, slice_: Slice,
                             f"({spec.policy.max_groups}), too many to show per value: map it to fewer categories")
         else:
             keys.append(f"{group_expr(f'c{j}')} AS k{j}")
+    # One scan, one grouping set per feature: GROUPING SETS run on every engine (UNPIVOT is DuckDB's own).
+    # A key is never NULL (missing values are '(missing)'), so the key that is not NULL names the set.
     listed = ", ".join(f"k{j}" for j in others)
+    sets = ", ".join(f"(in_slice, k{j})" for j in others)
     sql = (f"WITH base AS (SELECT {p.selects} FROM src WHERE {p.where}), "
            f"keyed AS (SELECT {p.predicate} AS in_slice, {', '.join(keys)} FROM base) "
-           f"SELECT feature, value, in_slice, count(*) AS n "
-           f"FROM (UNPIVOT keyed ON {listed} INTO NAME feature VALUE value) "
-           f"GROUP BY ALL")
-    out = run_query(src, sql, params)
-    position = {f"k{j}": j for j in others}
-    out = out.assign(_j=out["feature"].map(position)).sort_values(["_j", "value", "in_slice"], kind="stable")
-    out["feature"] = out["feature"].map({f"k{j}": p.spec_cols[j][0] for j in others})
-    out["in_slice"] = out["in_slice"].astype(bool)
+           f"SELECT in_slice, {listed}, count(*) AS n FROM keyed GROUP BY GROUPING SETS ({sets})")
+    grouped = run_query(src, sql, params)
+    out = pd.concat([pd.DataFrame({"feature": p.spec_cols[j][0], "value": grouped.loc[kept, f"k{j}"].astype(str),
+                                   "in_slice": grouped.loc[kept, "in_slice"].astype(bool),
+                                   "n": grouped.loc[kept, "n"].astype("int64"), "_j": j})
+                     for j in others for kept in [grouped[f"k{j}"].notna()]], ignore_index=True)
+    out = out.sort_values(["_j", "value", "in_slice"], kind="stable")
     return out.drop(columns="_j").reset_index(drop=True)
 
 

@@ -25,8 +25,8 @@ column is almost surely an id, a free-text field or a zip code; an "(other)" sli
 values describes nobody, and silently searching a truncated feature would make the audit look
 more thorough than it is. The groups table refuses the same columns (`check_cardinality`), so the
 two stay consistent. The check uses DuckDB's HyperLogLog count (constant memory) before any
-grouping. Numbers are cut into `bins` quantile bins (exact `quantile_disc` edges, so the bins are
-reproducible), labelled by range, e.g. `loan_amount=[1000, 5000)`.
+grouping. Numbers are cut into `bins` quantile bins (exact ranks, `quantile_edges`, so the bins are
+reproducible on every engine), labelled by range, e.g. `loan_amount=[1000, 5000)`.
 
 On PostgreSQL and Spark the same statements, transpiled by `connectors/engines.py`, run as one
 query of common table expressions instead of temporary tables; the counts are identical (tests/
@@ -113,6 +113,33 @@ def bin_labels(low: float, edges: tuple[float, ...], high: float) -> list[str]:
     labels = [f"[{_fmt(a)}, {_fmt(b)})" for a, b in zip(bounds[:-2], bounds[1:-1])]
     labels.append(f"[{_fmt(bounds[-2])}, {_fmt(bounds[-1])}]")
     return labels
+
+
+def quantile_edges(src: OpenSource, x: str, where: str, params: dict, valid: int,
+                   bins: int) -> tuple[float, tuple[float, ...], float]:
+    """(min, inner edges, max) of the number `x` (SQL over `src`) cut into `bins` quantile bins, in one query.
+
+    `valid` is the count of values that are neither NULL nor NaN. Edge j is the value of rank
+    ceil(j * valid / bins) (1-based, exact integers), which is what DuckDB's quantile_disc(x, j / bins)
+    returns. It is found as the smallest value whose running count reaches the rank, over the
+    distinct values: a GROUP BY and a window, which DuckDB spills to disk under a memory limit
+    (quantile_disc holds every value in memory and failed on 100M rows in 2 GB), and integer ranks,
+    which every engine compares exactly. Repeated values give repeated quantiles, and an edge at the
+    minimum would be an empty bin: both are dropped.
+    """
+    ranks = [max(1, -(-(j * valid) // bins)) for j in range(1, bins)]
+    picks = ", ".join(f"min(CASE WHEN fw_cum >= {r} THEN fw_v END) AS q{j}" for j, r in enumerate(ranks))
+    got = run_query(
+        src,
+        f"SELECT {picks}, min(fw_v) AS lo, max(fw_v) AS hi FROM (SELECT fw_v, sum(fw_c) OVER (ORDER BY fw_v "
+        f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS fw_cum FROM (SELECT {x} AS fw_v, count(*) AS "
+        f"fw_c FROM src WHERE {where} AND {x} IS NOT NULL AND NOT isnan({x}) GROUP BY 1) AS fw_values) AS fw_run",
+        params,
+    ).iloc[0]
+    if got["lo"] is None or pd.isna(got["lo"]):
+        return math.nan, (), math.nan
+    lo, hi = float(got["lo"]), float(got["hi"])
+    return lo, tuple(sorted({float(got[f"q{j}"]) for j in range(len(ranks)) if float(got[f"q{j}"]) > lo})), hi
 
 
 def plan_cells(cards: list[int], depth: int, rows: int, budget: int = CELL_BUDGET) -> list[tuple[int, ...]]:
@@ -233,23 +260,7 @@ def fetch_slice_counts(src: OpenSource, spec: AuditSpec, positive_label: str, po
         valid = int(profile[f"m{i}"]) if numeric[i] else 0
         if numeric[i] and distinct > spec.slices.bins and valid > 0:
             x = f"CAST({quote_ident(col)} AS DOUBLE)"
-            # Edge j is the value of rank ceil(j * valid / bins) (1-based, exact integers), which is
-            # what DuckDB's quantile_disc(x, j / bins) returns. It is found as the smallest value whose
-            # running count reaches the rank, over the distinct values: a GROUP BY and a window, which
-            # DuckDB spills to disk under a memory limit (quantile_disc holds every value in memory and
-            # failed on 100M rows in 2 GB), and integer ranks, which every engine compares exactly.
-            ranks = [max(1, -(-(j * valid) // spec.slices.bins)) for j in range(1, spec.slices.bins)]
-            picks = ", ".join(f"min(CASE WHEN fw_cum >= {r} THEN fw_v END) AS q{j}" for j, r in enumerate(ranks))
-            got = run_query(
-                src,
-                f"SELECT {picks}, min(fw_v) AS lo, max(fw_v) AS hi FROM (SELECT fw_v, sum(fw_c) OVER (ORDER BY fw_v "
-                f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS fw_cum FROM (SELECT {x} AS fw_v, count(*) AS "
-                f"fw_c FROM src WHERE {where} AND {x} IS NOT NULL AND NOT isnan({x}) GROUP BY 1) AS fw_values) AS fw_run",
-                params,
-            ).iloc[0]
-            lo, hi = float(got["lo"]), float(got["hi"])
-            # Repeated values give repeated quantiles; an edge at the minimum would be an empty bin.
-            edges = tuple(sorted({float(got[f"q{j}"]) for j in range(len(ranks)) if float(got[f"q{j}"]) > lo}))
+            lo, edges, hi = quantile_edges(src, x, where, params, valid, spec.slices.bins)
             cases = " ".join(f"WHEN {x} < $e{i}_{j} THEN {j}" for j in range(len(edges)))
             keys.append(f"CASE WHEN {x} IS NULL OR isnan({x}) THEN -1 {cases} ELSE {len(edges)} END")
             qp.update({f"e{i}_{j}": e for j, e in enumerate(edges)})
