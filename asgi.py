@@ -24,6 +24,15 @@ async def import_pages_code(_app: st.App) -> AsyncIterator[None]:
     import pages.components.frame  # noqa: F401
     import pages.components.loaders  # noqa: F401
     import pages.components.slice_view  # noqa: F401
+
+    # Streamlit's own first-use costs, paid here rather than by the first visit (py-spy on a cold 10M-row
+    # Overview: about a tenth of its server time): the emoji catalog, imported by the first st.info or
+    # st.error whose text is not ASCII, and the once-per-process check that the app runs under
+    # `streamlit run` (inspect.stack() over every frame). Private names, so each is optional.
+    import streamlit.emojis  # noqa: F401
+    from streamlit import delta_generator
+
+    getattr(delta_generator, "_maybe_print_use_warning", lambda: None)()
     yield
 
 

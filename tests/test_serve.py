@@ -189,3 +189,15 @@ def test_make_run_goes_through_fairwatch_serve():
     """`make run` starts the app through the launcher's checks, with HOST and PORT passed on."""
     recipe = (ROOT / "Makefile").read_text(encoding="utf-8").split("\nrun:", 1)[1].split("\n\n", 1)[0]
     assert "fairwatch serve --host $(HOST) --port $(PORT)" in recipe and "streamlit run" not in recipe
+
+
+def test_server_start_pays_the_first_visit_s_one_time_costs():
+    """asgi.py's start-up imports the pages' code and pays Streamlit's own first-use costs (its emoji catalog,
+    its once-per-process `streamlit run` check), so a cold first visit does not wait for them."""
+    code = ("import asyncio, sys\nimport asgi\nfrom streamlit import delta_generator\n"
+            "async def start():\n    async with asgi.import_pages_code(asgi.app):\n        pass\n"
+            "asyncio.run(start())\n"
+            "print('pages.components.loaders' in sys.modules, 'streamlit.emojis' in sys.modules, "
+            "delta_generator._use_warning_has_been_displayed)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["True", "True", "True"], done.stderr[-2000:]
