@@ -31,9 +31,27 @@ class GroupCounts:
     sensitive: tuple[str, ...]
 
 
-def group_expr(column: str) -> str:
-    """A grouping key as text, with NULL as an explicit '(missing)' group (never silently dropped)."""
-    return f"COALESCE(CAST({quote_ident(column)} AS VARCHAR), '{MISSING}')"
+FLOAT_TYPES = frozenset({"DOUBLE", "FLOAT", "REAL", "FLOAT4", "FLOAT8", "DOUBLE PRECISION"})
+# Whole floats below this are written with '.0'; beyond it every engine writes an exponent anyway.
+_WHOLE_FLOAT_LIMIT = "1e15"
+
+
+def text_expr(expr: str, kind: str = "") -> str:
+    """A value as text, the same on every engine; `kind` is its DuckDB type ('' when not known).
+
+    A float-coded category (1.0, 2.0) is written as DuckDB and Spark write it, '1.0', where
+    PostgreSQL writes '1'; NaN as 'nan' (Spark writes 'NaN'). Other types are cast as they are. NULL stays NULL.
+    """
+    if kind.strip().upper() not in FLOAT_TYPES:
+        return f"CAST({expr} AS VARCHAR)"
+    # CASE, not OR: Spark evaluates every operand of OR, and floor(NaN) cannot become its BIGINT.
+    return (f"CASE WHEN isnan({expr}) THEN 'nan' WHEN abs({expr}) < {_WHOLE_FLOAT_LIMIT} AND {expr} = floor({expr}) "
+            f"THEN CAST(CAST({expr} AS BIGINT) AS VARCHAR) || '.0' ELSE CAST({expr} AS VARCHAR) END")
+
+
+def group_expr(column: str, kind: str = "") -> str:
+    """A grouping key as text (`text_expr`), with NULL as an explicit '(missing)' group (never silently dropped)."""
+    return f"COALESCE({text_expr(quote_ident(column), kind)}, '{MISSING}')"
 
 
 def where_sql(spec: AuditSpec, cols: dict[str, str], row_filter: RowFilter | None) -> tuple[str, dict]:
@@ -175,7 +193,7 @@ def fetch_group_counts(src: OpenSource, spec: AuditSpec, row_filter: RowFilter |
     if spec.score is not None:
         bucket = score_bucket_expr(f"CAST({quote_ident(cols['score'])} AS DOUBLE)", decimals)
     inner_keys = ", ".join(f"{quote_ident(c)} AS k{i}" for i, c in enumerate(sens_cols))
-    outer_keys = ", ".join(f"{group_expr(f'k{i}')} AS g{i}" for i in range(len(sens_cols)))
+    outer_keys = ", ".join(f"{group_expr(f'k{i}', src.column_type(c))} AS g{i}" for i, c in enumerate(sens_cols))
     raw = run_query(
         src,
         f"SELECT {outer_keys}, CAST(l AS VARCHAR) AS label_raw, CAST(p AS VARCHAR) AS pred_raw, b AS score_bucket, n "

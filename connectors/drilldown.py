@@ -134,7 +134,7 @@ def fetch_value_counts(src: OpenSource, spec: AuditSpec, slice_: Slice,
             raise DataError(f"feature {name} has about {distinct:,} distinct values, more than max_groups "
                             f"({spec.policy.max_groups}), too many to show per value: map it to fewer categories")
         else:
-            keys.append(f"{group_expr(f'c{j}')} AS k{j}")
+            keys.append(f"{group_expr(f'c{j}', p.types[j])} AS k{j}")
     # One scan, one grouping set per feature: GROUPING SETS run on every engine (UNPIVOT is DuckDB's own).
     # A key is never NULL (missing values are '(missing)'), so the key that is not NULL names the set.
     listed = ", ".join(f"k{j}" for j in others)

@@ -8,10 +8,11 @@ and per column), labelled rows in conflicting-duplicate groups, and suspected la
 audited row, so that each slice's complement is total minus slice. The rules are stated in
 `metrics/quality.py`.
 
-Slice predicates: a value compares as text with the column cast to VARCHAR (as `group_expr`
-groups), '(missing)' means IS NULL, and on a numeric column a range label such as ``[10, 20)``,
-``(-inf, 5]`` or ``[1e3, inf)`` means that interval (the slice search's bins). Values are always
-parameters; identifiers are the spec's columns, resolved against the source and quoted.
+Slice predicates: a value compares as text, the column written as `group_expr` groups it
+(`text_expr`: a whole float is '1.0' on every engine), '(missing)' means IS NULL, and on a
+numeric column a range label such as ``[10, 20)``, ``(-inf, 5]`` or ``[1e3, inf)`` means that
+interval (the slice search's bins). Values are always parameters; identifiers are the spec's
+columns, resolved against the source and quoted.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from connectors.counts import MISSING, check_cardinality, group_expr, run_query, where_sql
+from connectors.counts import MISSING, check_cardinality, group_expr, run_query, text_expr, where_sql
 from connectors.source import OpenSource, quote_ident, resolve_spec_columns
 from metrics.errors import DataError
 from metrics.groups import slice_label
@@ -125,7 +126,7 @@ def _predicate(slice_: Slice, k: int, names: dict[str, int], types: list[str]) -
                 params[f"{key}_hi"] = high
             clauses.append("(" + " AND ".join(parts) + ")")
         else:
-            clauses.append(f"CAST({col} AS VARCHAR) = ${key}")
+            clauses.append(f"{text_expr(col, types[j])} = ${key}")
             params[key] = value
             # A float NaN casts to 'nan': that slice holds exactly the rows where the column is NaN.
             own_missing += int(bool(_FLOAT_TYPE.match(types[j])) and value.lower() == "nan")
@@ -148,7 +149,7 @@ def _sensitive_groups(src: OpenSource, spec: AuditSpec, cols: dict[str, str], wh
     check_cardinality(src, spec, sens, where, params)
     out = []
     for name, col in zip(spec.sensitive, sens):
-        values = run_query(src, f"SELECT DISTINCT {group_expr(col)} AS v FROM src WHERE {where} ORDER BY 1", params)
+        values = run_query(src, f"SELECT DISTINCT {group_expr(col, src.column_type(col))} AS v FROM src WHERE {where} ORDER BY 1", params)
         out.extend(((name, str(v)),) for v in values["v"])
     return out
 

@@ -273,7 +273,7 @@ def fetch_slice_counts(src: OpenSource, spec: AuditSpec, positive_label: str, po
                     f"({spec.policy.max_groups}), too many to search slices over: drop it from [columns] "
                     f"features, map it to fewer categories, or raise [policy] max_groups"
                 )
-            keys.append(group_expr(col))
+            keys.append(group_expr(col, src.column_type(col)))
             cards.append(distinct + 1)
 
     # 3. The error signal, with the label and decision mapped to 0/1 exactly as `binarize` does: the

@@ -45,7 +45,8 @@ def fetch_threshold_counts(src: OpenSource, spec: AuditSpec, row_filter: RowFilt
         raise DataError("no labelled row has a score in the chosen rows; widen the time window or pick another model version")
     lo, hi = grid_bounds(float(span.iloc[0]["lo"]), float(span.iloc[0]["hi"]))
     width = (hi - lo) / bins
-    keys = ", ".join(f"{group_expr(cols[f'sensitive:{s}'])} AS g{i}" for i, s in enumerate(spec.sensitive))
+    keys = ", ".join(f"{group_expr(c, src.column_type(c))} AS g{i}"
+                     for i, c in enumerate(cols[f'sensitive:{s}'] for s in spec.sensitive))
     bucket = f"LEAST(GREATEST(floor(({score} - $lo) / $width + {EDGE_EPS}), 0), {int(bins)})::INTEGER"
     counts = run_query(
         src,

@@ -150,7 +150,7 @@ def fetch_window_counts(src: OpenSource, spec: AuditSpec, grain: str | None = No
         inner.append(f"{quote_ident(cols['model_version'])} AS v")
         outer.append(f"{group_expr('v')} AS {VERSION}")
     inner += [f"{quote_ident(c)} AS g{i}" for i, c in enumerate(sens_cols)]
-    outer += [f"{group_expr(f'g{i}')} AS g{i}" for i in range(len(sens_cols))]
+    outer += [f"{group_expr(f'g{i}', src.column_type(c))} AS g{i}" for i, c in enumerate(sens_cols)]
     cell_params = params | bound_params
     if spec.prediction is None:
         # A decision from a score is made per row (grouping by raw scores would explode the cells).
