@@ -29,6 +29,16 @@ class ScoreBuckets:
     hi: float
     bins: int
 
+    @property
+    def rows(self) -> int:
+        """Labelled rows with a score that the counts hold."""
+        return int(self.counts["n"].sum())
+
+    @property
+    def step(self) -> float:
+        """The score distance between two thresholds of the grid."""
+        return (self.hi - self.lo) / self.bins
+
 
 def fetch_threshold_counts(src: OpenSource, spec: AuditSpec, row_filter: RowFilter | None = None,
                            bins: int = THRESHOLD_BINS) -> ScoreBuckets:

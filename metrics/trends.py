@@ -56,6 +56,11 @@ class TrendTable:
     coverage: pd.DataFrame
     grain: str
 
+    @property
+    def total_rows(self) -> int:
+        """Rows counted over all windows (rows without a time are in no window)."""
+        return int(self.coverage["rows"].sum())
+
 
 def choose_grain(first: pd.Timestamp, last: pd.Timestamp, override: str | None = None) -> str:
     """The window grain: the one asked for, else day/week/month from the time span of the data."""

@@ -27,7 +27,7 @@ def draw(ctx: PageContext) -> None:
                              key="fw.trend.metrics") or list(HEADLINE_METRICS)
     groups = rows.loc[rows["grouping"] == grouping, "group"].unique().tolist()
     st.caption(f"{grain_caption(trends.grain, choice)} {len(trends.coverage)} windows of "
-               f"{int(trends.coverage['rows'].sum()):,} rows ({sel.row_filter.describe()}).")
+               f"{trends.total_rows:,} rows ({sel.row_filter.describe()}).")
     # Sections, not tabs: a chart in a hidden tab is not drawn until opened, and each section's
     # guard keeps the others on the page when one fails.
     st.subheader("Metrics over time")

@@ -75,6 +75,8 @@ def test_row_filter_applies_to_the_counts():
     raw = _rows()
     buckets = fetch_threshold_counts(open_frame(raw), _spec(), RowFilter(model_version="v2"))
     assert int(buckets.counts["n"].sum()) == int((raw["mv"] == "v2").sum())
+    assert buckets.rows == int((raw["mv"] == "v2").sum())  # the count the page's caption shows
+    assert buckets.step * buckets.bins == pytest.approx(buckets.hi - buckets.lo)
 
 
 def test_intervals_bracket_the_value_and_carry_n():

@@ -171,6 +171,7 @@ def test_window_with_zero_labelled_rows_is_a_gap_with_zero_coverage():
     assert cov.loc[day2, "label_coverage"] == 0.0 and cov.loc[T0, "label_coverage"] == 1.0
     late = table.rows[table.rows["window"] == day2]
     assert late["value"].isna().all() and (late["labelled_n"] == 0).all() and (late["n"] == 25).all()
+    assert table.total_rows == len(df)  # the Trends page's caption: every timed row, labelled or not
 
 
 def test_ratio_is_to_the_reference_group_in_the_same_window():

@@ -22,13 +22,13 @@ def render_threshold_explorer(ctx: PageContext, grouping: str, groups: list[str]
                               buckets.hi, buckets.bins, sel.spec.policy.min_support)
     # `groups` are the page's (a viewer's leave out withheld groups); no rate on fewer than k rows for a viewer.
     curves = visible_rates(curves, ctx.role, sel.spec.suppress_below, groups)
-    step = (buckets.hi - buckets.lo) / buckets.bins
+    step = buckets.step
     start = default_threshold(sel.spec.threshold, buckets.lo, buckets.hi, buckets.bins)
     picked = st.slider("Threshold: decide yes when the score is at least", buckets.lo, buckets.hi, start, step,
                        format="%.2f", key=f"fw.thr.{grouping}")
     threshold = nearest_threshold(picked, buckets.lo, buckets.hi, buckets.bins)
     show_chart(threshold_chart(curves, groups, threshold, sel.spec.threshold))
-    st.caption(f"Computed from {int(buckets.counts['n'].sum()):,} labelled rows with a score, counted per score "
+    st.caption(f"Computed from {buckets.rows:,} labelled rows with a score, counted per score "
                f"step of {step:.3g} (exact at every step). Bands are 95% intervals; points with fewer than "
                f"{sel.spec.policy.min_support} rows are left out.")
     show_table(threshold_table(rates_at(curves, threshold)))
