@@ -23,7 +23,6 @@ Only the id and the spec's sensitive features, features and score leave the tool
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -106,12 +105,6 @@ def _base(src: OpenSource, spec: AuditSpec, slices: Sequence[Slice], row_filter:
     base = (f"SELECT {quote_ident(cols['id'])} AS fw_id, {quote_ident(cols['label'])} AS fw_label, {score} AS fw_s, "
             f"{selects} FROM src WHERE {where}")
     return base, params, preds, cols
-
-
-def _query(src: OpenSource, sql: str, params: dict) -> pd.DataFrame:
-    """Run a query with only the parameters it names (DuckDB refuses extra ones; the base holds every slice's)."""
-    used = set(re.findall(r"\$(\w+)", sql))
-    return run_query(src, sql, {k: v for k, v in params.items() if k in used})
 
 
 def fetch_unlabelled_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slice],
@@ -216,7 +209,7 @@ def _unlabelled(src: OpenSource, base: str, params: dict, pred: str, slice_: Sli
     sql = (f"SELECT *, row_number() OVER (ORDER BY abs(fw_s - $fw_thr) NULLS LAST, fw_id) AS fw_near_rank, "
            f"row_number() OVER (ORDER BY hash(CAST(fw_id AS VARCHAR) || $fw_seed), fw_id) AS fw_rand_rank "
            f"FROM ({base}) WHERE fw_label IS NULL AND {pred} QUALIFY fw_near_rank <= $fw_near OR fw_rand_rank <= $fw_k")
-    found = _query(src, sql, q)
+    found = run_query(src, sql, q)
     first = found[found["fw_near_rank"] <= near].sort_values("fw_near_rank").assign(reason="near_threshold")
     rest = found[~found["fw_id"].isin(first["fw_id"])].sort_values("fw_rand_rank").head(k - len(first))
     picked = pd.concat([first, rest.assign(reason="sample")], ignore_index=True)
@@ -237,7 +230,7 @@ def _label_errors(src: OpenSource, base: str, params: dict, pred: str, slice_: S
            f"FROM ({base}) WHERE fw_label IS NOT NULL AND fw_s IS NOT NULL AND NOT isnan(fw_s) AND {pred}) "
            f"WHERE (fw_pos AND fw_other >= $fw_t0) OR (NOT fw_pos AND fw_other >= $fw_t1) "
            f"ORDER BY fw_other DESC, fw_id LIMIT $fw_k")
-    found = _query(src, sql, q)
+    found = run_query(src, sql, q)
     return found.assign(reason="label_error", priority=found["fw_other"], rank=range(1, len(found) + 1),
                         fw_slice=[slice_] * len(found))
 
