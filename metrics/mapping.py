@@ -240,8 +240,9 @@ def _is_identifier(p: ColumnProfile) -> bool:
     named = tokens[0] in ID_NAMES or (tokens[-1] in ("id", "uuid", "guid", "key") and len(tokens) > 1)
     nonnull = p.rows - p.nulls
     unique = p.rows > 0 and nonnull > MAX_FEATURE_VALUES and p.distinct >= UNIQUE_SHARE * nonnull
-    return named and p.distinct > MAX_FEATURE_VALUES or (unique and not p.numeric) or (
-        unique and p.numeric and "INT" in p.type.upper() and named)
+    # Unique text of single words (codes such as 13011352CF10A) identifies rows; unique sentences are free text.
+    words = bool(p.examples) and not any(" " in e.strip() for e in p.examples)
+    return named and p.distinct > MAX_FEATURE_VALUES or (unique and not p.numeric and words)
 
 
 def _exclusion(p: ColumnProfile, sample: pd.DataFrame | None, targets: Sequence[tuple[str, str, bool]]) -> str | None:
