@@ -410,10 +410,9 @@ def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
 
 
 def _hide_list(priv: Mapping[str, Any]) -> tuple[str, ...]:
-    """[privacy] hide_columns (or its older name hidden_columns): columns never shown as rows."""
-    if "hide_columns" in priv and "hidden_columns" in priv:
-        raise SpecError("[privacy] has both hide_columns and hidden_columns (the older name); keep hide_columns")
-    return _str_list("privacy", priv, "hide_columns" if "hide_columns" in priv else "hidden_columns")
+    """[privacy] hide_columns, with its older name hidden_columns: columns never shown as rows (both: every one named)."""
+    names = [*_str_list("privacy", priv, "hidden_columns"), *_str_list("privacy", priv, "hide_columns")]
+    return tuple(dict.fromkeys(names))
 
 
 def _alert_settings(al: Mapping[str, Any]) -> AlertSettings:
