@@ -180,18 +180,21 @@ def association(feature: pd.Series, target: pd.Series, target_is_number: bool = 
     if int(keep.sum()) < MIN_ASSOCIATION_ROWS:
         return None
     x, y = x[keep.to_numpy()], y[keep]
+    x = pd.factorize(x)[0]  # dense codes 0..k-1 for the counts below
     if target_is_number:
         values = y.to_numpy()
         total = float(((values - values.mean()) ** 2).sum())
         if total <= 0:
             return None
-        groups = pd.DataFrame({"x": x, "y": values}).groupby("x")["y"].agg(["mean", "count"])
-        return float(((groups["mean"] - values.mean()) ** 2 * groups["count"]).sum() / total)
-    table = pd.crosstab(x, y.to_numpy())
-    n, base = int(table.to_numpy().sum()), int(table.sum(axis=0).max())
+        count, sums = np.bincount(x), np.bincount(x, weights=values)
+        means = sums[count > 0] / count[count > 0]
+        return float((count[count > 0] * (means - values.mean()) ** 2).sum() / total)
+    codes, classes = pd.factorize(y)
+    joint = np.bincount(x * len(classes) + codes, minlength=(x.max() + 1) * len(classes)).reshape(-1, len(classes))
+    n, base = len(x), int(joint.sum(axis=0).max())
     if n == base:
         return None
-    return float((table.max(axis=1).sum() - base) / (n - base))
+    return float((joint.max(axis=1).sum() - base) / (n - base))
 
 
 def _association_codes(feature: pd.Series) -> np.ndarray:
