@@ -18,7 +18,7 @@ from metrics.privacy import personal_data_reason
 
 # Name fragments per role, most specific first. Matching is on lower-cased names split at non-letters.
 LABEL_NAMES = ("label", "y_true", "target", "outcome", "actual", "ground_truth", "truth", "repaid", "default",
-               "two_year_recid", "recid", "is_recid", "class", "y", "label_value")
+               "two_year_recid", "recid", "is_recid", "class", "y")
 PREDICTION_NAMES = ("y_pred", "prediction", "predicted", "pred", "decision", "approved", "approval", "yhat",
                     "y_hat", "flag")
 SCORE_NAMES = ("score", "probability", "proba", "prob", "risk", "likelihood", "propensity", "y_score")
@@ -40,7 +40,9 @@ MAX_FEATURE_VALUES = 50
 # v_decile_score 0.62 for the score; the strongest genuine inputs stay far below (priors_count 0.21,
 # age 0.16; German credit's Account_status 0.45 for its model's probability).
 PROXY_ASSOCIATION = 0.6
+# Fewer rows with a target than this measure nothing (lambda and eta squared overfit a small sample).
 MIN_ASSOCIATION_ROWS = 50
+# A number with more than twice this many values is measured in this many rank bins.
 NUMBER_BINS = 10
 # An id column holds a different value in (nearly) every row.
 UNIQUE_SHARE = 0.95
@@ -222,12 +224,12 @@ def threshold_warning(scores: pd.Series, threshold: float, column: str) -> str |
     return None
 
 
-def default_threshold(scores: pd.Series | None, profile: ColumnProfile) -> float:
+def default_threshold(scores: pd.Series | None, profile: ColumnProfile | None = None) -> float:
     """A threshold inside the score's range: 0.5 for probabilities, else the midpoint (a whole number for whole scores)."""
     values = pd.to_numeric(scores, errors="coerce").dropna() if scores is not None else pd.Series(dtype="float64")
     values = values[np.isfinite(values)]
     if values.empty:
-        numbers = pd.to_numeric(pd.Series(profile.examples), errors="coerce").dropna()
+        numbers = pd.to_numeric(pd.Series(profile.examples if profile else ()), errors="coerce").dropna()
         values = numbers if not numbers.empty else pd.Series([0.0, 1.0])
     lo, hi = float(values.min()), float(values.max())
     if 0 <= lo and hi <= 1:
@@ -308,7 +310,7 @@ def guess_roles(profiles: Sequence[ColumnProfile], sample: pd.DataFrame | None =
         """Claim a column for a role and record why."""
         if value:
             taken.add(value)
-            reasons.append((role, why.format(column=value)))
+            reasons.append((role, why))
         return value
 
     ident = take("id", _best(profiles, ID_NAMES, taken, lambda p: not p.temporal and _is_unique(p)),
