@@ -152,3 +152,40 @@ def test_german_credit_guesses(shared_data):
     assert set(g.sensitive) == {"Female", "Foreign"}
     assert "Account_status" in g.features and "Phone" in g.features  # yes/no, not a phone number
     assert not {"BAD", "predicted", "probability"} & set(g.features)
+
+
+# ---------------------------------------------------------------------------------------------- the page
+
+
+def test_data_sources_page_shows_the_guesses_and_why_columns_are_left_out(tmp_path, monkeypatch):
+    """The mapping form starts from the guesses (threshold inside the score's range, no proxy among the features)
+    and lists every left-out column with its reason."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    rng = np.random.default_rng(5)
+    n = 600
+    y = rng.choice([0, 1], n)
+    decile = rng.integers(1, 11, n)
+    pd.DataFrame({"id": np.arange(n), "name": [f"person {i}" for i in range(n)], "race": rng.choice(list("abc"), n),
+                  "decile_score": decile, "priors": rng.integers(0, 4, n), "is_recid": y,
+                  "event": np.where(rng.random(n) < 0.97, y, 1 - y), "two_year_recid": y}).to_csv(
+        tmp_path / "log.csv", index=False)
+    monkeypatch.setenv("FAIRWATCH_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("FAIRWATCH_CONFIG", raising=False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.switch_page("pages/1_Data_sources.py").run()
+    at.radio(key="fw.src.kind").set_value("A file in the data folder").run()
+    at.selectbox(key="fw.src.file").select("log.csv").run()
+    assert not at.exception, [e.value for e in at.exception]
+    label = next(s for s in at.selectbox if s.label == "Label (actual outcome)")
+    assert label.value == "two_year_recid"
+    assert next(x for x in at.number_input if x.label.startswith("Threshold")).value == 5.0
+    features = next(m for m in at.multiselect if m.label.startswith("Other features"))
+    assert features.value == ["priors"]
+    assert "name" in features.options and "event" in features.options  # every column can still be added by hand
+    why = next(e for e in at.expander if e.label.startswith("Why these guesses"))
+    left_out = why.dataframe[1].value.set_index("column")["left out because"]
+    assert left_out["name"].startswith("personal data") and "nearly determines the label" in left_out["event"]
+    assert "named like an outcome" in left_out["is_recid"]
