@@ -57,6 +57,8 @@ def spec_from_args(args: argparse.Namespace):
                     "positive_label": args.positive_label, "positive_prediction": args.positive_prediction,
                     "time": args.time, "model_version": args.model_version},
         "policy": {"min_support": args.min_support, "fdr": args.fdr},
+        "privacy": {"hide_columns": getattr(args, "hide_columns", None),
+                    "show_columns": getattr(args, "show_columns", None)},
         "slices": {"max_depth": getattr(args, "max_depth", None), "error": getattr(args, "error", None)},
         "reference": _reference_pairs(args.reference) or {},
     }
@@ -85,6 +87,10 @@ def _add_spec_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-version", help="model version column")
     p.add_argument("--min-support", type=int, help="smallest denominator a rate is shown for (default 30)")
     p.add_argument("--fdr", type=float, help="false-discovery rate for significance (default 0.05)")
+    p.add_argument("--hide-columns", help="comma-separated columns never shown in example rows or labelling queues "
+                                          "([privacy] hide_columns)")
+    p.add_argument("--show-columns", help="comma-separated columns that look like personal data (names, dates of "
+                                          "birth, e-mail, phone) to show anyway ([privacy] show_columns)")
     p.add_argument("--max-depth", type=int, help="most predicates in a searched slice (default 3)")
     p.add_argument("--error", choices=("misclassification", "false_negative", "false_positive", "score_loss"),
                    help="the error signal the slice search looks for (default misclassification)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -74,6 +75,16 @@ def where_sql(spec: AuditSpec, cols: dict[str, str], row_filter: RowFilter | Non
     return " AND ".join(clauses), params
 
 
+def used_params(sql: str, params: dict | None) -> dict:
+    """The parameters `sql` names as `$name`: DuckDB refuses a query given any parameter it does not use.
+
+    Query builders collect every value of a family (threshold, bin edges, positive spellings) in one
+    dict and run several statements from it; binding here keeps each statement to its own names, so a
+    value one statement needs can never break another (the score + threshold + numeric-feature crash).
+    """
+    return {k: v for k, v in (params or {}).items() if re.search(rf"\${re.escape(k)}(?!\w)", sql)}
+
+
 def run_query(src: OpenSource, sql: str, params: dict | None = None, categorical: Sequence[str] = ()) -> pd.DataFrame:
     """Run one query on a fresh cursor and materialise it inside the block (safe across sessions).
 
@@ -81,14 +92,15 @@ def run_query(src: OpenSource, sql: str, params: dict | None = None, categorical
     categories. For a few values repeated over many rows, fetching Arrow and encoding it there costs
     a third of building one Python string per row (74k rows, 5 text columns: 20 ms against 55 ms).
     """
+    params = used_params(sql, params)
     if src.runner is not None:
-        frame = src.runner.query(sql, params or {})
+        frame = src.runner.query(sql, params)
     else:
         try:
             with src.cursor() as cur:
                 if not categorical:
-                    return cur.execute(sql, params or {}).df()
-                table = cur.sql(sql, params=params or {}).to_arrow_table()
+                    return cur.execute(sql, params).df()
+                table = cur.sql(sql, params=params).to_arrow_table()
         except duckdb.Error as exc:
             raise SourceError(f"the source could not be read: {engine_message(exc)}") from None
         frame = pa.table([pc.dictionary_encode(table[c]) if c in categorical else table[c] for c in table.column_names],

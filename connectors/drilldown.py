@@ -6,8 +6,8 @@ predicate builder is used here): a value compares as text, '(missing)' means IS 
 numeric column a range label such as ``[10, 20)`` means that interval (the slice search's bins).
 Values are always parameters; identifiers come from the spec, resolved against the source and
 quoted. Only counts leave the engine, except for the page of example rows, which never holds a
-column the spec hides ([privacy] hidden_columns; the entry ``id`` hides the id column, whatever
-its name).
+column the spec hides ([privacy] hide_columns; the entry ``id`` hides the id column, whatever
+its name) nor, unless [privacy] show_columns lists it, one that looks like personal data.
 
 `drill_down` puts the counts together with the audit's slice search and data-quality signals
 into a `SliceAnalysis` (`metrics/slice_views.py`), for a slice the search found or one defined
@@ -25,16 +25,17 @@ from connectors.counts import MISSING, group_expr, prediction_expr, run_query, w
 from connectors.quality_counts import (_check_slices, _predicate, _spec_columns, fetch_quality_counts,
                                        is_numeric_type)
 from connectors.slice_counts import bin_labels, quantile_edges
-from connectors.source import OpenSource, quote_ident, resolve_spec_columns
+from connectors.source import OpenSource, check_privacy_columns, quote_ident, resolve_spec_columns
 from metrics.errors import DataError
 from metrics.groups import slice_label
+from metrics.privacy import personal_data_kind, shown_columns
 from metrics.quality import compute_quality
 from metrics.slice_views import SliceAnalysis, analyse_slice, canonical
 from metrics.snapshot import AuditSnapshot
 from metrics.spec import AuditSpec, RowFilter
 
 Slice = tuple[tuple[str, str], ...]
-# The entry of [privacy] hidden_columns that hides the id column by its role.
+# The entry of [privacy] hide_columns that hides the id column by its role.
 ID_ROLE = "id"
 PAGE_SIZE = 25
 
@@ -151,22 +152,35 @@ def fetch_value_counts(src: OpenSource, spec: AuditSpec, slice_: Slice,
     return out.drop(columns="_j").reset_index(drop=True)
 
 
-def visible_columns(src: OpenSource, spec: AuditSpec) -> list[str]:
-    """The source's columns a person may see in example rows: all but [privacy] hidden_columns.
+def personal_examples(src: OpenSource, names: list[str]) -> dict[str, list[str]]:
+    """A few values of each column whose name suggests an e-mail or phone number, for the content check.
 
-    A hidden column the source does not have is an error, not ignored: a misspelt entry would
-    otherwise show the very column it meant to hide.
+    Only those two kinds read values (a 'phone' column holding yes/no is no phone number); names,
+    dates of birth and document numbers are judged by name alone, so no row of them is read.
     """
-    names = src.column_names()
-    lower = {c.lower() for c in names}
-    hidden = {h.lower() for h in spec.hidden_columns}
-    unknown = sorted(h for h in spec.hidden_columns if h.lower() not in lower and h.lower() != ID_ROLE)
-    if unknown:
-        raise DataError(f"[privacy] hidden_columns names {', '.join(unknown)}, which the source does not have; fix "
-                        f"the spelling (no example rows are shown until every hidden column is found)")
-    if ID_ROLE in hidden and spec.id:
-        hidden.add(spec.id.lower())
-    return [c for c in names if c.lower() not in hidden]
+    out = {}
+    for c in names:
+        if personal_data_kind(c) in ("email", "phone"):
+            frame = run_query(src, f"SELECT DISTINCT CAST({quote_ident(c)} AS VARCHAR) AS v FROM src "
+                                   f"WHERE {quote_ident(c)} IS NOT NULL LIMIT 20")
+            out[c] = [str(v) for v in frame["v"]]
+    return out
+
+
+def visible_columns(src: OpenSource, spec: AuditSpec, names: list[str] | None = None) -> list[str]:
+    """The source's columns (or `names` among them) a person may see in example rows and queues.
+
+    All but [privacy] hide_columns and the columns that look like personal data (names, dates of
+    birth, e-mail, phone, document numbers: `metrics.privacy`), unless [privacy] show_columns lists
+    them. A hide or show entry the source does not have is an error, not ignored: a misspelt entry
+    would otherwise show the very column it meant to hide.
+    """
+    check_privacy_columns(spec, src)
+    names = src.column_names() if names is None else names
+    hide = list(spec.hidden_columns)
+    if ID_ROLE in {h.lower() for h in hide} and spec.id:
+        hide.append(spec.id)
+    return shown_columns(names, hide, spec.shown_columns, personal_examples(src, names))
 
 
 def fetch_example_rows(src: OpenSource, spec: AuditSpec, slice_: Slice, row_filter: RowFilter | None = None,

@@ -17,13 +17,13 @@ Three reasons, each over the audit's slices (predicates as in `connectors/qualit
   flipped labels, self-confidence's 75% (the slice's base rate is 20%).
 
 Only the id and the spec's sensitive features, features and score leave the tool, never a column of
-``hidden_columns``; a slice naming a hidden column is shown as '(hidden)'.
+``[privacy] hide_columns`` nor one that looks like personal data (`metrics.privacy`) unless
+``show_columns`` lists it; a slice naming such a column is shown as '(hidden)'.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +31,7 @@ from typing import Any
 import pandas as pd
 
 from connectors.counts import run_query, where_sql
+from connectors.drilldown import visible_columns
 from connectors.export import csv_bytes, jsonable
 from connectors.quality_counts import _check_slices, _positive_raw_labels, _predicate, _spec_columns
 from connectors.source import OpenSource, opened, quote_ident, resolve_spec_columns
@@ -69,21 +70,21 @@ class LabelQueue:
         return {str(k): int(v) for k, v in self.rows["reason"].value_counts().items()} if len(self.rows) else {}
 
 
-def _allowed(spec: AuditSpec) -> tuple[list[str], bool]:
-    """The spec's columns that may leave the tool (not hidden), and whether the label may."""
+def _allowed(src: OpenSource, spec: AuditSpec) -> tuple[list[str], bool]:
+    """The spec's columns that may leave the tool (not hidden, not personal data unless shown), and whether the label may."""
     hidden = {h.lower() for h in spec.hidden_columns}
     names = [*spec.sensitive, *spec.features, *([spec.score] if spec.score else [])]
     out: list[str] = []
     for n in names:
-        if n.lower() not in hidden and n.lower() not in {o.lower() for o in out} and n.lower() != (spec.id or "").lower():
+        if n.lower() not in {o.lower() for o in out} and n.lower() != (spec.id or "").lower():
             out.append(n)
-    return out, spec.label.lower() not in hidden
+    return visible_columns(src, spec, out), spec.label.lower() not in hidden
 
 
-def _shown(slice_: Slice, spec: AuditSpec) -> str:
-    """The slice's label, or '(hidden)' when it names a hidden column."""
-    hidden = {h.lower() for h in spec.hidden_columns}
-    return HIDDEN if any(c.lower() in hidden for c, _ in slice_) else slice_label(slice_)
+def _shown(slice_: Slice, allowed: Sequence[str]) -> str:
+    """The slice's label, or '(hidden)' when it names a column that may not leave the tool."""
+    ok = {a.lower() for a in allowed}
+    return HIDDEN if any(c.lower() not in ok for c, _ in slice_) else slice_label(slice_)
 
 
 def _base(src: OpenSource, spec: AuditSpec, slices: Sequence[Slice], row_filter: RowFilter | None
@@ -106,12 +107,6 @@ def _base(src: OpenSource, spec: AuditSpec, slices: Sequence[Slice], row_filter:
     base = (f"SELECT {quote_ident(cols['id'])} AS fw_id, {quote_ident(cols['label'])} AS fw_label, {score} AS fw_s, "
             f"{selects} FROM src WHERE {where}")
     return base, params, preds, cols
-
-
-def _query(src: OpenSource, sql: str, params: dict) -> pd.DataFrame:
-    """Run a query with only the parameters it names (DuckDB refuses extra ones; the base holds every slice's)."""
-    used = set(re.findall(r"\$(\w+)", sql))
-    return run_query(src, sql, {k: v for k, v in params.items() if k in used})
 
 
 def fetch_unlabelled_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slice],
@@ -169,7 +164,7 @@ def fetch_queue(src: OpenSource, snapshot: AuditSnapshot, plan: DataPlan, *, rec
     if recheck and rule is None:
         notes.append("no label-error rule in the audit (no probability score): no rows to re-check")
         recheck = []
-    allowed, label_ok = _allowed(spec)
+    allowed, label_ok = _allowed(src, spec)
     slices = list(allocation) + [s for s in recheck if s not in allocation]
     frames: list[pd.DataFrame] = []
     cols: dict[str, str] = {}
@@ -192,7 +187,7 @@ def fetch_queue(src: OpenSource, snapshot: AuditSnapshot, plan: DataPlan, *, rec
     # A row in two funded slices is queued once, for the first reason that picked it.
     rows = rows.drop_duplicates("fw_id", keep="first").reset_index(drop=True)
     out = pd.DataFrame({spec.id: rows["fw_id"], "reason": rows["reason"],
-                        "slice": [_shown(s, spec) for s in rows["fw_slice"]], "rank": rows["rank"],
+                        "slice": [_shown(s, allowed) for s in rows["fw_slice"]], "rank": rows["rank"],
                         "priority": rows["priority"]})
     if label_ok:
         out["current_label"] = [None if pd.isna(v) else str(v).lower() for v in rows["fw_label"]]
@@ -216,7 +211,7 @@ def _unlabelled(src: OpenSource, base: str, params: dict, pred: str, slice_: Sli
     sql = (f"SELECT *, row_number() OVER (ORDER BY abs(fw_s - $fw_thr) NULLS LAST, fw_id) AS fw_near_rank, "
            f"row_number() OVER (ORDER BY hash(CAST(fw_id AS VARCHAR) || $fw_seed), fw_id) AS fw_rand_rank "
            f"FROM ({base}) WHERE fw_label IS NULL AND {pred} QUALIFY fw_near_rank <= $fw_near OR fw_rand_rank <= $fw_k")
-    found = _query(src, sql, q)
+    found = run_query(src, sql, q)
     first = found[found["fw_near_rank"] <= near].sort_values("fw_near_rank").assign(reason="near_threshold")
     rest = found[~found["fw_id"].isin(first["fw_id"])].sort_values("fw_rand_rank").head(k - len(first))
     picked = pd.concat([first, rest.assign(reason="sample")], ignore_index=True)
@@ -237,7 +232,7 @@ def _label_errors(src: OpenSource, base: str, params: dict, pred: str, slice_: S
            f"FROM ({base}) WHERE fw_label IS NOT NULL AND fw_s IS NOT NULL AND NOT isnan(fw_s) AND {pred}) "
            f"WHERE (fw_pos AND fw_other >= $fw_t0) OR (NOT fw_pos AND fw_other >= $fw_t1) "
            f"ORDER BY fw_other DESC, fw_id LIMIT $fw_k")
-    found = _query(src, sql, q)
+    found = run_query(src, sql, q)
     return found.assign(reason="label_error", priority=found["fw_other"], rank=range(1, len(found) + 1),
                         fw_slice=[slice_] * len(found))
 

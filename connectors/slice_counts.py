@@ -39,12 +39,11 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 
 import duckdb
 import pandas as pd
 
-from connectors.counts import MISSING, group_expr, prediction_expr, run_query, where_sql
+from connectors.counts import MISSING, group_expr, prediction_expr, run_query, used_params, where_sql
 from connectors.source import OpenSource, engine_message, quote_ident, resolve_spec_columns
 from metrics.errors import DataError, SourceError
 from metrics.outcomes import normalise_value
@@ -79,16 +78,12 @@ def _run_script(src: OpenSource, steps: list[tuple[str, str]], final: str, param
         ctes = ", ".join(f"{name} AS ({sql})" for name, sql in steps)
         return run_query(src, f"WITH {ctes} {final}", params)
 
-    def used(sql: str) -> dict:
-        """The parameters this statement uses (DuckDB refuses any others)."""
-        return {k: v for k, v in params.items() if re.search(rf"\${re.escape(k)}\b", sql)}
-
     try:
         with src.cursor() as cur:
             for name, sql in steps:
                 statement = f"CREATE TEMP TABLE {name} AS {sql}"
-                cur.execute(statement, used(statement))
-            return cur.execute(final, used(final)).df()
+                cur.execute(statement, used_params(statement, params))
+            return cur.execute(final, used_params(final, params)).df()
     except duckdb.Error as exc:
         raise SourceError(f"the source could not be read: {engine_message(exc)}") from None
 
@@ -243,7 +238,7 @@ def fetch_slice_counts(src: OpenSource, spec: AuditSpec, positive_label: str, po
         src,
         f"SELECT count(*) AS rows, approx_count_distinct({label_sql}) AS labels, "
         f"approx_count_distinct({pred_sql}) AS preds, {prof} FROM src WHERE {where}",
-        qp if "$threshold" in pred_sql else params,
+        qp,
     ).iloc[0]
     if int(profile["rows"]) == 0:
         raise DataError("no rows to search for slices (after the chosen filters); widen the time window or "
@@ -279,7 +274,7 @@ def fetch_slice_counts(src: OpenSource, spec: AuditSpec, positive_label: str, po
     # 3. The error signal, with the label and decision mapped to 0/1 exactly as `binarize` does: the
     # raw spellings (a handful, checked above) that normalise to the positive value are parameters.
     raw = run_query(src, f"SELECT DISTINCT {label_sql} AS l, {pred_sql} AS p FROM src WHERE {where}",
-                    qp if "$threshold" in pred_sql else params)
+                    qp)
     pos_label = _positives([str(v) for v in raw["l"].dropna().unique()], positive_label)
     pos_pred = _positives([str(v) for v in raw["p"].dropna().unique()], positive_prediction)
     qp.update({f"pl{i}": v for i, v in enumerate(pos_label)} | {f"pp{i}": v for i, v in enumerate(pos_pred)})

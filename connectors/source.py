@@ -31,7 +31,7 @@ from typing import Any
 import duckdb
 from fsspec.implementations.local import LocalFileSystem
 
-from metrics.errors import SourceError, SpecError
+from metrics.errors import DataError, SourceError, SpecError
 from metrics.spec import AuditSpec, SourceSpec
 
 DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
@@ -485,9 +485,13 @@ def resolve_column(columns: tuple[tuple[str, str], ...], name: str, role: str) -
     matches = [c for c, _ in columns if c.lower() == name.lower()]
     if len(matches) == 1:
         return matches[0]
+    raise SpecError(f"the {role} {name!r} is not a column of the source; columns are: {_column_list(columns)}")
+
+
+def _column_list(columns: tuple[tuple[str, str], ...]) -> str:
+    """The source's column names for a message, the first 30."""
     names = [c for c, _ in columns]
-    shown = ", ".join(names[:30]) + (f", … ({len(names)} in all)" if len(names) > 30 else "")
-    raise SpecError(f"the {role} {name!r} is not a column of the source; columns are: {shown}")
+    return ", ".join(names[:30]) + (f", … ({len(names)} in all)" if len(names) > 30 else "")
 
 
 def resolve_spec_columns(spec: AuditSpec, src: OpenSource) -> dict[str, str]:
@@ -502,11 +506,23 @@ def resolve_spec_columns(spec: AuditSpec, src: OpenSource) -> dict[str, str]:
         out[f"sensitive:{name}"] = resolve_column(src.columns, name, "sensitive feature")
     for name in spec.features:
         out[f"feature:{name}"] = resolve_column(src.columns, name, "feature")
+    check_privacy_columns(spec, src)
     if spec.score is not None:
         kind = src.column_type(out["score"]).upper()
         if kind.startswith("INTERVAL") or not any(t in kind for t in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL", "NUMERIC")):
             raise SpecError(f"the score column {spec.score!r} is {kind}, not a number; choose a numeric score column")
     return out
+
+
+def check_privacy_columns(spec: AuditSpec, src: OpenSource) -> None:
+    """Refuse [privacy] hide_columns/show_columns naming a column the source lacks: a typo would show the column."""
+    lower = {c.lower() for c, _ in src.columns}
+    for key, names in (("hide_columns", spec.hidden_columns), ("show_columns", spec.shown_columns)):
+        # 'id' in hide_columns hides the id column by its role, whatever its name.
+        unknown = sorted(h for h in names if h.lower() not in lower and not (key == "hide_columns" and h.lower() == "id"))
+        if unknown:
+            raise DataError(f"[privacy] {key} names {', '.join(unknown)}, which the source does not have "
+                            f"(columns: {_column_list(src.columns)}); fix the spelling")
 
 
 def open_remote(source: SourceSpec) -> OpenSource:

@@ -26,7 +26,7 @@ _COLUMN_KEYS = {
 }
 _POLICY_KEYS = {"min_support", "ratio_low", "ratio_high", "fdr", "max_groups", "score_decimals"}
 _SLICE_KEYS = {"max_depth", "error", "alpha", "bins", "top_k"}
-_PRIVACY_KEYS = {"hidden_columns", "suppress_below"}
+_PRIVACY_KEYS = {"hide_columns", "hidden_columns", "show_columns", "suppress_below"}
 _ALERT_KEYS = {"rules", "grain", "last_days", "baseline"}
 
 
@@ -133,7 +133,9 @@ class AuditSpec:
     reference_shares: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
     policy: Policy = field(default_factory=Policy)
     slices: SliceSettings = field(default_factory=SliceSettings)
-    hidden_columns: tuple[str, ...] = ()
+    hidden_columns: tuple[str, ...] = ()  # [privacy] hide_columns: never in example rows or queues
+    # [privacy] show_columns: columns that look like personal data (metrics/privacy.py) shown anyway.
+    shown_columns: tuple[str, ...] = ()
     suppress_below: int = 10
     alerts: AlertSettings = field(default_factory=AlertSettings)
 
@@ -171,7 +173,8 @@ class AuditSpec:
             "reference_shares": {f: dict(s) for f, s in self.reference_shares},
             "policy": asdict(self.policy),
             "slices": asdict(self.slices),
-            "privacy": {"hidden_columns": list(self.hidden_columns), "suppress_below": self.suppress_below},
+            "privacy": {"hidden_columns": list(self.hidden_columns), "suppress_below": self.suppress_below}
+            | ({"show_columns": list(self.shown_columns)} if self.shown_columns else {}),
             "alerts": {"rules": list(self.alerts.rules)} | {
                 k: v for k, v in asdict(self.alerts).items() if k != "rules" and v is not None},
         }
@@ -388,10 +391,14 @@ def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
         reference_shares=tuple(share_items),
         policy=policy,
         slices=slices,
-        hidden_columns=_str_list("privacy", priv, "hidden_columns"),
+        hidden_columns=_hide_list(priv),
+        shown_columns=_str_list("privacy", priv, "show_columns"),
         suppress_below=_number("privacy", priv, "suppress_below", 10, integer=True, low=0, high=10**6),
         alerts=_alert_settings(al),
     )
+    both = sorted({h for h in spec.hidden_columns if h.lower() in {c.lower() for c in spec.shown_columns}})
+    if both:
+        raise SpecError(f"[privacy] lists {', '.join(both)} in both hide_columns and show_columns; keep each in one")
     if spec.alerts.rules:
         if spec.time is None:
             raise SpecError("[alerts] rules are checked per time window: set [columns] time (or --time COL)")
@@ -400,6 +407,12 @@ def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
 
         parse_rules(spec.alerts.rules, spec)
     return spec
+
+
+def _hide_list(priv: Mapping[str, Any]) -> tuple[str, ...]:
+    """[privacy] hide_columns, with its older name hidden_columns: columns never shown as rows (both: every one named)."""
+    names = [*_str_list("privacy", priv, "hidden_columns"), *_str_list("privacy", priv, "hide_columns")]
+    return tuple(dict.fromkeys(names))
 
 
 def _alert_settings(al: Mapping[str, Any]) -> AlertSettings:

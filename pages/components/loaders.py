@@ -27,7 +27,7 @@ from metrics.drift import DriftTable
 from metrics.errors import FairwatchError
 from metrics.export_views import snapshot_label
 from metrics.followup import SinceLast, since_last, target_of
-from metrics.mapping import ColumnProfile, profile_columns
+from metrics.mapping import ColumnProfile, RoleGuess, guess_roles, profile_columns
 from metrics.overview import TrendArrows, arrow_spec, trend_arrows
 from metrics.roles import visible_snapshot
 from metrics.slice_views import SliceAnalysis
@@ -69,10 +69,12 @@ def load_threshold_buckets(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp)
 
 
 @st.cache_data(max_entries=16, show_spinner="Reading the columns…")
-def load_profiles(source: SourceSpec, stamp: Stamp) -> list[ColumnProfile]:
-    """Column names, types and a few values of a source, for the mapping form."""
+def load_profiles(source: SourceSpec, stamp: Stamp) -> tuple[list[ColumnProfile], RoleGuess]:
+    """Column names, types and a few values of a source, and the guessed roles with reasons, for the mapping form."""
     src = get_source(source, stamp)
-    return profile_columns(fetch_sample(src), src.columns)
+    sample = fetch_sample(src)
+    profiles = profile_columns(sample, src.columns)
+    return profiles, guess_roles(profiles, sample)
 
 
 def list_tables(name: str) -> list[str]:

@@ -154,7 +154,9 @@ def _example_rows(ctx: PageContext, slice_: tuple, label: str, rows: int) -> Non
     show_table(example_rows(sel.spec, sel.row_filter, slice_, page, stamp_of(sel.spec)), columns={})
     first = (page - 1) * PAGE_SIZE + 1
     st.caption(f"Rows {first:,}–{min(first + PAGE_SIZE - 1, rows):,} of {rows:,} (labelled first, then newest). "
-               f"Hidden by the config ([privacy] hidden_columns): {hidden}.")
+               f"Hidden by the config ([privacy] hide_columns): {hidden}. Columns that look like personal data "
+               f"(names, dates of birth, e-mail, phone, document numbers) are hidden too unless "
+               f"[privacy] show_columns lists them.")
 
 
 def need_filter(snap: AuditSnapshot) -> list[str]:

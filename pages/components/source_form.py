@@ -8,7 +8,7 @@ import streamlit as st
 
 from connectors.active import demo_spec, save_spec, source_stamp
 from connectors.datapaths import DATA_SUFFIXES, data_dir, list_data_files, safe_data_path, save_upload
-from metrics.mapping import ColumnProfile, guess_roles, mapping_config
+from metrics.mapping import RoleGuess, mapping_config
 from metrics.spec import AuditSpec, RowFilter, SourceSpec, parse_spec
 from pages.components.frame import guard
 from pages.components.loaders import list_tables, load_profiles, load_snapshot, stamp_of
@@ -81,13 +81,13 @@ def _choice(box, label: str, names: list[str], guess: str | None, key: str) -> s
 
 def mapping_form(source: SourceSpec) -> None:
     """The column-mapping form for a source, pre-filled with guesses; submitting checks and activates it."""
-    profiles: list[ColumnProfile] = load_profiles(source, source_stamp(source))
+    profiles, g = load_profiles(source, source_stamp(source))
     names = [p.name for p in profiles]
-    g = guess_roles(profiles)
     k = "fw.map." + hashlib.sha1(repr(source).encode()).hexdigest()[:10]
     with st.expander(f"Columns found ({len(names)})"):
         st.dataframe([{"column": p.name, "type": p.type, "distinct (sample)": p.distinct, "examples": ", ".join(p.examples)}
                       for p in profiles], hide_index=True, width="stretch")
+    _guess_notes(g)
     with st.form(k):
         c1, c2, c3 = st.columns(3)
         roles = {
@@ -112,6 +112,17 @@ def mapping_form(source: SourceSpec) -> None:
                               "id_column": source.id_column}, roles, {"min_support": int(min_support)})
         with guard():
             activate(parse_spec(raw), "Mapping checked and in use")
+
+
+def _guess_notes(g: RoleGuess) -> None:
+    """Why each role was guessed, why columns are not default slicing features, and what to check (tables show text as text)."""
+    for warning in g.warnings:
+        st.warning(warning)  # built from column names: route through the escaping helper (issue 21) once it exists
+    with st.expander(f"Why these guesses ({len(g.excluded)} columns left out of the slicing features)"):
+        st.dataframe([{"role": role, "why": why} for role, why in g.reasons], hide_index=True, width="stretch")
+        st.dataframe([{"column": column, "left out because": why} for column, why in g.excluded],
+                     hide_index=True, width="stretch")
+        st.caption("Any column left out can still be added by hand under Other features.")
 
 
 def save_form(spec: AuditSpec) -> None:
