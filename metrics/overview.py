@@ -13,7 +13,6 @@ verdicts, i.e. the ratio to the reference group against [ratio_low, ratio_high] 
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -420,11 +419,6 @@ def status_icon(status: str) -> str:
     """A glyph for a verdict, so colour is never the only signal."""
     return {"meets": ":green[:material/check_circle:]", "fails": ":red[:material/cancel:]",
             "cannot_judge": ":orange[:material/help:]"}.get(status, ":material/circle:")
-
-
-def finite(value: float) -> bool:
-    """True for a real number."""
-    return value is not None and not _nan(value) and math.isfinite(value)
 
 
 # --------------------------------------------------------------------------- trend arrows

@@ -9,7 +9,6 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from connectors import freshness
