@@ -28,7 +28,8 @@ from typing import Any
 
 import pandas as pd
 
-from metrics.diagnosis import HEADLINE_METRICS, HIGHER_IS_WORSE, UNDECIDED, metric_text
+from metrics.diagnosis import HIGHER_IS_WORSE, UNDECIDED, metric_text
+from metrics.formats import HEADLINE_METRICS
 from metrics.diff import FLAGGED, findings_of, moved_metric, record_id
 from metrics.groups import slice_label
 from metrics.redaction import redact_document
