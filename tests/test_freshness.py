@@ -3,6 +3,7 @@ separate labels file, a DuckDB file's WAL; a probe for PostgreSQL and Spark), an
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -32,25 +33,37 @@ def _touch(path: Path, seconds: int = 5) -> None:
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + seconds * 1_000_000_000))
 
 
+def later():
+    """A clock that moves two seconds per reading: every stamp walks the files again (past MANY_FILES_TTL_S)."""
+    ticks = itertools.count(0.0, 2.0)
+    return lambda: next(ticks)
+
+
 def test_glob_stamp_follows_every_matched_file(tmp_path):
     """A glob's stamp changes when a matched file is rewritten, added or removed; not for other files."""
     (tmp_path / "parts").mkdir()
     a = _part(tmp_path / "parts" / "a.parquet")
     _part(tmp_path / "parts" / "b.parquet", seed=1)
     src = SourceSpec(path=str(tmp_path / "parts" / "*.parquet"))
-    first = source_stamp(src)
-    assert source_stamp(src) == first  # stable while nothing changes
+    clock = later()
+
+    def stamp() -> str:
+        """The stamp as the next page run sees it (after the walk's reuse window)."""
+        return source_stamp(src, clock=clock)
+
+    first = stamp()
+    assert stamp() == first  # stable while nothing changes
     assert len(file_stamps(src.path)) == 2
     (tmp_path / "parts" / "notes.txt").write_text("not matched")
-    assert source_stamp(src) == first
+    assert stamp() == first
     _touch(a)
-    touched = source_stamp(src)
+    touched = stamp()
     assert touched != first
     c = _part(tmp_path / "parts" / "c.parquet", seed=2)
-    added = source_stamp(src)
+    added = stamp()
     assert added not in (first, touched)
     c.unlink()
-    assert source_stamp(src) == touched
+    assert stamp() == touched
 
 
 def test_hive_folder_stamp_sees_a_new_partition(tmp_path):
@@ -59,11 +72,30 @@ def test_hive_folder_stamp_sees_a_new_partition(tmp_path):
     (hive / "month=1").mkdir(parents=True)
     _part(hive / "month=1" / "part-0.parquet")
     src = SourceSpec(path=str(hive))
-    before = source_stamp(src)
+    clock = later()
+    before = source_stamp(src, clock=clock)
     (hive / "month=2").mkdir()
     _part(hive / "month=2" / "part-0.parquet", seed=3)
-    assert source_stamp(src) != before
+    assert source_stamp(src, clock=clock) != before
     assert [Path(f).parent.name for f, _, _ in file_stamps(str(hive))] == ["month=1", "month=2"]
+
+
+def test_a_folder_walk_is_reused_for_a_second_and_a_single_file_never(tmp_path):
+    """Within MANY_FILES_TTL_S a page's repeated stamps reuse one walk of a glob; a single file is stat'ed each time."""
+    (tmp_path / "parts").mkdir()
+    _part(tmp_path / "parts" / "a.parquet")
+    _part(tmp_path / "parts" / "b.parquet", seed=1)
+    glob_src, one = SourceSpec(path=str(tmp_path / "parts" / "*.parquet")), SourceSpec(path=str(tmp_path / "one.csv"))
+    (tmp_path / "one.csv").write_text("g,y\na,1\n")
+    now = [100.0]
+    clock = lambda: now[0]  # noqa: E731
+    first, single = source_stamp(glob_src, clock=clock), source_stamp(one, clock=clock)
+    _part(tmp_path / "parts" / "c.parquet", seed=2)
+    (tmp_path / "one.csv").write_text("g,y\na,1\nb,0\n")
+    assert source_stamp(glob_src, clock=clock) == first  # the same page run: the walk is reused
+    assert source_stamp(one, clock=clock) != single  # one stat is cheap: always fresh
+    now[0] += freshness.MANY_FILES_TTL_S
+    assert source_stamp(glob_src, clock=clock) != first
 
 
 def test_a_separate_labels_file_is_part_of_the_stamp(tmp_path):
