@@ -147,7 +147,7 @@ def audit(data: Any, *, label: str, prediction: str | None = None, score: str | 
     return Audit(snapshot=snapshot, fingerprint=fingerprint, author=cli_author())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: its tables are DataFrames
 class Audit:
     """One audit: `to_dict()` is snapshot.json, `save(folder)` writes the snapshot folder, tables as DataFrames."""
 
