@@ -59,13 +59,14 @@ _SECTION_EXTRAS = ("slices", "privacy", "alerts", "reference_shares")
 _KINDS = "a pandas DataFrame, an Arrow table, a path or glob (str or pathlib.Path) or a DuckDB relation"
 
 
-def _as_list(value: str | Iterable[str] | None) -> list[str]:
-    """Column names given as one name, a comma-separated string or a list."""
+def _as_list(value: Any) -> Any:
+    """Column names given as one name, a comma-separated string or any iterable (a pandas Index); other values
+    pass through unchanged, so that parse_spec refuses them with its one-line message."""
     if value is None:
         return []
     if isinstance(value, str):
         return [v.strip() for v in value.split(",") if v.strip()]
-    return list(value)
+    return list(value) if isinstance(value, Iterable) else value
 
 
 def _raw_spec(path: str, label: str, prediction: str | None, score: str | None, threshold: float | None,

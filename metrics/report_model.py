@@ -478,7 +478,7 @@ def _feature_table(groups: Sequence[Mapping[str, Any]], metrics: Sequence[str]) 
         styles.append(style)
     cols = ("Group", "People", "With outcome", *(metric_label(m) for m in metrics), "Policy check")
     return Table(cols, tuple(rows), (False, True, True, *(True for _ in metrics), False), row_styles=tuple(styles),
-                 widths=(1.3, 0.8, 0.9, *(1.4 for _ in metrics), 2.0))
+                 widths=(1.5, 0.8, 0.9, *(1.25 for _ in metrics), 2.0))
 
 
 def _gap_rows(doc: Mapping[str, Any], verdicts: set[str], multi: bool | None = None) -> list[tuple[Mapping, str, Mapping]]:
@@ -656,11 +656,11 @@ def _gaps_section(doc: Mapping[str, Any], low: float, high: float) -> Section:
 
 def _features_section(doc: Mapping[str, Any]) -> Section:
     """Per sensitive feature: the headline rates chart and table."""
-    blocks: list[Block] = [Paragraph(
-        "For each sensitive feature, the three headline measures per group with their 95% intervals. "
-        "The reference group is the one the others are compared with; the policy check covers every measure "
-        "with a significance test.")]
     metrics = [m for m in HEADLINE_METRICS if any(m in (g.get("metrics") or {}) for g in doc.get("groups") or [])]
+    blocks: list[Block] = [Paragraph(
+        f"For each sensitive feature, the headline measures ({', '.join(metric_label(m).lower() for m in metrics)}) "
+        "per group with their 95% intervals. The reference group is the one the others are compared with; the "
+        "policy check covers every measure with a significance test.")]
     for i, feature in enumerate(_sensitive(doc)):
         groups = _single_groups(doc, feature)
         if not groups:

@@ -124,6 +124,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
          "already holds the rows"),
         (lambda: fairwatch.audit(tmp_path / "missing.csv", **ARGS), SourceError, "file not found"),
         (lambda: fairwatch.audit(df, **ARGS, fdr=2), SpecError, r"\[policy\] fdr must be between"),
+        (lambda: fairwatch.audit(df, label="label", prediction="pred", sensitive=5), SpecError,
+         r"\[columns\] sensitive must be a list of column names"),
     ]
     for call, kind, message in cases:
         with pytest.raises(kind, match=message) as info:
