@@ -31,7 +31,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from connectors.datapaths import REPO_ROOT, data_dir
-from metrics.roles import AccessConfigError, AccessRules, parse_rules
+from metrics.errors import AccessConfigError, AccessLogError
+from metrics.roles import AccessRules, parse_rules
 
 try:
     import fcntl
@@ -48,10 +49,6 @@ MIN_COOKIE_SECRET = 32
 _ACTION = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _RECORD_KEYS = ("seq", "time", "who", "name", "role", "action", "what", "detail", "prev")
 _append_lock = threading.Lock()
-
-
-class AccessLogError(AccessConfigError):
-    """The access log cannot be written or read."""
 
 
 # ----------------------------------------------------------------------------- the access config

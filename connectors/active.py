@@ -10,7 +10,7 @@ from connectors.config import load_spec, write_config
 from connectors.datapaths import REPO_ROOT, data_dir, demo_path, safe_data_path
 from connectors.demo import DEMO_CONFIG
 from metrics.errors import SourceError
-from metrics.spec import AuditSpec, SourceSpec, parse_spec
+from metrics.spec import AuditSpec, parse_spec
 
 CONFIG_ENV = "FAIRWATCH_CONFIG"
 
@@ -59,14 +59,5 @@ def save_spec(spec: AuditSpec, name: str) -> Path:
     return write_config(spec, path)
 
 
-def source_stamp(source: SourceSpec) -> tuple[float, int]:
-    """Modification time and size of the source file: part of every cache key, so new data is re-read."""
-    try:
-        st = os.stat(os.path.expanduser(source.path))
-    except OSError:
-        return (0.0, 0)  # a glob or a missing file: open_source reports the real problem
-    return (st.st_mtime, st.st_size)
-
-
 __all__ = ["CONFIG_ENV", "absolute_source", "data_dir", "default_spec", "demo_spec", "save_spec",
-           "saved_config_spec", "source_stamp"]
+           "saved_config_spec"]

@@ -22,19 +22,8 @@ from sqlglot import exp
 from metrics.errors import SourceError, SpecError
 from metrics.redaction import redact_secrets
 
-POSTGRES_SCHEMES = ("postgresql", "postgres")
 CONNECT_TIMEOUT_S = 10
 STATEMENT_TIMEOUT_MS = 10 * 60 * 1000
-
-
-def is_postgres_url(path: str) -> bool:
-    """True for a postgresql:// source."""
-    return path.split(":", 1)[0].lower() in POSTGRES_SCHEMES and "://" in path
-
-
-def is_spark_source(path: str) -> bool:
-    """True for a spark:// source (spark://local[2]/path/or/table)."""
-    return path.lower().startswith("spark:")
 
 
 def _group_by_all_to_ordinals(tree: exp.Expression) -> exp.Expression:

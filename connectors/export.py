@@ -40,10 +40,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from connectors.fingerprint import DataFingerprint, fingerprint_source, redact_document
+from connectors.fingerprint import DataFingerprint, fingerprint_source
 from connectors.report import render_charts, render_html, render_pdf, warm_up_charts
 from connectors.source import OpenSource, open_source
-from metrics.diff import SnapshotError, check_schema_version
+from metrics.diff import check_schema_version
+from metrics.errors import SnapshotError
+from metrics.redaction import redact_document
 from metrics.report_model import build_report, csv_tables
 from metrics.snapshot import AuditSnapshot
 from metrics.suppression import SuppressionSummary, suppress_document
@@ -448,12 +450,17 @@ def export_document(doc: Mapping[str, Any], out: str | os.PathLike | None = None
                     history: str | os.PathLike | None = None,
                     fingerprint: DataFingerprint | Mapping[str, Any] | None = None, k: int | None = None,
                     zip_path: str | os.PathLike | None = None,
-                    author: Mapping[str, Any] | str | None = None) -> ExportResult:
-    """Write an audit document as a snapshot folder, atomically, chained to the newest snapshot beside it."""
+                    author: Mapping[str, Any] | str | None = None, snapshot_id: str | None = None,
+                    exported_at: str | None = None) -> ExportResult:
+    """Write an audit document as a snapshot folder, atomically, chained to the newest snapshot beside it.
+
+    `snapshot_id` and `exported_at` default to a new random id and now; the notebook API fixes them
+    earlier so that `Audit.to_dict()` is the very document written here.
+    """
     author_block(author)  # refused before anything is written
     if (out is None) == (history is None):
         raise SnapshotError("give either an output folder (--out) or a history folder (--history), not both or neither")
-    snapshot_id = secrets.token_hex(4)
+    snapshot_id = snapshot_id or secrets.token_hex(4)
     if history is not None:
         out = Path(history).expanduser() / snapshot_folder_name(str(doc.get("created_at", "")), snapshot_id)
     target = check_target(out)
@@ -469,7 +476,7 @@ def export_document(doc: Mapping[str, Any], out: str | os.PathLike | None = None
         timings.append((name, now - clock))
         clock = now
 
-    exported_at = _now()
+    exported_at = exported_at or _now()
     parent = target.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

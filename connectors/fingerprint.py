@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
 from connectors.counts import run_query, where_sql
 from connectors.source import OpenSource, quote_ident, resolve_spec_columns
-from metrics.redaction import redact_document, redact_secrets  # noqa: F401 - re-exported for callers
+from metrics.redaction import redact_secrets
 from metrics.spec import AuditSpec, RowFilter
 
 ALGORITHM = "duckdb-hash-xor-sum/1"

@@ -43,11 +43,6 @@ from metrics.snapshot import AuditSnapshot
 from metrics.spec import AuditSpec, RowFilter
 
 Slice = tuple[tuple[str, str], ...]
-REASONS = {
-    "sample": "unlabelled row of a slice that needs more data (random sample, for an unbiased estimate)",
-    "near_threshold": "unlabelled row of a slice that needs more data, nearest the decision threshold",
-    "label_error": "the score confidently contradicts the recorded label: re-check it",
-}
 HIDDEN = "(hidden)"
 # The Label Studio labeling config these tasks expect: <Text name="text" value="$text"/> and
 # <Choices name="label" toName="text"> with one choice per label value.

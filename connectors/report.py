@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from metrics.errors import FairwatchError
+from metrics.errors import ReportError
 from metrics.report_model import Bullets, Chart, Facts, Paragraph, ReportModel, Section, Table
 
 # (regular, bold) TrueType fonts tried in order for the PDF.
@@ -33,10 +33,6 @@ PDF_FONTS = (
 )
 STATUS_COLORS = {"bad": ("#fdecea", "#c0392b"), "warn": ("#fff4e0", "#b9770e"), "good": ("#e9f7ef", "#1e8449")}
 _XML_PROLOG = re.compile(r"^\s*<\?xml[^>]*>\s*")
-
-
-class ReportError(FairwatchError):
-    """The report could not be drawn (a rendering library is missing or failed)."""
 
 
 @dataclass(frozen=True)

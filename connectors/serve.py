@@ -22,16 +22,12 @@ from typing import Any
 
 from connectors.access import ACCESS_CONFIG_ENV, auth_settings, authlib_missing, load_access_config
 from connectors.datapaths import REPO_ROOT
-from metrics.errors import FairwatchError
+from metrics.errors import FairwatchError, ServeError
 
 ALLOW_FLAG = "--allow-unauthenticated-remote"
 ALLOW_ENV = "FAIRWATCH_ALLOW_UNAUTHENTICATED_REMOTE"
 APP = REPO_ROOT / "asgi.py"  # app.py behind gzip (asgi.py says why)
 EXIT_INPUT = 2
-
-
-class ServeError(FairwatchError):
-    """The dashboard cannot be started as asked."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from connectors.export import (REPORT_HTML, REPORT_PDF, SNAPSHOT_FILE, ExportRes
                                history, load_snapshot, snapshot_folders)
 from connectors.fingerprint import fingerprint_source
 from connectors.source import OpenSource
-from metrics.diff import SnapshotError
+from metrics.errors import SnapshotError
 from metrics.followup import doc_target
 from metrics.snapshot import AuditSnapshot
 

@@ -189,7 +189,7 @@ class OpenSource:
         return self.con.cursor()
 
 
-def _expand(path: str) -> tuple[str, list[str]]:
+def expand_path(path: str) -> tuple[str, list[str]]:
     """Resolve a file, glob or folder to (the pattern DuckDB should read, the files it matches)."""
     p = os.path.expanduser(path)
     if os.path.isdir(p):
@@ -243,7 +243,7 @@ def _reader_sql(pattern: str, files: list[str]) -> str:
 
 def _relation_sql(con: duckdb.DuckDBPyConnection, path: str, table: str | None, alias: str) -> tuple[str, list[str]]:
     """SQL for one relation (a file set, or a table of an attached DuckDB file) and the folders it reads."""
-    pattern, files = _expand(path)
+    pattern, files = expand_path(path)
     if Path(files[0]).suffix.lower() in DUCKDB_SUFFIXES and len(files) == 1:
         try:
             con.execute(f"ATTACH {quote_literal(os.path.abspath(files[0]))} AS {quote_ident(alias)} (READ_ONLY)")
@@ -373,7 +373,7 @@ def open_source(source: SourceSpec, *, memory_limit: str | None = None, threads:
         main_sql, folders = _relation_sql(con, source.path, source.table, "src_db")
         main_cols = _describe(con, main_sql)
         _check_case_collisions(main_cols, f"source {source.path}")
-        _check_repeated_names(con, main_cols, _expand(source.path)[1], f"source {source.path}")
+        _check_repeated_names(con, main_cols, expand_path(source.path)[1], f"source {source.path}")
         if source.labels_path or source.labels_table:
             labels_sql, more = (
                 _relation_sql(con, source.labels_path, None, "labels_db") if source.labels_path

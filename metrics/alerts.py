@@ -46,7 +46,6 @@ ALIASES = {"fnr": "false_negative_rate", "fpr": "false_positive_rate", "tpr": "t
            "tnr": "true_negative_rate", "ppv": "precision", "npv": "negative_predictive_value"}
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 STATS = ("value", "ratio", "difference")
-KINDS = ("metric", "share", "psi", "new_finding")
 _TOKEN = re.compile(r"""\s*(?:(?P<quoted>"[^"]*"|'[^']*')|(?P<op><=|>=|<|>|=|&|×)|(?P<word>[^\s<>=&×"']+)|(?P<bad>\S))""")
 
 

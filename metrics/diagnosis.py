@@ -39,6 +39,7 @@ from scipy.optimize import brentq
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize, samplesize_confint_proportion
 
+from metrics.formats import HEADLINE_METRICS
 from metrics.groups import LOWER_IS_BETTER, GroupTable, slice_label
 from metrics.intervals import bh_level, two_proportion_pvalue, wilson_interval
 from metrics.quality import (
@@ -57,7 +58,6 @@ Slice = tuple[tuple[str, str], ...]
 ALPHA = 0.05
 POWER = 0.80
 NEEDS = ("more_data", "better_data", "model")
-HEADLINE_METRICS = ("selection_rate", "true_positive_rate", "false_positive_rate", "false_negative_rate")
 UNDECIDED = ("insufficient_data", "inconclusive")
 # Error signals of the slice search count errors, so higher is worse, as for the error-rate metrics.
 HIGHER_IS_WORSE = frozenset(LOWER_IS_BETTER | {"misclassification", "false_negative", "false_positive", "error_rate",

@@ -24,7 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from metrics.errors import FairwatchError
+from metrics.errors import SnapshotError
+from metrics.findings import finding_id
 from metrics.snapshot import SCHEMA_VERSION
 from metrics.suppression import iter_tables, slice_key
 
@@ -34,10 +35,6 @@ if TYPE_CHECKING:  # metrics.followup builds on this module's ids and move rule,
 MOVE_RULE = ("a metric moved (clear) when the old and new 95% intervals do not overlap; it may have moved "
              "(possible) when they overlap but the new value is outside the old interval")
 FLAGGED = "outside"
-
-
-class SnapshotError(FairwatchError):
-    """A snapshot cannot be written, read or trusted (exists, damaged, newer schema, tampered)."""
 
 
 def check_schema_version(doc: Any, where: str = "snapshot.json") -> int:
@@ -54,26 +51,26 @@ def check_schema_version(doc: Any, where: str = "snapshot.json") -> int:
     return version
 
 
-def finding_id(record: Mapping[str, Any]) -> str:
-    """The stable id of a finding: its own `id`, else 'metric|feature=value&...' from its slice."""
+def record_id(record: Mapping[str, Any]) -> str:
+    """The stable id of a finding record of a document: its own `id`, else `finding_id` of its slice and metric."""
     if record.get("id"):
         return str(record["id"])
-    predicates = "&".join(f"{k}={v}" for k, v in slice_key(record.get("slice") or record.get("predicates")))
-    return f"{record.get('metric') or record.get('kind') or 'finding'}|{predicates}"
+    return finding_id(record.get("slice") or record.get("predicates"),
+                      record.get("metric") or record.get("kind") or "finding")
 
 
 def findings_of(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The document's findings by id: the slice search's `findings` and the policy gaps flagged in `groups`."""
     out = {}
     if isinstance(doc.get("findings"), list):
-        out = {finding_id(f): dict(f) for f in doc["findings"] if isinstance(f, Mapping)}
+        out = {record_id(f): dict(f) for f in doc["findings"] if isinstance(f, Mapping)}
     for g in doc.get("groups") or []:
         for metric, d in (g.get("disparities") or {}).items():
             if d.get("verdict") == FLAGGED:
                 rec = {"slice": g.get("slice"), "metric": metric, "grouping": g.get("grouping"),
                        "value": (g.get("metrics") or {}).get(metric, {}).get("value"), "ratio": d.get("ratio"),
                        "q_value": d.get("q_value")}
-                out[finding_id(rec)] = rec
+                out[record_id(rec)] = rec
     return out
 
 

@@ -1,4 +1,7 @@
-"""Domain exceptions: each message says what is wrong and how to fix it, on one line."""
+"""Domain exceptions, all of them: each message says what is wrong and how to fix it, on one line.
+
+The modules that raise them import them from here (and so still offer their names to importers).
+"""
 
 
 class FairwatchError(Exception):
@@ -19,3 +22,23 @@ class SourceError(FairwatchError):
 
 class DataError(FairwatchError):
     """The data is readable but cannot be audited as asked (bad values, empty, too many groups)."""
+
+
+class SnapshotError(FairwatchError):
+    """A snapshot cannot be written, read or trusted (exists, damaged, newer schema, tampered)."""
+
+
+class AccessConfigError(FairwatchError):
+    """The access config (roles, allow-lists, log) is invalid."""
+
+
+class AccessLogError(AccessConfigError):
+    """The access log cannot be written or read."""
+
+
+class ReportError(FairwatchError):
+    """The report could not be drawn (a rendering library is missing or failed)."""
+
+
+class ServeError(FairwatchError):
+    """The dashboard cannot be started as asked."""

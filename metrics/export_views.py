@@ -8,8 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from metrics.diff import SnapshotDiff, SnapshotError
-from metrics.overview import fmt_q
+from metrics.diff import SnapshotDiff
+from metrics.errors import SnapshotError
+from metrics.formats import fmt_q
 
 MAX_AUTHOR, MAX_NOTE = 120, 2000
 

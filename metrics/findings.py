@@ -12,14 +12,19 @@ from metrics.groups import slice_label
 from metrics.quality import QualityTable
 from metrics.slices import SliceTable, top_findings
 from metrics.spec import AuditSpec
+from metrics.suppression import slice_key
 
 Slice = tuple[tuple[str, str], ...]
 NEED_ORDER = {"model": 0, "better_data": 1, "more_data": 2}
 
 
-def finding_id(slice_: Slice, metric: str) -> str:
-    """A stable, readable id: the metric and the slice's predicates by feature name ('fnr|race=x&sex=f')."""
-    return f"{metric}|" + "&".join(f"{f}={v}" for f, v in sorted(slice_))
+def finding_id(slice_: Any, metric: str) -> str:
+    """The one stable, readable id of a finding: metric and predicates sorted by feature ('fnr|race=x&sex=f').
+
+    `slice_` may be pairs or a {feature: value} mapping (as a snapshot document holds it), so the ids an
+    audit gives its findings and the ids a diff reads back from documents are the same strings.
+    """
+    return f"{metric}|" + "&".join(f"{f}={v}" for f, v in slice_key(slice_))
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,9 @@ from typing import Any
 
 import pandas as pd
 
-from metrics.diagnosis import HEADLINE_METRICS, HIGHER_IS_WORSE, UNDECIDED, metric_text
-from metrics.diff import FLAGGED, finding_id, findings_of, moved_metric
+from metrics.diagnosis import HIGHER_IS_WORSE, UNDECIDED, metric_text
+from metrics.formats import HEADLINE_METRICS
+from metrics.diff import FLAGGED, findings_of, moved_metric, record_id
 from metrics.groups import slice_label
 from metrics.redaction import redact_document
 from metrics.spec import AuditSpec, RowFilter
@@ -75,7 +76,7 @@ def _group_states(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         for metric, d in (g.get("disparities") or {}).items():
             m = (g.get("metrics") or {}).get(metric) or {}
             rec = {"slice": g.get("slice"), "metric": metric}
-            out[finding_id(rec)] = {"verdict": d.get("verdict"), "value": m.get("value"), "ci_low": m.get("ci_low"),
+            out[record_id(rec)] = {"verdict": d.get("verdict"), "value": m.get("value"), "ci_low": m.get("ci_low"),
                                     "ci_high": m.get("ci_high"), "n": m.get("support"), "q_value": d.get("q_value"),
                                     "need": g.get("need"), "slice": g.get("slice"), "metric": metric,
                                     "source": "groups"}

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix
 
 from metrics.errors import DataError
 from metrics.intervals import (
@@ -64,19 +63,6 @@ _DISPARITY_COLUMNS = ("ratio", "ratio_ci_low", "ratio_ci_high", "difference", "d
 def metric_names(with_score: bool) -> tuple[str, ...]:
     """Every metric an audit reports, in display order."""
     return tuple(RATES) + OTHER_METRICS + (SCORE_METRICS if with_score else ())
-
-
-def _reported(with_score: bool, probabilities: bool) -> tuple[str, ...]:
-    """The metrics one table reports: Brier score and ECE only when the scores are probabilities."""
-    names = tuple(RATES) + OTHER_METRICS
-    if with_score:
-        names += ("roc_auc",) + (("brier_score", "expected_calibration_error") if probabilities else ())
-    return names
-
-
-def confusion_counts(y_true, y_pred, sample_weight) -> np.ndarray:
-    """Weighted confusion matrix cells [tn, fp, fn, tp] (sklearn): the oracle the pivot is held to."""
-    return confusion_matrix(y_true, y_pred, labels=[0, 1], sample_weight=sample_weight).ravel()
 
 
 def groupings(sensitive: Sequence[str]) -> list[tuple[str, ...]]:

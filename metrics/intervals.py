@@ -33,8 +33,8 @@ def wilson_interval(successes, n, confidence: float = CONFIDENCE) -> tuple[np.nd
     return low, high
 
 
-def _two_sample(fn, x1, n1, x2, n2, **kw):
-    """Apply a statsmodels two-sample function where both samples are non-empty; NaN elsewhere."""
+def _two_sample(x1, n1, x2, n2):
+    """Two samples' counts as broadcast arrays, with the mask of cells where both samples are non-empty."""
     x1, n1, x2, n2 = _arrays(x1, n1, x2, n2)
     x1, n1, x2, n2 = np.broadcast_arrays(x1, n1, x2, n2)
     ok = (n1 > 0) & (n2 > 0)
@@ -43,7 +43,7 @@ def _two_sample(fn, x1, n1, x2, n2, **kw):
 
 def _two_sample_interval(x1, n1, x2, n2, method: str, compare: str, confidence: float) -> tuple[np.ndarray, np.ndarray]:
     """A statsmodels two-sample interval where both samples are non-empty; NaN elsewhere."""
-    ok, x1, n1, x2, n2 = _two_sample(None, x1, n1, x2, n2)
+    ok, x1, n1, x2, n2 = _two_sample(x1, n1, x2, n2)
     low, high = np.full(x1.shape, np.nan), np.full(x1.shape, np.nan)
     if ok.any():
         with warnings.catch_warnings():
@@ -70,7 +70,7 @@ def two_proportion_pvalue(x1, n1, x2, n2) -> np.ndarray:
     The score test without small-sample correction is the pooled z-test, i.e. Pearson's chi-square
     on the 2x2 table, which the tests check against scipy.
     """
-    ok, x1, n1, x2, n2 = _two_sample(None, x1, n1, x2, n2)
+    ok, x1, n1, x2, n2 = _two_sample(x1, n1, x2, n2)
     p = np.full(x1.shape, np.nan)
     if not ok.any():
         return p

@@ -13,7 +13,6 @@ verdicts, i.e. the ratio to the reference group against [ratio_low, ratio_high] 
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -22,13 +21,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from metrics.formats import HEADLINE_METRICS, METRIC_EXPLANATIONS, fmt_num, fmt_pct, fmt_q, fmt_ratio, is_missing
 from metrics.groups import slice_label
 from metrics.intervals import CONFIDENCE, difference_interval, ratio_interval
 from metrics.outcomes import DataSummary
 from metrics.spec import AuditSpec, Policy
 from metrics.trends import TrendTable
 
-HEADLINE_METRICS = ("selection_rate", "true_positive_rate", "false_negative_rate", "false_positive_rate")
 STATUS_LABELS = {"meets": "meets policy", "fails": "fails policy", "cannot_judge": "cannot be judged"}
 VERDICT_LABELS = {
     "reference": "reference group",
@@ -42,72 +41,6 @@ _VERDICT_ORDER = {"outside": 0, "inconclusive": 1, "within": 2}
 NEEDS = ("more_data", "better_data", "model")
 NEED_LABELS = {"more_data": "More data", "better_data": "Better data", "model": "Model"}
 
-
-@dataclass(frozen=True)
-class MetricExplanation:
-    """A metric in words for someone who does not know the jargon."""
-
-    name: str
-    plain: str
-    question: str
-    better: str  # "higher", "lower" or "neither"
-    often: str = ""  # "were wrongly turned down": completes "<group> ... 1.5× as often as <reference>"
-
-
-METRIC_EXPLANATIONS: dict[str, MetricExplanation] = {
-    "base_rate": MetricExplanation(
-        "Base rate", "share of people whose actual outcome was positive",
-        "How common is the positive outcome in this group? (describes the data, not the model)", "neither"),
-    "selection_rate": MetricExplanation(
-        "Selection rate", "share of people who got the positive decision",
-        "Of everyone in the group, how many did the model say yes to?", "neither",
-        often="got the positive decision"),
-    "accuracy": MetricExplanation(
-        "Accuracy", "share of decisions that matched the actual outcome",
-        "How often was the model right?", "higher"),
-    "true_positive_rate": MetricExplanation(
-        "True positive rate (recall)", "share of people with a positive outcome whom the model said yes to",
-        "Of the people who deserved a yes, how many got it?", "higher",
-        often="got the positive decision they deserved"),
-    "false_negative_rate": MetricExplanation(
-        "False negative rate", "share of people with a positive outcome whom the model said no to",
-        "Of the people who deserved a yes, how many were wrongly turned down?", "lower",
-        often="were wrongly given the negative decision"),
-    "false_positive_rate": MetricExplanation(
-        "False positive rate", "share of people with a negative outcome whom the model said yes to",
-        "Of the people who should have got a no, how many wrongly got a yes?", "lower",
-        often="were wrongly given the positive decision"),
-    "true_negative_rate": MetricExplanation(
-        "True negative rate", "share of people with a negative outcome whom the model said no to",
-        "Of the people who should have got a no, how many got it?", "higher"),
-    "precision": MetricExplanation(
-        "Precision", "share of yes decisions whose actual outcome was positive",
-        "When the model said yes, how often was it right?", "higher"),
-    "false_discovery_rate": MetricExplanation(
-        "False discovery rate", "share of yes decisions whose actual outcome was negative",
-        "When the model said yes, how often was it wrong?", "lower"),
-    "negative_predictive_value": MetricExplanation(
-        "Negative predictive value", "share of no decisions whose actual outcome was negative",
-        "When the model said no, how often was it right?", "higher"),
-    "false_omission_rate": MetricExplanation(
-        "False omission rate", "share of no decisions whose actual outcome was positive",
-        "When the model said no, how often was it wrong?", "lower"),
-    "balanced_accuracy": MetricExplanation(
-        "Balanced accuracy", "average of the true positive and true negative rates",
-        "How right was the model, giving both outcomes equal weight?", "higher"),
-    "f1": MetricExplanation(
-        "F1 score", "balance of precision and recall (0 to 1)",
-        "How well does the model find positives without false alarms?", "higher"),
-    "roc_auc": MetricExplanation(
-        "ROC AUC", "chance that a random positive person scores higher than a random negative one",
-        "How well does the score rank people, whatever the threshold? (0.5 = coin flip)", "higher"),
-    "brier_score": MetricExplanation(
-        "Brier score", "mean squared gap between the score and the actual outcome",
-        "How far off are the scores as probabilities?", "lower"),
-    "expected_calibration_error": MetricExplanation(
-        "Calibration error", "average gap between predicted and actual positive rates",
-        "When the score says 70%, does it happen 70% of the time?", "lower"),
-}
 
 GLOSSARY: dict[str, str] = {
     "ratio to reference": "the group's rate divided by the reference group's rate (1 = the same; "
@@ -195,38 +128,6 @@ class FindingsBoard:
     by_need: tuple[tuple[str, tuple[str, ...]], ...]
 
 
-def fmt_pct(value: float | None) -> str:
-    """A rate as a percentage with one decimal, or an em dash when undefined."""
-    return "—" if value is None or _nan(value) else f"{100 * value:.1f}%"
-
-
-def fmt_num(value: float | None, digits: int = 2) -> str:
-    """A number with fixed decimals, or an em dash when undefined."""
-    return "—" if value is None or _nan(value) else f"{value:.{digits}f}"
-
-
-def fmt_ratio(value: float | None) -> str:
-    """A ratio as '1.98×'."""
-    return "—" if value is None or _nan(value) else f"{value:.2f}×"
-
-
-def fmt_q(value: float | None) -> str:
-    """A q-value: scientific below 0.001."""
-    if value is None or _nan(value):
-        return "—"
-    if value == 0:
-        return "< 1e-300"  # below double precision: the test is beyond any doubt, not exactly zero
-    return f"{value:.1e}" if value < 0.001 else f"{value:.3f}"
-
-
-def _nan(value: Any) -> bool:
-    """True for None, NaN and pandas NA."""
-    try:
-        return value is None or bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
 def grouping_features(grouping: str) -> tuple[str, ...]:
     """The features of a grouping name ('race × sex' -> ('race', 'sex'))."""
     return tuple(part.strip() for part in grouping.split("×"))
@@ -261,13 +162,13 @@ def _with_reference(rows: pd.DataFrame) -> pd.DataFrame:
 def _disparity(r: dict) -> Disparity:
     """A Disparity from one merged row."""
     def f(key: str) -> float:
-        return float("nan") if _nan(r.get(key)) else float(r[key])
+        return float("nan") if is_missing(r.get(key)) else float(r[key])
 
     return Disparity(
         grouping=r["grouping"], group=r["group"], metric=r["metric"], value=f("value"), ci_low=f("ci_low"),
         ci_high=f("ci_high"), support=int(r["support"]), reference_group=str(r["reference_group"]),
         reference_value=f("reference_value"),
-        reference_support=0 if _nan(r.get("reference_support")) else int(r["reference_support"]),
+        reference_support=0 if is_missing(r.get("reference_support")) else int(r["reference_support"]),
         ratio=f("ratio"), ratio_ci_low=f("ratio_ci_low"), ratio_ci_high=f("ratio_ci_high"),
         q_value=f("q_value"), verdict=r["verdict"],
     )
@@ -420,11 +321,6 @@ def status_icon(status: str) -> str:
     """A glyph for a verdict, so colour is never the only signal."""
     return {"meets": ":green[:material/check_circle:]", "fails": ":red[:material/cancel:]",
             "cannot_judge": ":orange[:material/help:]"}.get(status, ":material/circle:")
-
-
-def finite(value: float) -> bool:
-    """True for a real number."""
-    return value is not None and not _nan(value) and math.isfinite(value)
 
 
 # --------------------------------------------------------------------------- trend arrows

@@ -13,7 +13,7 @@ import pandas as pd
 
 from metrics.charts import SLICE_COLOUR, group_colours
 from metrics.groups import slice_label
-from metrics.overview import fmt_pct, fmt_q, fmt_ratio
+from metrics.formats import fmt_pct, fmt_q, fmt_ratio
 from metrics.quality import (CONFLICTS, LABEL_ERRORS, LABEL_ERRORS_NEG, LABEL_ERRORS_POS, MISSING_ANY, MISSING_COLUMN,
                              NEED_SIGNALS, QualityTable, describe_signal)
 from metrics.slice_views import interval_text, versus_frame

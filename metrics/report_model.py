@@ -18,28 +18,10 @@ from typing import Any
 
 import pandas as pd
 
+from metrics.formats import (HEADLINE_METRICS, METRIC_EXPLANATIONS, MISSING, fmt_num, fmt_pct, fmt_q, fmt_ratio,
+                             metric_label, metric_meaning)
 from metrics.suppression import KNOWN_TABLES, iter_tables, slice_text
 
-HEADLINE_METRICS = ("selection_rate", "false_negative_rate", "false_positive_rate")
-# Plain names and meanings; the positive outcome/decision are named from the audit's own columns.
-METRIC_TEXT: dict[str, tuple[str, str]] = {
-    "base_rate": ("Base rate", "share of people whose actual outcome was positive (describes the data, not the model)"),
-    "selection_rate": ("Selection rate", "share of people who got the positive decision"),
-    "accuracy": ("Accuracy", "share of decisions that matched the actual outcome"),
-    "true_positive_rate": ("True positive rate", "of the people whose outcome was positive, the share who got the positive decision"),
-    "false_negative_rate": ("False negative rate", "of the people whose outcome was positive, the share who were wrongly given the negative decision"),
-    "false_positive_rate": ("False positive rate", "of the people whose outcome was negative, the share who were wrongly given the positive decision"),
-    "true_negative_rate": ("True negative rate", "of the people whose outcome was negative, the share who got the negative decision"),
-    "precision": ("Precision", "of the positive decisions, the share whose outcome was positive"),
-    "false_discovery_rate": ("False discovery rate", "of the positive decisions, the share whose outcome was negative"),
-    "negative_predictive_value": ("Negative predictive value", "of the negative decisions, the share whose outcome was negative"),
-    "false_omission_rate": ("False omission rate", "of the negative decisions, the share whose outcome was positive"),
-    "balanced_accuracy": ("Balanced accuracy", "average of the true positive and true negative rates"),
-    "f1": ("F1 score", "balance of precision and true positive rate (0 to 1, higher is better)"),
-    "roc_auc": ("ROC AUC", "how well the score ranks positive outcomes above negative ones (0.5 is chance, 1 is perfect)"),
-    "brier_score": ("Brier score", "average squared error of the score as a probability (lower is better)"),
-    "expected_calibration_error": ("Calibration error", "average gap between the score and the observed rate (lower is better)"),
-}
 PERCENT_METRICS = frozenset({"base_rate", "selection_rate", "accuracy", "true_positive_rate", "false_negative_rate",
                              "false_positive_rate", "true_negative_rate", "precision", "false_discovery_rate",
                              "negative_predictive_value", "false_omission_rate", "balanced_accuracy"})
@@ -164,48 +146,23 @@ def fmt_int(value: Any) -> str:
     return "withheld" if x is None else f"{int(x):,}"
 
 
-def fmt_pct(value: Any, digits: int = 1) -> str:
-    """78.4%."""
-    x = _num(value)
-    return "–" if x is None else f"{100 * x:.{digits}f}%"
-
-
 def fmt_value(metric: str, value: Any) -> str:
     """A metric value in its natural unit: percent for rates, 3 decimals otherwise."""
     x = _num(value)
     if x is None:
-        return "–"
+        return MISSING
     return fmt_pct(x) if metric in PERCENT_METRICS else f"{x:.3f}"
-
-
-def fmt_ratio(value: Any) -> str:
-    """1.23."""
-    x = _num(value)
-    return "–" if x is None else f"{x:.2f}"
-
-
-def fmt_q(value: Any) -> str:
-    """A p- or q-value: '< 0.001' or 3 decimals."""
-    x = _num(value)
-    if x is None:
-        return "–"
-    return "< 0.001" if x < 0.001 else f"{x:.3f}"
-
-
-def metric_name(metric: str) -> str:
-    """'False negative rate'."""
-    return METRIC_TEXT.get(metric, (metric.replace("_", " ").capitalize(), ""))[0]
 
 
 def cell_text(metric: str, cell: Mapping[str, Any] | None) -> str:
     """'78.4% (78.0–78.8%)', 'withheld', or 'too few (n=12)'."""
     if not cell:
-        return "–"
+        return MISSING
     if cell.get("suppressed"):
         return "withheld"
     if cell.get("masked") or _num(cell.get("value")) is None:
         support = cell.get("support")
-        return f"too few (n={support})" if support is not None else "–"
+        return f"too few (n={support})" if support is not None else MISSING
     value = fmt_value(metric, cell["value"])
     lo, hi = _num(cell.get("ci_low")), _num(cell.get("ci_high"))
     if lo is None or hi is None:
@@ -222,7 +179,7 @@ def section_title(name: str) -> str:
 def _plain(value: Any) -> str:
     """Any JSON value as short text for a generic table cell."""
     if value is None:
-        return "–"
+        return MISSING
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
@@ -364,7 +321,7 @@ def rate_points(groups: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> 
                 continue
             verdict = ((g.get("disparities") or {}).get(metric) or {}).get("verdict")
             lo, hi = _num(cell.get("ci_low")), _num(cell.get("ci_high"))
-            recs.append({"group": short_label(g["slice"]), "metric": metric_name(metric), "value": value,
+            recs.append({"group": short_label(g["slice"]), "metric": metric_label(metric), "value": value,
                          "lo": value if lo is None else lo, "hi": value if hi is None else hi,
                          "role": _role(verdict), "n": g.get("n") or 0})
     return pd.DataFrame(recs)
@@ -379,7 +336,7 @@ def rates_chart(chart_id: str, feature: str, groups: Sequence[Mapping[str, Any]]
     order = [short_label(g["slice"]) for g in sorted(groups, key=lambda g: -(g.get("n") or 0))]
     y = {"field": "group", "type": "nominal", "sort": order, "title": None, "axis": {"labelLimit": 160}}
     spec = {
-        "facet": {"column": {"field": "metric", "type": "nominal", "sort": [metric_name(m) for m in metrics], "title": None}},
+        "facet": {"column": {"field": "metric", "type": "nominal", "sort": [metric_label(m) for m in metrics], "title": None}},
         "spec": {
             "width": 170, "height": max(22 * len(order), 60),
             "layer": [
@@ -394,7 +351,7 @@ def rates_chart(chart_id: str, feature: str, groups: Sequence[Mapping[str, Any]]
         },
         "resolve": {"scale": {"x": "independent"}},
     }
-    names = ", ".join(metric_name(m).lower() for m in metrics)
+    names = ", ".join(metric_label(m).lower() for m in metrics)
     return Chart(chart_id, f"{feature}: {names}", _chart_json(spec, df),
                  f"For each group of {feature}, the {names}, each with its 95% interval (the line). "
                  f"Groups are ordered from largest to smallest; withheld or too-small groups are not drawn.")
@@ -411,7 +368,7 @@ def ratio_chart(chart_id: str, groups: Sequence[Mapping[str, Any]], metrics: Seq
             if ratio is None or d.get("verdict") in ("reference", "suppressed", "insufficient_data") or ratio <= 0:
                 continue
             lo, hi = _num(d.get("ratio_ci_low")), _num(d.get("ratio_ci_high"))
-            recs.append({"feature": g.get("grouping"), "group": short_label(g["slice"]), "metric": metric_name(metric),
+            recs.append({"feature": g.get("grouping"), "group": short_label(g["slice"]), "metric": metric_label(metric),
                          "ratio": ratio, "lo": lo if lo and lo > 0 else ratio, "hi": hi if hi and hi > 0 else ratio,
                          "role": _role(d.get("verdict"))})
     if not recs:
@@ -429,7 +386,7 @@ def ratio_chart(chart_id: str, groups: Sequence[Mapping[str, Any]], metrics: Seq
     spec = {
         "facet": {"row": {"field": "feature", "type": "nominal", "title": None, "header": _row_header(),
                           "sort": list(dict.fromkeys(df["feature"]))},
-                  "column": {"field": "metric", "type": "nominal", "sort": [metric_name(m) for m in metrics], "title": None}},
+                  "column": {"field": "metric", "type": "nominal", "sort": [metric_label(m) for m in metrics], "title": None}},
         "spec": {
             "width": 200,
             "layer": [
@@ -504,7 +461,7 @@ def _check_text(g: Mapping[str, Any]) -> tuple[str, str]:
         return VERDICT_TEXT["reference"], ""
     for v in ("outside", "inconclusive"):
         if v in verdicts:
-            names = ", ".join(metric_name(m).lower() for m in verdicts[v][:3]) + (" …" if len(verdicts[v]) > 3 else "")
+            names = ", ".join(metric_label(m).lower() for m in verdicts[v][:3]) + (" …" if len(verdicts[v]) > 3 else "")
             return f"{VERDICT_TEXT[v]}: {names}", "bad" if v == "outside" else "warn"
     if verdicts.keys() <= {"insufficient_data", "descriptive", "suppressed", "untested"}:
         return VERDICT_TEXT["insufficient_data"], "muted"
@@ -519,9 +476,9 @@ def _feature_table(groups: Sequence[Mapping[str, Any]], metrics: Sequence[str]) 
         rows.append((short_label(g["slice"]), fmt_int(g.get("n")), fmt_int(g.get("labelled_n")),
                      *(cell_text(m, (g.get("metrics") or {}).get(m)) for m in metrics), check))
         styles.append(style)
-    cols = ("Group", "People", "With outcome", *(metric_name(m) for m in metrics), "Policy check")
+    cols = ("Group", "People", "With outcome", *(metric_label(m) for m in metrics), "Policy check")
     return Table(cols, tuple(rows), (False, True, True, *(True for _ in metrics), False), row_styles=tuple(styles),
-                 widths=(1.3, 0.8, 0.9, *(1.4 for _ in metrics), 2.0))
+                 widths=(1.5, 0.8, 0.9, *(1.25 for _ in metrics), 2.0))
 
 
 def _gap_rows(doc: Mapping[str, Any], verdicts: set[str], multi: bool | None = None) -> list[tuple[Mapping, str, Mapping]]:
@@ -547,7 +504,7 @@ def _ref_value(doc_groups: Mapping[tuple, Mapping], d: Mapping[str, Any], metric
     """'White, 25-34: 12.0%' for the reference group of a disparity."""
     ref = d.get("reference") or {}
     g = doc_groups.get(tuple(sorted(ref.items())))
-    value = fmt_value(metric, ((g or {}).get("metrics") or {}).get(metric, {}).get("value")) if g else "–"
+    value = fmt_value(metric, ((g or {}).get("metrics") or {}).get(metric, {}).get("value")) if g else MISSING
     return f"{', '.join(str(v) for v in ref.values())}: {value}"
 
 
@@ -556,10 +513,11 @@ def _gap_table(doc: Mapping[str, Any], items: Sequence[tuple[Mapping, str, Mappi
     by_key = {tuple(sorted((g.get("slice") or {}).items())): g for g in doc.get("groups") or []}
     rows, styles = [], []
     for g, metric, d in items[:MAX_TABLE_ROWS]:
-        ratio = fmt_ratio(d.get("ratio"))
+        # As the dashboard's worst-gaps table: the ratio and its interval as plain numbers.
+        ratio = fmt_num(d.get("ratio"))
         if _num(d.get("ratio_ci_low")) is not None and _num(d.get("ratio_ci_high")) is not None:
-            ratio += f" ({fmt_ratio(d['ratio_ci_low'])}–{fmt_ratio(d['ratio_ci_high'])})"
-        rows.append((slice_text(g["slice"]), metric_name(metric), cell_text(metric, (g.get("metrics") or {}).get(metric)),
+            ratio += f" ({fmt_num(d['ratio_ci_low'])}–{fmt_num(d['ratio_ci_high'])})"
+        rows.append((slice_text(g["slice"]), metric_label(metric), cell_text(metric, (g.get("metrics") or {}).get(metric)),
                      _ref_value(by_key, d, metric), ratio, fmt_q(d.get("q_value")), VERDICT_TEXT.get(d.get("verdict"), "")))
         styles.append("bad" if d.get("verdict") == "outside" else "warn")
     note = f"Showing the first {MAX_TABLE_ROWS} of {len(items)}; all are in groups.csv." if len(items) > MAX_TABLE_ROWS else ""
@@ -574,10 +532,10 @@ def gap_sentence(doc: Mapping[str, Any], g: Mapping[str, Any], metric: str, d: M
     ref = d.get("reference") or {}
     ref_cell = ((by_key.get(tuple(sorted(ref.items()))) or {}).get("metrics") or {}).get(metric, {})
     value = fmt_value(metric, (g.get("metrics") or {}).get(metric, {}).get("value"))
-    meaning = METRIC_TEXT.get(metric, ("", ""))[1]
+    meaning = metric_meaning(metric)
     ratio = _num(d.get("ratio"))
     times = f"{ratio:.2f} times" if ratio is not None else "unlike"
-    return (f"{metric_name(metric)} ({meaning}) is {value} for {slice_text(g['slice'])}, {times} that of the reference "
+    return (f"{metric_label(metric)} ({meaning}) is {value} for {slice_text(g['slice'])}, {times} that of the reference "
             f"group {slice_text(ref)} ({fmt_value(metric, ref_cell.get('value'))}); q = {fmt_q(d.get('q_value'))}.")
 
 
@@ -698,11 +656,11 @@ def _gaps_section(doc: Mapping[str, Any], low: float, high: float) -> Section:
 
 def _features_section(doc: Mapping[str, Any]) -> Section:
     """Per sensitive feature: the headline rates chart and table."""
-    blocks: list[Block] = [Paragraph(
-        "For each sensitive feature, the three headline measures per group with their 95% intervals. "
-        "The reference group is the one the others are compared with; the policy check covers every measure "
-        "with a significance test.")]
     metrics = [m for m in HEADLINE_METRICS if any(m in (g.get("metrics") or {}) for g in doc.get("groups") or [])]
+    blocks: list[Block] = [Paragraph(
+        f"For each sensitive feature, the headline measures ({', '.join(metric_label(m).lower() for m in metrics)}) "
+        "per group with their 95% intervals. The reference group is the one the others are compared with; the "
+        "policy check covers every measure with a significance test.")]
     for i, feature in enumerate(_sensitive(doc)):
         groups = _single_groups(doc, feature)
         if not groups:
@@ -740,7 +698,7 @@ def _share_text(r: Mapping[str, Any]) -> str:
         return "withheld"
     share = _num(r.get("share"))
     if share is None:
-        return "–"
+        return MISSING
     digits = 2 if share < 0.01 else 1
     text = fmt_pct(share, digits)
     lo, hi = _num(r.get("ci_low")), _num(r.get("ci_high"))
@@ -852,7 +810,7 @@ def _glossary(doc: Mapping[str, Any]) -> Section:
             if m not in present:
                 present.append(m)
     policy = (doc.get("spec") or {}).get("policy") or {}
-    facts = [(metric_name(m), METRIC_TEXT.get(m, ("", ""))[1]) for m in present if m in METRIC_TEXT]
+    facts = [(metric_label(m), metric_meaning(m)) for m in present if m in METRIC_EXPLANATIONS]
     facts += [
         ("Positive outcome / decision", f"In this audit the positive outcome is {outcome} and the positive decision is {decision}."),
         ("95% interval", "The range the true value most likely lies in, given how many people the number is based on; "
@@ -892,21 +850,21 @@ def _details(doc: Mapping[str, Any], files: Sequence[str]) -> Section:
     refs = spec.get("reference") or {}
     outcome, decision = _decision_text(doc)
     pairs = [
-        ("Snapshot", str(export.get("snapshot_id", "–"))),
-        ("Audit run at", str(doc.get("created_at", "–"))),
-        ("Exported at", str(export.get("exported_at", "–"))),
+        ("Snapshot", str(export.get("snapshot_id", MISSING))),
+        ("Audit run at", str(doc.get("created_at", MISSING))),
+        ("Exported at", str(export.get("exported_at", MISSING))),
         ("Created by", _author_text(export.get("author"))),
-        ("Data source", str(data.get("source", "–"))),
+        ("Data source", str(data.get("source", MISSING))),
         ("Rows audited", f"{fmt_int(data.get('rows'))} ({fmt_int(data.get('labelled_rows'))} with an outcome)"),
         ("Data fingerprint", f"{fp.get('digest', '–')} ({fp.get('algorithm', '')}, {fp.get('engine', '')})"
          if fp else "not recorded"),
         ("Outcome and decision", f"{outcome}; {decision}"),
-        ("Sensitive features", ", ".join(cols.get("sensitive") or []) or "–"),
+        ("Sensitive features", ", ".join(cols.get("sensitive") or []) or MISSING),
         ("Reference groups", ", ".join(f"{k} = {v}" for k, v in refs.items()) or "the largest group of each feature"),
         ("Policy", f"band {policy.get('ratio_low', 0.8):g}–{policy.get('ratio_high', 1.25):g}, false discovery rate "
                    f"{policy.get('fdr', 0.05):g}, smallest measured group {policy.get('min_support', 30)}"),
         ("Privacy", str(sup.get("rule", "no suppression recorded"))),
-        ("Schema version", str(doc.get("schema_version", "–"))),
+        ("Schema version", str(doc.get("schema_version", MISSING))),
         ("Software", ", ".join(f"{k} {v}" for k, v in (doc.get("tool") or {}).items() if v != "not installed")),
     ]
     blocks: list[Block] = [Facts(tuple(pairs))]

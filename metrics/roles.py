@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from metrics.errors import FairwatchError
+from metrics.errors import AccessConfigError
 from metrics.suppression import hidden_groups, slice_key
 
 if TYPE_CHECKING:  # pandas and the audit types load only where a snapshot is filtered (keeps `fairwatch serve` quick)
@@ -49,10 +49,6 @@ ROLE_SUMMARY: dict[str, str] = {
 }
 CONFIG_KEYS = ("claim", "roles", "log")
 RULE_KEYS = ("emails", "claim_values")
-
-
-class AccessConfigError(FairwatchError):
-    """The access config (roles, allow-lists, log) is invalid."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from metrics.findings import Finding
 from metrics.groups import compute_group_table, confusion_by_group, slice_label
 from metrics.intervals import wilson_interval
 from metrics.outcomes import binarize, normalise_value
-from metrics.overview import HEADLINE_METRICS, NEED_LABELS, VERDICT_LABELS, fmt_pct, fmt_q
+from metrics.formats import HEADLINE_METRICS, fmt_pct, fmt_q
+from metrics.overview import NEED_LABELS, VERDICT_LABELS
 from metrics.quality import QualityTable
 from metrics.slices import COUNT_COLUMNS, SIGNAL_DESCRIPTIONS, SliceCounts, SliceTable, find_slices
 from metrics.snapshot import AuditSnapshot

@@ -139,11 +139,6 @@ class AuditSpec:
     suppress_below: int = 10
     alerts: AlertSettings = field(default_factory=AlertSettings)
 
-    @property
-    def predicts_from_score(self) -> bool:
-        """True when the decision is `score >= threshold` rather than a prediction column."""
-        return self.prediction is None
-
     def reference_for(self, feature: str) -> str | None:
         """The named reference group of a sensitive feature, or None for 'the largest group'."""
         return dict(self.reference).get(feature)
@@ -201,8 +196,6 @@ def _opt_str(section: str, mapping: Mapping[str, Any], key: str) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise SpecError(f"[{section}] {key} must be a string, got {type(value).__name__}")
     text = str(value)
-    if isinstance(value, bool):
-        text = text.lower()
     if not text.strip():
         raise SpecError(f"[{section}] {key} is empty; give a value or leave the key out")
     return text

@@ -19,7 +19,6 @@ from metrics.outcomes import normalise_value
 
 # Scores sitting exactly on a grid edge must land in the bucket that starts there, despite float error.
 EDGE_EPS = 1e-9
-CURVE_METRICS = ("selection_rate", "true_positive_rate", "false_positive_rate")
 
 
 def grid_bounds(lo: float, hi: float) -> tuple[float, float]:

@@ -17,7 +17,8 @@ import pandas as pd
 from metrics.alerts import CheckResult
 from metrics.groups import grouping_name, groupings
 from metrics.intervals import wilson_interval
-from metrics.overview import fmt_pct, fmt_q, shown_rows, window_text
+from metrics.formats import fmt_pct, fmt_q
+from metrics.overview import shown_rows, window_text
 from metrics.spec import AuditSpec
 from metrics.views import estimate_text, groupings_shown, metric_label, too_few
 

@@ -11,25 +11,13 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from metrics.overview import (
-    METRIC_EXPLANATIONS,
-    VERDICT_LABELS,
-    fmt_num,
-    fmt_q,
-    grouping_features,
-    shown_rows,
-)
+from metrics.formats import fmt_num, fmt_q, metric_label
+from metrics.overview import VERDICT_LABELS, grouping_features, shown_rows
 
 
 def too_few(n: int) -> str:
     """The text shown instead of a masked value."""
     return f"too few rows (n={int(n):,})"
-
-
-def metric_label(metric: str) -> str:
-    """Display name of a metric."""
-    info = METRIC_EXPLANATIONS.get(metric)
-    return info.name if info else metric.replace("_", " ")
 
 
 def groupings_shown(rows: pd.DataFrame, features: Iterable[str] | None, max_depth: int = 2) -> list[str]:

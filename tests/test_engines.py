@@ -157,7 +157,11 @@ def assert_same_slices_and_quality(one, other) -> None:
     for name in ("error", "evaluated", "tested", "findings", "total_n", "max_depth", "notes"):
         assert getattr(s1, name) == getattr(s2, name), name
     assert abs(s1.total_errors - s2.total_errors) <= 1e-12 and abs(s1.overall_rate - s2.overall_rate) <= 1e-12
-    assert s1.evaluated > 100 and s1.findings >= 0
+    assert s1.evaluated > 100
+    # The count of findings is exactly the slices significantly worse than the rest (BH q below the default FDR).
+    rows = s1.rows
+    worse = (rows["q_value"] < 0.05) & (rows["n"] >= POLICY["min_support"]) & (rows["difference"] > 0)
+    assert s1.findings == int(rows["finding"].sum()) == int(worse.sum())
     # Binned numbers are in the slices: their range labels (the quantile edges) must agree too.
     assert any(pair[0] == "income" and pair[1].startswith("[") for s in s1.rows["slice"] for pair in s)
     assert_same_rows(s1.rows, s2.rows, ["slice"])
@@ -228,6 +232,30 @@ def test_postgres_refuses_a_many_valued_feature_as_duckdb_does(duckdb_spec, post
     assert all("\n" not in m for m in messages)
 
 
+def test_postgres_probe_sees_new_rows_after_its_ttl(postgres_url, log):
+    """The dashboard's change detector on PostgreSQL: rows and newest time, asked again only after the TTL."""
+    import psycopg
+
+    from connectors import freshness
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE fresh AS SELECT * FROM log")
+    source = parse_spec({"source": {"path": postgres_url, "table": "fresh"}, "columns": COLUMNS}).source
+    first = freshness.remote_probe(source, "ts")
+    assert first.split("|")[0] == str(len(log)) and first.split("|")[1].startswith(str(log["ts"].max().date()))
+    now = [0.0]
+    ask = lambda: freshness.cached_probe(source, "ts", ttl=30, clock=lambda: now[0])  # noqa: E731
+    assert ask() == first
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO fresh SELECT * FROM log LIMIT 5")
+    assert ask() == first  # within the TTL: no query
+    now[0] += 31
+    assert ask().split("|")[0] == str(len(log) + 5)
+    unreachable = parse_spec({"source": {"path": f"postgresql://nobody@127.0.0.1:{free_port()}/x", "table": "t"},
+                              "columns": COLUMNS}).source
+    assert freshness.remote_probe(unreachable, "ts") == "unreachable"
+
+
 def test_postgres_query_source(duckdb_spec, postgres_url, log):
     """A SELECT as the source works and is read-only."""
     pg = parse_spec({"source": {"path": postgres_url, "query": "SELECT * FROM log WHERE ts < '2025-07-01'"},
@@ -241,6 +269,15 @@ def test_spark_gives_identical_groups_and_windows(duckdb_spec, spark_spec, duckd
     """Spark SQL in local mode reading the same Parquet gives the same numbers."""
     assert_same(group_values(duckdb_audit), group_values(spark_audit))
     assert_same(window_values(duckdb_spec), window_values(spark_spec))
+
+
+@pytest.mark.slow
+def test_spark_probe_counts_the_rows(spark_spec, log):
+    """The dashboard's change detector on Spark: the row count and newest time of the source."""
+    from connectors.freshness import remote_probe
+
+    rows, newest = remote_probe(spark_spec.source, "ts").split("|")
+    assert rows == str(len(log)) and newest.startswith(str(log["ts"].max().date()))
 
 
 @pytest.mark.slow

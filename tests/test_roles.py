@@ -216,7 +216,11 @@ def test_the_pages_views_draw_a_viewers_snapshot(small_audit):
     rows, rep = shown.groups.rows, shown.representation
     features = list(shown.spec.sensitive)
     for grouping in rows["grouping"].unique():
-        assert len(metric_table(rows, grouping, ["selection_rate"])) >= 0
+        # Exactly the groups the viewer sees, none of the withheld ones, each once.
+        table = metric_table(rows, grouping, ["selection_rate"])
+        visible = rows[(rows["grouping"] == grouping) & (rows["metric"] == "selection_rate")]
+        assert sorted(table["Group"]) == sorted(visible["group"])
+        assert (table["Group rows"] >= shown.spec.suppress_below).all()
         rate_points(rows, grouping, ["selection_rate"])
         disparity_points(rows, grouping, ["selection_rate"])
     for grouping in rep["grouping"].unique():

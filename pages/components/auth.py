@@ -23,12 +23,12 @@ import streamlit as st
 from streamlit import config as st_config
 from streamlit.errors import StreamlitPageNotFoundError
 
-from connectors.access import (ACCESS_LOG_ENV, AccessConfig, AccessLogError, AuthSettings, ProviderStatus,
+from connectors.access import (ACCESS_LOG_ENV, AccessConfig, AuthSettings, ProviderStatus,
                                access_config_path, auth_settings, authlib_missing, check_provider, file_stamp,
                                load_access_config, local_user_name, record_access)
 from connectors.datapaths import DATA_DIR_ENV
-from connectors.serve import ALLOW_ENV, ALLOW_FLAG, ServeError, host_is_loopback
-from metrics.errors import FairwatchError
+from connectors.serve import ALLOW_ENV, ALLOW_FLAG, host_is_loopback
+from metrics.errors import AccessLogError, FairwatchError, ServeError
 from metrics.roles import (PAGES, ROLE_SUMMARY, Principal, local_principal, no_role_message, not_permitted_message,
                            principal_from_claims, required_permissions, visible_pages)
 
@@ -86,12 +86,6 @@ def _auth_section() -> dict[str, Any] | None:
 def current_principal() -> Principal | None:
     """The person this page run is for (None before the gate let them in)."""
     return st.session_state.get(PRINCIPAL)
-
-
-def current_role() -> str | None:
-    """The role of the person this page run is for (None before the gate let them in)."""
-    principal = current_principal()
-    return principal.role if principal else None
 
 
 def can(permission: str) -> bool:

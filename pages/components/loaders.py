@@ -1,7 +1,8 @@
 """Cached access to the data: one DuckDB per source per process, audits cached per (spec, filter).
 
-Every cache key carries the source file's (mtime, size) stamp, so regenerated data is re-read
-instead of served stale. Connections are never hashed: the frozen spec is the key (DESIGN.md).
+Every cache key carries the source's stamp (connectors/freshness.py: every input file's mtime and
+size, or a row-count/max-time probe of PostgreSQL and Spark), so new data is re-read instead of
+served stale. Connections are never hashed: the frozen spec is the key (DESIGN.md).
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from connectors.active import source_stamp
 from connectors.audit import run_audit
 from connectors.dashboard import FilterOptions, fetch_filter_options, fetch_sample, fetch_tables
 from connectors.datapaths import safe_data_path
 from connectors.drilldown import drill_down, fetch_example_rows, fetch_value_counts
 from connectors.export import load_snapshot as read_snapshot
+from connectors.freshness import source_stamp
 from connectors.snapshot_store import annotation_of, list_history, snapshot_dir, snapshot_target
 from connectors.source import OpenSource, open_source
 from connectors.monitor import run_check, run_drift, run_trends, run_version_comparison
@@ -36,12 +37,12 @@ from metrics.spec import AuditSpec, RowFilter, SourceSpec
 from metrics.trends import TrendTable
 from metrics.versions import VersionComparison
 
-Stamp = tuple[float, int]
+Stamp = str
 
 
 def stamp_of(spec: AuditSpec) -> Stamp:
-    """The cache stamp of a spec's source."""
-    return source_stamp(spec.source)
+    """The cache stamp of a spec's source: file stamps of predictions and labels, or a remote row/time probe."""
+    return source_stamp(spec.source, spec.time)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Opening the data source…")

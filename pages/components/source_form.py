@@ -6,8 +6,9 @@ import hashlib
 
 import streamlit as st
 
-from connectors.active import demo_spec, save_spec, source_stamp
+from connectors.active import demo_spec, save_spec
 from connectors.datapaths import DATA_SUFFIXES, data_dir, list_data_files, safe_data_path, save_upload
+from connectors.freshness import source_stamp
 from metrics.mapping import RoleGuess, mapping_config
 from metrics.spec import AuditSpec, RowFilter, SourceSpec, parse_spec
 from pages.components.frame import guard

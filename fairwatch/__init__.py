@@ -1,0 +1,33 @@
+"""fairwatch from Python: `fairwatch.audit(data, label=..., prediction=..., sensitive=[...])` returns an `Audit`.
+
+Importing this package is cheap: the engine, fairlearn and pandas load on first use of a name below
+(`fairwatch.audit`, `fairwatch.Audit`, `fairwatch.FairwatchError`), not here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the real names for type checkers; at run time they load on first use (see __getattr__)
+    from fairwatch.api import Audit, audit
+    from metrics.errors import FairwatchError
+
+__all__ = ["Audit", "FairwatchError", "audit"]
+
+
+def __getattr__(name: str) -> Any:
+    """`audit`, `Audit` and `FairwatchError`, imported on first use so `import fairwatch` stays light."""
+    if name in ("audit", "Audit"):
+        from fairwatch import api
+
+        return getattr(api, name)
+    if name == "FairwatchError":
+        from metrics.errors import FairwatchError
+
+        return FairwatchError
+    raise AttributeError(f"module 'fairwatch' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public names, for tab completion in notebooks."""
+    return sorted([*globals(), *__all__])
