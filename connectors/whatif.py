@@ -75,3 +75,20 @@ def run_whatif(spec: AuditSpec, features: Sequence[str], constraint: str, object
                 eval_cells = fit_cells.iloc[0:0]
     fit = fit_thresholds(fit_cells, constraint, objective, replace(tolerance), spec.policy.min_support, randomise)
     return whatif_result(fit, features, fit_cells, eval_cells, spec, fit_filter, eval_filter, note)
+
+
+def policy_bytes(result: WhatIfResult) -> bytes:
+    """The policy file's bytes (the page's download and `fairwatch whatif --policy-out`)."""
+    import json
+
+    return (json.dumps(result.policy(), indent=1, sort_keys=False) + "\n").encode()
+
+
+def write_policy(result: WhatIfResult, path: str) -> None:
+    """Write the JSON policy file; a one-line error when the place cannot be written."""
+    from pathlib import Path
+
+    try:
+        Path(path).write_bytes(policy_bytes(result))
+    except OSError as exc:
+        raise DataError(f"cannot write the policy file {path}: {exc.strerror or exc}") from None

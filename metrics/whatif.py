@@ -105,10 +105,10 @@ class Tolerance:
     def describe(self) -> str:
         """A few words for captions and the policy file."""
         if self.kind == "difference":
-            return f"rates at most {self.value:g} apart"
+            return f"at most {self.value:g} apart"
         if self.kind == "band":
-            return f"each rate within {self.low:g}–{self.high:g} × {self.reference or 'the reference group'}'s"
-        return "exact parity"
+            return f"within {self.low:g}–{self.high:g} × {self.reference or 'the largest group'}'s"
+        return "equal"
 
 
 @dataclass(frozen=True)
@@ -451,7 +451,7 @@ def fit_thresholds(cells: pd.DataFrame, constraint: str, objective: Objective = 
                           f"outcomes; there is nothing to equalise")
     total = sum(sizes)
     weights = [s / total for s in sizes]
-    ref = _reference_index(names, tolerance)
+    ref = _reference_index(names, tolerance, sizes)
     if constraint == "equalized_odds":
         rules, value, chosen = _equalized_odds(names, curves, pts_of, grid, objective)
         feasible, message = True, "the groups' true and false positive rates are made equal"
@@ -498,10 +498,12 @@ def _support(constraint: str, pts: _Points) -> int:
     return pts.negatives if x == "false_positive_rate" else pts.positives
 
 
-def _reference_index(names: list[str], tolerance: Tolerance) -> int:
-    """Position of the band's reference group among the optimised groups."""
+def _reference_index(names: list[str], tolerance: Tolerance, sizes: list[int]) -> int:
+    """Position of the band's reference group among the optimised groups (default: the largest)."""
     if tolerance.kind != "band":
         return 0
+    if tolerance.reference is None:
+        return int(np.argmax(sizes))
     if tolerance.reference not in names:
         raise WhatIfError(f"the reference group {tolerance.reference!r} is not among the optimised groups "
                           f"({', '.join(names)}); the band needs it")
@@ -541,12 +543,15 @@ def _equalized_odds(names: list[str], curves: list[Curve], pts_of: dict[str, _Po
 def _deterministic(names: list[str], curves: list[Curve], weights: list[float], tolerance: Tolerance,
                    ref: int) -> tuple[list[GroupRule], float, pd.DataFrame, bool, str]:
     """One plain threshold per group (no randomisation): the best choice within the tolerance, or the closest."""
-    xs = [c.points_x for c in curves]
+    # Deciding the same for a whole group (threshold ±inf) meets any parity trivially; it is no threshold policy.
+    real = [np.isfinite(c.points_threshold) for c in curves]
+    xs = [np.where(r, c.points_x, np.nan) for c, r in zip(curves, real)]
     ys = [c.points_y * w for c, w in zip(curves, weights)]
     starts = np.unique(np.concatenate(xs))
+    starts = starts[np.isfinite(starts)]
     best, best_value = None, float("-inf")
     closest, closest_gap = None, float("inf")
-    for a in (starts if tolerance.kind != "band" else curves[ref].points_x):
+    for a in (starts if tolerance.kind != "band" else np.unique(xs[ref][np.isfinite(xs[ref])])):
         if tolerance.kind == "band":
             lo, hi = tolerance.low * a, tolerance.high * a
         else:
@@ -581,8 +586,9 @@ def _deterministic(names: list[str], curves: list[Curve], weights: list[float], 
                                "y": [c.points_y[j] for c, j in zip(curves, picks)]})
         value = float(sum(y[j] for y, j in zip(ys, picks)))
         return rules, value, chosen, False, (
-            f"no single threshold per group meets {tolerance.describe()}: the scores are too coarse. The closest "
-            f"achievable keeps the rates {spread:.3f} apart (shown); allow randomisation or widen the tolerance")
+            f"no single threshold per group makes the rates {tolerance.describe()} (short of deciding the same for a "
+            f"whole group): the scores are too coarse. The closest achievable keeps the rates {spread:.3f} apart "
+            f"(shown); allow randomisation or widen the tolerance")
     rules = [GroupRule(g, float(c.points_threshold[j]), 0.0, float(c.points_threshold[j]), 1.0)
              for g, c, j in zip(names, curves, best)]
     chosen = pd.DataFrame({"group": names, "x": [c.points_x[j] for c, j in zip(curves, best)],
@@ -918,3 +924,70 @@ def whatif_result(fit: WhatIfFit, grouping: Sequence[str], fit_cells: pd.DataFra
 def _describe(row_filter) -> str:
     """The rows of a range in words."""
     return "all rows" if row_filter is None else row_filter.describe()
+
+
+def whatif_options(objective: str = "accuracy", cost_fn: float = 1.0, cost_fp: float = 1.0,
+                   tolerance: str = "exact", max_difference: float = 0.0, policy=None,
+                   reference: str | None = None) -> tuple[Objective, Tolerance]:
+    """Objective and tolerance from plain choices; the band comes from the spec's policy."""
+    obj = Objective(objective, cost_fn, cost_fp)
+    if tolerance == "band":
+        if policy is None:
+            raise WhatIfError("the policy band needs the audit's policy")
+        return obj, Tolerance("band", low=policy.ratio_low, high=policy.ratio_high, reference=reference)
+    if tolerance == "difference":
+        return obj, Tolerance("difference", value=max_difference)
+    return obj, Tolerance(tolerance)
+
+
+def reference_label(spec, features: Sequence[str]) -> str | None:
+    """The grouping's reference group label when the spec names one for every feature, else None (the largest)."""
+    values = [spec.reference_for(f) for f in features]
+    if any(v is None for v in values):
+        return None
+    return slice_label(tuple(zip(features, values)))
+
+
+# --------------------------------------------------------------------------- display tables (pages and report)
+
+
+def rules_table(fit: WhatIfFit) -> pd.DataFrame:
+    """One row per group: its rule in words and its thresholds and weights."""
+    return pd.DataFrame([{"Group": r.group, "Rule": r.describe(), "Threshold 0": r.threshold0, "Weight 0": r.p0,
+                          "Threshold 1": r.threshold1, "Weight 1": r.p1, "Ignore score": r.p_ignore,
+                          "Randomised": r.randomised} for r in fit.rules])
+
+
+def comparison_table(r: RangeResult, metrics: Sequence[str] = RATE_NAMES) -> pd.DataFrame:
+    """Per group and rate: today and what-if with 95% intervals and n, plus the expected changed decisions."""
+    if r.rates.empty:
+        return pd.DataFrame()
+    sel = r.rates[r.rates["metric"].isin(metrics)].copy()
+    sel["Rate"] = sel["metric"].str.replace("_", " ")
+
+    def interval(lo: pd.Series, hi: pd.Series) -> list[str]:
+        """'0.412–0.455' per row."""
+        return [f"{a:.3f}–{b:.3f}" if a == a and b == b else "—" for a, b in zip(lo, hi)]
+
+    out = pd.DataFrame({"Group": sel["group"], "Rate": sel["Rate"], "Today": sel["today"],
+                        "Today 95%": interval(sel["today_low"], sel["today_high"]), "What-if": sel["whatif"],
+                        "What-if 95%": interval(sel["whatif_low"], sel["whatif_high"]), "n": sel["support"]})
+    return out.reset_index(drop=True)
+
+
+def changes_table(r: RangeResult) -> pd.DataFrame:
+    """Per group: expected decisions turned no→yes and yes→no, and the share of its rows that change."""
+    if r.changes.empty:
+        return pd.DataFrame()
+    c = r.changes
+    return pd.DataFrame({"Group": c["group"], "Rows": c["rows"].astype(np.int64),
+                         "No → yes": c["no_to_yes"].round(1), "Yes → no": c["yes_to_no"].round(1),
+                         "Changed": c["changed_share"]})
+
+
+def verdict_lines(r: RangeResult) -> tuple[str, ...]:
+    """'race_ethnicity: fails policy today → meets policy with the what-if' per feature."""
+    from metrics.overview import STATUS_LABELS
+
+    return tuple(f"{a.feature}: {STATUS_LABELS[a.status]} today → {STATUS_LABELS[b.status]} with the what-if"
+                 for a, b in zip(r.verdict_today, r.verdict_whatif))

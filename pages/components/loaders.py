@@ -223,3 +223,13 @@ def load_feature_values(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp):
 def example_rows(spec: AuditSpec, row_filter: RowFilter, slice_: tuple, page: int, stamp: Stamp):
     """One page of a slice's rows, hidden columns left out (uncached: raw rows are not kept in memory)."""
     return fetch_example_rows(get_source(spec.source, stamp), spec, slice_, row_filter, page)
+
+
+@st.cache_data(max_entries=32, show_spinner="Fitting per-group thresholds…")
+def load_whatif(spec: AuditSpec, row_filter: RowFilter, features: tuple[str, ...], constraint: str, objective,
+                tolerance, randomise: bool, grain: str | None, stamp: Stamp):
+    """The what-if for one set of choices (two counting queries, then pure computation)."""
+    from connectors.whatif import run_whatif
+
+    return run_whatif(spec, list(features), constraint, objective, tolerance, row_filter,
+                      get_source(spec.source, stamp), grain=grain, randomise=randomise)
