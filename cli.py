@@ -111,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--plan-budget", type=_budget, metavar="N",
                        help="also attach the data plan for a labelling budget of N rows to the snapshot "
                             "(default: no plan; fairwatch plan writes the rows to label)")
+    audit.add_argument("--whatif-group", metavar="FEATURES",
+                       help="also attach the what-if for these sensitive feature(s) to the snapshot (see fairwatch whatif)")
+    audit.add_argument("--whatif-constraint", default="false_negative_rate_parity",
+                       choices=("demographic_parity", "true_positive_rate_parity", "false_positive_rate_parity",
+                                "false_negative_rate_parity", "equalized_odds"),
+                       help="the what-if's constraint (default false_negative_rate_parity)")
+    audit.add_argument("--whatif-objective", default="accuracy", choices=("accuracy", "balanced_accuracy"),
+                       help="the what-if's objective (default accuracy)")
     verify = sub.add_parser("verify", help="check a snapshot, a history or a zip against its hashes (exit 1 if changed)")
     verify.add_argument("path", help="snapshot folder, history folder or snapshot zip")
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -195,6 +203,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
         snap = run_audit(spec, RowFilter(), src)
         if args.plan_budget is not None:
             snap = attach_plan(snap, args.plan_budget, src)
+        if args.whatif_group:
+            from connectors.whatif import run_whatif
+            from metrics.whatif import Objective
+
+            features = [f.strip() for f in args.whatif_group.split(",") if f.strip()]
+            snap = snap.with_whatif(run_whatif(spec, features, args.whatif_constraint, Objective(args.whatif_objective),
+                                               src=src))
         result = export_snapshot(snap, args.out, history=args.history, src=src, k=args.suppress_below,
                                  zip_path=args.zip, author=author)
     finally:

@@ -174,8 +174,10 @@ def _fmt_t(t: float) -> str:
     return f"{t:.6g}"
 
 
-def _json_t(t: float) -> float | str:
+def _json_t(t: float) -> float | str | None:
     """A threshold for JSON, which has no infinity."""
+    if t != t:
+        return None  # a group kept at today's decisions has no threshold
     return ("inf" if t > 0 else "-inf") if np.isinf(t) else float(t)
 
 
@@ -439,8 +441,7 @@ def fit_thresholds(cells: pd.DataFrame, constraint: str, objective: Objective = 
             continue
         if _support(constraint, pts) < min_support:
             kept.append(GroupRule(group, np.nan, 0, np.nan, 0, kept=True,
-                                  note=f"too few rows ({_support(constraint, pts):,} < min_support {min_support}); "
-                                       f"kept at today's decisions"))
+                                  note=f"has too few rows (below min_support {min_support}); kept at today's decisions"))
             continue
         names.append(group)
         pts_of[group] = pts
@@ -672,6 +673,7 @@ def changed_decisions(cells: pd.DataFrame) -> pd.DataFrame:
     frame = pd.DataFrame({"group": cells["group"], "rows": n, "no_to_yes": (1 - today) * p * n,
                           "yes_to_no": today * (1 - p) * n})
     out = frame.groupby("group", sort=True, as_index=False).sum()
+    out["rows"] = out["rows"].round().astype(np.int64)  # whole rows: exports withhold counts below k
     out["changed_share"] = (out["no_to_yes"] + out["yes_to_no"]) / out["rows"]
     return out
 
@@ -874,20 +876,33 @@ class WhatIfResult:
         }
 
     def to_dict(self) -> dict:
-        """`whatif` of the snapshot: the policy, the summary and both ranges' numbers."""
-        def range_dict(r: RangeResult | None) -> dict | None:
+        """`whatif` of the snapshot: the policy, the summary, both ranges' totals, and per-group tables.
+
+        The per-group tables sit one level down (`whatif.fit_rates`, ...) so the export's small-cell
+        suppression sees them as tables: a record whose `support` or `n` is below k is withheld.
+        """
+        def totals(r: RangeResult | None) -> dict | None:
             if r is None:
                 return None
             return {"description": r.description, "rows": r.rows, "objective_today": _finite(r.objective_today),
                     "objective_whatif": _finite(r.objective_whatif), "gap_today": _finite(r.gap_today),
                     "gap_whatif": _finite(r.gap_whatif), "too_small": r.too_small, "note": r.note or None,
                     "verdict_today": {v.feature: v.status for v in r.verdict_today},
-                    "verdict_whatif": {v.feature: v.status for v in r.verdict_whatif},
-                    "rates": [{k: _finite(v) for k, v in row.items()} for row in r.rates.to_dict("records")],
-                    "changes": [{k: _finite(v) for k, v in row.items()} for row in r.changes.to_dict("records")]}
-        return {"policy": self.policy(), "summary": list(self.summary()), "split": self.split_note,
-                "fit": range_dict(self.fitted), "later": range_dict(self.later),
-                "later_gap_share": _finite(self.survival())}
+                    "verdict_whatif": {v.feature: v.status for v in r.verdict_whatif}}
+
+        def records(frame: pd.DataFrame, rename: dict | None = None) -> list[dict]:
+            if frame is None or frame.empty:
+                return []
+            frame = frame.rename(columns=rename or {})
+            return [{k: _finite(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+        out = {"policy": self.policy(), "summary": list(self.summary()), "split": self.split_note,
+               "fit": totals(self.fitted), "later": totals(self.later), "later_gap_share": _finite(self.survival()),
+               "fit_rates": records(self.fitted.rates), "fit_changes": records(self.fitted.changes, {"rows": "n"})}
+        if self.later is not None:
+            out["later_rates"] = records(self.later.rates)
+            out["later_changes"] = records(self.later.changes, {"rows": "n"})
+        return out
 
 
 def _pts(value: float) -> str:

@@ -228,3 +228,22 @@ def test_performance_page_what_if_section(demo, monkeypatch):
     assert [s.value for s in at.success] == ["Thresholds found that meet the constraint on the fit range."]
     assert any("false negative rate parity" in t.value for t in at.text)
     assert len(at.get("download_button")) >= 1
+
+
+def test_snapshot_carries_the_whatif_valid_and_small_groups_withheld(demo, tmp_path):
+    """`fairwatch audit --whatif-group` puts the what-if into snapshot.json (schema-valid), the report and CSVs;
+    a group below k has its rates and changed decisions withheld."""
+    import jsonschema
+
+    _, folder = demo
+    out = tmp_path / "audit"
+    assert main(["audit", "--config", str(folder / "fairwatch.toml"), "--out", str(out), "--whatif-group",
+                 "race_ethnicity", "--suppress-below", "40"]) == 0
+    doc = json.loads((out / "snapshot.json").read_text())
+    jsonschema.validate(doc, json.loads((ROOT / "schema" / "snapshot.schema.json").read_text()))
+    whatif = doc["whatif"]
+    assert whatif["policy"]["constraint"] == "false_negative_rate_parity"
+    small = [r for r in whatif["fit_changes"] if r["group"] == "race_ethnicity=Pacific Islander"]
+    assert small and small[0]["suppressed"] and small[0]["no_to_yes"] is None
+    assert "What would meet the policy" in (out / "report.html").read_text()
+    assert (out / "whatif_fit_rates.csv").is_file()
