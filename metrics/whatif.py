@@ -226,8 +226,11 @@ def raw_cells(frame: pd.DataFrame, features: Sequence[str], score: str, label: s
 def cells_fingerprint(cells: pd.DataFrame) -> str:
     """SHA-256 of the counts the thresholds were fitted on (order-independent: sorted first)."""
     cols = ["group", "score", "y_true", "y_pred", "n"]
-    canon = cells[cols].sort_values(cols[:-1], kind="stable").to_numpy().tolist()
-    return hashlib.sha256(json.dumps(canon, default=str).encode()).hexdigest()
+    canon = cells[cols].astype({"group": str, "score": float, "y_true": np.int64, "y_pred": np.int64, "n": np.int64})
+    canon = canon.sort_values(cols[:-1], kind="stable", ignore_index=True)
+    # pandas' row hash has a fixed key: the same counts give the same digest in every run and on every engine.
+    row_hashes = pd.util.hash_pandas_object(canon, index=False).to_numpy()
+    return hashlib.sha256(json.dumps(cols).encode() + row_hashes.tobytes()).hexdigest()
 
 
 # --------------------------------------------------------------------------- fairlearn's curves
@@ -599,16 +602,38 @@ def _deterministic(names: list[str], curves: list[Curve], weights: list[float], 
 
 def _bucket_error(names: list[str], pts_of: dict[str, _Points], weights: list[float], y_metric: str,
                   objective: Objective, constraint: str) -> float:
-    """Σ p_g δ_g: δ_g the largest change of the group's objective between neighbouring buckets."""
-    if constraint == "equalized_odds":
-        # The curves are TPR; the objective moves by at most its weight on the largest bucket of positives.
-        y_metric = "true_positive_rate"
-    total = 0.0
-    for g, w in zip(names, weights):
+    """How far below fairlearn's (on the raw rows) the objective can be: Σ p_g δ_g (equalized odds: see below).
+
+    Raw thresholds inside a bucket reach points between the bucket's two end points. A bucket of one
+    outcome only moves both rates linearly, so those points lie on our chord; a bucket holding p
+    positives and q negatives can lift the curve above the chord by at most the total change of the
+    objective along it, a·p + b·q (a, b: the objective's change per positive and per negative). δ_g
+    is the largest such lift of the group; the hull of the raw points is then at most δ_g above ours.
+    For equalized odds δ_g is in true positive rate (p / P), and the objective moves by the lowest
+    TPR's weight in it.
+    """
+    lifts = []
+    for g in names:
         pts = pts_of[g]
-        y = _metric(y_metric, pts.tp, pts.fp, pts.positives, pts.negatives, objective)
-        total += w * float(np.max(np.abs(np.diff(y)))) if len(y) > 1 else 0.0
-    return total
+        pos, neg = np.diff(pts.tp).astype(float), np.diff(pts.fp).astype(float)
+        mixed = (pos > 0) & (neg > 0)
+        n = pts.positives + pts.negatives
+        if constraint == "equalized_odds":
+            per_pos, per_neg = 1 / pts.positives, 0.0
+        elif y_metric == "accuracy":
+            per_pos, per_neg = 1 / n, 1 / n
+        elif y_metric == "balanced_accuracy":
+            per_pos, per_neg = 0.5 / pts.positives, 0.5 / pts.negatives
+        else:
+            per_pos, per_neg = objective.cost_fn / n, objective.cost_fp / n
+        lift = per_pos * pos[mixed] + per_neg * neg[mixed]
+        lifts.append(float(lift.max()) if len(lift) else 0.0)
+    if constraint != "equalized_odds":
+        return float(sum(w * d for w, d in zip(weights, lifts)))
+    n_pos = sum(pts_of[g].positives for g in names)
+    n_all = sum(pts_of[g].positives + pts_of[g].negatives for g in names)
+    scale = {"accuracy": n_pos / n_all, "balanced_accuracy": 0.5, "cost": objective.cost_fn * n_pos / n_all}
+    return max(lifts) * scale[objective.name]
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -779,7 +804,8 @@ def evaluate_range(fit: WhatIfFit, cells: pd.DataFrame, spec, features: Sequence
         labelled = expected_labelled(applied, features, decision)
         population = labelled.groupby(list(features), as_index=False, sort=True)["n"].sum()
         table = compute_group_table(labelled, population, None, sub_spec)
-        verdicts.append(tuple(feature_verdicts(table.rows, list(features))))
+        with np.errstate(divide="ignore"):  # a rate of 0 has a log-ratio of -inf in the ranking: harmless
+            verdicts.append(tuple(feature_verdicts(table.rows, list(features))))
     metrics = constrained_metrics(fit.constraint)
     rows = int(cells["n"].sum())
     small = rates[rates["metric"].isin(metrics) & (rates["support"] < min_support)]["group"].unique().tolist()
