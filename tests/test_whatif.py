@@ -247,3 +247,15 @@ def test_snapshot_carries_the_whatif_valid_and_small_groups_withheld(demo, tmp_p
     assert small and small[0]["suppressed"] and small[0]["no_to_yes"] is None
     assert "What would meet the policy" in (out / "report.html").read_text()
     assert (out / "whatif_fit_rates.csv").is_file()
+
+
+def test_performance_page_without_a_score_says_why_there_is_nothing_to_optimise(demo, monkeypatch, tmp_path):
+    """A spec without a score: the What if section explains itself instead of drawing nothing."""
+    spec, folder = demo
+    write_config(replace(spec, score=None), tmp_path / "fairwatch.toml")
+    monkeypatch.setenv("FAIRWATCH_DATA_DIR", str(folder))
+    monkeypatch.setenv("FAIRWATCH_CONFIG", str(tmp_path / "fairwatch.toml"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    at.switch_page("pages/3_Performance.py").run()
+    assert not at.exception and not at.error
+    assert any("nothing to optimise" in i.value for i in at.info)
