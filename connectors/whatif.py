@@ -7,7 +7,7 @@ unchanged on DuckDB, PostgreSQL and Spark, and only bucket counts leave the engi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -44,11 +44,21 @@ def fetch_whatif_cells(src: OpenSource, spec: AuditSpec, features: Sequence[str]
     return cells, summary
 
 
-def run_whatif(spec: AuditSpec, features: Sequence[str], constraint: str, objective: Objective = Objective(),
-               tolerance: Tolerance = Tolerance(), row_filter: RowFilter | None = None, src: OpenSource | None = None,
-               *, fit_filter: RowFilter | None = None, eval_filter: RowFilter | None = None, grain: str | None = None,
-               randomise: bool = True) -> WhatIfResult:
-    """Fit per-group thresholds on the fit range and evaluate them there and on the later range."""
+@dataclass(frozen=True)
+class WhatIfRanges:
+    """The bucket counts of the fit range and of the later range (None: no later range), and how they were split."""
+
+    fit_cells: pd.DataFrame
+    eval_cells: pd.DataFrame | None
+    fit_filter: RowFilter
+    eval_filter: RowFilter | None
+    note: str
+
+
+def fetch_whatif_ranges(spec: AuditSpec, features: Sequence[str], row_filter: RowFilter | None = None,
+                        src: OpenSource | None = None, *, fit_filter: RowFilter | None = None,
+                        eval_filter: RowFilter | None = None, grain: str | None = None) -> WhatIfRanges:
+    """Count both ranges once; every constraint and objective is then fitted from these counts alone."""
     if spec.score is None:
         raise DataError(NO_SCORE)
     unknown = [f for f in features if f not in spec.sensitive]
@@ -73,8 +83,26 @@ def run_whatif(spec: AuditSpec, features: Sequence[str], constraint: str, object
                 eval_cells, _ = fetch_whatif_cells(source, spec, features, eval_filter, summary)
             except DataError:  # the later range has no labelled rows yet: said so, not an error
                 eval_cells = fit_cells.iloc[0:0]
-    fit = fit_thresholds(fit_cells, constraint, objective, replace(tolerance), spec.policy.min_support, randomise)
-    return whatif_result(fit, features, fit_cells, eval_cells, spec, fit_filter, eval_filter, note)
+    return WhatIfRanges(fit_cells, eval_cells, fit_filter, eval_filter, note)
+
+
+def whatif_from_ranges(ranges: WhatIfRanges, spec: AuditSpec, features: Sequence[str], constraint: str,
+                       objective: Objective = Objective(), tolerance: Tolerance = Tolerance(),
+                       randomise: bool = True) -> WhatIfResult:
+    """Fit on the fit range's counts and evaluate on both ranges (pure: no query)."""
+    fit = fit_thresholds(ranges.fit_cells, constraint, objective, tolerance, spec.policy.min_support, randomise)
+    return whatif_result(fit, features, ranges.fit_cells, ranges.eval_cells, spec, ranges.fit_filter,
+                         ranges.eval_filter, ranges.note)
+
+
+def run_whatif(spec: AuditSpec, features: Sequence[str], constraint: str, objective: Objective = Objective(),
+               tolerance: Tolerance = Tolerance(), row_filter: RowFilter | None = None, src: OpenSource | None = None,
+               *, fit_filter: RowFilter | None = None, eval_filter: RowFilter | None = None, grain: str | None = None,
+               randomise: bool = True) -> WhatIfResult:
+    """Fit per-group thresholds on the fit range and evaluate them there and on the later range."""
+    ranges = fetch_whatif_ranges(spec, features, row_filter, src, fit_filter=fit_filter, eval_filter=eval_filter,
+                                 grain=grain)
+    return whatif_from_ranges(ranges, spec, features, constraint, objective, tolerance, randomise)
 
 
 def policy_bytes(result: WhatIfResult) -> bytes:
