@@ -20,7 +20,6 @@ Informational: exits 0 either way. PASS when each constraint at the largest size
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 

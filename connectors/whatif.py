@@ -20,10 +20,12 @@ from metrics.spec import AuditSpec, RowFilter
 from metrics.whatif import (
     Objective,
     Tolerance,
-    WhatIfResult,
     fit_thresholds,
-    split_ranges,
     whatif_cells,
+)
+from metrics.whatif_result import (
+    WhatIfResult,
+    split_ranges,
     whatif_result,
 )
 

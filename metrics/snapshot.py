@@ -17,7 +17,7 @@ from metrics.spec import AuditSpec, RowFilter
 
 if TYPE_CHECKING:  # metrics.plan reads snapshots, so the import only serves the type checker
     from metrics.plan import DataPlan
-    from metrics.whatif import WhatIfResult
+    from metrics.whatif_result import WhatIfResult
 
 SCHEMA_VERSION = 1
 _METRIC_FIELDS = ("value", "ci_low", "ci_high", "support", "masked")

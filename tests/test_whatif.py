@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from cli import main
 from connectors.config import write_config
 from connectors.demo import DEMO_CONFIG, write_demo
-from connectors.whatif import NO_SCORE, run_whatif
+from connectors.whatif import run_whatif
 from metrics.errors import DataError
 from metrics.spec import RowFilter, parse_spec
 from metrics.whatif import (
@@ -23,6 +23,8 @@ from metrics.whatif import (
     WhatIfError,
     fit_thresholds,
     raw_cells,
+)
+from metrics.whatif_result import (
     split_ranges,
 )
 

@@ -12,12 +12,14 @@ from metrics.roles import allowed
 from metrics.whatif import (
     CONSTRAINTS,
     OBJECTIVES,
+    reference_label,
+    whatif_options,
+)
+from metrics.whatif_result import (
     changes_table,
     comparison_table,
-    reference_label,
     rules_table,
     verdict_lines,
-    whatif_options,
 )
 from pages.components.frame import PageContext, one_line, show_chart, show_table
 from pages.components.loaders import load_whatif, stamp_of
