@@ -439,12 +439,11 @@ def fit_thresholds(cells: pd.DataFrame, constraint: str, objective: Objective = 
         pts = _points(score, sub[1].to_numpy(np.int64), sub[0].to_numpy(np.int64))
         if pts.positives == 0 or pts.negatives == 0:
             kept.append(GroupRule(group, np.nan, 0, np.nan, 0, kept=True,
-                                  note=f"has no {'positive' if pts.positives == 0 else 'negative'} outcomes; "
-                                       f"kept at today's decisions"))
+                                  note=f"no {'positive' if pts.positives == 0 else 'negative'} outcomes"))
             continue
         if _support(constraint, pts) < min_support:
             kept.append(GroupRule(group, np.nan, 0, np.nan, 0, kept=True,
-                                  note=f"has too few rows (below min_support {min_support}); kept at today's decisions"))
+                                  note=f"too few rows, below min_support {min_support}"))
             continue
         names.append(group)
         pts_of[group] = pts
@@ -476,7 +475,7 @@ def fit_thresholds(cells: pd.DataFrame, constraint: str, objective: Objective = 
         chosen = pd.DataFrame({"group": names, "x": grid[picks], "y": [c.y[j] for c, j in zip(curves, picks)]})
         feasible, message = True, f"{_RATE_WORDS[x_metric]} made {tolerance.describe()}"
     if kept:
-        message += f"; {len(kept)} group(s) left at today's decisions: " + "; ".join(f"{r.group} {r.note}" for r in kept)
+        message += f"; {len(kept)} group(s) left at today's decisions: " + "; ".join(f"{r.group} ({r.note})" for r in kept)
     curve_rows = [pd.DataFrame({"group": g, "x": c.points_x, "y": c.points_y, "threshold": c.points_threshold,
                                 "hull": np.isin(c.points_threshold, c.hull_threshold)})
                   for g, c in zip(names, curves)]

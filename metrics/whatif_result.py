@@ -156,7 +156,8 @@ class WhatIfResult:
     def summary(self) -> tuple[str, ...]:
         """The result in a few plain sentences."""
         metrics = " and ".join(m.replace("_", " ") for m in constrained_metrics(self.fit.constraint))
-        lines = [f"{self.fit.constraint.replace('_', ' ')} on {' × '.join(self.grouping)}, maximising "
+        aim = "minimising" if self.fit.objective.name == "cost" else "maximising"
+        lines = [f"{self.fit.constraint.replace('_', ' ')} on {' × '.join(self.grouping)}, {aim} "
                  f"{self.fit.objective.describe()}: {self.fit.message}."]
         if not self.fit.feasible:
             lines.insert(0, "The constraint cannot be met with these scores.")
