@@ -117,6 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--plan-budget", type=_budget, metavar="N",
                        help="also attach the data plan for a labelling budget of N rows to the snapshot "
                             "(default: no plan; fairwatch plan writes the rows to label)")
+    audit.add_argument("--whatif-group", metavar="FEATURES",
+                       help="also attach the what-if for these sensitive feature(s) to the snapshot (see fairwatch whatif)")
+    audit.add_argument("--whatif-constraint", default="false_negative_rate_parity",
+                       choices=("demographic_parity", "true_positive_rate_parity", "false_positive_rate_parity",
+                                "false_negative_rate_parity", "equalized_odds"),
+                       help="the what-if's constraint (default false_negative_rate_parity)")
+    audit.add_argument("--whatif-objective", default="accuracy", choices=("accuracy", "balanced_accuracy"),
+                       help="the what-if's objective (default accuracy)")
     verify = sub.add_parser("verify", help="check a snapshot, a history or a zip against its hashes (exit 1 if changed)")
     verify.add_argument("path", help="snapshot folder, history folder or snapshot zip")
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -148,6 +156,25 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--uncertain-share", type=float, default=0.2,
                       help="share of each slice's rows nearest the threshold (0: purely random)")
     plan.add_argument("--out", default="data_plan", help="folder for data_plan.csv, label_queue.csv, label_studio_tasks.json")
+    whatif = sub.add_parser("whatif", help="per-group thresholds that would meet a fairness constraint, and their cost")
+    _add_spec_flags(whatif)
+    whatif.add_argument("--group", required=True, help="sensitive feature(s) to equalise over, comma-separated")
+    whatif.add_argument("--constraint", required=True, choices=("demographic_parity", "true_positive_rate_parity",
+                                                               "false_positive_rate_parity",
+                                                               "false_negative_rate_parity", "equalized_odds"))
+    whatif.add_argument("--objective", default="accuracy", choices=("accuracy", "balanced_accuracy", "cost"))
+    whatif.add_argument("--cost-fn", type=float, default=1.0, help="cost of a false negative (--objective cost)")
+    whatif.add_argument("--cost-fp", type=float, default=1.0, help="cost of a false positive (--objective cost)")
+    whatif.add_argument("--tolerance", default="exact", choices=("exact", "difference", "band"),
+                        help="exact parity, a maximum difference (--max-difference), or the policy band")
+    whatif.add_argument("--max-difference", type=float, default=0.0, help="largest allowed difference between rates")
+    whatif.add_argument("--deterministic", action="store_true",
+                        help="one plain threshold per group (no randomisation; a constraint may then be impossible)")
+    whatif.add_argument("--version", help="only rows of this model version")
+    whatif.add_argument("--grain", choices=("day", "week", "month"),
+                        help="window for the fit/check split (fit on all but the latest window; default from the span)")
+    whatif.add_argument("--policy-out", help="write the thresholds as a JSON policy file here")
+    whatif.add_argument("--json", action="store_true", help="print the whole result as JSON")
     serve = sub.add_parser("serve", help="start the dashboard (loopback only without sign-in, unless "
                                          "--allow-unauthenticated-remote)")
     from connectors.serve import add_arguments
@@ -182,6 +209,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
         snap = run_audit(spec, RowFilter(), src)
         if args.plan_budget is not None:
             snap = attach_plan(snap, args.plan_budget, src)
+        if args.whatif_group:
+            from connectors.whatif import run_whatif
+            from metrics.whatif import Objective
+
+            features = [f.strip() for f in args.whatif_group.split(",") if f.strip()]
+            snap = snap.with_whatif(run_whatif(spec, features, args.whatif_constraint, Objective(args.whatif_objective),
+                                               src=src))
         result = export_snapshot(snap, args.out, history=args.history, src=src, k=args.suppress_below,
                                  zip_path=args.zip, author=author)
     finally:
@@ -333,6 +367,31 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_whatif(args: argparse.Namespace) -> int:
+    """fairwatch whatif: fit per-group thresholds on all but the latest window, check them on the latest."""
+    from connectors.whatif import run_whatif, write_policy
+    from metrics.spec import RowFilter
+    from metrics.whatif import reference_label, whatif_options
+
+    spec = spec_from_args(args)
+    features = [f.strip() for f in args.group.split(",") if f.strip()]
+    objective, tolerance = whatif_options(args.objective, args.cost_fn, args.cost_fp, args.tolerance,
+                                          args.max_difference, spec.policy, reference_label(spec, features))
+    result = run_whatif(spec, features, args.constraint, objective, tolerance, RowFilter(model_version=args.version),
+                        grain=args.grain, randomise=not args.deterministic)
+    if args.policy_out:
+        write_policy(result, args.policy_out)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=1))
+    else:
+        print("\n".join(result.summary()))
+        for rule in result.fit.rules:
+            print(f"  {rule.group}: {rule.describe()}")
+        if args.policy_out:
+            print(f"wrote {args.policy_out}")
+    return EXIT_OK if result.fit.feasible else EXIT_FINDINGS
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """fairwatch serve: check the bind address and sign-in settings, then become the Streamlit server."""
     from connectors.serve import options_from_args, serve
@@ -345,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return {"audit": cmd_audit, "check": cmd_check, "demo": cmd_demo, "verify": cmd_verify, "history": cmd_history,
-                "diff": cmd_diff, "plan": cmd_plan, "serve": cmd_serve}[args.command](args)
+                "diff": cmd_diff, "plan": cmd_plan, "serve": cmd_serve, "whatif": cmd_whatif}[args.command](args)
     except FairwatchError as exc:
         print(f"fairwatch: error: {exc}", file=sys.stderr)
         return EXIT_INPUT

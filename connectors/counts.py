@@ -232,7 +232,8 @@ def fetch_group_counts(src: OpenSource, spec: AuditSpec, row_filter: RowFilter |
     if spec.score is not None:
         scored = raw[raw["label_raw"].notna() & raw["score_bucket"].notna()]
         # Rows that differ only in the prediction stay apart: binarize_scores sums them with its own grouping.
-        scores = scored[[*sens, "label_raw"]].assign(score=scored["score_bucket"].to_numpy(np.float64) / 10**decimals,
+        # pred_raw rides along for the what-if (today's decision per bucket); the audit ignores it.
+        scores = scored[[*sens, "label_raw", "pred_raw"]].assign(score=scored["score_bucket"].to_numpy(np.float64) / 10**decimals,
                                                      n=scored["n"].to_numpy())
     return GroupCounts(cells=cells, scores=scores, sensitive=spec.sensitive)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 
@@ -354,3 +355,28 @@ def distribution_chart(points: pd.DataFrame, own_colour: str, sides: Sequence[st
                                header=alt.Header(labelAngle=0, labelAlign="left", labelFontWeight="bold",
                                                  labelLimit=160)))
             .resolve_scale(y="independent"))
+
+
+_WHATIF_AXES = {"selection_rate": "selection rate", "true_positive_rate": "true positive rate",
+                "false_positive_rate": "false positive rate", "false_negative_rate": "false negative rate",
+                "accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "cost": "minus cost per decision"}
+
+
+def whatif_chart(curves: pd.DataFrame, chosen: pd.DataFrame, groups: Sequence[str], x_metric: str,
+                 y_metric: str) -> alt.LayerChart:
+    """Per group, every threshold's (constraint rate, objective) and its upper hull; diamonds: the chosen points."""
+    scale = group_scale(groups)
+    x = alt.X("x:Q", title=_WHATIF_AXES.get(x_metric, x_metric), scale=alt.Scale(domain=[0, 1]))
+    y = alt.Y("y:Q", title=_WHATIF_AXES.get(y_metric, y_metric), scale=alt.Scale(zero=False))
+    tooltip = [alt.Tooltip("group:N", title="Group"), alt.Tooltip("threshold:Q", title="score >", format=".4g"),
+               alt.Tooltip("x:Q", title=_WHATIF_AXES.get(x_metric, x_metric), format=".3f"),
+               alt.Tooltip("y:Q", title=_WHATIF_AXES.get(y_metric, y_metric), format=".3f")]
+    data = curves.replace([np.inf, -np.inf], np.nan)
+    points = alt.Chart(data).mark_circle(size=14, opacity=0.35).encode(x=x, y=y, color=_colour(scale),
+                                                                          tooltip=tooltip)
+    hull = alt.Chart(data[data["hull"]]).mark_line(strokeWidth=2).encode(
+        x=x, y=y, color=_colour(scale, legend=True), order="x:Q")
+    marks = alt.Chart(chosen).mark_point(shape="diamond", size=160, filled=True, stroke="black").encode(
+        x=x, y=y, color=_colour(scale), tooltip=[alt.Tooltip("group:N", title="Group"),
+                                                 alt.Tooltip("x:Q", format=".3f"), alt.Tooltip("y:Q", format=".3f")])
+    return alt.layer(points, hull, marks).properties(width=FACET_WIDTH, height=320)

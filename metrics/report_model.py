@@ -791,6 +791,25 @@ def _findings_section(doc: Mapping[str, Any]) -> Section | None:
     return Section("findings", "Findings", tuple(blocks))
 
 
+def _whatif_section(doc: Mapping[str, Any]) -> Section | None:
+    """The attached what-if: its summary in words and each group's rule (thresholds and weights)."""
+    whatif = doc.get("whatif")
+    if not isinstance(whatif, Mapping):
+        return None
+    policy = whatif.get("policy") or {}
+    blocks: list[Block] = [Bullets(tuple(str(line) for line in whatif.get("summary") or ()))]
+    rows = tuple((str(g.get("group")), "today's decisions" if g.get("kept_today") else _plain(g.get("threshold0")),
+                  _plain(g.get("p0")), _plain(g.get("threshold1")), _plain(g.get("p1")), _plain(g.get("p_ignore")))
+                 for g in policy.get("groups") or ())
+    if rows:
+        blocks.append(Table(("Group", "Threshold 0", "Weight 0", "Threshold 1", "Weight 1", "Ignore score"), rows,
+                            (False, True, True, True, True, True),
+                            caption="Decide yes with probability weight 0 when score > threshold 0, plus weight 1 "
+                                    "when score > threshold 1 (or, with probability 'ignore score', at the constant "
+                                    "rate of the policy file)."))
+    return Section("whatif", "What would meet the policy", tuple(blocks))
+
+
 def _other_sections(doc: Mapping[str, Any]) -> list[Section]:
     """One section per table the report does not know, so new sections flow through."""
     out = []
@@ -891,6 +910,9 @@ def build_report(doc: Mapping[str, Any], files: Sequence[str] = ()) -> ReportMod
     for extra in (_intersections_section(doc), _representation_section(doc)):
         if extra:
             sections.append(extra)
+    whatif = _whatif_section(doc)
+    if whatif:
+        sections.append(whatif)
     sections += _other_sections(doc)
     sections += [_glossary(doc), _details(doc, files)]
     groups = doc.get("groups") or []

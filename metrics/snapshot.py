@@ -17,6 +17,7 @@ from metrics.spec import AuditSpec, RowFilter
 
 if TYPE_CHECKING:  # metrics.plan reads snapshots, so the import only serves the type checker
     from metrics.plan import DataPlan
+    from metrics.whatif_result import WhatIfResult
 
 SCHEMA_VERSION = 1
 _METRIC_FIELDS = ("value", "ci_low", "ci_high", "support", "masked")
@@ -62,10 +63,16 @@ class AuditSnapshot:
     findings: tuple[Finding, ...] | None = None
     # The labelling plan made from this audit's findings for a budget (None until one is attached).
     data_plan: DataPlan | None = None
+    # Per-group thresholds that would meet a constraint (None until one is attached).
+    whatif: WhatIfResult | None = None
 
     def with_plan(self, plan: DataPlan | None) -> AuditSnapshot:
         """This snapshot with a data plan attached, so it is exported with it (`data_plan` of the JSON)."""
         return replace(self, data_plan=plan)
+
+    def with_whatif(self, result: WhatIfResult | None) -> AuditSnapshot:
+        """This snapshot with a what-if attached, so it is exported with it (`whatif` of the JSON)."""
+        return replace(self, whatif=result)
 
     def group_entries(self) -> list[dict[str, Any]]:
         """`groups` of the JSON: one entry per group of each feature and intersection."""
@@ -137,7 +144,8 @@ class AuditSnapshot:
             "between_groups": [{k: clean(v) for k, v in r.items()} for r in self.groups.summary.to_dict("records")],
             "representation": [{k: clean(v) for k, v in r.items()} for r in rep.drop(columns=["group"], errors="ignore").to_dict("records")],
             "representation_tests": [{k: clean(v) for k, v in r.items()} for r in self.representation_tests.to_dict("records")],
-        } | self._search_sections() | ({"data_plan": self.data_plan.to_dict()} if self.data_plan is not None else {})
+        } | self._search_sections() | ({"data_plan": self.data_plan.to_dict()} if self.data_plan is not None else {}) | (
+            {"whatif": self.whatif.to_dict()} if self.whatif is not None else {})
 
     def _search_sections(self) -> dict[str, Any]:
         """findings, slices and data_quality, present only when the slice search ran."""

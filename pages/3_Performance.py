@@ -8,6 +8,7 @@ from metrics.overview import HEADLINE_METRICS
 from metrics.views import disparity_points, groupings_shown, masked_groups, metric_label, metric_table, rate_points
 from pages.components.frame import PageContext, run_page, show_chart, show_table
 from pages.components.threshold_view import render_threshold_explorer
+from pages.components.whatif_view import render_whatif
 
 
 def draw(ctx: PageContext) -> None:
@@ -36,8 +37,10 @@ def draw(ctx: PageContext) -> None:
     st.subheader("Threshold explorer")
     if snap.spec.score is None:
         st.info("The threshold explorer needs a score column; map one on the Data sources page.")
-        return
-    render_threshold_explorer(ctx, grouping, groups)
+    else:
+        render_threshold_explorer(ctx, grouping, groups)
+    st.subheader("What if: per-group thresholds that meet the policy")
+    render_whatif(ctx, grouping)
 
 
 run_page("Performance", ":material/target:", draw)

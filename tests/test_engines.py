@@ -450,3 +450,18 @@ def test_table_names_are_quoted_not_spliced():
     assert base == 'SELECT * FROM "public"."lo""g; DROP TABLE x"'
     with pytest.raises(SpecError):
         postgres_base("a.b.c.d", None)
+
+
+@pytest.mark.parametrize("engine", ["postgres", "spark"])
+def test_whatif_on_every_engine_equals_duckdb(request, engine, duckdb_spec):
+    """The what-if reads the audit's own bucket counts, so PostgreSQL and Spark give DuckDB's thresholds and rates."""
+    from connectors.whatif import run_whatif
+
+    spec = request.getfixturevalue(f"{engine}_spec")
+    results = [run_whatif(s, ["race"], "equalized_odds", grain="month") for s in (duckdb_spec, spec)]
+    a, b = (r.policy() for r in results)
+    assert a["groups"] == b["groups"] and a["fingerprint"] == b["fingerprint"]
+    assert a["fit_range"] == b["fit_range"] and a["evaluation_range"] == b["evaluation_range"]
+    for one, other in ((results[0].fitted, results[1].fitted), (results[0].later, results[1].later)):
+        assert_same_rows(one.rates, other.rates, ["group", "metric"])
+        assert_same_rows(one.changes, other.changes, ["group"])

@@ -226,3 +226,22 @@ def load_feature_values(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp):
 def example_rows(spec: AuditSpec, row_filter: RowFilter, slice_: tuple, page: int, stamp: Stamp):
     """One page of a slice's rows, hidden columns left out (uncached: raw rows are not kept in memory)."""
     return fetch_example_rows(get_source(spec.source, stamp), spec, slice_, row_filter, page)
+
+
+@st.cache_data(max_entries=16, show_spinner="Counting the scores of the fit range and the later range…")
+def load_whatif_ranges(spec: AuditSpec, row_filter: RowFilter, features: tuple[str, ...], grain: str | None,
+                       stamp: Stamp):
+    """The what-if's bucket counts, fetched once per (spec, filter, groups, split); every choice refits from them."""
+    from connectors.whatif import fetch_whatif_ranges
+
+    return fetch_whatif_ranges(spec, list(features), row_filter, get_source(spec.source, stamp), grain=grain)
+
+
+@st.cache_data(max_entries=64, show_spinner="Fitting per-group thresholds…")
+def load_whatif(spec: AuditSpec, row_filter: RowFilter, features: tuple[str, ...], constraint: str, objective,
+                tolerance, randomise: bool, grain: str | None, stamp: Stamp):
+    """The what-if for one set of choices: pure computation over the cached counts."""
+    from connectors.whatif import whatif_from_ranges
+
+    ranges = load_whatif_ranges(spec, row_filter, features, grain, stamp)
+    return whatif_from_ranges(ranges, spec, list(features), constraint, objective, tolerance, randomise)
