@@ -27,6 +27,9 @@ WORD_JOINER = "\u2060"
 _PUNCT = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
 _WHITESPACE = re.compile(r"[ \t\r\n\v\f\u0085\u2028\u2029]+")
 _WWW = re.compile(r"(?i)(www)(\\\.)")
+# An absolute path of two or more parts (POSIX, Windows drive or UNC), not part of a URL or a relative path.
+_ABS_PATH = re.compile(r"""(?<![\w:/.~\\-])(?:[A-Za-z]:|\\\\[^\s\\/'"`<>|]+)?"""
+                       r"""(?:[/\\][^\s/\\'"`<>|,;()\[\]]+){2,}[/\\]?""")
 
 
 def md_escape(text: object) -> str:
@@ -34,6 +37,11 @@ def md_escape(text: object) -> str:
     out = _PUNCT.sub(r"\\\1", _WHITESPACE.sub(" ", str(text)))
     out = out.replace("\\:", "\\:" + WORD_JOINER).replace("\\@", WORD_JOINER + "\\@")
     return _WWW.sub(r"\1" + WORD_JOINER + r"\2", out)
+
+
+def hide_paths(text: str) -> str:
+    """Text with every absolute path cut to its last part (`/srv/data/log.csv` -> `…/log.csv`): no server folders."""
+    return _ABS_PATH.sub(lambda m: "…/" + re.split(r"[/\\]", m.group(0).rstrip("/\\"))[-1], text)
 
 
 def md_join(values: Iterable[object], sep: str = ", ") -> str:
