@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metrics.text import WORD_JOINER, md_escape, md_join, md_lines, visible_text
+from metrics.text import WORD_JOINER, hide_paths, md_escape, md_join, md_lines, visible_text
 
 markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py is not installed (pip install -e '.[test]')")
 MD = markdown_it.MarkdownIt("commonmark")  # html on, like a renderer that would honour raw HTML
@@ -113,3 +113,26 @@ def test_non_strings_and_line_breaks():
     item = "- " + md_escape("x\n- y")
     assert MD.parse(item)[0].type == "bullet_list_open"
     assert sum(t.type == "list_item_open" for t in MD.parse(item)) == 1
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("cannot read /srv/fairwatch/data/log.csv (No such file)", "cannot read …/log.csv (No such file)"),
+    ("Source: /tmp/pytest-1/demo.duckdb table predictions", "Source: …/demo.duckdb table predictions"),
+    ("history folder `/var/lib/fw/audits/`", "history folder `…/audits`"),
+    (r"at C:\Users\bob\data.csv.", "at …/data.csv."),
+    ('file "/srv/a/b.csv"', 'file "…/b.csv"'),
+    ("postgresql://auditor@db.internal/predictions", "postgresql://auditor@db.internal/predictions"),
+    ("https://login.example.org/.well-known/openid-configuration", "https://login.example.org/.well-known/openid-configuration"),
+    ("s3a://lake/decisions/", "s3a://lake/decisions/"),
+    ("logs/*.parquet and a/b/c, n/N, 1/2", "logs/*.parquet and a/b/c, n/N, 1/2"),
+])
+def test_hide_paths_keeps_file_names_and_urls_but_no_server_folders(text, shown):
+    assert hide_paths(text) == shown
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet="abcXYZ019_-.~", min_size=1, max_size=8), min_size=2, max_size=5))
+def test_no_absolute_folder_survives_hide_paths(parts):
+    """Any absolute path in a sentence loses every folder; its last part stays for the reader."""
+    out = hide_paths(f"cannot open /{'/'.join(parts)}: permission denied")
+    assert out == f"cannot open …/{parts[-1]}: permission denied"
