@@ -16,12 +16,14 @@ make every visitor's browser fetch that URL. `md_escape` turns any string into M
   and inside `www.`. It is the one thing a reader's copy holds beyond the input;
 - a run of spaces, tabs or line breaks becomes one space (as a browser shows it anyway), so a value can
   neither end the list item or paragraph it sits in nor start an indented code block.
+
+`hide_paths` cuts absolute paths to their file name, for the roles that may not see the server's folders
+(pages/components/auth.py `md` applies both).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 WORD_JOINER = "\u2060"
 _PUNCT = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
@@ -44,14 +46,9 @@ def hide_paths(text: str) -> str:
     return _ABS_PATH.sub(lambda m: "…/" + re.split(r"[/\\]", m.group(0).rstrip("/\\"))[-1], text)
 
 
-def md_join(values: Iterable[object], sep: str = ", ") -> str:
-    """Values escaped one by one and joined (the separator is trusted Markdown)."""
-    return sep.join(md_escape(v) for v in values)
-
-
-def md_lines(lines: Iterable[object]) -> str:
-    """A Markdown bullet list whose every line is untrusted text."""
-    return "\n".join(f"- {md_escape(line)}" for line in lines)
+def md_unescape(markdown: str) -> str:
+    """What md_escape's output reads as once rendered: backslash escapes resolved, word joiners dropped (for tests)."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace(WORD_JOINER, "")
 
 
 def visible_text(rendered: str) -> str:

@@ -109,6 +109,7 @@ def test_every_page_an_analyst_opens_sends_only_escaped_text(env):
         assert not at.exception and not at.error, (page.title, [e.value for e in (*at.exception, *at.error)])
         texts = markdown_texts(at._tree)
         assert problems(texts, env) == [], page.title
+        assert not [c.value for c in at.code if str(env) in c.value], f"{page.title}: a server folder in a code block"
         seen += texts
     assert any(md_escape(HOST) in t for t in seen), "the hostile values should be named somewhere (escaped)"
 

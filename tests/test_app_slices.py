@@ -15,6 +15,7 @@ from connectors.config import write_config
 from connectors.demo import DEMO_CONFIG
 from metrics.slice_views import BUILT
 from metrics.spec import parse_spec
+from metrics.text import md_unescape
 from tests.test_app import APP, _clean, demo_dir  # noqa: F401 - the demo shared with the other page tests
 
 SLICES, QUALITY = "pages/4_Slices.py", "pages/5_Data_quality.py"
@@ -55,7 +56,7 @@ def _page(page: str) -> AppTest:
 
 
 def _text(at: AppTest) -> str:
-    return "\n".join(m.value for m in at.markdown)
+    return "\n".join(md_unescape(m.value) for m in at.markdown)
 
 
 def test_overview_runs_the_search_on_request_and_shows_the_board(env):
@@ -65,7 +66,7 @@ def test_overview_runs_the_search_on_request_and_shows_the_board(env):
     at.button(key="fw.board.run").click().run()
     _clean(at)
     assert not any("not yet run" in i.value.lower() for i in at.info)
-    better = next(m.value for m in at.markdown if m.value.startswith("**Better data**"))
+    better = next(md_unescape(m.value) for m in at.markdown if m.value.startswith("**Better data**"))
     assert "region=south, channel=broker: error rate" in better and "(n=2," in better  # every number with its n
     at.run()  # cached now: the board is drawn straight away, no button
     assert not at.button and "region=south, channel=broker" in _text(at)
@@ -133,7 +134,7 @@ def test_the_filter_builder_analyses_a_slice_and_a_bad_one_is_an_error_line(env)
     at.selectbox(key="fw.sl.build.value.employment").set_value("retired").run()
     at.button(key="fw.sl.build.go").click().run()
     assert not at.exception
-    assert [e.value for e in at.error] == [
+    assert [md_unescape(e.value) for e in at.error] == [
         "no rows match age_band=18-24, employment=retired in the chosen view (all rows); choose values that occur "
         "together"]
     assert at.dataframe[0].value["Slice"].size  # the findings above stay on the page

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metrics.text import WORD_JOINER, hide_paths, md_escape, md_join, md_lines, visible_text
+from metrics.text import WORD_JOINER, hide_paths, md_escape, md_unescape, visible_text
 
 markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py is not installed (pip install -e '.[test]')")
 MD = markdown_it.MarkdownIt("commonmark")  # html on, like a renderer that would honour raw HTML
@@ -81,19 +81,6 @@ def test_punctuation_soup_reads_back(text):
     assert shown == squash(text)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(max_size=20), max_size=5))
-def test_lines_and_join_read_back(values):
-    """md_lines is a list of exactly the values; md_join keeps each value and the trusted separator."""
-    tokens = MD.parse(md_lines(values))
-    items = [t for t in tokens if t.type == "list_item_open"]
-    assert len(items) == len(values)
-    inlines = [squash(visible_text(_text([t]))) for t in tokens if t.type == "inline"]
-    assert [i for i in inlines if i] == [seen(v) for v in values if seen(v)]
-    shown, _ = rendered(md_join(values, " · "))
-    assert shown == seen(" · ".join(values))
-
-
 def test_latex_directives_icons_and_bare_links_are_broken_where_escapes_cannot_reach():
     """Streamlit's emoji, icon and bare-link plugins act on text after escapes: a word joiner breaks each pattern."""
     out = md_escape(":smile: :material/lock: :material_lock: http://evil.test www.evil.test a@evil.test")
@@ -110,7 +97,7 @@ def test_non_strings_and_line_breaks():
     """Numbers and None are shown as str() would; a line break cannot end the list item the value sits in."""
     assert md_escape(3) == "3" and md_escape(None) == "None" and md_escape(1.5) == r"1\.5"
     assert md_escape("a\nb\r\nc\u2028d\t\t e") == "a b c d e"
-    item = "- " + md_escape("x\n- y")
+    item = "- " + md_escape("x\n- y")  # as the pages write a list of values
     assert MD.parse(item)[0].type == "bullet_list_open"
     assert sum(t.type == "list_item_open" for t in MD.parse(item)) == 1
 
@@ -136,3 +123,11 @@ def test_no_absolute_folder_survives_hide_paths(parts):
     """Any absolute path in a sentence loses every folder; its last part stays for the reader."""
     out = hide_paths(f"cannot open /{'/'.join(parts)}: permission denied")
     assert out == f"cannot open …/{parts[-1]}: permission denied"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_md_unescape_reads_back_what_md_escape_wrote(text):
+    """The tests' reader of page text: md_unescape(md_escape(x)) is x as shown (whitespace runs as one space)."""
+    expected = re.sub(r"[ \t\r\n\v\f\u0085\u2028\u2029]+", " ", visible_text(text))
+    assert md_unescape(md_escape(text)) == expected

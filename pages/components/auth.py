@@ -38,13 +38,19 @@ PRINCIPAL = "fw.auth.principal"
 _DENIED_LOGGED = "fw.auth.denied_logged"
 
 
+def shown_paths(text: object) -> str:
+    """Text with server paths cut to their file name unless the role of this run may see them (auditors; nobody
+    before the gate let someone in). For plain-text sinks such as st.code; Markdown sinks use md()."""
+    return str(text) if can("server_paths") else hide_paths(str(text))
+
+
 def md(text: object) -> str:
     """Untrusted text (a value, name, path, URL parameter, error) for any Markdown sink: labels, help, messages.
 
-    Server paths are cut to their file name unless the role of this run may see them (auditors; none before the
-    gate let someone in), then everything is escaped so that it shows as exactly this text (metrics/text.py).
+    Server paths are cut as in shown_paths, then everything is escaped so that it shows as exactly this text
+    (metrics/text.py md_escape).
     """
-    return md_escape(str(text) if can("server_paths") else hide_paths(str(text)))
+    return md_escape(shown_paths(text))
 
 
 def _escaped(principal: Principal) -> Principal:

@@ -5,8 +5,8 @@ The app is served as `make run` serves it, with sign-in through a real OIDC prov
 links, raw HTML, LaTeX, colour directives and icons (tests/hostile.py), all pointing at a host that does
 not exist. A viewer (the least they may see) and an auditor (every page) sign in and open, through the
 menu, every page they may open; then a viewer opens a `?config=` link carrying an image and a link. The
-analyst's eight pages, a subset of the auditor's, are walked in AppTest (tests/test_app_hostile.py), which
-keeps this test near 30 s on an idle 2-core machine. On every page: no request leaves for another host, no element carries a
+analyst's eight pages, a subset of the auditor's, are walked in AppTest (tests/test_app_hostile.py): in the
+browser they would add about 40% to this test's time. On every page: no request leaves for another host, no element carries a
 URL from the data, nothing is typeset or executed, the hostile strings read as literal text where they
 are named, and a viewer or analyst sees no server folder.
 """
