@@ -116,7 +116,8 @@ def test_a_drill_down_shows_the_need_signals_and_example_rows_without_hidden_col
     assert len(rows) == 25 and {"region", "channel", "repaid", "approved", "score"} <= set(rows.columns)
     assert "applicant_income" not in rows.columns and "request_id" not in rows.columns
     assert set(rows["region"]) == {"south"} and set(rows["channel"]) == {"broker"}
-    assert any("Rows 1–25 of 2,809" in c.value and "applicant_income, id" in c.value for c in at.caption)
+    assert any("Rows 1–25 of 2,809" in md_unescape(c.value) and "applicant_income, id" in md_unescape(c.value)
+               for c in at.caption)
     log = [json.loads(line) for line in (env / "access-log.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [(r["action"], r["what"], r["detail"]["page"]) for r in log] == [
         ("example_rows", "slice region=south, channel=broker", 1)]
@@ -164,7 +165,8 @@ def test_data_quality_page_shows_groups_findings_fired_signals_and_the_rule(env)
     assert "Fired signals (0)" in [h.value for h in at.subheader]
     at.selectbox(key="fw.dq.scope").set_value("The findings of the slice search").run()
     _clean(at)
-    fired = next(m.value for m in at.markdown if "region=south, channel=broker** — labelled rows" in m.value)
+    fired = next(md_unescape(m.value) for m in at.markdown
+                 if "region=south, channel=broker** — labelled rows" in md_unescape(m.value))
     assert "of n = 2,573 against" in fired
     numbers = at.dataframe[0].value
     planted = numbers[(numbers["Group or slice"] == "region=south, channel=broker")
