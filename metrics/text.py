@@ -12,8 +12,8 @@ make every visitor's browser fetch that URL. `md_escape` turns any string into M
   colour/size directives (`:red[x]`);
 - three features act on the text *after* escapes are resolved, so no backslash can stop them: GFM's bare
   links (`http://`, `www.`, `a@b.org`), emoji shortcodes (`:smile:`) and icons (`:material_lock:`). A
-  WORD JOINER (U+2060: invisible, no line break) breaks their patterns: after each `:`, before each `@`
-  and inside `www.`. It is the one thing a reader's copy holds beyond the input;
+  WORD JOINER (U+2060: invisible, no line break) breaks their patterns: after each `:` not followed by a
+  space, before each `@` and inside `www.`. It is the one thing a reader's copy holds beyond the input;
 - a run of spaces, tabs or line breaks becomes one space (as a browser shows it anyway), so a value can
   neither end the list item or paragraph it sits in nor start an indented code block.
 
@@ -29,6 +29,7 @@ WORD_JOINER = "\u2060"
 _PUNCT = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
 _WHITESPACE = re.compile(r"[ \t\r\n\v\f\u0085\u2028\u2029]+")
 _WWW = re.compile(r"(?i)(www)(\\\.)")
+_COLON = re.compile(r"\\:(?! |$)")
 # An absolute path of two or more parts (POSIX, Windows drive or UNC), not part of a URL or a relative path.
 _ABS_PATH = re.compile(r"""(?<![\w:/.~\\-])(?:[A-Za-z]:|\\\\[^\s\\/'"`<>|]+)?"""
                        r"""(?:[/\\][^\s/\\'"`<>|,;()\[\]]+){2,}[/\\]?""")
@@ -37,7 +38,8 @@ _ABS_PATH = re.compile(r"""(?<![\w:/.~\\-])(?:[A-Za-z]:|\\\\[^\s\\/'"`<>|]+)?"""
 def md_escape(text: object) -> str:
     """Any value as Markdown that Streamlit renders as exactly its text (str() of non-strings)."""
     out = _PUNCT.sub(r"\\\1", _WHITESPACE.sub(" ", str(text)))
-    out = out.replace("\\:", "\\:" + WORD_JOINER).replace("\\@", WORD_JOINER + "\\@")
+    # A colon before a space ("Rule: ...") starts no pattern; sentences stay searchable as typed.
+    out = _COLON.sub("\\\\:" + WORD_JOINER, out).replace("\\@", WORD_JOINER + "\\@")
     return _WWW.sub(r"\1" + WORD_JOINER + r"\2", out)
 
 
