@@ -7,6 +7,7 @@ from metrics.overview import (GLOSSARY, HEADLINE_METRICS, METRIC_EXPLANATIONS, c
                               plain_summary, status_icon)
 from metrics.followup import counts_line
 from metrics.views import worst_points, worst_table
+from pages.components.auth import md
 from pages.components.frame import PageContext, guard, run_page, show_chart, show_table
 from pages.components.loaders import load_overview, load_since_last, load_trend_arrows, stamp_of
 from pages.components.slice_view import render_findings_board
@@ -24,22 +25,22 @@ def draw(ctx: PageContext) -> None:
     cols[1].metric("With a known outcome", f"{cov.labelled:,}", help="Labelled rows: error rates use these")
     cols[2].metric("Outcome not known yet", f"{cov.unlabelled:,}", help="Unlabelled rows: counted in shares only")
     cols[3].metric("Label coverage", fmt_pct(cov.share), help=f"{cov.labelled:,} of {cov.rows:,} rows. Arrow: "
-                   f"{arrows.coverage.detail or 'no windows to compare'}", **arrows.coverage.as_delta())
+                   f"{md(arrows.coverage.detail or 'no windows to compare')}", **arrows.coverage.as_delta())
     st.subheader("In plain words")
-    st.markdown("\n".join(f"- {line}" for line in
+    st.markdown("\n".join(f"- {md(line)}" for line in
                           plain_summary(snap.data, verdicts, worst, policy, snap.spec.label,
                                         snap.spec.prediction or f"{snap.spec.score} ≥ {snap.spec.threshold}")))
     st.subheader("Verdict per sensitive feature")
     for col, v in zip(st.columns(min(max(len(verdicts), 1), 3)) * (1 + len(verdicts) // 3), verdicts):
         with col.container(border=True):
-            st.markdown(f"### {status_icon(v.status)} {v.feature}\n**{v.label}** · {v.groups} groups")
-            st.markdown("\n".join(f"- {r}" for r in v.reasons))
+            st.markdown(f"### {status_icon(v.status)} {md(v.feature)}\n**{md(v.label)}** · {v.groups} groups")
+            st.markdown("\n".join(f"- {md(r)}" for r in v.reasons))
             if v.small_intersection_cells:
                 st.caption(f"{v.small_intersection_cells} intersection group(s) with it are too small to judge.")
     st.subheader("Largest gaps")
     if worst:
-        st.metric(arrows.gap_label, fmt_ratio(worst[0].ratio), help="The ratio over the whole view. Arrow: the two "
-                  f"latest windows where both groups have enough rows: {arrows.gap.detail or '—'}",
+        st.metric(md(arrows.gap_label), fmt_ratio(worst[0].ratio), help="The ratio over the whole view. Arrow: the "
+                  f"two latest windows where both groups have enough rows: {md(arrows.gap.detail or '—')}",
                   **arrows.gap.as_delta())
         show_chart(worst_chart(worst_points(worst, colours),
                                policy.ratio_low, policy.ratio_high))
@@ -58,11 +59,11 @@ def draw(ctx: PageContext) -> None:
     with guard():  # after the board: a search run there is followed up here in the same run
         since = load_since_last(sel.spec, sel.row_filter, stamp_of(sel.spec), ctx.role)
         if since.items:
-            st.markdown(counts_line(since.items))
+            st.markdown(md(counts_line(since.items)))
             show_table(since.table(), columns={}, height=min(300, 40 + 35 * len(since.items)))
-        st.caption(since.caption())
-    st.caption(f"Audited {snap.created_at} in {snap.duration_seconds or 0:.2f} s · {snap.source_description} · "
-               f"{snap.row_filter.describe()}")
+        st.caption(md(since.caption()))
+    st.caption(f"Audited {md(snap.created_at)} in {snap.duration_seconds or 0:.2f} s · "
+               f"{md(snap.source_description)} · {md(snap.row_filter.describe())}")
 
 
 run_page("Overview", ":material/balance:", draw)

@@ -28,6 +28,16 @@ ALLOW_FLAG = "--allow-unauthenticated-remote"
 ALLOW_ENV = "FAIRWATCH_ALLOW_UNAUTHENTICATED_REMOTE"
 APP = REPO_ROOT / "asgi.py"  # app.py behind gzip (asgi.py says why)
 EXIT_INPUT = 2
+# Settings for a shared deployment, on the command line so that they hold wherever the command is run from
+# (Streamlit reads .streamlit/config.toml from the working directory, which repeats them). README, "Deployment".
+SHARED_SETTINGS: dict[str, str] = {
+    "server.enableXsrfProtection": "true",  # uploads and other POSTs need the session's XSRF token
+    "server.enableCORS": "true",  # CORS protection on: no other origin may call the server
+    "server.enableStaticServing": "false",  # nothing under ./static is served
+    "client.showErrorDetails": "none",  # an uncaught exception never sends its message or traceback
+    "client.showErrorLinks": "false",  # and never links out to a search engine from an error
+    "browser.gatherUsageStats": "false",  # the browser sends no usage statistics to Streamlit's servers
+}
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,8 @@ def streamlit_command(opts: ServeOptions) -> list[str]:
     """The `streamlit run` command line for the options."""
     cmd = [sys.executable, "-m", "streamlit", "run", str(opts.app), "--server.address", opts.host,
            "--server.port", str(opts.port), "--server.headless", "true", "--client.showSidebarNavigation", "false"]
+    for key, value in SHARED_SETTINGS.items():
+        cmd += [f"--{key}", value]
     for f in opts.secrets:
         cmd += ["--secrets.files", str(Path(f).expanduser().resolve())]
     return cmd

@@ -132,9 +132,13 @@ def share_chart(points: pd.DataFrame, groups: Sequence[str]) -> alt.LayerChart:
 
 def intersection_heatmap(cells: pd.DataFrame, first: str, second: str, min_support: int) -> alt.LayerChart:
     """Row counts of a two-feature intersection; cells below min_support are outlined in red and labelled."""
-    tooltip = [alt.Tooltip(f"{first}:N"), alt.Tooltip(f"{second}:N"), alt.Tooltip("n:Q", title="n", format=","),
+    # Feature names come from the data: as field names, Altair would read a ':' as a type and Vega-Lite a '.' or
+    # '[' as a path into the row. Fixed field names; the real names are only titles (drawn as text).
+    cells = cells.rename(columns={first: "row_value", second: "column_value"})
+    tooltip = [alt.Tooltip("row_value:N", title=first), alt.Tooltip("column_value:N", title=second),
+               alt.Tooltip("n:Q", title="n", format=","),
                alt.Tooltip("below_min_support:N", title=f"below min_support ({min_support})")]
-    base = alt.Chart(cells).encode(x=alt.X(f"{second}:N", title=second), y=alt.Y(f"{first}:N", title=first),
+    base = alt.Chart(cells).encode(x=alt.X("column_value:N", title=second), y=alt.Y("row_value:N", title=first),
                                    tooltip=tooltip)
     rect = base.mark_rect().encode(
         color=alt.Color("n:Q", title="rows", scale=alt.Scale(type="symlog", scheme="blues")),

@@ -18,6 +18,7 @@ from metrics.quality import (CONFLICTS, LABEL_ERRORS, LABEL_ERRORS_NEG, LABEL_ER
                              NEED_SIGNALS, QualityTable, describe_signal)
 from metrics.slice_views import interval_text, versus_frame
 from metrics.spec import AuditSpec
+from metrics.text import md_escape
 
 HEADLINE_SIGNALS = (MISSING_ANY, CONFLICTS, LABEL_ERRORS)
 DETAIL_SIGNALS = (MISSING_COLUMN, LABEL_ERRORS_NEG, LABEL_ERRORS_POS)
@@ -122,10 +123,14 @@ def quality_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def fired_lines(rows: pd.DataFrame) -> list[str]:
-    """A sentence per fired need signal (not the label-error halves, which only support one): rate with n, q."""
+    """A Markdown sentence per fired need signal (not the label-error halves, which only support one): rate, n, q.
+
+    Slice and column names come from the data, so they are escaped here (md_escape); the pages draw these as Markdown.
+    """
     out = []
     for r in rows[rows["fired"] & rows["signal"].isin(NEED_SIGNALS)].to_dict("records"):
-        out.append(f"**{slice_label(r['slice'])}** — {describe_signal(r['signal'], r['column'])}: "
+        signal = md_escape(describe_signal(r["signal"], r["column"]))
+        out.append(f"**{md_escape(slice_label(r['slice']))}** — {signal}: "
                    f"{fmt_pct(r['rate'])} of n = {int(r['n']):,} against {fmt_pct(r['complement_rate'])} of "
                    f"{int(r['complement_n']):,} other rows (q = {fmt_q(r['q_value'])})")
     return out

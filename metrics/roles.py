@@ -41,6 +41,7 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "export": ("auditor", "creating snapshots and downloading exports"),
     "verify": ("auditor", "verifying snapshots"),
     "access_log": ("auditor", "the access log"),
+    "server_paths": ("auditor", "the server's folders and file paths in messages (others see file names only)"),
 }
 ROLE_SUMMARY: dict[str, str] = {
     "viewer": "aggregates only, small cells withheld",

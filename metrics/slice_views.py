@@ -31,6 +31,7 @@ from metrics.quality import QualityTable
 from metrics.slices import COUNT_COLUMNS, SIGNAL_DESCRIPTIONS, SliceCounts, SliceTable, find_slices
 from metrics.snapshot import AuditSnapshot
 from metrics.spec import AuditSpec
+from metrics.text import md_escape
 from metrics.views import estimate_text, metric_label
 
 Slice = tuple[tuple[str, str], ...]
@@ -375,16 +376,16 @@ def option_texts(snapshot: AuditSnapshot, options: Sequence[Slice]) -> dict[Slic
 
 
 def analysis_lines(a: SliceAnalysis) -> list[str]:
-    """The drill-down's headline in words: origin, the gap with its test, the need."""
+    """The drill-down's headline as Markdown lines: origin, the gap with its test, the need (data text escaped)."""
     e = a.error
     need = NEED_LABELS.get(a.need, "nothing") if a.need else "nothing"
     return [
-        a.origin_text,
-        f"{a.rows:,} rows in the slice, {a.rest_rows:,} in the rest. Its {metric_text(a.metric)} is "
+        md_escape(a.origin_text),
+        md_escape(f"{a.rows:,} rows in the slice, {a.rest_rows:,} in the rest. Its {metric_text(a.metric)} is "
         f"{interval_text(e['rate'], e['ci_low'], e['ci_high'], a.metric)} on n = {int(e['n']):,} against "
         f"{_value_text(e['complement_rate'], a.metric)} on n = {int(e['complement_n']):,} for the rest, a difference "
-        f"of {difference_text(e['difference'], e['diff_ci_low'], e['diff_ci_high'], a.metric)}; {a.test_note}.",
-        f"**Needs: {need}.** {a.message}",
+        f"of {difference_text(e['difference'], e['diff_ci_low'], e['diff_ci_high'], a.metric)}; {a.test_note}."),
+        f"**Needs: {md_escape(need)}.** {md_escape(a.message)}",
     ]
 
 

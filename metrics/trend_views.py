@@ -250,7 +250,7 @@ def check_table(result: CheckResult) -> pd.DataFrame:
 
 
 def example_rules(spec: AuditSpec) -> str:
-    """Example rules written with the spec's own features, for the rule box's help."""
+    """Example rules written with the spec's own features, for the rule box's help (plain text: the page escapes it)."""
     first = spec.sensitive[0]
-    return (f"`false_negative_rate ratio > 1.25 for any {first} group` · `psi of {first} > 0.1` · "
-            f"`selection_rate value < 0.3 for any group` · `share of {first}=… < 0.05`")
+    return (f"false_negative_rate ratio > 1.25 for any {first} group · psi of {first} > 0.1 · "
+            f"selection_rate value < 0.3 for any group · share of {first}=… < 0.05")

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from connectors.config import spec_to_toml
+from pages.components.auth import md, shown_paths
 from pages.components.frame import PageContext, guard, run_page
 from pages.components.source_form import mapping_form, pick_source, save_form, show_flash
 from pages.components.state import config_name
@@ -13,10 +14,10 @@ def draw(ctx: PageContext) -> None:
     show_flash()
     if ctx.selection is not None:
         spec = ctx.selection.spec
-        st.markdown(f"**In use:** {spec.source.describe()}"
-                    + (f" · saved as `{config_name()}`" if config_name() else ""))
+        st.markdown(f"**In use:** {md(spec.source.describe())}"
+                    + (f" · saved as {md(config_name())}" if config_name() else ""))
         with st.expander("The active mapping as fairwatch.toml"):
-            st.code(spec_to_toml(spec), language="toml")
+            st.code(shown_paths(spec_to_toml(spec)), language="toml")
         with guard():  # say here, where it can be fixed, when the active mapping does not fit the data
             ctx.snapshot()
     st.subheader("Choose the data")

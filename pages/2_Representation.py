@@ -6,6 +6,7 @@ from metrics.charts import intersection_heatmap, share_chart
 from metrics.roles import allowed
 from metrics.views import (fit_tests_table, groupings_shown, intersection_caption, intersection_cells,
                            representation_table, share_points)
+from pages.components.auth import md
 from pages.components.frame import SHARE_COLUMNS, PageContext, run_page, show_chart, show_table
 
 
@@ -33,7 +34,7 @@ def draw(ctx: PageContext) -> None:
     second = c2.selectbox("Columns", [f for f in features if f != first], index=0, key="fw.rep.second")
     cells = intersection_cells(rep, first, second, min_support, complete=allowed(ctx.role, "small_cells"))
     show_chart(intersection_heatmap(cells, first, second, min_support))
-    st.caption(intersection_caption(cells, min_support))
+    st.caption(md(intersection_caption(cells, min_support)))
 
 
 run_page("Representation", ":material/groups:", draw)

@@ -6,6 +6,7 @@ from metrics.charts import disparity_chart, rate_chart
 from metrics.groups import metric_names
 from metrics.overview import HEADLINE_METRICS
 from metrics.views import disparity_points, groupings_shown, masked_groups, metric_label, metric_table, rate_points
+from pages.components.auth import md
 from pages.components.frame import PageContext, run_page, show_chart, show_table
 from pages.components.threshold_view import render_threshold_explorer
 from pages.components.whatif_view import render_whatif
@@ -26,7 +27,7 @@ def draw(ctx: PageContext) -> None:
                f"value is computed from; below {policy.min_support} the value is not shown.")
     show_chart(rate_chart(rate_points(rows, grouping, metrics), groups))
     for line in masked_groups(rows, grouping, metrics):
-        st.caption(f"Not drawn — {line}")
+        st.caption(f"Not drawn — {md(line)}")
     show_table(metric_table(rows, grouping, metrics))
     st.subheader("Gap to the reference group")
     st.caption(f"Ratio of each group's value to the reference group's (1 = the same), with its 95% interval. "

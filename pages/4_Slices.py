@@ -4,6 +4,7 @@ import streamlit as st
 
 from metrics.plan import plan_places
 from metrics.slice_views import findings_table, inconclusive_table, search_caption
+from pages.components.auth import md
 from pages.components.frame import PageContext, guard, run_page, show_table
 from pages.components.loaders import stamp_of
 from pages.components.plan_view import chosen_budget, load_plan
@@ -14,9 +15,9 @@ def draw(ctx: PageContext) -> None:
     """The Slices page."""
     sel = ctx.selection
     snap = ctx.full_audit()
-    st.caption(search_caption(snap.slices, sel.spec, len(snap.findings or ())))
+    st.caption(md(search_caption(snap.slices, sel.spec, len(snap.findings or ()))))
     if snap.slices.note:
-        st.info(snap.slices.note)
+        st.info(md(snap.slices.note))
     st.subheader("Findings, ranked")
     st.caption("A finding is a slice significantly worse than the rest that no broader finding explains. Need: "
                "better data when a data-quality signal fired for it; more data when its gap cannot be decided yet "

@@ -6,6 +6,7 @@ from metrics.charts import REST_COLOUR, versus_chart
 from metrics.quality_views import (DETAIL_SIGNALS, FINDINGS_SCOPE, HEADLINE_SIGNALS, fire_rule, fired_lines,
                                    label_rule_text, quality_points, quality_rows, quality_scopes, quality_table,
                                    scope_colours, scope_slices)
+from pages.components.auth import md
 from pages.components.frame import PageContext, run_page, show_chart, show_table
 from pages.components.slice_view import QUALITY_COLUMNS
 
@@ -19,13 +20,13 @@ def draw(ctx: PageContext) -> None:
                "with all other rows: rows with a **missing value** in another column; labelled rows with an "
                "identical **duplicate** (same features and score) carrying the opposite label; and **suspected "
                "label errors**. " + fire_rule(policy.ratio_high, policy.fdr))
-    st.markdown(label_rule_text(quality))
+    st.markdown(md(label_rule_text(quality)))
     scope = st.selectbox("Show", quality_scopes(sel.spec, sel.features), key="fw.dq.scope",
                          format_func=lambda s: s if s == FINDINGS_SCOPE else f"Groups of {s}")
     slices = scope_slices(quality, scope)
     if not slices:
         st.info("Nothing to show here: the search found no finding to check." if scope == FINDINGS_SCOPE
-                else f"No group of {scope} was checked.")
+                else f"No group of {md(scope)} was checked.")
         return
     rows = quality_rows(quality.rows, slices)
     colours = scope_colours(scope, rows["group"].unique().tolist())
@@ -42,7 +43,7 @@ def draw(ctx: PageContext) -> None:
     with st.expander("Per column, and label errors per label"):
         show_table(quality_table(quality_rows(quality.rows, slices, DETAIL_SIGNALS)), QUALITY_COLUMNS)
     for note in quality.notes:
-        st.caption(note)
+        st.caption(md(note))
 
 
 run_page("Data quality", ":material/rule:", draw, permission="small_cells")

@@ -6,6 +6,7 @@ from metrics.groups import metric_names
 from metrics.overview import HEADLINE_METRICS
 from metrics.trend_views import GRAIN_CHOICES, grain_arg, grain_caption, trend_groupings
 from metrics.views import metric_label
+from pages.components.auth import md
 from pages.components.frame import PageContext, guard, run_page
 from pages.components.loaders import load_trends, stamp_of
 from pages.components.trends_view import (render_alerts, render_coverage, render_drift, render_metric_trends,
@@ -26,8 +27,8 @@ def draw(ctx: PageContext) -> None:
     metrics = c3.multiselect("Metrics", available, default=list(HEADLINE_METRICS), format_func=metric_label,
                              key="fw.trend.metrics") or list(HEADLINE_METRICS)
     groups = rows.loc[rows["grouping"] == grouping, "group"].unique().tolist()
-    st.caption(f"{grain_caption(trends.grain, choice)} {len(trends.coverage)} windows of "
-               f"{trends.total_rows:,} rows ({sel.row_filter.describe()}).")
+    st.caption(f"{md(grain_caption(trends.grain, choice))} {len(trends.coverage)} windows of "
+               f"{trends.total_rows:,} rows ({md(sel.row_filter.describe())}).")
     # Sections, not tabs: a chart in a hidden tab is not drawn until opened, and each section's
     # guard keeps the others on the page when one fails.
     st.subheader("Metrics over time")

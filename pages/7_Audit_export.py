@@ -5,16 +5,17 @@ import streamlit as st
 from connectors.snapshot_store import SNAPSHOT_DIR_ENV, list_history, snapshot_dir
 from pages.components.export_view import (render_diff, render_downloads, render_history, render_snapshot_form,
                                           render_verify)
+from pages.components.auth import md
 from pages.components.frame import PageContext, guard, run_page
 
 
 def draw(ctx: PageContext) -> None:
     """The Audit export page."""
     root = snapshot_dir()
-    st.caption(f"A snapshot is the audit of the current view ({ctx.selection.row_filter.describe()}, as chosen in the "
-               f"sidebar) with its data fingerprint, the data plan of the budget chosen on the Data plan page, HTML "
+    st.caption(f"A snapshot is the audit of the current view ({md(ctx.selection.row_filter.describe())}, as chosen in "
+               f"the sidebar) with its data fingerprint, the data plan of the budget chosen on the Data plan page, HTML "
                f"and PDF reports, CSV tables and a manifest of SHA-256 hashes chained to the previous snapshot. Small "
-               f"cells are withheld. History folder: `{root}` (set {SNAPSHOT_DIR_ENV} to move it).")
+               f"cells are withheld. History folder: {md(root)} (set {SNAPSHOT_DIR_ENV} to move it).")
     st.subheader("Take a snapshot")
     render_snapshot_form(ctx, root)
     entries = list_history(root)

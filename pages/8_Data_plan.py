@@ -3,6 +3,7 @@
 import streamlit as st
 
 from metrics.plan import allocation_chart
+from pages.components.auth import md
 from pages.components.frame import PageContext, run_page, show_chart, show_table
 from pages.components.loaders import stamp_of
 from pages.components.plan_view import (DEFAULT_BUDGET, PLAN_COLUMNS, load_plan, load_queue, remember_budget,
@@ -22,9 +23,9 @@ def draw(ctx: PageContext) -> None:
     share = c3.slider("Share nearest the threshold", 0.0, 1.0, 0.2, step=0.05, key="fw.plan.share",
                       help="Uncertainty sampling; 0 keeps the sample strictly random (unbiased estimate)")
     plan = load_plan(*key, int(budget))
-    st.caption(f"Objective: {plan.objective}.")
+    st.caption(f"Objective: {md(plan.objective)}.")
     for note in plan.notes:
-        st.info(note)
+        st.info(md(note))
     st.subheader(f"Allocation: {plan.allocated:,} of {plan.budget:,} rows")
     if plan.items:
         st.caption("Bars: rows planned per open question; red tick: rows that would settle it (80% power at the "
@@ -32,12 +33,12 @@ def draw(ctx: PageContext) -> None:
         show_chart(allocation_chart(plan))
         show_table(plan.table(), PLAN_COLUMNS)
     for group, why in plan.skipped:
-        st.caption(f"Not planned — {group}: {why}")
+        st.caption(f"Not planned — {md(group)}: {md(why)}")
     queue = load_queue(*key, int(budget), int(recheck), float(share))
     st.subheader(f"Queue: {len(queue.rows):,} rows")
-    st.caption(", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in queue.counts().items()) or "empty")
+    st.caption(", ".join(f"{v:,} {md(k.replace('_', ' '))}" for k, v in queue.counts().items()) or "empty")
     for note in queue.notes:
-        st.info(note)
+        st.info(md(note))
     # What the access log records of this page: the view and the plan's settings.
     view = {"view": sel.row_filter.describe(), "source": sel.spec.source.describe(), "budget": int(budget),
             "recheck": int(recheck), "uncertain_share": float(share)}

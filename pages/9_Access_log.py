@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from connectors.access import read_access_log, verify_access_log
-from pages.components.auth import access_config
+from pages.components.auth import access_config, md
 from pages.components.frame import PageContext, run_page, show_table
 
 SHOWN = 1000
@@ -18,15 +18,15 @@ def draw(ctx: PageContext) -> None:
     check = verify_access_log(path)
     records = read_access_log(path, limit=SHOWN)
     st.caption(f"Append-only and hash-chained: each line holds the SHA-256 of the line before it. "
-               f"The file: `{path}`.")
+               f"The file: {md(path)}.")
     c1, c2, c3 = st.columns(3)
     c1.metric("Records", f"{check.records:,}")
     c2.metric("Chain", "intact" if check.intact else f"{len(check.problems)} problem(s)")
     c3.metric("Newest line's SHA-256", check.last_sha256[:16] + "…",
-              help=f"{check.last_sha256}: note it elsewhere (a ticket, an e-mail); then a later cut-off of the "
+              help=f"{md(check.last_sha256)}: note it elsewhere (a ticket, an e-mail); then a later cut-off of the "
                    f"newest records shows as a missing hash.")
     if not check.intact:
-        st.error(f"The access log was changed after it was written: {check.problems[0]}"
+        st.error(f"The access log was changed after it was written: {md(check.problems[0])}"
                  + (f" (and {len(check.problems) - 1} more)" if len(check.problems) > 1 else ""), icon="🛑")
     if not records:
         st.info("Nothing logged yet: example rows, exports and refused pages are logged here as they happen.")

@@ -22,6 +22,7 @@ from connectors.access import (ACCESS_CONFIG_ENV, ACCESS_LOG_ENV, GENESIS, Acces
                                check_provider, load_access_config, read_access_log, record_access,
                                verify_access_log)
 from metrics.roles import AccessConfigError
+from metrics.text import md_unescape
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -301,7 +302,7 @@ def test_each_role_reaches_its_pages_and_is_refused_the_others(env, user, page, 
 def test_a_user_without_a_role_is_told_to_ask_an_admin_and_sees_nothing(env):
     at = _app("pages/3_Performance.py", user=MALLORY, auth=_auth())
     assert not at.exception and at.title[0].value == "No access yet"
-    assert "ask an admin" in at.warning[0].value and "m@elsewhere" in at.warning[0].value
+    assert "ask an admin" in at.warning[0].value and "m@elsewhere" in md_unescape(at.warning[0].value)
     assert len(at.metric) == 0 and len(at.dataframe) == 0 and not at.get("vega_lite_chart")
 
 
@@ -309,8 +310,8 @@ def test_names_from_the_provider_are_shown_as_text_not_markdown(env):
     user = {**CAROL, "name": "[Carol](javascript:alert(1)) **admin**"}
     at = _app("pages/9_Access_log.py", user=user, auth=_auth())
     shown = " ".join(m.value for m in at.sidebar.markdown) + " " + at.error[0].value
-    assert "\\[Carol\\]\\(javascript\\:alert" in shown and "\\*\\*admin\\*\\*" in shown
-    assert "[Carol](" not in shown
+    assert "\\[Carol\\]\\(javascript\\:" in shown and "\\*\\*admin\\*\\*" in shown
+    assert "[Carol](" not in shown and "[Carol](javascript:alert(1)) **admin**" in md_unescape(shown)
 
 
 def test_signed_out_people_get_the_sign_in_page_only_when_the_provider_answers(env):
@@ -333,15 +334,15 @@ def test_a_browser_on_another_host_name_is_sent_to_the_one_sign_in_returns_to(en
     at.user = {"is_logged_in": False}
     at.context = {"url": "http://localhost:8501/"}
     at.run()
-    assert "Open fairwatch at http://127.0.0.1:8501/" in at.warning[0].value
+    assert "Open fairwatch at http://127.0.0.1:8501/" in md_unescape(at.warning[0].value)
 
 
 def test_a_broken_auth_section_or_access_config_fails_closed_with_one_line(env):
     at = _app(user=ALICE, auth=_auth(cookie_secret="short"))
-    assert "cookie_secret is too short" in at.error[0].value and len(at.metric) == 0
+    assert "cookie_secret is too short" in md_unescape(at.error[0].value) and len(at.metric) == 0
     Path(os.environ[ACCESS_CONFIG_ENV]).write_text("[roles.admin]\nemails = ['alice@example.org']\n")
     at = _app(user=ALICE, auth=_auth())
-    assert "unknown role 'admin'" in at.error[0].value and len(at.metric) == 0
+    assert "unknown role 'admin'" in md_unescape(at.error[0].value) and len(at.metric) == 0
 
 
 def _pages_script() -> None:
@@ -418,7 +419,7 @@ def test_a_viewer_does_not_see_a_small_groups_numbers_but_an_analyst_does(env, s
         at = _app(page, user=who, auth=_auth())
         at.selectbox(key=key).select(grouping).run()
         assert not at.exception and not at.error, [e.value for e in at.error]
-        seen[who["name"]] = (_groups_shown(at), " ".join(c.value for c in at.caption))
+        seen[who["name"]] = (_groups_shown(at), " ".join(md_unescape(c.value) for c in at.caption))
     analyst, viewer = seen["Bob Analyst"], seen["Carol Viewer"]
     assert label in analyst[0] and "withheld" not in analyst[1]
     assert label not in viewer[0] and viewer[0], "the viewer sees the other groups of the grouping"

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from connectors.config import write_config
 from connectors.demo import DEMO_CONFIG, write_demo
 from metrics.spec import parse_spec
+from metrics.text import md_unescape
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -174,4 +175,4 @@ def test_data_sources_page_refuses_paths_outside_the_data_folder(env):
     at.radio(key="fw.src.kind").set_value("A file in the data folder").run()
     at.text_input(key="fw.src.typed").input("../../etc/passwd").run()
     assert not at.exception
-    assert any("'..' is not allowed" in e.value for e in at.error)
+    assert any("'..' is not allowed" in md_unescape(e.value) for e in at.error)

@@ -10,6 +10,7 @@ from connectors.export import load_snapshot
 from connectors.snapshot_store import SNAPSHOT_DIR_ENV
 from metrics.diff import SnapshotError
 from metrics.export_views import annotation_record
+from metrics.text import md_unescape
 from tests.test_app import ROOT, _clean, demo_dir, env  # noqa: F401 - fixtures shared with the other page tests
 
 PAGE = "pages/7_Audit_export.py"
@@ -43,7 +44,7 @@ def test_export_creates_lists_verifies_diffs_and_names_a_changed_file(env, tmp_p
     assert table["Author"].tolist() == ["Bob", "Alice Auditor"]
     assert table["View"].tolist() == ["model version v2", "all rows"]
     assert table["Chain link"].tolist() == ["ok", "first"]
-    assert any(s.value.startswith("Intact: 2 snapshot(s)") for s in at.success)
+    assert any(md_unescape(s.value).startswith("Intact: 2 snapshot(s)") for s in at.success)
     assert len(at.get("download_button")) == 4  # zip, HTML, PDF, JSON
     figures = {m.label: m.value for m in at.metric}
     assert figures["Data"] == "changed"

@@ -14,6 +14,7 @@ from connectors.snapshot_store import SNAPSHOT_DIR_ENV
 from connectors.source import open_source
 from metrics.followup import STATUSES, follow_up
 from metrics.spec import RowFilter
+from metrics.text import md_unescape
 from tests.test_app import APP, _clean, demo_dir, env  # noqa: F401 - fixtures shared with the other page tests
 
 SMALL_FNR = "false_negative_rate|race_ethnicity=Pacific Islander"
@@ -21,7 +22,7 @@ SMALL_FNR = "false_negative_rate|race_ethnicity=Pacific Islander"
 
 def _section(at: AppTest) -> list[str]:
     """The captions and markdown of the page, as text."""
-    return [c.value for c in at.caption] + [m.value for m in at.markdown]
+    return [md_unescape(c.value) for c in at.caption] + [md_unescape(m.value) for m in at.markdown]
 
 
 def _export(history: Path, row_filter: RowFilter) -> Path:

@@ -15,6 +15,7 @@ from connectors.config import write_config
 from connectors.demo import DEMO_CONFIG
 from metrics.slice_views import BUILT
 from metrics.spec import parse_spec
+from metrics.text import md_unescape
 from tests.test_app import APP, _clean, demo_dir  # noqa: F401 - the demo shared with the other page tests
 
 SLICES, QUALITY = "pages/4_Slices.py", "pages/5_Data_quality.py"
@@ -55,7 +56,7 @@ def _page(page: str) -> AppTest:
 
 
 def _text(at: AppTest) -> str:
-    return "\n".join(m.value for m in at.markdown)
+    return "\n".join(md_unescape(m.value) for m in at.markdown)
 
 
 def test_overview_runs_the_search_on_request_and_shows_the_board(env):
@@ -65,7 +66,7 @@ def test_overview_runs_the_search_on_request_and_shows_the_board(env):
     at.button(key="fw.board.run").click().run()
     _clean(at)
     assert not any("not yet run" in i.value.lower() for i in at.info)
-    better = next(m.value for m in at.markdown if m.value.startswith("**Better data**"))
+    better = next(md_unescape(m.value) for m in at.markdown if m.value.startswith("**Better data**"))
     assert "region=south, channel=broker: error rate" in better and "(n=2," in better  # every number with its n
     at.run()  # cached now: the board is drawn straight away, no button
     assert not at.button and "region=south, channel=broker" in _text(at)
@@ -115,7 +116,8 @@ def test_a_drill_down_shows_the_need_signals_and_example_rows_without_hidden_col
     assert len(rows) == 25 and {"region", "channel", "repaid", "approved", "score"} <= set(rows.columns)
     assert "applicant_income" not in rows.columns and "request_id" not in rows.columns
     assert set(rows["region"]) == {"south"} and set(rows["channel"]) == {"broker"}
-    assert any("Rows 1–25 of 2,809" in c.value and "applicant_income, id" in c.value for c in at.caption)
+    assert any("Rows 1–25 of 2,809" in md_unescape(c.value) and "applicant_income, id" in md_unescape(c.value)
+               for c in at.caption)
     log = [json.loads(line) for line in (env / "access-log.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [(r["action"], r["what"], r["detail"]["page"]) for r in log] == [
         ("example_rows", "slice region=south, channel=broker", 1)]
@@ -133,7 +135,7 @@ def test_the_filter_builder_analyses_a_slice_and_a_bad_one_is_an_error_line(env)
     at.selectbox(key="fw.sl.build.value.employment").set_value("retired").run()
     at.button(key="fw.sl.build.go").click().run()
     assert not at.exception
-    assert [e.value for e in at.error] == [
+    assert [md_unescape(e.value) for e in at.error] == [
         "no rows match age_band=18-24, employment=retired in the chosen view (all rows); choose values that occur "
         "together"]
     assert at.dataframe[0].value["Slice"].size  # the findings above stay on the page
@@ -163,7 +165,8 @@ def test_data_quality_page_shows_groups_findings_fired_signals_and_the_rule(env)
     assert "Fired signals (0)" in [h.value for h in at.subheader]
     at.selectbox(key="fw.dq.scope").set_value("The findings of the slice search").run()
     _clean(at)
-    fired = next(m.value for m in at.markdown if "region=south, channel=broker** — labelled rows" in m.value)
+    fired = next(md_unescape(m.value) for m in at.markdown
+                 if "region=south, channel=broker** — labelled rows" in md_unescape(m.value))
     assert "of n = 2,573 against" in fired
     numbers = at.dataframe[0].value
     planted = numbers[(numbers["Group or slice"] == "region=south, channel=broker")

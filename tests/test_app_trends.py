@@ -13,6 +13,7 @@ from metrics.overview import STEADY, Disparity, coverage_arrow, gap_arrow, windo
 from metrics.spec import parse_spec
 from metrics.charts import trend_chart
 from metrics.trend_views import trend_points
+from metrics.text import md_unescape
 from tests.test_app import ROOT, _app, _clean, demo_dir, env  # noqa: F401 - fixtures shared with the other page tests
 
 PAGE = "pages/6_Trends.py"
@@ -59,7 +60,8 @@ def test_overview_arrows_then_every_trends_section_and_a_grain_change(env):
 
 def test_version_pair_and_baseline_change_the_comparison(env):
     at = _trends()
-    worse = next(m.value for m in at.markdown if m.value.startswith("**Significantly worse under v2 than under v1"))
+    worse = next(md_unescape(m.value) for m in at.markdown
+                 if m.value.startswith("**Significantly worse under v2 than under v1"))
     assert "race_ethnicity=Black" in worse  # the demo's planted v2 effect
     drift = _drift_tests(at)
     assert (drift.loc[drift["Groups of"] == "age_band", "PSI"] > 0.05).all()  # 65+ falls from ~12% to ~4%
@@ -155,7 +157,7 @@ def test_the_configs_alert_rules_are_listed_with_where_they_fired(demo_dir, monk
     table = at.dataframe[-1].value
     assert table["Rule"].tolist() == rules
     assert "fired" in table.loc[0, "Status"] and "age_band: PSI" in table.loc[0, "Fired for"]
-    assert any(c.value.startswith("period 2025-12-01") for c in at.caption)  # the latest month, as [alerts] asks
+    assert any(md_unescape(c.value).startswith("period 2025-12-01") for c in at.caption)  # the latest month, as [alerts] asks
 
 
 def test_trend_chart_breaks_lines_at_gaps_and_every_mark_tells_n():

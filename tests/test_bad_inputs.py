@@ -26,6 +26,7 @@ from connectors.source import open_source
 from connectors.audit import run_audit
 from metrics.errors import DataError, FairwatchError, SourceError
 from metrics.spec import RowFilter, parse_spec
+from metrics.text import md_unescape
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 60
@@ -343,7 +344,7 @@ def test_data_sources_page_shows_one_error_and_other_pages_work(app_data, monkey
     at.radio(key="fw.src.kind").set_value("A file in the data folder").run()
     at.text_input(key="fw.src.typed").input(typed).run()
     assert not at.exception
-    errors = [e.value for e in at.error]
+    errors = [md_unescape(e.value) for e in at.error]
     assert any(expected in e for e in errors), errors
     assert all("\n" not in e and "Traceback" not in e and "Something went wrong" not in e for e in errors), errors
     for page in ("pages/3_Performance.py", "app.py"):

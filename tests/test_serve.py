@@ -12,7 +12,7 @@ import pytest
 
 from connectors.access import ACCESS_CONFIG_ENV
 from connectors.serve import (ALLOW_ENV, ALLOW_FLAG, ServeError, ServeOptions, check_bind, host_is_loopback,
-                              prepare, read_auth_section, streamlit_command)
+                              SHARED_SETTINGS, prepare, read_auth_section, streamlit_command)
 from metrics.roles import AccessConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,7 +82,8 @@ def test_with_sign_in_the_command_carries_the_secrets_and_the_access_config(file
     assert cmd[:5] == [sys.executable, "-m", "streamlit", "run", str(ROOT / "asgi.py")]
     flags = dict(zip(cmd[5::2], cmd[6::2]))
     assert flags == {"--server.address": "0.0.0.0", "--server.port": "8600", "--server.headless": "true",
-                     "--client.showSidebarNavigation": "false", "--secrets.files": str(files["auth"].resolve())}
+                     "--client.showSidebarNavigation": "false", "--secrets.files": str(files["auth"].resolve()),
+                     **{f"--{k}": v for k, v in SHARED_SETTINGS.items()}}
     assert env[ACCESS_CONFIG_ENV] == str(files["access"].resolve()) and ALLOW_ENV not in env
     assert notes[0].startswith("sign-in: default provider at http://127.0.0.1:9000/")
     assert any("plain http beyond this machine" in n for n in notes)
@@ -201,3 +202,19 @@ def test_server_start_pays_the_first_visit_s_one_time_costs():
             "delta_generator._use_warning_has_been_displayed)\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["True", "True", "True"], done.stderr[-2000:]
+
+
+def test_the_shared_deployment_settings_are_valid_and_the_same_in_config_toml():
+    """XSRF on, CORS protection on, no error details or links: on the command line and in .streamlit/config.toml."""
+    import tomllib
+
+    from streamlit import config as st_config
+
+    toml = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    for key, value in SHARED_SETTINGS.items():
+        section, name = key.split(".")
+        assert str(toml[section][name]).lower() == value, key
+        assert key in st_config._config_options_template, f"{key} is not a Streamlit 1.67 option"
+    assert SHARED_SETTINGS["client.showErrorDetails"] in {o.value for o in st_config.ShowErrorDetailsConfigOptions}
+    assert SHARED_SETTINGS["server.enableXsrfProtection"] == SHARED_SETTINGS["server.enableCORS"] == "true"
+    assert 0 < toml["server"]["maxUploadSize"] <= 200

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -31,22 +30,32 @@ from connectors.serve import ALLOW_ENV, ALLOW_FLAG, host_is_loopback
 from metrics.errors import AccessLogError, FairwatchError, ServeError
 from metrics.roles import (PAGES, ROLE_SUMMARY, Principal, local_principal, no_role_message, not_permitted_message,
                            principal_from_claims, required_permissions, visible_pages)
+from metrics.text import hide_paths, md_escape
 
 log = logging.getLogger("fairwatch.auth")
 ROOT = Path(__file__).resolve().parents[2]
 PRINCIPAL = "fw.auth.principal"
 _DENIED_LOGGED = "fw.auth.denied_logged"
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:])")
 
 
-def _md(text: str) -> str:
-    """Text from outside (a name from the provider) escaped for st.markdown."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+def shown_paths(text: object) -> str:
+    """Text with server paths cut to their file name unless the role of this run may see them (auditors; nobody
+    before the gate let someone in). For plain-text sinks such as st.code; Markdown sinks use md()."""
+    return str(text) if can("server_paths") else hide_paths(str(text))
+
+
+def md(text: object) -> str:
+    """Untrusted text (a value, name, path, URL parameter, error) for any Markdown sink: labels, help, messages.
+
+    Server paths are cut as in shown_paths, then everything is escaped so that it shows as exactly this text
+    (metrics/text.py md_escape).
+    """
+    return md_escape(shown_paths(text))
 
 
 def _escaped(principal: Principal) -> Principal:
     """The principal with its name and id escaped, for messages drawn as markdown."""
-    return replace(principal, name=_md(principal.name), user_id=_md(principal.user_id))
+    return replace(principal, name=md(principal.name), user_id=md(principal.user_id))
 
 
 # ----------------------------------------------------------------------------- cached reads
@@ -147,7 +156,7 @@ def access_gate(title: str, permission: str = "view") -> Principal | None:
     try:
         principal = _gate(title, permission)
     except FairwatchError as exc:
-        st.error(str(exc), icon=":material/warning:")
+        st.error(md(exc), icon=":material/warning:")
         return None
     except Exception as exc:  # noqa: BLE001 - fail closed, and no traceback on the page
         log.exception("access gate failed")
@@ -207,7 +216,7 @@ def _local_mode() -> Principal | None:
     if not _address_is_loopback(address):
         if os.environ.get(ALLOW_ENV) != "1":
             st.title("fairwatch")
-            st.error(f"fairwatch listens on {address or 'all addresses'} without sign-in, so it shows nothing: "
+            st.error(f"fairwatch listens on {md(address or 'all addresses')} without sign-in, so it shows nothing: "
                      f"configure [auth] in .streamlit/secrets.toml, serve on 127.0.0.1, or start it with "
                      f"`fairwatch serve {ALLOW_FLAG}` if everyone on this network may see everything.",
                      icon=":material/lock_open:")
@@ -224,8 +233,8 @@ def _identity(principal: Principal) -> None:
     """The signed-in person's name and role at the top of the sidebar, with the sign-out button."""
     bar = st.sidebar
     sees = f" A {principal.role} sees {ROLE_SUMMARY[principal.role]}." if principal.role in ROLE_SUMMARY else ""
-    bar.markdown(f":material/account_circle: **{_md(principal.name)}** · {principal.role or 'no role'}",
-                 help=f"Signed in as {_md(principal.user_id)}.{sees}")
+    bar.markdown(f":material/account_circle: **{md(principal.name)}** · {principal.role or 'no role'}",
+                 help=f"Signed in as {md(principal.user_id)}.{sees}")
     if bar.button("Sign out", key="fw.auth.sign_out", icon=":material/logout:"):
         st.logout()
         st.stop()  # the browser is being sent to the provider's sign-out: draw nothing more
@@ -238,7 +247,7 @@ def _menu(principal: Principal) -> None:
     existing = [p.file for p in PAGES if (ROOT / p.file).is_file()]
     for page in visible_pages(principal.role, existing):
         try:
-            st.sidebar.page_link(page.file, label=page.title)
+            st.sidebar.page_link(page.file, label=page.title)  # titles are the app's own
         except StreamlitPageNotFoundError:  # a page file run on its own (not through app.py) has no menu to link
             return
     st.sidebar.divider()
@@ -251,15 +260,15 @@ def _sign_in_page(settings: AuthSettings) -> None:
     target = urlparse(settings.redirect_uri)
     if browser.hostname and target.hostname and browser.hostname != target.hostname:
         home = f"{target.scheme}://{target.netloc}/"
-        st.warning(f"Open fairwatch at {home} to sign in: sign-in returns there, and its cookie is kept per "
-                   f"host name ({browser.hostname} is not {target.hostname}).", icon=":material/swap_horiz:")
+        st.warning(f"Open fairwatch at {md(home)} to sign in: sign-in returns there, and its cookie is kept per "
+                   f"host name ({md(browser.hostname)} is not {md(target.hostname)}).", icon=":material/swap_horiz:")
     fix = authlib_missing()
     if fix:
-        st.error(f"Sign-in is configured but cannot work here: {fix}.", icon=":material/extension_off:")
+        st.error(f"Sign-in is configured but cannot work here: {md(fix)}.", icon=":material/extension_off:")
         return
     status = _provider_status(settings.server_metadata_url)
     if not status.ok:
-        st.error(status.message, icon=":material/cloud_off:")
+        st.error(md(status.message), icon=":material/cloud_off:")
         if st.button("Try again", key="fw.auth.retry"):
             _provider_status.clear()
             st.rerun()

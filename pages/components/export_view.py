@@ -16,7 +16,7 @@ from metrics.followup import RULE as FOLLOW_UP_RULE
 from metrics.followup import counts_line, follow_up_table
 from metrics.roles import OIDC_MODE
 from pages.components.auth import author as session_author
-from pages.components.auth import current_principal, log_access, logged
+from pages.components.auth import current_principal, log_access, logged, md
 from pages.components.frame import PageContext, guard, show_table
 from pages.components.loaders import get_source, load_annotation, load_full_audit, load_snapshot_diff, stamp_of
 from pages.components.plan_view import chosen_budget, load_plan
@@ -36,7 +36,8 @@ def render_snapshot_form(ctx: PageContext, root: Path) -> None:
     with st.form("fw.export.form", clear_on_submit=True):
         if signed_in:
             st.text_input("Author", value=principal.name, disabled=True,
-                          help=f"You, as signed in ({principal.user_id}): recorded in the snapshot and its manifest")
+                          help=f"You, as signed in ({md(principal.user_id)}): recorded in the snapshot and its "
+                               "manifest")
             author = principal.name
         else:
             author = st.text_input("Author", key="fw.export.author", help="Who takes this snapshot (kept in it)")
@@ -56,9 +57,10 @@ def render_snapshot_form(ctx: PageContext, root: Path) -> None:
             result = export_view(snap, annotation, root, get_source(sel.spec.source, stamp_of(sel.spec)),
                                  author=session_author())
             st.session_state[PICKED] = result.path.name
-            st.success(f"Snapshot #{result.sequence} written to `{result.path}` ({len(result.files)} files, "
+            st.success(f"Snapshot #{result.sequence} written to {md(result.path)} ({len(result.files)} files, "
                        f"{result.suppression.cells_suppressed:,} small cells withheld). Its manifest SHA-256 is "
-                       f"`{result.manifest_sha256}`: keep it somewhere else (a ticket, an e-mail) to anchor the chain.")
+                       f"{md(result.manifest_sha256)}: keep it somewhere else (a ticket, an e-mail) to anchor the "
+                       "chain.")
 
 
 def _labels(entries: Sequence[HistoryEntry], root: Path) -> dict[str, str]:
@@ -99,9 +101,9 @@ def render_verify(entries: Sequence[HistoryEntry], root: Path) -> None:
     name = st.selectbox("What to verify", list(labels), format_func=labels.get, key="fw.export.verify")
     report = verify(snapshot_folder(root, name) if name else root)
     if report.intact:
-        st.success(report.lines()[0].capitalize(), icon=":material/verified:")
+        st.success(md(report.lines()[0].capitalize()), icon=":material/verified:")
         return
-    st.error(report.lines()[0], icon=":material/gpp_bad:")
+    st.error(md(report.lines()[0]), icon=":material/gpp_bad:")
     show_table(problems_table(report), columns={})
 
 
@@ -118,15 +120,15 @@ def render_diff(entries: Sequence[HistoryEntry], root: Path) -> None:
     diff = load_snapshot_diff(str(root / old), by_name[old].manifest_sha256, str(root / new),
                               by_name[new].manifest_sha256)
     for col, (label, value, help_) in zip(st.columns(5), diff_figures(diff)):
-        col.metric(label, value, help=help_)
-    st.caption(f"Rule: {MOVE_RULE}. Findings are the gaps outside the policy band with significance.")
+        col.metric(md(label), value, help=md(help_))
+    st.caption(f"Rule: {md(MOVE_RULE)}. Findings are the gaps outside the policy band with significance.")
     if diff.unchanged:
         st.success("Nothing of substance changed: the same rows, findings and settings, and no metric moved "
                    "beyond its interval.")
-    follow = f"Follow-up of the older snapshot's findings and open questions: {counts_line(diff.follow_up)}"
+    follow = f"Follow-up of the older snapshot's findings and open questions: {md(counts_line(diff.follow_up))}"
     for title, table in (("Metrics that moved", moves_table(diff)), ("New and resolved findings", findings_table(diff)),
                          (follow, follow_up_table(diff.follow_up)), ("Settings and data", changes_table(diff))):
         if len(table):
             st.markdown(f"**{title}** ({len(table):,})")
             show_table(table, columns={}, height=min(300, 40 + 35 * len(table)))
-    st.caption(f"Follow-up rule: {FOLLOW_UP_RULE}.")
+    st.caption(f"Follow-up rule: {md(FOLLOW_UP_RULE)}.")

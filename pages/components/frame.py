@@ -14,7 +14,7 @@ import streamlit as st
 from metrics.errors import FairwatchError
 from metrics.roles import allowed, visible_snapshot
 from metrics.snapshot import AuditSnapshot
-from pages.components.auth import access_gate
+from pages.components.auth import access_gate, md
 from pages.components.loaders import load_full_audit, load_snapshot, stamp_of
 from pages.components.sidebar import Selection, render_sidebar
 
@@ -73,16 +73,19 @@ def guard():
     try:
         yield
     except FairwatchError as exc:
-        st.error(str(exc), icon="⚠️")
+        st.error(md(exc), icon="⚠️")
     except Exception as exc:  # noqa: BLE001 - the promise is: no traceback on the page
         log.exception("page failed")
-        st.error(one_line(exc), icon="🛑")
+        st.error(md(one_line(exc)), icon="🛑")
 
 
 def run_page(title: str, icon: str, draw: Callable[[PageContext], None], *, needs_source: bool = True,
              permission: str = "view") -> None:
     """Set up the page, let the access gate decide, draw the sidebar, then the body inside the error guard."""
-    st.set_page_config(page_title=f"{title} · fairwatch", page_icon=icon, layout="wide")
+    # A Material page icon becomes a favicon fetched from fonts.gstatic.com by every visitor's browser: the
+    # app's own favicon instead, so that no page asks another host for anything (tests/e2e/test_browser_hostile.py).
+    st.set_page_config(page_title=f"{title} · fairwatch", page_icon=None if icon.startswith(":material/") else icon,
+                       layout="wide")
     principal = access_gate(title, permission)
     if principal is None:
         return
@@ -108,7 +111,7 @@ def _withheld_caption(ctx: PageContext) -> None:
     except FairwatchError:
         return  # the page's body says what is wrong with the source, once
     if note:
-        st.caption(f":material/visibility_off: {note}")
+        st.caption(f":material/visibility_off: {md(note)}")
 
 
 def show_chart(chart: alt.TopLevelMixin) -> None:

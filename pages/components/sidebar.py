@@ -14,6 +14,7 @@ import streamlit as st
 
 from connectors.dashboard import FilterOptions
 from metrics.spec import AuditSpec, RowFilter
+from pages.components.auth import md
 from pages.components.loaders import load_filter_options, stamp_of
 from pages.components.state import CONFIG_PARAM, active_spec, config_name
 
@@ -116,7 +117,7 @@ def render_sidebar() -> Selection:
     """Draw the shared sidebar and return the selection (raises FairwatchError if the source is unusable)."""
     bar = st.sidebar
     spec = active_spec()
-    bar.caption(f"**Source:** {spec.source.describe()}")
+    bar.caption(f"**Source:** {md(spec.source.describe())}")
     opts = load_filter_options(spec, stamp_of(spec))
     if STORE not in st.session_state:
         st.session_state[STORE] = _initial_store()
@@ -137,5 +138,5 @@ def render_sidebar() -> Selection:
                     help="Groups and intersections of these features are shown; all are audited.")
     row_filter = _row_filter(store, opts)
     _write_url(store, spec, opts, row_filter)
-    bar.caption(f"Showing: {row_filter.describe()}. The address bar holds this view: copy it to share.")
+    bar.caption(f"Showing: {md(row_filter.describe())}. The address bar holds this view: copy it to share.")
     return Selection(spec=spec, row_filter=row_filter, features=tuple(store["features"]))

@@ -23,7 +23,7 @@ from metrics.slice_views import (BUILT, FOUND, REST_SIDE, SLICE_SIDE, analysis_l
                                  confusion_table, distribution_points, drill_options, feature_choices,
                                  metric_versus_points, option_texts)
 from metrics.snapshot import AuditSnapshot
-from pages.components.auth import can, log_access
+from pages.components.auth import can, log_access, md
 from pages.components.frame import PageContext, show_chart, show_table
 from pages.components.loaders import (example_rows, load_feature_values, load_full_audit, load_slice_analysis,
                                       search_done, stamp_of)
@@ -61,10 +61,10 @@ def render_findings_board(ctx: PageContext) -> None:
             status.update(label=f"Slice search done in {snap.duration_seconds or 0:.1f} s", state="complete")
     snap = ctx.full_audit()  # as this role may see it: a viewer's board leaves out findings on small cells
     board = findings_by_need(board_items(snap.findings))
-    st.caption(f"{board.message.capitalize()} among {snap.slices.evaluated:,} slices searched; each line: the slice's "
-               f"error with its n against the rest, its q-value, and the labelled rows that would decide it.")
+    st.caption(f"{md(board.message.capitalize())} among {snap.slices.evaluated:,} slices searched; each line: the "
+               f"slice's error with its n against the rest, its q-value, and the labelled rows that would decide it.")
     for col, (need, items) in zip(st.columns(3), board.by_need):
-        col.markdown(f"**{NEED_LABELS[need]}** ({len(items)})\n" + "\n".join(f"- {t}" for t in items[:10])
+        col.markdown(f"**{NEED_LABELS[need]}** ({len(items)})\n" + "\n".join(f"- {md(t)}" for t in items[:10])
                      + (f"\n- … and {len(items) - 10} more" if len(items) > 10 else ""))
     if can("drill_down"):
         st.page_link("pages/4_Slices.py", label="Drill into the findings on the Slices page",
@@ -95,7 +95,7 @@ def _build_slice(ctx: PageContext) -> tuple | None:
     chosen = {}
     for col, feat in zip(st.columns(3) * (1 + len(feats) // 3), feats):
         counts = dict(choices[feat])
-        chosen[feat] = col.selectbox(feat, list(counts), key=f"fw.sl.build.value.{feat}",
+        chosen[feat] = col.selectbox(md(feat), list(counts), key=f"fw.sl.build.value.{feat}",
                                      format_func=lambda v, c=counts: f"{v} ({c[v]:,} rows)")
     if st.button("Analyse this slice", key="fw.sl.build.go", type="primary"):
         st.session_state[BUILT_KEY] = built_slice(chosen, sel.spec)
@@ -110,7 +110,7 @@ def render_drilldown(ctx: PageContext, slice_: tuple) -> None:
     sel = ctx.selection
     a = load_slice_analysis(sel.spec, sel.row_filter, slice_, stamp_of(sel.spec))
     colour = SLICE_COLOUR
-    st.markdown(f"#### {a.label}\n" + "\n".join(f"- {line}" for line in analysis_lines(a)))
+    st.markdown(f"#### {md(a.label)}\n" + "\n".join(f"- {line}" for line in analysis_lines(a)))  # lines: Markdown
     st.markdown("**Its metrics against the rest of the data**")
     st.caption("Filled point: the slice; hollow grey: all other rows; lines: 95% intervals; a diamond marks a gap "
                "that is significant (and, for the headline metrics, outside the policy band). Hover for n.")
@@ -118,7 +118,7 @@ def render_drilldown(ctx: PageContext, slice_: tuple) -> None:
     show_table(confusion_table(a), _count_columns("True positives", "False positives", "False negatives",
                                                   "True negatives", "n (labelled, with a decision)"))
     st.markdown("**Data-quality signals**")
-    st.caption(f"Signals {a.quality_note}. {a.label_rule[:1].upper()}{a.label_rule[1:]}.")
+    st.caption(f"Signals {md(a.quality_note)}. {md(a.label_rule[:1].upper() + a.label_rule[1:])}.")
     fired = fired_lines(quality_rows(a.quality, [a.slice], HEADLINE_SIGNALS + DETAIL_SIGNALS))
     st.markdown("\n".join(f"- {t}" for t in fired) or "No data-quality signal fired for this slice.")
     rows = quality_rows(a.quality, [a.slice])
@@ -154,9 +154,9 @@ def _example_rows(ctx: PageContext, slice_: tuple, label: str, rows: int) -> Non
     show_table(example_rows(sel.spec, sel.row_filter, slice_, page, stamp_of(sel.spec)), columns={})
     first = (page - 1) * PAGE_SIZE + 1
     st.caption(f"Rows {first:,}–{min(first + PAGE_SIZE - 1, rows):,} of {rows:,} (labelled first, then newest). "
-               f"Hidden by the config ([privacy] hide_columns): {hidden}. Columns that look like personal data "
-               f"(names, dates of birth, e-mail, phone, document numbers) are hidden too unless "
-               f"[privacy] show_columns lists them.")
+                f"Hidden by the config ([privacy] hide_columns): {md(hidden)}. Columns that look like personal "
+                f"data (names, dates of birth, e-mail, phone, document numbers) are hidden too unless "
+                f"[privacy] show_columns lists them.")
 
 
 def need_filter(snap: AuditSnapshot) -> list[str]:

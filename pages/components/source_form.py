@@ -11,6 +11,7 @@ from connectors.datapaths import DATA_SUFFIXES, data_dir, list_data_files, safe_
 from connectors.freshness import source_stamp
 from metrics.mapping import RoleGuess, mapping_config
 from metrics.spec import AuditSpec, RowFilter, SourceSpec, parse_spec
+from pages.components.auth import md
 from pages.components.frame import guard
 from pages.components.loaders import list_tables, load_profiles, load_snapshot, stamp_of
 from pages.components.state import set_active_spec
@@ -32,7 +33,7 @@ def show_flash() -> None:
     """The success message of the previous run (set just before a rerun)."""
     message = st.session_state.pop(FLASH, None)
     if message:
-        st.success(message)
+        st.success(md(message))
 
 
 def pick_source() -> SourceSpec | None:
@@ -51,10 +52,10 @@ def pick_source() -> SourceSpec | None:
         if up is None:
             return None
         name = save_upload(up.name, up.getvalue(), root).name
-        st.caption(f"Saved in the data folder as `{name}`.")
+        st.caption(f"Saved in the data folder as {md(name)}.")
     else:
         files = list_data_files(root)
-        picked = st.selectbox(f"Files in the data folder `{root}`", [NONE, *files], key="fw.src.file")
+        picked = st.selectbox(f"Files in the data folder {md(root)}", [NONE, *files], key="fw.src.file")
         typed = st.text_input("…or type a path inside the data folder (a glob such as logs/*.parquet works)",
                               key="fw.src.typed")
         name = typed.strip() or (picked if picked != NONE else "")
@@ -118,7 +119,7 @@ def mapping_form(source: SourceSpec) -> None:
 def _guess_notes(g: RoleGuess) -> None:
     """Why each role was guessed, why columns are not default slicing features, and what to check (tables show text as text)."""
     for warning in g.warnings:
-        st.warning(warning)  # built from column names: route through the escaping helper (issue 21) once it exists
+        st.warning(md(warning))  # built from column names
     with st.expander(f"Why these guesses ({len(g.excluded)} columns left out of the slicing features)"):
         st.dataframe([{"role": role, "why": why} for role, why in g.reasons], hide_index=True, width="stretch")
         st.dataframe([{"column": column, "left out because": why} for column, why in g.excluded],
@@ -134,5 +135,5 @@ def save_form(spec: AuditSpec) -> None:
             with guard():
                 path = save_spec(spec, name)
                 set_active_spec(spec, str(path.relative_to(data_dir())))
-                st.success(f"Saved {path}. Run `fairwatch audit --config {path} --out audits/today`, "
+                st.success(f"Saved {md(path)}. Run {md(f'fairwatch audit --config {path} --out audits/today')}, "
                            f"or share this page's link (it now names the saved config).")

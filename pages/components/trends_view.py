@@ -14,6 +14,7 @@ from metrics.trend_views import (PSI_LARGE, PSI_MODERATE, check_table, coverage_
                                  drift_tests_table, example_rules, psi_points, share_trend_points, trend_gaps,
                                  trend_points, trend_table, version_changes, version_points, version_table)
 from metrics.trends import TrendTable
+from pages.components.auth import md
 from pages.components.frame import SHARE_COLUMNS, PageContext, guard, show_chart, show_table
 from pages.components.loaders import load_check, load_drift, load_filter_options, load_versions, stamp_of
 
@@ -34,7 +35,7 @@ def render_metric_trends(trends: TrendTable, grouping: str, metrics: Sequence[st
                            "rate", facet=True, height=170))
     gaps = trend_gaps(trends.rows, grouping, metrics, trends.grain)
     with st.expander(f"Gaps: too few rows ({len(gaps)} series)"):
-        st.markdown("\n".join(f"- {line}" for line in gaps) or "None: every window has enough rows.")
+        st.markdown("\n".join(f"- {md(line)}" for line in gaps) or "None: every window has enough rows.")
     with st.expander("The numbers per window"):
         show_table(trend_table(trends.rows, grouping, metrics, trends.grain), height=400)
 
@@ -55,7 +56,7 @@ def render_versions(ctx: PageContext, grouping: str, metrics: Sequence[str], gro
     versions = load_filter_options(sel.spec, stamp_of(sel.spec)).model_versions
     if len(versions) < 2:
         st.info(f"Comparing versions needs a model version column with at least two versions; found: "
-                f"{', '.join(versions) or 'none'}.")
+                f"{md(', '.join(versions) or 'none')}.")
         return
     c1, c2 = st.columns(2)
     a = c1.selectbox("Version A (before)", versions, index=0, key="fw.trend.version_a")
@@ -69,8 +70,8 @@ def render_versions(ctx: PageContext, grouping: str, metrics: Sequence[str], gro
     c1, c2 = st.columns(2)
     for col, change, title in ((c1, "worse", "Significantly worse"), (c2, "better", "Significantly better")):
         count, lines = version_changes(comp.rows, change, metrics, sel.features)
-        col.markdown(f"**{title} under {b} than under {a}: {count} group(s)**\n"
-                     + "\n".join(f"- {t}" for t in lines))
+        col.markdown(f"**{title} under {md(b)} than under {md(a)}: {count} group(s)**\n"
+                     + "\n".join(f"- {md(t)}" for t in lines))
     show_chart(version_chart(version_points(comp.rows, grouping, metrics), groups))
     show_table(version_table(comp.rows, grouping, metrics), columns={})
 
@@ -97,7 +98,7 @@ def render_drift(ctx: PageContext, trends: TrendTable, grouping: str, groups: Se
 
 def _show_check(result: CheckResult) -> None:
     """A check's period, notes and one row per rule."""
-    st.caption("; ".join(result.lines()[: 1 + len(result.notes)]))
+    st.caption(md("; ".join(result.lines()[: 1 + len(result.notes)])))
     show_table(check_table(result), columns={})
 
 
@@ -114,7 +115,7 @@ def render_alerts(ctx: PageContext) -> None:
     else:
         st.info("The config has no [alerts] rules yet: add `rules = [...]` under [alerts] in fairwatch.toml, or "
                 "try one below.")
-    rule = st.text_input("Try a rule", key="fw.trend.rule", help="For example: " + example_rules(spec),
+    rule = st.text_input("Try a rule", key="fw.trend.rule", help="For example: " + md(example_rules(spec)),
                          placeholder=f"psi of {spec.sensitive[0]} > 0.1")
     if rule.strip():
         with guard():
