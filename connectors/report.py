@@ -300,7 +300,7 @@ class _Pdf:
         pdf.set_margins(self.MARGIN, 16, self.MARGIN)
         pdf.set_auto_page_break(True, margin=16)
         pdf.set_title(model.title)
-        pdf.set_author("fairwatch")
+        pdf.set_author(model.author or "fairwatch")
         pdf.set_creator("fairwatch")
         try:
             # The export time, not "now": the same model gives the same PDF metadata.

@@ -138,6 +138,7 @@ class ReportModel:
     sections: tuple[Section, ...]
     footer: str
     issued_at: str = ""  # ISO time the report was made (the export time), for the PDF's metadata
+    author: str = ""  # who created the snapshot (its export block's author name), for the header and PDF metadata
 
     def charts(self) -> list[Chart]:
         """Every chart, in order."""
@@ -940,12 +941,17 @@ def build_report(doc: Mapping[str, Any], files: Sequence[str] = ()) -> ReportMod
            ("With a known outcome", fmt_pct(data.get("label_coverage"))),
            ("Groups compared", f"{len(groups):,}"),
            ("Gaps outside policy", f"{counts.get('outside', 0):,}"))
-    created = str(doc.get("created_at", ""))[:19].replace("T", " ")
-    snapshot_id = (doc.get("export") or {}).get("snapshot_id", "")
+    export = doc.get("export") or {}
+    # The snapshot's time is when it was taken (exported); the audit's own run time is in the details.
+    created = str(export.get("exported_at") or doc.get("created_at", ""))[:19].replace("T", " ")
+    snapshot_id = export.get("snapshot_id", "")
+    author = export.get("author") or {}
+    name = str(author.get("name") or "") if isinstance(author, Mapping) else ""
     return ReportModel(
         title="Fairness audit report",
-        subtitle=f"{data.get('source', '')} · audited {created} UTC",
+        subtitle=f"{data.get('source', '')} · snapshot of {created} UTC" + (f" · by {name}" if name else ""),
         status=status, headline=headline, key_figures=key, sections=tuple(sections),
         footer=f"fairwatch snapshot {snapshot_id} · data fingerprint {str((doc.get('fingerprint') or {}).get('digest', ''))[:16]}",
-        issued_at=str((doc.get("export") or {}).get("exported_at") or doc.get("created_at") or ""),
+        issued_at=str(export.get("exported_at") or doc.get("created_at") or ""),
+        author=name,
     )

@@ -121,6 +121,6 @@ def save_form(spec: AuditSpec) -> None:
         if st.form_submit_button("Save as fairwatch.toml"):
             with guard():
                 path = save_spec(spec, name)
-                set_active_spec(spec, str(path.relative_to(data_dir())))
+                set_active_spec(spec, str(path.relative_to(data_dir())), fresh_view=False)
                 st.success(f"Saved {path}. Run `fairwatch audit --config {path} --out audits/today`, "
                            f"or share this page's link (it now names the saved config).")
