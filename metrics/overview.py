@@ -24,7 +24,7 @@ from scipy import stats
 
 from metrics.groups import slice_label
 from metrics.intervals import CONFIDENCE, difference_interval, ratio_interval
-from metrics.outcomes import DataSummary
+from metrics.outcomes import DataSummary, positive_text
 from metrics.spec import AuditSpec, Policy
 from metrics.trends import TrendTable
 
@@ -372,7 +372,7 @@ def plain_summary(data: DataSummary, verdicts: Sequence[FeatureVerdict], worst: 
     cov = coverage(data)
     lines = [
         f"This audit looked at {cov.rows:,} decisions. {cov.labelled:,} of them ({fmt_pct(cov.share)}) already "
-        f"have a known outcome ({label} = {data.positive_label} counts as positive). Every rate below "
+        f"have a known outcome ({label} = {positive_text(data.positive_label)} counts as positive). Every rate below "
         f"uses only those; the others count in the group shares.",
         f"The policy: for each group, the rate of yes decisions ({prediction} = {data.positive_prediction}) and "
         f"the rates of mistakes must be between {policy.ratio_low:g} and {policy.ratio_high:g} times those of "

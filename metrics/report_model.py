@@ -608,7 +608,9 @@ def _decision_text(doc: Mapping[str, Any]) -> tuple[str, str]:
     """(positive outcome, positive decision) in words from the spec and data."""
     cols = (doc.get("spec") or {}).get("columns") or {}
     data = doc.get("data") or {}
-    outcome = f"{cols.get('label', 'label')} = {data.get('positive_label', cols.get('positive_label', '1'))}"
+    positive = data.get("positive_label", cols.get("positive_label", "1"))
+    positive = " or ".join(map(str, positive)) if isinstance(positive, list) else positive
+    outcome = f"{cols.get('label', 'label')} = {positive}"
     if cols.get("prediction"):
         decision = f"{cols['prediction']} = {data.get('positive_prediction', cols.get('positive_prediction', '1'))}"
     else:

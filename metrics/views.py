@@ -109,6 +109,12 @@ def masked_groups(rows: pd.DataFrame, grouping: str, metrics: Sequence[str]) -> 
     return [f"{g} — {metric_label(m)}: {too_few(s)}" for g, m, s in zip(sel["group"], sel["metric"], sel["support"])]
 
 
+def reference_options(rep: pd.DataFrame, feature: str) -> list[tuple[str, int]]:
+    """A sensitive feature's groups as (value, rows), largest first: the choices of its reference group."""
+    sel = rep[rep["grouping"] == feature].sort_values("n", ascending=False, kind="stable")
+    return [(str(s[0][1]), int(n)) for s, n in zip(sel["slice"], sel["n"]) if len(s) == 1]
+
+
 def representation_table(rep: pd.DataFrame, grouping: str) -> pd.DataFrame:
     """Shares per group with interval, n, reference share and ratio."""
     sel = rep[rep["grouping"] == grouping].sort_values("n", ascending=False)

@@ -34,6 +34,11 @@ def folder(tmp_path_factory) -> Path:
         "sex": rng.choice(["Male", "Female"], ROWS),
         "age_cat": rng.choice(["Less than 25", "25 - 45", "Greater than 45"], ROWS),
     }).to_csv(root / "people.csv", index=False)
+    pd.DataFrame({
+        "readmitted": rng.choice(["NO", "<30", ">30"], ROWS, p=[0.5, 0.15, 0.35]),
+        "flagged": rng.choice(["yes", "no"], ROWS),
+        "gender": rng.choice(["Female", "Male"], ROWS),
+    }).to_csv(root / "visits.csv", index=False)
     return root
 
 
@@ -54,6 +59,20 @@ def _narrow_the_demo_view(at: AppTest) -> None:
     at.sidebar.date_input(key="fw.w.window").set_value((hi - dt.timedelta(days=20), hi)).run()
     at.sidebar.multiselect(key="fw.w.features").set_value(["sex"]).run()
     _clean(at)
+
+
+def _open_file(at: AppTest, name: str) -> dict:
+    """The Data sources page with a data-folder file picked; its mapping widgets by label."""
+    at.switch_page("pages/1_Data_sources.py").run()
+    at.radio(key="fw.src.kind").set_value("A file in the data folder").run()
+    at.selectbox(key="fw.src.file").select(name).run()
+    _clean(at)
+    return {w.label: w for w in [*at.main.selectbox, *at.main.multiselect, *at.main.number_input]}
+
+
+def _submit(at: AppTest) -> None:
+    """Press "Check and use this mapping"."""
+    next(b for b in at.button if b.label == "Check and use this mapping").click().run()
 
 
 def _check_and_use(at: AppTest, time: str) -> None:
@@ -113,3 +132,46 @@ def test_a_stale_link_window_outside_the_data_is_no_window(app):
     at = app.run()
     _clean(at)
     assert _metric(at, "Decisions audited") == "20,000"
+
+
+def test_a_reference_group_per_feature_is_chosen_checked_and_saved(app, folder):
+    at = app.run()
+    _check_and_use(at, "decided")
+    largest = at.selectbox(key=next(w.key for w in at.main.selectbox if w.label == "Reference group of race"))
+    assert largest.value.startswith("\x00") and "African-American" in largest.format_func(largest.value)
+    largest.select("Caucasian").run()
+    _clean(at)
+    assert any("Reference groups changed" in s.value for s in at.success)
+    assert '[reference]\nrace = "Caucasian"' in at.code[0].value
+    at.switch_page("app.py").run()
+    _clean(at)
+    assert _metric(at, "Decisions audited") == f"{ROWS:,}"  # a new reference does not narrow the view either
+    at.switch_page("pages/1_Data_sources.py").run()
+    next(b for b in at.button if b.label == "Save as fairwatch.toml").click().run()
+    _clean(at)
+    assert 'race = "Caucasian"' in (folder / "fairwatch.toml").read_text()
+
+
+def test_a_three_valued_label_is_mapped_in_the_app(app):
+    at = app.run()
+    form = _open_file(at, "visits.csv")
+    form["Label (actual outcome)"].select("readmitted").run()
+    form = _open_file(at, "visits.csv")
+    positive = next(w for w in at.main.multiselect if w.label == "Label values that count as positive")
+    assert set(positive.options) == {"NO", "<30", ">30"} and positive.value == []
+    form["Prediction (the decision)"].select("flagged")
+    form["Sensitive features"].set_value(["gender"])
+    _submit(at)
+    # Without a choice: the message names the app's field, not a CLI flag.
+    assert not at.exception and at.error, "a three-valued label needs a choice"
+    assert "Label values that count as positive" in at.error[0].value and "--" not in at.error[0].value
+    positive.set_value(["<30", ">30"]).run()
+    next(w for w in at.main.multiselect if w.label == "Sensitive features").set_value(["gender"])
+    next(w for w in at.main.selectbox if w.label == "Prediction (the decision)").select("flagged")
+    _submit(at)
+    _clean(at)
+    assert any(f"{ROWS:,} rows" in s.value for s in at.success)
+    assert 'positive_label = ["<30", ">30"]' in at.code[0].value
+    at.switch_page("app.py").run()
+    _clean(at)
+    assert "readmitted = <30 or >30 counts as positive" in " ".join(m.value for m in at.markdown)

@@ -73,7 +73,7 @@ def guard():
     try:
         yield
     except FairwatchError as exc:
-        st.error(str(exc), icon="⚠️")
+        st.error(exc.in_app(), icon="⚠️")
     except Exception as exc:  # noqa: BLE001 - the promise is: no traceback on the page
         log.exception("page failed")
         st.error(one_line(exc), icon="🛑")

@@ -13,7 +13,7 @@ import streamlit as st
 
 from connectors.active import source_stamp
 from connectors.audit import run_audit
-from connectors.dashboard import FilterOptions, fetch_filter_options, fetch_sample, fetch_tables
+from connectors.dashboard import FilterOptions, fetch_column_values, fetch_filter_options, fetch_sample, fetch_tables
 from connectors.datapaths import safe_data_path
 from connectors.drilldown import drill_down, fetch_example_rows, fetch_value_counts
 from connectors.export import load_snapshot as read_snapshot
@@ -73,6 +73,12 @@ def load_profiles(source: SourceSpec, stamp: Stamp) -> list[ColumnProfile]:
     """Column names, types and a few values of a source, for the mapping form."""
     src = get_source(source, stamp)
     return profile_columns(fetch_sample(src), src.columns)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def load_column_values(source: SourceSpec, stamp: Stamp, column: str) -> tuple[str, ...]:
+    """The most frequent values of one column (at most 50), for the positive-label picker."""
+    return fetch_column_values(get_source(source, stamp), column)
 
 
 def list_tables(name: str) -> list[str]:
