@@ -211,16 +211,21 @@ def threshold_table(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def worst_table(worst: Sequence) -> pd.DataFrame:
-    """The worst gaps as a table: group, metric, rates with n, ratio with interval, q, verdict."""
+    """The worst gaps as a table, verdict and q first (significant gaps lead): the interval agrees with the verdict."""
+    def interval(d) -> str:
+        low, high, level = d.interval
+        return f"{d.ratio:.2f} ({fmt_num(low)}–{fmt_num(high)}, {level})"
+
     return pd.DataFrame({
         "Group": [d.group for d in worst],
         "Metric": [metric_label(d.metric) for d in worst],
+        "Verdict": [VERDICT_LABELS.get(d.verdict, d.verdict) for d in worst],
+        "q-value": [fmt_q(d.q_value) for d in worst],
+        "Ratio (interval)": [interval(d) for d in worst],
         "Group rate": [f"{100 * d.value:.1f}% (n={d.support:,})" for d in worst],
         "Reference": [f"{d.reference_group}: {100 * d.reference_value:.1f}% (n={d.reference_support:,})"
                       if not pd.isna(d.reference_value) else d.reference_group for d in worst],
-        "Ratio (95% interval)": [f"{d.ratio:.2f} ({fmt_num(d.ratio_ci_low)}–{fmt_num(d.ratio_ci_high)})" for d in worst],
-        "q-value": [fmt_q(d.q_value) for d in worst],
-        "Verdict": [VERDICT_LABELS.get(d.verdict, d.verdict) for d in worst],
+        "Why not significant": [d.chance_note for d in worst],
     })
 
 
@@ -231,8 +236,9 @@ def worst_points(worst: Sequence, colours: dict[tuple[str, str], str]) -> pd.Dat
         "group": [d.group for d in worst],
         "colour": [colours.get((d.grouping, d.group), "#4e79a7") for d in worst],
         "ratio": [d.ratio for d in worst],
-        "ratio_ci_low": [d.ratio_ci_low for d in worst],
-        "ratio_ci_high": [d.ratio_ci_high for d in worst],
+        # The interval that agrees with the verdict (FCR-adjusted for a flagged gap), as in the table.
+        "ratio_ci_low": [d.interval[0] for d in worst],
+        "ratio_ci_high": [d.interval[1] for d in worst],
         "support": [d.support for d in worst],
         "q": [fmt_q(d.q_value) for d in worst],
         "verdict_label": [VERDICT_LABELS.get(d.verdict, d.verdict) for d in worst],

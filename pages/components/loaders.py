@@ -94,7 +94,8 @@ def load_overview(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp, features
     from metrics.views import colours_by_group
 
     rows = visible_snapshot(load_snapshot(spec, row_filter, stamp), role)[0].groups.rows
-    return (feature_verdicts(rows, features), worst_disparities(rows, features, limit=6),
+    return (feature_verdicts(rows, features, policy=spec.policy),
+            worst_disparities(rows, features, limit=6, policy=spec.policy),
             colours_by_group(rows, group_colours))
 
 
