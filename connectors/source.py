@@ -254,7 +254,8 @@ def _relation_sql(con: duckdb.DuckDBPyConnection, path: str, table: str | None, 
         ).fetchall()]
         if table is None:
             if len(tables) != 1:
-                raise SpecError(f"{path} holds tables {', '.join(tables) or '(none)'}; name one with --table (or [source] table)")
+                raise SpecError(f"{path} holds tables {', '.join(tables) or '(none)'}; name one with {{field}}",
+                              field="table")
             table = tables[0]
         matches = [t for t in tables if t.lower() == table.lower()]
         if not matches:

@@ -118,10 +118,11 @@ def mapping_form(source: SourceSpec) -> None:
             "id": _choice(c3, "Row id", names, g.id, k + ".id"),
         }
         # The chosen label is never a default feature: a slice cannot be defined by the outcome.
+        # Keyed by the label too: a new label gets fresh defaults instead of keeping itself as a feature.
         roles["sensitive"] = c3.multiselect("Sensitive features", names, default=[f for f in g.sensitive if f != label],
-                                            key=k + ".sens")
+                                            key=f"{k}.sens.{label}")
         roles["features"] = c3.multiselect("Other features (for slicing)", names,
-                                           default=[f for f in g.features if f != label], key=k + ".feat")
+                                           default=[f for f in g.features if f != label], key=f"{k}.feat.{label}")
         min_support = c3.number_input("Smallest n a rate is shown for (min_support)", 1, 10**6, 30, key=k + ".min")
         submitted = st.form_submit_button("Check and use this mapping", type="primary")
     if submitted:
