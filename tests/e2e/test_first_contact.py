@@ -98,6 +98,14 @@ def _choose(tab, label: str, option: str | None) -> None:
     text = option or "(none)"
     tab.keyboard.type(text)
     tab.get_by_role("option").filter(has_text=re.compile(f"^{re.escape(text)}$")).first.click()
+    _closed(tab)
+
+
+def _closed(tab) -> None:
+    """No dropdown left open (one left over by a rerun would cover the next widget)."""
+    if tab.get_by_role("listbox").count():
+        tab.keyboard.press("Escape")
+    tab.get_by_role("listbox").first.wait_for(state="hidden", timeout=10_000)
 
 
 def _multi(tab, label: str, options: list[str]) -> None:
@@ -114,6 +122,7 @@ def _multi(tab, label: str, options: list[str]) -> None:
         tab.keyboard.type(option)
         tab.get_by_role("option").filter(has_text=re.compile(f"^{re.escape(option)}$")).first.click()
     tab.keyboard.press("Escape")
+    _closed(tab)
 
 
 def _upload_and_use(tab, base: str, path, mapping: dict) -> str:
