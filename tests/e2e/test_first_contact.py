@@ -109,20 +109,19 @@ def _closed(tab) -> None:
 
 
 def _multi(tab, label: str, options: list[str]) -> None:
-    """Set a multiselect to exactly `options`: remove the other chosen values, then type each missing one."""
+    """Set a multiselect to exactly `options`: "Clear all" (tags beyond the first lines are collapsed), then type each."""
     box = _widget(tab, "stMultiSelect", label)
-    chosen = [t.get_attribute("aria-label") for t in box.locator("[data-tag]:visible").all()]
-    for value in chosen:
-        if value not in options:
-            box.locator(f'button[aria-label="Remove {value}"]:visible').click()
+    clear = box.locator('button[aria-label="Clear all"]:visible')
+    if clear.count():
+        clear.click()
     for option in options:
-        if option in chosen:
-            continue
         box.locator("input").click()
         tab.keyboard.type(option)
         tab.get_by_role("option").filter(has_text=re.compile(f"^{re.escape(option)}$")).first.click()
     tab.keyboard.press("Escape")
     _closed(tab)
+    chosen = sorted({t.get_attribute("aria-label") for t in box.locator("[data-tag]").all()})
+    assert chosen == sorted(options), (label, chosen)
 
 
 def _upload_and_use(tab, base: str, path, mapping: dict) -> str:
