@@ -33,7 +33,8 @@ def draw(ctx: PageContext) -> None:
     st.subheader("Verdict per sensitive feature")
     for col, v in zip(st.columns(min(max(len(verdicts), 1), 3)) * (1 + len(verdicts) // 3), verdicts):
         with col.container(border=True):
-            st.markdown(f"### {status_icon(v.status)} {md(v.feature)}\n**{md(v.label)}** · {v.groups} groups")
+            st.markdown(f"### {status_icon(v.status)} {md(v.feature)}\n**{md(v.label)}** · {v.groups} groups\n\n"
+                        f"{md(v.where)}")
             st.markdown("\n".join(f"- {md(r)}" for r in v.reasons))
             if v.small_intersection_cells:
                 st.caption(f"{v.small_intersection_cells} intersection group(s) with it are too small to judge.")
@@ -45,6 +46,9 @@ def draw(ctx: PageContext) -> None:
         show_chart(worst_chart(worst_points(worst, colours),
                                policy.ratio_low, policy.ratio_high))
         show_table(worst_table(worst), columns={})
+        st.caption("Significant gaps first. A flagged gap's interval is adjusted for the number of gaps flagged "
+                   "among all comparisons (false-coverage-rate, Benjamini–Yekutieli), so it agrees with the verdict; "
+                   "the others show their plain 95% interval.")
     else:
         st.info("No gap to show: every group is the reference or too small to compare.")
     with st.expander("What do these metrics mean?"):

@@ -34,6 +34,13 @@ def _reference_pairs(values: Sequence[str] | None) -> dict[str, str] | None:
     return out
 
 
+def _values(text: str | None) -> str | list[str] | None:
+    """--positive-label: one value, or several separated by commas (a list the spec validates)."""
+    if text is None or "," not in text:
+        return text
+    return [v.strip() for v in text.split(",")]
+
+
 def _budget(text: str) -> int:
     """A labelling budget: a whole number of rows, 0 or more (argparse turns the error into our one line)."""
     try:
@@ -54,7 +61,7 @@ def spec_from_args(args: argparse.Namespace):
                    "labels_path": args.labels, "id_column": args.id},
         "columns": {"label": args.label, "prediction": args.prediction, "score": args.score,
                     "threshold": args.threshold, "sensitive": args.sensitive, "features": args.features,
-                    "positive_label": args.positive_label, "positive_prediction": args.positive_prediction,
+                    "positive_label": _values(args.positive_label), "positive_prediction": args.positive_prediction,
                     "time": args.time, "model_version": args.model_version},
         "policy": {"min_support": args.min_support, "fdr": args.fdr},
         "privacy": {"hide_columns": getattr(args, "hide_columns", None),
@@ -74,7 +81,8 @@ def _add_spec_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels-table", help="a separate table of labels in the same DuckDB file, joined on --id")
     p.add_argument("--id", help="id column that joins predictions and labels")
     p.add_argument("--label", help="label (ground truth) column")
-    p.add_argument("--positive-label", help="the label value that counts as positive (default: 1/true)")
+    p.add_argument("--positive-label", help="the label value that counts as positive (default: 1/true); several "
+                   "separated by commas, e.g. '<30,>30', count as positive and the rest as negative")
     p.add_argument("--prediction", help="prediction (decision) column")
     p.add_argument("--positive-prediction", help="the prediction value that counts as positive")
     p.add_argument("--score", help="score column (with --threshold: predicted positive when score >= threshold)")

@@ -51,6 +51,14 @@ def fetch_filter_options(src: OpenSource, spec: AuditSpec) -> FilterOptions:
                          time_max=None if _missing(hi) else str(hi))
 
 
+def fetch_column_values(src: OpenSource, column: str, limit: int = 50) -> tuple[str, ...]:
+    """Up to `limit` distinct values of a column as text, most frequent first (for value pickers)."""
+    col = quote_ident(resolve_column(src.columns, column, "column"))
+    frame = run_query(src, f"SELECT CAST({col} AS VARCHAR) AS v, count(*) AS n FROM src WHERE {col} IS NOT NULL "
+                           f"GROUP BY 1 ORDER BY n DESC, v LIMIT {int(limit)}")
+    return tuple(str(v) for v in frame["v"])
+
+
 def _missing(value) -> bool:
     """True for None/NaN/NA scalars (lists are never missing)."""
     if isinstance(value, (list, tuple)) or hasattr(value, "__len__") and not isinstance(value, str):

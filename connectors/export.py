@@ -168,7 +168,7 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _now() -> str:
+def now_iso() -> str:
     """UTC now, ISO 8601 to the second."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -476,7 +476,7 @@ def export_document(doc: Mapping[str, Any], out: str | os.PathLike | None = None
         timings.append((name, now - clock))
         clock = now
 
-    exported_at = exported_at or _now()
+    exported_at = exported_at or now_iso()
     parent = target.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -633,10 +633,10 @@ def write_zip(folder: str | os.PathLike, zip_path: str | os.PathLike) -> Path:
     return final
 
 
-def _open_zip(path: Path) -> zipfile.ZipFile:
-    """A readable zip, or a SnapshotError that says it is damaged."""
+def _open_zip(path: Path, data: bytes | None = None) -> zipfile.ZipFile:
+    """A readable zip (from `data` when given, else the file), or a SnapshotError that says it is damaged."""
     try:
-        return zipfile.ZipFile(path)
+        return zipfile.ZipFile(io.BytesIO(data) if data is not None else path)
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
         raise SnapshotError(f"{path} is not a readable zip file (truncated or damaged: {exc}); download or copy it "
                             f"again") from None
@@ -759,11 +759,11 @@ def _chain_problems(items: Mapping[str, tuple[dict[str, Any] | None, bytes | Non
     return problems, links
 
 
-def _verify_zip(path: Path) -> VerifyReport:
+def _verify_zip(path: Path, data: bytes | None = None) -> VerifyReport:
     """Verify a snapshot zip: every entry against the manifest inside it (a zip holds no chain)."""
     problems: list[Problem] = []
     checked = 0
-    with _open_zip(path) as zf:
+    with _open_zip(path, data) as zf:
         names = zf.namelist()
         manifests = [n for n in names if n.rsplit("/", 1)[-1] == MANIFEST_FILE]
         if not manifests:
@@ -803,6 +803,13 @@ def _verify_zip(path: Path) -> VerifyReport:
         for name in sorted(set(present) - set(listed) - {MANIFEST_FILE}):
             problems.append(Problem(label, name, "unexpected", "not in the manifest (added after export)"))
     return VerifyReport(str(path), (label,), checked, 0, tuple(problems))
+
+
+def verify_zip_bytes(data: bytes, name: str) -> VerifyReport:
+    """Verify a snapshot zip held in memory (an upload) under its file name; nothing is written to disk."""
+    if not data:
+        raise SnapshotError(f"{name} is empty; upload the snapshot zip downloaded from the Audit export page")
+    return _verify_zip(Path(Path(name).name), data)
 
 
 def verify(path: str | os.PathLike) -> VerifyReport:

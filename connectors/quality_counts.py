@@ -27,7 +27,7 @@ from connectors.counts import MISSING, check_cardinality, group_expr, run_query,
 from connectors.source import OpenSource, quote_ident, resolve_spec_columns
 from metrics.errors import DataError
 from metrics.groups import slice_label
-from metrics.outcomes import choose_positive, normalise_value
+from metrics.outcomes import choose_positive, normalise_value, positive_set
 from metrics.quality import (
     CONFLICTS,
     LABEL_ERRORS,
@@ -139,8 +139,9 @@ def _positive_raw_labels(src: OpenSource, label: str, spec: AuditSpec, where: st
     raw = run_query(src, f"SELECT DISTINCT CAST({quote_ident(label)} AS VARCHAR) AS v FROM src "
                          f"WHERE ({where}) AND {quote_ident(label)} IS NOT NULL LIMIT 1000", params)["v"].tolist()
     normalised = {normalise_value(v) for v in raw}
-    positive = choose_positive(normalised, positive_label, "label", spec.label, "--positive-label")
-    return positive, [v for v in raw if normalise_value(v) == positive]
+    positive = choose_positive(normalised, positive_label, "label", spec.label, "positive_label")
+    wanted = positive_set(positive)
+    return positive, [v for v in raw if normalise_value(v) in wanted]
 
 
 def _sensitive_groups(src: OpenSource, spec: AuditSpec, cols: dict[str, str], where: str, params: dict) -> list[Slice]:

@@ -134,7 +134,7 @@ li{margin:4px 0}
 table{border-collapse:collapse;width:100%;font-size:13px;margin:10px 0 4px}
 caption{text-align:left;font-weight:600;padding:4px 0;color:var(--ink)}
 th{background:#e8edf2;text-align:left;padding:6px 8px;border-bottom:2px solid #b8c4ce;font-weight:600;vertical-align:bottom}
-td{padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top}
+td{padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top;overflow-wrap:anywhere}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.bad td{background:#fdecea}
 tr.bad td:first-child{box-shadow:inset 4px 0 0 #c0392b}
@@ -296,7 +296,7 @@ class _Pdf:
         pdf.set_margins(self.MARGIN, 16, self.MARGIN)
         pdf.set_auto_page_break(True, margin=16)
         pdf.set_title(model.title)
-        pdf.set_author("fairwatch")
+        pdf.set_author(model.author or "fairwatch")
         pdf.set_creator("fairwatch")
         try:
             # The export time, not "now": the same model gives the same PDF metadata.

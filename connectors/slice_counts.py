@@ -46,7 +46,7 @@ import pandas as pd
 from connectors.counts import MISSING, group_expr, prediction_expr, run_query, used_params, where_sql
 from connectors.source import OpenSource, engine_message, quote_ident, resolve_spec_columns
 from metrics.errors import DataError, SourceError
-from metrics.outcomes import normalise_value
+from metrics.outcomes import normalise_value, positive_set
 from metrics.slices import COUNT_COLUMNS, SliceCounts
 from metrics.spec import AuditSpec, RowFilter
 
@@ -168,9 +168,10 @@ def plan_cells(cards: list[int], depth: int, rows: int, budget: int = CELL_BUDGE
     return subsets
 
 
-def _positives(raw: list[str], positive: str) -> list[str]:
-    """The raw spellings that `normalise_value` maps to the positive value ('1.0', 'True', ' 1' ...)."""
-    return sorted(v for v in raw if normalise_value(v) == positive)
+def _positives(raw: list[str], positive: str | tuple[str, ...]) -> list[str]:
+    """The raw spellings that `normalise_value` maps to a positive value ('1.0', 'True', ' 1' ...)."""
+    wanted = positive_set(positive)
+    return sorted(v for v in raw if normalise_value(v) in wanted)
 
 
 def _in_params(expr: str, prefix: str, count: int) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 from connectors.datapaths import REPO_ROOT
 from connectors.export import (REPORT_HTML, REPORT_PDF, SNAPSHOT_FILE, ExportResult, HistoryEntry, export_document,
+                               now_iso,
                                history, load_snapshot, snapshot_folders)
 from connectors.fingerprint import fingerprint_source
 from connectors.source import OpenSource
@@ -41,7 +42,9 @@ def export_view(snapshot: AuditSnapshot, annotation: Sequence[Mapping[str, Any]]
     `author` is the signed-in person's block (name, id, role, how signed in), recorded in the export and manifest.
     """
     fingerprint = fingerprint_source(src, snapshot.spec, snapshot.row_filter)
-    document = {**snapshot.to_dict(), ANNOTATION: [dict(r) for r in annotation]}
+    # The snapshot's time is when it is taken: the cached audit may have run long before, on the same rows
+    # (the cache is keyed on the source's stamp, and the fingerprint above re-reads them now).
+    document = {**snapshot.to_dict(), "created_at": now_iso(), ANNOTATION: [dict(r) for r in annotation]}
     return export_document(document, history=history_dir, fingerprint=fingerprint, author=author)
 
 

@@ -254,7 +254,8 @@ def _relation_sql(con: duckdb.DuckDBPyConnection, path: str, table: str | None, 
         ).fetchall()]
         if table is None:
             if len(tables) != 1:
-                raise SpecError(f"{path} holds tables {', '.join(tables) or '(none)'}; name one with --table (or [source] table)")
+                raise SpecError(f"{path} holds tables {', '.join(tables) or '(none)'}; name one with {{field}}",
+                              field="table")
             table = tables[0]
         matches = [t for t in tables if t.lower() == table.lower()]
         if not matches:
@@ -284,13 +285,27 @@ def engine_message(exc: BaseException) -> str:
 _HINTS = (("Invalid unicode", "the file is not UTF-8 encoded (latin-1 or UTF-16?); save it as UTF-8"),)
 
 
+def _read_error(message: str, full: str) -> str:
+    """An engine's reading error (first line, whole text) in a user's words: what could not be read, what to do."""
+    hint = next((h for key, h in _HINTS if key in full), None)
+    sniffed = re.search(r'Error when sniffing file "([^"]+)"', message)
+    if sniffed:
+        # DuckDB's own words ("sniffing", "dialect") mean nothing to a user: say what was tried and what to check.
+        return (f"could not read {Path(sniffed.group(1)).name} as CSV: its delimiter, quoting or header could not be "
+                f"detected; check that it is a text file with one header row and the same number of fields on every "
+                f"line, or export it again")
+    line = re.search(r"CSV Error on Line: (\d+)", message)
+    if line:
+        return f"could not read the CSV file: line {line.group(1)}: " + (hint or "a row that does not fit the others")
+    return f"cannot read the source: {message}" + (f": {hint}" if hint else "")
+
+
 def _describe(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[str, str]]:
     """Column names and types of a relation, reading as little as possible."""
     try:
         cols = [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {sql}").fetchall()]
     except duckdb.Error as exc:
-        hint = next((h for key, h in _HINTS if key in str(exc)), None)
-        raise SourceError(f"cannot read the source: {engine_message(exc)}" + (f": {hint}" if hint else "")) from None
+        raise SourceError(_read_error(engine_message(exc), str(exc))) from None
     if sql.startswith("read_csv(") and len(cols) == 1 and any(d in cols[0][0] for d in ",;\t|"):
         # The sniffer gave up splitting rows (a truncated or ragged row) and read each line as one text.
         raise SourceError(f"cannot split the rows of the CSV into columns (header {cols[0][0][:80]!r}): some rows have "

@@ -88,7 +88,7 @@ def _time_bounds(t: str, row_filter: RowFilter | None) -> tuple[str, dict]:
 def fetch_time_span(src: OpenSource, spec: AuditSpec, row_filter: RowFilter | None = None) -> TimeSpan:
     """First and last time of the rows; a DataError naming the column when values are not times."""
     if spec.time is None:
-        raise SpecError("monitoring over time needs a time column: set [columns] time (or --time COL)")
+        raise SpecError("monitoring over time needs a time column: set [columns] time (or {field})", field="time")
     cols = resolve_spec_columns(spec, src)
     t = time_sql(spec, src, cols["time"])
     where, params = where_sql(spec, cols, _version_filter(row_filter))

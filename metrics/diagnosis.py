@@ -101,6 +101,11 @@ class Diagnosis:
     evidence: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
+def article(word: str) -> str:
+    """'a' or 'an' before a metric's name ('an error rate', 'a false positive rate')."""
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
 def metric_text(metric: str) -> str:
     """A metric's name in plain words."""
     return METRIC_TEXT.get(metric, metric.replace("_", " "))
@@ -332,7 +337,7 @@ def diagnose(slice_: Slice, n: int, errors: int | None, comparison_n: int, compa
     if undecided:
         alpha, family = _alpha(family_pvalues, spec)
         plan = rows_plan(errors, n, comparison_errors, comparison_n, spec, alpha=alpha) if proportion else RowsPlan(
-            None, "not_a_proportion", None, None, p2, f"the power rule is for rates; a {what} is a mean", alpha)
+            None, "not_a_proportion", None, None, p2, f"the power rule is for rates; {article(what)} {what} is a mean", alpha)
     if plan is not None:
         extra = _to_labelled(plan.additional_rows, n, labelled_n)
         evidence["additional_rows_plan"] = {
@@ -365,7 +370,7 @@ def diagnose(slice_: Slice, n: int, errors: int | None, comparison_n: int, compa
     evidence["rule"] = "model: enough data, no data-quality signal fired, and significantly worse"
     checked = "no data-quality signal fired" if quality_ev.get("checked") else "no data-quality check was available"
     return Diagnosis("model", None,
-                     f"{label} has a {what} of {fmt(p1)} against {fmt(p2)} for {comparison} on {n:,} rows, a "
+                     f"{label} has {article(what)} {what} of {fmt(p1)} against {fmt(p2)} for {comparison} on {n:,} rows, a "
                      f"significant gap with enough data and {checked}, so the model itself is the likely cause.",
                      evidence)
 
@@ -427,7 +432,7 @@ def _more_data_message(label: str, what: str, verdict: str, n: int, r1: str, r2:
                 f"so it cannot yet be compared with {r2} for {comparison}; {tail}.")
     if verdict == "insufficient_data":
         return f"{label}'s {what} ({r1}) cannot be compared with {r2} for {comparison}; {tail}."
-    return (f"{label} has a {what} of {r1} against {r2} for {comparison}, but with {n:,} rows the gap "
+    return (f"{label} has {article(what)} {what} of {r1} against {r2} for {comparison}, but with {n:,} rows the gap "
             f"could be chance; {tail}.")
 
 

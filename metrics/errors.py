@@ -3,13 +3,42 @@
 The modules that raise them import them from here (and so still offer their names to importers).
 """
 
+# Settings a message can tell the user to fix, as the CLI spells them and as the app labels them. A message
+# names one with the placeholder "{field}"; `str(exc)` is the CLI's wording, `in_app()` the dashboard's.
+FIELDS: dict[str, tuple[str, str]] = {
+    "label": ("--label COL", "the Label field on the Data sources page"),
+    "positive_label": ("--positive-label", "the field \"Label values that count as positive\" on the Data sources page"),
+    "positive_prediction": ("--positive-prediction", "[columns] positive_prediction in the saved fairwatch.toml"),
+    "decision": ("--prediction COL, or --score COL --threshold T",
+                 "the Prediction field, or the Score and Threshold fields, on the Data sources page"),
+    "sensitive": ("--sensitive A,B", "the Sensitive features field on the Data sources page"),
+    "time": ("--time COL", "the Time field on the Data sources page"),
+    "reference": ("--reference FEATURE=VALUE (or [reference] in fairwatch.toml)",
+                  "the Reference group choice on the Data sources page"),
+    "table": ("--table (or [source] table)", "the table choice on the Data sources page"),
+}
+
 
 class FairwatchError(Exception):
     """Base of every error a user can act on; the CLI prints it and exits 2, the app shows st.error."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, field: str | None = None) -> None:
         # One line, always: a message is shown in a terminal and in a browser banner.
-        super().__init__(" ".join(str(message).split()))
+        self.template = " ".join(str(message).split())
+        self.field = field if field in FIELDS else None
+        super().__init__(self._phrase(0))
+
+    def __reduce__(self):
+        """Pickle with the template and field (a worker process's error keeps both wordings)."""
+        return (self.__class__, (self.template, self.field))
+
+    def _phrase(self, where: int) -> str:
+        """The message with its field named for the CLI (0) or the app (1)."""
+        return self.template.replace("{field}", FIELDS[self.field][where]) if self.field else self.template
+
+    def in_app(self) -> str:
+        """The message as the dashboard shows it: fields named as the app labels them, not as CLI flags."""
+        return self._phrase(1)
 
 
 class SpecError(FairwatchError):

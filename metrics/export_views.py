@@ -25,6 +25,15 @@ def annotation_record(author: str, note: str, view: str) -> list[dict[str, str]]
     return [{"author": author, "note": note, "view": view}]
 
 
+def snapshot_author(session: Mapping[str, str], typed: str, signed_in: bool) -> dict[str, str]:
+    """The snapshot's author block: signed in, the person as signed in; in local mode the typed name.
+
+    Local mode keeps the server account as the id (how the name was vouched for), but the name the
+    snapshot, manifest and reports carry is the one the person typed: that is who signs the record.
+    """
+    return dict(session) if signed_in else {**session, "name": " ".join(typed.split())}
+
+
 def _when(stamp: str | None) -> str:
     """'2026-11-29 10:34 UTC' from an ISO time."""
     return "—" if not stamp else f"{str(stamp)[:16].replace('T', ' ')} UTC"

@@ -378,7 +378,7 @@ def reference_groups(population: pd.DataFrame, spec: AuditSpec) -> dict[str, str
         if named is not None and named not in sizes.index:
             values = ", ".join(repr(str(v)) for v in sizes.index[:10])
             raise DataError(f"the reference group {feat}={named!r} does not occur in the data; its values are {values}: "
-                            f"fix [reference] {feat}")
+                            f"fix it with {{field}}", field="reference")
         refs[feat] = named if named is not None else (str(sizes.index[0]) if len(sizes) else "")
     return refs
 

@@ -22,7 +22,7 @@ class DataSummary:
     labelled_rows: int
     unlabelled_rows: int
     unpredicted_rows: int
-    positive_label: str
+    positive_label: str | tuple[str, ...]  # several when the analyst mapped a many-valued label
     positive_prediction: str
 
     @property
@@ -64,30 +64,62 @@ def _show(values) -> str:
     return shown + (f", … ({len(values)} in all)" if len(values) > 8 else "")
 
 
-def choose_positive(values: set[str], given: str | None, role: str, column: str, flag: str) -> str:
-    """The value counted as positive: the one given, or 1/true when the values are plainly binary."""
+def positive_set(positive: str | tuple[str, ...]) -> frozenset[str]:
+    """The normalised values that count as positive: one value, or the several an analyst mapped."""
+    values = (positive,) if isinstance(positive, str) else tuple(positive)
+    return frozenset(normalise_value(v) for v in values)
+
+
+def positive_text(positive: str | tuple[str, ...]) -> str:
+    """The positive value(s) for a sentence: '1', or '<30 or >30'."""
+    return positive if isinstance(positive, str) else " or ".join(positive)
+
+
+def _match(value: str, values: set[str]) -> str | None:
+    """`value` as spelled in the data (exactly, else the one case-folded match), or None."""
+    norm = normalise_value(value)
+    if norm in values:
+        return norm
+    folded = [v for v in values if v.lower() == norm.lower()]
+    return folded[0] if len(folded) == 1 else None
+
+
+def choose_positive(values: set[str], given: str | tuple[str, ...] | None, role: str, column: str,
+                    flag: str) -> str | tuple[str, ...]:
+    """The value(s) counted as positive: the ones given, or 1/true when the values are plainly binary.
+
+    `flag` is the field id (metrics.errors.FIELDS) the messages tell the user to fix.
+    """
+    if isinstance(given, tuple):
+        # Several positive values: a mapping of a many-valued label; every other value is negative.
+        found = [_match(v, values) for v in given]
+        missing = [v for v, f in zip(given, found) if f is None]
+        if missing and values:
+            raise DataError(f"the positive {role} value(s) {', '.join(map(repr, missing))} are not values of {column}; "
+                            f"its values are {_show(values)}: fix {{field}}", field=flag)
+        return tuple(f or normalise_value(v) for v, f in zip(given, found))
+    if given is not None:
+        found = _match(given, values)
+        if found is not None or not values:
+            # Named explicitly, it maps any number of values: this one positive, the rest negative.
+            return found or normalise_value(given)
+        if len(values) >= 2:
+            raise DataError(f"the positive {role} {given!r} is not a value of {column}; its values are {_show(values)}: "
+                            f"fix {{field}}", field=flag)
+        return normalise_value(given)  # one value present, and it is the negative one: every row is negative
     if len(values) > 2:
         raise DataError(
             f"the {role} column {column} has {len(values)} distinct values ({_show(values)}); a binary "
-            f"{role} has two: map it to two values before auditing"
+            f"{role} has two: say which value(s) count as positive with {{field}} (the rest are negative)", field=flag
         )
-    if given is not None:
-        norm = normalise_value(given)
-        if norm in values or not values:
-            return norm
-        folded = [v for v in values if v.lower() == norm.lower()]
-        if len(folded) == 1:
-            return folded[0]
-        if len(values) == 2:
-            raise DataError(f"the positive {role} {given!r} is not a value of {column}; its values are {_show(values)}: fix {flag}")
-        return norm  # one value present, and it is the negative one: every row is negative
     lowered = {v.lower() for v in values}
     if lowered <= _TRUE | _FALSE and len(lowered & _TRUE) <= 1 and len(lowered & _FALSE) <= 1:
         positive = lowered & _TRUE
         if positive:
             return next(v for v in values if v.lower() in positive)
         return "1" if lowered <= {"0", "1"} else "true"
-    raise DataError(f"the {role} column {column} holds {_show(values)}; say which value is positive with {flag}")
+    raise DataError(f"the {role} column {column} holds {_show(values)}; say which value is positive with {{field}}",
+                    field=flag)
 
 
 def _normalised(values: pd.Series) -> pd.Series:
@@ -109,19 +141,20 @@ def binarize(cells: pd.DataFrame, spec: AuditSpec) -> Outcomes:
             f"all {rows:,} rows are unlabelled (the label column {spec.label} is empty); "
             f"audit a period whose outcomes are known, or join the labels table ([source] labels_table)"
         )
-    pos_label = choose_positive(set(label.dropna()), spec.positive_label, "label", spec.label, "--positive-label")
+    pos_label = choose_positive(set(label.dropna()), spec.positive_label, "label", spec.label, "positive_label")
     if spec.prediction is None:
         pos_pred = "1"
     else:
         pred_values = set(pred.dropna())
         given = spec.positive_prediction
-        if given is None and pos_label in pred_values:
+        # Inferred, it must not map a many-valued prediction: only an explicit choice does that.
+        if given is None and isinstance(pos_label, str) and pos_label in pred_values and len(pred_values) <= 2:
             given = pos_label  # same vocabulary as the label, e.g. both booleans or both yes/no
-        pos_pred = choose_positive(pred_values, given, "prediction", spec.prediction, "--positive-prediction")
+        pos_pred = choose_positive(pred_values, given, "prediction", spec.prediction, "positive_prediction")
     usable = has_label & pred.notna()
     unpredicted = int(cells.loc[has_label & pred.isna(), "n"].sum())
     lab = cells.loc[usable, sens].copy()
-    lab["y_true"] = (label[usable] == pos_label).astype(np.int64).to_numpy()
+    lab["y_true"] = label[usable].isin(positive_set(pos_label)).astype(np.int64).to_numpy()
     lab["y_pred"] = (pred[usable] == pos_pred).astype(np.int64).to_numpy()
     lab["n"] = cells.loc[usable, "n"].astype(np.int64).to_numpy()
     labelled = lab.groupby(sens + ["y_true", "y_pred"], as_index=False, sort=True, observed=True)["n"].sum()
@@ -137,7 +170,7 @@ def binarize(cells: pd.DataFrame, spec: AuditSpec) -> Outcomes:
     return Outcomes(labelled=labelled, population=population, summary=summary)
 
 
-def binarize_scores(scores: pd.DataFrame, spec: AuditSpec, positive_label: str) -> pd.DataFrame:
+def binarize_scores(scores: pd.DataFrame, spec: AuditSpec, positive_label: str | tuple[str, ...]) -> pd.DataFrame:
     """Counts per (groups, y_true as 0/1, score bucket), summed over raw labels and predictions.
 
     Rows without a label or a score were excluded in the query.
@@ -145,7 +178,8 @@ def binarize_scores(scores: pd.DataFrame, spec: AuditSpec, positive_label: str) 
     sens = list(spec.sensitive)
     labels = scores["label_raw"]
     # A handful of distinct labels over many bucket rows: normalise each distinct label once.
-    positive = {v: normalise_value(v) == positive_label for v in labels.dropna().unique()}
+    wanted = positive_set(positive_label)
+    positive = {v: normalise_value(v) in wanted for v in labels.dropna().unique()}
     out = scores[sens + ["score", "n"]].copy()
     out["y_true"] = labels.map(positive).to_numpy(dtype=np.int64)
     return out.groupby(sens + ["y_true", "score"], as_index=False, sort=True, observed=True)["n"].sum()

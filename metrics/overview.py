@@ -24,7 +24,7 @@ from scipy import stats
 from metrics.formats import HEADLINE_METRICS, METRIC_EXPLANATIONS, fmt_num, fmt_pct, fmt_q, fmt_ratio, is_missing
 from metrics.groups import slice_label
 from metrics.intervals import CONFIDENCE, difference_interval, ratio_interval
-from metrics.outcomes import DataSummary
+from metrics.outcomes import DataSummary, positive_text
 from metrics.spec import AuditSpec, Policy
 from metrics.trends import TrendTable
 
@@ -76,6 +76,20 @@ class Disparity:
     ratio_ci_high: float
     q_value: float
     verdict: str
+    # For a flagged gap: the ratio's false-coverage-rate adjusted interval (Benjamini–Yekutieli, level
+    # 1 - fdr·R/m over the R flagged of m comparisons), which agrees with the verdict; NaN otherwise.
+    adj_ci_low: float = float("nan")
+    adj_ci_high: float = float("nan")
+    adj_level: float = float("nan")
+    comparisons: int = 0  # m: the comparisons tested together (for "not significant after m comparisons")
+    chance_note: str = ""  # why an unflagged gap whose 95% interval lies outside the band is not significant
+
+    @property
+    def interval(self) -> tuple[float, float, str]:
+        """The ratio interval that agrees with the verdict: adjusted for a flagged gap, else the 95% one."""
+        if not _nan(self.adj_level):
+            return self.adj_ci_low, self.adj_ci_high, f"{100 * self.adj_level:.2f}% FCR-adjusted"
+        return self.ratio_ci_low, self.ratio_ci_high, "95%"
 
     def sentence(self) -> str:
         """The gap in one plain sentence, with every number's n and the ratio's interval."""
@@ -85,10 +99,11 @@ class Disparity:
         else:
             name = what.name if what else self.metric
             head = f"{self.group}: {name} is {fmt_ratio(self.ratio)} that of {self.reference_group}"
+        low, high, level = self.interval
         return (f"{head} "
                 f"({fmt_pct(self.value)} of n={self.support:,} vs {fmt_pct(self.reference_value)} of "
-                f"n={self.reference_support:,}; 95% interval of the ratio {fmt_num(self.ratio_ci_low)}–"
-                f"{fmt_num(self.ratio_ci_high)}, q={fmt_q(self.q_value)})")
+                f"n={self.reference_support:,}; {level} interval of the ratio {fmt_num(low)}–"
+                f"{fmt_num(high)}, q={fmt_q(self.q_value)})")
 
 
 @dataclass(frozen=True)
@@ -101,11 +116,33 @@ class FeatureVerdict:
     groups: int
     small_intersection_cells: int
     worst: Disparity | None
+    # The feature on its own (its groups against its reference) apart from its intersections with others.
+    alone: str = "meets"  # "meets", "fails" or "cannot_judge"
+    failing_groups: tuple[str, ...] = ()  # its own groups outside the band, significantly
+    failing_intersections: tuple[str, ...] = ()  # intersection groups with it outside the band (their own gaps)
 
     @property
     def label(self) -> str:
         """'meets policy', 'fails policy' or 'cannot be judged'."""
         return STATUS_LABELS[self.status]
+
+    @property
+    def where(self) -> str:
+        """Which groups fail, and whether the feature alone does: the line that tells one card from another."""
+        def listed(items: tuple[str, ...]) -> str:
+            return ", ".join(items[:4]) + (f" and {len(items) - 4} more" if len(items) > 4 else "")
+
+        if self.alone == "fails":
+            head = (f"On its own: {len(self.failing_groups)} of {self.groups} groups fail "
+                    f"({listed(self.failing_groups)}).")
+        elif self.alone == "meets":
+            head = f"On its own: all {self.groups} groups are within the band."
+        else:
+            head = f"On its own: cannot be judged yet ({self.groups} groups)."
+        if self.failing_intersections:
+            head += (f" In combination with other features, {len(self.failing_intersections)} intersection group(s) "
+                     f"fail: {listed(self.failing_intersections)}.")
+        return head
 
 
 @dataclass(frozen=True)
@@ -171,12 +208,55 @@ def _disparity(r: dict) -> Disparity:
         reference_support=0 if is_missing(r.get("reference_support")) else int(r["reference_support"]),
         ratio=f("ratio"), ratio_ci_low=f("ratio_ci_low"), ratio_ci_high=f("ratio_ci_high"),
         q_value=f("q_value"), verdict=r["verdict"],
+        adj_ci_low=f("adj_ci_low"), adj_ci_high=f("adj_ci_high"), adj_level=f("adj_level"),
+        comparisons=0 if _nan(r.get("comparisons")) else int(r["comparisons"]),
+        chance_note=str(r.get("chance_note") or ""),
     )
 
 
+def adjusted_intervals(rows: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """Rows with intervals that agree with the verdicts (Benjamini & Yekutieli 2005).
+
+    The q-values control the false discovery rate over all m comparisons of the audit; a 95% interval
+    per comparison does not, so a flagged gap's interval may touch 1 and an unflagged one may lie outside
+    the band. For the R flagged gaps (q < fdr) the false-coverage-rate adjusted interval at level
+    1 - fdr·R/m is given (adj_*); an unflagged gap outside the band whose 95% interval excludes the band
+    carries a note saying why it is still not significant.
+    """
+    out = rows.copy()
+    out["adj_ci_low"] = out["adj_ci_high"] = out["adj_level"] = np.nan
+    out["chance_note"] = ""
+    tested = out["q_value"].notna() & out["p_value"].notna() if "p_value" in out.columns else out["q_value"].notna()
+    m = int(tested.sum())
+    out["comparisons"] = m
+    flagged = tested & (out["q_value"] < policy.fdr) & (out["verdict"] == "outside")
+    r = int((tested & (out["q_value"] < policy.fdr)).sum())
+    if m and r and flagged.any() and "successes" in out.columns:
+        level = 1 - policy.fdr * r / m
+        ref = out[out["verdict"] == "reference"].drop_duplicates(["grouping", "metric"]).set_index(["grouping", "metric"])
+        keys = list(zip(out.loc[flagged, "grouping"], out.loc[flagged, "metric"]))
+        has_ref = np.array([k in ref.index for k in keys], dtype=bool)
+        idx = out.index[flagged][has_ref]
+        if len(idx):
+            at = [k for k, h in zip(keys, has_ref) if h]
+            x2 = ref.loc[at, "successes"].to_numpy(float)
+            n2 = ref.loc[at, "support"].to_numpy(float)
+            lo, hi = ratio_interval(out.loc[idx, "successes"].to_numpy(float), out.loc[idx, "support"].to_numpy(float),
+                                    x2, n2, confidence=level)
+            out.loc[idx, "adj_ci_low"], out.loc[idx, "adj_ci_high"], out.loc[idx, "adj_level"] = lo, hi, level
+    beyond = ((out["ratio_ci_high"] < policy.ratio_low) | (out["ratio_ci_low"] > policy.ratio_high)) & \
+        (out["verdict"] == "inconclusive")
+    out.loc[beyond, "chance_note"] = [
+        f"its 95% interval alone lies outside the band, but among {m:,} comparisons a gap this size can be "
+        f"chance (q={fmt_q(q)} ≥ {policy.fdr:g})" for q in out.loc[beyond, "q_value"]]
+    return out
+
+
 def worst_disparities(rows: pd.DataFrame, features: Iterable[str] | None = None, limit: int = 5,
-                      metrics: Sequence[str] = HEADLINE_METRICS) -> list[Disparity]:
+                      metrics: Sequence[str] = HEADLINE_METRICS, policy: Policy | None = None) -> list[Disparity]:
     """The largest gaps on the headline metrics: significant ones first, then by size of the log-ratio."""
+    if policy is not None and "adj_level" not in rows.columns:
+        rows = adjusted_intervals(rows, policy)
     sel = _with_reference(shown_rows(rows, features))
     sel = sel[sel["metric"].isin(metrics) & sel["verdict"].isin(list(_VERDICT_ORDER))]
     sel = sel[sel["ratio"].notna() & (sel["ratio"] > 0)]
@@ -224,8 +304,10 @@ def _minimal(rows: pd.DataFrame, every: pd.DataFrame) -> pd.Series:
 
 
 def feature_verdicts(rows: pd.DataFrame, features: Sequence[str],
-                     metrics: Sequence[str] = HEADLINE_METRICS) -> list[FeatureVerdict]:
+                     metrics: Sequence[str] = HEADLINE_METRICS, policy: Policy | None = None) -> list[FeatureVerdict]:
     """A policy verdict per sensitive feature (see the module docstring for the rule)."""
+    if policy is not None and "adj_level" not in rows.columns:
+        rows = adjusted_intervals(rows, policy)
     head = _with_reference(rows[rows["metric"].isin(metrics)])
     out = []
     for feat in features:
@@ -238,6 +320,12 @@ def feature_verdicts(rows: pd.DataFrame, features: Sequence[str],
         judged = own[own["verdict"].isin(["within", "outside", "inconclusive"])]
         small_cells = related[(related["grouping"] != feat) & (related["verdict"] == "insufficient_data")]
         worst = worst_disparities(related, None, 1, metrics)
+        own_out = outside[outside["grouping"] == feat]
+        inter_out = outside[outside["grouping"] != feat]
+        alone = ("fails" if len(own_out) else "cannot_judge" if (len(inconclusive) or len(small) or judged.empty)
+                 else "meets")
+        detail = {"alone": alone, "failing_groups": tuple(dict.fromkeys(own_out["group"])),
+                  "failing_intersections": tuple(dict.fromkeys(inter_out["group"]))}
         if len(outside):
             ranked = outside.assign(_d=outside["slice"].map(len), _s=-np.abs(np.log(outside["ratio"].astype(float))))
             ranked = ranked.sort_values(["_d", "_s"])
@@ -246,7 +334,8 @@ def feature_verdicts(rows: pd.DataFrame, features: Sequence[str],
             status = "fails"
         elif len(inconclusive) or len(small) or judged.empty:
             reasons = tuple(
-                [f"{_disparity(r).sentence()}: outside the band but not significant — more data would decide it"
+                [f"{_disparity(r).sentence()}: outside the band but not significant — "
+                 + (_disparity(r).chance_note or "more data would decide it")
                  for r in inconclusive.drop_duplicates("group").head(3).to_dict("records")]
                 + [_too_small(r) for r in small.drop_duplicates("group").head(3).to_dict("records")]
             ) or (f"{feat} has only one group with enough rows; there is nothing to compare",)
@@ -257,7 +346,7 @@ def feature_verdicts(rows: pd.DataFrame, features: Sequence[str],
         out.append(FeatureVerdict(feature=feat, status=status, reasons=reasons,
                                   groups=int(own["group"].nunique()),
                                   small_intersection_cells=int(small_cells["group"].nunique()),
-                                  worst=worst[0] if worst else None))
+                                  worst=worst[0] if worst else None, **detail))
     return out
 
 
@@ -273,7 +362,7 @@ def plain_summary(data: DataSummary, verdicts: Sequence[FeatureVerdict], worst: 
     cov = coverage(data)
     lines = [
         f"This audit looked at {cov.rows:,} decisions. {cov.labelled:,} of them ({fmt_pct(cov.share)}) already "
-        f"have a known outcome ({label} = {data.positive_label} counts as positive). Every rate below "
+        f"have a known outcome ({label} = {positive_text(data.positive_label)} counts as positive). Every rate below "
         f"uses only those; the others count in the group shares.",
         f"The policy: for each group, the rate of yes decisions ({prediction} = {data.positive_prediction}) and "
         f"the rates of mistakes must be between {policy.ratio_low:g} and {policy.ratio_high:g} times those of "

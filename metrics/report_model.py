@@ -120,6 +120,7 @@ class ReportModel:
     sections: tuple[Section, ...]
     footer: str
     issued_at: str = ""  # ISO time the report was made (the export time), for the PDF's metadata
+    author: str = ""  # who created the snapshot (its export block's author name), for the header and PDF metadata
 
     def charts(self) -> list[Chart]:
         """Every chart, in order."""
@@ -565,7 +566,9 @@ def _decision_text(doc: Mapping[str, Any]) -> tuple[str, str]:
     """(positive outcome, positive decision) in words from the spec and data."""
     cols = (doc.get("spec") or {}).get("columns") or {}
     data = doc.get("data") or {}
-    outcome = f"{cols.get('label', 'label')} = {data.get('positive_label', cols.get('positive_label', '1'))}"
+    positive = data.get("positive_label", cols.get("positive_label", "1"))
+    positive = " or ".join(map(str, positive)) if isinstance(positive, list) else positive
+    outcome = f"{cols.get('label', 'label')} = {positive}"
     if cols.get("prediction"):
         decision = f"{cols['prediction']} = {data.get('positive_prediction', cols.get('positive_prediction', '1'))}"
     else:
@@ -754,15 +757,52 @@ def _representation_section(doc: Mapping[str, Any]) -> Section | None:
     return Section("representation", "Who is in the data", tuple(blocks))
 
 
+# Generic tables show these columns first (when present), under these headers; raw ids and nested
+# evidence are left to the CSV. Fewer columns than the CSV so the table fits an A4 page.
+_GENERIC_ORDER = ("group", "metric", "signal", "column", "need", "verdict", "fired", "n", "value", "rate", "errors",
+                  "difference", "ratio", "q_value", "additional_rows")
+_GENERIC_HEADERS = {"group": "Group", "metric": "Measure", "signal": "Signal", "column": "Column", "need": "Needs",
+                    "verdict": "Verdict", "fired": "Signal fired", "n": "Rows", "value": "Value", "rate": "Rate",
+                    "errors": "Errors", "difference": "Difference", "ratio": "Ratio", "q_value": "q-value",
+                    "p_value": "p-value", "ci_low": "95% low", "ci_high": "95% high", "additional_rows": "Rows needed",
+                    "depth": "Depth", "x": "Count"}
+_GENERIC_HIDDEN = ("id", "evidence", "slice", "parent", "suppressed", "redundant")
+MAX_GENERIC_SHOWN = 7
+
+
+def _group_text(record: Mapping[str, Any]) -> str | None:
+    """A record's group in words ('race=Black, sex=female') from its `group` text or its `slice` mapping."""
+    if record.get("group"):
+        return str(record["group"])
+    sl = record.get("slice")
+    if isinstance(sl, Mapping) and sl:
+        return ", ".join(f"{k}={v}" for k, v in sl.items())
+    return None
+
+
+def _human(column: str) -> str:
+    """A column header in words: 'q_value' -> 'q-value', 'complement_rate' -> 'Complement rate'."""
+    return _GENERIC_HEADERS.get(column) or column.replace("_", " ").replace(".", " · ").capitalize()
+
+
 def generic_table(name: str, records: Sequence[Mapping[str, Any]]) -> Table:
-    """Any other table of the document: its first columns and rows, as plain text."""
-    flat = [flatten_record(r) for r in records]
+    """Any other table of the document: its main columns and rows in words (group, measure), as plain text."""
+    flat = []
+    for r in records:
+        row = {k: v for k, v in flatten_record(r).items() if k.split(".")[0] not in _GENERIC_HIDDEN}
+        group = _group_text(r)
+        if group is not None:
+            row["group"] = group
+        if isinstance(row.get("metric"), str):
+            row["metric"] = metric_name(row["metric"])
+        flat.append(row)
     columns: list[str] = []
     for r in flat:
         for c in r:
             if c not in columns:
                 columns.append(c)
-    shown = columns[:MAX_GENERIC_COLUMNS]
+    ordered = [c for c in _GENERIC_ORDER if c in columns] + [c for c in columns if c not in _GENERIC_ORDER]
+    shown = ordered[:MAX_GENERIC_SHOWN]
     rows = tuple(tuple(_plain(r.get(c)) for c in shown) for r in flat[:MAX_TABLE_ROWS])
     numeric = tuple(all(isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)
                         for r in flat if r.get(c) is not None) and any(r.get(c) is not None for r in flat) for c in shown)
@@ -770,10 +810,10 @@ def generic_table(name: str, records: Sequence[Mapping[str, Any]]) -> Table:
     if len(flat) > MAX_TABLE_ROWS:
         more.append(f"{len(flat) - MAX_TABLE_ROWS} more rows")
     if len(columns) > len(shown):
-        more.append(f"{len(columns) - len(shown)} more columns")
+        more.append("more columns")
     note = (", ".join(more) + f" in {name.replace('.', '_')}.csv.") if more else ""
-    styles = tuple("muted" if r.get("suppressed") else "" for r in flat[:MAX_TABLE_ROWS])
-    return Table(tuple(c.replace("_", " ") for c in shown), rows, numeric, row_styles=styles, note=note)
+    styles = tuple("muted" if r.get("suppressed") else "" for r in records[:MAX_TABLE_ROWS])
+    return Table(tuple(_human(c) for c in shown), rows, numeric, row_styles=styles, note=note)
 
 
 def _findings_section(doc: Mapping[str, Any]) -> Section | None:
@@ -846,6 +886,21 @@ def _glossary(doc: Mapping[str, Any]) -> Section:
     return Section("glossary", "How to read this report", (Facts(tuple(facts)),))
 
 
+def _policy_metrics(doc: Mapping[str, Any]) -> str:
+    """The measures whose ratio to the reference is judged against the policy band (those with a verdict)."""
+    judged: list[str] = []
+    for g in doc.get("groups") or []:
+        for m, d in (g.get("disparities") or {}).items():
+            # A descriptive measure (the base rate) is shown beside the others but never judged.
+            if m not in judged and isinstance(d, Mapping) and d.get("verdict") not in ("descriptive", "reference",
+                                                                                        "suppressed"):
+                judged.append(m)
+    if not judged:
+        return "none (no group could be compared with its reference)"
+    return (", ".join(metric_name(m) for m in judged) + "; the ratio chart and the outcomes table show "
+            + ", ".join(metric_name(m) for m in HEADLINE_METRICS if m in judged))
+
+
 def _author_text(author: Any) -> str:
     """'Alice Example (alice@example.org, auditor, signed in)', or 'not recorded'."""
     if not isinstance(author, Mapping) or not author.get("name"):
@@ -882,6 +937,7 @@ def _details(doc: Mapping[str, Any], files: Sequence[str]) -> Section:
         ("Reference groups", ", ".join(f"{k} = {v}" for k, v in refs.items()) or "the largest group of each feature"),
         ("Policy", f"band {policy.get('ratio_low', 0.8):g}–{policy.get('ratio_high', 1.25):g}, false discovery rate "
                    f"{policy.get('fdr', 0.05):g}, smallest measured group {policy.get('min_support', 30)}"),
+        ("Measures the policy covers", _policy_metrics(doc)),
         ("Privacy", str(sup.get("rule", "no suppression recorded"))),
         ("Schema version", str(doc.get("schema_version", MISSING))),
         ("Software", ", ".join(f"{k} {v}" for k, v in (doc.get("tool") or {}).items() if v != "not installed")),
@@ -920,12 +976,17 @@ def build_report(doc: Mapping[str, Any], files: Sequence[str] = ()) -> ReportMod
            ("With a known outcome", fmt_pct(data.get("label_coverage"))),
            ("Groups compared", f"{len(groups):,}"),
            ("Gaps outside policy", f"{counts.get('outside', 0):,}"))
-    created = str(doc.get("created_at", ""))[:19].replace("T", " ")
-    snapshot_id = (doc.get("export") or {}).get("snapshot_id", "")
+    export = doc.get("export") or {}
+    # The snapshot's time is when it was taken (exported); the audit's own run time is in the details.
+    created = str(export.get("exported_at") or doc.get("created_at", ""))[:19].replace("T", " ")
+    snapshot_id = export.get("snapshot_id", "")
+    author = export.get("author") or {}
+    name = str(author.get("name") or "") if isinstance(author, Mapping) else ""
     return ReportModel(
         title="Fairness audit report",
-        subtitle=f"{data.get('source', '')} · audited {created} UTC",
+        subtitle=f"{data.get('source', '')} · snapshot of {created} UTC" + (f" · by {name}" if name else ""),
         status=status, headline=headline, key_figures=key, sections=tuple(sections),
         footer=f"fairwatch snapshot {snapshot_id} · data fingerprint {str((doc.get('fingerprint') or {}).get('digest', ''))[:16]}",
-        issued_at=str((doc.get("export") or {}).get("exported_at") or doc.get("created_at") or ""),
+        issued_at=str(export.get("exported_at") or doc.get("created_at") or ""),
+        author=name,
     )

@@ -24,7 +24,7 @@ from metrics.errors import DataError
 from metrics.findings import Finding
 from metrics.groups import compute_group_table, confusion_by_group, slice_label
 from metrics.intervals import wilson_interval
-from metrics.outcomes import binarize, normalise_value
+from metrics.outcomes import binarize, normalise_value, positive_set
 from metrics.formats import HEADLINE_METRICS, fmt_pct, fmt_q
 from metrics.overview import NEED_LABELS, VERDICT_LABELS
 from metrics.quality import QualityTable
@@ -97,7 +97,7 @@ def _error_counts(cells: pd.DataFrame, positive_label: str, positive_prediction:
     from the score's power sums s1..s4 of each cell (y is constant within a cell).
     """
     labelled = cells["label_raw"].notna()
-    y = (cells["label_raw"].map(normalise_value, na_action="ignore") == positive_label) & labelled
+    y = cells["label_raw"].map(normalise_value, na_action="ignore").isin(positive_set(positive_label)) & labelled
     yhat = cells["pred_raw"].map(normalise_value, na_action="ignore") == positive_prediction
     both = labelled & cells["pred_raw"].notna()
     n = cells["n"].astype(float)

@@ -137,7 +137,8 @@ class AuditSnapshot:
                 "unpredicted_rows": self.data.unpredicted_rows,
                 "evaluated_rows": self.data.evaluated_rows,
                 "label_coverage": clean(self.data.label_coverage),
-                "positive_label": self.data.positive_label,
+                "positive_label": (list(self.data.positive_label) if isinstance(self.data.positive_label, tuple)
+                                   else self.data.positive_label),
                 "positive_prediction": self.data.positive_prediction,
             },
             "groups": self.group_entries(),

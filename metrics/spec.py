@@ -120,7 +120,9 @@ class AuditSpec:
     source: SourceSpec
     label: str
     sensitive: tuple[str, ...]
-    positive_label: str | None = None
+    # The label value that counts as positive; several (a tuple) when the analyst maps a label with more
+    # than two values (e.g. readmitted '<30' and '>30' positive, 'NO' negative): the rest are negative.
+    positive_label: str | tuple[str, ...] | None = None
     prediction: str | None = None
     positive_prediction: str | None = None
     score: str | None = None
@@ -158,7 +160,7 @@ class AuditSpec:
                     "time", "model_version", "id"):
             value = getattr(self, key)
             if value is not None:
-                columns[key] = value
+                columns[key] = list(value) if isinstance(value, tuple) else value
         return {
             "source": {k: v for k, v in asdict(self.source).items()
                        if v is not None and not (k == "engine" and v == "duckdb")
@@ -211,6 +213,23 @@ def _label_value(mapping: Mapping[str, Any], key: str) -> str | None:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def _positive_labels(mapping: Mapping[str, Any]) -> str | tuple[str, ...] | None:
+    """[columns] positive_label: one value, or a non-empty list of distinct values (a one-item list is one value)."""
+    value = mapping.get("positive_label")
+    if not isinstance(value, (list, tuple)):
+        text = _label_value(mapping, "positive_label")
+        if text is not None and not text.strip():
+            raise SpecError("[columns] positive_label is empty; give the label value that counts as positive")
+        return text
+    values = [_label_value({"v": v}, "v") for v in value]
+    if not values or any(v is None or not v.strip() or isinstance(raw, (list, tuple, dict))
+                         for v, raw in zip(values, value)):
+        raise SpecError("[columns] positive_label must be a value or a non-empty list of values, e.g. [\"<30\", \">30\"]")
+    if len(set(values)) < len(values):
+        raise SpecError(f"[columns] positive_label names a value twice: {', '.join(values)}")
+    return values[0] if len(values) == 1 else tuple(values)
 
 
 def _str_list(section: str, mapping: Mapping[str, Any], key: str) -> tuple[str, ...]:
@@ -297,17 +316,15 @@ def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
 
     label = _opt_str("columns", cols, "label")
     if label is None:
-        raise SpecError("no label column: set [columns] label (or --label COL)")
+        raise SpecError("no label column: set [columns] label (or {field})", field="label")
     prediction = _opt_str("columns", cols, "prediction")
     score = _opt_str("columns", cols, "score")
     threshold = cols.get("threshold")
     if threshold is not None:
         threshold = _number("columns", cols, "threshold", 0.5)
     if prediction is None and (score is None or threshold is None):
-        raise SpecError(
-            "no decision: give a prediction column (--prediction COL) or a score column and a threshold "
-            "(--score COL --threshold T)"
-        )
+        raise SpecError("no decision: give a prediction column or a score column and a threshold ({field})",
+                        field="decision")
     if prediction is not None and threshold is not None:
         raise SpecError("give either a prediction column or a threshold on the score, not both")
 
@@ -316,7 +333,8 @@ def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
             raise SpecError(f"the label and the {role} are the same column {col}; the {role} must be the model's output")
     sensitive = _str_list("columns", cols, "sensitive")
     if not sensitive:
-        raise SpecError("no sensitive features: list at least one column in [columns] sensitive (--sensitive A,B)")
+        raise SpecError("no sensitive features: list at least one column in [columns] sensitive ({field})",
+                        field="sensitive")
     features = tuple(f for f in _str_list("columns", cols, "features") if f not in sensitive)
     roles = {"label": label, "prediction": prediction, "score": score}
     for feat in sensitive + features:
@@ -370,7 +388,7 @@ def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
     spec = AuditSpec(
         source=source,
         label=label,
-        positive_label=_label_value(cols, "positive_label"),
+        positive_label=_positive_labels(cols),
         prediction=prediction,
         positive_prediction=_label_value(cols, "positive_prediction"),
         score=score,
@@ -394,7 +412,7 @@ def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
         raise SpecError(f"[privacy] lists {', '.join(both)} in both hide_columns and show_columns; keep each in one")
     if spec.alerts.rules:
         if spec.time is None:
-            raise SpecError("[alerts] rules are checked per time window: set [columns] time (or --time COL)")
+            raise SpecError("[alerts] rules are checked per time window: set [columns] time (or {field})", field="time")
         # Imported here: metrics.alerts imports this module.
         from metrics.alerts import parse_rules
 

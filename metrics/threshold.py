@@ -15,7 +15,7 @@ import pandas as pd
 
 from metrics.groups import slice_label
 from metrics.intervals import wilson_interval
-from metrics.outcomes import normalise_value
+from metrics.outcomes import normalise_value, positive_set
 
 # Scores sitting exactly on a grid edge must land in the bucket that starts there, despite float error.
 EDGE_EPS = 1e-9
@@ -41,14 +41,14 @@ def bucket_of(scores: np.ndarray, lo: float, hi: float, bins: int) -> np.ndarray
     return np.clip(np.floor((np.asarray(scores, float) - lo) / width + EDGE_EPS), 0, bins).astype(int)
 
 
-def threshold_curves(counts: pd.DataFrame, by: tuple[str, ...], positive_label: str, lo: float, hi: float,
+def threshold_curves(counts: pd.DataFrame, by: tuple[str, ...], positive_label: str | tuple[str, ...], lo: float, hi: float,
                      bins: int, min_support: int) -> pd.DataFrame:
     """Long table: group, threshold, metric, value, ci_low, ci_high, support, masked."""
     columns = ["group", "threshold", "metric", "value", "ci_low", "ci_high", "support", "masked"]
     if counts.empty:
         return pd.DataFrame(columns=columns)
     frame = counts.copy()
-    frame["y_true"] = (frame["label_raw"].map(normalise_value) == normalise_value(positive_label)).astype(int)
+    frame["y_true"] = frame["label_raw"].map(normalise_value).isin(positive_set(positive_label)).astype(int)
     frame["group"] = [slice_label(tuple((c, str(v)) for c, v in zip(by, vals)))
                       for vals in frame[list(by)].itertuples(index=False, name=None)]
     cube = (frame.groupby(["group", "bucket", "y_true"], observed=True)["n"].sum()

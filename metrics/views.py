@@ -97,6 +97,12 @@ def masked_groups(rows: pd.DataFrame, grouping: str, metrics: Sequence[str]) -> 
     return [f"{g} — {metric_label(m)}: {too_few(s)}" for g, m, s in zip(sel["group"], sel["metric"], sel["support"])]
 
 
+def reference_options(rep: pd.DataFrame, feature: str) -> list[tuple[str, int]]:
+    """A sensitive feature's groups as (value, rows), largest first: the choices of its reference group."""
+    sel = rep[rep["grouping"] == feature].sort_values("n", ascending=False, kind="stable")
+    return [(str(s[0][1]), int(n)) for s, n in zip(sel["slice"], sel["n"]) if len(s) == 1]
+
+
 def representation_table(rep: pd.DataFrame, grouping: str) -> pd.DataFrame:
     """Shares per group with interval, n, reference share and ratio."""
     sel = rep[rep["grouping"] == grouping].sort_values("n", ascending=False)
@@ -193,16 +199,21 @@ def threshold_table(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def worst_table(worst: Sequence) -> pd.DataFrame:
-    """The worst gaps as a table: group, metric, rates with n, ratio with interval, q, verdict."""
+    """The worst gaps as a table, verdict and q first (significant gaps lead): the interval agrees with the verdict."""
+    def interval(d) -> str:
+        low, high, level = d.interval
+        return f"{d.ratio:.2f} ({fmt_num(low)}–{fmt_num(high)}, {level})"
+
     return pd.DataFrame({
         "Group": [d.group for d in worst],
         "Metric": [metric_label(d.metric) for d in worst],
+        "Verdict": [VERDICT_LABELS.get(d.verdict, d.verdict) for d in worst],
+        "q-value": [fmt_q(d.q_value) for d in worst],
+        "Ratio (interval)": [interval(d) for d in worst],
         "Group rate": [f"{100 * d.value:.1f}% (n={d.support:,})" for d in worst],
         "Reference": [f"{d.reference_group}: {100 * d.reference_value:.1f}% (n={d.reference_support:,})"
                       if not pd.isna(d.reference_value) else d.reference_group for d in worst],
-        "Ratio (95% interval)": [f"{d.ratio:.2f} ({fmt_num(d.ratio_ci_low)}–{fmt_num(d.ratio_ci_high)})" for d in worst],
-        "q-value": [fmt_q(d.q_value) for d in worst],
-        "Verdict": [VERDICT_LABELS.get(d.verdict, d.verdict) for d in worst],
+        "Why not significant": [d.chance_note for d in worst],
     })
 
 
@@ -213,8 +224,9 @@ def worst_points(worst: Sequence, colours: dict[tuple[str, str], str]) -> pd.Dat
         "group": [d.group for d in worst],
         "colour": [colours.get((d.grouping, d.group), "#4e79a7") for d in worst],
         "ratio": [d.ratio for d in worst],
-        "ratio_ci_low": [d.ratio_ci_low for d in worst],
-        "ratio_ci_high": [d.ratio_ci_high for d in worst],
+        # The interval that agrees with the verdict (FCR-adjusted for a flagged gap), as in the table.
+        "ratio_ci_low": [d.interval[0] for d in worst],
+        "ratio_ci_high": [d.interval[1] for d in worst],
         "support": [d.support for d in worst],
         "q": [fmt_q(d.q_value) for d in worst],
         "verdict_label": [VERDICT_LABELS.get(d.verdict, d.verdict) for d in worst],

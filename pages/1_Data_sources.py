@@ -5,7 +5,7 @@ import streamlit as st
 from connectors.config import spec_to_toml
 from pages.components.auth import md, shown_paths
 from pages.components.frame import PageContext, guard, run_page
-from pages.components.source_form import mapping_form, pick_source, save_form, show_flash
+from pages.components.source_form import mapping_form, pick_source, reference_form, save_form, show_flash
 from pages.components.state import config_name
 
 
@@ -19,7 +19,9 @@ def draw(ctx: PageContext) -> None:
         with st.expander("The active mapping as fairwatch.toml"):
             st.code(shown_paths(spec_to_toml(spec)), language="toml")
         with guard():  # say here, where it can be fixed, when the active mapping does not fit the data
-            ctx.snapshot()
+            snap = ctx.snapshot()
+            st.markdown("**Reference groups** (others are compared with these; saved in `[reference]`)")
+            reference_form(spec, snap)
     st.subheader("Choose the data")
     source = None
     with guard():

@@ -4,7 +4,7 @@ import streamlit as st
 
 from connectors.snapshot_store import SNAPSHOT_DIR_ENV, list_history, snapshot_dir
 from pages.components.export_view import (render_diff, render_downloads, render_history, render_snapshot_form,
-                                          render_verify)
+                                          render_verify, render_verify_upload)
 from pages.components.auth import md
 from pages.components.frame import PageContext, guard, run_page
 
@@ -21,6 +21,8 @@ def draw(ctx: PageContext) -> None:
     entries = list_history(root)
     if not entries:
         st.info("No snapshots in the history yet: take the first one above.")
+        with guard():
+            render_verify_upload()
         return
     st.subheader(f"History ({len(entries)} snapshot{'s' if len(entries) != 1 else ''})")
     render_history(entries, root)
@@ -32,6 +34,8 @@ def draw(ctx: PageContext) -> None:
                "file, or an edited or removed earlier snapshot, is named here.")
     with guard():
         render_verify(entries, root)
+    with guard():
+        render_verify_upload()
     st.subheader("What changed between two snapshots")
     with guard():
         render_diff(entries, root)

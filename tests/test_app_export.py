@@ -3,10 +3,12 @@ their author and note, verify intact, differ where the view differed, and a chan
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from connectors.export import load_snapshot
+from connectors.export import load_snapshot, zip_bytes
 from connectors.snapshot_store import SNAPSHOT_DIR_ENV
 from metrics.diff import SnapshotError
 from metrics.export_views import annotation_record
@@ -58,9 +60,20 @@ def test_export_creates_lists_verifies_diffs_and_names_a_changed_file(env, tmp_p
     first = history / table.loc[table["#"] == 1, "Folder"].iloc[0]
     note = load_snapshot(first)["annotation"][0]
     assert (note["author"], note["note"], note["view"]) == ("Alice Auditor", "quarterly review", "all rows")
-    # Local mode: the typed author in the note, and the server's own user as the recorded creator.
-    creator = load_snapshot(first)["export"]["author"]
+    # Local mode: the typed author is the snapshot's author (snapshot.json, manifest, both reports); the
+    # server's own account stays as the id it was typed under.
+    doc = load_snapshot(first)
+    creator = doc["export"]["author"]
+    assert creator["name"] == "Alice Auditor"
     assert creator["signed_in"] == "local" and creator["id"].startswith("local:") and creator["role"] == "auditor"
+    manifest = json.loads((first / "manifest.json").read_text())
+    assert manifest["author"]["name"] == "Alice Auditor"
+    assert "by Alice Auditor" in (first / "report.html").read_text(encoding="utf-8")
+    assert b"Alice Auditor" in (first / "report.pdf").read_bytes()
+    assert "root (local" not in (first / "report.html").read_text(encoding="utf-8").split("Created by")[0]
+    # The snapshot's time is when it was taken, not when the cached audit ran.
+    assert doc["created_at"][:16] == doc["export"]["exported_at"][:16]
+    intact_zip = zip_bytes(first)
     with open(first / "report.html", "a", encoding="utf-8") as fh:
         fh.write("<!-- edited -->")
     at.run()
@@ -68,6 +81,18 @@ def test_export_creates_lists_verifies_diffs_and_names_a_changed_file(env, tmp_p
     assert any(e.value.startswith("TAMPERED") for e in at.error)
     problems = next(d.value for d in at.dataframe if "Problem" in d.value.columns)
     assert problems[["File", "Problem"]].values.tolist() == [["report.html", "changed"]]
+
+    # A zip brought from elsewhere is verified too: the intact one passes, the edited one is named.
+    at.file_uploader(key="fw.export.upload").upload("snap.zip", intact_zip, "application/zip")
+    at.run()
+    assert not at.exception
+    assert any(s.value.startswith("Intact") for s in at.success[-1:]), [s.value for s in at.success]
+    at.file_uploader(key="fw.export.upload").upload("edited.zip", zip_bytes(first), "application/zip")
+    at.run()
+    assert not at.exception and at.error[-1].value.startswith("TAMPERED")
+    at.file_uploader(key="fw.export.upload").upload("junk.zip", b"not a zip", "application/zip")
+    at.run()
+    assert not at.exception and "not a readable zip" in at.error[-1].value
 
 
 @pytest.mark.parametrize("author, note", [("", "x"), ("  ", ""), ("a" * 200, ""), ("ok", "n" * 3000)])

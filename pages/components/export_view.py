@@ -7,10 +7,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from connectors.export import HistoryEntry, verify, zip_bytes
+from connectors.export import HistoryEntry, verify, verify_zip_bytes, zip_bytes
 from connectors.snapshot_store import FILES, export_view, snapshot_file, snapshot_folder
 from metrics.diff import MOVE_RULE
-from metrics.export_views import (annotation_record, changes_table, diff_figures, findings_table, history_table,
+from metrics.export_views import (annotation_record, snapshot_author, changes_table, diff_figures, findings_table, history_table,
                                   moves_table, problems_table, snapshot_label)
 from metrics.followup import RULE as FOLLOW_UP_RULE
 from metrics.followup import counts_line, follow_up_table
@@ -55,7 +55,7 @@ def render_snapshot_form(ctx: PageContext, root: Path) -> None:
             # With the data plan of the budget chosen on the Data plan page (its default otherwise).
             snap = snap.with_plan(load_plan(sel.spec, sel.row_filter, stamp_of(sel.spec), chosen_budget()))
             result = export_view(snap, annotation, root, get_source(sel.spec.source, stamp_of(sel.spec)),
-                                 author=session_author())
+                                 author=snapshot_author(session_author(), annotation[0]["author"], signed_in))
             st.session_state[PICKED] = result.path.name
             st.success(f"Snapshot #{result.sequence} written to {md(result.path)} ({len(result.files)} files, "
                        f"{result.suppression.cells_suppressed:,} small cells withheld). Its manifest SHA-256 is "
@@ -104,6 +104,20 @@ def render_verify(entries: Sequence[HistoryEntry], root: Path) -> None:
         st.success(md(report.lines()[0].capitalize()), icon=":material/verified:")
         return
     st.error(md(report.lines()[0]), icon=":material/gpp_bad:")
+    show_table(problems_table(report), columns={})
+
+
+def render_verify_upload() -> None:
+    """Check a snapshot zip the user brings (e.g. one sent for review) against the manifest inside it."""
+    up = st.file_uploader("…or verify a snapshot zip from elsewhere", type=["zip"], key="fw.export.upload",
+                          help="The zip downloaded from this page (Zip, all files); it is checked in memory, not kept.")
+    if up is None:
+        return
+    report = verify_zip_bytes(up.getvalue(), up.name)
+    if report.intact:
+        st.success(report.lines()[0].capitalize(), icon=":material/verified:")
+        return
+    st.error(report.lines()[0], icon=":material/gpp_bad:")
     show_table(problems_table(report), columns={})
 
 

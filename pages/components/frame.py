@@ -73,7 +73,7 @@ def guard():
     try:
         yield
     except FairwatchError as exc:
-        st.error(md(exc), icon="⚠️")
+        st.error(md(exc.in_app()), icon="⚠️")
     except Exception as exc:  # noqa: BLE001 - the promise is: no traceback on the page
         log.exception("page failed")
         st.error(md(one_line(exc)), icon="🛑")

@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from connectors.audit import run_audit
-from connectors.dashboard import FilterOptions, fetch_filter_options, fetch_sample, fetch_tables
+from connectors.dashboard import FilterOptions, fetch_column_values, fetch_filter_options, fetch_sample, fetch_tables
 from connectors.datapaths import safe_data_path
 from connectors.drilldown import drill_down, fetch_example_rows, fetch_value_counts
 from connectors.export import load_snapshot as read_snapshot
@@ -78,6 +78,12 @@ def load_profiles(source: SourceSpec, stamp: Stamp) -> tuple[list[ColumnProfile]
     return profiles, guess_roles(profiles, sample)
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def load_column_values(source: SourceSpec, stamp: Stamp, column: str) -> tuple[str, ...]:
+    """The most frequent values of one column (at most 50), for the positive-label picker."""
+    return fetch_column_values(get_source(source, stamp), column)
+
+
 def list_tables(name: str) -> list[str]:
     """Tables of a DuckDB file in the data folder (uncached: cheap, and files change)."""
     return fetch_tables(safe_data_path(name))
@@ -91,7 +97,8 @@ def load_overview(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp, features
     from metrics.views import colours_by_group
 
     rows = visible_snapshot(load_snapshot(spec, row_filter, stamp), role)[0].groups.rows
-    return (feature_verdicts(rows, features), worst_disparities(rows, features, limit=6),
+    return (feature_verdicts(rows, features, policy=spec.policy),
+            worst_disparities(rows, features, limit=6, policy=spec.policy),
             colours_by_group(rows, group_colours))
 
 

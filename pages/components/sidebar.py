@@ -16,7 +16,7 @@ from connectors.dashboard import FilterOptions
 from metrics.spec import AuditSpec, RowFilter
 from pages.components.auth import md
 from pages.components.loaders import load_filter_options, stamp_of
-from pages.components.state import CONFIG_PARAM, active_spec, config_name
+from pages.components.state import CONFIG_PARAM, active_spec, config_name, generation
 
 STORE = "fw.selection"
 ALL_VERSIONS = "all versions"
@@ -61,8 +61,11 @@ def _sanitize(store: dict, spec: AuditSpec, opts: FilterOptions) -> dict:
     else:
         start = out.get("from") or lo
         end = out.get("to") or hi
-        start, end = min(max(start, lo), hi), max(min(end, hi), lo)
-        out["from"], out["to"] = (start, end) if start <= end else (lo, hi)
+        # A window that misses the source's span (a stale link) is no window: clamping it would leave
+        # one day at an edge and audit almost nothing without saying so.
+        if start > hi or end < lo or start > end:
+            start, end = lo, hi
+        out["from"], out["to"] = max(start, lo), min(end, hi)
     feats = [f for f in (out.get("features") or []) if f in spec.sensitive]
     out["features"] = feats or list(spec.sensitive)
     return out
@@ -119,8 +122,12 @@ def render_sidebar() -> Selection:
     spec = active_spec()
     bar.caption(f"**Source:** {md(spec.source.describe())}")
     opts = load_filter_options(spec, stamp_of(spec))
+    gen = generation()
     if STORE not in st.session_state:
-        st.session_state[STORE] = _initial_store()
+        st.session_state[STORE] = _initial_store() | {"generation": gen}
+    elif st.session_state[STORE].get("generation") != gen:
+        # A spec was just made active: its view is the audit the check ran, not the previous source's.
+        st.session_state[STORE] = {"generation": gen}
     store = _sanitize(st.session_state[STORE], spec, opts)
     st.session_state[STORE] = store
     # Seed the widgets from the store on every run: a page switch would otherwise reset them.

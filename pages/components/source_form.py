@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 import streamlit as st
 
@@ -10,13 +11,17 @@ from connectors.active import demo_spec, save_spec
 from connectors.datapaths import DATA_SUFFIXES, data_dir, list_data_files, safe_data_path, save_upload
 from connectors.freshness import source_stamp
 from metrics.mapping import RoleGuess, mapping_config
+from metrics.outcomes import normalise_value
+from metrics.snapshot import AuditSnapshot
 from metrics.spec import AuditSpec, RowFilter, SourceSpec, parse_spec
+from metrics.views import reference_options
 from pages.components.auth import md
 from pages.components.frame import guard
-from pages.components.loaders import list_tables, load_profiles, load_snapshot, stamp_of
+from pages.components.loaders import list_tables, load_column_values, load_profiles, load_snapshot, stamp_of
 from pages.components.state import set_active_spec
 
 NONE = "(none)"
+LARGEST = "\x00largest"  # the reference choice "the largest group" (never a value: values are shown as text)
 FLASH = "fw.flash"
 
 
@@ -90,12 +95,22 @@ def mapping_form(source: SourceSpec) -> None:
         st.dataframe([{"column": p.name, "type": p.type, "distinct (sample)": p.distinct, "examples": ", ".join(p.examples)}
                       for p in profiles], hide_index=True, width="stretch")
     _guess_notes(g)
+    # The label and its positive values sit outside the form: the value picker follows the chosen label.
+    l1, l2 = st.columns([1, 2])
+    label = l1.selectbox("Label (actual outcome)", names, index=names.index(g.label) if g.label in names else 0,
+                         key=k + ".label")
+    values = list(load_column_values(source, source_stamp(source), label))
+    guess = [v for v in values if g.positive_label is not None and label == g.label
+             and normalise_value(v) == normalise_value(g.positive_label)]
+    positive = l2.multiselect("Label values that count as positive", values, default=guess[:1],
+                              key=f"{k}.pos.{label}",
+                              help="Every other value counts as negative: a label with three values (e.g. NO, <30, "
+                                   ">30) or in words is mapped here. Empty: 1/true when the label is plainly binary.")
     with st.form(k):
         c1, c2, c3 = st.columns(3)
         roles = {
-            "label": c1.selectbox("Label (actual outcome)", names, index=names.index(g.label) if g.label in names else 0,
-                                  key=k + ".label"),
-            "positive_label": c1.text_input("Label value that counts as positive", g.positive_label or "", key=k + ".pos"),
+            "label": label,
+            "positive_label": list(positive) if len(positive) > 1 else (positive[0] if positive else None),
             "prediction": _choice(c1, "Prediction (the decision)", names, g.prediction, k + ".pred"),
             "score": _choice(c2, "Score (optional)", names, g.score, k + ".score"),
             "threshold": c2.number_input("Threshold on the score (only without a prediction)", value=g.threshold or 0.5,
@@ -104,9 +119,12 @@ def mapping_form(source: SourceSpec) -> None:
             "model_version": _choice(c2, "Model version", names, g.model_version, k + ".mv"),
             "id": _choice(c3, "Row id", names, g.id, k + ".id"),
         }
-        roles["sensitive"] = c3.multiselect("Sensitive features", names, default=list(g.sensitive), key=k + ".sens")
-        roles["features"] = c3.multiselect("Other features (for slicing)", names, default=list(g.features),
-                                           key=k + ".feat")
+        # The chosen label is never a default feature: a slice cannot be defined by the outcome.
+        # Keyed by the label too: a new label gets fresh defaults instead of keeping itself as a feature.
+        roles["sensitive"] = c3.multiselect("Sensitive features", names, default=[f for f in g.sensitive if f != label],
+                                            key=f"{k}.sens.{label}")
+        roles["features"] = c3.multiselect("Other features (for slicing)", names,
+                                           default=[f for f in g.features if f != label], key=f"{k}.feat.{label}")
         min_support = c3.number_input("Smallest n a rate is shown for (min_support)", 1, 10**6, 30, key=k + ".min")
         submitted = st.form_submit_button("Check and use this mapping", type="primary")
     if submitted:
@@ -127,6 +145,26 @@ def _guess_notes(g: RoleGuess) -> None:
         st.caption("Any column left out can still be added by hand under Other features.")
 
 
+def reference_form(spec: AuditSpec, snap: AuditSnapshot) -> None:
+    """A reference group per sensitive feature (default: the largest, as the spec's); a change checks and uses it."""
+    chosen, picked = dict(spec.reference), {}
+    k = "fw.ref." + hashlib.sha1(repr((spec.source, spec.sensitive)).encode()).hexdigest()[:10]
+    cols = st.columns(min(len(spec.sensitive), 3))
+    for i, feat in enumerate(spec.sensitive):
+        options = [v for v, _ in reference_options(snap.representation, feat)]
+        largest = f"the largest group ({options[0]})" if options else "the largest group"
+        choices = [LARGEST, *options]
+        value = cols[i % len(cols)].selectbox(
+            f"Reference group of {md(feat)}", choices, index=choices.index(chosen[feat]) if chosen.get(feat) in choices else 0,
+            format_func=lambda v, text=largest: text if v == LARGEST else v, key=f"{k}.{feat}",
+            help="Every other group of this feature is compared with this one (ratios, gaps).")
+        if value != LARGEST:
+            picked[feat] = value
+    if picked != chosen:
+        with guard():
+            activate(replace(spec, reference=tuple(picked.items())), "Reference groups changed, checked and in use")
+
+
 def save_form(spec: AuditSpec) -> None:
     """Save the active spec as a fairwatch.toml in the data folder (the CLI reads it with --config)."""
     with st.form("fw.save"):
@@ -134,6 +172,6 @@ def save_form(spec: AuditSpec) -> None:
         if st.form_submit_button("Save as fairwatch.toml"):
             with guard():
                 path = save_spec(spec, name)
-                set_active_spec(spec, str(path.relative_to(data_dir())))
+                set_active_spec(spec, str(path.relative_to(data_dir())), fresh_view=False)
                 st.success(f"Saved {md(path)}. Run {md(f'fairwatch audit --config {path} --out audits/today')}, "
                            f"or share this page's link (it now names the saved config).")
