@@ -40,6 +40,12 @@ MAX_FEATURE_VALUES = 50
 # v_decile_score 0.62 for the score; the strongest genuine inputs stay far below (priors_count 0.21,
 # age 0.16; German credit's Account_status 0.45 for its model's probability).
 PROXY_ASSOCIATION = 0.6
+# A value that covers a sizeable share of rows and (nearly) fixes a rare label records the outcome even
+# when the column as a whole explains little: COMPAS' vr_charge_degree is set in 11% of rows, and 95% of
+# those re-offended against 45% overall (it is the charge of the violent re-offence), yet its lambda is 0.23.
+OUTCOME_VALUE_SHARE = 0.05
+OUTCOME_VALUE_PURITY = 0.9
+OUTCOME_BASE_SHARE = 0.6
 # Fewer rows with a target than this measure nothing (lambda and eta squared overfit a small sample).
 MIN_ASSOCIATION_ROWS = 50
 # A number with more than twice this many values is measured in this many rank bins.
@@ -132,7 +138,8 @@ def _rank(profile: ColumnProfile, names: Sequence[str]) -> int | None:
         if tokens[0] == wanted:
             return i
     for i, wanted in enumerate(names):
-        if wanted in tokens[1:] or (len(wanted) > 3 and tokens[0].startswith(wanted)):
+        # A longer word that begins with the name counts too: Two_yr_Recidivism is a recid column.
+        if any(t == wanted or (len(wanted) > 3 and t.startswith(wanted)) for t in tokens):
             return len(names) + i
     return None
 
@@ -197,6 +204,37 @@ def association(feature: pd.Series, target: pd.Series, target_is_number: bool = 
     if n == base:
         return None
     return float((joint.max(axis=1).sum() - base) / (n - base))
+
+
+def outcome_value(feature: pd.Series, target: pd.Series) -> tuple[str, float, float, str] | None:
+    """A value of the feature (empty counts as one) that nearly fixes an otherwise uncommon label, or None.
+
+    Returns (value, its share of rows, the label's share among them, that label) for the largest such
+    value: at least `OUTCOME_VALUE_SHARE` of the rows with a label, the label the same in at least
+    `OUTCOME_VALUE_PURITY` of them, and that label at most `OUTCOME_BASE_SHARE` of all rows.
+    """
+    y = target.astype("string")
+    keep = y.notna().to_numpy()
+    if int(keep.sum()) < MIN_ASSOCIATION_ROWS:
+        return None
+    y = y[keep]
+    raw = feature[keep]
+    x = raw.astype("string").fillna("(empty)")
+    table = pd.crosstab(x, y)
+    if raw.isna().any() and raw.notna().sum() > 0:
+        # "Set at all" is a value too: a column filled in only after the outcome is split over many values.
+        table.loc["(any value)"] = pd.crosstab(raw.notna(), y).loc[True]
+    overall = table.sum(axis=0) / len(y)
+    rows = table.sum(axis=1)
+    best = None
+    for value, counts in table.iterrows():
+        share = rows[value] / len(y)
+        top = counts.idxmax()
+        purity = counts[top] / rows[value]
+        if (share >= OUTCOME_VALUE_SHARE and purity >= OUTCOME_VALUE_PURITY and overall[top] <= OUTCOME_BASE_SHARE
+                and (best is None or share > best[1])):
+            best = (str(value), float(share), float(purity), str(top))
+    return best
 
 
 def _association_codes(feature: pd.Series) -> np.ndarray:
@@ -276,6 +314,13 @@ def _exclusion(p: ColumnProfile, sample: pd.DataFrame | None, targets: Sequence[
                 how = "variance" if is_number else "errors"
                 return (f"nearly determines the {role} {column}: its values alone explain {value:.0%} of the "
                         f"{how} in guessing it ({len(sample):,} sampled rows), so a slice on it mirrors the outcome")
+            if role == "label" and not p.numeric:
+                fixed = outcome_value(sample[p.name], sample[column])
+                if fixed is not None:
+                    value_, share, purity, outcome = fixed
+                    return (f"records the outcome: where it is {value_!r} ({share:.0%} of sampled rows) the label "
+                            f"{column} is {outcome!r} in {purity:.0%} of them, against "
+                            f"{float((sample[column].astype('string') == outcome).mean()):.0%} overall")
     if p.numeric and p.distinct > 20:
         return (f"a number with {p.distinct:,} values in the sample: add it by hand and the slice search cuts it "
                 f"into bins")

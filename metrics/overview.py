@@ -87,7 +87,7 @@ class Disparity:
     @property
     def interval(self) -> tuple[float, float, str]:
         """The ratio interval that agrees with the verdict: adjusted for a flagged gap, else the 95% one."""
-        if not _nan(self.adj_level):
+        if not is_missing(self.adj_level):
             return self.adj_ci_low, self.adj_ci_high, f"{100 * self.adj_level:.2f}% FCR-adjusted"
         return self.ratio_ci_low, self.ratio_ci_high, "95%"
 
@@ -209,7 +209,7 @@ def _disparity(r: dict) -> Disparity:
         ratio=f("ratio"), ratio_ci_low=f("ratio_ci_low"), ratio_ci_high=f("ratio_ci_high"),
         q_value=f("q_value"), verdict=r["verdict"],
         adj_ci_low=f("adj_ci_low"), adj_ci_high=f("adj_ci_high"), adj_level=f("adj_level"),
-        comparisons=0 if _nan(r.get("comparisons")) else int(r["comparisons"]),
+        comparisons=0 if is_missing(r.get("comparisons")) else int(r["comparisons"]),
         chance_note=str(r.get("chance_note") or ""),
     )
 

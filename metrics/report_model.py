@@ -794,7 +794,7 @@ def generic_table(name: str, records: Sequence[Mapping[str, Any]]) -> Table:
         if group is not None:
             row["group"] = group
         if isinstance(row.get("metric"), str):
-            row["metric"] = metric_name(row["metric"])
+            row["metric"] = metric_label(row["metric"])
         flat.append(row)
     columns: list[str] = []
     for r in flat:
@@ -897,8 +897,8 @@ def _policy_metrics(doc: Mapping[str, Any]) -> str:
                 judged.append(m)
     if not judged:
         return "none (no group could be compared with its reference)"
-    return (", ".join(metric_name(m) for m in judged) + "; the ratio chart and the outcomes table show "
-            + ", ".join(metric_name(m) for m in HEADLINE_METRICS if m in judged))
+    return (", ".join(metric_label(m) for m in judged) + "; the ratio chart and the outcomes table show "
+            + ", ".join(metric_label(m) for m in HEADLINE_METRICS if m in judged))
 
 
 def _author_text(author: Any) -> str:

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from connectors.dashboard import fetch_sample
 from connectors.source import open_source
-from metrics.mapping import association, default_threshold, guess_roles, profile_columns, threshold_warning
+from metrics.mapping import (association, default_threshold, guess_roles, outcome_value, profile_columns,
+                             threshold_warning)
 from metrics.spec import SourceSpec
 
 
@@ -118,6 +119,28 @@ def test_outcome_and_score_proxies_ids_free_text_and_personal_data_are_left_out_
     assert "identifier" in reasons["case_ref"] and "free text" in reasons["comment"]
 
 
+def test_a_value_that_fixes_a_rare_label_is_an_outcome_record_and_a_plain_feature_is_not():
+    rng = np.random.default_rng(3)
+    n = 4000
+    y = rng.random(n) < 0.3
+    # Filled in only after a positive outcome, over many values: no single value is common, "set at all" is.
+    after = pd.Series(np.where(y & (rng.random(n) < 0.5), rng.choice(list("ABCDEFGH"), n), None))
+    plain = pd.Series(rng.choice(["a", "b", "c"], n))
+    value, share, purity, label = outcome_value(after, pd.Series(y.astype(int)))
+    assert value == "(any value)" and label == "1" and purity == 1.0 and abs(share - (y & after.notna()).mean()) < 1e-12
+    assert outcome_value(plain, pd.Series(y.astype(int))) is None
+    # A value that fixes the common label says nothing about the outcome being recorded.
+    common = pd.Series(np.where(~y & (rng.random(n) < 0.5), "n", rng.choice(["x", "z"], n)))
+    assert outcome_value(common, pd.Series(y.astype(int))) is None
+
+
+def test_a_longer_word_that_begins_with_a_label_name_is_a_label():
+    frame = pd.DataFrame({"Two_yr_Recidivism": ["yes", "no"] * 100, "predicted": [1.0, 0.0] * 100,
+                          "race": ["a", "b", "c", "d"] * 50})
+    g = _guess(frame, {"Two_yr_Recidivism": "VARCHAR", "predicted": "DOUBLE", "race": "VARCHAR"})
+    assert g.label == "Two_yr_Recidivism" and g.prediction == "predicted"
+
+
 # ---------------------------------------------------------------------------------------------- public files
 
 
@@ -128,13 +151,15 @@ def test_compas_guesses(shared_data):
     assert g.time == "compas_screening_date"  # not c_arrest_date, empty in 6,077 of 7,214 rows
     assert set(g.sensitive) == {"sex", "race", "age_cat"}
     proxies = {"is_recid", "r_charge_degree", "score_text", "event", "decile_score_1", "v_decile_score",
-               "v_score_text", "is_violent_recid", "end", "r_days_from_arrest"}
+               "v_score_text", "is_violent_recid", "end", "r_days_from_arrest", "vr_charge_degree"}
     assert not proxies & set(g.features), set(g.features)
     excluded = dict(g.excluded)
     assert proxies <= set(excluded)
     for col in ("name", "first", "last", "dob"):
         assert excluded[col].startswith("personal data"), (col, excluded[col])
     assert "nearly determines the label two_year_recid" in excluded["event"]
+    # Set only for people who re-offended violently: split over many charges, so only "set at all" shows it.
+    assert "records the outcome: where it is '(any value)'" in excluded["vr_charge_degree"]
     assert {"c_charge_degree", "juv_fel_count"} <= set(g.features)
 
 

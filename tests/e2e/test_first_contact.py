@@ -29,11 +29,13 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright 
 
 # file under ../shared/data: the mapping a user makes (None: leave the role out), and the rows it holds.
 CASES = {
+    # COMPAS keeps the page's suggestions (checked as shown), the threshold 5 among them, and adds a
+    # numeric feature by hand: score + threshold + a number is the combination that once crashed.
     "compas": ("compas/compas-scores-two-years.csv", 7214,
-               {"label": "two_year_recid", "positive": [], "prediction": None, "score": "decile_score",
-                "threshold": "5", "time": "compas_screening_date", "sensitive": ["race", "sex", "age_cat"],
-                # Part A: numeric features (priors_count, age) crash with score + threshold; text ones only here.
-                "features": ["c_charge_degree"]}),
+               {"accept": True, "label": "two_year_recid", "positive": [], "prediction": None, "score": "decile_score",
+                "threshold": "5", "time": "compas_screening_date", "sensitive": ["sex", "age_cat", "race"],
+                "features": ["juv_fel_count", "juv_misd_count", "juv_other_count", "c_charge_degree"],
+                "add_features": ["priors_count"]}),
     "adult": ("aequitas/adult_rf_binary.csv", 9769,
               {"label": "label_value", "positive": [], "prediction": "score", "score": None, "threshold": None,
                "time": None, "sensitive": ["gender", "race"], "features": ["education"]}),
@@ -133,6 +135,9 @@ def _upload_and_use(tab, base: str, path, mapping: dict) -> str:
     tab.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(path))
     tab.get_by_text("Map the columns").wait_for(timeout=120_000)
     _settle(tab)
+    if mapping.get("accept"):
+        _check_suggestions(tab, mapping)
+        return _check_and_use(tab)
     _choose(tab, "Label (actual outcome)", mapping["label"])
     _settle(tab)
     if mapping["positive"]:
@@ -148,6 +153,36 @@ def _upload_and_use(tab, base: str, path, mapping: dict) -> str:
     _choose(tab, "Model version", None)
     _multi(tab, "Sensitive features", mapping["sensitive"])
     _multi(tab, "Other features (for slicing)", mapping["features"])
+    return _check_and_use(tab)
+
+
+# Columns that record the outcome or copy the score: never a default slicing feature (issue 15).
+PROXIES = {"is_recid", "r_charge_degree", "score_text", "event", "decile_score_1", "v_decile_score", "v_score_text",
+           "is_violent_recid", "vr_charge_degree", "two_year_recid", "decile_score", "name", "first", "last", "dob"}
+
+
+def _shown(tab, testid: str, label: str) -> str:
+    """The text a widget shows for its current value."""
+    return _widget(tab, testid, label).locator('input[role="combobox"]').first.input_value().strip()
+
+
+def _check_suggestions(tab, mapping: dict) -> None:
+    """The form is pre-filled with the expected guesses, no proxy among the features; then add mapping's extras."""
+    assert _shown(tab, "stSelectbox", "Label (actual outcome)") == mapping["label"]
+    assert _shown(tab, "stSelectbox", "Score (optional)") == mapping["score"]
+    assert _shown(tab, "stSelectbox", "Prediction (the decision)") == "(none)"
+    assert _shown(tab, "stSelectbox", "Time") == mapping["time"]
+    assert tab.get_by_label("Threshold on the score (only without a prediction)").input_value() in ("5", "5.00")
+    tags = lambda label: sorted({t.get_attribute("aria-label") for t in  # noqa: E731
+                                 _widget(tab, "stMultiSelect", label).locator("[data-tag]").all()})
+    assert tags("Sensitive features") == sorted(mapping["sensitive"])
+    features = tags("Other features (for slicing)")
+    assert features == sorted(mapping["features"]) and not PROXIES & set(features), features
+    _multi(tab, "Other features (for slicing)", sorted(mapping["features"] + mapping["add_features"]))
+
+
+def _check_and_use(tab) -> str:
+    """Press "Check and use this mapping"; the success line (or fail with the page's one-line error)."""
     tab.get_by_role("button", name="Check and use this mapping").click()
     ok = tab.locator('[data-testid="stAlertContentSuccess"]').filter(has_text="Mapping checked and in use")
     # Either the check passes, or its one-line error says why (shown in the assertion).
