@@ -46,10 +46,11 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
             summary = outcomes.summary
             slices = find_slices(fetch_slice_counts(source, spec, summary.positive_label,
                                                     summary.positive_prediction, row_filter), spec)
-            # Quality signals for the best-ranked findings (and every sensitive group): one scan.
+            # Quality signals for the best-ranked findings (and every sensitive group), with the error signal
+            # among each signal's unflagged rows (whether they explain a finding's gap): one scan.
             wanted = [tuple(s) for s in top_findings(slices, spec.slices.top_k)["slice"]]
-            quality = compute_quality(fetch_quality_counts(source, spec, wanted, summary.positive_label, row_filter),
-                                      spec)
+            quality = compute_quality(fetch_quality_counts(source, spec, wanted, summary.positive_label, row_filter,
+                                                           positive_prediction=summary.positive_prediction), spec)
         description = source.description
     scores = binarize_scores(counts.scores, spec, outcomes.summary.positive_label) if counts.scores is not None else None
     table = compute_group_table(outcomes.labelled, outcomes.population, scores, spec)
