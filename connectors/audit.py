@@ -17,7 +17,7 @@ from metrics.groups import compute_group_table
 from metrics.outcomes import binarize, binarize_scores
 from metrics.quality import compute_quality
 from metrics.representation import compute_representation
-from metrics.slices import find_slices, top_findings
+from metrics.slices import find_slices, merge_overlaps, overlap_priority
 from metrics.snapshot import AuditSnapshot
 from metrics.spec import AuditSpec, RowFilter
 
@@ -48,9 +48,12 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
                                                     summary.positive_prediction, row_filter), spec)
             # Quality signals for the best-ranked findings (and every sensitive group), with the error signal
             # among each signal's unflagged rows (whether they explain a finding's gap): one scan.
-            wanted = [tuple(s) for s in top_findings(slices, spec.slices.top_k)["slice"]]
-            quality = compute_quality(fetch_quality_counts(source, spec, wanted, summary.positive_label, row_filter,
-                                                           positive_prediction=summary.positive_prediction), spec)
+            # Overlapping findings are settled in the same scan: each one's rows outside the findings before it.
+            wanted = overlap_priority(slices)[:spec.slices.top_k]
+            qcounts = fetch_quality_counts(source, spec, wanted, summary.positive_label, row_filter,
+                                           positive_prediction=summary.positive_prediction, priority=wanted)
+            slices = merge_overlaps(slices, qcounts.overlaps, spec)
+            quality = compute_quality(qcounts, spec)
         description = source.description
     scores = binarize_scores(counts.scores, spec, outcomes.summary.positive_label) if counts.scores is not None else None
     table = compute_group_table(outcomes.labelled, outcomes.population, scores, spec)

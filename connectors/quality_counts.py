@@ -159,12 +159,14 @@ def _sensitive_groups(src: OpenSource, spec: AuditSpec, cols: dict[str, str], wh
 
 def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slice], positive_label: str,
                          row_filter: RowFilter | None = None,
-                         positive_prediction: str | None = None) -> QualityCounts:
+                         positive_prediction: str | None = None, priority: Sequence[Slice] = ()) -> QualityCounts:
     """Counts behind the data-quality signals for each slice and each sensitive group, in one scan.
 
     With `positive_prediction`, also the slice search's error signal (its denominator and errors) among
     the rows each signal does not flag, per slice and over every row: whether a signal's rows explain a
-    slice's gap is then a matter of counts (`metrics.quality.gap_without_flagged`).
+    slice's gap is then a matter of counts (`metrics.quality.gap_without_flagged`). `priority`: findings
+    (among `slices`), best first: the error signal among each one's rows that no finding before it holds,
+    and among rows in no finding (`QualityCounts.overlaps`).
     """
     cols = resolve_spec_columns(spec, src)
     where, params = where_sql(spec, cols, row_filter)
@@ -200,9 +202,10 @@ def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slic
     # slower here). A row of slice k has a missing value in one of the slice's other columns iff
     # its number of missing columns exceeds the slice's '(missing)' conditions: every other
     # condition implies a present value.
-    members, own, others = ["-1"], [0], []
+    members, own, others, preds = ["-1"], [0], [], {}
     for k, s in enumerate(all_slices):
         pred, p, own_missing = _predicate(s, k, names, types)
+        preds[s] = pred
         q.update(p)
         members.append(f"CASE WHEN {pred} THEN {k} END")
         own.append(own_missing)
@@ -233,6 +236,16 @@ def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slic
         return (f"count_if({keep}) AS {name}_n, "
                 f"sum(CASE WHEN {keep} THEN CAST(fw_err AS DOUBLE) ELSE CAST(0 AS DOUBLE) END) AS {name}_e")
 
+    # Each row's first finding in priority order (NULL: in none): the rows a finding describes that no finding
+    # before it does, counted per finding in the totals below (`metrics.slices.merge_overlaps`).
+    ranked = [tuple(tuple(pair) for pair in f) for f in priority]
+    first_sql = ("CASE " + " ".join(f"WHEN {preds[f]} THEN {j}" for j, f in enumerate(ranked)) + " END"
+                 if ranked and errors else "CAST(NULL AS INTEGER)")
+    first_aggs = "".join(", " + clean(f"coalesce(fw_first <> {j}, TRUE)", f"of{j}") for j in range(len(ranked)))
+    first_aggs += (", " + clean("fw_first IS NOT NULL", "of_none")) if ranked and errors else ""
+    firsts_cte = (f"firsts AS (SELECT {first_aggs[2:]} FROM (SELECT fw_den, fw_err, {first_sql} AS fw_first "
+                  f"FROM base) AS fw_f),\n" if first_aggs else "")
+    firsts_join = " CROSS JOIN firsts" if first_aggs else ""
     set_err = "".join(
         ", " + clean(" OR ".join(missing[j] for j in js) if js else "FALSE", f"ce_set{e}") for e, js in enumerate(sets))
     col_err = "".join(", " + clean(f"m{j}", f"ce_m{j}") for j in range(width))
@@ -278,14 +291,14 @@ dup AS (
          sum(CASE WHEN fw_den THEN fw_err ELSE CAST(0 AS DOUBLE) END) AS fw_de
   FROM base GROUP BY {keys} HAVING min(fw_y) <> max(fw_y)
 ),
-dup_slice AS (
+{firsts_cte}dup_slice AS (
   SELECT fw_k, sum(fw_n) AS n_conflicts, sum(fw_dn) AS cd_n, sum(fw_de) AS cd_e
   FROM (SELECT unnest({membership}) AS fw_k, fw_n, fw_dn, fw_de FROM dup) AS fw_dup_members
   GROUP BY fw_k
 )
 SELECT p.*, coalesce(d.n_conflicts, 0) AS n_conflicts, coalesce(d.cd_n, 0) AS cd_n,
-       coalesce(d.cd_e, 0) AS cd_e, thr.*
-FROM per_slice AS p LEFT JOIN dup_slice AS d USING (fw_k) CROSS JOIN thr"""
+       coalesce(d.cd_e, 0) AS cd_e, thr.*{", firsts.*" if first_aggs else ""}
+FROM per_slice AS p LEFT JOIN dup_slice AS d USING (fw_k) CROSS JOIN thr{firsts_join}"""
     result = run_query(src, sql, {k: v for k, v in q.items() if re.search(rf"\${re.escape(k)}\b", sql)})
     by_k = {int(r["fw_k"]): r for r in result.to_dict("records")}
     empty = {"n_rows": 0, "n_labelled": 0, "n_missing_any": 0, "n_neg": 0, "n_pos": 0, "n_sus_neg": 0,
@@ -339,6 +352,12 @@ FROM per_slice AS p LEFT JOIN dup_slice AS d USING (fw_k) CROSS JOIN thr"""
             signal_rows.append((s, LABEL_ERRORS_POS, None, *sides["pos"], *(np.nan,) * 4))
     signals = pd.DataFrame(signal_rows, columns=SIGNAL_COLUMNS + CLEAN_COLUMNS)
     signals = signals.astype({c: "int64" for c in ("x", "n", "total_x", "total_n")})
+    overlaps = None
+    if ranked and errors:
+        overlaps = pd.DataFrame({"slice": ranked,
+                                 "first_n": [float(thr_row.get(f"of{j}_n") or 0) for j in range(len(ranked))],
+                                 "first_errors": [float(thr_row.get(f"of{j}_e") or 0) for j in range(len(ranked))]})
+        overlaps.attrs["none"] = (float(thr_row.get("of_none_n") or 0), float(thr_row.get("of_none_e") or 0))
     return QualityCounts(
         signals=signals,
         slices=pd.DataFrame(slice_rows, columns=["slice", "group", "origin", "rows", "labelled_rows", "checked_columns"]),
@@ -347,6 +366,7 @@ FROM per_slice AS p LEFT JOIN dup_slice AS d USING (fw_k) CROSS JOIN thr"""
         positive_label=positive,
         label_error_rule=rule,
         notes=notes,
+        overlaps=overlaps,
     )
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,8 @@ from statsmodels.stats.proportion import test_proportions_2indep
 from metrics.groups import slice_label
 from metrics.intervals import CONFIDENCE, bh_qvalues, difference_interval, wilson_interval
 from metrics.spec import AuditSpec
+
+Slice = tuple[tuple[str, str], ...]
 
 # Exact p-values are computed wherever the score test's is below SCREEN times the FDR (see screened_pvalue).
 SCREEN = 4.0
@@ -564,3 +566,80 @@ def top_findings(table: SliceTable, k: int | None = None, sensitive_only: bool =
     if sensitive_only:
         out = out[out["sensitive"]]
     return out.head(k).reset_index(drop=True) if k is not None else out.reset_index(drop=True)
+
+
+def overlap_priority(table: SliceTable) -> list[Slice]:
+    """The findings shown, in the order overlapping findings keep their shared rows: highest error first.
+
+    A slice defined by a missing value comes after those defined by values alone: where it overlaps a
+    population's slice, the missing values are that population's data problem (its need), not another population.
+    """
+    shown = table.rows[table.rows["verdict"] == "finding"]
+    shown = shown.assign(_missing=[sum(v == MISSING_VALUE for _, v in s) for s in shown["slice"]])
+    ranked = shown.sort_values(["_missing", "rate", "n", "group"], ascending=[True, False, False, True],
+                               kind="mergesort")
+    return [tuple(s) for s in ranked["slice"]]
+
+
+def merge_overlaps(table: SliceTable, overlaps: pd.DataFrame | None, spec: AuditSpec) -> SliceTable:
+    """Findings whose own rows (those no finding before them in `overlap_priority` holds) are no longer a finding.
+
+    `overlaps` (SQL counts, `connectors.quality_counts`): per finding in priority order the error
+    signal among the rows it holds and no earlier finding does, and among rows in no finding
+    (attrs['none']). A finding whose own rows are not significantly (at the audit's level) and
+    materially worse than the rows in no finding describes other findings' rows: it is listed under
+    the first earlier finding it can overlap ('same_rows'). Then the level follows the fewer findings
+    shown (t = fdr * k / m), and a finding no longer significant at it becomes inconclusive.
+    Mean losses (score_loss) have no such counts: the table is returned as it is.
+    """
+    if overlaps is None or not len(overlaps) or table.error == "score_loss":
+        return table
+    rows = table.rows.copy()
+    policy = spec.policy
+    none_n, none_e = overlaps.attrs.get("none", (0.0, 0.0))
+    n = overlaps["first_n"].to_numpy(float)
+    e = overlaps["first_errors"].to_numpy(float)
+    m = max(table.tested, 1)
+    k = max(table.shown, 1)
+    t = policy.fdr * k / m
+    p, rate, rest = _part_test(e, e, n, e + none_e, e + none_e, n + none_n, True, policy.fdr, policy.fdr / m)
+    stays = (np.nan_to_num(p, nan=1.0) < t) & material(rate, rest, policy) & (n >= policy.min_support)
+    pos = {tuple(s): i for i, s in enumerate(rows["slice"])}
+    ranked = [tuple(s) for s in overlaps["slice"]]
+    merged = 0
+    for j, (s, ok) in enumerate(zip(ranked, stays)):
+        i = pos.get(s)
+        if ok or i is None or rows.at[i, "verdict"] != "finding":
+            continue
+        own = dict(s)
+        host = next((h for h in ranked[:j] if rows.at[pos[h], "verdict"] == "finding"
+                     and all(own.get(f, v) == v for f, v in h)), None)
+        rows.at[i, "verdict"] = "explained"
+        rows.at[i, "redundant"] = True
+        rows.at[i, "parent"] = host
+        rows.at[i, "relation"] = "same_rows"
+        merged += 1
+    if not merged:
+        return table
+    # Fewer findings shown: the level drops with them (the rule's fixed point, from the merged list down).
+    p_all = rows["p_value"].to_numpy(float)
+    while True:
+        k = max(int((rows["verdict"] == "finding").sum()), 1)
+        q = np.minimum(1.0, p_all * m / k)
+        lost = (rows["verdict"] == "finding").to_numpy() & ~(q < policy.fdr)
+        if not lost.any():
+            break
+        rows.loc[lost, "verdict"] = "inconclusive"
+        rows.loc[lost, "finding"] = False
+    rows["q_value"] = q
+    worse = (rows["difference"] > 0).to_numpy() & rows["p_value"].notna().to_numpy()
+    significant = worse & (q < policy.fdr) & (rows["n"].to_numpy() >= policy.min_support)
+    retest = rows["verdict"].isin(["small", "inconclusive"]).to_numpy()
+    rows.loc[retest, "verdict"] = np.where(significant[retest], "small", "inconclusive")
+    rows.loc[retest & ~worse, "verdict"] = "not_worse"
+    shown = int((rows["verdict"] == "finding").sum())
+    note = (f"{merged} finding(s) merged into another: without the rows of findings with a higher error rate "
+            f"they are no longer significantly and materially worse than the rows in no finding.")
+    return replace(table, rows=rows, shown=shown, threshold=policy.fdr * max(shown, 1) / m,
+                   small=int((rows["verdict"] == "small").sum()), findings=int(rows["finding"].sum()),
+                   notes=table.notes + (note,))
