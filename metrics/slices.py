@@ -414,9 +414,14 @@ def _merge_overlaps(shown: np.ndarray, pointer: dict, t: float, slices: list, in
     rp, rrate, rrest = _part_test(e[x] - e[i], sq[x] - sq[i], n[x] - n[i], te - e[y], tsq - sq[y], tn - n[y],
                                   proportion, spec.policy.fdr, floor)
     stays = (np.nan_to_num(rp, nan=1.0) < t) & material(rrate, rrest, spec.policy)
-    gone = {(int(a), int(b)) for a, b, s in zip(x, y, stays) if not s}
+    # A population's slice is never listed under a slice defined by more missing values: its excess on the rows
+    # with a missing value is its data problem (its need says so), not another population.
+    holes = np.array([sum(v == MISSING_VALUE for _, v in s) for s in slices], dtype=np.int64)
+    gone = {(int(a), int(b)) for a, b, s in zip(x, y, stays) if not s and holes[b] <= holes[a]}
     kept: list[int] = []
-    for a in idx:  # best score first: of two descriptions of the same rows, the better-ranked one is kept
+    # Fewer missing values first, then the best score: of two descriptions of the same rows, that one is kept.
+    idx = sorted(idx, key=lambda i: (holes[i], -np.nan_to_num(score[i], nan=-np.inf), i))
+    for a in idx:
         host = next((b for b in kept if (a, b) in gone), None)
         if host is not None:
             shown[a] = False
