@@ -53,6 +53,7 @@ from metrics.quality import (
     gap_without_flagged,
     signal_name,
 )
+from metrics.slices import MISSING_VALUE
 from metrics.spec import AuditSpec
 
 Slice = tuple[tuple[str, str], ...]
@@ -349,6 +350,17 @@ def diagnose(slice_: Slice, n: int, errors: int | None, comparison_n: int, compa
         }
 
     explaining = fired
+    holes = [f for f, v in key if v == MISSING_VALUE]
+    if search_finding and holes:
+        # A slice defined by a missing value: every row is flagged by its own column's missingness, so without the
+        # flagged rows nothing is left of the gap: the missing values are the problem to fix.
+        quality_ev["without_flagged"] = [{"signal": f"missing_column:{holes[0]}", "rate_without_flagged": None,
+                                          "rest_rate": _num(p2), "rest_rate_without_its_flagged": None,
+                                          "ratio_without_flagged": None, "rows_left": 0, "explains_gap": True}]
+        evidence["rule"] = "better_data: the slice is defined by a missing value; without those rows no gap is left"
+        return Diagnosis("better_data", None,
+                         f"Every row of {label} lacks {holes[0]}, and its {what} is {fmt(p1)} against {fmt(p2)} for "
+                         f"{comparison}, so fill in {holes[0]} before blaming the model.", evidence)
     if fired and search_finding:
         # A finding's need by magnitude: a signal explains the gap only if, without its flagged rows (in the
         # slice and in the rest), the slice is no longer materially worse.

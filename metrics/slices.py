@@ -9,23 +9,36 @@ ranked table.
   those of the audited rows in the error signal's denominator. It is exactly the `sliceline`
   package's score, so our top-k (slices with score > 0 and n >= min_support) equals its top-k.
 * Evidence: each slice's error rate (Wilson interval) against its complement (every other row of
-  the denominator): Newcombe interval of the difference, an exact p-value, and one
-  Benjamini-Hochberg family over every slice tested in the audit. The family is valid because the
-  only pruning before it is by support, which does not look at the errors. For `score_loss` the
+  the denominator): Newcombe interval of the difference and an exact p-value. For `score_loss` the
   error is a squared loss, not a 0/1 event: t intervals and Welch's test from (n, sum, sum of
   squares) replace the proportion machinery.
 * Why exact, not `intervals.two_proportion_pvalue`: its score test is used whenever expected
-  counts reach 5, but BH over hundreds of slices acts on far tails (~0.05/300), where the normal
+  counts reach 5, but the decisions here act on far tails (~0.05/300), where the normal
   approximation of a small slice's error count is too light on the "worse" side. On effect-free
   data (100 seeds, ~270 slices each, bench/bench_slices.py) it flagged something on 10% of seeds,
   twice the stated FDR; Fisher's exact test (conditional on the margins, so the hypergeometric
   distribution; two-sided by doubling the smaller tail) flagged 4%. It costs ~0.2 ms a slice, so
   the score test screens and the exact test decides (`screened_pvalue`).
-* Redundancy: a finding is collapsed under an ancestor finding (a slice made of a proper subset of
-  its predicates) when it is not significantly worse than the rest of that ancestor
-  (ancestor minus slice: the same exact test within the ancestor, BH over all such child-ancestor
-  tests at the policy's FDR). Then the ancestor's gap explains the slice's gap:
-  the slice is no sharper a description of where the errors are.
+* The rule (issue 16; `finding_rule` says it in one sentence): a finding is significant AND
+  material (`material`: above the policy's ratio_high times the rest's error, and at least
+  min_difference higher) AND the sharpest description of its rows. The score ranks, never filters.
+  - Significance for the list shown: a slice is significant at t = fdr * k / m, m the slices tested,
+    k the findings shown (at least 1), the largest k with at least k findings shown at that level
+    (`_select`): Benjamini-Hochberg with the shown findings as the discoveries. BH over every slice
+    lets the many redundant slices under one real effect loosen the level for everything, so the
+    visible list filled with chance slices; here the expected number of null slices below t is at
+    most fdr * k. q_value = p * m / k. Measured on planted truth: bench/bench_findings.py.
+  - Sharpest description (`_arrange`), among slices significant at t: a child no worse than the rest
+    of a significantly worse ancestor is listed under it ('explained_by_parent'; when that ancestor is
+    not material the child is real but small: it only crossed the band inside a small gap); an
+    ancestor whose rows outside a sharper child are no longer a finding (material and significant
+    against every row outside the ancestor) is listed under the child ('explained_by_child', not for
+    a child that only adds '(missing)' predicates: missing values are the ancestor's data problem);
+    when both stand, the child is listed inside the ancestor ('sharper_part'). Overlapping findings
+    of the same rows are merged ('same_rows'): from the counts of their intersection here when the
+    search counted it, and from SQL counts of each finding's rows outside the findings before it
+    (`merge_overlaps`, after the quality scan) otherwise. A slice and a slice inside it are never both
+    findings.
 """
 
 from __future__ import annotations
@@ -40,7 +53,7 @@ from scipy import stats
 from statsmodels.stats.proportion import test_proportions_2indep
 
 from metrics.groups import slice_label
-from metrics.intervals import CONFIDENCE, bh_qvalues, difference_interval, wilson_interval
+from metrics.intervals import CONFIDENCE, difference_interval, wilson_interval
 from metrics.spec import AuditSpec
 
 Slice = tuple[tuple[str, str], ...]
@@ -100,10 +113,12 @@ class SliceCounts:
 class SliceTable:
     """Every evaluated slice, scored and tested, ranked by SliceLine score (best first).
 
-    Columns of `rows`: see TABLE_COLUMNS (`errors_sq` feeds the score_loss intervals). `evaluated`
-    counts the slices counted (n >= min_support), `tested` those with a p-value (a non-empty
-    complement), the size of the BH family; `findings` counts redundant findings too (see
-    `top_findings` for the ones no ancestor explains).
+    Columns of `rows`: see TABLE_COLUMNS (`errors_sq` feeds the score_loss intervals); `verdict` is
+    'finding' (shown), 'explained' (significant and material, listed under `parent` for `relation`),
+    'small' (significant, not material: real but small), 'inconclusive' (worse, not significant) or
+    'not_worse'. `evaluated` counts the slices counted (n >= min_support), `tested` those with a
+    p-value (m); `findings` the significant and material slices (shown or explained), `shown` the
+    findings shown, `small` the real-but-small ones; `threshold` the level t = fdr * k / m.
     """
 
     rows: pd.DataFrame
@@ -565,7 +580,7 @@ def find_slices(counts: SliceCounts, spec: AuditSpec) -> SliceTable:
 
 
 def top_findings(table: SliceTable, k: int | None = None, sensitive_only: bool = False) -> pd.DataFrame:
-    """The k best-scoring findings that no ancestor explains (all when k is None), optionally on sensitive features."""
+    """The k best-scoring findings shown (all when k is None), optionally only those on sensitive features."""
     rows = table.rows
     out = rows[rows["finding"] & ~rows["redundant"]]
     if sensitive_only:
