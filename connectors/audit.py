@@ -46,10 +46,11 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
             summary = outcomes.summary
             slices = find_slices(fetch_slice_counts(source, spec, summary.positive_label,
                                                     summary.positive_prediction, row_filter), spec)
-            # Quality signals for the best-ranked findings (and every sensitive group), with the error signal
+            # Quality signals for the findings shown (and every sensitive group), with the error signal
             # among each signal's unflagged rows (whether they explain a finding's gap): one scan.
             # Overlapping findings are settled in the same scan: each one's rows outside the findings before it.
-            wanted = overlap_priority(slices)[:spec.slices.top_k]
+            # Every finding shown takes part (an overlap left out would stay on the list); the list is short by design.
+            wanted = overlap_priority(slices)
             qcounts = fetch_quality_counts(source, spec, wanted, summary.positive_label, row_filter,
                                            positive_prediction=summary.positive_prediction, priority=wanted)
             slices = merge_overlaps(slices, qcounts.overlaps, spec)
