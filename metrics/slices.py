@@ -528,7 +528,15 @@ def find_slices(counts: SliceCounts, spec: AuditSpec) -> SliceTable:
     significant = worse & (table["q_value"].to_numpy(float) < spec.policy.fdr) & (n >= spec.policy.min_support)
     table["material"] = mat
     # A candidate whose gap is a small ancestor's (it only crossed the band inside it) is real but small too.
-    inside_small = np.array([i in pointer and cand[i] and not cand[pointer[i][0]] for i in range(len(slices))],
+    def end(i: int) -> int:
+        """Where a chain of 'listed under' pointers ends (cycles were broken in `_arrange`)."""
+        seen = set()
+        while i in pointer and i not in seen:
+            seen.add(i)
+            i = pointer[i][0]
+        return i
+
+    inside_small = np.array([i in pointer and cand[i] and not cand[end(i)] for i in range(len(slices))],
                             dtype=bool)
     table["finding"] = cand & ~inside_small
     table["verdict"] = np.select(
