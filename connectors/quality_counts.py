@@ -159,14 +159,12 @@ def _sensitive_groups(src: OpenSource, spec: AuditSpec, cols: dict[str, str], wh
 
 def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slice], positive_label: str,
                          row_filter: RowFilter | None = None,
-                         positive_prediction: str | None = None, priority: Sequence[Slice] = ()) -> QualityCounts:
+                         positive_prediction: str | None = None) -> QualityCounts:
     """Counts behind the data-quality signals for each slice and each sensitive group, in one scan.
 
     With `positive_prediction`, also the slice search's error signal (its denominator and errors) among
     the rows each signal does not flag, per slice and over every row: whether a signal's rows explain a
-    slice's gap is then a matter of counts (`metrics.quality.gap_without_flagged`). `priority`: findings
-    (among `slices`), best first: the error signal among each one's rows that no finding before it holds,
-    and among rows in no finding (`QualityCounts.overlaps`).
+    slice's gap is then a matter of counts (`metrics.quality.gap_without_flagged`).
     """
     cols = resolve_spec_columns(spec, src)
     where, params = where_sql(spec, cols, row_filter)
@@ -236,16 +234,6 @@ def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slic
         return (f"count_if({keep}) AS {name}_n, "
                 f"sum(CASE WHEN {keep} THEN CAST(fw_err AS DOUBLE) ELSE CAST(0 AS DOUBLE) END) AS {name}_e")
 
-    # Each row's first finding in priority order (NULL: in none): the rows a finding describes that no finding
-    # before it does, counted per finding in the totals below (`metrics.slices.merge_overlaps`).
-    ranked = [tuple(tuple(pair) for pair in f) for f in priority]
-    first_sql = ("CASE " + " ".join(f"WHEN {preds[f]} THEN {j}" for j, f in enumerate(ranked)) + " END"
-                 if ranked and errors else "CAST(NULL AS INTEGER)")
-    first_aggs = "".join(", " + clean(f"coalesce(fw_first <> {j}, TRUE)", f"of{j}") for j in range(len(ranked)))
-    first_aggs += (", " + clean("fw_first IS NOT NULL", "of_none")) if ranked and errors else ""
-    firsts_cte = (f"firsts AS (SELECT {first_aggs[2:]} FROM (SELECT fw_den, fw_err, {first_sql} AS fw_first "
-                  f"FROM base) AS fw_f),\n" if first_aggs else "")
-    firsts_join = " CROSS JOIN firsts" if first_aggs else ""
     set_err = "".join(
         ", " + clean(" OR ".join(missing[j] for j in js) if js else "FALSE", f"ce_set{e}") for e, js in enumerate(sets))
     col_err = "".join(", " + clean(f"m{j}", f"ce_m{j}") for j in range(width))
@@ -291,14 +279,14 @@ dup AS (
          sum(CASE WHEN fw_den THEN fw_err ELSE CAST(0 AS DOUBLE) END) AS fw_de
   FROM base GROUP BY {keys} HAVING min(fw_y) <> max(fw_y)
 ),
-{firsts_cte}dup_slice AS (
+dup_slice AS (
   SELECT fw_k, sum(fw_n) AS n_conflicts, sum(fw_dn) AS cd_n, sum(fw_de) AS cd_e
   FROM (SELECT unnest({membership}) AS fw_k, fw_n, fw_dn, fw_de FROM dup) AS fw_dup_members
   GROUP BY fw_k
 )
 SELECT p.*, coalesce(d.n_conflicts, 0) AS n_conflicts, coalesce(d.cd_n, 0) AS cd_n,
-       coalesce(d.cd_e, 0) AS cd_e, thr.*{", firsts.*" if first_aggs else ""}
-FROM per_slice AS p LEFT JOIN dup_slice AS d USING (fw_k) CROSS JOIN thr{firsts_join}"""
+       coalesce(d.cd_e, 0) AS cd_e, thr.*
+FROM per_slice AS p LEFT JOIN dup_slice AS d USING (fw_k) CROSS JOIN thr"""
     result = run_query(src, sql, {k: v for k, v in q.items() if re.search(rf"\${re.escape(k)}\b", sql)})
     by_k = {int(r["fw_k"]): r for r in result.to_dict("records")}
     empty = {"n_rows": 0, "n_labelled": 0, "n_missing_any": 0, "n_neg": 0, "n_pos": 0, "n_sus_neg": 0,
@@ -352,12 +340,6 @@ FROM per_slice AS p LEFT JOIN dup_slice AS d USING (fw_k) CROSS JOIN thr{firsts_
             signal_rows.append((s, LABEL_ERRORS_POS, None, *sides["pos"], *(np.nan,) * 4))
     signals = pd.DataFrame(signal_rows, columns=SIGNAL_COLUMNS + CLEAN_COLUMNS)
     signals = signals.astype({c: "int64" for c in ("x", "n", "total_x", "total_n")})
-    overlaps = None
-    if ranked and errors:
-        overlaps = pd.DataFrame({"slice": ranked,
-                                 "first_n": [float(thr_row.get(f"of{j}_n") or 0) for j in range(len(ranked))],
-                                 "first_errors": [float(thr_row.get(f"of{j}_e") or 0) for j in range(len(ranked))]})
-        overlaps.attrs["none"] = (float(thr_row.get("of_none_n") or 0), float(thr_row.get("of_none_e") or 0))
     return QualityCounts(
         signals=signals,
         slices=pd.DataFrame(slice_rows, columns=["slice", "group", "origin", "rows", "labelled_rows", "checked_columns"]),
@@ -366,7 +348,6 @@ FROM per_slice AS p LEFT JOIN dup_slice AS d USING (fw_k) CROSS JOIN thr{firsts_
         positive_label=positive,
         label_error_rule=rule,
         notes=notes,
-        overlaps=overlaps,
     )
 
 
@@ -382,3 +363,34 @@ def _label_rule(spec: AuditSpec, row: dict, negatives: int, positives: int) -> t
         return None, (f"label-error signal not computed: the score {spec.score} ranges over [{smin:g}, {smax:g}], "
                       "not a probability in [0, 1]",)
     return LabelErrorRule(t1=float(row["t1"]), t0=float(row["t0"]), positives=positives, negatives=negatives), ()
+
+
+def fetch_overlap_counts(src: OpenSource, spec: AuditSpec, findings: Sequence[Slice], positive_label: str,
+                         positive_prediction: str, row_filter: RowFilter | None = None) -> pd.DataFrame:
+    """The search's error signal per pattern of membership in the findings: which findings a row is in.
+
+    One GROUP BY over a text pattern ('1' or '0' per finding, in the given order); only the patterns of
+    rows in the error signal's denominator. Every question of the kind "the rows of X outside the
+    findings S" is then a sum over patterns (`metrics.slices.merge_overlaps`). Columns: pattern, n, errors.
+    """
+    cols = resolve_spec_columns(spec, src)
+    where, params = where_sql(spec, cols, row_filter)
+    spec_cols = _spec_columns(spec, cols)
+    names = {n.lower(): j for j, (n, _) in enumerate(spec_cols)}
+    types = [src.column_type(c) for _, c in spec_cols]
+    wanted = _check_slices(findings, names, src, spec_cols)
+    _, den_sql, err_sql, q = error_signal_sql(src, spec, cols, where, params, positive_label, positive_prediction)
+    q = {**params, **q}
+    bits = []
+    for k, s in enumerate(wanted):
+        pred, p, _ = _predicate(s, k, names, types)
+        q.update(p)
+        bits.append(f"CASE WHEN {pred} THEN '1' ELSE '0' END")
+    selects = ", ".join(f"{quote_ident(c)} AS c{j}" for j, (_, c) in enumerate(spec_cols))
+    pattern = " || ".join(bits) if bits else "''"
+    sql = (f"SELECT fw_pat AS pattern, count(*) AS n, sum(fw_err) AS errors FROM (SELECT {pattern} AS fw_pat, "
+           f"CAST({err_sql} AS DOUBLE) AS fw_err FROM (SELECT {selects}, * FROM src WHERE {where}) AS fw_b "
+           f"WHERE coalesce({den_sql}, FALSE)) AS fw_p GROUP BY fw_pat")
+    got = run_query(src, sql, {k: v for k, v in q.items() if re.search(rf"\${re.escape(k)}\b", sql)})
+    return pd.DataFrame({"pattern": got["pattern"].astype(str), "n": got["n"].astype(float),
+                         "errors": got["errors"].astype(float)})

@@ -97,9 +97,6 @@ class QualityCounts:
     positive_label: str
     label_error_rule: LabelErrorRule | None
     notes: tuple[str, ...] = ()
-    # Findings in priority order: slice, first_n, first_errors (the error signal among the rows a finding holds
-    # and no finding before it); attrs['none']: (n, errors) among rows in no finding. None when not asked for.
-    overlaps: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)

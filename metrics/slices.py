@@ -609,44 +609,61 @@ def overlap_priority(table: SliceTable) -> list[Slice]:
     return [tuple(s) for s in ranked["slice"]]
 
 
-def merge_overlaps(table: SliceTable, overlaps: pd.DataFrame | None, spec: AuditSpec) -> SliceTable:
-    """Findings whose own rows (those no finding before them in `overlap_priority` holds) are no longer a finding.
+def merge_overlaps(table: SliceTable, findings: list, patterns: pd.DataFrame | None, spec: AuditSpec) -> SliceTable:
+    """Findings whose own rows are no longer a finding describe other findings' rows: listed under one of them.
 
-    `overlaps` (SQL counts, `connectors.quality_counts`): per finding in priority order the error
-    signal among the rows it holds and no earlier finding does, and among rows in no finding
-    (attrs['none']). A finding whose own rows are not significantly (at the audit's level) and
-    materially worse than the rows in no finding describes other findings' rows: it is listed under
-    the first earlier finding it can overlap ('same_rows'). Then the level follows the fewer findings
-    shown (t = fdr * k / m), and a finding no longer significant at it becomes inconclusive.
-    Mean losses (score_loss) have no such counts: the table is returned as it is.
+    `patterns` (SQL, `connectors.quality_counts.fetch_overlap_counts`): the error signal per pattern of
+    membership in `findings` (the findings shown, in `overlap_priority` order). A finding's own rows are
+    those in no other finding still on the list (a slice defined by more missing values takes no rows
+    from one defined by fewer: the missing values are that population's data problem). Each round the
+    findings whose own rows are not significantly (at the search's level) and materially worse than the
+    rows in no finding are found, and the weakest of them (lowest ratio, then latest in the order) is
+    listed under the finding that shares most rows with it ('same_rows'). Then the level follows the
+    fewer findings shown (t = fdr * k / m): a finding no longer significant at it becomes inconclusive.
+    Mean losses (score_loss) are not merged this way.
     """
-    if overlaps is None or not len(overlaps) or table.error == "score_loss":
+    if patterns is None or len(findings) < 2 or not len(patterns) or table.error == "score_loss":
         return table
     rows = table.rows.copy()
     policy = spec.policy
-    none_n, none_e = overlaps.attrs.get("none", (0.0, 0.0))
-    n = overlaps["first_n"].to_numpy(float)
-    e = overlaps["first_errors"].to_numpy(float)
+    member = np.array([[c == "1" for c in pat] for pat in patterns["pattern"]], dtype=bool)
+    n, e = patterns["n"].to_numpy(float), patterns["errors"].to_numpy(float)
+    holes = np.array([sum(v == MISSING_VALUE for _, v in f) for f in findings])
     m = max(table.tested, 1)
-    k = max(table.shown, 1)
-    t = policy.fdr * k / m
-    p, rate, rest = _part_test(e, e, n, e + none_e, e + none_e, n + none_n, True, policy.fdr, policy.fdr / m)
-    stays = (np.nan_to_num(p, nan=1.0) < t) & material(rate, rest, policy) & (n >= policy.min_support)
+    t = table.threshold
+    active = np.ones(len(findings), dtype=bool)
+    hosts: dict[int, int] = {}
+    while active.sum() > 1:
+        rest = ~member[:, active].any(axis=1)
+        rest_n, rest_e = n[rest].sum(), e[rest].sum()
+        own_n, own_e = np.zeros(len(findings)), np.zeros(len(findings))
+        for j in np.flatnonzero(active):
+            takers = active & (holes <= holes[j])
+            takers[j] = False
+            own = member[:, j] & ~member[:, takers].any(axis=1)
+            own_n[j], own_e[j] = n[own].sum(), e[own].sum()
+        p, rate, rest_rate = _part_test(own_e, own_e, own_n, own_e + rest_e, own_e + rest_e, own_n + rest_n, True,
+                                        policy.fdr, policy.fdr / m)
+        stays = (np.nan_to_num(p, nan=1.0) < t) & material(rate, rest_rate, policy) & (own_n >= policy.min_support)
+        failing = np.flatnonzero(active & ~stays)
+        if not len(failing):
+            break
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.nan_to_num(rate / rest_rate, nan=0.0, posinf=np.inf)
+        j = min(failing, key=lambda i: (ratio[i], -i))
+        active[j] = False
+        shared = [(n[member[:, j] & member[:, i]].sum(), -i) for i in np.flatnonzero(active)]
+        hosts[j] = -max(shared)[1]
     pos = {tuple(s): i for i, s in enumerate(rows["slice"])}
-    ranked = [tuple(s) for s in overlaps["slice"]]
-    merged = 0
-    for j, (s, ok) in enumerate(zip(ranked, stays)):
-        i = pos.get(s)
-        if ok or i is None or rows.at[i, "verdict"] != "finding":
+    for j, h in hosts.items():
+        i = pos.get(tuple(findings[j]))
+        if i is None:
             continue
-        own = dict(s)
-        host = next((h for h in ranked[:j] if rows.at[pos[h], "verdict"] == "finding"
-                     and all(own.get(f, v) == v for f, v in h)), None)
         rows.at[i, "verdict"] = "explained"
         rows.at[i, "redundant"] = True
-        rows.at[i, "parent"] = host
+        rows.at[i, "parent"] = tuple(findings[h])
         rows.at[i, "relation"] = "same_rows"
-        merged += 1
+    merged = len(hosts)
     if not merged:
         return table
     # Fewer findings shown: the level drops with them (the rule's fixed point, from the merged list down).
@@ -666,8 +683,8 @@ def merge_overlaps(table: SliceTable, overlaps: pd.DataFrame | None, spec: Audit
     rows.loc[retest, "verdict"] = np.where(significant[retest], "small", "inconclusive")
     rows.loc[retest & ~worse, "verdict"] = "not_worse"
     shown = int((rows["verdict"] == "finding").sum())
-    note = (f"{merged} finding(s) merged into another: without the rows of findings with a higher error rate "
-            f"they are no longer significantly and materially worse than the rows in no finding.")
+    note = (f"{merged} finding(s) merged into another: without the rows of the other findings they are no longer "
+            f"significantly and materially worse than the rows in no finding.")
     return replace(table, rows=rows, shown=shown, threshold=policy.fdr * max(shown, 1) / m,
                    small=int((rows["verdict"] == "small").sum()), findings=int(rows["finding"].sum()),
                    notes=table.notes + (note,))
