@@ -102,7 +102,8 @@ def test_slices_page_ranks_findings_with_need_q_and_the_planted_slice_needs_bett
     at.toggle(key="fw.sl.sensitive").set_value(True).run()
     narrowed = at.dataframe[0].value
     expected = findings[findings["Slice"].map(lambda s: any(p.startswith(sensitive) for p in s.split(", ")))]
-    assert 0 < len(narrowed) < len(findings) and narrowed["Slice"].tolist() == expected["Slice"].tolist()
+    # (Issue 16: on the small demo no material finding may name a sensitive feature; the list is then empty.)
+    assert len(narrowed) < len(findings) and narrowed["Slice"].tolist() == expected["Slice"].tolist()
     at.toggle(key="fw.sl.sensitive").set_value(False).run()
     at.button_group(key="fw.sl.needs").set_value(["better_data"]).run()
     assert set(at.dataframe[0].value["Need"]) == {"Better data"}
