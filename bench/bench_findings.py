@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         found = len(audit_log(frame).findings or ())
         null_counts.append(found)
         null_any += found > 0
+        # A line per seed, so an interrupted run still leaves its figures.
+        print(f"  seed {seed}: {sum(res['hits'])}/{len(res['hits'])} planted found, {res['shown']} shown, "
+              f"{res['false']} false, {res['parents']} parents; null log: {found} finding(s)", flush=True)
     hits = [h for r in results for h in r["hits"]]
     kinds = [k for r in results for k in r["kinds"]]
     by_kind = {k: [h for h, kk in zip(hits, kinds) if kk == k] for k in dict.fromkeys(kinds)}
