@@ -36,8 +36,8 @@ ranked table.
     a child that only adds '(missing)' predicates: missing values are the ancestor's data problem);
     when both stand, the child is listed inside the ancestor ('sharper_part'). Overlapping findings
     of the same rows are merged ('same_rows'): from the counts of their intersection here when the
-    search counted it, and from SQL counts of each finding's rows outside the findings before it
-    (`merge_overlaps`, after the quality scan) otherwise. A slice and a slice inside it are never both
+    search counted it, and otherwise from SQL counts of which findings each row is in
+    (`merge_overlaps` over `connectors.quality_counts.fetch_overlap_counts`, in the audit). A slice and a slice inside it are never both
     findings.
 """
 
