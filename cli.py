@@ -250,8 +250,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     findings = snap.findings or ()
     needs = ", ".join(f"{sum(f.need == n for f in findings)} {n.replace('_', ' ')}"
                       for n in ("model", "better_data", "more_data"))
-    print(f"{len(findings)} finding(s) from the slice search ({needs})" if findings else
-          f"no finding: {snap.slices.note or 'no slice is significantly worse than the rest'}" if snap.slices else "")
+    small = f"; {snap.slices.small} real but small" if snap.slices and snap.slices.small else ""
+    print(f"{len(findings)} finding(s) from the slice search ({needs}{small}; significant and material: "
+          f"more than {spec.policy.ratio_high:g}x the rest's error at q < {spec.policy.fdr:g})" if findings else
+          f"no finding: {snap.slices.note or 'no slice is significantly and materially worse than the rest'}"
+          if snap.slices else "")
     return EXIT_FINDINGS if args.fail_on_findings and findings else EXIT_OK
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from connectors.counts import fetch_group_counts
 from connectors.export import library_versions
-from connectors.quality_counts import fetch_quality_counts
+from connectors.quality_counts import fetch_overlap_counts, fetch_quality_counts
 from connectors.slice_counts import fetch_slice_counts
 from connectors.source import OpenSource, opened
 from connectors.window_counts import fetch_time_span
@@ -17,7 +17,7 @@ from metrics.groups import compute_group_table
 from metrics.outcomes import binarize, binarize_scores
 from metrics.quality import compute_quality
 from metrics.representation import compute_representation
-from metrics.slices import find_slices, top_findings
+from metrics.slices import find_slices, merge_overlaps, overlap_priority
 from metrics.snapshot import AuditSnapshot
 from metrics.spec import AuditSpec, RowFilter
 
@@ -46,10 +46,17 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
             summary = outcomes.summary
             slices = find_slices(fetch_slice_counts(source, spec, summary.positive_label,
                                                     summary.positive_prediction, row_filter), spec)
-            # Quality signals for the best-ranked findings (and every sensitive group): one scan.
-            wanted = [tuple(s) for s in top_findings(slices, spec.slices.top_k)["slice"]]
-            quality = compute_quality(fetch_quality_counts(source, spec, wanted, summary.positive_label, row_filter),
-                                      spec)
+            # Overlapping findings that describe other findings' rows: one GROUP BY of the rows' membership patterns.
+            shown = overlap_priority(slices)
+            if len(shown) > 1 and spec.slices.error != "score_loss":
+                patterns = fetch_overlap_counts(source, spec, shown, summary.positive_label,
+                                                summary.positive_prediction, row_filter)
+                slices = merge_overlaps(slices, shown, patterns, spec)
+            # Quality signals for the findings shown (and every sensitive group), with the error signal
+            # among each signal's unflagged rows (whether they explain a finding's gap): one scan.
+            wanted = overlap_priority(slices)
+            quality = compute_quality(fetch_quality_counts(source, spec, wanted, summary.positive_label, row_filter,
+                                                           positive_prediction=summary.positive_prediction), spec)
         description = source.description
     scores = binarize_scores(counts.scores, spec, outcomes.summary.positive_label) if counts.scores is not None else None
     table = compute_group_table(outcomes.labelled, outcomes.population, scores, spec)

@@ -226,7 +226,8 @@ def drill_down(src: OpenSource, spec: AuditSpec, snapshot: AuditSnapshot, slice_
                         f"with; add a condition")
     quality, family = snapshot.quality, "audit"
     if quality is None or not quality.checked(slice_):
-        counts = fetch_quality_counts(src, spec, [slice_], snapshot.data.positive_label, row_filter)
+        counts = fetch_quality_counts(src, spec, [slice_], snapshot.data.positive_label, row_filter,
+                                      positive_prediction=snapshot.data.positive_prediction)
         quality, family = compute_quality(counts, spec), "on_demand"
     values = fetch_value_counts(src, spec, slice_, row_filter)
     return analyse_slice(slice_, cells, values, spec, snapshot, quality, family)

@@ -21,9 +21,11 @@ import math
 import re
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from connectors.counts import MISSING, check_cardinality, group_expr, run_query, text_expr, where_sql
+from connectors.slice_counts import error_signal_sql
 from connectors.source import OpenSource, quote_ident, resolve_spec_columns
 from metrics.errors import DataError
 from metrics.groups import slice_label
@@ -35,6 +37,7 @@ from metrics.quality import (
     LABEL_ERRORS_POS,
     MISSING_ANY,
     MISSING_COLUMN,
+    CLEAN_COLUMNS,
     SIGNAL_COLUMNS,
     LabelErrorRule,
     QualityCounts,
@@ -156,8 +159,14 @@ def _sensitive_groups(src: OpenSource, spec: AuditSpec, cols: dict[str, str], wh
 
 
 def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slice], positive_label: str,
-                         row_filter: RowFilter | None = None) -> QualityCounts:
-    """Counts behind the data-quality signals for each slice and each sensitive group, in one scan."""
+                         row_filter: RowFilter | None = None,
+                         positive_prediction: str | None = None) -> QualityCounts:
+    """Counts behind the data-quality signals for each slice and each sensitive group, in one scan.
+
+    With `positive_prediction`, also the slice search's error signal (its denominator and errors) among
+    the rows each signal does not flag, per slice and over every row: whether a signal's rows explain a
+    slice's gap is then a matter of counts (`metrics.quality.gap_without_flagged`).
+    """
     cols = resolve_spec_columns(spec, src)
     where, params = where_sql(spec, cols, row_filter)
     spec_cols = _spec_columns(spec, cols)
@@ -192,9 +201,10 @@ def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slic
     # slower here). A row of slice k has a missing value in one of the slice's other columns iff
     # its number of missing columns exceeds the slice's '(missing)' conditions: every other
     # condition implies a present value.
-    members, own, others = ["-1"], [0], []
+    members, own, others, preds = ["-1"], [0], [], {}
     for k, s in enumerate(all_slices):
         pred, p, own_missing = _predicate(s, k, names, types)
+        preds[s] = pred
         q.update(p)
         members.append(f"CASE WHEN {pred} THEN {k} END")
         own.append(own_missing)
@@ -206,14 +216,33 @@ def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slic
     # PostgreSQL but 0-based in Spark.
     own_cases = " ".join(f"WHEN {i - 1} THEN {d}" for i, d in enumerate(own) if d)
     own_missing_sql = f"CASE fw_k {own_cases} ELSE 0 END" if own_cases else "0"
-    kept = ["fw_y", "fw_ok", "fw_sus_neg", "fw_sus_pos", "fw_nmiss", *(f"m{j}" for j in range(width))]
+    kept = ["fw_y", "fw_ok", "fw_sus_neg", "fw_sus_pos", "fw_nmiss", "fw_den", "fw_err", *(f"m{j}" for j in range(width))]
     sets = sorted(set(others))
     set_aggs = "".join(
         f", count_if({' OR '.join(missing[j] for j in js) if js else 'FALSE'}) AS n_set{e}" for e, js in enumerate(sets))
 
+    errors = positive_prediction is not None
+    if errors:
+        _, den_sql, err_sql, signal_params = error_signal_sql(src, spec, cols, where, params, positive_label,
+                                                              positive_prediction)
+        q.update(signal_params)
+    else:
+        den_sql, err_sql = "FALSE", "0"
+
+    def clean(flagged: str, name: str) -> str:
+        """Aggregates of the error signal among rows not flagged (`flagged` a boolean SQL expression)."""
+        keep = f"fw_den AND NOT ({flagged})"
+        return (f"count_if({keep}) AS {name}_n, "
+                f"sum(CASE WHEN {keep} THEN CAST(fw_err AS DOUBLE) ELSE CAST(0 AS DOUBLE) END) AS {name}_e")
+
+    set_err = "".join(
+        ", " + clean(" OR ".join(missing[j] for j in js) if js else "FALSE", f"ce_set{e}") for e, js in enumerate(sets))
+    col_err = "".join(", " + clean(f"m{j}", f"ce_m{j}") for j in range(width))
     sql = f"""
 WITH base AS (
   SELECT {selects},
+         coalesce({den_sql}, FALSE) AS fw_den,
+         CASE WHEN coalesce({den_sql}, FALSE) THEN CAST({err_sql} AS DOUBLE) ELSE CAST(0 AS DOUBLE) END AS fw_err,
          CASE WHEN {label} IS NULL THEN NULL WHEN {is_pos} THEN 1 ELSE 0 END AS fw_y,
          {score} AS fw_s,
          coalesce(NOT isnan({score}), FALSE) AS fw_ok
@@ -223,7 +252,7 @@ thr AS (
   SELECT avg(fw_s) FILTER (WHERE fw_ok AND fw_y = 1) AS t1,
          avg(1 - fw_s) FILTER (WHERE fw_ok AND fw_y = 0) AS t0,
          min(fw_s) FILTER (WHERE fw_ok) AS smin,
-         max(fw_s) FILTER (WHERE fw_ok) AS smax{set_aggs}
+         max(fw_s) FILTER (WHERE fw_ok) AS smax{set_aggs}{set_err}
   FROM base
 ),
 flagged AS (
@@ -240,31 +269,51 @@ per_slice AS (
          count_if(fw_nmiss > {own_missing_sql}) AS n_missing_any,
          {", ".join(f"count_if(m{j}) AS n_m{j}" for j in range(width))},
          count_if(coalesce(fw_ok AND fw_y = 0, FALSE)) AS n_neg, count_if(coalesce(fw_ok AND fw_y = 1, FALSE)) AS n_pos,
-         count_if(fw_sus_neg) AS n_sus_neg, count_if(fw_sus_pos) AS n_sus_pos
+         count_if(fw_sus_neg) AS n_sus_neg, count_if(fw_sus_pos) AS n_sus_pos,
+         {clean("FALSE", "ce_all")}, {clean(f"fw_nmiss > {own_missing_sql}", "ce_any")},
+         {clean("fw_sus_neg OR fw_sus_pos", "ce_le")}{col_err}
   FROM (SELECT unnest(fw_in) AS fw_k, {", ".join(kept)} FROM flagged) AS fw_members
   GROUP BY fw_k
 ),
 dup AS (
-  SELECT {", ".join(f"c{j}" for j in range(width))}, count(fw_y) AS fw_n
+  SELECT {", ".join(f"c{j}" for j in range(width))}, count(fw_y) AS fw_n, count_if(fw_den) AS fw_dn,
+         sum(CASE WHEN fw_den THEN fw_err ELSE CAST(0 AS DOUBLE) END) AS fw_de
   FROM base GROUP BY {keys} HAVING min(fw_y) <> max(fw_y)
 ),
 dup_slice AS (
-  SELECT fw_k, sum(fw_n) AS n_conflicts
-  FROM (SELECT unnest({membership}) AS fw_k, fw_n FROM dup) AS fw_dup_members
+  SELECT fw_k, sum(fw_n) AS n_conflicts, sum(fw_dn) AS cd_n, sum(fw_de) AS cd_e
+  FROM (SELECT unnest({membership}) AS fw_k, fw_n, fw_dn, fw_de FROM dup) AS fw_dup_members
   GROUP BY fw_k
 )
-SELECT p.*, coalesce(d.n_conflicts, 0) AS n_conflicts, thr.*
+SELECT p.*, coalesce(d.n_conflicts, 0) AS n_conflicts, coalesce(d.cd_n, 0) AS cd_n,
+       coalesce(d.cd_e, 0) AS cd_e, thr.*
 FROM per_slice AS p LEFT JOIN dup_slice AS d USING (fw_k) CROSS JOIN thr"""
-    result = run_query(src, sql, q)
+    result = run_query(src, sql, {k: v for k, v in q.items() if re.search(rf"\${re.escape(k)}\b", sql)})
     by_k = {int(r["fw_k"]): r for r in result.to_dict("records")}
     empty = {"n_rows": 0, "n_labelled": 0, "n_missing_any": 0, "n_neg": 0, "n_pos": 0, "n_sus_neg": 0,
-             "n_sus_pos": 0, "n_conflicts": 0} | {f"n_m{j}": 0 for j in range(width)}
+             "n_sus_pos": 0, "n_conflicts": 0, "cd_n": 0, "cd_e": 0.0} | {f"n_m{j}": 0 for j in range(width)} | {
+        f"ce_{c}_{v}": 0 for c in ("all", "any", "le", *(f"m{j}" for j in range(width))) for v in "ne"}
     # Thresholds and the per-column-set totals repeat on every result row; none when no row was counted.
     thr_row = result.iloc[0].to_dict() if len(result) else {}
 
     def val(k: int, name: str) -> int:
         """A count of slice k (-1 = all rows); 0 where no row is in the slice."""
         return int(by_k.get(k, empty)[name])
+
+    def err(k: int, name: str) -> tuple:
+        """(denominator, errors) of the error signal among slice k's rows not flagged (NaN: not counted)."""
+        if not errors:
+            return (np.nan, np.nan)
+        got = by_k.get(k, empty)
+        return (float(got[f"{name}_n"] or 0), float(got[f"{name}_e"] or 0))
+
+    def err_conflicts(k: int) -> tuple:
+        """(denominator, errors) among slice k's rows outside conflicting-duplicate groups."""
+        if not errors:
+            return (np.nan, np.nan)
+        n_all, e_all = err(k, "ce_all")
+        got = by_k.get(k, empty)
+        return (n_all - float(got["cd_n"] or 0), e_all - float(got["cd_e"] or 0))
 
     rule, notes = _label_rule(spec, thr_row, val(-1, "n_neg"), val(-1, "n_pos"))
     signal_rows, slice_rows = [], []
@@ -273,21 +322,24 @@ FROM per_slice AS p LEFT JOIN dup_slice AS d USING (fw_k) CROSS JOIN thr"""
         rows, labelled = val(k, "n_rows"), val(k, "n_labelled")
         slice_rows.append({"slice": s, "group": slice_label(s), "origin": origin[s], "rows": rows,
                            "labelled_rows": labelled, "checked_columns": checked})
+        e_set = sets.index(others[k])
+        set_total = ((float(thr_row.get(f"ce_set{e_set}_n") or 0), float(thr_row.get(f"ce_set{e_set}_e") or 0))
+                     if errors else (np.nan, np.nan))
         signal_rows.append((s, MISSING_ANY, None, val(k, "n_missing_any"), rows,
-                            int(thr_row.get(f"n_set{sets.index(others[k])}", 0)), val(-1, "n_rows")))
+                            int(thr_row.get(f"n_set{e_set}", 0)), val(-1, "n_rows"), *err(k, "ce_any"), *set_total))
         for j in others[k]:
             signal_rows.append((s, MISSING_COLUMN, spec_cols[j][0], val(k, f"n_m{j}"), rows,
-                                val(-1, f"n_m{j}"), val(-1, "n_rows")))
+                                val(-1, f"n_m{j}"), val(-1, "n_rows"), *err(k, f"ce_m{j}"), *err(-1, f"ce_m{j}")))
         signal_rows.append((s, CONFLICTS, None, val(k, "n_conflicts"), labelled,
-                            val(-1, "n_conflicts"), val(-1, "n_labelled")))
+                            val(-1, "n_conflicts"), val(-1, "n_labelled"), *err_conflicts(k), *err_conflicts(-1)))
         if rule is not None:
             sides = {side: (val(k, f"n_sus_{side}"), val(k, f"n_{side}"), val(-1, f"n_sus_{side}"), val(-1, f"n_{side}"))
                      for side in ("neg", "pos")}
             both = tuple(a + b for a, b in zip(sides["neg"], sides["pos"]))
-            signal_rows.append((s, LABEL_ERRORS, None, *both))
-            signal_rows.append((s, LABEL_ERRORS_NEG, None, *sides["neg"]))
-            signal_rows.append((s, LABEL_ERRORS_POS, None, *sides["pos"]))
-    signals = pd.DataFrame(signal_rows, columns=SIGNAL_COLUMNS)
+            signal_rows.append((s, LABEL_ERRORS, None, *both, *err(k, "ce_le"), *err(-1, "ce_le")))
+            signal_rows.append((s, LABEL_ERRORS_NEG, None, *sides["neg"], *(np.nan,) * 4))
+            signal_rows.append((s, LABEL_ERRORS_POS, None, *sides["pos"], *(np.nan,) * 4))
+    signals = pd.DataFrame(signal_rows, columns=SIGNAL_COLUMNS + CLEAN_COLUMNS)
     signals = signals.astype({c: "int64" for c in ("x", "n", "total_x", "total_n")})
     return QualityCounts(
         signals=signals,
@@ -312,3 +364,34 @@ def _label_rule(spec: AuditSpec, row: dict, negatives: int, positives: int) -> t
         return None, (f"label-error signal not computed: the score {spec.score} ranges over [{smin:g}, {smax:g}], "
                       "not a probability in [0, 1]",)
     return LabelErrorRule(t1=float(row["t1"]), t0=float(row["t0"]), positives=positives, negatives=negatives), ()
+
+
+def fetch_overlap_counts(src: OpenSource, spec: AuditSpec, findings: Sequence[Slice], positive_label: str,
+                         positive_prediction: str, row_filter: RowFilter | None = None) -> pd.DataFrame:
+    """The search's error signal per pattern of membership in the findings: which findings a row is in.
+
+    One GROUP BY over a text pattern ('1' or '0' per finding, in the given order); only the patterns of
+    rows in the error signal's denominator. Every question of the kind "the rows of X outside the
+    findings S" is then a sum over patterns (`metrics.slices.merge_overlaps`). Columns: pattern, n, errors.
+    """
+    cols = resolve_spec_columns(spec, src)
+    where, params = where_sql(spec, cols, row_filter)
+    spec_cols = _spec_columns(spec, cols)
+    names = {n.lower(): j for j, (n, _) in enumerate(spec_cols)}
+    types = [src.column_type(c) for _, c in spec_cols]
+    wanted = _check_slices(findings, names, src, spec_cols)
+    _, den_sql, err_sql, q = error_signal_sql(src, spec, cols, where, params, positive_label, positive_prediction)
+    q = {**params, **q}
+    bits = []
+    for k, s in enumerate(wanted):
+        pred, p, _ = _predicate(s, k, names, types)
+        q.update(p)
+        bits.append(f"CASE WHEN {pred} THEN '1' ELSE '0' END")
+    selects = ", ".join(f"{quote_ident(c)} AS c{j}" for j, (_, c) in enumerate(spec_cols))
+    pattern = " || ".join(bits) if bits else "''"
+    sql = (f"SELECT fw_pat AS pattern, count(*) AS n, sum(fw_err) AS errors FROM (SELECT {pattern} AS fw_pat, "
+           f"CAST({err_sql} AS DOUBLE) AS fw_err FROM (SELECT {selects}, * FROM src WHERE {where}) AS fw_b "
+           f"WHERE coalesce({den_sql}, FALSE)) AS fw_p GROUP BY fw_pat")
+    got = run_query(src, sql, {k: v for k, v in q.items() if re.search(rf"\${re.escape(k)}\b", sql)})
+    return pd.DataFrame({"pattern": got["pattern"].astype(str), "n": got["n"].astype(float),
+                         "errors": got["errors"].astype(float)})

@@ -206,6 +206,26 @@ def _signal_sql(spec: AuditSpec, cols: dict[str, str], n_label: int, n_pred: int
     return labelled, f"({both} AND NOT {y})", f"CAST({yhat} AS INTEGER)"
 
 
+def error_signal_sql(src: OpenSource, spec: AuditSpec, cols: dict[str, str], where: str, params: dict,
+                     positive_label: str, positive_prediction: str) -> tuple[str, str, str, dict]:
+    """SQL for (has a label, in the error signal's denominator, the error) of a row, and its parameters.
+
+    The raw spellings (a handful) that normalise to the positive label and decision are parameters
+    $pl0.. and $pp0..; with a score and threshold, $threshold too. The slice search and the quality
+    counts (errors without the flagged rows) share it, so both count the same errors.
+    """
+    label_sql = f"CAST({quote_ident(cols['label'])} AS VARCHAR)"
+    pred_sql = "CAST(NULL AS VARCHAR)" if spec.slices.error == "score_loss" else prediction_expr(spec, cols)
+    qp = {} if spec.prediction is not None else {"threshold": spec.threshold}
+    raw = run_query(src, f"SELECT DISTINCT {label_sql} AS l, {pred_sql} AS p FROM src WHERE {where}",
+                    {**params, **qp} if "$threshold" in pred_sql else params)
+    pos_label = _positives([str(v) for v in raw["l"].dropna().unique()], positive_label)
+    pos_pred = _positives([str(v) for v in raw["p"].dropna().unique()], positive_prediction)
+    qp.update({f"pl{i}": v for i, v in enumerate(pos_label)} | {f"pp{i}": v for i, v in enumerate(pos_pred)})
+    labelled, den, err = _signal_sql(spec, cols, len(pos_label), len(pos_pred))
+    return labelled, den, err, qp
+
+
 def fetch_slice_counts(src: OpenSource, spec: AuditSpec, positive_label: str, positive_prediction: str,
                        row_filter: RowFilter | None = None) -> SliceCounts:
     """Counts (rows, labelled, n, errors) of every slice of up to max_depth predicates with n >= min_support."""
@@ -272,14 +292,10 @@ def fetch_slice_counts(src: OpenSource, spec: AuditSpec, positive_label: str, po
             keys.append(group_expr(col, src.column_type(col)))
             cards.append(distinct + 1)
 
-    # 3. The error signal, with the label and decision mapped to 0/1 exactly as `binarize` does: the
-    # raw spellings (a handful, checked above) that normalise to the positive value are parameters.
-    raw = run_query(src, f"SELECT DISTINCT {label_sql} AS l, {pred_sql} AS p FROM src WHERE {where}",
-                    qp)
-    pos_label = _positives([str(v) for v in raw["l"].dropna().unique()], positive_label)
-    pos_pred = _positives([str(v) for v in raw["p"].dropna().unique()], positive_prediction)
-    qp.update({f"pl{i}": v for i, v in enumerate(pos_label)} | {f"pp{i}": v for i, v in enumerate(pos_pred)})
-    labelled, den, err = _signal_sql(spec, cols, len(pos_label), len(pos_pred))
+    # 3. The error signal, with the label and decision mapped to 0/1 exactly as `binarize` does.
+    labelled, den, err, signal_params = error_signal_sql(src, spec, cols, where, params, positive_label,
+                                                         positive_prediction)
+    qp.update(signal_params)
     qp["min_support"] = spec.policy.min_support
 
     # 4. One statement: the cells of each subset in one scan, then every slice as a sum of cells.

@@ -5,8 +5,11 @@ error rates comes from too little data (variance), bad data (noise), or the mode
 from counts alone, a slice or group with a problem gets exactly one need, the first that applies:
 
 1. ``better_data`` when a data-quality signal fired for it (`metrics/quality.py`: missing values,
-   conflicting duplicates, label errors): more rows of bad data would not help, and the gap may
-   be the data's, not the model's.
+   conflicting duplicates, label errors) and, for a slice-search finding, its flagged rows explain
+   the gap by magnitude: without them (in the slice and in the rest) the slice is no longer
+   materially worse (`metrics.quality.gap_without_flagged`, from SQL counts). A signal that fired
+   but does not explain the gap is reported beside a ``model`` need. Sensitive groups keep the
+   simpler rule (a fired signal is enough).
 2. ``more_data`` when the gap cannot be decided (verdict 'insufficient_data': support below
    ``min_support`` or no ratio; 'inconclusive': beyond the tolerance but not significant) or the
    group is under-represented against its reference population share.
@@ -48,8 +51,10 @@ from metrics.quality import (
     MISSING_COLUMN,
     QualityTable,
     fired_summary,
+    gap_without_flagged,
     signal_name,
 )
+from metrics.slices import MISSING_VALUE
 from metrics.spec import AuditSpec
 
 Slice = tuple[tuple[str, str], ...]
@@ -279,7 +284,7 @@ def diagnose(slice_: Slice, n: int, errors: int | None, comparison_n: int, compa
              q_value: float | None = None, comparison: str = "the rest of the data", labelled_n: int | None = None,
              representation_ratio: float | None = None, under_represented: bool | None = None,
              rows_to_reference_share: int | None = None, quality: QualityTable | None = None,
-             family_pvalues: Sequence[float] | None = None) -> Diagnosis:
+             family_pvalues: Sequence[float] | None = None, rest_rate: float | None = None) -> Diagnosis:
     """The one data need of a slice from its counts, verdict, representation and quality signals.
 
     n, errors: the slice's denominator and numerator of `metric` (errors None: rate withheld);
@@ -290,6 +295,7 @@ def diagnose(slice_: Slice, n: int, errors: int | None, comparison_n: int, compa
     overrides the default test ratio < ratio_low. family_pvalues: the p-values of the other
     comparisons in the slice's Benjamini-Hochberg family, so the rows that would settle it are
     counted at the BH level its verdict needs (`bh_level`); None counts them at the fdr (a lone test).
+    rest_rate: the comparison's value where it is not a rate of counts (a mean loss).
     """
     key = tuple(tuple(p) for p in slice_)
     label = slice_label(key)
@@ -297,7 +303,8 @@ def diagnose(slice_: Slice, n: int, errors: int | None, comparison_n: int, compa
     fmt = _pct if proportion else _dec
     p1 = errors / n if (errors is not None and n > 0) else None
     p2 = comparison_errors / comparison_n if (comparison_errors is not None and comparison_n > 0) else None
-    if verdict == "finding":
+    search_finding = verdict == "finding"
+    if search_finding:
         verdict = "outside"  # the slice search's word for significantly worse
     if verdict is None:
         if not proportion:
@@ -347,10 +354,36 @@ def diagnose(slice_: Slice, n: int, errors: int | None, comparison_n: int, compa
             "note": _alpha_note(alpha, family, spec),
         }
 
-    if fired:
-        evidence["rule"] = "better_data: a data-quality signal fired for this slice"
+    explaining = fired
+    holes = [f for f, v in key if v == MISSING_VALUE]
+    if search_finding and holes:
+        # A slice defined by a missing value: every row is flagged by its own column's missingness, so without the
+        # flagged rows nothing is left of the gap: the missing values are the problem to fix.
+        quality_ev["without_flagged"] = [{"signal": f"missing_column:{holes[0]}", "rate_without_flagged": None,
+                                          "rest_rate": _num(p2), "rest_rate_without_its_flagged": None,
+                                          "ratio_without_flagged": None, "rows_left": 0, "explains_gap": True}]
+        evidence["rule"] = "better_data: the slice is defined by a missing value; without those rows no gap is left"
         return Diagnosis("better_data", None,
-                         _better_data_message(label, fired[0], what, fmt(p1), fmt(p2), comparison), evidence)
+                         f"Every row of {label} lacks {holes[0]}, and its {what} is {fmt(p1)} against {fmt(p2)} for "
+                         f"{comparison}, so fill in {holes[0]} before blaming the model.", evidence)
+    if fired and search_finding:
+        # A finding's need by magnitude: a signal explains the gap only if, without its flagged rows (in the
+        # slice and in the rest), the slice is no longer materially worse.
+        gaps = gap_without_flagged(quality, key, spec, p2 if p2 is not None else rest_rate)
+        quality_ev["without_flagged"] = [g.to_dict() for g in gaps]
+        names = {g.signal for g in gaps if g.explains}
+        explaining = sorted((f for f in fired if f["signal"] in names),
+                            key=lambda f: [g.signal for g in gaps].index(f["signal"]))
+    if explaining:
+        evidence["rule"] = ("better_data: without the rows a data-quality signal flags, the slice is no longer "
+                            "materially worse than the rest" if search_finding else
+                            "better_data: a data-quality signal fired for this slice")
+        message = _better_data_message(label, explaining[0], what, fmt(p1), fmt(p2), comparison)
+        if search_finding:
+            g = next(g for g in gaps if g.signal == explaining[0]["signal"])
+            message += (f" Without those rows its {what} would be {fmt(g.rate)} against {fmt(g.rest_rate)}, "
+                        f"within the policy band.")
+        return Diagnosis("better_data", None, message, evidence)
 
     if undecided or under:
         evidence["rule"] = ("more_data: " + ("the gap cannot be decided yet" if plan is not None else "")
@@ -369,6 +402,11 @@ def diagnose(slice_: Slice, n: int, errors: int | None, comparison_n: int, compa
 
     evidence["rule"] = "model: enough data, no data-quality signal fired, and significantly worse"
     checked = "no data-quality signal fired" if quality_ev.get("checked") else "no data-quality check was available"
+    if fired:  # signals fired, but without their rows the slice stays materially worse: reported alongside
+        evidence["rule"] = ("model: significantly and materially worse, and still so without the rows any fired "
+                            "data-quality signal flags")
+        checked = (f"{', '.join(f['signal'] for f in fired)} fired but its rows do not explain the gap (it stays "
+                   f"material without them)")
     return Diagnosis("model", None,
                      f"{label} has {article(what)} {what} of {fmt(p1)} against {fmt(p2)} for {comparison} on {n:,} rows, a "
                      f"significant gap with enough data and {checked}, so the model itself is the likely cause.",

@@ -72,20 +72,28 @@ def build_findings(table: SliceTable, quality: QualityTable | None, spec: AuditS
     """One Finding per non-redundant significant slice, diagnosed, ordered by severity.
 
     Severity: model problems first (data will not fix them), then bad data, then too little data;
-    within each, by SliceLine score. Redundant findings are listed under the parent that explains them.
+    within each, by SliceLine score. Explained slices are listed (`children`) under the finding shown
+    that describes them best (`metrics.slices`: parent, sharper child, or the same rows).
     """
     rows = top_findings(table)
     redundant = table.rows[table.rows["finding"] & table.rows["redundant"]]
+    parent_of = {tuple(r["slice"]): tuple(r["parent"]) for r in redundant.to_dict("records") if r["parent"]}
     children: dict[Slice, list[str]] = {}
     for r in redundant.to_dict("records"):
-        children.setdefault(tuple(r["parent"]), []).append(finding_id(tuple(r["slice"]), table.error))
+        # Listed under the finding shown at the end of its chain (a parent may itself be listed under another).
+        host, seen = tuple(r["slice"]), set()
+        while host in parent_of and host not in seen:
+            seen.add(host)
+            host = parent_of[host]
+        children.setdefault(host, []).append(finding_id(tuple(r["slice"]), table.error))
     out = []
     for r in rows.to_dict("records"):
         slice_ = tuple(tuple(p) for p in r["slice"])
         proportion = table.error != "score_loss"
         diag = diagnose(slice_, int(r["n"]), int(r["errors"]) if proportion else None, int(r["complement_n"]),
                         int(round(table.total_errors - r["errors"])) if proportion else None, spec,
-                        metric=table.error, verdict="finding", q_value=_num(r["q_value"]), quality=quality)
+                        metric=table.error, verdict="finding", q_value=_num(r["q_value"]), quality=quality,
+                        rest_rate=_num(r["complement_rate"]))
         out.append(Finding(
             id=finding_id(slice_, table.error), slice=slice_, metric=table.error, n=int(r["n"]),
             value=float(r["rate"]), ci_low=_num(r["ci_low"]), ci_high=_num(r["ci_high"]),

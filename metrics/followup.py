@@ -119,6 +119,25 @@ def _status(then: Mapping[str, Any], now: Mapping[str, Any] | None) -> tuple[str
     return "unchanged", "still a significant gap; the two 95% intervals overlap"
 
 
+# A later search's verdict of a former finding, in the follow-up's words ('explained': still a material gap, shown
+# as part of another finding, so judged as a gap; 'small': significant but inside the band, no longer a finding).
+_SLICE_VERDICTS = {"explained": FLAGGED, "small": "real but small", "inconclusive": "inconclusive"}
+
+
+def _slice_state(later: Mapping[str, Any], then: Mapping[str, Any]) -> dict[str, Any]:
+    """A former finding's state in a later slice search that does not show it (its record there, if listed)."""
+    slices = later.get("slices") if isinstance(later.get("slices"), Mapping) else {}
+    records = list(slices.get("top") or []) + list(slices.get("real_but_small") or [])
+    hit = next((r for r in records if isinstance(r, Mapping) and finding_id({"slice": r.get("slice"),
+                "metric": then["metric"]}) == finding_id({"slice": then["slice"], "metric": then["metric"]})), None)
+    if hit is None or slices.get("error") != then["metric"]:
+        return {"verdict": "not flagged", "value": None, "ci_low": None, "ci_high": None, "n": None,
+                "q_value": None, "need": None, "slice": then["slice"], "metric": then["metric"]}
+    return {"verdict": _SLICE_VERDICTS.get(hit.get("verdict"), "not flagged"), "value": hit.get("rate"),
+            "ci_low": hit.get("ci_low"), "ci_high": hit.get("ci_high"), "n": hit.get("n"),
+            "q_value": hit.get("q_value"), "need": None, "slice": then["slice"], "metric": then["metric"]}
+
+
 def follow_up(earlier: Mapping[str, Any], later: Mapping[str, Any]) -> tuple[FollowUp, ...]:
     """Each finding and open question of the earlier audit document, followed into the later one (see RULE)."""
     later_groups = _group_states(later)
@@ -128,9 +147,8 @@ def follow_up(earlier: Mapping[str, Any], later: Mapping[str, Any]) -> tuple[Fol
     for key, then in tracked(earlier).items():
         now = later_findings.get(key) or later_groups.get(key)
         if now is None and then["source"] == "findings" and searched:
-            # The later slice search ran and does not flag it: no longer a significant gap.
-            now = {"verdict": "not flagged", "value": None, "ci_low": None, "ci_high": None, "n": None,
-                   "q_value": None, "need": None, "slice": then["slice"], "metric": then["metric"]}
+            # The later slice search ran and does not show it: its numbers there, when the search lists them.
+            now = _slice_state(later, then)
         status, why = _status(then, now)
         clean_then = {k: v for k, v in then.items() if k not in ("slice", "source")}
         clean_now = {k: v for k, v in (now or {}).items() if k not in ("slice", "source")}

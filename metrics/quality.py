@@ -37,6 +37,7 @@ import pandas as pd
 
 from metrics.groups import slice_label
 from metrics.intervals import bh_qvalues, two_proportion_pvalue, wilson_interval
+from metrics.slices import material
 from metrics.spec import AuditSpec
 
 Slice = tuple[tuple[str, str], ...]
@@ -58,6 +59,9 @@ SIGNAL_TEXT = {
     LABEL_ERRORS_POS: "positive labels the score confidently contradicts",
 }
 SIGNAL_COLUMNS = ["slice", "signal", "column", "x", "n", "total_x", "total_n"]
+# The slice search's error signal (denominator, errors) among the rows a signal does not flag: in the slice
+# and over every audited row (NaN where not counted). They say whether the flagged rows explain a gap.
+CLEAN_COLUMNS = ["clean_n", "clean_errors", "total_clean_n", "total_clean_errors"]
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ class QualityTable:
 
     ``rows`` columns: slice, group, signal, column, x, n, rate, ci_low, ci_high, complement_x,
     complement_n, complement_rate, complement_ci_low, complement_ci_high, ratio, p_value, q_value,
-    fired.
+    fired, and CLEAN_COLUMNS (NaN where the error signal was not counted).
     """
 
     rows: pd.DataFrame
@@ -149,13 +153,16 @@ def describe_signal(signal: str, column: str | None) -> str:
 
 def empty_signals() -> pd.DataFrame:
     """A signal-count frame with no rows and the right columns."""
-    return pd.DataFrame({c: pd.Series(dtype=object if c in ("slice", "signal", "column") else np.int64)
-                         for c in SIGNAL_COLUMNS})
+    return pd.DataFrame({c: pd.Series(dtype=object if c in ("slice", "signal", "column") else
+                                      float if c in CLEAN_COLUMNS else np.int64)
+                         for c in SIGNAL_COLUMNS + CLEAN_COLUMNS})
 
 
 def compute_quality(counts: QualityCounts, spec: AuditSpec) -> QualityTable:
     """Rates with Wilson intervals against the complement, BH over all tests, and which signals fire."""
     rows = counts.signals.copy() if len(counts.signals) else empty_signals()
+    for col in CLEAN_COLUMNS:  # counted only when the audit asked for the error signal
+        rows[col] = rows[col].astype(float) if col in rows.columns else np.nan
     for col in ("x", "n", "total_x", "total_n"):
         rows[col] = rows[col].astype(np.int64)
     rows["group"] = rows["slice"].map(slice_label)
@@ -180,7 +187,7 @@ def compute_quality(counts: QualityCounts, spec: AuditSpec) -> QualityTable:
     rows["fired"] = _fired(rows, spec)
     ordered = ["slice", "group", "signal", "column", "x", "n", "rate", "ci_low", "ci_high", "complement_x",
                "complement_n", "complement_rate", "complement_ci_low", "complement_ci_high", "ratio",
-               "p_value", "q_value", "fired"]
+               "p_value", "q_value", "fired", *CLEAN_COLUMNS]
     return QualityTable(rows=rows[ordered].reset_index(drop=True), slices=counts.slices,
                         label_error_rule=counts.label_error_rule, notes=counts.notes)
 
@@ -213,3 +220,51 @@ def fired_summary(table: QualityTable, slice_: Slice) -> list[dict]:
             "complement_rate": float(r["complement_rate"]), "q_value": float(r["q_value"]),
         })
     return out
+
+
+@dataclass(frozen=True)
+class GapWithout:
+    """A slice's error against the rest with a signal's flagged rows left out of the slice."""
+
+    signal: str
+    rate: float | None
+    rest_rate: float
+    clean_rest_rate: float | None
+    ratio: float | None
+    rows_left: int
+    explains: bool
+
+    def to_dict(self) -> dict:
+        """The evidence record."""
+        return {"signal": self.signal, "rate_without_flagged": self.rate, "rest_rate": self.rest_rate,
+                "rest_rate_without_its_flagged": self.clean_rest_rate, "ratio_without_flagged": self.ratio,
+                "rows_left": self.rows_left, "explains_gap": self.explains}
+
+
+def gap_without_flagged(table: QualityTable, slice_: Slice, spec: AuditSpec, rest_rate: float | None,
+                        signals: pd.DataFrame | None = None) -> list[GapWithout]:
+    """For each fired need signal of a slice: is the slice still materially worse without its flagged rows?
+
+    The slice loses the rows the signal flags; the rest stays as it is (`rest_rate`, the finding's
+    comparison), so the question is the one an analyst asks: fix or drop those rows, and is the gap
+    gone? The flagged rows explain the gap when what remains is not material by the policy
+    (`metrics.slices.material`: ratio at most ratio_high, or a difference below min_difference), or
+    when no row of the slice is left. The rest without its own flagged rows is kept as evidence.
+    Strongest explanation (lowest ratio) first; empty when nothing fired or the error signal was not counted.
+    """
+    rows = table.fired(slice_) if signals is None else signals
+    out = []
+    for r in rows.to_dict("records"):
+        n, x, tn, tx = (float(r.get(c, np.nan)) for c in CLEAN_COLUMNS)
+        if np.isnan(n) or rest_rate is None or np.isnan(rest_rate):
+            continue
+        rate = x / n if n > 0 else None
+        clean_rest = (tx - x) / (tn - n) if tn - n > 0 else None
+        if rate is None:
+            explains, ratio = True, None
+        else:
+            ratio = rate / rest_rate if rest_rate > 0 else (np.inf if rate > 0 else None)
+            explains = not bool(material(rate, rest_rate, spec.policy))
+        out.append(GapWithout(signal_name(r["signal"], r["column"]), rate, float(rest_rate), clean_rest,
+                              None if ratio is None or not np.isfinite(ratio) else float(ratio), int(n), explains))
+    return sorted(out, key=lambda g: (not g.explains, g.ratio if g.ratio is not None else -1.0))

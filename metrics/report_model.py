@@ -823,8 +823,9 @@ def _findings_section(doc: Mapping[str, Any]) -> Section | None:
         return None
     texts = [str(f.get(k)) for f in findings if isinstance(f, Mapping)
              for k in ("summary", "description", "message", "title") if f.get(k)][:MAX_TABLE_ROWS]
+    rule = (doc.get("slices") or {}).get("rule") if isinstance(doc.get("slices"), Mapping) else None
     blocks: list[Block] = [Paragraph(f"{len(findings)} finding{'s' if len(findings) != 1 else ''} from the search "
-                                     f"over slices of the data.")]
+                                     f"over slices of the data." + (f" {rule}" if rule else ""))]
     if texts:
         blocks.append(Bullets(tuple(texts)))
     blocks.append(generic_table("findings", findings))

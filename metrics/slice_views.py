@@ -28,7 +28,7 @@ from metrics.outcomes import binarize, normalise_value, positive_set
 from metrics.formats import HEADLINE_METRICS, fmt_pct, fmt_q
 from metrics.overview import NEED_LABELS, VERDICT_LABELS
 from metrics.quality import QualityTable
-from metrics.slices import COUNT_COLUMNS, SIGNAL_DESCRIPTIONS, SliceCounts, SliceTable, find_slices
+from metrics.slices import COUNT_COLUMNS, SIGNAL_DESCRIPTIONS, SliceCounts, SliceTable, find_slices, material
 from metrics.snapshot import AuditSnapshot
 from metrics.spec import AuditSpec
 from metrics.text import md_escape
@@ -151,12 +151,15 @@ def _origin(rank: int | None, row: dict | None, table: SliceTable | None) -> tup
         return "hand", "Defined by hand: the search did not evaluate this slice (deeper than its max_depth, or " \
                        "fewer rows than min_support), so its test below is a single one."
     where = f"Rank {rank:,} of the {table.evaluated:,} slices the search evaluated (by SliceLine score)"
-    if row["finding"] and not row["redundant"]:
+    if row["verdict"] == "finding":
         return "finding", f"{where}: a finding."
-    if row["finding"]:
-        return "explained", (f"{where}: significantly worse than the rest, but explained by "
-                             f"{slice_label(row['parent'])} (not significantly worse than the rest of it).")
-    return "inconclusive", f"{where}: not a finding (its gap is not significant at the audit's FDR, or not worse)."
+    if row["verdict"] == "explained":
+        return "explained", (f"{where}: significantly and materially worse than the rest, but listed under "
+                             f"{slice_label(row['parent'])}: "
+                             f"{RELATION_TEXT.get(row['relation'], '{p}').format(p=slice_label(row['parent']))}.")
+    if row["verdict"] == "small":
+        return "inconclusive", f"{where}: real but small (significantly worse, but inside the policy band)."
+    return "inconclusive", f"{where}: not a finding (its gap is not significant at the audit's level, or not worse)."
 
 
 def _test(slice_: Slice, cells: pd.DataFrame, spec: AuditSpec, snapshot: AuditSnapshot,
@@ -172,9 +175,11 @@ def _test(slice_: Slice, cells: pd.DataFrame, spec: AuditSpec, snapshot: AuditSn
     if row is not None:
         error.update(q_value=row["q_value"], finding=bool(row["finding"]), verdict=row["verdict"])
         return error, (f"q = {fmt_q(row['q_value'])}: tested against the rest, Benjamini-Hochberg over the "
-                       f"{snapshot.slices.tested:,} slices the search tested")
+                       f"{snapshot.slices.tested:,} slices the search tested with its "
+                       f"{snapshot.slices.shown:,} findings shown as the discoveries")
     error.update(q_value=np.nan, finding=bool(error["p_value"] < spec.policy.fdr and error["difference"] > 0
-                                              and error["n"] >= spec.policy.min_support))
+                                              and error["n"] >= spec.policy.min_support
+                                              and material(error["rate"], error["complement_rate"], spec.policy)))
     return error, (f"p = {fmt_q(error['p_value'])}: this slice alone tested against the rest, as the search tests "
                    f"each slice, but not adjusted for other slices you may have looked at; if you chose it after "
                    f"seeing the data, read a small p with care")
@@ -284,9 +289,12 @@ def search_caption(table: SliceTable, spec: AuditSpec, findings: int) -> str:
             f"{spec.policy.min_support} rows ({table.evaluated:,} slices) and tested each one's "
             f"{SIGNAL_DESCRIPTIONS[table.error]} against the rest of the data (overall "
             f"{_value_text(table.overall_rate, table.error)} on {table.total_n:,} rows), Fisher's exact test wherever "
-            f"it can decide, Benjamini-Hochberg over the {table.tested:,} tests at FDR {spec.policy.fdr:g}. {table.findings:,} slices "
-            f"are significantly worse; {findings:,} of them are findings, the others are explained by a finding they "
-            f"sit inside. Ranked by SliceLine score (alpha {table.alpha:g}: how much worse, against how small).")
+            f"it can decide, at the level p < {table.threshold:.2g} (FDR {spec.policy.fdr:g} × {max(findings, 1):,} findings "
+            f"shown / {table.tested:,} tests: Benjamini-Hochberg with the findings shown as the discoveries). "
+            f"{table.findings:,} slices are significantly and materially worse; {findings:,} of them are findings, the "
+            f"others are described better by one (a broader slice, a sharper one inside, or the same rows); "
+            f"{table.small:,} are significantly but only slightly worse (real but small). Ranked by SliceLine score "
+            f"(alpha {table.alpha:g}: how much worse, against how small); the score ranks, it never filters.")
 
 
 def _gap_columns(rows: pd.DataFrame, metric: str) -> dict[str, list]:
@@ -338,8 +346,21 @@ def findings_table(snapshot: AuditSnapshot, needs: Sequence[str] | None = None,
 def inconclusive_rows(table: SliceTable, limit: int = 100) -> pd.DataFrame:
     """The best-scoring slices that are worse than the rest but not significantly so (not findings)."""
     rows = table.rows
-    keep = ~rows["finding"] & (rows["difference"] > 0) & rows["p_value"].notna()
-    return rows[keep].head(limit)
+    return rows[rows["verdict"] == "inconclusive"].head(limit)
+
+
+RELATION_TEXT = {"explained_by_parent": "no worse than the rest of {p}", "explained_by_child": "its excess is {p}",
+                 "sharper_part": "a sharper part of {p}", "same_rows": "the same rows as {p}"}
+
+
+def small_table(table: SliceTable, limit: int = 100) -> pd.DataFrame:
+    """Real but small: significantly worse than the rest, but inside the policy band (or below min_difference)."""
+    rows = table.rows[table.rows["verdict"] == "small"].head(limit)
+    ranks = {tuple(s): i + 1 for i, s in enumerate(table.rows["slice"])}
+    why = [("only its broader slice's small gap: " + RELATION_TEXT[r].format(p=slice_label(p))) if p else
+           "significant, but inside the policy band" for p, r in zip(rows["parent"], rows["relation"])]
+    return pd.DataFrame({"Rank": [ranks[tuple(s)] for s in rows["slice"]], "Slice": rows["group"].to_numpy(),
+                         **_gap_columns(rows, table.error), "Why not a finding": why})
 
 
 def inconclusive_table(table: SliceTable, fdr: float, limit: int = 100) -> pd.DataFrame:

@@ -9,30 +9,43 @@ ranked table.
   those of the audited rows in the error signal's denominator. It is exactly the `sliceline`
   package's score, so our top-k (slices with score > 0 and n >= min_support) equals its top-k.
 * Evidence: each slice's error rate (Wilson interval) against its complement (every other row of
-  the denominator): Newcombe interval of the difference, an exact p-value, and one
-  Benjamini-Hochberg family over every slice tested in the audit. The family is valid because the
-  only pruning before it is by support, which does not look at the errors. For `score_loss` the
+  the denominator): Newcombe interval of the difference and an exact p-value. For `score_loss` the
   error is a squared loss, not a 0/1 event: t intervals and Welch's test from (n, sum, sum of
   squares) replace the proportion machinery.
 * Why exact, not `intervals.two_proportion_pvalue`: its score test is used whenever expected
-  counts reach 5, but BH over hundreds of slices acts on far tails (~0.05/300), where the normal
+  counts reach 5, but the decisions here act on far tails (~0.05/300), where the normal
   approximation of a small slice's error count is too light on the "worse" side. On effect-free
   data (100 seeds, ~270 slices each, bench/bench_slices.py) it flagged something on 10% of seeds,
   twice the stated FDR; Fisher's exact test (conditional on the margins, so the hypergeometric
   distribution; two-sided by doubling the smaller tail) flagged 4%. It costs ~0.2 ms a slice, so
   the score test screens and the exact test decides (`screened_pvalue`).
-* Redundancy: a finding is collapsed under an ancestor finding (a slice made of a proper subset of
-  its predicates) when it is not significantly worse than the rest of that ancestor
-  (ancestor minus slice: the same exact test within the ancestor, BH over all such child-ancestor
-  tests at the policy's FDR). Then the ancestor's gap explains the slice's gap:
-  the slice is no sharper a description of where the errors are.
+* The rule (issue 16; `finding_rule` says it in one sentence): a finding is significant AND
+  material (`material`: above the policy's ratio_high times the rest's error, and at least
+  min_difference higher) AND the sharpest description of its rows. The score ranks, never filters.
+  - Significance for the list shown: a slice is significant at t = fdr * k / m, m the slices tested,
+    k the findings shown (at least 1), the largest k with at least k findings shown at that level
+    (`_select`): Benjamini-Hochberg with the shown findings as the discoveries. BH over every slice
+    lets the many redundant slices under one real effect loosen the level for everything, so the
+    visible list filled with chance slices; here the expected number of null slices below t is at
+    most fdr * k. q_value = p * m / k. Measured on planted truth: bench/bench_findings.py.
+  - Sharpest description (`_arrange`), among slices significant at t: a child no worse than the rest
+    of a significantly worse ancestor is listed under it ('explained_by_parent'; when that ancestor is
+    not material the child is real but small: it only crossed the band inside a small gap); an
+    ancestor whose rows outside a sharper child are no longer a finding (material and significant
+    against every row outside the ancestor) is listed under the child ('explained_by_child', not for
+    a child that only adds '(missing)' predicates: missing values are the ancestor's data problem);
+    when both stand, the child is listed inside the ancestor ('sharper_part'). Overlapping findings
+    of the same rows are merged ('same_rows'): from the counts of their intersection here when the
+    search counted it, and otherwise from SQL counts of which findings each row is in
+    (`merge_overlaps` over `connectors.quality_counts.fetch_overlap_counts`, in the audit). A slice and a slice inside it are never both
+    findings.
 """
 
 from __future__ import annotations
 
 import itertools
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -40,17 +53,25 @@ from scipy import stats
 from statsmodels.stats.proportion import test_proportions_2indep
 
 from metrics.groups import slice_label
-from metrics.intervals import CONFIDENCE, bh_qvalues, difference_interval, wilson_interval
+from metrics.intervals import CONFIDENCE, difference_interval, wilson_interval
 from metrics.spec import AuditSpec
+
+Slice = tuple[tuple[str, str], ...]
 
 # Exact p-values are computed wherever the score test's is below SCREEN times the FDR (see screened_pvalue).
 SCREEN = 4.0
+# The score test's p-value stands where it is this many times below the smallest level tested and every
+# expected count is at least FLOOR_EXPECTED (there its error is orders of magnitude smaller than the factor).
+FLOOR_FACTOR = 1e-6
+FLOOR_EXPECTED = 50
+# A slice predicate on a missing value (the value the counting writes for NULL).
+MISSING_VALUE = "(missing)"
 # Count columns of SliceCounts.frame; the other columns are the features, in spec order.
 COUNT_COLUMNS = ("rows", "labelled", "n", "errors", "errors_sq")
 TABLE_COLUMNS = (
     "slice", "group", "depth", "rows", "n", "errors", "errors_sq", "rate", "ci_low", "ci_high", "complement_n",
     "complement_rate", "difference", "diff_ci_low", "diff_ci_high", "p_value", "q_value", "score",
-    "finding", "verdict", "parent", "redundant", "sensitive",
+    "material", "finding", "verdict", "parent", "relation", "redundant", "sensitive",
 )
 SIGNAL_DESCRIPTIONS = {
     "misclassification": "misclassification rate (prediction differs from the label) among labelled rows with a prediction",
@@ -92,10 +113,12 @@ class SliceCounts:
 class SliceTable:
     """Every evaluated slice, scored and tested, ranked by SliceLine score (best first).
 
-    Columns of `rows`: see TABLE_COLUMNS (`errors_sq` feeds the score_loss intervals). `evaluated`
-    counts the slices counted (n >= min_support), `tested` those with a p-value (a non-empty
-    complement), the size of the BH family; `findings` counts redundant findings too (see
-    `top_findings` for the ones no ancestor explains).
+    Columns of `rows`: see TABLE_COLUMNS (`errors_sq` feeds the score_loss intervals); `verdict` is
+    'finding' (shown), 'explained' (significant and material, listed under `parent` for `relation`),
+    'small' (significant, not material: real but small), 'inconclusive' (worse, not significant) or
+    'not_worse'. `evaluated` counts the slices counted (n >= min_support), `tested` those with a
+    p-value (m); `findings` the significant and material slices (shown or explained), `shown` the
+    findings shown, `small` the real-but-small ones; `threshold` the level t = fdr * k / m.
     """
 
     rows: pd.DataFrame
@@ -109,6 +132,10 @@ class SliceTable:
     max_depth: int
     alpha: float
     notes: tuple[str, ...] = field(default=())
+    shown: int = 0
+    small: int = 0
+    threshold: float = float("nan")
+    rule: str = ""
 
     @property
     def note(self) -> str | None:
@@ -158,13 +185,17 @@ def exact_pvalue(x, n, total_x, total_n) -> np.ndarray:
     return p
 
 
-def screened_pvalue(x, n, total_x, total_n, fdr: float) -> np.ndarray:
+def screened_pvalue(x, n, total_x, total_n, fdr: float, floor: float | None = None) -> np.ndarray:
     """Two-sided p-values of parts against the rest of their wholes: exact wherever one can matter.
 
     The score test (statsmodels, vectorised) screens; Fisher's exact test (`exact_pvalue`, ~0.2 ms
     each) replaces it where it gives p < SCREEN * fdr or an expected count is below 5. Only p-values
     below the FDR can decide a finding (a BH q-value is never below its p-value, and a p-value at
     or above the FDR cannot bring another q-value below it), so every decision rests on exact ones.
+    floor: the smallest level any decision is taken at; where the score test's p-value is a million
+    times below it and every expected count is at least FLOOR_EXPECTED, the exact test could not
+    change a decision (its p-value differs from the score test's by far less than that factor
+    there), so the score test's stands and the exact test's cost is saved.
     """
     x, n, tx, tn = np.broadcast_arrays(*(np.atleast_1d(np.asarray(v, dtype=float)) for v in (x, n, total_x, total_n)))
     rest_x, rest_n = tx - x, tn - n
@@ -182,6 +213,8 @@ def screened_pvalue(x, n, total_x, total_n, fdr: float) -> np.ndarray:
     p[ok] = np.nan_to_num(np.asarray(res.pvalue, dtype=float), nan=1.0)
     need = np.zeros(x.shape, dtype=bool)
     need[ok] = (p[ok] < min(1.0, SCREEN * fdr)) | (expected < 5)
+    if floor is not None:
+        need[ok] &= ~((p[ok] < FLOOR_FACTOR * floor) & (expected >= FLOOR_EXPECTED))
     if need.any():
         p[need] = exact_pvalue(x[need], n[need], tx[need], tn[need])
     return p
@@ -225,7 +258,7 @@ def _loss_tests(errors, errors_sq, n, c_errors, c_errors_sq, c_n) -> dict[str, n
     }
 
 
-def _proportion_tests(errors, n, c_errors, c_n, fdr: float) -> dict[str, np.ndarray]:
+def _proportion_tests(errors, n, c_errors, c_n, fdr: float, floor: float | None = None) -> dict[str, np.ndarray]:
     """Wilson interval of a rate, Newcombe interval and exact p-value of its difference to the complement."""
     errors, n, c_errors, c_n = (np.asarray(v, dtype=float) for v in (errors, n, c_errors, c_n))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -236,58 +269,222 @@ def _proportion_tests(errors, n, c_errors, c_n, fdr: float) -> dict[str, np.ndar
     return {
         "rate": rate, "ci_low": low, "ci_high": high, "complement_rate": c_rate,
         "difference": rate - c_rate, "diff_ci_low": d_low, "diff_ci_high": d_high,
-        "p_value": screened_pvalue(errors, n, errors + c_errors, n + c_n, fdr),
+        "p_value": screened_pvalue(errors, n, errors + c_errors, n + c_n, fdr, floor),
     }
 
 
-def _redundancy(table: pd.DataFrame, fdr: float, proportion: bool) -> tuple[list, np.ndarray]:
-    """For each finding: the ancestor finding that explains it (None if none does) and whether one does."""
-    parent: list = [None] * len(table)
-    redundant = np.zeros(len(table), dtype=bool)
-    finding = table["finding"].to_numpy()
-    slices = table["slice"].tolist()
-    index = {s: i for i, s in enumerate(slices)}
-    pairs = []  # (child position, ancestor position)
-    for i in np.flatnonzero(finding & (table["depth"].to_numpy() >= 2)):
+def material(rate, rest_rate, policy) -> np.ndarray:
+    """Materially worse than the rest: ratio above the policy's ratio_high and at least min_difference higher."""
+    rate, rest = (np.asarray(v, dtype=float) for v in (rate, rest_rate))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(rest > 0, rate / np.where(rest > 0, rest, 1.0), np.where(rate > 0, np.inf, np.nan))
+    return (rate > rest) & (ratio > policy.ratio_high) & (rate - rest >= policy.min_difference)
+
+
+def finding_rule(policy) -> str:
+    """The rule that makes a slice a finding, in one sentence (pages, reports and the README say the same)."""
+    extra = f" and at least {policy.min_difference:g} higher" if policy.min_difference > 0 else ""
+    return (f"A slice is a finding when its error is significantly higher than the rest's (q < {policy.fdr:g}) and "
+            f"materially so (more than {policy.ratio_high:g} times the rest's{extra}), and no sharper slice explains "
+            f"it; significant but smaller gaps are listed apart as real but small.")
+
+
+def _part_test(x, sq, n, whole_x, whole_sq, whole_n, proportion: bool, fdr: float,
+               floor: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """p-value, rate and rest's rate of parts against the rest of their wholes (exact where it can decide)."""
+    x, sq, n, wx, wsq, wn = (np.asarray(v, dtype=float) for v in (x, sq, n, whole_x, whole_sq, whole_n))
+    rest_x, rest_n = wx - x, wn - n
+    if proportion:
+        p = screened_pvalue(x, n, wx, wn, fdr, floor=floor) if len(x) else np.array([])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(n > 0, x / np.where(n > 0, n, 1), np.nan)
+            rest = np.where(rest_n > 0, rest_x / np.where(rest_n > 0, rest_n, 1), np.nan)
+        return p, rate, rest
+    res = _loss_tests(x, sq, n, rest_x, wsq - sq, rest_n)
+    return res["p_value"], res["rate"], res["complement_rate"]
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    """Every (descendant, ancestor) pair of the candidate pool, with the two tests that order them."""
+
+    child: np.ndarray
+    anc: np.ndarray
+    sharper_p: np.ndarray      # the child against the rest of its ancestor
+    sharper_worse: np.ndarray
+    residual_p: np.ndarray     # the ancestor without the child against every row outside the ancestor
+    residual_material: np.ndarray
+    missing_only: np.ndarray   # the child adds only '(missing)' predicates: a data-quality split, not a population
+
+
+def _pool_pairs(slices: list, pool: np.ndarray, ancestors: np.ndarray, index: dict, n, e, sq, total: tuple,
+                proportion: bool, spec, floor: float) -> _Pairs:
+    """The pool's slices with each of their ancestors among `ancestors`, and the pairs' tests (computed once)."""
+    child, anc = [], []
+    for i in np.flatnonzero(pool):
         s = slices[i]
         for k in range(1, len(s)):
             for sub in itertools.combinations(s, k):
                 j = index.get(sub)
-                if j is not None and finding[j]:
-                    pairs.append((i, j))
-    if not pairs:
-        return parent, redundant
-    child = np.array([p[0] for p in pairs])
-    anc = np.array([p[1] for p in pairs])
-    n, e = table["n"].to_numpy(float), table["errors"].to_numpy(float)
-    # Child against the rest of its ancestor: disjoint rows, so the two-sample tests apply.
-    rest_n, rest_e = n[anc] - n[child], e[anc] - e[child]
-    if proportion:
-        p = screened_pvalue(e[child], n[child], e[anc], n[anc], fdr)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            worse = e[child] / n[child] > np.where(rest_n > 0, rest_e / rest_n, np.inf)
-    else:
-        sq = table["errors_sq"].to_numpy(float)
-        res = _loss_tests(e[child], sq[child], n[child], rest_e, sq[anc] - sq[child], rest_n)
-        p, worse = res["p_value"], res["difference"] > 0
-    # The ancestor covering exactly the child's rows leaves nothing to compare: it explains the child.
-    p = np.where(rest_n > 0, p, 1.0)
-    q = bh_qvalues(p)
-    sharper = (q < fdr) & worse
-    depth = table["depth"].to_numpy()
-    score = table["score"].to_numpy(float)
-    best: dict[int, tuple] = {}
-    for i, j, is_sharper in zip(child, anc, sharper):
-        if is_sharper:
+                if j is not None and ancestors[j]:
+                    child.append(i)
+                    anc.append(j)
+    c, a = np.array(child, dtype=np.int64), np.array(anc, dtype=np.int64)
+    fdr = spec.policy.fdr
+    tn, te, tsq = total
+    sp, srate, srest = _part_test(e[c], sq[c], n[c], e[a], sq[a], n[a], proportion, fdr, floor)
+    # The ancestor without the child, against every row outside the ancestor (the whole: all rows but the child's).
+    rp, rrate, rrest = _part_test(e[a] - e[c], sq[a] - sq[c], n[a] - n[c], te - e[c], tsq - sq[c], tn - n[c],
+                                  proportion, fdr, floor)
+    missing_only = np.array([all(v == MISSING_VALUE for f, v in slices[i] if (f, v) not in set(slices[j]))
+                             for i, j in zip(child, anc)], dtype=bool)
+    return _Pairs(c, a, np.nan_to_num(sp, nan=1.0), srate > srest, np.nan_to_num(rp, nan=1.0),
+                  material(rrate, rrest, spec.policy) & (n[a] - n[c] >= spec.policy.min_support), missing_only)
+
+
+def _follow(pointer: dict, score: np.ndarray) -> dict:
+    """Break any cycle of 'explained by' pointers (rare): the best-scoring member of a cycle stays a finding."""
+    for start in list(pointer):
+        seen, node = [], start
+        while node in pointer and node not in seen:
+            seen.append(node)
+            node = pointer[node][0]
+        if node in seen:
+            cycle = seen[seen.index(node):]
+            pointer.pop(max(cycle, key=lambda i: (np.nan_to_num(score[i], nan=-np.inf), -i)))
+    return pointer
+
+
+def _arrange(t: float, pool: np.ndarray, worse: np.ndarray, p: np.ndarray, pairs: _Pairs, slices: list, index: dict, order: dict,
+             n, e, sq, total: tuple, score: np.ndarray, depth: np.ndarray, proportion: bool, spec,
+             floor: float) -> tuple[np.ndarray, dict]:
+    """The findings shown at significance level t, and for each other candidate the slice it is listed under.
+
+    Returns (shown mask, {position: (position listed under, relation)}); relations: 'explained_by_parent' (not
+    significantly worse than the rest of its ancestor), 'explained_by_child' (the ancestor without this sharper
+    child is no longer a finding), 'sharper_part' (both real: the child is listed inside its ancestor), and
+    'same_rows' (an overlapping slice without the other's rows is no longer a finding).
+    """
+    cand = pool & (p < t)
+    real = worse & (p < t)  # significantly worse, material or not
+    sharper = (pairs.sharper_p < t) & pairs.sharper_worse
+    residual = (pairs.residual_p < t) & pairs.residual_material
+    # A child no worse than the rest of a significantly worse ancestor only repeats the ancestor's gap,
+    # material or small; a child that crosses the band only by chance inside a small gap is that small gap.
+    by_parent = cand[pairs.child] & real[pairs.anc] & ~sharper
+    by_child = cand[pairs.child] & cand[pairs.anc] & sharper & ~residual & ~pairs.missing_only
+    pointer: dict = {}
+    # A parent goes under the deepest (then best-scoring) sharper child that explains it, a child under the
+    # ancestor that explains it: a finding first, then the deepest, then the best-scoring.
+    for c, a in zip(pairs.child[by_child], pairs.anc[by_child]):
+        key = (1, depth[c], np.nan_to_num(score[c], nan=-np.inf))
+        if a not in pointer or key > pointer[a][2]:
+            pointer[a] = (c, "explained_by_child", key)
+    for c, a in zip(pairs.child[by_parent], pairs.anc[by_parent]):
+        key = (0, bool(cand[a]), depth[a], np.nan_to_num(score[a], nan=-np.inf))
+        if c not in pointer or key > pointer[c][2]:
+            pointer[c] = (a, "explained_by_parent", key)
+    pointer = _follow(pointer, score)
+    free = cand.copy()
+    free[list(pointer)] = False
+    # Both real: a child that its ancestor does not explain, and an ancestor still a finding without it. The
+    # ancestor is shown, the child listed inside it, so a parent and its child are never both findings.
+    inside = free[pairs.child] & free[pairs.anc] & cand[pairs.anc]
+    for c, a in zip(pairs.child[inside], pairs.anc[inside]):
+        key = (2, depth[a], np.nan_to_num(score[a], nan=-np.inf))
+        if c not in pointer or (pointer[c][1] == "sharper_part" and key > pointer[c][2]):
+            pointer[c] = (a, "sharper_part", key)
+    shown = free.copy()
+    shown[[c for c in pointer if pointer[c][1] == "sharper_part"]] = False
+    _merge_overlaps(shown, pointer, t, slices, index, order, n, e, sq, total, score, proportion, spec, floor)
+    return shown, {i: v[:2] for i, v in pointer.items()}
+
+
+def _merge_overlaps(shown: np.ndarray, pointer: dict, t: float, slices: list, index: dict, order: dict,
+                    n, e, sq, total: tuple, score: np.ndarray, proportion: bool, spec, floor: float) -> None:
+    """Overlapping findings (neither inside the other) that describe the same rows: keep one, list the other under it.
+
+    X goes under Y when X without Y's rows is no longer a finding against the rows outside both; needs the
+    counts of their intersection, a slice the search counted (else they stay apart).
+    """
+    idx = sorted(np.flatnonzero(shown), key=lambda i: (-np.nan_to_num(score[i], nan=-np.inf), i))
+    if len(idx) < 2:
+        return
+    xs, ys, its = [], [], []
+    for a, b in itertools.combinations(idx, 2):
+        union = dict(slices[a])
+        if any(union.get(f, v) != v for f, v in slices[b]):
+            continue  # the same feature with another value: disjoint rows
+        union.update(slices[b])
+        j = index.get(tuple(sorted(union.items(), key=lambda fv: order[fv[0]])))
+        if j is None:
             continue
-        # Collapse under the closest explaining ancestor (deepest), then the best-scoring one.
-        key = (depth[j], np.nan_to_num(score[j], nan=-np.inf), -j)
-        if i not in best or key > best[i][0]:
-            best[i] = (key, j)
-    for i, (_, j) in best.items():
-        parent[i] = slices[j]
-        redundant[i] = True
-    return parent, redundant
+        xs += [a, b]
+        ys += [b, a]
+        its += [j, j]
+    if not xs:
+        return
+    x, y, i = (np.array(v, dtype=np.int64) for v in (xs, ys, its))
+    tn, te, tsq = total
+    rp, rrate, rrest = _part_test(e[x] - e[i], sq[x] - sq[i], n[x] - n[i], te - e[y], tsq - sq[y], tn - n[y],
+                                  proportion, spec.policy.fdr, floor)
+    stays = (np.nan_to_num(rp, nan=1.0) < t) & material(rrate, rrest, spec.policy)
+    # A population's slice is never listed under a slice defined by more missing values: its excess on the rows
+    # with a missing value is its data problem (its need says so), not another population.
+    holes = np.array([sum(v == MISSING_VALUE for _, v in s) for s in slices], dtype=np.int64)
+    gone = {(int(a), int(b)) for a, b, s in zip(x, y, stays) if not s and holes[b] <= holes[a]}
+    kept: list[int] = []
+    # Fewer missing values first, then the best score: of two descriptions of the same rows, that one is kept.
+    idx = sorted(idx, key=lambda i: (holes[i], -np.nan_to_num(score[i], nan=-np.inf), i))
+    for a in idx:
+        host = next((b for b in kept if (a, b) in gone), None)
+        if host is not None:
+            shown[a] = False
+            pointer[a] = (host, "same_rows", ())
+            continue
+        for b in [b for b in kept if (b, a) in gone]:
+            shown[b] = False
+            pointer[b] = (a, "same_rows", ())
+            kept.remove(b)
+        kept.append(a)
+
+
+def _select(table: pd.DataFrame, slices: list, features: tuple[str, ...], total: tuple, proportion: bool,
+            spec: AuditSpec) -> tuple[np.ndarray, dict, np.ndarray, float, int, np.ndarray]:
+    """Findings at a significance level set by how many are shown: Benjamini-Hochberg with the shown as discoveries.
+
+    A slice is significant at t = fdr * k / m (m slices tested, k findings shown; k at least 1): the
+    largest k with at least k findings shown at that level, searched down from every material slice with
+    p < fdr. So the expected number of chance slices among the findings is at most fdr * k, whatever
+    the redundancy hidden under them. Returns (shown, pointers, candidates, t, k, material).
+    """
+    fdr, policy = spec.policy.fdr, spec.policy
+    p = np.nan_to_num(table["p_value"].to_numpy(float), nan=1.0)
+    m = max(int(table["p_value"].notna().sum()), 1)
+    n = table["n"].to_numpy(float)
+    e = table["errors"].to_numpy(float)
+    sq = table["errors_sq"].to_numpy(float)
+    mat = material(table["rate"].to_numpy(float), table["complement_rate"].to_numpy(float), policy) & (
+        n >= policy.min_support) & table["p_value"].notna().to_numpy()
+    worse = (table["difference"] > 0).to_numpy(bool) & (n >= policy.min_support)
+    k = max(int((mat & (p < fdr)).sum()), 1)
+    pool = mat & (p < fdr * k / m)
+    ancestors = worse & (p < fdr * k / m)
+    index = {s: i for i, s in enumerate(slices)}
+    order = {f: i for i, f in enumerate(features)}
+    score = table["score"].to_numpy(float)
+    depth = table["depth"].to_numpy()
+    # Below this the score test's p-value cannot be wrong about any level tested here (see screened_pvalue).
+    floor = fdr / m
+    pairs = _pool_pairs(slices, pool, ancestors, index, n, e, sq, total, proportion, spec, floor)
+    while True:
+        t = fdr * k / m
+        shown, pointer = _arrange(t, pool, worse, p, pairs, slices, index, order, n, e, sq, total, score, depth,
+                                  proportion, spec, floor)
+        count = int(shown.sum())
+        if count >= k or k == 1:
+            return shown, pointer, pool & (p < t), t, k, mat
+        k = max(count, 1)
 
 
 def find_slices(counts: SliceCounts, spec: AuditSpec) -> SliceTable:
@@ -306,7 +503,7 @@ def find_slices(counts: SliceCounts, spec: AuditSpec) -> SliceTable:
     total_n, total_e = counts.total_n, float(counts.total_errors)
     c_n, c_e = total_n - n, total_e - errors
     if proportion:
-        res = _proportion_tests(errors, n, c_e, c_n, spec.policy.fdr)
+        res = _proportion_tests(errors, n, c_e, c_n, spec.policy.fdr, floor=spec.policy.fdr / max(len(frame), 1))
     else:
         res = _loss_tests(errors, errors_sq, n, c_e, float(counts.total_errors_sq) - errors_sq, c_n)
     table = pd.DataFrame({
@@ -321,17 +518,35 @@ def find_slices(counts: SliceCounts, spec: AuditSpec) -> SliceTable:
         "complement_n": c_n.astype(np.int64),
         **{k: res[k] for k in ("complement_rate", "difference", "diff_ci_low", "diff_ci_high", "p_value")},
     })
-    # One family per audit: every slice that could be tested (a non-empty complement).
-    table["q_value"] = bh_qvalues(table["p_value"].to_numpy())
     table["score"] = sliceline_score(n, errors, total_n, total_e, alpha)
-    table["finding"] = (
-        (table["q_value"] < spec.policy.fdr) & (table["n"] >= spec.policy.min_support)
-        & (table["difference"] > 0)
-    ).to_numpy(dtype=bool)
-    table["verdict"] = np.where(table["finding"], "finding", "inconclusive")
-    parent, redundant = _redundancy(table, spec.policy.fdr, proportion)
-    table["parent"] = pd.Series(parent, dtype=object)
-    table["redundant"] = redundant
+    total = (float(total_n), total_e, float(counts.total_errors_sq))
+    shown, pointer, cand, t, k, mat = _select(table, slices, counts.features, total, proportion, spec)
+    m = max(int(table["p_value"].notna().sum()), 1)
+    # The q-value of the rule: p * m / k, k the findings shown (Benjamini-Hochberg with them as the discoveries).
+    table["q_value"] = np.minimum(1.0, table["p_value"].to_numpy(float) * m / k)
+    worse = (table["difference"] > 0).to_numpy(bool) & table["p_value"].notna().to_numpy()
+    significant = worse & (table["q_value"].to_numpy(float) < spec.policy.fdr) & (n >= spec.policy.min_support)
+    table["material"] = mat
+    # A candidate whose gap is a small ancestor's (it only crossed the band inside it) is real but small too.
+    def end(i: int) -> int:
+        """Where a chain of 'listed under' pointers ends (cycles were broken in `_arrange`)."""
+        seen = set()
+        while i in pointer and i not in seen:
+            seen.add(i)
+            i = pointer[i][0]
+        return i
+
+    inside_small = np.array([i in pointer and cand[i] and not cand[end(i)] for i in range(len(slices))],
+                            dtype=bool)
+    table["finding"] = cand & ~inside_small
+    table["verdict"] = np.select(
+        [shown, cand & ~inside_small, significant & (~mat | inside_small), worse],
+        ["finding", "explained", "small", "inconclusive"], "not_worse")
+    table["parent"] = pd.Series([slices[pointer[i][0]] if i in pointer and cand[i] else None
+                                 for i in range(len(slices))], dtype=object)
+    table["relation"] = pd.Series([pointer[i][1] if i in pointer and cand[i] else None
+                                   for i in range(len(slices))], dtype=object)
+    table["redundant"] = cand & ~inside_small & ~shown
     # Slices on a sensitive feature are the fairness findings; the rest locate model errors.
     sensitive = set(spec.sensitive)
     table["sensitive"] = np.array([any(f in sensitive for f, _ in s) for s in slices], dtype=bool)
@@ -345,10 +560,13 @@ def find_slices(counts: SliceCounts, spec: AuditSpec) -> SliceTable:
             f"No errors at all: the {SIGNAL_DESCRIPTIONS[counts.error]} is 0 on all {total_n:,} rows, "
             f"so no slice can be worse than the rest; nothing to find."
         )
-    elif not table["finding"].any() and len(table):
+    elif not shown.any() and len(table):
+        small = int((table["verdict"] == "small").sum())
         notes.append(
-            f"No finding: no slice's {counts.error.replace('_', ' ')} rate is significantly higher than the "
-            f"rest at FDR {spec.policy.fdr:g} ({int(table['p_value'].notna().sum()):,} slices tested)."
+            f"No finding: no slice's {counts.error.replace('_', ' ')} rate is both significantly (q < "
+            f"{spec.policy.fdr:g}, {int(table['p_value'].notna().sum()):,} slices tested) and materially (more than "
+            f"{spec.policy.ratio_high:g} times) higher than the rest"
+            + (f"; {small:,} slice(s) are significantly but only slightly worse (real but small)." if small else ".")
         )
     return SliceTable(
         rows=table,
@@ -356,6 +574,10 @@ def find_slices(counts: SliceCounts, spec: AuditSpec) -> SliceTable:
         evaluated=len(table),
         tested=int(table["p_value"].notna().sum()),
         findings=int(table["finding"].sum()),
+        shown=int(shown.sum()),
+        small=int((table["verdict"] == "small").sum()),
+        threshold=float(t),
+        rule=finding_rule(spec.policy),
         total_n=int(total_n),
         total_errors=total_e,
         overall_rate=overall,
@@ -366,9 +588,103 @@ def find_slices(counts: SliceCounts, spec: AuditSpec) -> SliceTable:
 
 
 def top_findings(table: SliceTable, k: int | None = None, sensitive_only: bool = False) -> pd.DataFrame:
-    """The k best-scoring findings that no ancestor explains (all when k is None), optionally on sensitive features."""
+    """The k best-scoring findings shown (all when k is None), optionally only those on sensitive features."""
     rows = table.rows
     out = rows[rows["finding"] & ~rows["redundant"]]
     if sensitive_only:
         out = out[out["sensitive"]]
     return out.head(k).reset_index(drop=True) if k is not None else out.reset_index(drop=True)
+
+
+def overlap_priority(table: SliceTable) -> list[Slice]:
+    """The findings shown, in the order overlapping findings keep their shared rows: highest error first.
+
+    A slice defined by a missing value comes after those defined by values alone: where it overlaps a
+    population's slice, the missing values are that population's data problem (its need), not another population.
+    """
+    shown = table.rows[table.rows["verdict"] == "finding"]
+    shown = shown.assign(_missing=[sum(v == MISSING_VALUE for _, v in s) for s in shown["slice"]])
+    ranked = shown.sort_values(["_missing", "rate", "n", "group"], ascending=[True, False, False, True],
+                               kind="mergesort")
+    return [tuple(s) for s in ranked["slice"]]
+
+
+def merge_overlaps(table: SliceTable, findings: list, patterns: pd.DataFrame | None, spec: AuditSpec) -> SliceTable:
+    """Findings whose own rows are no longer a finding describe other findings' rows: listed under one of them.
+
+    `patterns` (SQL, `connectors.quality_counts.fetch_overlap_counts`): the error signal per pattern of
+    membership in `findings` (the findings shown, in `overlap_priority` order). A finding's own rows are
+    those in no other finding still on the list (a slice defined by more missing values takes no rows
+    from one defined by fewer: the missing values are that population's data problem). Each round the
+    findings whose own rows are not significantly (at the search's level) and materially worse than the
+    rows in no finding are found, and the weakest of them (lowest ratio, then latest in the order) is
+    listed under the finding that shares most rows with it ('same_rows'). Then the level follows the
+    fewer findings shown (t = fdr * k / m): a finding no longer significant at it becomes inconclusive.
+    Mean losses (score_loss) are not merged this way.
+    """
+    if patterns is None or len(findings) < 2 or not len(patterns) or table.error == "score_loss":
+        return table
+    rows = table.rows.copy()
+    policy = spec.policy
+    member = np.array([[c == "1" for c in pat] for pat in patterns["pattern"]], dtype=bool)
+    n, e = patterns["n"].to_numpy(float), patterns["errors"].to_numpy(float)
+    holes = np.array([sum(v == MISSING_VALUE for _, v in f) for f in findings])
+    m = max(table.tested, 1)
+    t = table.threshold
+    active = np.ones(len(findings), dtype=bool)
+    hosts: dict[int, int] = {}
+    while active.sum() > 1:
+        rest = ~member[:, active].any(axis=1)
+        rest_n, rest_e = n[rest].sum(), e[rest].sum()
+        own_n, own_e = np.zeros(len(findings)), np.zeros(len(findings))
+        for j in np.flatnonzero(active):
+            takers = active & (holes <= holes[j])
+            takers[j] = False
+            own = member[:, j] & ~member[:, takers].any(axis=1)
+            own_n[j], own_e[j] = n[own].sum(), e[own].sum()
+        p, rate, rest_rate = _part_test(own_e, own_e, own_n, own_e + rest_e, own_e + rest_e, own_n + rest_n, True,
+                                        policy.fdr, policy.fdr / m)
+        stays = (np.nan_to_num(p, nan=1.0) < t) & material(rate, rest_rate, policy) & (own_n >= policy.min_support)
+        failing = np.flatnonzero(active & ~stays)
+        if not len(failing):
+            break
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.nan_to_num(rate / rest_rate, nan=0.0, posinf=np.inf)
+        j = min(failing, key=lambda i: (ratio[i], -i))
+        active[j] = False
+        shared = [(n[member[:, j] & member[:, i]].sum(), -i) for i in np.flatnonzero(active)]
+        hosts[j] = -max(shared)[1]
+    pos = {tuple(s): i for i, s in enumerate(rows["slice"])}
+    for j, h in hosts.items():
+        i = pos.get(tuple(findings[j]))
+        if i is None:
+            continue
+        rows.at[i, "verdict"] = "explained"
+        rows.at[i, "redundant"] = True
+        rows.at[i, "parent"] = tuple(findings[h])
+        rows.at[i, "relation"] = "same_rows"
+    merged = len(hosts)
+    if not merged:
+        return table
+    # Fewer findings shown: the level drops with them (the rule's fixed point, from the merged list down).
+    p_all = rows["p_value"].to_numpy(float)
+    while True:
+        k = max(int((rows["verdict"] == "finding").sum()), 1)
+        q = np.minimum(1.0, p_all * m / k)
+        lost = (rows["verdict"] == "finding").to_numpy() & ~(q < policy.fdr)
+        if not lost.any():
+            break
+        rows.loc[lost, "verdict"] = "inconclusive"
+        rows.loc[lost, "finding"] = False
+    rows["q_value"] = q
+    worse = (rows["difference"] > 0).to_numpy() & rows["p_value"].notna().to_numpy()
+    significant = worse & (q < policy.fdr) & (rows["n"].to_numpy() >= policy.min_support)
+    retest = rows["verdict"].isin(["small", "inconclusive"]).to_numpy()
+    rows.loc[retest, "verdict"] = np.where(significant[retest], "small", "inconclusive")
+    rows.loc[retest & ~worse, "verdict"] = "not_worse"
+    shown = int((rows["verdict"] == "finding").sum())
+    note = (f"{merged} finding(s) merged into another: without the rows of the other findings they are no longer "
+            f"significantly and materially worse than the rows in no finding.")
+    return replace(table, rows=rows, shown=shown, threshold=policy.fdr * max(shown, 1) / m,
+                   small=int((rows["verdict"] == "small").sum()), findings=int(rows["finding"].sum()),
+                   notes=table.notes + (note,))

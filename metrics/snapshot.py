@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # metrics.plan reads snapshots, so the import only serves the
     from metrics.whatif_result import WhatIfResult
 
 SCHEMA_VERSION = 1
+# Slices listed as real but small (significant, inside the band) in snapshot.json, best score first.
+SMALL_LISTED = 100
 _METRIC_FIELDS = ("value", "ci_low", "ci_high", "support", "masked")
 _DISPARITY_FIELDS = ("ratio", "ratio_ci_low", "ratio_ci_high", "difference", "diff_ci_low", "diff_ci_high",
                      "p_value", "q_value", "verdict")
@@ -111,12 +113,18 @@ class AuditSnapshot:
         table = self.slices
         rows = table.rows if limit is None else table.rows.head(limit)
         keep = ["group", "depth", "n", "errors", "rate", "ci_low", "ci_high", "complement_n", "complement_rate",
-                "difference", "diff_ci_low", "diff_ci_high", "p_value", "q_value", "score", "verdict", "redundant"]
+                "difference", "diff_ci_low", "diff_ci_high", "p_value", "q_value", "score", "verdict", "redundant",
+                "relation"]
         records = [{"slice": dict(r["slice"]), "parent": dict(r["parent"]) if r["parent"] else None}
-                   | {k: clean(r[k]) for k in keep} for r in rows.to_dict("records")]
+                   | {k: clean(r.get(k)) for k in keep} for r in rows.to_dict("records")]
+        small = table.rows[table.rows["verdict"] == "small"].head(SMALL_LISTED)
         return {"error": table.error, "evaluated": table.evaluated, "tested": table.tested,
-                "findings": table.findings, "overall_rate": clean(table.overall_rate), "max_depth": table.max_depth,
-                "alpha": table.alpha, "notes": list(table.notes), "top": records}
+                "findings": table.findings, "shown": table.shown, "small": table.small,
+                "threshold": clean(table.threshold), "rule": table.rule,
+                "overall_rate": clean(table.overall_rate), "max_depth": table.max_depth,
+                "alpha": table.alpha, "notes": list(table.notes), "top": records,
+                "real_but_small": [{"slice": dict(r["slice"])} | {k: clean(r.get(k)) for k in keep}
+                                   for r in small.to_dict("records")]}
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document (`snapshot.json`)."""

@@ -24,7 +24,7 @@ _COLUMN_KEYS = {
     "label", "positive_label", "prediction", "positive_prediction", "score", "threshold",
     "sensitive", "features", "time", "model_version", "id",
 }
-_POLICY_KEYS = {"min_support", "ratio_low", "ratio_high", "fdr", "max_groups", "score_decimals"}
+_POLICY_KEYS = {"min_support", "ratio_low", "ratio_high", "fdr", "max_groups", "score_decimals", "min_difference"}
 _SLICE_KEYS = {"max_depth", "error", "alpha", "bins", "top_k"}
 _PRIVACY_KEYS = {"hide_columns", "hidden_columns", "show_columns", "suppress_below"}
 _ALERT_KEYS = {"rules", "grain", "last_days", "baseline"}
@@ -69,6 +69,8 @@ class Policy:
     max_groups: int = 1000
     # Scores are bucketed to this many decimals for AUC/Brier/ECE; exact when scores have no more.
     score_decimals: int = 3
+    # A slice finding's error must also exceed the rest's by at least this much (absolute; 0: the band alone).
+    min_difference: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -372,6 +374,7 @@ def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
         fdr=_number("policy", pol, "fdr", 0.05, low=1e-6, high=0.5),
         max_groups=_number("policy", pol, "max_groups", 1000, integer=True, low=2, high=100_000),
         score_decimals=_number("policy", pol, "score_decimals", 3, integer=True, low=1, high=6),
+        min_difference=_number("policy", pol, "min_difference", 0.0, low=0.0, high=1e6),
     )
     slices = SliceSettings(
         max_depth=_number("slices", sl, "max_depth", 3, integer=True, low=1, high=6),

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from metrics.plan import plan_places
-from metrics.slice_views import findings_table, inconclusive_table, search_caption
+from metrics.slice_views import findings_table, inconclusive_table, search_caption, small_table
 from pages.components.auth import md
 from pages.components.frame import PageContext, guard, run_page, show_table
 from pages.components.loaders import stamp_of
@@ -19,9 +19,9 @@ def draw(ctx: PageContext) -> None:
     if snap.slices.note:
         st.info(md(snap.slices.note))
     st.subheader("Findings, ranked")
-    st.caption("A finding is a slice significantly worse than the rest that no broader finding explains. Need: "
-               "better data when a data-quality signal fired for it; more data when its gap cannot be decided yet "
-               "(with the labelled rows that would decide it); else the model. Explains: worse slices inside it.")
+    st.caption(f"{snap.slices.rule} Need: better data when, without the rows a data-quality signal flags, the slice "
+               "is no longer materially worse; else the model (a fired signal is reported beside it). Explains: slices "
+               "it describes better.")
     plan = load_plan(sel.spec, sel.row_filter, stamp_of(sel.spec), chosen_budget())
     st.page_link("pages/8_Data_plan.py", icon=":material/playlist_add_check:",
                  label=f"Data plan: each finding's place in the plan of {plan.budget:,} labelled rows "
@@ -31,6 +31,8 @@ def draw(ctx: PageContext) -> None:
                                     "naming a sensitive feature are about whom the model fails.")
     show_table(findings_table(snap, need_filter(snap), plan_places(snap, plan), sensitive_only), FINDING_COLUMNS,
                height=420)
+    with st.expander(f"Real but small: {snap.slices.small:,} slices significantly but only slightly worse"):
+        show_table(small_table(snap.slices), FINDING_COLUMNS, height=300)
     if st.toggle("Show inconclusive slices too (worse than the rest, but it could be chance)",
                  key="fw.sl.inconclusive"):
         show_table(inconclusive_table(snap.slices, sel.spec.policy.fdr), FINDING_COLUMNS, height=300)

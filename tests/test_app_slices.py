@@ -5,6 +5,7 @@ without the hidden columns (and logs them), the filter builder analyses a slice 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -59,16 +60,27 @@ def _text(at: AppTest) -> str:
     return "\n".join(md_unescape(m.value) for m in at.markdown)
 
 
-def test_overview_runs_the_search_on_request_and_shows_the_board(env):
+def _board(at: AppTest) -> AppTest:
+    """Rerun the Overview until the background search is done and its board drawn (no button to press)."""
+    for _ in range(300):
+        if any(m.value.startswith("**Better data**") for m in at.markdown):
+            return at
+        time.sleep(1)
+        at.run()
+        _clean(at)
+    raise AssertionError("the findings board never appeared")
+
+
+def test_overview_starts_the_search_by_itself_and_shows_the_board(env):
     at = _app().run()
     _clean(at)
-    assert any("slice search not yet run" in i.value.lower() for i in at.info)
-    at.button(key="fw.board.run").click().run()
-    _clean(at)
-    assert not any("not yet run" in i.value.lower() for i in at.info)
+    assert not at.button  # nothing to press: the search runs in the background, the verdicts are already drawn
+    assert any(m.value.startswith("###") for m in at.markdown)
+    at = _board(at)
     better = next(md_unescape(m.value) for m in at.markdown if m.value.startswith("**Better data**"))
     assert "region=south, channel=broker: error rate" in better and "(n=2," in better  # every number with its n
-    at.run()  # cached now: the board is drawn straight away, no button
+    assert any("A slice is a finding when" in c.value for c in at.caption)  # the rule, stated on the page
+    at.run()  # done now: the board is drawn straight away
     assert not at.button and "region=south, channel=broker" in _text(at)
 
 
@@ -91,7 +103,8 @@ def test_slices_page_ranks_findings_with_need_q_and_the_planted_slice_needs_bett
     at.toggle(key="fw.sl.sensitive").set_value(True).run()
     narrowed = at.dataframe[0].value
     expected = findings[findings["Slice"].map(lambda s: any(p.startswith(sensitive) for p in s.split(", ")))]
-    assert 0 < len(narrowed) < len(findings) and narrowed["Slice"].tolist() == expected["Slice"].tolist()
+    # (Issue 16: on the small demo no material finding may name a sensitive feature; the list is then empty.)
+    assert len(narrowed) < len(findings) and narrowed["Slice"].tolist() == expected["Slice"].tolist()
     at.toggle(key="fw.sl.sensitive").set_value(False).run()
     at.button_group(key="fw.sl.needs").set_value(["better_data"]).run()
     assert set(at.dataframe[0].value["Need"]) == {"Better data"}

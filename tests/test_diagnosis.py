@@ -192,6 +192,16 @@ def quality_table(signals: list[tuple]) -> object:
     return compute_quality(counts, SPEC)
 
 
+def dirty_with_errors(clean_n: float, clean_errors: float) -> object:
+    """DIRTY with the error signal counted among the rows its missing-values signal does not flag."""
+    frame = pd.DataFrame([(SLICE, MISSING_ANY, None, 300, 1000, 400, 10000, clean_n, clean_errors, 9600.0, 1500.0)],
+                         columns=["slice", "signal", "column", "x", "n", "total_x", "total_n", "clean_n",
+                                  "clean_errors", "total_clean_n", "total_clean_errors"])
+    counts = QualityCounts(signals=frame, slices=pd.DataFrame({"slice": [SLICE]}), total_rows=0, labelled_rows=0,
+                           positive_label="1", label_error_rule=None)
+    return compute_quality(counts, SPEC)
+
+
 CLEAN = quality_table([(SLICE, MISSING_ANY, None, 30, 1000, 300, 10000), (SLICE, CONFLICTS, None, 0, 900, 0, 9000)])
 DIRTY = quality_table([(SLICE, MISSING_ANY, None, 300, 1000, 400, 10000), (SLICE, CONFLICTS, None, 0, 900, 0, 9000)])
 NOISY = quality_table([(SLICE, LABEL_ERRORS, None, 300, 1000, 1000, 10000),
@@ -281,8 +291,18 @@ def test_slice_search_findings_and_score_loss():
     """A slice-search 'finding' counts as significantly worse; a score-loss finding is diagnosed without rates."""
     d = diagnose(SLICE, 1000, 300, 9000, 1800, SPEC, verdict="finding", quality=CLEAN)
     assert d.need == "model" and d.evidence["verdict"] == "outside"
+    # Issue 16: a finding's signal must explain the gap by magnitude; without the error counts among the
+    # unflagged rows it cannot, so the need stays the model's, with the signal named beside it.
     loss = diagnose(SLICE, 1000, 250.0, 9000, 1350.0, SPEC, metric="score_loss", verdict="finding", quality=DIRTY)
-    assert loss.need == "better_data" and "0.250" in loss.message and loss.evidence["ci_low"] is None
+    assert loss.need == "model" and "0.250" in loss.message and loss.evidence["ci_low"] is None
+    assert "missing_values fired" in loss.message
+    # With them: without its 300 flagged rows the slice's mean loss is 0.16 against 0.15 for the rest: explained.
+    explained = diagnose(SLICE, 1000, 250.0, 9000, 1350.0, SPEC, metric="score_loss", verdict="finding",
+                         quality=dirty_with_errors(700, 112.0), rest_rate=0.15)
+    assert explained.need == "better_data" and "0.160" in explained.message
+    kept = diagnose(SLICE, 1000, 250.0, 9000, 1350.0, SPEC, metric="score_loss", verdict="finding",
+                    quality=dirty_with_errors(700, 210.0), rest_rate=0.15)
+    assert kept.need == "model" and kept.evidence["quality"]["without_flagged"][0]["explains_gap"] is False
     undecided = diagnose(SLICE, 20, 5.0, 9000, 1350.0, SPEC, metric="score_loss", verdict="insufficient_data")
     assert undecided.need == "more_data" and undecided.additional_rows is None
     assert undecided.evidence["additional_rows_plan"]["basis"] == "not_a_proportion"

@@ -7,6 +7,8 @@ served stale. Connections are never hashed: the frozen spec is the key (DESIGN.m
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -203,13 +205,43 @@ def _searched() -> dict:
 
 def search_done(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp) -> bool:
     """Whether the full audit of this view was computed in this process (so reading it is instant)."""
-    return (spec, row_filter, stamp) in _searched()
+    key = (spec, row_filter, stamp)
+    job = _search_jobs()["jobs"].get(key)
+    return key in _searched() or (job is not None and job[0].done())
+
+
+@st.cache_resource(show_spinner=False)
+def _search_jobs() -> dict:
+    """Slice searches started in the background, by (spec, filter, stamp): (future, start time), bounded."""
+    return {"pool": ThreadPoolExecutor(max_workers=1, thread_name_prefix="fw-search"), "jobs": {}}
+
+
+def start_search(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp) -> tuple[Future, float]:
+    """The background slice search of a view (started now unless it already runs or ran): (future, start time).
+
+    A search run in the script would hold the session until it returns; run on a worker thread, the Overview's
+    verdicts are drawn at once and its findings board polls the job (`job_state`). The thread only computes (no
+    Streamlit call); the page reads the result through `load_full_audit`, which waits for the same job.
+    """
+    reg = _search_jobs()
+    key = (spec, row_filter, stamp)
+    jobs = reg["jobs"]
+    if key not in jobs:
+        src = get_source(spec.source, stamp)
+        jobs[key] = (reg["pool"].submit(run_audit, spec, row_filter, src, search_slices=True), time.monotonic())
+        while len(jobs) > 16:  # finished jobs beyond the cache's size are forgotten (computed again if asked)
+            old = next(iter(jobs))
+            if not jobs[old][0].done():
+                break
+            jobs.pop(old)
+    return jobs[key]
 
 
 @st.cache_data(max_entries=16, show_spinner="Searching slices and checking data quality (seconds; more on big data)…")
 def load_full_audit(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp) -> AuditSnapshot:
     """The audit with the slice search, data-quality signals, findings and needs (cached per spec, filter, stamp)."""
-    snap = run_audit(spec, row_filter, get_source(spec.source, stamp), search_slices=True)
+    job, _ = start_search(spec, row_filter, stamp)
+    snap = job.result()
     done = _searched()
     done[(spec, row_filter, stamp)] = True
     while len(done) > 16:  # as many as the cache keeps; an evicted one is computed again when asked for

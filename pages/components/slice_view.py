@@ -1,16 +1,16 @@
 """The Slices page's sections and the Overview's findings board: choose a slice, draw its drill-down.
 
-The slice search takes seconds (more on big data), so the Overview never starts it by itself: its
-board is drawn at once when this view's search is already cached (here or on another page, by any
-session), else a button runs it. A long computation in a script run blocks the session until it
-returns (Streamlit can only stop a run between its own calls), so starting the search on every
-Overview visit would hold up every page switch and sidebar change that follows it.
+The slice search takes seconds (more on big data). The Overview starts it on a worker thread
+(`loaders.start_search`) and draws its verdicts at once; the findings board shows a progress line,
+polled by a fragment, until the search is done, then the findings. A search run in the script itself
+would hold the session until it returns (Streamlit can only stop a run between its own calls).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import time
 
 import streamlit as st
 
@@ -25,8 +25,8 @@ from metrics.slice_views import (BUILT, FOUND, REST_SIDE, SLICE_SIDE, analysis_l
 from metrics.snapshot import AuditSnapshot
 from pages.components.auth import can, log_access, md
 from pages.components.frame import PageContext, show_chart, show_table
-from pages.components.loaders import (example_rows, load_feature_values, load_full_audit, load_slice_analysis,
-                                      search_done, stamp_of)
+from pages.components.loaders import (example_rows, load_feature_values, load_slice_analysis, stamp_of,
+                                      start_search)
 
 BUILT_KEY = "fw.sl.built"
 _LOGGED = "fw.sl.rows_logged"
@@ -43,32 +43,36 @@ QUALITY_COLUMNS = _count_columns("n", "Other rows n")
 
 
 def render_findings_board(ctx: PageContext) -> None:
-    """The Overview's findings by need: at once when this view's search is cached, else on request."""
+    """The Overview's findings by need: started in the background on the first visit, drawn when ready."""
     sel = ctx.selection
     key = (sel.spec, sel.row_filter, stamp_of(sel.spec))
-    if not search_done(*key):
-        holder = st.empty()
-        with holder.container():
-            st.info("Slice search not yet run: it finds the slices where the model errs most and says what each "
-                    "one needs — more data, better data, or a fix to the model. It takes seconds (more on large "
-                    "data); the verdicts above do not wait for it.")
-            clicked = st.button("Run the slice search", key="fw.board.run", icon=":material/search:")
-        if not clicked:
-            return
-        holder.empty()
-        with st.status("Searching every slice and checking data quality…") as status:
-            snap = load_full_audit(*key)
-            status.update(label=f"Slice search done in {snap.duration_seconds or 0:.1f} s", state="complete")
+    job, started = start_search(*key)
+    if not job.done():
+        _board_progress(key, started)
+        return
     snap = ctx.full_audit()  # as this role may see it: a viewer's board leaves out findings on small cells
     board = findings_by_need(board_items(snap.findings))
-    st.caption(f"{md(board.message.capitalize())} among {snap.slices.evaluated:,} slices searched; each line: the "
-               f"slice's error with its n against the rest, its q-value, and the labelled rows that would decide it.")
+    st.caption(f"{md(board.message.capitalize())} among {snap.slices.evaluated:,} slices searched; each line: the slice's "
+               f"error with its n against the rest, its q-value, and the labelled rows that would decide it. "
+               f"{snap.slices.rule}")
     for col, (need, items) in zip(st.columns(3), board.by_need):
         col.markdown(f"**{NEED_LABELS[need]}** ({len(items)})\n" + "\n".join(f"- {md(t)}" for t in items[:10])
                      + (f"\n- … and {len(items) - 10} more" if len(items) > 10 else ""))
     if can("drill_down"):
         st.page_link("pages/4_Slices.py", label="Drill into the findings on the Slices page",
                      icon=":material/troubleshoot:")
+
+
+@st.fragment(run_every=1.0)
+def _board_progress(key: tuple, started: float) -> None:
+    """While the background search runs: a progress line, polled each second; the whole page reruns when done."""
+    job, _ = start_search(*key)
+    if job.done():
+        st.rerun()  # the board replaces this line
+    elapsed = time.monotonic() - started
+    st.progress(min(0.95, elapsed / (elapsed + 10.0)),
+                text=f"Searching every slice and checking data quality in the background ({elapsed:.0f} s so far); "
+                     f"the findings appear here when ready.")
 
 
 def pick_slice(ctx: PageContext, snap: AuditSnapshot) -> tuple | None:
