@@ -31,6 +31,7 @@ import pandas as pd
 from metrics.diagnosis import HIGHER_IS_WORSE, UNDECIDED, metric_text
 from metrics.formats import HEADLINE_METRICS
 from metrics.diff import FLAGGED, findings_of, moved_metric, record_id
+from metrics.findings import finding_id
 from metrics.groups import slice_label
 from metrics.redaction import redact_document
 from metrics.spec import AuditSpec, RowFilter
@@ -128,8 +129,8 @@ def _slice_state(later: Mapping[str, Any], then: Mapping[str, Any]) -> dict[str,
     """A former finding's state in a later slice search that does not show it (its record there, if listed)."""
     slices = later.get("slices") if isinstance(later.get("slices"), Mapping) else {}
     records = list(slices.get("top") or []) + list(slices.get("real_but_small") or [])
-    hit = next((r for r in records if isinstance(r, Mapping) and finding_id({"slice": r.get("slice"),
-                "metric": then["metric"]}) == finding_id({"slice": then["slice"], "metric": then["metric"]})), None)
+    hit = next((r for r in records if isinstance(r, Mapping)
+                and finding_id(r.get("slice"), then["metric"]) == finding_id(then["slice"], then["metric"])), None)
     if hit is None or slices.get("error") != then["metric"]:
         return {"verdict": "not flagged", "value": None, "ci_low": None, "ci_high": None, "n": None,
                 "q_value": None, "need": None, "slice": then["slice"], "metric": then["metric"]}

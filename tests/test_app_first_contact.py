@@ -12,6 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from connectors.demo import write_demo
+from metrics.text import md_unescape
 from tests.test_app import APP, _clean, _metric
 
 ROWS = 600
@@ -101,7 +102,7 @@ def _audits_everything(at: AppTest) -> None:
     _clean(at)
     assert _metric(at, "Decisions audited") == f"{ROWS:,}"
     cards = [m.value for m in at.markdown if m.value.startswith("### ")]
-    assert [c.split("\n")[0].split(" ", 2)[-1] for c in cards] == ["race", "sex", "age_cat"]
+    assert [md_unescape(c.split("\n")[0].split(" ", 2)[-1]) for c in cards] == ["race", "sex", "age_cat"]
     assert at.sidebar.multiselect(key="fw.w.features").value == ["race", "sex", "age_cat"]
     assert not at.sidebar.selectbox  # the demo's model versions are gone with the demo
     assert "all rows" in " ".join(c.value for c in at.sidebar.caption)
