@@ -55,7 +55,7 @@ def spec_from_args(args: argparse.Namespace):
         "columns": {"label": args.label, "prediction": args.prediction, "score": args.score,
                     "threshold": args.threshold, "sensitive": args.sensitive, "features": args.features,
                     "positive_label": args.positive_label, "positive_prediction": args.positive_prediction,
-                    "time": args.time, "model_version": args.model_version},
+                    "time": args.time, "model_version": args.model_version, "task": args.task},
         "policy": {"min_support": args.min_support, "fdr": args.fdr},
         "slices": {"max_depth": getattr(args, "max_depth", None), "error": getattr(args, "error", None)},
         "reference": _reference_pairs(args.reference) or {},
@@ -72,6 +72,9 @@ def _add_spec_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels-table", help="a separate table of labels in the same DuckDB file, joined on --id")
     p.add_argument("--id", help="id column that joins predictions and labels")
     p.add_argument("--label", help="label (ground truth) column")
+    p.add_argument("--task", choices=("binary", "regression", "multiclass"),
+                   help="what the model outputs: a yes/no decision (binary, the default), a number (regression) "
+                        "or one of several classes (multiclass) ([columns] task)")
     p.add_argument("--positive-label", help="the label value that counts as positive (default: 1/true)")
     p.add_argument("--prediction", help="prediction (decision) column")
     p.add_argument("--positive-prediction", help="the prediction value that counts as positive")

@@ -64,12 +64,25 @@ def _show(values) -> str:
     return shown + (f", … ({len(values)} in all)" if len(values) > 8 else "")
 
 
+def task_hint(values) -> str:
+    """The --task flag that fits values which are not binary: regression for many numbers, else multiclass."""
+    numeric = 0
+    for v in values:
+        try:
+            float(v)
+            numeric += 1
+        except (TypeError, ValueError):
+            pass
+    many_numbers = numeric == len(values) and len(values) > 20
+    return "--task regression (a number)" if many_numbers else "--task multiclass (one of several classes)"
+
+
 def choose_positive(values: set[str], given: str | None, role: str, column: str, flag: str) -> str:
     """The value counted as positive: the one given, or 1/true when the values are plainly binary."""
     if len(values) > 2:
         raise DataError(
             f"the {role} column {column} has {len(values)} distinct values ({_show(values)}); a binary "
-            f"{role} has two: map it to two values before auditing"
+            f"{role} has two: map it to two values, or audit it as it is with {task_hint(values)}"
         )
     if given is not None:
         norm = normalise_value(given)

@@ -16,13 +16,15 @@ from metrics.errors import SpecError
 from metrics.redaction import redact_secrets
 
 ERROR_SIGNALS = ("misclassification", "false_negative", "false_positive", "score_loss")
+# What the model outputs: a yes/no decision, a number, or one class of several.
+TASKS = ("binary", "regression", "multiclass")
 
 _SECTIONS = {"source", "columns", "reference", "reference_shares", "policy", "slices", "privacy", "alerts"}
 _SOURCE_KEYS = {"path", "table", "labels_path", "labels_table", "id_column", "query", "engine", "master"}
 ENGINES = ("duckdb", "postgres", "spark")
 _COLUMN_KEYS = {
     "label", "positive_label", "prediction", "positive_prediction", "score", "threshold",
-    "sensitive", "features", "time", "model_version", "id",
+    "sensitive", "features", "time", "model_version", "id", "task",
 }
 _POLICY_KEYS = {"min_support", "ratio_low", "ratio_high", "fdr", "max_groups", "score_decimals"}
 _SLICE_KEYS = {"max_depth", "error", "alpha", "bins", "top_k"}
@@ -136,6 +138,8 @@ class AuditSpec:
     hidden_columns: tuple[str, ...] = ()
     suppress_below: int = 10
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    # binary, regression or multiclass ([columns] task, --task); binary keeps every earlier behaviour.
+    task: str = "binary"
 
     @property
     def predicts_from_score(self) -> bool:
@@ -162,6 +166,8 @@ class AuditSpec:
             value = getattr(self, key)
             if value is not None:
                 columns[key] = value
+        if self.task != "binary":  # binary specs round-trip to exactly the dict they always had
+            columns["task"] = self.task
         return {
             "source": {k: v for k, v in asdict(self.source).items()
                        if v is not None and not (k == "engine" and v == "duckdb")
@@ -302,11 +308,22 @@ def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
     label = _opt_str("columns", cols, "label")
     if label is None:
         raise SpecError("no label column: set [columns] label (or --label COL)")
+    task = _opt_str("columns", cols, "task") or "binary"
+    if task not in TASKS:
+        raise SpecError(f"[columns] task must be one of {', '.join(TASKS)}, got {task!r} (--task)")
     prediction = _opt_str("columns", cols, "prediction")
     score = _opt_str("columns", cols, "score")
     threshold = cols.get("threshold")
     if threshold is not None:
         threshold = _number("columns", cols, "threshold", 0.5)
+    if task != "binary":
+        if prediction is None:
+            raise SpecError(f"a {task} audit compares the label with the model's output: give the prediction column "
+                            f"(--prediction COL)")
+        for key in ("score", "threshold", "positive_label", "positive_prediction"):
+            if cols.get(key) is not None:
+                raise SpecError(f"[columns] {key} is for binary audits; a {task} audit reads the label and the "
+                                f"prediction only: leave {key} out or use --task binary")
     if prediction is None and (score is None or threshold is None):
         raise SpecError(
             "no decision: give a prediction column (--prediction COL) or a score column and a threshold "
@@ -391,7 +408,10 @@ def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
         hidden_columns=_str_list("privacy", priv, "hidden_columns"),
         suppress_below=_number("privacy", priv, "suppress_below", 10, integer=True, low=0, high=10**6),
         alerts=_alert_settings(al),
+        task=task,
     )
+    if task != "binary" and slices.error != "misclassification":
+        raise SpecError(f"[slices] error = {slices.error} is for binary audits; leave it out for a {task} audit")
     if spec.alerts.rules:
         if spec.time is None:
             raise SpecError("[alerts] rules are checked per time window: set [columns] time (or --time COL)")
