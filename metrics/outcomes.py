@@ -22,13 +22,16 @@ class DataSummary:
     labelled_rows: int
     unlabelled_rows: int
     unpredicted_rows: int
-    positive_label: str
-    positive_prediction: str
+    # None for regression and multiclass audits, which have no positive value.
+    positive_label: str | None
+    positive_prediction: str | None
+    # Regression: rows with a label and a prediction of which one is NaN or infinite (counted, never averaged in).
+    nonfinite_rows: int = 0
 
     @property
     def evaluated_rows(self) -> int:
         """Rows with both a label and a decision: the ones performance metrics use."""
-        return self.labelled_rows - self.unpredicted_rows
+        return self.labelled_rows - self.unpredicted_rows - self.nonfinite_rows
 
     @property
     def label_coverage(self) -> float:
