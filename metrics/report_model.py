@@ -21,6 +21,9 @@ import pandas as pd
 from metrics.suppression import KNOWN_TABLES, iter_tables, slice_text
 
 HEADLINE_METRICS = ("selection_rate", "false_negative_rate", "false_positive_rate")
+# Headline measures of regression and multiclass audits (issue 19): what their policy band judges first.
+TASK_HEADLINES = {"regression": ("mean_prediction", "mean_absolute_error", "root_mean_squared_error"),
+                  "multiclass": ("accuracy", "balanced_accuracy")}
 # Plain names and meanings; the positive outcome/decision are named from the audit's own columns.
 METRIC_TEXT: dict[str, tuple[str, str]] = {
     "base_rate": ("Base rate", "share of people whose actual outcome was positive (describes the data, not the model)"),
@@ -39,6 +42,15 @@ METRIC_TEXT: dict[str, tuple[str, str]] = {
     "roc_auc": ("ROC AUC", "how well the score ranks positive outcomes above negative ones (0.5 is chance, 1 is perfect)"),
     "brier_score": ("Brier score", "average squared error of the score as a probability (lower is better)"),
     "expected_calibration_error": ("Calibration error", "average gap between the score and the observed rate (lower is better)"),
+    "mean_prediction": ("Mean prediction", "average of the model's output"),
+    "mean_label": ("Mean label", "average actual outcome (describes the data, not the model)"),
+    "mean_error": ("Mean error", "average of prediction minus actual outcome (positive: predicted too high)"),
+    "mean_absolute_error": ("Mean absolute error", "average size of the error (lower is better)"),
+    "mean_squared_error": ("Mean squared error", "average squared error (lower is better)"),
+    "root_mean_squared_error": ("Root mean squared error", "square root of the mean squared error (lower is better)"),
+    "r2_score": ("R²", "share of the outcome's variance the model explains (1 is perfect)"),
+    "mean_overprediction": ("Mean overprediction", "average amount predicted above the actual outcome"),
+    "mean_underprediction": ("Mean underprediction", "average amount predicted below the actual outcome"),
 }
 PERCENT_METRICS = frozenset({"base_rate", "selection_rate", "accuracy", "true_positive_rate", "false_negative_rate",
                              "false_positive_rate", "true_negative_rate", "precision", "false_discovery_rate",
@@ -175,7 +187,7 @@ def fmt_value(metric: str, value: Any) -> str:
     x = _num(value)
     if x is None:
         return "–"
-    return fmt_pct(x) if metric in PERCENT_METRICS else f"{x:.3f}"
+    return fmt_pct(x) if metric.partition("@")[0] in PERCENT_METRICS else f"{x:.3f}"
 
 
 def fmt_ratio(value: Any) -> str:
@@ -193,8 +205,15 @@ def fmt_q(value: Any) -> str:
 
 
 def metric_name(metric: str) -> str:
-    """'False negative rate'."""
-    return METRIC_TEXT.get(metric, (metric.replace("_", " ").capitalize(), ""))[0]
+    """'False negative rate'; a multiclass one-vs-rest measure as 'Selection rate of class high'."""
+    base, _, cls = metric.partition("@")
+    name = METRIC_TEXT.get(base, (base.replace("_", " ").capitalize(), ""))[0]
+    return f"{name} of class {cls}" if cls else name
+
+
+def headline_metrics(doc: Mapping[str, Any]) -> tuple[str, ...]:
+    """The measures a report leads with: by the audit's task (binary audits have no `task` key)."""
+    return TASK_HEADLINES.get(str(doc.get("task", "binary")), HEADLINE_METRICS)
 
 
 def cell_text(metric: str, cell: Mapping[str, Any] | None) -> str:
@@ -574,10 +593,10 @@ def gap_sentence(doc: Mapping[str, Any], g: Mapping[str, Any], metric: str, d: M
     ref = d.get("reference") or {}
     ref_cell = ((by_key.get(tuple(sorted(ref.items()))) or {}).get("metrics") or {}).get(metric, {})
     value = fmt_value(metric, (g.get("metrics") or {}).get(metric, {}).get("value"))
-    meaning = METRIC_TEXT.get(metric, ("", ""))[1]
+    meaning = METRIC_TEXT.get(metric.partition("@")[0], ("", ""))[1]
     ratio = _num(d.get("ratio"))
     times = f"{ratio:.2f} times" if ratio is not None else "unlike"
-    return (f"{metric_name(metric)} ({meaning}) is {value} for {slice_text(g['slice'])}, {times} that of the reference "
+    return (f"{metric_name(metric)}{f' ({meaning})' if meaning else ''} is {value} for {slice_text(g['slice'])}, {times} that of the reference "
             f"group {slice_text(ref)} ({fmt_value(metric, ref_cell.get('value'))}); q = {fmt_q(d.get('q_value'))}.")
 
 
@@ -607,6 +626,9 @@ def _decision_text(doc: Mapping[str, Any]) -> tuple[str, str]:
     """(positive outcome, positive decision) in words from the spec and data."""
     cols = (doc.get("spec") or {}).get("columns") or {}
     data = doc.get("data") or {}
+    if doc.get("task") in TASK_HEADLINES:
+        kind = "a number" if doc["task"] == "regression" else "one of the classes " + ", ".join(doc.get("classes") or [])
+        return f"{cols.get('label', 'label')} ({kind})", f"{cols.get('prediction', 'prediction')} ({kind})"
     outcome = f"{cols.get('label', 'label')} = {data.get('positive_label', cols.get('positive_label', '1'))}"
     if cols.get("prediction"):
         decision = f"{cols['prediction']} = {data.get('positive_prediction', cols.get('positive_prediction', '1'))}"
@@ -649,7 +671,8 @@ def _summary(doc: Mapping[str, Any], counts: Mapping[str, int]) -> tuple[str, st
     bullets = [
         f"The audit covers {fmt_int(rows)} decisions ({scope}). {fmt_int(labelled)} of them "
         f"({fmt_pct(data.get('label_coverage'))}) have a known outcome; the rest count only towards group sizes.",
-        f"Positive outcome: {outcome}. Positive decision: {decision}.",
+        (f"Actual outcome: {outcome}. Model output: {decision}." if doc.get("task") in TASK_HEADLINES else
+         f"Positive outcome: {outcome}. Positive decision: {decision}."),
         "Groups compared: " + ", ".join(f"{f} ({_plural(singles.get(f, 0), 'group')})" for f in features)
         + (f", and {combos:,} combinations of them." if combos else "."),
         f"Policy: a group is flagged when its rate divided by the reference group's rate is below {low:g} or above "
@@ -684,7 +707,7 @@ def _gaps_section(doc: Mapping[str, Any], low: float, high: float) -> Section:
     else:
         blocks.append(Paragraph("No gap is both outside the policy band and statistically significant.", "good"))
     singles = [g for g in doc.get("groups") or [] if len(g.get("slice") or {}) == 1]
-    chart = ratio_chart("ratios", singles, HEADLINE_METRICS, low, high)
+    chart = ratio_chart("ratios", singles, headline_metrics(doc), low, high)
     if chart:
         blocks.append(chart)
     if unsure:
@@ -702,7 +725,7 @@ def _features_section(doc: Mapping[str, Any]) -> Section:
         "For each sensitive feature, the three headline measures per group with their 95% intervals. "
         "The reference group is the one the others are compared with; the policy check covers every measure "
         "with a significance test.")]
-    metrics = [m for m in HEADLINE_METRICS if any(m in (g.get("metrics") or {}) for g in doc.get("groups") or [])]
+    metrics = [m for m in headline_metrics(doc) if any(m in (g.get("metrics") or {}) for g in doc.get("groups") or [])]
     for i, feature in enumerate(_sensitive(doc)):
         groups = _single_groups(doc, feature)
         if not groups:
