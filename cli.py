@@ -155,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rows", type=int, default=600_000, help="number of predictions (default 600000)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     demo.add_argument("--config-out", help="also write the demo's fairwatch.toml here")
+    demo.add_argument("--task", choices=("binary", "regression", "multiclass"), default="binary",
+                      help="binary: loan approvals (default); regression: credit-limit offers; multiclass: risk tiers "
+                           "(each with planted effects, see connectors/demo_tasks.py)")
     return parser
 
 
@@ -285,14 +288,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.rows < 1000:
         raise SpecError("--rows must be at least 1000 for a meaningful demo")
-    summary = write_demo(args.out, rows=args.rows, seed=args.seed)
-    print(f"wrote {summary.rows:,} predictions ({summary.labelled_rows:,} labelled) to {summary.path}")
+    if args.task != "binary":
+        from connectors.demo_tasks import TASK_CONFIGS, write_task_demo
+
+        out = args.out if args.out != "data/demo.duckdb" else f"data/demo_{args.task}.duckdb"
+        rows = write_task_demo(out, args.task, rows=args.rows, seed=args.seed)
+        print(f"wrote {rows:,} {args.task} predictions to {out}")
+        config = TASK_CONFIGS[args.task]
+    else:
+        summary = write_demo(args.out, rows=args.rows, seed=args.seed)
+        print(f"wrote {summary.rows:,} predictions ({summary.labelled_rows:,} labelled) to {summary.path}")
+        out, config = args.out, DEMO_CONFIG
     if args.config_out:
         from connectors.config import write_config
         from metrics.spec import SourceSpec, parse_spec
 
-        spec = parse_spec(DEMO_CONFIG)
-        spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(args.out)}))
+        spec = parse_spec(config)
+        spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(out)}))
         print(f"wrote {write_config(spec, args.config_out)}")
     return EXIT_OK
 
