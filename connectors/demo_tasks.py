@@ -38,7 +38,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from connectors.demo import MIN_ROWS, PlantedEffect, _remove_quietly
+from connectors.demo import MIN_ROWS, PlantedEffect, prepare_target, write_database
 
 TASKS = ("regression", "multiclass")
 _SEX = (("female", 0.5), ("male", 0.5))
@@ -135,30 +135,19 @@ def write_task_demo(path: str | Path, task: str, rows: int = 200_000, seed: int 
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     if rows < MIN_ROWS:
         raise ValueError(f"rows must be at least {MIN_ROWS}, got {rows}")
+    target = os.fspath(path)
+    prepare_target(target)
     frame = regression_frame(rows, seed) if task == "regression" else multiclass_frame(rows, seed)
     table = TASK_CONFIGS[task]["source"]["table"]
-    target = os.fspath(path)
-    if os.path.isdir(target):
-        raise IsADirectoryError(f"cannot write demo database to {target}: it is a directory")
-    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-    tmp = target + ".tmp"
-    for leftover in (tmp, tmp + ".wal"):
-        _remove_quietly(leftover)
-    try:
-        con = duckdb.connect(tmp)
-        try:
-            con.register("df", frame)
-            if "failed" in frame.columns:
-                con.execute(f'CREATE TABLE "{table}" AS SELECT * EXCLUDE (failed, offered_limit), CASE WHEN failed '
-                            f"THEN 'NaN'::DOUBLE ELSE offered_limit END AS offered_limit FROM df")
-            else:
-                con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM df')
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
-        os.replace(tmp, target)
-    except BaseException:
-        for leftover in (tmp, tmp + ".wal"):
-            _remove_quietly(leftover)
-        raise
+
+    def fill(con: duckdb.DuckDBPyConnection) -> None:
+        """The task's one table; the regression's failed offers as real NaN (pandas NaN would arrive as NULL)."""
+        con.register("df", frame)
+        if "failed" in frame.columns:
+            con.execute(f'CREATE TABLE "{table}" AS SELECT * EXCLUDE (failed, offered_limit), CASE WHEN failed '
+                        f"THEN 'NaN'::DOUBLE ELSE offered_limit END AS offered_limit FROM df")
+        else:
+            con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM df')
+
+    write_database(target, fill)
     return rows

@@ -24,7 +24,7 @@ import pandas as pd
 from metrics.errors import DataError
 from metrics.groups import GroupTable, _between_groups, _disparities, _Values, slice_label, verdicts
 from metrics.intervals import bh_qvalues, normal_interval, wilson_interval
-from metrics.outcomes import DataSummary, _normalised, _show
+from metrics.outcomes import DataSummary, _normalised, _show, check_rows
 from metrics.spec import AuditSpec
 from metrics.task_tables import layout, long_rows, sum_rows
 
@@ -78,15 +78,10 @@ def _is_number(text: str) -> bool:
 def multiclass_counts(cells: pd.DataFrame, spec: AuditSpec) -> MulticlassCounts:
     """Classes and counts from the raw label/prediction cells; one-line errors where the data cannot be audited."""
     sens = list(spec.sensitive)
-    rows = int(cells["n"].sum()) if len(cells) else 0
-    if rows == 0:
-        raise DataError("the source has no rows (after the chosen filters); check the file or widen the time window")
     label, pred = _normalised(cells["label_raw"]), _normalised(cells["pred_raw"])
     has_label = label.notna()
-    labelled_rows = int(cells.loc[has_label, "n"].sum())
-    if labelled_rows == 0:
-        raise DataError(f"all {rows:,} rows are unlabelled (the label column {spec.label} is empty); audit a period "
-                        f"whose outcomes are known, or join the labels table ([source] labels_table)")
+    rows, labelled_rows = check_rows(int(cells["n"].sum()) if len(cells) else 0,
+                                     int(cells.loc[has_label, "n"].sum()), spec)
     label_classes = set(label.dropna())
     if len(label_classes) > MAX_CLASSES:
         raise _refuse_too_many(label_classes, spec.label, "label")

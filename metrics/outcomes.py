@@ -111,20 +111,25 @@ def _normalised(values: pd.Series) -> pd.Series:
     return values.map({v: normalise_value(v) for v in values.dropna().unique()})
 
 
-def binarize(cells: pd.DataFrame, spec: AuditSpec) -> Outcomes:
-    """Map raw labels and predictions to 0/1 and split labelled from unlabelled rows."""
-    sens = list(spec.sensitive)
-    rows = int(cells["n"].sum()) if len(cells) else 0
+def check_rows(rows: int, labelled_rows: int, spec: AuditSpec) -> tuple[int, int]:
+    """(rows, labelled rows), or the one-line error for no rows or no labels (every task)."""
     if rows == 0:
         raise DataError("the source has no rows (after the chosen filters); check the file or widen the time window")
-    label, pred = _normalised(cells["label_raw"]), _normalised(cells["pred_raw"])
-    has_label = label.notna()
-    labelled_rows = int(cells.loc[has_label, "n"].sum())
     if labelled_rows == 0:
         raise DataError(
             f"all {rows:,} rows are unlabelled (the label column {spec.label} is empty); "
             f"audit a period whose outcomes are known, or join the labels table ([source] labels_table)"
         )
+    return rows, labelled_rows
+
+
+def binarize(cells: pd.DataFrame, spec: AuditSpec) -> Outcomes:
+    """Map raw labels and predictions to 0/1 and split labelled from unlabelled rows."""
+    sens = list(spec.sensitive)
+    label, pred = _normalised(cells["label_raw"]), _normalised(cells["pred_raw"])
+    has_label = label.notna()
+    rows, labelled_rows = check_rows(int(cells["n"].sum()) if len(cells) else 0,
+                                     int(cells.loc[has_label, "n"].sum()), spec)
     pos_label = choose_positive(set(label.dropna()), spec.positive_label, "label", spec.label, "--positive-label")
     if spec.prediction is None:
         pos_pred = "1"

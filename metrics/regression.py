@@ -36,7 +36,7 @@ from scipy import stats
 
 from metrics.groups import GroupTable, _between_groups, _Values, grouping_name, groupings, slice_label, verdicts
 from metrics.intervals import CONFIDENCE, bh_qvalues
-from metrics.outcomes import DataSummary
+from metrics.outcomes import DataSummary, check_rows
 from metrics.spec import AuditSpec
 from metrics.errors import DataError
 from metrics.task_tables import Layout, layout, long_rows, sum_rows
@@ -96,13 +96,9 @@ def bucket_edges(cells: pd.DataFrame) -> BucketEdges:
 
 def regression_summary(cells: pd.DataFrame, spec: AuditSpec) -> DataSummary:
     """Where every row went: labelled, unlabelled, unpredicted, NaN/inf (counted, never averaged in)."""
-    rows = int(cells["all_rows"].sum()) if len(cells) else 0
-    if rows == 0:
-        raise DataError("the source has no rows (after the chosen filters); check the file or widen the time window")
-    unlabelled = int(cells["unlabelled"].sum())
-    if unlabelled == rows:
-        raise DataError(f"all {rows:,} rows are unlabelled (the label column {spec.label} is empty); audit a period "
-                        f"whose outcomes are known, or join the labels table ([source] labels_table)")
+    total = int(cells["all_rows"].sum()) if len(cells) else 0
+    unlabelled = int(cells["unlabelled"].sum()) if len(cells) else 0
+    rows, _ = check_rows(total, total - unlabelled, spec)
     summary = DataSummary(rows=rows, labelled_rows=rows - unlabelled, unlabelled_rows=unlabelled,
                           unpredicted_rows=int(cells["unpredicted"].sum()), positive_label=None,
                           positive_prediction=None, nonfinite_rows=int(cells["nonfinite"].sum()))
@@ -260,46 +256,55 @@ def compute_regression_table(cells: pd.DataFrame, spec: AuditSpec) -> GroupTable
     return GroupTable(rows=rows, summary=_between_groups(rows))
 
 
-def _ks_from_buckets(a: np.ndarray, b: np.ndarray) -> float:
-    """Largest gap between two bucketed CDFs (counts per bucket, same buckets)."""
-    na, nb = a.sum(), b.sum()
-    if na == 0 or nb == 0:
-        return float("nan")
-    return float(np.max(np.abs(np.cumsum(a) / na - np.cumsum(b) / nb)))
-
-
 def compute_distributions(buckets: pd.DataFrame, edges: BucketEdges, spec: AuditSpec) -> RegressionResult:
-    """Histograms of predictions and errors per group, and each group's KS gap to the rest of its grouping."""
-    hist_rows, gap_rows = [], []
-    for cols in groupings(spec.sensitive):
-        cols = list(cols)
-        for kind, count in (("prediction", PREDICTION_BUCKETS), ("error", ERROR_BUCKETS)):
-            part = buckets[buckets["kind"] == kind]
-            table = part.groupby([*cols, "bucket"], observed=True)["n"].sum().unstack("bucket", fill_value=0)
-            table = table.reindex(columns=range(count), fill_value=0)
-            counts = table.to_numpy(np.int64)
-            total = counts.sum(axis=0)
-            e = edges.edges(kind)
-            merge = count // HISTOGRAM_BINS
-            for key, row in zip(table.index, counts):
-                key = key if isinstance(key, tuple) else (key,)
-                slice_ = {c: str(v) for c, v in zip(cols, key)}
-                n = int(row.sum())
-                coarse = row.reshape(HISTOGRAM_BINS, merge).sum(axis=1)
-                for i, c in enumerate(coarse):
-                    hist_rows.append({"grouping": grouping_name(cols), "slice": slice_, "kind": kind, "bin": i,
-                                      "low": float(e[i * merge]), "high": float(e[(i + 1) * merge]), "n": int(c),
-                                      "share": float(c / n) if n else None})
-                if kind == "prediction":
-                    rest = total - row
-                    d = _ks_from_buckets(row, rest)
-                    rn = int(rest.sum())
-                    p = float(stats.kstwo.sf(d, round(n * rn / (n + rn)))) if n and rn and not math.isnan(d) else None
-                    gap_rows.append({"grouping": grouping_name(cols), "slice": slice_, "group": slice_label(
-                        tuple(slice_.items())), "n": n, "rest_n": rn, "ks_statistic": d, "p_value": p})
-    gaps = pd.DataFrame(gap_rows, columns=["grouping", "slice", "group", "n", "rest_n", "ks_statistic", "p_value"])
-    gaps["q_value"] = bh_qvalues(gaps["p_value"].to_numpy(dtype=float)) if len(gaps) else []
+    """Histograms of predictions and errors per group, and each group's KS gap to the rest of its grouping.
+
+    Vectorised over groups: every bucket row adds its count to its group in each grouping.
+    """
+    hist_parts, gaps = [], None
+    for kind, count in (("prediction", PREDICTION_BUCKETS), ("error", ERROR_BUCKETS)):
+        part = buckets[buckets["kind"] == kind]
+        lay = layout(part, part["n"].to_numpy(np.int64), spec)
+        size = lay.groups.size
+        counts = np.zeros((size, count), dtype=np.int64)
+        bucket, n = part["bucket"].to_numpy(np.int64), part["n"].to_numpy(np.int64)
+        for ids in lay.member:
+            ok = ids >= 0
+            np.add.at(counts, (ids[ok], bucket[ok]), n[ok])
+        grouping_of = lay.groups.grouping_of()
+        names = np.array([grouping_name(c) for c in lay.groups.groupings], dtype=object)[grouping_of]
+        slices = [dict(s) for s in lay.groups.slices]
+        sizes = counts.sum(axis=1)
+        merge = count // HISTOGRAM_BINS
+        coarse = counts.reshape(size, HISTOGRAM_BINS, merge).sum(axis=2)
+        e = edges.edges(kind)
+        g = np.repeat(np.arange(size), HISTOGRAM_BINS)
+        b = np.tile(np.arange(HISTOGRAM_BINS), size)
+        with np.errstate(all="ignore"):
+            share = np.where(sizes[g] > 0, coarse.ravel() / np.where(sizes[g] > 0, sizes[g], 1), np.nan)
+        hist_parts.append(pd.DataFrame({
+            "grouping": names[g], "slice": [slices[i] for i in g], "kind": kind, "bin": b,
+            "low": e[b * merge], "high": e[(b + 1) * merge], "n": coarse.ravel(), "share": share}))
+        if kind == "prediction":
+            gaps = _ks_gaps(counts, grouping_of, names, lay.groups.slices)
     notes = ("distribution gap: two-sample Kolmogorov-Smirnov statistic of each group's predictions against the "
              f"rest of its grouping, from {PREDICTION_BUCKETS} equal-width buckets (a lower bound on the exact "
-             "statistic); histograms merge them into 20 bins",)
-    return RegressionResult(histograms=pd.DataFrame(hist_rows), distribution_gaps=gaps, notes=notes)
+             "statistic; p-value from the asymptotic Kolmogorov distribution); histograms merge them into 20 bins",)
+    return RegressionResult(histograms=pd.concat(hist_parts, ignore_index=True), distribution_gaps=gaps, notes=notes)
+
+
+def _ks_gaps(counts: np.ndarray, grouping_of: np.ndarray, names: np.ndarray, slices) -> pd.DataFrame:
+    """Per group: its bucketed KS statistic against the rest of its grouping, p-value and BH q-value."""
+    totals = np.zeros((int(grouping_of.max()) + 1 if len(grouping_of) else 0, counts.shape[1]), dtype=np.int64)
+    np.add.at(totals, grouping_of, counts)
+    rest = totals[grouping_of] - counts
+    n, rn = counts.sum(axis=1), rest.sum(axis=1)
+    with np.errstate(all="ignore"):
+        cdf = np.cumsum(counts, axis=1) / np.where(n > 0, n, 1)[:, None]
+        rest_cdf = np.cumsum(rest, axis=1) / np.where(rn > 0, rn, 1)[:, None]
+        d = np.where((n > 0) & (rn > 0), np.abs(cdf - rest_cdf).max(axis=1, initial=0.0), np.nan)
+        en = n * rn / np.where(n + rn > 0, n + rn, 1)
+        p = np.where(np.isnan(d), np.nan, stats.kstwobign.sf(d * np.sqrt(en)))
+    return pd.DataFrame({"grouping": names, "slice": [dict(s) for s in slices],
+                         "group": [slice_label(s) for s in slices], "n": n, "rest_n": rn, "ks_statistic": d,
+                         "p_value": p, "q_value": bh_qvalues(p)})
