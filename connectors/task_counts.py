@@ -69,35 +69,33 @@ def fetch_regression_counts(src: OpenSource, spec: AuditSpec, row_filter: RowFil
     y = _number(cols["label"], src.column_type(cols["label"]))
     p = _number(cols["prediction"], src.column_type(cols["prediction"]))
     # x - x = 0 holds exactly for finite x (NaN and ±inf give NaN), on DuckDB, PostgreSQL and Spark alike;
-    # isfinite() is DuckDB's own.
+    # isfinite() is DuckDB's own. The usable rows' values are NULL elsewhere, so plain sums skip the rest
+    # (one CASE per value, not one per sum: a third faster at 10M rows).
     ok = "(y IS NOT NULL AND p IS NOT NULL AND y - y = 0 AND p - p = 0)"
+    keys = ", ".join(f"k{i}" for i in range(len(sens_cols)))
+    usable = (f"SELECT {keys}, y, p, {ok} AS ok, CASE WHEN {ok} THEN y END AS uy, CASE WHEN {ok} THEN p END AS up, "
+              f"CASE WHEN {ok} THEN p - y END AS e FROM (SELECT {inner}, {y} AS y, {p} AS p FROM src WHERE {where})")
+    signed = f"SELECT *, greatest(e, 0) AS o, greatest(-e, 0) AS u FROM ({usable})"
 
     def s(expr: str) -> str:
         """A sum over the usable rows, 0 (not NULL) when there are none."""
-        return f"coalesce(sum(CASE WHEN {ok} THEN {expr} END), 0)"
+        return f"coalesce(sum({expr}), 0)"
 
     aggs = ", ".join([
         "count(*)::BIGINT AS all_rows",
         "count(*) FILTER (WHERE y IS NULL)::BIGINT AS unlabelled",
         "count(*) FILTER (WHERE y IS NOT NULL AND p IS NULL)::BIGINT AS unpredicted",
-        f"count(*) FILTER (WHERE y IS NOT NULL AND p IS NOT NULL AND NOT {ok})::BIGINT AS nonfinite",
-        f"count(*) FILTER (WHERE {ok})::BIGINT AS n",
-        f"{s('p - y')} AS s_e", f"{s('(p - y) * (p - y)')} AS s_e2", f"{s('pow(p - y, 4)')} AS s_e4",
-        f"{s('abs(p - y)')} AS s_ae", f"{s('greatest(p - y, 0)')} AS s_over",
-        f"{s('greatest(p - y, 0) * greatest(p - y, 0)')} AS s_over2", f"{s('greatest(y - p, 0)')} AS s_under",
-        f"{s('y')} AS s_y", f"{s('y * y')} AS s_y2", f"{s('p')} AS s_p", f"{s('p * p')} AS s_p2",
-        f"avg(CASE WHEN {ok} THEN y END) AS mean_y", f"coalesce(var_pop(CASE WHEN {ok} THEN y END), 0) AS var_y",
-        f"min(CASE WHEN {ok} THEN p END) AS p_min", f"max(CASE WHEN {ok} THEN p END) AS p_max",
-        f"min(CASE WHEN {ok} THEN p - y END) AS e_min", f"max(CASE WHEN {ok} THEN p - y END) AS e_max",
+        "count(*) FILTER (WHERE y IS NOT NULL AND p IS NOT NULL AND NOT ok)::BIGINT AS nonfinite",
+        "count(e)::BIGINT AS n",
+        f"{s('e')} AS s_e", f"{s('e * e')} AS s_e2", f"{s('(e * e) * (e * e)')} AS s_e4", f"{s('abs(e)')} AS s_ae",
+        f"{s('o')} AS s_over", f"{s('o * o')} AS s_over2", f"{s('u')} AS s_under",
+        f"{s('uy')} AS s_y", f"{s('uy * uy')} AS s_y2", f"{s('up')} AS s_p", f"{s('up * up')} AS s_p2",
+        "avg(uy) AS mean_y", "coalesce(var_pop(uy), 0) AS var_y",
+        "min(up) AS p_min", "max(up) AS p_max", "min(e) AS e_min", "max(e) AS e_max",
     ])
     keep = ", ".join(["all_rows", "unlabelled", "unpredicted", "nonfinite", "n", *SUMS, "mean_y", "var_y",
                       "p_min", "p_max", "e_min", "e_max"])
-    raw = run_query(
-        src,
-        f"SELECT {outer}, {keep} FROM (SELECT {', '.join(f'k{i}' for i in range(len(sens_cols)))}, {aggs} "
-        f"FROM (SELECT {inner}, {y} AS y, {p} AS p FROM src WHERE {where}) GROUP BY ALL)",
-        params,
-    )
+    raw = run_query(src, f"SELECT {outer}, {keep} FROM (SELECT {keys}, {aggs} FROM ({signed}) GROUP BY ALL)", params)
     raw = raw.rename(columns={f"g{i}": s_ for i, s_ in enumerate(spec.sensitive)})
     for feat, col in zip(spec.sensitive, sens_cols):
         distinct = raw[feat].astype(str).drop_duplicates()
