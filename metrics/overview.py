@@ -107,7 +107,70 @@ METRIC_EXPLANATIONS: dict[str, MetricExplanation] = {
     "expected_calibration_error": MetricExplanation(
         "Calibration error", "average gap between predicted and actual positive rates",
         "When the score says 70%, does it happen 70% of the time?", "lower"),
+    # Regression audits (issue 19): e = prediction - label.
+    "mean_prediction": MetricExplanation(
+        "Mean prediction", "average of the model's output",
+        "How much does the model give this group on average? (parity of a numeric output)", "neither"),
+    "mean_label": MetricExplanation(
+        "Mean label", "average actual outcome", "How large is the actual outcome in this group? (describes the data)",
+        "neither"),
+    "mean_error": MetricExplanation(
+        "Mean error", "average of prediction minus actual outcome", "Does the model predict too high (+) or too "
+        "low (−) for this group?", "neither"),
+    "mean_absolute_error": MetricExplanation(
+        "Mean absolute error", "average size of the error", "How far off is the model for this group?", "lower"),
+    "mean_squared_error": MetricExplanation(
+        "Mean squared error", "average squared error", "How far off is the model, large misses weighted more?",
+        "lower"),
+    "root_mean_squared_error": MetricExplanation(
+        "Root mean squared error", "square root of the mean squared error, in the outcome's unit",
+        "How far off is the model, large misses weighted more?", "lower"),
+    "r2_score": MetricExplanation(
+        "R²", "share of the outcome's variation the model explains", "How much of the differences within the group "
+        "does the model capture? (1 = all)", "higher"),
+    "mean_overprediction": MetricExplanation(
+        "Mean overprediction", "average amount predicted above the actual outcome", "How much too high, on "
+        "average?", "lower"),
+    "mean_underprediction": MetricExplanation(
+        "Mean underprediction", "average amount predicted below the actual outcome", "How much too low, on "
+        "average?", "lower"),
 }
+REGRESSION_METRICS = frozenset({"mean_prediction", "mean_label", "mean_error", "mean_absolute_error",
+                                "mean_squared_error", "root_mean_squared_error", "r2_score", "mean_overprediction",
+                                "mean_underprediction"})
+# Headline measures per task: binary's rates; regression's output and errors; multiclass: accuracy and recall per class.
+TASK_HEADLINES = {"regression": ("mean_prediction", "mean_absolute_error", "root_mean_squared_error"),
+                  "multiclass": ("accuracy", "balanced_accuracy")}
+
+
+def explain(metric: str) -> MetricExplanation | None:
+    """A metric in words; a multiclass one-vs-rest measure 'true_positive_rate@high' as that rate for class high."""
+    base, _, cls = metric.partition("@")
+    info = METRIC_EXPLANATIONS.get(base)
+    if info is None or not cls:
+        return info
+    return MetricExplanation(f"{info.name} ({cls})", f"{info.plain}, for class {cls} against all others",
+                             info.question, info.better)
+
+
+def headline_metrics(task: str, available: Sequence[str] = ()) -> tuple[str, ...]:
+    """The measures the Overview judges and the Performance page shows first, by the audit's task."""
+    if task == "multiclass":
+        return (*TASK_HEADLINES["multiclass"], *(m for m in available if m.startswith("true_positive_rate@")))
+    return TASK_HEADLINES.get(task, HEADLINE_METRICS)
+
+
+def supported_metrics(rows: pd.DataFrame) -> list[str]:
+    """Metrics of a group table that some group has rows for (a class never seen as a label has no recall)."""
+    return rows.loc[rows["support"] > 0, "metric"].drop_duplicates().tolist()
+
+
+def task_scope_note(task: str) -> str | None:
+    """What the dashboard does not yet cover for a regression or multiclass audit (None for binary)."""
+    if task == "binary":
+        return None
+    return (f"This is a {task} audit: groups, intervals, disparities and the exports cover it; the slice search, "
+            f"data-quality signals, trends and the threshold explorer cover binary decisions only so far.")
 
 GLOSSARY: dict[str, str] = {
     "ratio to reference": "the group's rate divided by the reference group's rate (1 = the same; "
@@ -146,14 +209,16 @@ class Disparity:
 
     def sentence(self) -> str:
         """The gap in one plain sentence, with every number's n and the ratio's interval."""
-        what = METRIC_EXPLANATIONS.get(self.metric)
+        what = explain(self.metric)
         if what and what.often:
             head = f"{self.group} {what.often} {fmt_ratio(self.ratio)} as often as {self.reference_group}"
         else:
             name = what.name if what else self.metric
             head = f"{self.group}: {name} is {fmt_ratio(self.ratio)} that of {self.reference_group}"
+        # Regression measures are amounts in the outcome's unit, not shares.
+        fmt = fmt_num if self.metric in REGRESSION_METRICS else fmt_pct
         return (f"{head} "
-                f"({fmt_pct(self.value)} of n={self.support:,} vs {fmt_pct(self.reference_value)} of "
+                f"({fmt(self.value)} of n={self.support:,} vs {fmt(self.reference_value)} of "
                 f"n={self.reference_support:,}; 95% interval of the ratio {fmt_num(self.ratio_ci_low)}–"
                 f"{fmt_num(self.ratio_ci_high)}, q={fmt_q(self.q_value)})")
 
@@ -294,7 +359,7 @@ def worst_disparities(rows: pd.DataFrame, features: Iterable[str] | None = None,
 
 def _too_small(r: dict) -> str:
     """Why a group could not be judged because it is small."""
-    metric = METRIC_EXPLANATIONS.get(r["metric"])
+    metric = explain(r["metric"])
     name = metric.name.lower() if metric else r["metric"]
     return f"{r['group']}: too few rows for the {name} (n={int(r['support']):,})"
 
@@ -367,10 +432,29 @@ def coverage(data: DataSummary) -> Coverage:
 
 
 def plain_summary(data: DataSummary, verdicts: Sequence[FeatureVerdict], worst: Sequence[Disparity],
-                  policy: Policy, label: str, prediction: str) -> tuple[str, ...]:
+                  policy: Policy, label: str, prediction: str, task: str = "binary") -> tuple[str, ...]:
     """A few sentences for someone who does not know what FNR means."""
     cov = coverage(data)
-    lines = [
+    if task == "binary":
+        lines = _binary_policy_lines(data, policy, label, prediction)
+    else:
+        what = ("the model's number and its errors (mean prediction, mean absolute error, RMSE)" if task == "regression"
+                else "accuracy and each class's rates (one class against all others)")
+        lines = [
+            f"This audit looked at {cov.rows:,} predictions of {label} by {prediction}. {cov.labelled:,} of them "
+            f"({fmt_pct(cov.share)}) already have a known outcome; every measure below uses those with a prediction"
+            + (f" ({data.nonfinite_rows:,} NaN or infinite values left out)" if data.nonfinite_rows else "") + ".",
+            f"The policy: for each group, {what} must be between {policy.ratio_low:g} and {policy.ratio_high:g} times "
+            f"those of the reference group, and a gap only counts when it is very unlikely to be chance "
+            f"(q < {policy.fdr:g}).",
+        ]
+    return lines_by_status(lines, verdicts, worst)
+
+
+def _binary_policy_lines(data: DataSummary, policy: Policy, label: str, prediction: str) -> list[str]:
+    """The binary audit's first two sentences: what was audited and the policy."""
+    cov = coverage(data)
+    return [
         f"This audit looked at {cov.rows:,} decisions. {cov.labelled:,} of them ({fmt_pct(cov.share)}) already "
         f"have a known outcome ({label} = {data.positive_label} counts as positive). Every rate below "
         f"uses only those; the others count in the group shares.",
@@ -379,6 +463,10 @@ def plain_summary(data: DataSummary, verdicts: Sequence[FeatureVerdict], worst: 
         f"the reference group, and a gap only counts when it is very unlikely to be chance "
         f"(q < {policy.fdr:g}).",
     ]
+
+
+def lines_by_status(lines: list[str], verdicts: Sequence[FeatureVerdict], worst: Sequence[Disparity]) -> tuple[str, ...]:
+    """The summary's sentences after the first two: features by verdict, then the largest gap."""
     by_status: dict[str, list[str]] = {}
     for v in verdicts:
         by_status.setdefault(v.status, []).append(v.feature)
@@ -548,7 +636,8 @@ def trend_arrows(trends: TrendTable | None, worst: Disparity | None) -> TrendArr
         return TrendArrows(NO_TREND, NO_TREND)
     label = ""
     if worst is not None:
-        name = METRIC_EXPLANATIONS[worst.metric].name if worst.metric in METRIC_EXPLANATIONS else worst.metric
+        info = explain(worst.metric)
+        name = info.name if info else worst.metric
         label = f"Largest gap: {worst.group}, {name.lower()} vs {worst.reference_group}"
     return TrendArrows(coverage_arrow(trends.coverage, trends.grain), gap_arrow(trends.rows, worst, trends.grain),
                        label)
