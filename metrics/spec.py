@@ -18,6 +18,8 @@ from metrics.redaction import redact_secrets
 ERROR_SIGNALS = ("misclassification", "false_negative", "false_positive", "score_loss")
 # What the model outputs: a yes/no decision, a number, or one class of several.
 TASKS = ("binary", "regression", "multiclass")
+TASK_LABELS = {"binary": "a yes/no decision (binary)", "regression": "a number (regression)",
+               "multiclass": "one of several classes (multiclass)"}
 
 _SECTIONS = {"source", "columns", "reference", "reference_shares", "policy", "slices", "privacy", "alerts"}
 _SOURCE_KEYS = {"path", "table", "labels_path", "labels_table", "id_column", "query", "engine", "master"}

@@ -81,3 +81,44 @@ def test_a_viewer_never_sees_small_cells_of_the_task_tables(task_env):
     frame = shown.confusion if task == "multiclass" else shown.histograms
     assert len(frame) and (frame["n"] >= 50).all()
     assert visible_snapshot(snap, "auditor", k=50)[0].task_result is snap.task_result
+
+
+@pytest.mark.parametrize("task", ["regression", "multiclass"])
+def test_the_mapping_forms_task_drops_binary_only_choices(task):
+    """The Data sources form always sends a threshold and a positive label; a non-binary task leaves them out."""
+    from metrics.mapping import mapping_config
+
+    roles = {"label": "y", "prediction": "p", "task": task, "positive_label": "1", "threshold": 0.5,
+             "score": "s", "sensitive": ["a"]}
+    spec = parse_spec(mapping_config({"path": "x.csv"}, roles))
+    assert spec.task == task and spec.score is None and spec.positive_label is None
+    binary = mapping_config({"path": "x.csv"}, {**roles, "task": "binary"})
+    assert "task" not in binary["columns"] and binary["columns"]["positive_label"] == "1"
+
+
+def test_data_sources_page_maps_a_task(app, task_env):
+    """Mapping a file on the Data sources page with the task chosen there activates that task's audit."""
+    task, at = app
+    label, prediction = (TASK_CONFIGS[task]["columns"][k] for k in ("label", "prediction"))
+    at.run()
+    at.switch_page("pages/1_Data_sources.py").run()
+    at.radio(key="fw.src.kind").set_value("A file in the data folder").run()
+    at.selectbox(key="fw.src.file").select("demo.duckdb").run()
+    _clean(at)
+
+    def box(label_text: str):
+        """The form's selectbox with this label."""
+        return next(b for b in at.selectbox if b.label == label_text)
+
+    assert box("What the model outputs").options[0] == "a yes/no decision (binary)"
+    box("What the model outputs").select(task)
+    box("Label (actual outcome)").select(label)
+    box("Prediction (the decision)").select(prediction)
+    next(m for m in at.multiselect if m.label == "Sensitive features").set_value(["race_ethnicity", "age_band"])
+    next(m for m in at.multiselect if m.label == "Other features (for slicing)").set_value(["region"])
+    next(b for b in at.button if b.label == "Check and use this mapping").click().run()
+    _clean(at)
+    assert any("Mapping checked and in use" in s.value for s in at.success)
+    at.switch_page("pages/3_Performance.py").run()
+    _clean(at)
+    assert at.multiselect(key="fw.perf.metrics").value == HEADLINES[task]

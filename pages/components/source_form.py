@@ -9,7 +9,7 @@ import streamlit as st
 from connectors.active import demo_spec, save_spec, source_stamp
 from connectors.datapaths import DATA_SUFFIXES, data_dir, list_data_files, safe_data_path, save_upload
 from metrics.mapping import ColumnProfile, guess_roles, mapping_config
-from metrics.spec import AuditSpec, RowFilter, SourceSpec, parse_spec
+from metrics.spec import TASK_LABELS, TASKS, AuditSpec, RowFilter, SourceSpec, parse_spec
 from pages.components.frame import guard
 from pages.components.loaders import list_tables, load_profiles, load_snapshot, stamp_of
 from pages.components.state import set_active_spec
@@ -93,7 +93,10 @@ def mapping_form(source: SourceSpec) -> None:
         roles = {
             "label": c1.selectbox("Label (actual outcome)", names, index=names.index(g.label) if g.label in names else 0,
                                   key=k + ".label"),
-            "positive_label": c1.text_input("Label value that counts as positive", g.positive_label or "", key=k + ".pos"),
+            "task": c1.selectbox("What the model outputs", TASKS, key=k + ".task",
+                                 format_func=TASK_LABELS.get),
+            "positive_label": c1.text_input("Label value that counts as positive (binary)", g.positive_label or "",
+                                            key=k + ".pos"),
             "prediction": _choice(c1, "Prediction (the decision)", names, g.prediction, k + ".pred"),
             "score": _choice(c2, "Score (optional)", names, g.score, k + ".score"),
             "threshold": c2.number_input("Threshold on the score (only without a prediction)", value=g.threshold or 0.5,
