@@ -62,7 +62,7 @@ def spec_from_args(args: argparse.Namespace):
         "columns": {"label": args.label, "prediction": args.prediction, "score": args.score,
                     "threshold": args.threshold, "sensitive": args.sensitive, "features": args.features,
                     "positive_label": _values(args.positive_label), "positive_prediction": args.positive_prediction,
-                    "time": args.time, "model_version": args.model_version},
+                    "time": args.time, "model_version": args.model_version, "task": args.task},
         "policy": {"min_support": args.min_support, "fdr": args.fdr},
         "privacy": {"hide_columns": getattr(args, "hide_columns", None),
                     "show_columns": getattr(args, "show_columns", None)},
@@ -81,6 +81,9 @@ def _add_spec_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels-table", help="a separate table of labels in the same DuckDB file, joined on --id")
     p.add_argument("--id", help="id column that joins predictions and labels")
     p.add_argument("--label", help="label (ground truth) column")
+    p.add_argument("--task", choices=("binary", "regression", "multiclass"),
+                   help="what the model outputs: a yes/no decision (binary, the default), a number (regression) "
+                        "or one of several classes (multiclass) ([columns] task)")
     p.add_argument("--positive-label", help="the label value that counts as positive (default: 1/true); several "
                    "separated by commas, e.g. '<30,>30', count as positive and the rest as negative")
     p.add_argument("--prediction", help="prediction (decision) column")
@@ -193,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rows", type=int, default=600_000, help="number of predictions (default 600000)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     demo.add_argument("--config-out", help="also write the demo's fairwatch.toml here")
+    demo.add_argument("--task", choices=("binary", "regression", "multiclass"), default="binary",
+                      help="binary: loan approvals (default); regression: credit-limit offers; multiclass: risk tiers "
+                           "(each with planted effects, see connectors/demo_tasks.py)")
     return parser
 
 
@@ -333,14 +339,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.rows < 1000:
         raise SpecError("--rows must be at least 1000 for a meaningful demo")
-    summary = write_demo(args.out, rows=args.rows, seed=args.seed)
-    print(f"wrote {summary.rows:,} predictions ({summary.labelled_rows:,} labelled) to {summary.path}")
+    if args.task != "binary":
+        from connectors.demo_tasks import TASK_CONFIGS, write_task_demo
+
+        out = args.out if args.out != "data/demo.duckdb" else f"data/demo_{args.task}.duckdb"
+        rows = write_task_demo(out, args.task, rows=args.rows, seed=args.seed)
+        print(f"wrote {rows:,} {args.task} predictions to {out}")
+        config = TASK_CONFIGS[args.task]
+    else:
+        summary = write_demo(args.out, rows=args.rows, seed=args.seed)
+        print(f"wrote {summary.rows:,} predictions ({summary.labelled_rows:,} labelled) to {summary.path}")
+        out, config = args.out, DEMO_CONFIG
     if args.config_out:
         from connectors.config import write_config
         from metrics.spec import SourceSpec, parse_spec
 
-        spec = parse_spec(DEMO_CONFIG)
-        spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(args.out)}))
+        spec = parse_spec(config)
+        spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(out)}))
         print(f"wrote {write_config(spec, args.config_out)}")
     return EXIT_OK
 

@@ -10,6 +10,8 @@ import pandas as pd
 
 from metrics.findings import Finding
 from metrics.groups import GroupTable
+from metrics.multiclass import MulticlassResult
+from metrics.regression import RegressionResult
 from metrics.outcomes import DataSummary
 from metrics.quality import QualityTable
 from metrics.slices import SliceTable
@@ -67,6 +69,8 @@ class AuditSnapshot:
     data_plan: DataPlan | None = None
     # Per-group thresholds that would meet a constraint (None until one is attached).
     whatif: WhatIfResult | None = None
+    # Regression or multiclass audits: their own sections (histograms and distribution gaps; confusion matrices).
+    task_result: RegressionResult | MulticlassResult | None = None
 
     def with_plan(self, plan: DataPlan | None) -> AuditSnapshot:
         """This snapshot with a data plan attached, so it is exported with it (`data_plan` of the JSON)."""
@@ -148,13 +152,33 @@ class AuditSnapshot:
                 "positive_label": (list(self.data.positive_label) if isinstance(self.data.positive_label, tuple)
                                    else self.data.positive_label),
                 "positive_prediction": self.data.positive_prediction,
-            },
+            } | ({"nonfinite_rows": self.data.nonfinite_rows} if self.spec.task == "regression" else {}),
             "groups": self.group_entries(),
             "between_groups": [{k: clean(v) for k, v in r.items()} for r in self.groups.summary.to_dict("records")],
             "representation": [{k: clean(v) for k, v in r.items()} for r in rep.drop(columns=["group"], errors="ignore").to_dict("records")],
             "representation_tests": [{k: clean(v) for k, v in r.items()} for r in self.representation_tests.to_dict("records")],
-        } | self._search_sections() | ({"data_plan": self.data_plan.to_dict()} if self.data_plan is not None else {}) | (
+        } | self._task_sections() | self._search_sections() | ({"data_plan": self.data_plan.to_dict()} if self.data_plan is not None else {}) | (
             {"whatif": self.whatif.to_dict()} if self.whatif is not None else {})
+
+    def _task_sections(self) -> dict[str, Any]:
+        """task, and the task's own tables, for regression and multiclass audits only (binary JSON is unchanged)."""
+        if self.spec.task == "binary":
+            return {}
+
+        def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+            """JSON-safe records of a table."""
+            return [{k: clean(v) for k, v in r.items()} for r in frame.to_dict("records")]
+
+        out: dict[str, Any] = {"task": self.spec.task}
+        result = self.task_result
+        if isinstance(result, RegressionResult):
+            out["distributions"] = records(result.histograms)
+            out["distribution_gaps"] = records(result.distribution_gaps)
+        elif isinstance(result, MulticlassResult):
+            out["classes"] = list(result.classes)
+            out["confusion_matrices"] = records(result.confusion)
+        out["task_notes"] = list(result.notes) if result is not None else []
+        return out
 
     def _search_sections(self) -> dict[str, Any]:
         """findings, slices and data_quality, present only when the slice search ran."""

@@ -95,12 +95,14 @@ def list_tables(name: str) -> list[str]:
 def load_overview(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp, features: tuple[str, ...], role: str | None):
     """The Overview's verdicts and worst gaps as a role may see them (a viewer's leave out small cells)."""
     from metrics.charts import group_colours
-    from metrics.overview import feature_verdicts, worst_disparities
+    from metrics.formats import headline_metrics
+    from metrics.overview import feature_verdicts, supported_metrics, worst_disparities
     from metrics.views import colours_by_group
 
     rows = visible_snapshot(load_snapshot(spec, row_filter, stamp), role)[0].groups.rows
-    return (feature_verdicts(rows, features, policy=spec.policy),
-            worst_disparities(rows, features, limit=6, policy=spec.policy),
+    metrics = headline_metrics(spec.task, supported_metrics(rows))
+    return (feature_verdicts(rows, features, metrics, policy=spec.policy),
+            worst_disparities(rows, features, limit=6, metrics=metrics, policy=spec.policy),
             colours_by_group(rows, group_colours))
 
 
