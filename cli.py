@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--author", metavar="NAME",
                        help="who creates this snapshot, recorded in it and its manifest (default: the user running "
                             "this command, with the host as id)")
+    audit.add_argument("--validate", action="store_true",
+                       help="also check snapshot.json against schema/snapshot.schema.json before writing it "
+                            "(the tests check every export; FAIRWATCH_VALIDATE=1 does the same)")
     audit.add_argument("--plan-budget", type=_budget, metavar="N",
                        help="also attach the data plan for a labelling budget of N rows to the snapshot "
                             "(default: no plan; fairwatch plan writes the rows to label)")
@@ -161,9 +164,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from connectors.audit import run_audit
     from connectors.export import author_block, check_target, export_snapshot
     from connectors.queue import attach_plan
+    from connectors.report import warm_up_reports
     from connectors.source import open_source
     from metrics.spec import RowFilter
 
+    warm_up_reports()  # the report libraries load while DuckDB counts
     spec = spec_from_args(args)
     # The person running the command, or the name given: refused now, before the audit, when it is no name.
     author = author_block({**cli_author(), **({"name": args.author} if args.author is not None else {})})
@@ -177,7 +182,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if args.plan_budget is not None:
             snap = attach_plan(snap, args.plan_budget, src)
         result = export_snapshot(snap, args.out, history=args.history, src=src, k=args.suppress_below,
-                                 zip_path=args.zip, author=author)
+                                 zip_path=args.zip, author=author, validate=True if args.validate else None)
     finally:
         src.close()
     rows = snap.groups.rows

@@ -289,6 +289,17 @@ def _validator() -> Any:
     return jsonschema.Draft202012Validator(_inline_refs(schema, schema.get("$defs", {})))
 
 
+def validation_wanted(validate: bool | None) -> bool:
+    """Whether an export checks its document against the schema: when asked, or with FAIRWATCH_VALIDATE=1 (tests).
+
+    Off by default: the document is built by code whose output the tests validate on every export,
+    and validating a large document cost a second of a 10M-row audit (importing jsonschema included).
+    """
+    if validate is not None:
+        return validate
+    return os.environ.get("FAIRWATCH_VALIDATE", "").strip().lower() in ("1", "true", "yes")
+
+
 def validate_document(doc: Mapping[str, Any]) -> None:
     """Raise a SnapshotError naming the first place where the document breaks the schema."""
     validator = _validator()
@@ -419,12 +430,13 @@ def prepare_document(doc: Mapping[str, Any], *, fingerprint: DataFingerprint | M
 def export_snapshot(snapshot: AuditSnapshot, out: str | os.PathLike | None = None, *,
                     history: str | os.PathLike | None = None, src: OpenSource | None = None, k: int | None = None,
                     zip_path: str | os.PathLike | None = None,
-                    author: Mapping[str, Any] | str | None = None) -> ExportResult:
+                    author: Mapping[str, Any] | str | None = None, validate: bool | None = None) -> ExportResult:
     """Fingerprint the audited rows and write the full snapshot folder (and optionally a zip of it).
 
     Give `out` (the new folder; its parent is the history it chains into) or `history` (a folder of
     snapshots; the new one is named `<time>_<id>` inside it). `src` reuses the audit's open source.
     `author` (a name, or a {name, id, role, signed_in} block) goes into snapshot.json and the manifest.
+    `validate` checks snapshot.json against the published schema first (default: `validation_wanted`).
     """
     author_block(author)  # a bad author is refused before the fingerprint is spent
     if out is not None:
@@ -440,7 +452,7 @@ def export_snapshot(snapshot: AuditSnapshot, out: str | os.PathLike | None = Non
             src.close()
     took = time.perf_counter() - started
     result = export_document(snapshot.to_dict(), out, history=history, fingerprint=fp, k=k, zip_path=zip_path,
-                             author=author)
+                             author=author, validate=validate)
     return replace(result, timings=(("fingerprint", took), *result.timings))
 
 
@@ -448,7 +460,7 @@ def export_document(doc: Mapping[str, Any], out: str | os.PathLike | None = None
                     history: str | os.PathLike | None = None,
                     fingerprint: DataFingerprint | Mapping[str, Any] | None = None, k: int | None = None,
                     zip_path: str | os.PathLike | None = None,
-                    author: Mapping[str, Any] | str | None = None) -> ExportResult:
+                    author: Mapping[str, Any] | str | None = None, validate: bool | None = None) -> ExportResult:
     """Write an audit document as a snapshot folder, atomically, chained to the newest snapshot beside it."""
     author_block(author)  # refused before anything is written
     if (out is None) == (history is None):
@@ -489,7 +501,8 @@ def export_document(doc: Mapping[str, Any], out: str | os.PathLike | None = None
         # Charts render in native code without the GIL: draw them while this thread validates and writes tables.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairwatch-charts") as pool:
             drawing = pool.submit(render_charts, model)
-            validate_document(document)
+            if validation_wanted(validate):
+                validate_document(document)
             files: dict[str, bytes] = {SNAPSHOT_FILE: dump_json(document)}
             for name, rows in tables.items():
                 files[f"{name}.csv"] = csv_bytes(rows)
