@@ -222,25 +222,30 @@ def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slic
                        for e, js in enumerate(sets))
     # Every signal is a count of rows and a function of the row's checked values, label and score,
     # so the rows are first aggregated into blocks of what the slices and signals read (the slices'
-    # columns, which columns are missing, the label, the score's flags): a count over a slice's
+    # columns, which of the other columns are missing, the score's flags): a count over a slice's
     # rows is the sum over its blocks, the same integers as per row. Conflicting duplicates are
-    # counted over cells of identical checked values (and score), then summed into the same blocks.
-    # On 10M rows with 8 text columns this costs a third of the CPU and a quarter of the memory
-    # of listing every row's slices and grouping the duplicates by every column; with the 3
-    # sensitive columns only, about one GROUP BY.
+    # counted over cells of identical checked values (and score), then added to the blocks; when
+    # the slices read every checked column and there is no score, a block is such a cell and one
+    # GROUP BY counts everything. Measured on 10M rows (2 shared cores): with the 3 sensitive
+    # columns, about one GROUP BY (0.6 CPU-s, 95 MB, was 10x and 2 GB with 8 columns); with 8 text
+    # columns and 50 slices, half the memory of listing every row's slices (1.3 against 2.3 GB).
     s_col = "fw_s" if has_score else "CAST(NULL AS DOUBLE)"
     ok = f"coalesce(NOT isnan({s_col}), FALSE)"
     rows_sql = (f"(SELECT {selects}, {y_expr} AS fw_y, {score} AS fw_s FROM src WHERE {where}) AS fw_rows")
-    block_keys = {**{c: c for c in used_cols}, **{f"m{j}": m for j, m in enumerate(missing)}, "fw_ok": ok,
-                  "fw_sneg": f"coalesce({ok} AND {s_col} >= CAST($fw_t1 AS DOUBLE), FALSE)",
-                  "fw_spos": f"coalesce({ok} AND 1 - {s_col} >= CAST($fw_t0 AS DOUBLE), FALSE)"}
+    used_idx = sorted(used or {0})
+    flags = {"fw_ok": ok, "fw_sneg": f"coalesce({ok} AND {s_col} >= CAST($fw_t1 AS DOUBLE), FALSE)",
+             "fw_spos": f"coalesce({ok} AND 1 - {s_col} >= CAST($fw_t0 AS DOUBLE), FALSE)"}
+    # Grouped: the slices' columns, the missing flags of the others, the score's flags; the rest follows from them.
+    grouped = used_cols + [missing[j] for j in range(width) if j not in used_idx] + (list(flags.values()) if has_score else [])
+    selected = used_cols + [f"{m} AS m{j}" for j, m in enumerate(missing)] + [f"{e} AS {a}" for a, e in flags.items()]
     u_sql, key_sql = ", ".join(used_cols), ", ".join(keys)
     conflicting = "CASE WHEN sum(fw_y) > 0 AND sum(fw_y) < count(fw_y) THEN count(fw_y) ELSE 0 END"
+    one_pass = len(used_idx) == width and not has_score
     if src.runner is None:
-        # DuckDB: cells and blocks keyed by two 64-bit hashes of their values, not by the values
-        # (grouping 10M rows by 8 text columns took twice the CPU and memory). DuckDB's hash, like
-        # its GROUP BY, equates 0.0 with -0.0 and every NaN, and NULLs hash alike; two different
-        # keys would have to agree on both hashes (128 bits) to be counted together.
+        # DuckDB: cells keyed by two 64-bit hashes of their values, not by the values (grouping 10M
+        # rows by 8 text columns took twice the CPU and memory). DuckDB's hash, like its GROUP BY,
+        # equates 0.0 with -0.0 and every NaN, and NULLs hash alike; two different keys would have
+        # to agree on both hashes (128 bits) to be counted together.
         block_id = f"hash({u_sql}) AS fw_b1, hash('{_SALT}', {u_sql}) AS fw_b2"
         conf = (f"SELECT fw_b1, fw_b2, sum(fw_nc) AS n_conf FROM (SELECT any_value(hash({u_sql})) AS fw_b1, "
                 f"any_value(hash('{_SALT}', {u_sql})) AS fw_b2, {conflicting} AS fw_nc FROM {rows_sql} "
@@ -252,26 +257,31 @@ def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slic
                 f"GROUP BY {key_sql}) AS fw_cells GROUP BY {u_sql}")
         match = " AND ".join(f"u.{c} IS NOT DISTINCT FROM c.{c}" for c in used_cols)
     no_masks = ", ".join(f"FALSE AS m{j}" for j in range(width))
-    sql = f"""
-WITH blocks AS (
-  SELECT {", ".join(f"{e} AS {a}" for a, e in block_keys.items())}, count(*) AS n_rows, count(fw_y) AS n_labelled,
-         count_if(fw_y = 0) AS n_y0, count_if(fw_y = 1) AS n_y1
-  FROM {rows_sql}
-  GROUP BY {", ".join(block_keys.values())}
-),
-conf AS (
+    counts = ("CASE WHEN fw_ok THEN n_y0 ELSE 0 END AS n_neg, CASE WHEN fw_ok THEN n_y1 ELSE 0 END AS n_pos, "
+              "CASE WHEN fw_sneg THEN n_y0 ELSE 0 END AS n_sus_neg, CASE WHEN fw_spos THEN n_y1 ELSE 0 END AS n_sus_pos")
+    if one_pass:
+        counted = f"""counted AS (
+  SELECT {", ".join(used_cols + masks)}, n_rows, n_labelled, {counts}, n_conf FROM blocks
+),"""
+    else:
+        counted = f"""conf AS (
   {conf}
 ),
 counted AS (
-  SELECT {", ".join(used_cols + masks)}, n_rows, n_labelled,
-         CASE WHEN fw_ok THEN n_y0 ELSE 0 END AS n_neg, CASE WHEN fw_ok THEN n_y1 ELSE 0 END AS n_pos,
-         CASE WHEN fw_sneg THEN n_y0 ELSE 0 END AS n_sus_neg, CASE WHEN fw_spos THEN n_y1 ELSE 0 END AS n_sus_pos,
-         0 AS n_conf
+  SELECT {", ".join(used_cols + masks)}, n_rows, n_labelled, {counts}, 0 AS n_conf
   FROM blocks
   UNION ALL
   SELECT {", ".join(f"u.{c}" for c in used_cols)}, {no_masks}, 0, 0, 0, 0, 0, 0, c.n_conf
   FROM (SELECT DISTINCT {u_sql}, {block_id} FROM blocks) AS u JOIN conf AS c ON {match}
+),"""
+    sql = f"""
+WITH blocks AS (
+  SELECT {", ".join(selected)}, count(*) AS n_rows, count(fw_y) AS n_labelled,
+         count_if(fw_y = 0) AS n_y0, count_if(fw_y = 1) AS n_y1{f", {conflicting} AS n_conf" if one_pass else ""}
+  FROM {rows_sql}
+  GROUP BY {", ".join(grouped)}
 ),
+{counted}
 flagged AS (
   SELECT {", ".join(sums + masks)}, {" + ".join(f"CAST(m{j} AS INTEGER)" for j in range(width))} AS fw_nmiss,
          {membership} AS fw_in
