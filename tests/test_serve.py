@@ -201,3 +201,43 @@ def test_server_start_pays_the_first_visit_s_one_time_costs():
             "delta_generator._use_warning_has_been_displayed)\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["True", "True", "True"], done.stderr[-2000:]
+
+
+def test_the_server_computes_the_default_view_before_the_first_visit(tmp_path, monkeypatch):
+    """asgi.py's warm-up thread fills the caches a new session reads (issue 18), and again when the data changes."""
+    import threading
+
+    from connectors.demo import DEMO_CONFIG, write_demo
+    from connectors.config import write_config
+    from metrics.spec import RowFilter, SourceSpec, parse_spec
+    from pages.components import loaders
+
+    write_demo(tmp_path / "demo.duckdb", rows=5_000)
+    spec = parse_spec(DEMO_CONFIG)
+    spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(tmp_path / "demo.duckdb")}))
+    monkeypatch.setenv("FAIRWATCH_CONFIG", str(write_config(spec, tmp_path / "fairwatch.toml")))
+    from connectors.active import default_spec
+
+    active = default_spec()
+    stamp = loaders.stamp_of(active)
+    assert not loaders.search_done(active, RowFilter(), stamp)
+    stop = threading.Event()
+    worker = threading.Thread(target=loaders.warm_default_view, args=(stop, 0.2), daemon=True)
+    worker.start()
+    try:
+        for _ in range(600):
+            if loaders.search_done(active, RowFilter(), stamp):
+                break
+            stop.wait(0.5)
+        assert loaders.search_done(active, RowFilter(), stamp)
+        write_demo(tmp_path / "demo.duckdb", rows=6_000, seed=8)  # the data changes: warmed again
+        changed = loaders.stamp_of(active)
+        assert changed != stamp
+        for _ in range(600):
+            if loaders.search_done(active, RowFilter(), changed):
+                break
+            stop.wait(0.5)
+        assert loaders.search_done(active, RowFilter(), changed)
+    finally:
+        stop.set()
+        worker.join(timeout=60)

@@ -6,6 +6,7 @@ instead of served stale. Connections are never hashed: the frozen spec is the ke
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -223,3 +224,30 @@ def load_feature_values(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp):
 def example_rows(spec: AuditSpec, row_filter: RowFilter, slice_: tuple, page: int, stamp: Stamp):
     """One page of a slice's rows, hidden columns left out (uncached: raw rows are not kept in memory)."""
     return fetch_example_rows(get_source(spec.source, stamp), spec, slice_, row_filter, page)
+
+
+def warm_default_view(stop: threading.Event, poll_seconds: float = 5.0) -> None:
+    """Compute the start-up view's audits before anyone asks, again whenever the source's data changes.
+
+    Runs in a thread of the server (asgi.py): the first visitor then waits for Streamlit's own start,
+    not for the audit. The view is the one a new session opens with (the active spec, all rows, all
+    versions); the same cached loaders fill the same caches a page reads. Never raises: a source that
+    cannot be opened is the Overview's to report.
+    """
+    import logging
+
+    from connectors.active import default_spec
+
+    warmed = None
+    while not stop.is_set():
+        try:
+            spec = default_spec()
+            stamp = stamp_of(spec)
+            if (spec, stamp) != warmed:
+                load_filter_options(spec, stamp)
+                load_snapshot(spec, RowFilter(), stamp)
+                load_full_audit(spec, RowFilter(), stamp)
+                warmed = (spec, stamp)
+        except Exception as exc:  # noqa: BLE001 - a background warm-up must not stop the server
+            logging.getLogger("fairwatch").info("warm-up of the default view skipped: %s", exc)
+        stop.wait(poll_seconds)
