@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from connectors.access import cli_author
     from connectors.audit import run_audit
     from connectors.export import author_block, check_target, export_snapshot
+    from connectors.fingerprint import fingerprint_source
     from connectors.queue import attach_plan
     from connectors.report import warm_up_reports
     from connectors.source import open_source
@@ -178,11 +180,15 @@ def cmd_audit(args: argparse.Namespace) -> int:
         raise SpecError(f"{args.zip} exists; snapshots are never overwritten: choose a new --zip path")
     src = open_source(spec.source)
     try:
-        snap = run_audit(spec, RowFilter(), src)
-        if args.plan_budget is not None:
-            snap = attach_plan(snap, args.plan_budget, src)
-        result = export_snapshot(snap, args.out, history=args.history, src=src, k=args.suppress_below,
-                                 zip_path=args.zip, author=author, validate=True if args.validate else None)
+        # The fingerprint is one more scan in DuckDB (GIL released): it runs while the audit computes in Python.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairwatch-fingerprint") as pool:
+            fingerprint = pool.submit(fingerprint_source, src, spec, RowFilter())
+            snap = run_audit(spec, RowFilter(), src)
+            if args.plan_budget is not None:
+                snap = attach_plan(snap, args.plan_budget, src)
+            result = export_snapshot(snap, args.out, history=args.history, src=src, k=args.suppress_below,
+                                     zip_path=args.zip, author=author, validate=True if args.validate else None,
+                                     fingerprint=fingerprint.result())
     finally:
         src.close()
     rows = snap.groups.rows

@@ -430,26 +430,31 @@ def prepare_document(doc: Mapping[str, Any], *, fingerprint: DataFingerprint | M
 def export_snapshot(snapshot: AuditSnapshot, out: str | os.PathLike | None = None, *,
                     history: str | os.PathLike | None = None, src: OpenSource | None = None, k: int | None = None,
                     zip_path: str | os.PathLike | None = None,
-                    author: Mapping[str, Any] | str | None = None, validate: bool | None = None) -> ExportResult:
+                    author: Mapping[str, Any] | str | None = None, validate: bool | None = None,
+                    fingerprint: DataFingerprint | None = None) -> ExportResult:
     """Fingerprint the audited rows and write the full snapshot folder (and optionally a zip of it).
 
     Give `out` (the new folder; its parent is the history it chains into) or `history` (a folder of
     snapshots; the new one is named `<time>_<id>` inside it). `src` reuses the audit's open source.
     `author` (a name, or a {name, id, role, signed_in} block) goes into snapshot.json and the manifest.
     `validate` checks snapshot.json against the published schema first (default: `validation_wanted`).
+    `fingerprint`: the audited rows' fingerprint when the caller computed it already (the CLI does, while
+    the audit runs); it is checked against the audit's row count as one computed here would be.
     """
     author_block(author)  # a bad author is refused before the fingerprint is spent
     if out is not None:
         check_target(out)
     warm_up_charts()
     started = time.perf_counter()
-    own = src is None
-    src = src or open_source(snapshot.spec.source)
-    try:
-        fp = fingerprint_source(src, snapshot.spec, snapshot.row_filter)
-    finally:
-        if own:
-            src.close()
+    fp = fingerprint
+    if fp is None:
+        own = src is None
+        src = src or open_source(snapshot.spec.source)
+        try:
+            fp = fingerprint_source(src, snapshot.spec, snapshot.row_filter)
+        finally:
+            if own:
+                src.close()
     took = time.perf_counter() - started
     result = export_document(snapshot.to_dict(), out, history=history, fingerprint=fp, k=k, zip_path=zip_path,
                              author=author, validate=validate)
