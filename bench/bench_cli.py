@@ -8,7 +8,7 @@ state, label, prediction; cached in bench/out/cache):
 - `fairwatch audit LOG --label label --prediction prediction --sensitive race,sex,age_band --out DIR`;
 - the same with `--features region,channel,device,product,state`;
 - a bare DuckDB `GROUP BY` process over the same file (Python start, `import duckdb`, one query);
-each as a fresh process, through `/usr/bin/time -f '%e %M'` (wall seconds, the child's peak RSS: a
+each as a fresh process, through `/usr/bin/time -f '%e %M %U %S'` (wall seconds, CPU seconds, the child's peak RSS: a
 small C parent, so the child's ru_maxrss is not inflated by ours; see common.py), median of
 `--repeat`, runs of every command interleaved so that ratios compare runs made under the same load.
 
@@ -88,16 +88,16 @@ def bare_argv(log: Path) -> list[str]:
     return [common.project_python(), "-c", f"import duckdb; duckdb.sql({sql!r}).fetchall()"]
 
 
-def timed(argv: list[str]) -> tuple[float, int]:
-    """Run a command under /usr/bin/time; its wall seconds and peak RSS in bytes. Raises when it fails."""
+def timed(argv: list[str]) -> tuple[float, int, float]:
+    """Run a command under /usr/bin/time; its wall seconds, peak RSS in bytes and CPU seconds. Raises when it fails."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as fh:
-        proc = subprocess.run(["/usr/bin/time", "-o", fh.name, "-f", "%e %M", *argv], cwd=common.ROOT,
+        proc = subprocess.run(["/usr/bin/time", "-o", fh.name, "-f", "%e %M %U %S", *argv], cwd=common.ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if proc.returncode != 0:
             tail = "\n".join(proc.stderr.strip().splitlines()[-10:])
             raise RuntimeError(f"{' '.join(argv[:3])} ... exited {proc.returncode}:\n{tail}")
-        wall, kib = fh.read().split()[-2:]
-    return float(wall), int(kib) * 1024
+        wall, kib, user, system = fh.read().split()[-4:]
+    return float(wall), int(kib) * 1024, float(user) + float(system)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.only in (None, kind):
                 commands[f"{label}: audit {kind}"] = (
                     lambda out, path=path, kind=kind: audit_argv(path, log, out, kind == "5"))
-    runs: dict[str, list[tuple[float, int]]] = {name: [] for name in commands}
+    runs: dict[str, list[tuple[float, int, float]]] = {name: [] for name in commands}
     work = Path(tempfile.mkdtemp(prefix="bench-cli-", dir=common.OUT_DIR))
     try:
         for r in range(repeat):
@@ -132,21 +132,25 @@ def main(argv: list[str] | None = None) -> int:
                 out = work / f"{name.replace(' ', '_').replace(':', '')}-{r}"
                 runs[name].append(timed(make(out)))
                 print(f"  run {r + 1}/{repeat} {name}: {runs[name][-1][0]:.2f} s, "
-                      f"{common.fmt_bytes(runs[name][-1][1])}", flush=True)
+                      f"{common.fmt_bytes(runs[name][-1][1])}, {runs[name][-1][2]:.2f} CPU-s", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    bare = statistics.median(w for w, _ in runs["bare GROUP BY"])
+    bare = statistics.median(w for w, _, _ in runs["bare GROUP BY"])
+    bare_cpu = statistics.median(c for _, _, c in runs["bare GROUP BY"])
     table = []
     for name, got in runs.items():
-        wall = statistics.median(w for w, _ in got)
-        rss = statistics.median(m for _, m in got)
+        wall = statistics.median(w for w, _, _ in got)
+        rss = statistics.median(m for _, m, _ in got)
+        cpu = statistics.median(c for _, _, c in got)
         kind = name.rsplit(" ", 1)[-1] if "audit" in name else None
         target = TARGETS.get(kind) if kind else None
         verdict = common.pass_fail(wall <= target[0] and rss <= target[1]) if target else ""
-        table.append([name, common.Timing(tuple(w for w, _ in got)), common.fmt_bytes(rss),
-                      common.fmt_ratio(wall / bare) if bare else "-",
+        table.append([name, common.Timing(tuple(w for w, _, _ in got)), common.fmt_bytes(rss),
+                      common.fmt_ratio(wall / bare) if bare else "-", f"{cpu:.2f}",
+                      common.fmt_ratio(cpu / bare_cpu) if bare_cpu else "-",
                       f"<= {target[0]:g} s, <= {common.fmt_bytes(target[1])}" if target else "", verdict])
-    common.print_table(["command", "wall (median [min-max])", "peak RSS", "/ bare", "target", ""], table,
+    common.print_table(["command", "wall (median [min-max])", "peak RSS", "wall / bare", "CPU-s", "CPU / bare",
+                        "target", ""], table,
                        title=f"whole processes on {rows:,} rows ({log.name}), {repeat} run(s) each")
     return 0
 
