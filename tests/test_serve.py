@@ -82,7 +82,8 @@ def test_with_sign_in_the_command_carries_the_secrets_and_the_access_config(file
     assert cmd[:5] == [sys.executable, "-m", "streamlit", "run", str(ROOT / "asgi.py")]
     flags = dict(zip(cmd[5::2], cmd[6::2]))
     assert flags == {"--server.address": "0.0.0.0", "--server.port": "8600", "--server.headless": "true",
-                     "--client.showSidebarNavigation": "false", "--secrets.files": str(files["auth"].resolve())}
+                     "--client.showSidebarNavigation": "false", "--secrets.files": str(files["auth"].resolve()),
+                     "--server.fileWatcherType": "none", "--runner.postScriptGC": "false"}
     assert env[ACCESS_CONFIG_ENV] == str(files["access"].resolve()) and ALLOW_ENV not in env
     assert notes[0].startswith("sign-in: default provider at http://127.0.0.1:9000/")
     assert any("plain http beyond this machine" in n for n in notes)
