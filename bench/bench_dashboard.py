@@ -49,7 +49,7 @@ OVER_FLOOR = {"cold": 1.0, "new_tab": 0.3}
 
 def wait_warm(base: str, timeout: float = 600.0) -> float:
     """Seconds until the server's background warm-up has computed the default view (its log line; see asgi.py)."""
-    from pages.components.loaders import WARM_MARK
+    from connectors.active import WARM_MARK
 
     log = Path(tempfile.gettempdir()) / f"fairwatch-server-{base.rsplit(':', 1)[1]}.log"
     started = time.monotonic()

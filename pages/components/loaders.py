@@ -14,7 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from connectors.active import source_stamp
+from connectors.active import WARM_MARK, source_stamp
 from connectors.audit import run_audit
 from connectors.dashboard import FilterOptions, fetch_filter_options, fetch_sample, fetch_tables
 from connectors.datapaths import safe_data_path
@@ -40,7 +40,6 @@ from metrics.trends import TrendTable
 from metrics.versions import VersionComparison
 
 Stamp = tuple[float, int]
-WARM_MARK = "fairwatch: default view computed"
 
 
 def stamp_of(spec: AuditSpec) -> Stamp:
