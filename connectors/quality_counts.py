@@ -1,4 +1,4 @@
-"""Data-quality counts per slice, in one scan: missing values, conflicting duplicates, label errors.
+"""Data-quality counts per slice, in one query: missing values, conflicting duplicates, label errors.
 
 Only counts leave the engine (DuckDB; PostgreSQL and Spark get the same query transpiled by
 `connectors/engines.py`). For every requested slice and every group of each sensitive feature the
@@ -158,7 +158,7 @@ def _sensitive_groups(src: OpenSource, spec: AuditSpec, cols: dict[str, str], wh
 
 def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slice], positive_label: str,
                          row_filter: RowFilter | None = None) -> QualityCounts:
-    """Counts behind the data-quality signals for each slice and each sensitive group, in one scan."""
+    """Counts behind the data-quality signals for each slice and each sensitive group, in one query."""
     cols = resolve_spec_columns(spec, src)
     where, params = where_sql(spec, cols, row_filter)
     spec_cols = _spec_columns(spec, cols)
