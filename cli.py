@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--author", metavar="NAME",
                        help="who creates this snapshot, recorded in it and its manifest (default: the user running "
                             "this command, with the host as id)")
+    audit.add_argument("--validate", action="store_true",
+                       help="also check snapshot.json against schema/snapshot.schema.json before writing it "
+                            "(the tests check every export; FAIRWATCH_VALIDATE=1 does the same)")
     audit.add_argument("--plan-budget", type=_budget, metavar="N",
                        help="also attach the data plan for a labelling budget of N rows to the snapshot "
                             "(default: no plan; fairwatch plan writes the rows to label)")
@@ -207,10 +211,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from connectors.access import cli_author
     from connectors.audit import run_audit
     from connectors.export import author_block, check_target, export_snapshot
+    from connectors.fingerprint import fingerprint_source
     from connectors.queue import attach_plan
+    from connectors.report import warm_up_reports
     from connectors.source import open_source
     from metrics.spec import RowFilter
 
+    warm_up_reports()  # the report libraries load while DuckDB counts
     spec = spec_from_args(args)
     # The person running the command, or the name given: refused now, before the audit, when it is no name.
     author = author_block({**cli_author(), **({"name": args.author} if args.author is not None else {})})
@@ -220,18 +227,22 @@ def cmd_audit(args: argparse.Namespace) -> int:
         raise SpecError(f"{args.zip} exists; snapshots are never overwritten: choose a new --zip path")
     src = open_source(spec.source)
     try:
-        snap = run_audit(spec, RowFilter(), src)
-        if args.plan_budget is not None:
-            snap = attach_plan(snap, args.plan_budget, src)
-        if args.whatif_group:
-            from connectors.whatif import run_whatif
-            from metrics.whatif import Objective
+        # The fingerprint is one more scan in DuckDB (GIL released): it runs while the audit computes in Python.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairwatch-fingerprint") as pool:
+            fingerprint = pool.submit(fingerprint_source, src, spec, RowFilter())
+            snap = run_audit(spec, RowFilter(), src)
+            if args.plan_budget is not None:
+                snap = attach_plan(snap, args.plan_budget, src)
+            if args.whatif_group:
+                from connectors.whatif import run_whatif
+                from metrics.whatif import Objective
 
-            features = [f.strip() for f in args.whatif_group.split(",") if f.strip()]
-            snap = snap.with_whatif(run_whatif(spec, features, args.whatif_constraint, Objective(args.whatif_objective),
-                                               src=src))
-        result = export_snapshot(snap, args.out, history=args.history, src=src, k=args.suppress_below,
-                                 zip_path=args.zip, author=author)
+                features = [f.strip() for f in args.whatif_group.split(",") if f.strip()]
+                snap = snap.with_whatif(run_whatif(spec, features, args.whatif_constraint,
+                                                   Objective(args.whatif_objective), src=src))
+            result = export_snapshot(snap, args.out, history=args.history, src=src, k=args.suppress_below,
+                                     zip_path=args.zip, author=author, validate=True if args.validate else None,
+                                     fingerprint=fingerprint.result())
     finally:
         src.close()
     rows = snap.groups.rows

@@ -83,6 +83,8 @@ class AuditSnapshot:
     def group_entries(self) -> list[dict[str, Any]]:
         """`groups` of the JSON: one entry per group of each feature and intersection."""
         entries: dict[tuple, dict[str, Any]] = {}
+        needs = self._needs_by_slice()
+        empty = {"need": None, "additional_rows": None, "message": None}
         for r in self.groups.rows.to_dict("records"):
             key = r["slice"]
             entry = entries.setdefault(key, {
@@ -93,22 +95,24 @@ class AuditSnapshot:
             })
             entry["metrics"][r["metric"]] = {f: clean(r[f]) for f in _METRIC_FIELDS}
             if "need" not in entry:
-                entry.update(self._need_of(key))
+                entry.update(needs.get(tuple(key), empty))
             if r["reference"] is not None:
                 entry["disparities"][r["metric"]] = {"reference": dict(r["reference"])} | {
                     f: clean(r[f]) for f in _DISPARITY_FIELDS}
         return list(entries.values())
 
-    def _need_of(self, slice_: tuple) -> dict[str, Any]:
-        """need, additional_rows and message of a sensitive group (None where it has no problem)."""
-        empty = {"need": None, "additional_rows": None, "message": None}
+    def _needs_by_slice(self) -> dict[tuple, dict[str, Any]]:
+        """need, additional_rows and message of each sensitive group with a problem, by slice (first row wins).
+
+        One pass over the needs: a filter per group (125 groups x 11 metrics) cost a third of a second.
+        """
+        out: dict[tuple, dict[str, Any]] = {}
         if self.group_needs is None or not len(self.group_needs):
-            return empty
-        hit = self.group_needs[self.group_needs["slice"].map(lambda s: tuple(s) == tuple(slice_))]
-        if hit.empty:
-            return empty
-        r = hit.iloc[0]
-        return {"need": clean(r["need"]), "additional_rows": clean(r["additional_rows"]), "message": clean(r["message"])}
+            return out
+        for r in self.group_needs.to_dict("records"):
+            out.setdefault(tuple(r["slice"]), {"need": clean(r["need"]), "additional_rows": clean(r["additional_rows"]),
+                                               "message": clean(r["message"])})
+        return out
 
     def slice_entries(self, limit: int | None = None) -> dict[str, Any] | None:
         """`slices` of the JSON: the search's totals and its best-ranked slices, findings or not."""
