@@ -2,15 +2,15 @@
 
 import streamlit as st
 
-from metrics.charts import worst_chart
-from metrics.followup import counts_line
-from metrics.formats import explain, fmt_pct, fmt_ratio, headline_metrics
-from metrics.overview import GLOSSARY, coverage, plain_summary, status_icon, supported_metrics, task_scope_note
-from metrics.views import worst_points, worst_table
-from pages.components.auth import md
-from pages.components.frame import PageContext, guard, run_page, show_chart, show_table
-from pages.components.loaders import load_overview, load_since_last, load_trend_arrows, stamp_of
-from pages.components.slice_view import render_findings_board
+from fairwatch.metrics.charts import worst_chart
+from fairwatch.metrics.followup import counts_line
+from fairwatch.metrics.formats import explain, fmt_pct, fmt_ratio, headline_metrics
+from fairwatch.metrics.overview import GLOSSARY, coverage, plain_summary, status_icon, supported_metrics, task_scope_note
+from fairwatch.metrics.views import worst_points, worst_table
+from fairwatch.pages.components.auth import md
+from fairwatch.pages.components.frame import PageContext, guard, run_page, show_chart, show_table
+from fairwatch.pages.components.loaders import load_overview, load_since_last, load_trend_arrows, stamp_of
+from fairwatch.pages.components.slice_view import render_findings_board
 
 
 def draw(ctx: PageContext) -> None:

@@ -21,11 +21,11 @@ async def import_pages_code(_app: st.App) -> AsyncIterator[None]:
     """Import the pages' code (pandas, scipy, altair, DuckDB: about 2 s) while the server starts, not on the
     first visit: by the time someone opens the URL it is loaded."""
     # What app.py imports (not app.py itself: importing it would run the page outside a session).
-    import metrics.charts  # noqa: F401
-    import metrics.views  # noqa: F401
-    import pages.components.frame  # noqa: F401
-    import pages.components.loaders  # noqa: F401
-    import pages.components.slice_view  # noqa: F401
+    import fairwatch.metrics.charts  # noqa: F401
+    import fairwatch.metrics.views  # noqa: F401
+    import fairwatch.pages.components.frame  # noqa: F401
+    import fairwatch.pages.components.loaders  # noqa: F401
+    import fairwatch.pages.components.slice_view  # noqa: F401
 
     # Streamlit's own first-use costs, paid here rather than by the first visit (py-spy on a cold 10M-row
     # Overview: about a tenth of its server time): the emoji catalog, imported by the first st.info or

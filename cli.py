@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from metrics.errors import FairwatchError, SpecError
+from fairwatch.metrics.errors import FairwatchError, SpecError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -55,7 +55,7 @@ def _budget(text: str) -> int:
 
 def spec_from_args(args: argparse.Namespace):
     """Build the spec from --config and the flags (flags win)."""
-    from connectors.config import load_spec
+    from fairwatch.connectors.config import load_spec
 
     overrides: dict[str, dict[str, Any]] = {
         "source": {"path": args.source, "table": args.table, "labels_table": args.labels_table,
@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     whatif.add_argument("--json", action="store_true", help="print the whole result as JSON")
     serve = sub.add_parser("serve", help="start the dashboard (loopback only without sign-in, unless "
                                          "--allow-unauthenticated-remote)")
-    from connectors.serve import add_arguments
+    from fairwatch.connectors.serve import add_arguments
 
     add_arguments(serve)
     demo = sub.add_parser("demo", help="write the built-in demo prediction log (DuckDB file)")
@@ -208,14 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """fairwatch audit: run the audit and write the snapshot folder."""
-    from connectors.access import cli_author
-    from connectors.audit import run_audit
-    from connectors.export import author_block, check_target, export_snapshot
-    from connectors.fingerprint import fingerprint_source
-    from connectors.queue import attach_plan
-    from connectors.report import warm_up_reports
-    from connectors.source import open_source
-    from metrics.spec import RowFilter
+    from fairwatch.connectors.access import cli_author
+    from fairwatch.connectors.audit import run_audit
+    from fairwatch.connectors.export import author_block, check_target, export_snapshot
+    from fairwatch.connectors.fingerprint import fingerprint_source
+    from fairwatch.connectors.queue import attach_plan
+    from fairwatch.connectors.report import warm_up_reports
+    from fairwatch.connectors.source import open_source
+    from fairwatch.metrics.spec import RowFilter
 
     warm_up_reports()  # the report libraries load while DuckDB counts
     spec = spec_from_args(args)
@@ -234,8 +234,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
             if args.plan_budget is not None:
                 snap = attach_plan(snap, args.plan_budget, src)
             if args.whatif_group:
-                from connectors.whatif import run_whatif
-                from metrics.whatif import Objective
+                from fairwatch.connectors.whatif import run_whatif
+                from fairwatch.metrics.whatif import Objective
 
                 features = [f.strip() for f in args.whatif_group.split(",") if f.strip()]
                 snap = snap.with_whatif(run_whatif(spec, features, args.whatif_constraint,
@@ -277,7 +277,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """fairwatch verify: exit 0 when every hash and link matches, 1 naming what changed."""
-    from connectors.export import verify
+    from fairwatch.connectors.export import verify
 
     report = verify(args.path)
     if args.json:
@@ -291,7 +291,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     """fairwatch history: the snapshots of a history in order, with the state of each chain link."""
-    from connectors.export import history
+    from fairwatch.connectors.export import history
 
     entries = history(args.path)
     if args.json:
@@ -309,8 +309,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     """fairwatch diff: what changed from the old audit to the new one."""
-    from connectors.export import load_snapshot
-    from metrics.diff import diff_snapshots
+    from fairwatch.connectors.export import load_snapshot
+    from fairwatch.metrics.diff import diff_snapshots
 
     result = diff_snapshots(load_snapshot(args.old), load_snapshot(args.new))
     if args.json:
@@ -323,14 +323,14 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """fairwatch check: evaluate alert rules on the latest window (or the last N days); exit 1 when one fires."""
-    from connectors.monitor import run_check
-    from metrics.alerts import FindingIds
+    from fairwatch.connectors.monitor import run_check
+    from fairwatch.metrics.alerts import FindingIds
 
     spec = spec_from_args(args)
     findings = None
     if args.findings:
-        from connectors.export import load_snapshot
-        from metrics.diff import findings_of
+        from fairwatch.connectors.export import load_snapshot
+        from fairwatch.metrics.diff import findings_of
 
         previous, latest = (findings_of(load_snapshot(path)) for path in args.findings)
         findings = FindingIds(latest=tuple(latest), previous=tuple(previous))
@@ -346,12 +346,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """fairwatch demo: generate the demo prediction log."""
-    from connectors.demo import DEMO_CONFIG, write_demo
+    from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
 
     if args.rows < 1000:
         raise SpecError("--rows must be at least 1000 for a meaningful demo")
     if args.task != "binary":
-        from connectors.demo_tasks import TASK_CONFIGS, write_task_demo
+        from fairwatch.connectors.demo_tasks import TASK_CONFIGS, write_task_demo
 
         out = args.out if args.out != "data/demo.duckdb" else f"data/demo_{args.task}.duckdb"
         rows = write_task_demo(out, args.task, rows=args.rows, seed=args.seed)
@@ -362,8 +362,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"wrote {summary.rows:,} predictions ({summary.labelled_rows:,} labelled) to {summary.path}")
         out, config = args.out, DEMO_CONFIG
     if args.config_out:
-        from connectors.config import write_config
-        from metrics.spec import SourceSpec, parse_spec
+        from fairwatch.connectors.config import write_config
+        from fairwatch.metrics.spec import SourceSpec, parse_spec
 
         spec = parse_spec(config)
         spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(out)}))
@@ -373,10 +373,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """fairwatch plan: spend a labelling budget on the open questions and write the rows to label or re-check."""
-    from connectors.audit import run_audit
-    from connectors.queue import build_queue, label_studio_json, plan_csv, plan_pools, queue_csv
-    from connectors.source import open_source
-    from metrics.plan import build_plan
+    from fairwatch.connectors.audit import run_audit
+    from fairwatch.connectors.queue import build_queue, label_studio_json, plan_csv, plan_pools, queue_csv
+    from fairwatch.connectors.source import open_source
+    from fairwatch.metrics.plan import build_plan
 
     spec = spec_from_args(args)
     src = open_source(spec.source)
@@ -406,9 +406,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_whatif(args: argparse.Namespace) -> int:
     """fairwatch whatif: fit per-group thresholds on all but the latest window, check them on the latest."""
-    from connectors.whatif import run_whatif, write_policy
-    from metrics.spec import RowFilter
-    from metrics.whatif import reference_label, whatif_options
+    from fairwatch.connectors.whatif import run_whatif, write_policy
+    from fairwatch.metrics.spec import RowFilter
+    from fairwatch.metrics.whatif import reference_label, whatif_options
 
     spec = spec_from_args(args)
     features = [f.strip() for f in args.group.split(",") if f.strip()]
@@ -431,7 +431,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """fairwatch serve: check the bind address and sign-in settings, then become the Streamlit server."""
-    from connectors.serve import options_from_args, serve
+    from fairwatch.connectors.serve import options_from_args, serve
 
     return serve(options_from_args(args))
 

@@ -82,8 +82,8 @@ def group_label(cols: tuple[str, ...], key: Any) -> str:
 def child_imports(_: dict) -> None:
     """Interpreter + imports only: the memory floor every audit process starts from."""
     started = time.perf_counter()
-    import connectors.audit  # noqa: F401
-    import metrics.spec  # noqa: F401
+    import fairwatch.connectors.audit  # noqa: F401
+    import fairwatch.metrics.spec  # noqa: F401
     common.child_report({"import_seconds": time.perf_counter() - started})
 
 
@@ -139,9 +139,9 @@ def timed_audit(spec, breakdown: bool):
     """One run_audit: (snapshot, seconds, stages). With `breakdown`, the functions it calls are wrapped
     (about 40 wrapped calls, microseconds in all) and stages are (name, seconds, calls), nested
     stages indented; the first row is the whole call."""
-    import connectors.audit as audit
-    import connectors.counts as counts
-    import metrics.groups as groups
+    import fairwatch.connectors.audit as audit
+    import fairwatch.connectors.counts as counts
+    import fairwatch.metrics.groups as groups
 
     clock = _StageClock()
     if breakdown:
@@ -183,7 +183,7 @@ def _profile(spec, lines: int) -> str:
     import io
     import pstats
 
-    from connectors.audit import run_audit
+    from fairwatch.connectors.audit import run_audit
 
     prof = cProfile.Profile()
     prof.enable()
@@ -200,8 +200,8 @@ def child_audit(a: dict) -> None:
     """run_audit cold (the first call in this process), then warm repeats; optionally stage timings of
     the cold call and of one more warm call, the group values, a profile."""
     started = time.perf_counter()
-    from metrics.spec import parse_spec
-    import connectors.audit  # noqa: F401  (everything run_audit needs)
+    from fairwatch.metrics.spec import parse_spec
+    import fairwatch.connectors.audit  # noqa: F401  (everything run_audit needs)
     import_seconds = time.perf_counter() - started
 
     spec = parse_spec(audit_spec_dict(a["path"], score=a.get("score", True)))

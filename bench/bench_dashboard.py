@@ -36,9 +36,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from connectors.config import write_config  # noqa: E402
-from connectors.demo import DEMO_CONFIG, write_demo  # noqa: E402
-from metrics.spec import SourceSpec, parse_spec  # noqa: E402
+from fairwatch.connectors.config import write_config  # noqa: E402
+from fairwatch.connectors.demo import DEMO_CONFIG, write_demo  # noqa: E402
+from fairwatch.metrics.spec import SourceSpec, parse_spec  # noqa: E402
 from tests.e2e.browser import launch, running_app, wait_drawn  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -49,7 +49,7 @@ OVER_FLOOR = {"cold": 1.0, "new_tab": 0.3}
 
 def wait_warm(base: str, timeout: float = 600.0) -> float:
     """Seconds until the server's background warm-up has computed the default view (its log line; see asgi.py)."""
-    from connectors.active import WARM_MARK
+    from fairwatch.connectors.active import WARM_MARK
 
     log = Path(tempfile.gettempdir()) / f"fairwatch-server-{base.rsplit(':', 1)[1]}.log"
     started = time.monotonic()

@@ -37,9 +37,9 @@ def measured_audit(spec) -> tuple[float, int, object]:
     name) or, for the slice search's DuckDB script, slice_counts._run_script: each is wrapped
     where it is looked up.
     """
-    import connectors.counts as counts
-    import connectors.slice_counts as slice_counts
-    from connectors.audit import run_audit
+    import fairwatch.connectors.counts as counts
+    import fairwatch.connectors.slice_counts as slice_counts
+    from fairwatch.connectors.audit import run_audit
 
     moved = [0]
 
@@ -102,7 +102,7 @@ def postgres_spec(parquet: Path, rows: int):
     import duckdb
     import psycopg
 
-    from metrics.spec import parse_spec
+    from fairwatch.metrics.spec import parse_spec
     from tests.engine_servers import start_postgres
 
     gen = start_postgres()
@@ -131,9 +131,9 @@ def big_duckdb(rows: int) -> list:
     child = common.run_child(["-c", f"""
 import sys, time; sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'bench')!r})
 import common
-from connectors.audit import run_audit
-from connectors.source import open_source
-from metrics.spec import parse_spec
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.source import open_source
+from fairwatch.metrics.spec import parse_spec
 spec = parse_spec({{"source": {{"path": {str(path)!r}}}, "columns": {COLUMNS!r}}})
 src = open_source(spec.source, memory_limit={ENGINE_LIMIT!r})
 started = time.perf_counter()
@@ -147,7 +147,7 @@ common.child_report({{"seconds": time.perf_counter() - started, "rows": snap.dat
 
 def main() -> None:
     """Print the engine comparison and the out-of-core figure."""
-    from metrics.spec import parse_spec
+    from fairwatch.metrics.spec import parse_spec
     from tests.engine_servers import spark_available
 
     parser = common.bench_parser(__doc__.splitlines()[0])

@@ -43,10 +43,10 @@ def spec_dict(path: str) -> dict[str, Any]:
 
 def child_export(kw: dict) -> None:
     """One audit and two exports (cold, then warm) in this fresh process."""
-    from connectors.audit import run_audit
-    from connectors.export import export_snapshot, verify
-    from connectors.source import open_source
-    from metrics.spec import RowFilter, parse_spec
+    from fairwatch.connectors.audit import run_audit
+    from fairwatch.connectors.export import export_snapshot, verify
+    from fairwatch.connectors.source import open_source
+    from fairwatch.metrics.spec import RowFilter, parse_spec
 
     spec = parse_spec(spec_dict(kw["path"]))
     src = open_source(spec.source)

@@ -180,7 +180,7 @@ def cpu_seconds(pid: int) -> float:
 @contextmanager
 def served(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen]]:
     """`fairwatch serve` in a subprocess (as tests/e2e/browser.running_app), yielding its base URL and process."""
-    from connectors.serve import ServeOptions, prepare
+    from fairwatch.connectors.serve import ServeOptions, prepare
     from tests.e2e.browser import free_port, stop_server, wait_healthy
 
     port = free_port()
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = [int(x) for x in str(args.sessions).split(",") if x.strip()]
     if args.quick:
         counts, args.rounds, args.rows = [5], 1, 20_000
-    from connectors.demo import write_demo
+    from fairwatch.connectors.demo import write_demo
 
     rows, all_errors = [], []
     with tempfile.TemporaryDirectory(prefix="fw-load-") as folder:

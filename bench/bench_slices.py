@@ -58,7 +58,7 @@ def _cpu() -> float:
 
 def _spec(path: str):
     """The audit spec of a bench log."""
-    from metrics.spec import parse_spec
+    from fairwatch.metrics.spec import parse_spec
 
     return parse_spec({
         "source": {"path": path},
@@ -74,9 +74,9 @@ def _spec(path: str):
 
 def child_fairwatch(path: str) -> dict:
     """One slice search over the whole log: counts in DuckDB, statistics in pandas."""
-    from connectors.slice_counts import fetch_slice_counts
-    from connectors.source import open_source
-    from metrics.slices import find_slices, top_findings
+    from fairwatch.connectors.slice_counts import fetch_slice_counts
+    from fairwatch.connectors.source import open_source
+    from fairwatch.metrics.slices import find_slices, top_findings
 
     spec = _spec(path)
     started, cpu = time.perf_counter(), _cpu()
@@ -143,8 +143,8 @@ def child_imports(path: str) -> dict:
     import duckdb  # noqa: F401
     import pandas  # noqa: F401
 
-    from connectors.slice_counts import fetch_slice_counts  # noqa: F401
-    from metrics.slices import find_slices  # noqa: F401
+    from fairwatch.connectors.slice_counts import fetch_slice_counts  # noqa: F401
+    from fairwatch.metrics.slices import find_slices  # noqa: F401
 
     return {"seconds": 0.0, "cpu": 0.0}
 
@@ -161,10 +161,10 @@ def control(seeds: int, rows: int = 3000) -> tuple[int, float]:
     import numpy as np
     import pandas as pd
 
-    from connectors.slice_counts import fetch_slice_counts
-    from connectors.source import open_frame
-    from metrics.slices import find_slices
-    from metrics.spec import parse_spec
+    from fairwatch.connectors.slice_counts import fetch_slice_counts
+    from fairwatch.connectors.source import open_frame
+    from fairwatch.metrics.slices import find_slices
+    from fairwatch.metrics.spec import parse_spec
 
     spec = parse_spec({
         "source": {"path": "frame"},

@@ -57,8 +57,8 @@ def spec_dict(path: str, task: str) -> dict:
 
 def child_audit(a: dict) -> None:
     """run_audit in this fresh process: its own time, the process's time since start, peak memory."""
-    from metrics.spec import parse_spec
-    from connectors.audit import run_audit
+    from fairwatch.metrics.spec import parse_spec
+    from fairwatch.connectors.audit import run_audit
 
     started = time.perf_counter()
     snap = run_audit(parse_spec(spec_dict(a["path"], a["task"])), search_slices=False)

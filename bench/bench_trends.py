@@ -69,15 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     n = 200_000 if args.quick else common.parse_count(args.rows)
     repeat = 1 if args.quick else args.repeat
 
-    from connectors.counts import run_query
-    from connectors.monitor import run_check
-    from connectors.source import open_source
-    from connectors.window_counts import fetch_window_counts
-    from metrics.drift import drift_table
-    from metrics.groups import compute_group_table
-    from metrics.spec import SourceSpec, parse_spec
-    from metrics.trends import VERSION, WINDOW, trend_table, window_outcomes
-    from metrics.versions import compare_versions
+    from fairwatch.connectors.counts import run_query
+    from fairwatch.connectors.monitor import run_check
+    from fairwatch.connectors.source import open_source
+    from fairwatch.connectors.window_counts import fetch_window_counts
+    from fairwatch.metrics.drift import drift_table
+    from fairwatch.metrics.groups import compute_group_table
+    from fairwatch.metrics.spec import SourceSpec, parse_spec
+    from fairwatch.metrics.trends import VERSION, WINDOW, trend_table, window_outcomes
+    from fairwatch.metrics.versions import compare_versions
 
     print(common.machine_summary())
     path = common.ensure_parquet("trends", TRENDS_SQL, n)

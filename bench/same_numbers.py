@@ -59,7 +59,7 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> dict[str, str | None]:
 
 def main(argv: list[str] | None = None) -> int:
     """Print the comparison; exit 1 when groups, findings or data_quality differ."""
-    from connectors.export import load_snapshot
+    from fairwatch.connectors.export import load_snapshot
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:

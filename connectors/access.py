@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from connectors.datapaths import REPO_ROOT, data_dir
-from metrics.errors import AccessConfigError, AccessLogError
-from metrics.roles import AccessRules, parse_rules
+from fairwatch.connectors.datapaths import REPO_ROOT, data_dir
+from fairwatch.metrics.errors import AccessConfigError, AccessLogError
+from fairwatch.metrics.roles import AccessRules, parse_rules
 
 try:
     import fcntl
@@ -366,7 +366,7 @@ def record_access(path: str | os.PathLike, *, who: str, name: str, role: str | N
         os.close(fd)
     if created:
         # Imported here: connectors.export pulls in the audit and report stack, which `fairwatch serve` never needs.
-        from connectors.export import fsync_dir
+        from fairwatch.connectors.export import fsync_dir
 
         fsync_dir(log.parent)
     return AccessRecord(**{k: record[k] for k in _RECORD_KEYS}, line_sha256=_sha(line))

@@ -5,24 +5,24 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from connectors.counts import fetch_group_counts
-from connectors.export import library_versions
-from connectors.quality_counts import fetch_overlap_counts, fetch_quality_counts
-from connectors.slice_counts import fetch_slice_counts
-from connectors.task_counts import fetch_regression_buckets, fetch_regression_counts
-from connectors.source import OpenSource, opened
-from connectors.window_counts import fetch_time_span
-from metrics.diagnosis import diagnose_groups
-from metrics.findings import build_findings
-from metrics.groups import compute_group_table
-from metrics.multiclass import compute_multiclass_table, multiclass_counts
-from metrics.regression import bucket_edges, compute_distributions, compute_regression_table, regression_summary
-from metrics.outcomes import binarize, binarize_scores
-from metrics.quality import compute_quality
-from metrics.representation import compute_representation
-from metrics.slices import find_slices, merge_overlaps, overlap_priority
-from metrics.snapshot import AuditSnapshot
-from metrics.spec import AuditSpec, RowFilter
+from fairwatch.connectors.counts import fetch_group_counts
+from fairwatch.connectors.export import library_versions
+from fairwatch.connectors.quality_counts import fetch_overlap_counts, fetch_quality_counts
+from fairwatch.connectors.slice_counts import fetch_slice_counts
+from fairwatch.connectors.task_counts import fetch_regression_buckets, fetch_regression_counts
+from fairwatch.connectors.source import OpenSource, opened
+from fairwatch.connectors.window_counts import fetch_time_span
+from fairwatch.metrics.diagnosis import diagnose_groups
+from fairwatch.metrics.findings import build_findings
+from fairwatch.metrics.groups import compute_group_table
+from fairwatch.metrics.multiclass import compute_multiclass_table, multiclass_counts
+from fairwatch.metrics.regression import bucket_edges, compute_distributions, compute_regression_table, regression_summary
+from fairwatch.metrics.outcomes import binarize, binarize_scores
+from fairwatch.metrics.quality import compute_quality
+from fairwatch.metrics.representation import compute_representation
+from fairwatch.metrics.slices import find_slices, merge_overlaps, overlap_priority
+from fairwatch.metrics.snapshot import AuditSnapshot
+from fairwatch.metrics.spec import AuditSpec, RowFilter
 
 _LIBRARIES = ("fairwatch", "duckdb", "fairlearn", "scikit-learn", "pandas", "numpy", "scipy", "statsmodels",
               "streamlit", "altair")

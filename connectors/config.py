@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from metrics.errors import SpecError
-from metrics.spec import AuditSpec, parse_spec
+from fairwatch.metrics.errors import SpecError
+from fairwatch.metrics.spec import AuditSpec, parse_spec
 
 
 def read_config(path: str | Path) -> dict[str, Any]:

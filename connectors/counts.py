@@ -12,9 +12,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.source import OpenSource, engine_message, quote_ident, resolve_spec_columns
-from metrics.errors import DataError, SourceError
-from metrics.spec import AuditSpec, RowFilter
+from fairwatch.connectors.source import OpenSource, engine_message, quote_ident, resolve_spec_columns
+from fairwatch.metrics.errors import DataError, SourceError
+from fairwatch.metrics.spec import AuditSpec, RowFilter
 
 MISSING = "(missing)"
 # The cardinality guard reads at least this many leading rows (see check_cardinality_prefix).

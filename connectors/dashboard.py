@@ -8,10 +8,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from connectors.counts import run_query
-from connectors.source import DUCKDB_SUFFIXES, OpenSource, quote_ident, resolve_column
-from metrics.errors import SourceError
-from metrics.spec import AuditSpec
+from fairwatch.connectors.counts import run_query
+from fairwatch.connectors.source import DUCKDB_SUFFIXES, OpenSource, quote_ident, resolve_column
+from fairwatch.metrics.errors import SourceError
+from fairwatch.metrics.spec import AuditSpec
 
 # More distinct model versions than this is not a version column; the sidebar shows the first ones.
 MAX_VERSIONS = 200

@@ -7,7 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from metrics.errors import SourceError
+from fairwatch.metrics.errors import SourceError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR_ENV = "FAIRWATCH_DATA_DIR"

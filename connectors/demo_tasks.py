@@ -38,7 +38,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from connectors.demo import MIN_ROWS, PlantedEffect, prepare_target, write_database
+from fairwatch.connectors.demo import MIN_ROWS, PlantedEffect, prepare_target, write_database
 
 TASKS = ("regression", "multiclass")
 _SEX = (("female", 0.5), ("male", 0.5))

@@ -21,18 +21,18 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from connectors.counts import MISSING, group_expr, prediction_expr, run_query, where_sql
-from connectors.quality_counts import (_check_slices, _predicate, _spec_columns, fetch_quality_counts,
+from fairwatch.connectors.counts import MISSING, group_expr, prediction_expr, run_query, where_sql
+from fairwatch.connectors.quality_counts import (_check_slices, _predicate, _spec_columns, fetch_quality_counts,
                                        is_numeric_type)
-from connectors.slice_counts import bin_labels, quantile_edges
-from connectors.source import OpenSource, check_privacy_columns, quote_ident, resolve_spec_columns
-from metrics.errors import DataError
-from metrics.groups import slice_label
-from metrics.privacy import personal_data_kind, shown_columns
-from metrics.quality import compute_quality
-from metrics.slice_views import SliceAnalysis, analyse_slice, canonical
-from metrics.snapshot import AuditSnapshot
-from metrics.spec import AuditSpec, RowFilter
+from fairwatch.connectors.slice_counts import bin_labels, quantile_edges
+from fairwatch.connectors.source import OpenSource, check_privacy_columns, quote_ident, resolve_spec_columns
+from fairwatch.metrics.errors import DataError
+from fairwatch.metrics.groups import slice_label
+from fairwatch.metrics.privacy import personal_data_kind, shown_columns
+from fairwatch.metrics.quality import compute_quality
+from fairwatch.metrics.slice_views import SliceAnalysis, analyse_slice, canonical
+from fairwatch.metrics.snapshot import AuditSnapshot
+from fairwatch.metrics.spec import AuditSpec, RowFilter
 
 Slice = tuple[tuple[str, str], ...]
 # The entry of [privacy] hide_columns that hides the id column by its role.

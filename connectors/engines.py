@@ -19,8 +19,8 @@ import pandas as pd
 import sqlglot
 from sqlglot import exp
 
-from metrics.errors import SourceError, SpecError
-from metrics.redaction import redact_secrets
+from fairwatch.metrics.errors import SourceError, SpecError
+from fairwatch.metrics.redaction import redact_secrets
 
 CONNECT_TIMEOUT_S = 10
 STATEMENT_TIMEOUT_MS = 10 * 60 * 1000

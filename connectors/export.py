@@ -40,15 +40,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from connectors.fingerprint import DataFingerprint, fingerprint_source
-from connectors.report import render_charts, render_html, render_pdf, warm_up_charts
-from connectors.source import OpenSource, open_source
-from metrics.diff import check_schema_version
-from metrics.errors import SnapshotError
-from metrics.redaction import redact_document
-from metrics.report_model import build_report, csv_tables
-from metrics.snapshot import AuditSnapshot
-from metrics.suppression import SuppressionSummary, suppress_document
+from fairwatch.connectors.fingerprint import DataFingerprint, fingerprint_source
+from fairwatch.connectors.report import render_charts, render_html, render_pdf, warm_up_charts
+from fairwatch.connectors.source import OpenSource, open_source
+from fairwatch.metrics.diff import check_schema_version
+from fairwatch.metrics.errors import SnapshotError
+from fairwatch.metrics.redaction import redact_document
+from fairwatch.metrics.report_model import build_report, csv_tables
+from fairwatch.metrics.snapshot import AuditSnapshot
+from fairwatch.metrics.suppression import SuppressionSummary, suppress_document
 
 try:
     import fcntl

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from connectors.counts import run_query, where_sql
-from connectors.source import OpenSource, quote_ident, resolve_spec_columns
-from metrics.redaction import redact_secrets
-from metrics.spec import AuditSpec, RowFilter
+from fairwatch.connectors.counts import run_query, where_sql
+from fairwatch.connectors.source import OpenSource, quote_ident, resolve_spec_columns
+from fairwatch.metrics.redaction import redact_secrets
+from fairwatch.metrics.spec import AuditSpec, RowFilter
 
 ALGORITHM = "duckdb-hash-xor-sum/1"
 _SALT = "fairwatch-fingerprint"

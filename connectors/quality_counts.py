@@ -24,13 +24,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from connectors.counts import MISSING, check_cardinality, group_expr, run_query, text_expr, where_sql
-from connectors.slice_counts import error_signal_sql
-from connectors.source import OpenSource, quote_ident, resolve_spec_columns
-from metrics.errors import DataError
-from metrics.groups import slice_label
-from metrics.outcomes import choose_positive, normalise_value, positive_set
-from metrics.quality import (
+from fairwatch.connectors.counts import MISSING, check_cardinality, group_expr, run_query, text_expr, where_sql
+from fairwatch.connectors.slice_counts import error_signal_sql
+from fairwatch.connectors.source import OpenSource, quote_ident, resolve_spec_columns
+from fairwatch.metrics.errors import DataError
+from fairwatch.metrics.groups import slice_label
+from fairwatch.metrics.outcomes import choose_positive, normalise_value, positive_set
+from fairwatch.metrics.quality import (
     CONFLICTS,
     LABEL_ERRORS,
     LABEL_ERRORS_NEG,
@@ -43,7 +43,7 @@ from metrics.quality import (
     QualityCounts,
     Slice,
 )
-from metrics.spec import AuditSpec, RowFilter
+from fairwatch.metrics.spec import AuditSpec, RowFilter
 
 _NUMBER = r"[-+]?(?:inf|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
 RANGE_PATTERN = re.compile(rf"^\s*([\[(])\s*({_NUMBER})\s*,\s*({_NUMBER})\s*([\])])\s*$", re.IGNORECASE)

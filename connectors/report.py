@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from metrics.errors import ReportError
-from metrics.report_model import Bullets, Chart, Facts, Paragraph, ReportModel, Section, Table
+from fairwatch.metrics.errors import ReportError
+from fairwatch.metrics.report_model import Bullets, Chart, Facts, Paragraph, ReportModel, Section, Table
 
 # (regular, bold) TrueType fonts tried in order for the PDF.
 PDF_FONTS = (

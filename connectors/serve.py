@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from connectors.access import ACCESS_CONFIG_ENV, auth_settings, authlib_missing, load_access_config
-from connectors.datapaths import REPO_ROOT
-from metrics.errors import FairwatchError, ServeError
+from fairwatch.connectors.access import ACCESS_CONFIG_ENV, auth_settings, authlib_missing, load_access_config
+from fairwatch.connectors.datapaths import REPO_ROOT
+from fairwatch.metrics.errors import FairwatchError, ServeError
 
 ALLOW_FLAG = "--allow-unauthenticated-remote"
 ALLOW_ENV = "FAIRWATCH_ALLOW_UNAUTHENTICATED_REMOTE"

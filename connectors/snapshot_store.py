@@ -13,15 +13,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from connectors.datapaths import REPO_ROOT
-from connectors.export import (REPORT_HTML, REPORT_PDF, SNAPSHOT_FILE, ExportResult, HistoryEntry, export_document,
+from fairwatch.connectors.datapaths import REPO_ROOT
+from fairwatch.connectors.export import (REPORT_HTML, REPORT_PDF, SNAPSHOT_FILE, ExportResult, HistoryEntry, export_document,
                                now_iso,
                                history, load_snapshot, snapshot_folders)
-from connectors.fingerprint import fingerprint_source
-from connectors.source import OpenSource
-from metrics.errors import SnapshotError
-from metrics.followup import doc_target
-from metrics.snapshot import AuditSnapshot
+from fairwatch.connectors.fingerprint import fingerprint_source
+from fairwatch.connectors.source import OpenSource
+from fairwatch.metrics.errors import SnapshotError
+from fairwatch.metrics.followup import doc_target
+from fairwatch.metrics.snapshot import AuditSnapshot
 
 SNAPSHOT_DIR_ENV = "FAIRWATCH_SNAPSHOT_DIR"
 ANNOTATION = "annotation"

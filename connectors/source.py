@@ -31,8 +31,8 @@ from typing import Any
 import duckdb
 from fsspec.implementations.local import LocalFileSystem
 
-from metrics.errors import DataError, SourceError, SpecError
-from metrics.spec import AuditSpec, SourceSpec
+from fairwatch.metrics.errors import DataError, SourceError, SpecError
+from fairwatch.metrics.spec import AuditSpec, SourceSpec
 
 DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
 READONLY_PROTOCOL = "fairwatch-ro"
@@ -542,7 +542,7 @@ def check_privacy_columns(spec: AuditSpec, src: OpenSource) -> None:
 
 def open_remote(source: SourceSpec) -> OpenSource:
     """A PostgreSQL or Spark source: the counting queries run there, only their results come back."""
-    from connectors.engines import PostgresRunner, SparkRunner, postgres_base
+    from fairwatch.connectors.engines import PostgresRunner, SparkRunner, postgres_base
 
     if source.labels_path or source.labels_table:
         raise SpecError(f"separate label tables are joined only on DuckDB; on {source.engine}, give a table or "

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from connectors.counts import MISSING, _filter_cols, _refuse, check_cardinality_prefix, group_expr, run_query, where_sql
-from connectors.source import OpenSource, quote_ident, resolve_spec_columns
-from metrics.errors import DataError
-from metrics.regression import ERROR_BUCKETS, PREDICTION_BUCKETS, BucketEdges
-from metrics.spec import AuditSpec, RowFilter
+from fairwatch.connectors.counts import MISSING, _filter_cols, _refuse, check_cardinality_prefix, group_expr, run_query, where_sql
+from fairwatch.connectors.source import OpenSource, quote_ident, resolve_spec_columns
+from fairwatch.metrics.errors import DataError
+from fairwatch.metrics.regression import ERROR_BUCKETS, PREDICTION_BUCKETS, BucketEdges
+from fairwatch.metrics.spec import AuditSpec, RowFilter
 
 _NUMERIC = ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL", "NUMERIC")
 SUMS = ("s_e", "s_e2", "s_e4", "s_ae", "s_over", "s_over2", "s_under", "s_y", "s_y2", "s_p", "s_p2")

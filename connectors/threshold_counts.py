@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from connectors.counts import group_expr, run_query, where_sql
-from connectors.source import OpenSource, quote_ident, resolve_spec_columns
-from metrics.errors import DataError
-from metrics.spec import AuditSpec, RowFilter
-from metrics.threshold import EDGE_EPS, grid_bounds
+from fairwatch.connectors.counts import group_expr, run_query, where_sql
+from fairwatch.connectors.source import OpenSource, quote_ident, resolve_spec_columns
+from fairwatch.metrics.errors import DataError
+from fairwatch.metrics.spec import AuditSpec, RowFilter
+from fairwatch.metrics.threshold import EDGE_EPS, grid_bounds
 
 THRESHOLD_BINS = 100
 

@@ -11,19 +11,19 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from connectors.counts import fetch_group_counts
-from connectors.source import OpenSource, opened
-from connectors.window_counts import fetch_time_span
-from metrics.errors import DataError
-from metrics.outcomes import DataSummary, binarize
-from metrics.spec import AuditSpec, RowFilter
-from metrics.whatif import (
+from fairwatch.connectors.counts import fetch_group_counts
+from fairwatch.connectors.source import OpenSource, opened
+from fairwatch.connectors.window_counts import fetch_time_span
+from fairwatch.metrics.errors import DataError
+from fairwatch.metrics.outcomes import DataSummary, binarize
+from fairwatch.metrics.spec import AuditSpec, RowFilter
+from fairwatch.metrics.whatif import (
     Objective,
     Tolerance,
     fit_thresholds,
     whatif_cells,
 )
-from metrics.whatif_result import (
+from fairwatch.metrics.whatif_result import (
     WhatIfResult,
     split_ranges,
     whatif_result,

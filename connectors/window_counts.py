@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from connectors.counts import check_cardinality, group_expr, prediction_expr, run_query, where_sql
-from connectors.source import OpenSource, quote_ident, resolve_spec_columns
-from metrics.errors import DataError, SpecError
-from metrics.spec import AuditSpec, RowFilter
-from metrics.trends import GRAINS, VERSION, WINDOW, choose_grain, parse_instant
+from fairwatch.connectors.counts import check_cardinality, group_expr, prediction_expr, run_query, where_sql
+from fairwatch.connectors.source import OpenSource, quote_ident, resolve_spec_columns
+from fairwatch.metrics.errors import DataError, SpecError
+from fairwatch.metrics.spec import AuditSpec, RowFilter
+from fairwatch.metrics.trends import GRAINS, VERSION, WINDOW, choose_grain, parse_instant
 
 _TIME_TYPES = ("TIMESTAMP", "DATE")
 _TEXT_TYPES = ("VARCHAR",)

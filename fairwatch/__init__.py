@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the real names for type checkers; at run time they load on first use (see __getattr__)
     from fairwatch.api import Audit, audit
-    from metrics.errors import FairwatchError
+    from fairwatch.metrics.errors import FairwatchError
 
 __all__ = ["Audit", "FairwatchError", "audit"]
 
@@ -22,7 +22,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     if name == "FairwatchError":
-        from metrics.errors import FairwatchError
+        from fairwatch.metrics.errors import FairwatchError
 
         return FairwatchError
     raise AttributeError(f"module 'fairwatch' has no attribute {name!r}")

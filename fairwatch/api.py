@@ -37,17 +37,17 @@ from typing import Any
 
 import pandas as pd
 
-from connectors.access import cli_author
-from connectors.audit import run_audit
-from connectors.export import check_target, export_document, prepare_document
-from connectors.fingerprint import DataFingerprint, fingerprint_source
-from connectors.source import OpenSource, engine_message, open_frame, open_source
-from metrics.errors import SourceError
-from metrics.overview import feature_verdicts, worst_disparities
-from metrics.report_model import csv_tables
-from metrics.snapshot import AuditSnapshot
-from metrics.spec import AuditSpec, RowFilter, parse_spec
-from metrics.views import worst_table
+from fairwatch.connectors.access import cli_author
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.export import check_target, export_document, prepare_document
+from fairwatch.connectors.fingerprint import DataFingerprint, fingerprint_source
+from fairwatch.connectors.source import OpenSource, engine_message, open_frame, open_source
+from fairwatch.metrics.errors import SourceError
+from fairwatch.metrics.overview import feature_verdicts, worst_disparities
+from fairwatch.metrics.report_model import csv_tables
+from fairwatch.metrics.snapshot import AuditSnapshot
+from fairwatch.metrics.spec import AuditSpec, RowFilter, parse_spec
+from fairwatch.metrics.views import worst_table
 
 __all__ = ["Audit", "audit"]
 

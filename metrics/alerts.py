@@ -36,11 +36,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from metrics.errors import SpecError
-from metrics.groups import RATES, grouping_name, groupings, slice_label
-from metrics.intervals import bh_qvalues
-from metrics.spec import AuditSpec
-from metrics.trends import window_end, window_floor
+from fairwatch.metrics.errors import SpecError
+from fairwatch.metrics.groups import RATES, grouping_name, groupings, slice_label
+from fairwatch.metrics.intervals import bh_qvalues
+from fairwatch.metrics.spec import AuditSpec
+from fairwatch.metrics.trends import window_end, window_floor
 
 ALIASES = {"fnr": "false_negative_rate", "fpr": "false_positive_rate", "tpr": "true_positive_rate",
            "tnr": "true_negative_rate", "ppv": "precision", "npv": "negative_predictive_value"}

@@ -42,10 +42,10 @@ from scipy.optimize import brentq
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize, samplesize_confint_proportion
 
-from metrics.formats import HEADLINE_METRICS
-from metrics.groups import LOWER_IS_BETTER, GroupTable, slice_label
-from metrics.intervals import bh_level, two_proportion_pvalue, wilson_interval
-from metrics.quality import (
+from fairwatch.metrics.formats import HEADLINE_METRICS
+from fairwatch.metrics.groups import LOWER_IS_BETTER, GroupTable, slice_label
+from fairwatch.metrics.intervals import bh_level, two_proportion_pvalue, wilson_interval
+from fairwatch.metrics.quality import (
     CONFLICTS,
     LABEL_ERRORS,
     MISSING_COLUMN,
@@ -54,8 +54,8 @@ from metrics.quality import (
     gap_without_flagged,
     signal_name,
 )
-from metrics.slices import MISSING_VALUE
-from metrics.spec import AuditSpec
+from fairwatch.metrics.slices import MISSING_VALUE
+from fairwatch.metrics.spec import AuditSpec
 
 Slice = tuple[tuple[str, str], ...]
 

@@ -24,13 +24,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from metrics.errors import SnapshotError
-from metrics.findings import finding_id
-from metrics.snapshot import SCHEMA_VERSION
-from metrics.suppression import iter_tables, slice_key
+from fairwatch.metrics.errors import SnapshotError
+from fairwatch.metrics.findings import finding_id
+from fairwatch.metrics.snapshot import SCHEMA_VERSION
+from fairwatch.metrics.suppression import iter_tables, slice_key
 
 if TYPE_CHECKING:  # metrics.followup builds on this module's ids and move rule, so it is imported where used
-    from metrics.followup import FollowUp
+    from fairwatch.metrics.followup import FollowUp
 
 MOVE_RULE = ("a metric moved (clear) when the old and new 95% intervals do not overlap; it may have moved "
              "(possible) when they overlap but the new value is outside the old interval")
@@ -161,7 +161,7 @@ class SnapshotDiff:
             out += [f"  + {g}" for g in self.groups_added] + [f"  - {g}" for g in self.groups_removed]
         out += [f"table {c.sentence()}" for c in self.sections]
         if self.follow_up:
-            from metrics.followup import counts_line
+            from fairwatch.metrics.followup import counts_line
 
             out.append(f"follow-up of the old audit's findings and open questions: {len(self.follow_up)} "
                        f"({counts_line(self.follow_up)})")
@@ -173,7 +173,7 @@ class SnapshotDiff:
 
     def to_dict(self) -> dict[str, Any]:
         """The diff as JSON-ready data (`fairwatch diff --json`)."""
-        from metrics.followup import RULE as FOLLOW_UP_RULE
+        from fairwatch.metrics.followup import RULE as FOLLOW_UP_RULE
 
         return {
             "old_created": self.old_created, "new_created": self.new_created, "unchanged": self.unchanged,
@@ -318,7 +318,7 @@ def diff_snapshots(old: Mapping[str, Any], new: Mapping[str, Any]) -> SnapshotDi
     shares = _moves(_share_entries(old), _share_entries(new))
     moves = sorted(rates[0] + shares[0], key=lambda m: (m.strength != "clear", -abs(m.new_value - m.old_value)))
     compared, exp_clear, exp_possible = (a + b for a, b in zip(rates[1:], shares[1:]))
-    from metrics.followup import follow_up  # it imports this module (ids, move rule): imported here, not on top
+    from fairwatch.metrics.followup import follow_up  # it imports this module (ids, move rule): imported here, not on top
 
     return SnapshotDiff(
         old_created=old.get("created_at"), new_created=new.get("created_at"),

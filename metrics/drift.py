@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from metrics.errors import SpecError
-from metrics.groups import grouping_name, groupings, slice_label
-from metrics.intervals import bh_qvalues, wilson_interval
-from metrics.spec import AuditSpec
-from metrics.trends import WINDOW
+from fairwatch.metrics.errors import SpecError
+from fairwatch.metrics.groups import grouping_name, groupings, slice_label
+from fairwatch.metrics.intervals import bh_qvalues, wilson_interval
+from fairwatch.metrics.spec import AuditSpec
+from fairwatch.metrics.trends import WINDOW
 
 PSI_EPSILON = 1e-4
 

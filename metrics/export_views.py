@@ -8,9 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from metrics.diff import SnapshotDiff
-from metrics.errors import SnapshotError
-from metrics.formats import fmt_q
+from fairwatch.metrics.diff import SnapshotDiff
+from fairwatch.metrics.errors import SnapshotError
+from fairwatch.metrics.formats import fmt_q
 
 MAX_AUTHOR, MAX_NOTE = 120, 2000
 

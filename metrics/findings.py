@@ -7,12 +7,12 @@ from typing import Any
 
 import pandas as pd
 
-from metrics.diagnosis import diagnose
-from metrics.groups import slice_label
-from metrics.quality import QualityTable
-from metrics.slices import SliceTable, top_findings
-from metrics.spec import AuditSpec
-from metrics.suppression import slice_key
+from fairwatch.metrics.diagnosis import diagnose
+from fairwatch.metrics.groups import slice_label
+from fairwatch.metrics.quality import QualityTable
+from fairwatch.metrics.slices import SliceTable, top_findings
+from fairwatch.metrics.spec import AuditSpec
+from fairwatch.metrics.suppression import slice_key
 
 Slice = tuple[tuple[str, str], ...]
 NEED_ORDER = {"model": 0, "better_data": 1, "more_data": 2}

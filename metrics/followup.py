@@ -28,14 +28,14 @@ from typing import Any
 
 import pandas as pd
 
-from metrics.diagnosis import HIGHER_IS_WORSE, UNDECIDED, metric_text
-from metrics.formats import HEADLINE_METRICS
-from metrics.diff import FLAGGED, findings_of, moved_metric, record_id
-from metrics.findings import finding_id
-from metrics.groups import slice_label
-from metrics.redaction import redact_document
-from metrics.spec import AuditSpec, RowFilter
-from metrics.suppression import slice_key
+from fairwatch.metrics.diagnosis import HIGHER_IS_WORSE, UNDECIDED, metric_text
+from fairwatch.metrics.formats import HEADLINE_METRICS
+from fairwatch.metrics.diff import FLAGGED, findings_of, moved_metric, record_id
+from fairwatch.metrics.findings import finding_id
+from fairwatch.metrics.groups import slice_label
+from fairwatch.metrics.redaction import redact_document
+from fairwatch.metrics.spec import AuditSpec, RowFilter
+from fairwatch.metrics.suppression import slice_key
 
 STATUSES = ("resolved", "improved", "unchanged", "worse", "still_undecided")
 RULE = ("still_undecided: insufficient_data or inconclusive now; resolved: decided and not a gap now; worse: a "

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from metrics.errors import DataError
-from metrics.intervals import (
+from fairwatch.metrics.errors import DataError
+from fairwatch.metrics.intervals import (
     bh_qvalues,
     difference_interval,
     normal_interval,
@@ -32,8 +32,8 @@ from metrics.intervals import (
     two_proportion_pvalue,
     wilson_interval,
 )
-from metrics.scores import positives_negatives, score_cells, score_metrics, score_metrics_by_group
-from metrics.spec import AuditSpec
+from fairwatch.metrics.scores import positives_negatives, score_cells, score_metrics, score_metrics_by_group
+from fairwatch.metrics.spec import AuditSpec
 
 # name: (numerator cells, denominator cells) over the confusion matrix cells tn, fp, fn, tp.
 RATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metrics.privacy import personal_data_reason
+from fairwatch.metrics.privacy import personal_data_reason
 
 # Name fragments per role, most specific first. Matching is on lower-cased names split at non-letters.
 LABEL_NAMES = ("label", "y_true", "target", "outcome", "actual", "ground_truth", "truth", "repaid", "default",

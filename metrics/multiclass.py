@@ -21,12 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from metrics.errors import DataError
-from metrics.groups import GroupTable, _between_groups, _disparities, _Values, slice_label, verdicts
-from metrics.intervals import bh_qvalues, normal_interval, wilson_interval
-from metrics.outcomes import DataSummary, _normalised, _show, check_rows
-from metrics.spec import AuditSpec
-from metrics.task_tables import layout, long_rows, sum_rows
+from fairwatch.metrics.errors import DataError
+from fairwatch.metrics.groups import GroupTable, _between_groups, _disparities, _Values, slice_label, verdicts
+from fairwatch.metrics.intervals import bh_qvalues, normal_interval, wilson_interval
+from fairwatch.metrics.outcomes import DataSummary, _normalised, _show, check_rows
+from fairwatch.metrics.spec import AuditSpec
+from fairwatch.metrics.task_tables import layout, long_rows, sum_rows
 
 # More classes than this is a number or an id, not a set of classes.
 MAX_CLASSES = 50
@@ -181,7 +181,7 @@ def compute_multiclass_table(counts: MulticlassCounts, spec: AuditSpec) -> tuple
 
 def _confusion_records(lay, conf: np.ndarray, classes: tuple[str, ...]) -> pd.DataFrame:
     """One record per (group, true class, predicted class): the count and its share of the true class's rows."""
-    from metrics.groups import grouping_name
+    from fairwatch.metrics.groups import grouping_name
 
     k = len(classes)
     g, t, p = (a.ravel() for a in np.meshgrid(np.arange(lay.groups.size), np.arange(k), np.arange(k), indexing="ij"))

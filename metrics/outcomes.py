@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from metrics.errors import DataError
-from metrics.spec import AuditSpec
+from fairwatch.metrics.errors import DataError
+from fairwatch.metrics.spec import AuditSpec
 
 _TRUE = {"1", "true", "t", "yes", "y"}
 _FALSE = {"0", "false", "f", "no", "n"}

@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from metrics.formats import (HEADLINE_METRICS, REGRESSION_METRICS, explain,
+from fairwatch.metrics.formats import (HEADLINE_METRICS, REGRESSION_METRICS, explain,
                              fmt_num, fmt_pct, fmt_q, fmt_ratio, is_missing)
-from metrics.groups import slice_label
-from metrics.intervals import CONFIDENCE, difference_interval, ratio_interval
-from metrics.outcomes import DataSummary, positive_text
-from metrics.spec import AuditSpec, Policy
-from metrics.trends import TrendTable
+from fairwatch.metrics.groups import slice_label
+from fairwatch.metrics.intervals import CONFIDENCE, difference_interval, ratio_interval
+from fairwatch.metrics.outcomes import DataSummary, positive_text
+from fairwatch.metrics.spec import AuditSpec, Policy
+from fairwatch.metrics.trends import TrendTable
 
 STATUS_LABELS = {"meets": "meets policy", "fails": "fails policy", "cannot_judge": "cannot be judged"}
 VERDICT_LABELS = {

@@ -38,12 +38,12 @@ from typing import Any
 
 import pandas as pd
 
-from metrics.diagnosis import metric_text
-from metrics.errors import DataError
-from metrics.groups import slice_label
-from metrics.intervals import wilson_interval
-from metrics.quality import LABEL_ERRORS
-from metrics.snapshot import AuditSnapshot, clean
+from fairwatch.metrics.diagnosis import metric_text
+from fairwatch.metrics.errors import DataError
+from fairwatch.metrics.groups import slice_label
+from fairwatch.metrics.intervals import wilson_interval
+from fairwatch.metrics.quality import LABEL_ERRORS
+from fairwatch.metrics.snapshot import AuditSnapshot, clean
 
 Slice = tuple[tuple[str, str], ...]
 

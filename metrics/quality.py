@@ -35,10 +35,10 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from metrics.groups import slice_label
-from metrics.intervals import bh_qvalues, two_proportion_pvalue, wilson_interval
-from metrics.slices import material
-from metrics.spec import AuditSpec
+from fairwatch.metrics.groups import slice_label
+from fairwatch.metrics.intervals import bh_qvalues, two_proportion_pvalue, wilson_interval
+from fairwatch.metrics.slices import material
+from fairwatch.metrics.spec import AuditSpec
 
 Slice = tuple[tuple[str, str], ...]
 

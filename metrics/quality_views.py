@@ -11,14 +11,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from metrics.charts import SLICE_COLOUR, group_colours
-from metrics.groups import slice_label
-from metrics.formats import fmt_pct, fmt_q, fmt_ratio
-from metrics.quality import (CONFLICTS, LABEL_ERRORS, LABEL_ERRORS_NEG, LABEL_ERRORS_POS, MISSING_ANY, MISSING_COLUMN,
+from fairwatch.metrics.charts import SLICE_COLOUR, group_colours
+from fairwatch.metrics.groups import slice_label
+from fairwatch.metrics.formats import fmt_pct, fmt_q, fmt_ratio
+from fairwatch.metrics.quality import (CONFLICTS, LABEL_ERRORS, LABEL_ERRORS_NEG, LABEL_ERRORS_POS, MISSING_ANY, MISSING_COLUMN,
                              NEED_SIGNALS, QualityTable, describe_signal)
-from metrics.slice_views import interval_text, versus_frame
-from metrics.spec import AuditSpec
-from metrics.text import md_escape
+from fairwatch.metrics.slice_views import interval_text, versus_frame
+from fairwatch.metrics.spec import AuditSpec
+from fairwatch.metrics.text import md_escape
 
 HEADLINE_SIGNALS = (MISSING_ANY, CONFLICTS, LABEL_ERRORS)
 DETAIL_SIGNALS = (MISSING_COLUMN, LABEL_ERRORS_NEG, LABEL_ERRORS_POS)

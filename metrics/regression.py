@@ -34,12 +34,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from metrics.groups import GroupTable, _between_groups, _Values, grouping_name, groupings, slice_label, verdicts
-from metrics.intervals import CONFIDENCE, bh_qvalues
-from metrics.outcomes import DataSummary, check_rows
-from metrics.spec import AuditSpec
-from metrics.errors import DataError
-from metrics.task_tables import Layout, layout, long_rows, sum_rows
+from fairwatch.metrics.groups import GroupTable, _between_groups, _Values, grouping_name, groupings, slice_label, verdicts
+from fairwatch.metrics.intervals import CONFIDENCE, bh_qvalues
+from fairwatch.metrics.outcomes import DataSummary, check_rows
+from fairwatch.metrics.spec import AuditSpec
+from fairwatch.metrics.errors import DataError
+from fairwatch.metrics.task_tables import Layout, layout, long_rows, sum_rows
 
 METRICS = ("mean_prediction", "mean_label", "mean_error", "mean_absolute_error", "mean_squared_error",
            "root_mean_squared_error", "r2_score", "mean_overprediction", "mean_underprediction")

@@ -18,9 +18,9 @@ from typing import Any
 
 import pandas as pd
 
-from metrics.formats import (HEADLINE_METRICS, METRIC_EXPLANATIONS, MISSING, TASK_HEADLINES, fmt_num, fmt_pct, fmt_q,
+from fairwatch.metrics.formats import (HEADLINE_METRICS, METRIC_EXPLANATIONS, MISSING, TASK_HEADLINES, fmt_num, fmt_pct, fmt_q,
                              fmt_ratio, metric_label, metric_meaning)
-from metrics.suppression import KNOWN_TABLES, iter_tables, slice_text
+from fairwatch.metrics.suppression import KNOWN_TABLES, iter_tables, slice_text
 
 PERCENT_METRICS = frozenset({"base_rate", "selection_rate", "accuracy", "true_positive_rate", "false_negative_rate",
                              "false_positive_rate", "true_negative_rate", "precision", "false_discovery_rate",

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from metrics.groups import grouping_name, groupings, slice_label
-from metrics.intervals import wilson_interval
-from metrics.spec import AuditSpec
+from fairwatch.metrics.groups import grouping_name, groupings, slice_label
+from fairwatch.metrics.intervals import wilson_interval
+from fairwatch.metrics.spec import AuditSpec
 
 
 def compute_representation(population: pd.DataFrame, spec: AuditSpec) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -20,11 +20,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from metrics.errors import AccessConfigError
-from metrics.suppression import hidden_groups, slice_key
+from fairwatch.metrics.errors import AccessConfigError
+from fairwatch.metrics.suppression import hidden_groups, slice_key
 
 if TYPE_CHECKING:  # pandas and the audit types load only where a snapshot is filtered (keeps `fairwatch serve` quick)
-    from metrics.snapshot import AuditSnapshot
+    from fairwatch.metrics.snapshot import AuditSnapshot
 
 ROLES: tuple[str, ...] = ("viewer", "analyst", "auditor")
 LOCAL_ROLE = "auditor"

@@ -19,20 +19,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metrics.diagnosis import diagnose, metric_text
-from metrics.errors import DataError
-from metrics.findings import Finding
-from metrics.groups import compute_group_table, confusion_by_group, slice_label
-from metrics.intervals import wilson_interval
-from metrics.outcomes import binarize, normalise_value, positive_set
-from metrics.formats import HEADLINE_METRICS, fmt_pct, fmt_q
-from metrics.overview import NEED_LABELS, VERDICT_LABELS
-from metrics.quality import QualityTable
-from metrics.slices import COUNT_COLUMNS, SIGNAL_DESCRIPTIONS, SliceCounts, SliceTable, find_slices, material
-from metrics.snapshot import AuditSnapshot
-from metrics.spec import AuditSpec
-from metrics.text import md_escape
-from metrics.views import estimate_text, metric_label
+from fairwatch.metrics.diagnosis import diagnose, metric_text
+from fairwatch.metrics.errors import DataError
+from fairwatch.metrics.findings import Finding
+from fairwatch.metrics.groups import compute_group_table, confusion_by_group, slice_label
+from fairwatch.metrics.intervals import wilson_interval
+from fairwatch.metrics.outcomes import binarize, normalise_value, positive_set
+from fairwatch.metrics.formats import HEADLINE_METRICS, fmt_pct, fmt_q
+from fairwatch.metrics.overview import NEED_LABELS, VERDICT_LABELS
+from fairwatch.metrics.quality import QualityTable
+from fairwatch.metrics.slices import COUNT_COLUMNS, SIGNAL_DESCRIPTIONS, SliceCounts, SliceTable, find_slices, material
+from fairwatch.metrics.snapshot import AuditSnapshot
+from fairwatch.metrics.spec import AuditSpec
+from fairwatch.metrics.text import md_escape
+from fairwatch.metrics.views import estimate_text, metric_label
 
 Slice = tuple[tuple[str, str], ...]
 SIDE = "rows"

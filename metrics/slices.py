@@ -52,9 +52,9 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.proportion import test_proportions_2indep
 
-from metrics.groups import slice_label
-from metrics.intervals import CONFIDENCE, difference_interval, wilson_interval
-from metrics.spec import AuditSpec
+from fairwatch.metrics.groups import slice_label
+from fairwatch.metrics.intervals import CONFIDENCE, difference_interval, wilson_interval
+from fairwatch.metrics.spec import AuditSpec
 
 Slice = tuple[tuple[str, str], ...]
 

@@ -8,18 +8,18 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from metrics.findings import Finding
-from metrics.groups import GroupTable
-from metrics.multiclass import MulticlassResult
-from metrics.regression import RegressionResult
-from metrics.outcomes import DataSummary
-from metrics.quality import QualityTable
-from metrics.slices import SliceTable
-from metrics.spec import AuditSpec, RowFilter
+from fairwatch.metrics.findings import Finding
+from fairwatch.metrics.groups import GroupTable
+from fairwatch.metrics.multiclass import MulticlassResult
+from fairwatch.metrics.regression import RegressionResult
+from fairwatch.metrics.outcomes import DataSummary
+from fairwatch.metrics.quality import QualityTable
+from fairwatch.metrics.slices import SliceTable
+from fairwatch.metrics.spec import AuditSpec, RowFilter
 
 if TYPE_CHECKING:  # metrics.plan reads snapshots, so the import only serves the type checker
-    from metrics.plan import DataPlan
-    from metrics.whatif_result import WhatIfResult
+    from fairwatch.metrics.plan import DataPlan
+    from fairwatch.metrics.whatif_result import WhatIfResult
 
 SCHEMA_VERSION = 1
 # Slices listed as real but small (significant, inside the band) in snapshot.json, best score first.

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from metrics.errors import SpecError
-from metrics.redaction import redact_secrets
+from fairwatch.metrics.errors import SpecError
+from fairwatch.metrics.redaction import redact_secrets
 
 ERROR_SIGNALS = ("misclassification", "false_negative", "false_positive", "score_loss")
 # What the model outputs: a yes/no decision, a number, or one class of several.
@@ -439,7 +439,7 @@ def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
         if spec.time is None:
             raise SpecError("[alerts] rules are checked per time window: set [columns] time (or {field})", field="time")
         # Imported here: metrics.alerts imports this module.
-        from metrics.alerts import parse_rules
+        from fairwatch.metrics.alerts import parse_rules
 
         parse_rules(spec.alerts.rules, spec)
     return spec

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from metrics.groups import (
+from fairwatch.metrics.groups import (
     _Finest,
     _Groups,
     _long_frame,
@@ -23,7 +23,7 @@ from metrics.groups import (
     groupings,
     reference_groups,
 )
-from metrics.spec import AuditSpec
+from fairwatch.metrics.spec import AuditSpec
 
 
 @dataclass(frozen=True)

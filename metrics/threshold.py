@@ -13,9 +13,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from metrics.groups import slice_label
-from metrics.intervals import wilson_interval
-from metrics.outcomes import normalise_value, positive_set
+from fairwatch.metrics.groups import slice_label
+from fairwatch.metrics.intervals import wilson_interval
+from fairwatch.metrics.outcomes import normalise_value, positive_set
 
 # Scores sitting exactly on a grid edge must land in the bucket that starts there, despite float error.
 EDGE_EPS = 1e-9

@@ -14,13 +14,13 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from metrics.alerts import CheckResult
-from metrics.groups import grouping_name, groupings
-from metrics.intervals import wilson_interval
-from metrics.formats import fmt_pct, fmt_q
-from metrics.overview import shown_rows, window_text
-from metrics.spec import AuditSpec
-from metrics.views import estimate_text, groupings_shown, metric_label, too_few
+from fairwatch.metrics.alerts import CheckResult
+from fairwatch.metrics.groups import grouping_name, groupings
+from fairwatch.metrics.intervals import wilson_interval
+from fairwatch.metrics.formats import fmt_pct, fmt_q
+from fairwatch.metrics.overview import shown_rows, window_text
+from fairwatch.metrics.spec import AuditSpec
+from fairwatch.metrics.views import estimate_text, groupings_shown, metric_label, too_few
 
 GRAIN_CHOICES = ("auto", "day", "week", "month")
 # Common reading of the population stability index (metrics/drift.py).

@@ -17,9 +17,9 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 
-from metrics.errors import SpecError
+from fairwatch.metrics.errors import SpecError
 # Private helpers of the audit engine, reused so a window's numbers cannot drift from an audit's.
-from metrics.groups import (
+from fairwatch.metrics.groups import (
     metric_rows,
     reference_slice,
     wide_table,
@@ -28,8 +28,8 @@ from metrics.groups import (
     reference_groups,
     slice_label,
 )
-from metrics.outcomes import Outcomes, binarize
-from metrics.spec import AuditSpec
+from fairwatch.metrics.outcomes import Outcomes, binarize
+from fairwatch.metrics.spec import AuditSpec
 
 # Key columns added in front of the sensitive features in the counts; underscored so they cannot
 # collide with a source column that the spec names as a sensitive feature.

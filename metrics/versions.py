@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from metrics.errors import SpecError
-from metrics.groups import DESCRIPTIVE, LOWER_IS_BETTER, RATES
-from metrics.intervals import bh_qvalues, difference_interval, two_proportion_pvalue
-from metrics.spec import AuditSpec
-from metrics.trends import VERSION, keyed_metric_rows
+from fairwatch.metrics.errors import SpecError
+from fairwatch.metrics.groups import DESCRIPTIVE, LOWER_IS_BETTER, RATES
+from fairwatch.metrics.intervals import bh_qvalues, difference_interval, two_proportion_pvalue
+from fairwatch.metrics.spec import AuditSpec
+from fairwatch.metrics.trends import VERSION, keyed_metric_rows
 
 # Metrics whose change is neither better nor worse for a group.
 NEUTRAL = frozenset({"selection_rate"})

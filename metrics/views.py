@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metrics.formats import fmt_num, fmt_q, headline_metrics, metric_label
-from metrics.groups import metric_names
-from metrics.overview import VERDICT_LABELS, grouping_features, shown_rows, supported_metrics
+from fairwatch.metrics.formats import fmt_num, fmt_q, headline_metrics, metric_label
+from fairwatch.metrics.groups import metric_names
+from fairwatch.metrics.overview import VERDICT_LABELS, grouping_features, shown_rows, supported_metrics
 
 
 def too_few(n: int) -> str:

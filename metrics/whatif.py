@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from metrics.errors import FairwatchError, SpecError
-from metrics.groups import slice_label
-from metrics.intervals import wilson_interval
+from fairwatch.metrics.errors import FairwatchError, SpecError
+from fairwatch.metrics.groups import slice_label
+from fairwatch.metrics.intervals import wilson_interval
 
 SIMPLE_CONSTRAINTS = {
     "demographic_parity": "selection_rate",
@@ -192,7 +192,7 @@ def whatif_cells(scores: pd.DataFrame, features: Sequence[str], positive_label: 
     decision is pred_raw == positive_prediction, or score >= threshold when the spec decides from the
     score. Every (group, score, y_true, y_pred) appears once.
     """
-    from metrics.outcomes import normalise_value  # kept local: outcomes imports nothing from here
+    from fairwatch.metrics.outcomes import normalise_value  # kept local: outcomes imports nothing from here
 
     cols = list(features)
     frame = scores[[*cols, "score", "n"]].copy()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from metrics.whatif import (
+from fairwatch.metrics.whatif import (
     POLICY_FORMAT,
     RATE_NAMES,
     SIMPLE_CONSTRAINTS,
@@ -38,7 +38,7 @@ def split_ranges(first: pd.Timestamp, last: pd.Timestamp, row_filter, grain: str
     """
     from dataclasses import replace
 
-    from metrics.trends import choose_grain, window_floor
+    from fairwatch.metrics.trends import choose_grain, window_floor
 
     grain = choose_grain(first, last, grain)
     latest = window_floor(last, grain)
@@ -95,8 +95,8 @@ def evaluate_range(fit: WhatIfFit, cells: pd.DataFrame, spec, features: Sequence
     """Rates with intervals, objective, changed decisions, gap and the Overview's verdict, today and what-if."""
     from dataclasses import replace
 
-    from metrics.groups import compute_group_table
-    from metrics.overview import feature_verdicts
+    from fairwatch.metrics.groups import compute_group_table
+    from fairwatch.metrics.overview import feature_verdicts
 
     min_support = spec.policy.min_support
     applied = apply_rules(cells, fit)
@@ -314,7 +314,7 @@ def changes_table(r: RangeResult) -> pd.DataFrame:
 
 def verdict_lines(r: RangeResult) -> tuple[str, ...]:
     """'race_ethnicity: fails policy today → meets policy with the what-if' per feature."""
-    from metrics.overview import STATUS_LABELS
+    from fairwatch.metrics.overview import STATUS_LABELS
 
     return tuple(f"{a.feature}: {STATUS_LABELS[a.status]} today → {STATUS_LABELS[b.status]} with the what-if"
                  for a, b in zip(r.verdict_today, r.verdict_whatif))

@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from connectors.config import spec_to_toml
-from pages.components.auth import md, shown_paths
-from pages.components.frame import PageContext, guard, run_page
-from pages.components.source_form import mapping_form, pick_source, reference_form, save_form, show_flash
-from pages.components.state import config_name
+from fairwatch.connectors.config import spec_to_toml
+from fairwatch.pages.components.auth import md, shown_paths
+from fairwatch.pages.components.frame import PageContext, guard, run_page
+from fairwatch.pages.components.source_form import mapping_form, pick_source, reference_form, save_form, show_flash
+from fairwatch.pages.components.state import config_name
 
 
 def draw(ctx: PageContext) -> None:

@@ -2,14 +2,14 @@
 
 import streamlit as st
 
-from metrics.charts import confusion_heatmap, disparity_chart, histogram_chart, rate_chart
-from metrics.overview import task_scope_note
-from metrics.views import (confusion_cells, disparity_points, groupings_shown, histogram_cells, masked_groups,
+from fairwatch.metrics.charts import confusion_heatmap, disparity_chart, histogram_chart, rate_chart
+from fairwatch.metrics.overview import task_scope_note
+from fairwatch.metrics.views import (confusion_cells, disparity_points, groupings_shown, histogram_cells, masked_groups,
                            metric_label, metric_table, performance_metrics, rate_points)
-from pages.components.auth import md
-from pages.components.frame import PageContext, run_page, show_chart, show_table
-from pages.components.threshold_view import render_threshold_explorer
-from pages.components.whatif_view import render_whatif
+from fairwatch.pages.components.auth import md
+from fairwatch.pages.components.frame import PageContext, run_page, show_chart, show_table
+from fairwatch.pages.components.threshold_view import render_threshold_explorer
+from fairwatch.pages.components.whatif_view import render_whatif
 
 
 def render_task_distributions(snap, grouping: str, groups: list[str]) -> None:

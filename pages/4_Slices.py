@@ -2,13 +2,13 @@
 
 import streamlit as st
 
-from metrics.plan import plan_places
-from metrics.slice_views import findings_table, inconclusive_table, search_caption, small_table
-from pages.components.auth import md
-from pages.components.frame import PageContext, guard, run_page, show_table
-from pages.components.loaders import stamp_of
-from pages.components.plan_view import chosen_budget, load_plan
-from pages.components.slice_view import FINDING_COLUMNS, need_filter, pick_slice, render_drilldown
+from fairwatch.metrics.plan import plan_places
+from fairwatch.metrics.slice_views import findings_table, inconclusive_table, search_caption, small_table
+from fairwatch.pages.components.auth import md
+from fairwatch.pages.components.frame import PageContext, guard, run_page, show_table
+from fairwatch.pages.components.loaders import stamp_of
+from fairwatch.pages.components.plan_view import chosen_budget, load_plan
+from fairwatch.pages.components.slice_view import FINDING_COLUMNS, need_filter, pick_slice, render_drilldown
 
 
 def draw(ctx: PageContext) -> None:

@@ -2,13 +2,13 @@
 
 import streamlit as st
 
-from metrics.charts import REST_COLOUR, versus_chart
-from metrics.quality_views import (DETAIL_SIGNALS, FINDINGS_SCOPE, HEADLINE_SIGNALS, fire_rule, fired_lines,
+from fairwatch.metrics.charts import REST_COLOUR, versus_chart
+from fairwatch.metrics.quality_views import (DETAIL_SIGNALS, FINDINGS_SCOPE, HEADLINE_SIGNALS, fire_rule, fired_lines,
                                    label_rule_text, quality_points, quality_rows, quality_scopes, quality_table,
                                    scope_colours, scope_slices)
-from pages.components.auth import md
-from pages.components.frame import PageContext, run_page, show_chart, show_table
-from pages.components.slice_view import QUALITY_COLUMNS
+from fairwatch.pages.components.auth import md
+from fairwatch.pages.components.frame import PageContext, run_page, show_chart, show_table
+from fairwatch.pages.components.slice_view import QUALITY_COLUMNS
 
 
 def draw(ctx: PageContext) -> None:

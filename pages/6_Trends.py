@@ -2,14 +2,14 @@
 
 import streamlit as st
 
-from metrics.groups import metric_names
-from metrics.overview import HEADLINE_METRICS
-from metrics.trend_views import GRAIN_CHOICES, grain_arg, grain_caption, trend_groupings
-from metrics.views import metric_label
-from pages.components.auth import md
-from pages.components.frame import PageContext, guard, run_page
-from pages.components.loaders import load_trends, stamp_of
-from pages.components.trends_view import (render_alerts, render_coverage, render_drift, render_metric_trends,
+from fairwatch.metrics.groups import metric_names
+from fairwatch.metrics.overview import HEADLINE_METRICS
+from fairwatch.metrics.trend_views import GRAIN_CHOICES, grain_arg, grain_caption, trend_groupings
+from fairwatch.metrics.views import metric_label
+from fairwatch.pages.components.auth import md
+from fairwatch.pages.components.frame import PageContext, guard, run_page
+from fairwatch.pages.components.loaders import load_trends, stamp_of
+from fairwatch.pages.components.trends_view import (render_alerts, render_coverage, render_drift, render_metric_trends,
                                           render_versions)
 
 

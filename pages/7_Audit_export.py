@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from connectors.snapshot_store import SNAPSHOT_DIR_ENV, list_history, snapshot_dir
-from pages.components.export_view import (render_diff, render_downloads, render_history, render_snapshot_form,
+from fairwatch.connectors.snapshot_store import SNAPSHOT_DIR_ENV, list_history, snapshot_dir
+from fairwatch.pages.components.export_view import (render_diff, render_downloads, render_history, render_snapshot_form,
                                           render_verify, render_verify_upload)
-from pages.components.auth import md
-from pages.components.frame import PageContext, guard, run_page
+from fairwatch.pages.components.auth import md
+from fairwatch.pages.components.frame import PageContext, guard, run_page
 
 
 def draw(ctx: PageContext) -> None:

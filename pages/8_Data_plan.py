@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from metrics.plan import allocation_chart
-from pages.components.auth import md
-from pages.components.frame import PageContext, run_page, show_chart, show_table
-from pages.components.loaders import stamp_of
-from pages.components.plan_view import (DEFAULT_BUDGET, PLAN_COLUMNS, load_plan, load_queue, remember_budget,
+from fairwatch.metrics.plan import allocation_chart
+from fairwatch.pages.components.auth import md
+from fairwatch.pages.components.frame import PageContext, run_page, show_chart, show_table
+from fairwatch.pages.components.loaders import stamp_of
+from fairwatch.pages.components.plan_view import (DEFAULT_BUDGET, PLAN_COLUMNS, load_plan, load_queue, remember_budget,
                                         render_downloads, show_queue_rows)
 
 

@@ -5,9 +5,9 @@ import json
 import pandas as pd
 import streamlit as st
 
-from connectors.access import read_access_log, verify_access_log
-from pages.components.auth import access_config, md
-from pages.components.frame import PageContext, run_page, show_table
+from fairwatch.connectors.access import read_access_log, verify_access_log
+from fairwatch.pages.components.auth import access_config, md
+from fairwatch.pages.components.frame import PageContext, run_page, show_table
 
 SHOWN = 1000
 

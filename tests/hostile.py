@@ -32,8 +32,8 @@ def write_hostile_log(folder: Path, rows: int = 6000, seed: int = 7) -> Path:
     The LINK group gets three times the false-negative rate and the LATEX feature value a worse error rate,
     so that the verdicts, the plain-language summary and the slice findings all name them.
     """
-    from connectors.config import write_config
-    from metrics.spec import parse_spec
+    from fairwatch.connectors.config import write_config
+    from fairwatch.metrics.spec import parse_spec
 
     rng = np.random.default_rng(seed)
     group = rng.choice(len(GROUPS), rows, p=[0.45, 0.35, 0.20])

@@ -18,11 +18,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.util import patch_config_options
 
-from connectors.access import (ACCESS_CONFIG_ENV, ACCESS_LOG_ENV, GENESIS, AccessLogError, auth_settings,
+from fairwatch.connectors.access import (ACCESS_CONFIG_ENV, ACCESS_LOG_ENV, GENESIS, AccessLogError, auth_settings,
                                check_provider, load_access_config, read_access_log, record_access,
                                verify_access_log)
-from metrics.roles import AccessConfigError
-from metrics.text import md_unescape
+from fairwatch.metrics.roles import AccessConfigError
+from fairwatch.metrics.text import md_unescape
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -54,7 +54,7 @@ def test_the_access_config_is_read_with_the_log_beside_it(tmp_path, monkeypatch)
 
 def test_no_access_config_means_no_roles_but_a_named_missing_one_is_an_error(tmp_path, monkeypatch):
     monkeypatch.delenv(ACCESS_CONFIG_ENV, raising=False)
-    monkeypatch.setattr("connectors.access.DEFAULT_ACCESS_CONFIG", tmp_path / "absent.toml")
+    monkeypatch.setattr("fairwatch.connectors.access.DEFAULT_ACCESS_CONFIG", tmp_path / "absent.toml")
     assert load_access_config().rules.empty
     with pytest.raises(AccessConfigError, match="access config not found: .*absent.toml; create it"):
         load_access_config(tmp_path / "absent.toml")
@@ -212,9 +212,9 @@ def test_actions_are_short_words():
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory) -> Path:
     """A 20k-row demo with its config."""
-    from connectors.config import write_config
-    from connectors.demo import DEMO_CONFIG, write_demo
-    from metrics.spec import SourceSpec, parse_spec
+    from fairwatch.connectors.config import write_config
+    from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
+    from fairwatch.metrics.spec import SourceSpec, parse_spec
 
     folder = tmp_path_factory.mktemp("access-data")
     write_demo(folder / "demo.duckdb", rows=20_000)
@@ -349,10 +349,10 @@ def _pages_script() -> None:
     """An AppTest script: log an access and a logged download as the local user, then show the records."""
     import streamlit as st
 
-    from connectors.access import read_access_log
-    from metrics.errors import FairwatchError
-    from metrics.roles import local_principal
-    from pages.components.auth import PRINCIPAL, access_config, log_access, logged
+    from fairwatch.connectors.access import read_access_log
+    from fairwatch.metrics.errors import FairwatchError
+    from fairwatch.metrics.roles import local_principal
+    from fairwatch.pages.components.auth import PRINCIPAL, access_config, log_access, logged
 
     st.session_state[PRINCIPAL] = local_principal("ana")
     try:
@@ -388,10 +388,10 @@ def test_when_the_log_cannot_be_written_nothing_is_shown(env, tmp_path, monkeypa
 @pytest.fixture(scope="module")
 def smallest_group(demo_dir) -> tuple[str, str, int]:
     """(grouping, label, n) of the demo's smallest two-feature group: one an export withholds."""
-    from connectors.audit import run_audit
-    from connectors.config import load_spec
-    from connectors.source import open_source
-    from metrics.spec import RowFilter
+    from fairwatch.connectors.audit import run_audit
+    from fairwatch.connectors.config import load_spec
+    from fairwatch.connectors.source import open_source
+    from fairwatch.metrics.spec import RowFilter
 
     spec = load_spec(demo_dir / "fairwatch.toml")
     src = open_source(spec.source)
@@ -444,7 +444,7 @@ def test_the_menu_lists_only_the_pages_of_the_role(env):
     """Streamlit's own menu is off (.streamlit/config.toml); the gate links the role's pages only."""
     from streamlit import config as st_config
 
-    from metrics.roles import visible_pages
+    from fairwatch.metrics.roles import visible_pages
 
     assert st_config.get_option("client.showSidebarNavigation") is False
     for who, role in ((CAROL, "viewer"), (BOB, "analyst"), (ALICE, "auditor")):
@@ -473,8 +473,8 @@ def downloads(monkeypatch) -> dict:
 
 
 def test_a_snapshot_records_the_signed_in_author_and_every_export_is_logged(env, tmp_path, monkeypatch, downloads):
-    from connectors.export import load_snapshot
-    from connectors.snapshot_store import SNAPSHOT_DIR_ENV
+    from fairwatch.connectors.export import load_snapshot
+    from fairwatch.connectors.snapshot_store import SNAPSHOT_DIR_ENV
 
     history = tmp_path / "snapshots"
     monkeypatch.setenv(SNAPSHOT_DIR_ENV, str(history))

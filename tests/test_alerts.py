@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.monitor import run_check
-from connectors.source import open_frame
-from metrics.alerts import FindingIds, Rule, evaluation_period, parse_rule, parse_rules
-from metrics.errors import SpecError
+from fairwatch.connectors.monitor import run_check
+from fairwatch.connectors.source import open_frame
+from fairwatch.metrics.alerts import FindingIds, Rule, evaluation_period, parse_rule, parse_rules
+from fairwatch.metrics.errors import SpecError
 # demo_spec is a module-scoped fixture: imported, it still writes one demo per module.
 from tests.test_trends import demo_spec, frame_spec  # noqa: F401
 

@@ -19,7 +19,7 @@ import pytest
 import fairwatch
 import fairwatch.api
 from fairwatch.api import Audit
-from metrics.errors import FairwatchError, SourceError, SpecError
+from fairwatch.metrics.errors import FairwatchError, SourceError, SpecError
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPAS = "compas/compas-scores-two-years.csv"
@@ -64,7 +64,7 @@ def test_to_dict_is_the_saved_snapshot(tmp_path):
     doc = result.to_dict()
     doc["groups"].clear()
     assert result.to_dict() == saved
-    from connectors.export import verify
+    from fairwatch.connectors.export import verify
 
     assert verify(folder).intact
     with pytest.raises(FairwatchError, match="never overwritten"):

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from connectors.demo import write_demo
-from metrics.text import md_unescape
+from fairwatch.connectors.demo import write_demo
+from fairwatch.metrics.text import md_unescape
 from tests.test_app import APP, _clean, _metric
 
 ROWS = 600
@@ -48,8 +48,8 @@ def app(folder, monkeypatch) -> AppTest:
     """The app on the demo (the start-up spec), with people.csv waiting in the data folder."""
     monkeypatch.setenv("FAIRWATCH_DATA_DIR", str(folder))
     monkeypatch.delenv("FAIRWATCH_CONFIG", raising=False)
-    monkeypatch.setattr("connectors.datapaths.demo_path", lambda: folder / "demo.duckdb")
-    monkeypatch.setattr("connectors.active.demo_path", lambda: folder / "demo.duckdb")
+    monkeypatch.setattr("fairwatch.connectors.datapaths.demo_path", lambda: folder / "demo.duckdb")
+    monkeypatch.setattr("fairwatch.connectors.active.demo_path", lambda: folder / "demo.duckdb")
     return AppTest.from_file(APP, default_timeout=90)
 
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from connectors.active import default_spec
-from connectors.audit import run_audit
-from connectors.export import export_snapshot, load_snapshot
-from connectors.snapshot_store import SNAPSHOT_DIR_ENV
-from connectors.source import open_source
-from metrics.followup import STATUSES, follow_up
-from metrics.spec import RowFilter
-from metrics.text import md_unescape
+from fairwatch.connectors.active import default_spec
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.export import export_snapshot, load_snapshot
+from fairwatch.connectors.snapshot_store import SNAPSHOT_DIR_ENV
+from fairwatch.connectors.source import open_source
+from fairwatch.metrics.followup import STATUSES, follow_up
+from fairwatch.metrics.spec import RowFilter
+from fairwatch.metrics.text import md_unescape
 from tests.test_app import APP, _clean, demo_dir, env  # noqa: F401 - fixtures shared with the other page tests
 from tests.test_app_slices import _board
 

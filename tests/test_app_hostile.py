@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from connectors.access import ACCESS_CONFIG_ENV, ACCESS_LOG_ENV
-from metrics.roles import PAGES, visible_pages
-from metrics.text import md_escape
+from fairwatch.connectors.access import ACCESS_CONFIG_ENV, ACCESS_LOG_ENV
+from fairwatch.metrics.roles import PAGES, visible_pages
+from fairwatch.metrics.text import md_escape
 from tests.hostile import CONFIG_LINK, HOST, STRINGS, write_hostile_log
 
 markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py is not installed (pip install -e '.[test]')")

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from connectors.config import load_spec, write_config
-from metrics.overview import STEADY, Disparity, coverage_arrow, gap_arrow, window_text
-from metrics.spec import parse_spec
-from metrics.charts import trend_chart
-from metrics.trend_views import trend_points
-from metrics.text import md_unescape
+from fairwatch.connectors.config import load_spec, write_config
+from fairwatch.metrics.overview import STEADY, Disparity, coverage_arrow, gap_arrow, window_text
+from fairwatch.metrics.spec import parse_spec
+from fairwatch.metrics.charts import trend_chart
+from fairwatch.metrics.trend_views import trend_points
+from fairwatch.metrics.text import md_unescape
 from tests.test_app import ROOT, _app, _clean, demo_dir, env  # noqa: F401 - fixtures shared with the other page tests
 
 PAGE = "pages/6_Trends.py"
@@ -177,12 +177,12 @@ def test_trend_chart_breaks_lines_at_gaps_and_every_mark_tells_n():
 def test_arrows_from_the_gap_grouping_alone_equal_those_from_every_grouping(demo_dir):  # noqa: F811
     """The Overview counts only the largest gap's features per window: its arrows equal the full trend table's,
     for every one of the demo's worst gaps (single features and intersections)."""
-    from connectors.audit import run_audit
-    from connectors.config import load_spec
-    from connectors.monitor import run_trends
-    from connectors.source import open_source
-    from metrics.overview import arrow_spec, trend_arrows, worst_disparities
-    from metrics.spec import RowFilter
+    from fairwatch.connectors.audit import run_audit
+    from fairwatch.connectors.config import load_spec
+    from fairwatch.connectors.monitor import run_trends
+    from fairwatch.connectors.source import open_source
+    from fairwatch.metrics.overview import arrow_spec, trend_arrows, worst_disparities
+    from fairwatch.metrics.spec import RowFilter
 
     spec = load_spec(demo_dir / "fairwatch.toml")
     src = open_source(spec.source)

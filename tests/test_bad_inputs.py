@@ -19,14 +19,14 @@ import pyarrow.parquet as pq
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cli import main
-from connectors.datapaths import max_upload_bytes, safe_data_path, save_upload
-from connectors.demo import write_demo
-from connectors.source import open_source
-from connectors.audit import run_audit
-from metrics.errors import DataError, FairwatchError, SourceError
-from metrics.spec import RowFilter, parse_spec
-from metrics.text import md_unescape
+from fairwatch.cli import main
+from fairwatch.connectors.datapaths import max_upload_bytes, safe_data_path, save_upload
+from fairwatch.connectors.demo import write_demo
+from fairwatch.connectors.source import open_source
+from fairwatch.connectors.audit import run_audit
+from fairwatch.metrics.errors import DataError, FairwatchError, SourceError
+from fairwatch.metrics.spec import RowFilter, parse_spec
+from fairwatch.metrics.text import md_unescape
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 60

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.audit import run_audit
-from connectors.source import open_frame
-from metrics import charts
-from metrics.overview import HEADLINE_METRICS, worst_disparities
-from metrics.spec import parse_spec
-from metrics.threshold import threshold_curves
-from metrics.views import (disparity_points, fit_tests_table, groupings_shown, intersection_cells, masked_groups,
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.source import open_frame
+from fairwatch.metrics import charts
+from fairwatch.metrics.overview import HEADLINE_METRICS, worst_disparities
+from fairwatch.metrics.spec import parse_spec
+from fairwatch.metrics.threshold import threshold_curves
+from fairwatch.metrics.views import (disparity_points, fit_tests_table, groupings_shown, intersection_cells, masked_groups,
                            metric_table, rate_points, representation_table, share_points, worst_points, worst_table)
 
 

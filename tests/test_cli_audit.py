@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from fairlearn.metrics import MetricFrame, false_negative_rate, false_positive_rate, selection_rate
 
-from cli import main
+from fairwatch.cli import main
 
 COMPAS = "compas/compas-scores-two-years.csv"
 
@@ -269,8 +269,8 @@ def test_the_snapshot_records_who_created_it_in_the_document_manifest_and_report
     """--author names the creator; without it, the user running the command. The manifest's digest covers it."""
     import socket
 
-    from connectors.access import local_user_name
-    from connectors.export import verify
+    from fairwatch.connectors.access import local_user_name
+    from fairwatch.connectors.export import verify
 
     src = small_log(tmp_path / "log.csv")
     flags = [str(src), "--label", "label", "--prediction", "pred", "--sensitive", "sex,race"]

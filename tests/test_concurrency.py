@@ -15,15 +15,15 @@ import pandas as pd
 import pytest
 
 from bench.bench_load import run_load
-from connectors.audit import run_audit
-from connectors.demo import DEMO_CONFIG
-from connectors.source import open_source
-from metrics.spec import RowFilter, parse_spec
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.demo import DEMO_CONFIG
+from fairwatch.connectors.source import open_source
+from fairwatch.metrics.spec import RowFilter, parse_spec
 from tests.e2e.browser import CHROMIUM, running_app
 
-from cli import main
-from connectors.demo import write_demo
-from connectors.export import history, verify
+from fairwatch.cli import main
+from fairwatch.connectors.demo import write_demo
+from fairwatch.connectors.export import history, verify
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSIONS = 20

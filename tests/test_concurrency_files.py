@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.audit import run_audit
-from connectors.source import open_source
-from metrics.spec import RowFilter, parse_spec
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.source import open_source
+from fairwatch.metrics.spec import RowFilter, parse_spec
 
 SESSIONS = 20
 N = 30_000

@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from connectors.active import absolute_source, save_spec, saved_config_spec
-from connectors.datapaths import list_data_files, safe_data_path, save_upload, upload_name
-from metrics.errors import SourceError
-from metrics.spec import parse_spec
+from fairwatch.connectors.active import absolute_source, save_spec, saved_config_spec
+from fairwatch.connectors.datapaths import list_data_files, safe_data_path, save_upload, upload_name
+from fairwatch.metrics.errors import SourceError
+from fairwatch.metrics.spec import parse_spec
 
 
 @pytest.fixture()

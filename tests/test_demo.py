@@ -14,8 +14,8 @@ import pytest
 from scipy import stats
 from sklearn.metrics import recall_score, roc_auc_score
 
-from connectors import demo
-from connectors.demo import DEMO_CONFIG, PLANTED, DemoSummary, PlantedEffect, write_demo
+from fairwatch.connectors import demo
+from fairwatch.connectors.demo import DEMO_CONFIG, PLANTED, DemoSummary, PlantedEffect, write_demo
 
 ROWS = 120_000
 SEED = 7

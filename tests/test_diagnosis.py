@@ -16,11 +16,11 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize, samplesize_confint_proportion
 
-from connectors.audit import run_audit
-from connectors.demo import DEMO_CONFIG, write_demo
-from connectors.quality_counts import fetch_quality_counts
-from connectors.source import open_source
-from metrics.diagnosis import (
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
+from fairwatch.connectors.quality_counts import fetch_quality_counts
+from fairwatch.connectors.source import open_source
+from fairwatch.metrics.diagnosis import (
     HEADLINE_METRICS,
     additional_rows_needed,
     derive_verdict,
@@ -28,9 +28,9 @@ from metrics.diagnosis import (
     diagnose_groups,
     rows_plan,
 )
-from metrics.intervals import bh_level
-from metrics.quality import CONFLICTS, LABEL_ERRORS, LABEL_ERRORS_NEG, LABEL_ERRORS_POS, MISSING_ANY, QualityCounts, compute_quality
-from metrics.spec import RowFilter, parse_spec
+from fairwatch.metrics.intervals import bh_level
+from fairwatch.metrics.quality import CONFLICTS, LABEL_ERRORS, LABEL_ERRORS_NEG, LABEL_ERRORS_POS, MISSING_ANY, QualityCounts, compute_quality
+from fairwatch.metrics.spec import RowFilter, parse_spec
 
 SPEC = parse_spec({"source": {"path": "x.csv"}, "columns": {"label": "y", "prediction": "p", "sensitive": ["g"]}})
 SLICE = (("channel", "broker"), ("region", "south"))
@@ -339,7 +339,7 @@ def test_a_masked_group_is_judged_on_its_largest_observed_gap():
     Oracle by hand, 0.5 added to each count: FNR (10.5/21) / (50.5/501) = 4.96, FPR (12.5/21) / (100.5/501) = 2.97,
     TPR (10.5/21) / (450.5/501) = 0.556 (|log| 0.59): the false-negative rate, not the first in list order (TPR).
     """
-    from connectors.source import open_frame
+    from fairwatch.connectors.source import open_frame
 
     spec = parse_spec({"source": {"path": "frame"},
                        "columns": {"label": "label", "prediction": "pred", "sensitive": ["g"]}, "reference": {"g": "a"}})

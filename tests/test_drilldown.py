@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.audit import run_audit
-from connectors.drilldown import drill_down, fetch_example_rows, fetch_slice_cells, fetch_value_counts, visible_columns
-from connectors.source import open_frame
-from metrics.errors import DataError
-from metrics.slice_views import (REST_SIDE, SLICE_SIDE, analysis_lines, confusion_table, distribution_points,
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.drilldown import drill_down, fetch_example_rows, fetch_slice_cells, fetch_value_counts, visible_columns
+from fairwatch.connectors.source import open_frame
+from fairwatch.metrics.errors import DataError
+from fairwatch.metrics.slice_views import (REST_SIDE, SLICE_SIDE, analysis_lines, confusion_table, distribution_points,
                                  metric_versus_points, slice_test)
-from metrics.spec import RowFilter, parse_spec
+from fairwatch.metrics.spec import RowFilter, parse_spec
 
 N = 4000
 

@@ -13,14 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.audit import run_audit
-from connectors.drilldown import drill_down, fetch_example_rows, fetch_slice_cells
-from connectors.engines import check_select_only, postgres_base, transpile
-from connectors.monitor import run_trends
-from connectors.slice_counts import fetch_slice_counts
-from connectors.source import open_source
-from metrics.errors import DataError, SourceError, SpecError
-from metrics.spec import parse_spec
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.drilldown import drill_down, fetch_example_rows, fetch_slice_cells
+from fairwatch.connectors.engines import check_select_only, postgres_base, transpile
+from fairwatch.connectors.monitor import run_trends
+from fairwatch.connectors.slice_counts import fetch_slice_counts
+from fairwatch.connectors.source import open_source
+from fairwatch.metrics.errors import DataError, SourceError, SpecError
+from fairwatch.metrics.spec import parse_spec
 from tests.engine_servers import free_port, load_postgres, spark_available, start_postgres
 
 COLUMNS = {"label": "y", "prediction": "p", "score": "score", "sensitive": ["sex", "race"],
@@ -236,7 +236,7 @@ def test_postgres_probe_sees_new_rows_after_its_ttl(postgres_url, log):
     """The dashboard's change detector on PostgreSQL: rows and newest time, asked again only after the TTL."""
     import psycopg
 
-    from connectors import freshness
+    from fairwatch.connectors import freshness
 
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE fresh AS SELECT * FROM log")
@@ -274,7 +274,7 @@ def test_spark_gives_identical_groups_and_windows(duckdb_spec, spark_spec, duckd
 @pytest.mark.slow
 def test_spark_probe_counts_the_rows(spark_spec, log):
     """The dashboard's change detector on Spark: the row count and newest time of the source."""
-    from connectors.freshness import remote_probe
+    from fairwatch.connectors.freshness import remote_probe
 
     rows, newest = remote_probe(spark_spec.source, "ts").split("|")
     assert rows == str(len(log)) and newest.startswith(str(log["ts"].max().date()))
@@ -367,7 +367,7 @@ def test_float_text_on_duckdb_is_duckdb_s_own_cast(values):
     whole values below 1e15 are '<integer>.0' (what PostgreSQL is brought to), and NaN is 'nan'."""
     import duckdb
 
-    from connectors.counts import text_expr
+    from fairwatch.connectors.counts import text_expr
 
     con = duckdb.connect()
     con.execute("CREATE TABLE t (i INTEGER, x DOUBLE)")
@@ -455,7 +455,7 @@ def test_table_names_are_quoted_not_spliced():
 @pytest.mark.parametrize("engine", ["postgres", "spark"])
 def test_whatif_on_every_engine_equals_duckdb(request, engine, duckdb_spec):
     """The what-if reads the audit's own bucket counts, so PostgreSQL and Spark give DuckDB's thresholds and rates."""
-    from connectors.whatif import run_whatif
+    from fairwatch.connectors.whatif import run_whatif
 
     spec = request.getfixturevalue(f"{engine}_spec")
     results = [run_whatif(s, ["race"], "equalized_odds", grain="month") for s in (duckdb_spec, spec)]

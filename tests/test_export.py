@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors import export as ex
-from connectors.audit import run_audit
-from connectors.export import (
+from fairwatch.connectors import export as ex
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.export import (
     MANIFEST_FILE,
     export_document,
     export_snapshot,
@@ -30,12 +30,12 @@ from connectors.export import (
     write_zip,
     zip_bytes,
 )
-from connectors.fingerprint import fingerprint_source, redact_secrets
-from connectors.source import open_frame
-from metrics.diff import SnapshotError, diff_snapshots
-from metrics.report_model import build_report
-from metrics.snapshot import SCHEMA_VERSION
-from metrics.spec import RowFilter, parse_spec
+from fairwatch.connectors.fingerprint import fingerprint_source, redact_secrets
+from fairwatch.connectors.source import open_frame
+from fairwatch.metrics.diff import SnapshotError, diff_snapshots
+from fairwatch.metrics.report_model import build_report
+from fairwatch.metrics.snapshot import SCHEMA_VERSION
+from fairwatch.metrics.spec import RowFilter, parse_spec
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schema" / "snapshot.schema.json"
 TINY = "=d"  # a 4-row group whose name a spreadsheet would run as a formula
@@ -434,7 +434,7 @@ def test_newer_schema_and_damaged_files_give_clear_messages(snaps, tmp_path):
 
 def cli_main():
     """cli.main with the snapshot subcommands, or skip until they are pasted into cli.py."""
-    import cli
+    from fairwatch import cli
 
     parser = cli.build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices

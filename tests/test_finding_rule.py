@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.audit import run_audit
-from connectors.source import open_frame
-from metrics.errors import SpecError
-from metrics.slices import finding_rule, material
-from metrics.spec import RowFilter, parse_spec
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.source import open_frame
+from fairwatch.metrics.errors import SpecError
+from fairwatch.metrics.slices import finding_rule, material
+from fairwatch.metrics.spec import RowFilter, parse_spec
 
 FEATURES = ["a", "b", "c", "d"]
 

@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import pytest
 
-from connectors.audit import run_audit
-from connectors.demo import DEMO_CONFIG, PLANTED, write_demo
-from metrics.spec import SourceSpec, parse_spec
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.demo import DEMO_CONFIG, PLANTED, write_demo
+from fairwatch.metrics.spec import SourceSpec, parse_spec
 
 pytestmark = pytest.mark.slow
 

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import metrics.diagnosis
+import fairwatch.metrics.diagnosis
 import metrics.overview
-import metrics.report_model
-from metrics import formats
-from metrics.formats import HEADLINE_METRICS, fmt_num, fmt_pct, fmt_q, fmt_ratio, metric_label
-from metrics.report_model import Table, build_report
+import fairwatch.metrics.report_model
+from fairwatch.metrics import formats
+from fairwatch.metrics.formats import HEADLINE_METRICS, fmt_num, fmt_pct, fmt_q, fmt_ratio, metric_label
+from fairwatch.metrics.report_model import Table, build_report
 
 
 def test_one_definition_of_each_word_and_formatter():

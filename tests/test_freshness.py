@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from connectors import freshness
-from connectors.config import write_config
-from connectors.freshness import cached_probe, file_stamps, source_stamp
-from metrics.spec import SourceSpec, parse_spec
+from fairwatch.connectors import freshness
+from fairwatch.connectors.config import write_config
+from fairwatch.connectors.freshness import cached_probe, file_stamps, source_stamp
+from fairwatch.metrics.spec import SourceSpec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,9 +8,9 @@ import pytest
 from scipy import stats
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
-from connectors.audit import run_audit
-from connectors.source import open_frame
-from metrics.spec import parse_spec
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.source import open_frame
+from fairwatch.metrics.spec import parse_spec
 
 
 def audit(df: pd.DataFrame, sensitive: list[str], **extra):

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.dashboard import fetch_sample
-from connectors.source import open_source
-from metrics.mapping import (association, default_threshold, guess_roles, outcome_value, profile_columns,
+from fairwatch.connectors.dashboard import fetch_sample
+from fairwatch.connectors.source import open_source
+from fairwatch.metrics.mapping import (association, default_threshold, guess_roles, outcome_value, profile_columns,
                              threshold_warning)
-from metrics.spec import SourceSpec
+from fairwatch.metrics.spec import SourceSpec
 
 
 def _guess(frame: pd.DataFrame, types: dict[str, str]):

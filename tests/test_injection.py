@@ -12,9 +12,9 @@ import duckdb
 import pandas as pd
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from connectors.counts import fetch_group_counts
-from connectors.source import open_source
-from metrics.spec import parse_spec
+from fairwatch.connectors.counts import fetch_group_counts
+from fairwatch.connectors.source import open_source
+from fairwatch.metrics.spec import parse_spec
 
 NASTY = ["'", '"', ";", "--", "/*", "*/", "'; DROP TABLE sentinel; --", '"; DROP TABLE sentinel; --', "\n", "\\",
          "é", "名前", "🙂", "%", "_", "$1", "?", "\t", " ", "NULL", "(missing)x"]

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from connectors.audit import run_audit
-from connectors.source import open_source
-from metrics.errors import FairwatchError
-from metrics.spec import RowFilter, parse_spec
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.source import open_source
+from fairwatch.metrics.errors import FairwatchError
+from fairwatch.metrics.spec import RowFilter, parse_spec
 from tests.test_injection import file_sha256, write_log_with_sentinel
 
 NASTY = ["'", '"', ";", "--", "/*", "*/", "'; DROP TABLE sentinel; --", '"; DROP TABLE sentinel; --', "\n", "\\",

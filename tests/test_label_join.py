@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.source import open_source
-from metrics.errors import SourceError
-from metrics.spec import SourceSpec
+from fairwatch.connectors.source import open_source
+from fairwatch.metrics.errors import SourceError
+from fairwatch.metrics.spec import SourceSpec
 
 
 def _write_db(path, predictions: pd.DataFrame, labels: pd.DataFrame, view: bool = False) -> None:

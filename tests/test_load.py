@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("websockets")
 
 from bench.bench_load import measure, page_run, run_session  # noqa: E402,F401
-from connectors.demo import write_demo  # noqa: E402
+from fairwatch.connectors.demo import write_demo  # noqa: E402
 
 
 def test_five_sessions_at_once_finish_every_page_without_an_error(tmp_path):

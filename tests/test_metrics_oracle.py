@@ -25,11 +25,11 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from connectors.audit import run_audit
-from connectors.source import open_frame
-from metrics.errors import DataError
-from metrics.groups import groupings
-from metrics.spec import parse_spec
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.source import open_frame
+from fairwatch.metrics.errors import DataError
+from fairwatch.metrics.groups import groupings
+from fairwatch.metrics.spec import parse_spec
 
 
 def _npv(y_true, y_pred):

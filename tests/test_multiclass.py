@@ -13,13 +13,13 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, precision_score, recall_score
 
-from connectors.counts import fetch_group_counts
-from connectors.source import open_frame
-from metrics.charts import confusion_heatmap
-from metrics.errors import DataError
-from metrics.multiclass import compute_multiclass_table, metric_names, multiclass_counts
-from metrics.outcomes import normalise_value
-from metrics.spec import parse_spec
+from fairwatch.connectors.counts import fetch_group_counts
+from fairwatch.connectors.source import open_frame
+from fairwatch.metrics.charts import confusion_heatmap
+from fairwatch.metrics.errors import DataError
+from fairwatch.metrics.multiclass import compute_multiclass_table, metric_names, multiclass_counts
+from fairwatch.metrics.outcomes import normalise_value
+from fairwatch.metrics.spec import parse_spec
 
 
 def spec_for(sensitive=("a", "b"), **extra) -> object:
@@ -161,7 +161,7 @@ def test_too_many_numeric_classes_names_regression():
 
 def test_binary_audit_of_seven_labels_names_multiclass(tmp_path, capsys):
     """A 7-class label audited as binary: exit 2, one line naming --task multiclass."""
-    from cli import main
+    from fairwatch.cli import main
 
     path = tmp_path / "rows.csv"
     pd.DataFrame({"a": ["u", "v"] * 7, "y": list("abcdefg") * 2, "p": list("abcdefg") * 2}).to_csv(path, index=False)

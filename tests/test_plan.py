@@ -13,16 +13,16 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from connectors.audit import run_audit
-from connectors.config import write_config
-from connectors.demo import DEMO_CONFIG, PLANTED, write_demo
-from connectors.export import export_document, load_snapshot
-from connectors.queue import attach_plan, plan_pools
-from metrics.errors import DataError
-from metrics.intervals import wilson_interval
-from metrics.plan import OBJECTIVE, build_plan, plan_places
-from metrics.spec import parse_spec
-from metrics.suppression import suppress_document
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.config import write_config
+from fairwatch.connectors.demo import DEMO_CONFIG, PLANTED, write_demo
+from fairwatch.connectors.export import export_document, load_snapshot
+from fairwatch.connectors.queue import attach_plan, plan_pools
+from fairwatch.metrics.errors import DataError
+from fairwatch.metrics.intervals import wilson_interval
+from fairwatch.metrics.plan import OBJECTIVE, build_plan, plan_places
+from fairwatch.metrics.spec import parse_spec
+from fairwatch.metrics.suppression import suppress_document
 
 SMALL = next(p.slice for p in PLANTED if p.kind == "too_small")
 NOISY = next(p.slice for p in PLANTED if p.kind == "noisy_labels")

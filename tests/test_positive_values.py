@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from fairlearn.metrics import MetricFrame, false_positive_rate, true_positive_rate
 
-from cli import main
-from metrics.errors import DataError, SpecError
-from metrics.outcomes import choose_positive
-from metrics.spec import parse_spec
+from fairwatch.cli import main
+from fairwatch.metrics.errors import DataError, SpecError
+from fairwatch.metrics.outcomes import choose_positive
+from fairwatch.metrics.spec import parse_spec
 from tests.test_metrics_oracle import audit_frame
 
 BASE = {"source": {"path": "x.csv"}, "columns": {"label": "y", "prediction": "p", "sensitive": ["g"]}}

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cli import main
-from connectors.audit import run_audit
-from connectors.drilldown import fetch_example_rows, visible_columns
-from connectors.source import open_frame, open_source
-from metrics.errors import DataError, SpecError
-from metrics.privacy import personal_data_kind, shown_columns
-from metrics.spec import parse_spec
+from fairwatch.cli import main
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.drilldown import fetch_example_rows, visible_columns
+from fairwatch.connectors.source import open_frame, open_source
+from fairwatch.metrics.errors import DataError, SpecError
+from fairwatch.metrics.privacy import personal_data_kind, shown_columns
+from fairwatch.metrics.spec import parse_spec
 
 
 @pytest.mark.parametrize("name, examples, kind", [

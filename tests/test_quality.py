@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from connectors.demo import DEMO_CONFIG, write_demo
-from connectors.quality_counts import fetch_quality_counts, parse_range
-from connectors.source import open_frame, open_source
-from metrics.errors import DataError
-from metrics.quality import (
+from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
+from fairwatch.connectors.quality_counts import fetch_quality_counts, parse_range
+from fairwatch.connectors.source import open_frame, open_source
+from fairwatch.metrics.errors import DataError
+from fairwatch.metrics.quality import (
     CONFLICTS,
     LABEL_ERRORS,
     LABEL_ERRORS_NEG,
@@ -27,7 +27,7 @@ from metrics.quality import (
     QualityCounts,
     compute_quality,
 )
-from metrics.spec import RowFilter, parse_spec
+from fairwatch.metrics.spec import RowFilter, parse_spec
 
 DEMO_ROWS = 150_000
 BROKER_SOUTH = (("channel", "broker"), ("region", "south"))

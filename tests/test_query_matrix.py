@@ -24,14 +24,14 @@ import pytest
 from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
 from sklearn.metrics import accuracy_score
 
-from connectors.audit import run_audit
-from connectors.drilldown import drill_down, fetch_example_rows
-from connectors.monitor import run_trends, run_version_comparison
-from connectors.quality_counts import parse_range
-from connectors.queue import attach_plan, build_queue
-from connectors.source import open_source
-from connectors.threshold_counts import fetch_threshold_counts
-from metrics.spec import parse_spec
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.drilldown import drill_down, fetch_example_rows
+from fairwatch.connectors.monitor import run_trends, run_version_comparison
+from fairwatch.connectors.quality_counts import parse_range
+from fairwatch.connectors.queue import attach_plan, build_queue
+from fairwatch.connectors.source import open_source
+from fairwatch.connectors.threshold_counts import fetch_threshold_counts
+from fairwatch.metrics.spec import parse_spec
 from tests.conftest import ROOT
 
 N = 1500

@@ -13,9 +13,9 @@ import jsonschema
 import pytest
 from sklearn.metrics import recall_score
 
-from connectors.audit import run_audit
-from connectors.demo import DEMO_CONFIG, PLANTED, write_demo
-from connectors.queue import (
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.demo import DEMO_CONFIG, PLANTED, write_demo
+from fairwatch.connectors.queue import (
     build_queue,
     label_studio_json,
     label_studio_tasks,
@@ -23,10 +23,10 @@ from connectors.queue import (
     plan_pools,
     queue_csv,
 )
-from metrics.errors import DataError
-from metrics.followup import follow_up
-from metrics.plan import build_plan
-from metrics.spec import parse_spec
+from fairwatch.metrics.errors import DataError
+from fairwatch.metrics.followup import follow_up
+from fairwatch.metrics.plan import build_plan
+from fairwatch.metrics.spec import parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "schema" / "label_studio_tasks.schema.json").read_text())

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cli import main
-from connectors import config as config_mod
-from connectors.config import load_spec, write_config
-from connectors.source import READONLY_PROTOCOL, open_source
-from metrics.spec import parse_spec
+from fairwatch.cli import main
+from fairwatch.connectors import config as config_mod
+from fairwatch.connectors.config import load_spec, write_config
+from fairwatch.connectors.source import READONLY_PROTOCOL, open_source
+from fairwatch.metrics.spec import parse_spec
 
 N = 300
 

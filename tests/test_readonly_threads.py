@@ -9,8 +9,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from connectors.source import open_source
-from metrics.spec import SourceSpec
+from fairwatch.connectors.source import open_source
+from fairwatch.metrics.spec import SourceSpec
 
 
 def test_parallel_scans_of_one_parquet_file_read_the_right_bytes(tmp_path):

@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from scipy import stats
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score, root_mean_squared_error
 
-from connectors.audit import run_audit
-from connectors.source import open_frame
-from connectors.task_counts import fetch_regression_buckets, fetch_regression_counts
-from metrics.errors import DataError, SpecError
-from metrics.regression import (
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.source import open_frame
+from fairwatch.connectors.task_counts import fetch_regression_buckets, fetch_regression_counts
+from fairwatch.metrics.errors import DataError, SpecError
+from fairwatch.metrics.regression import (
     METRICS,
     PREDICTION_BUCKETS,
     bucket_edges,
@@ -26,7 +26,7 @@ from metrics.regression import (
     compute_regression_table,
     regression_summary,
 )
-from metrics.spec import parse_spec
+from fairwatch.metrics.spec import parse_spec
 
 ORACLE = {
     "mean_prediction": mean_prediction,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metrics.roles import (PAGES, PERMISSIONS, ROLES, AccessConfigError, AccessRules, allowed, local_principal,
+from fairwatch.metrics.roles import (PAGES, PERMISSIONS, ROLES, AccessConfigError, AccessRules, allowed, local_principal,
                            no_role_message, not_permitted_message, page_for_title, parse_rules, permissions_of,
                            principal_from_claims, required_permissions, resolve_role, visible_pages,
                            visible_snapshot)
@@ -161,10 +161,10 @@ def test_messages_name_the_role_needed_and_how_to_get_it():
 @pytest.fixture(scope="module")
 def small_audit(tmp_path_factory):
     """A 3,000-row demo audit: three sensitive features, many intersections smaller than k = 10."""
-    from connectors.audit import run_audit
-    from connectors.demo import DEMO_CONFIG, write_demo
-    from connectors.source import open_source
-    from metrics.spec import RowFilter, SourceSpec, parse_spec
+    from fairwatch.connectors.audit import run_audit
+    from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
+    from fairwatch.connectors.source import open_source
+    from fairwatch.metrics.spec import RowFilter, SourceSpec, parse_spec
 
     path = tmp_path_factory.mktemp("roles") / "demo.duckdb"
     write_demo(path, rows=3000)
@@ -184,7 +184,7 @@ def test_analysts_and_auditors_see_the_snapshot_unchanged(small_audit):
 
 
 def test_a_viewer_sees_exactly_the_groups_an_export_shows(small_audit):
-    from metrics.suppression import slice_key, suppress_document
+    from fairwatch.metrics.suppression import slice_key, suppress_document
 
     k = small_audit.spec.suppress_below
     doc, summary = suppress_document(small_audit.to_dict(), k)
@@ -208,8 +208,8 @@ def test_a_viewer_sees_exactly_the_groups_an_export_shows(small_audit):
 
 def test_the_pages_views_draw_a_viewers_snapshot(small_audit):
     """The tables and charts the pages build from a snapshot work on the viewer's copy too."""
-    from metrics.overview import feature_verdicts, worst_disparities
-    from metrics.views import (disparity_points, intersection_cells, metric_table, rate_points,
+    from fairwatch.metrics.overview import feature_verdicts, worst_disparities
+    from fairwatch.metrics.views import (disparity_points, intersection_cells, metric_table, rate_points,
                                representation_table)
 
     shown, _ = visible_snapshot(small_audit, "viewer")
@@ -245,7 +245,7 @@ def test_a_viewer_sees_no_rate_on_fewer_than_k_rows_and_not_its_n_either(small_a
 def test_a_viewer_sees_no_finding_on_a_small_or_hidden_group(small_audit):
     from dataclasses import replace
 
-    from metrics.findings import Finding
+    from fairwatch.metrics.findings import Finding
 
     def finding(id_, slice_, n):
         return Finding(id=id_, slice=slice_, metric="error_rate", n=n, value=0.5, ci_low=0.4, ci_high=0.6,
@@ -268,7 +268,7 @@ def test_a_viewer_sees_no_finding_on_a_small_or_hidden_group(small_audit):
 def test_threshold_curves_of_a_viewer_keep_the_shown_groups_and_rates_on_k_rows_or_more():
     import pandas as pd
 
-    from metrics.roles import visible_rates
+    from fairwatch.metrics.roles import visible_rates
 
     curves = pd.DataFrame({"group": ["sex=f", "sex=f", "sex=x", "race=a"], "support": [500, 7, 500, 50],
                            "value": [0.1, 0.2, 0.3, 0.4]})
@@ -280,7 +280,7 @@ def test_threshold_curves_of_a_viewer_keep_the_shown_groups_and_rates_on_k_rows_
 def test_a_viewers_heatmap_says_withheld_where_a_group_was_left_out():
     import pandas as pd
 
-    from metrics.views import intersection_cells
+    from fairwatch.metrics.views import intersection_cells
 
     rep = pd.DataFrame({"grouping": ["sex", "sex", "race", "race", "sex × race", "sex × race", "sex × race"],
                         "slice": [(("sex", "f"),), (("sex", "m"),), (("race", "a"),), (("race", "b"),),

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from connectors.access import ACCESS_CONFIG_ENV
-from connectors.serve import (ALLOW_ENV, ALLOW_FLAG, ServeError, ServeOptions, check_bind, host_is_loopback,
+from fairwatch.connectors.access import ACCESS_CONFIG_ENV
+from fairwatch.connectors.serve import (ALLOW_ENV, ALLOW_FLAG, ServeError, ServeOptions, check_bind, host_is_loopback,
                               SHARED_SETTINGS, prepare, read_auth_section, streamlit_command)
-from metrics.roles import AccessConfigError
+from fairwatch.metrics.roles import AccessConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 AUTH = """\
@@ -124,7 +124,7 @@ def test_the_auth_section_is_merged_over_the_files_as_streamlit_does(tmp_path):
         read_auth_section([b])
 
 
-@pytest.mark.parametrize("command", [["-m", "cli", "serve"], ["-m", "connectors.serve"]],
+@pytest.mark.parametrize("command", [["-m", "fairwatch.cli", "serve"], ["-m", "fairwatch.connectors.serve"]],
                          ids=["fairwatch serve", "python -m connectors.serve"])
 def test_the_command_line_refuses_0_0_0_0_without_sign_in_before_binding_anything(files, tmp_path, command):
     env = {**os.environ, "HOME": str(tmp_path)}
@@ -155,7 +155,7 @@ def _no_exec(monkeypatch) -> None:
 
 
 def test_fairwatch_serve_refuses_a_public_address_in_one_line_naming_the_flag(files, monkeypatch, capsys):
-    from cli import main
+    from fairwatch.cli import main
 
     _no_exec(monkeypatch)
     monkeypatch.delenv(ALLOW_ENV, raising=False)
@@ -166,7 +166,7 @@ def test_fairwatch_serve_refuses_a_public_address_in_one_line_naming_the_flag(fi
 
 
 def test_fairwatch_serve_with_the_flag_starts_streamlit_on_that_address(files, monkeypatch, capsys):
-    from cli import main
+    from fairwatch.cli import main
 
     _no_exec(monkeypatch)
     with pytest.raises(_Exec) as started:
@@ -180,7 +180,7 @@ def test_fairwatch_serve_with_the_flag_starts_streamlit_on_that_address(files, m
 
 
 def test_a_bad_serve_flag_is_one_line(capsys):
-    from cli import main
+    from fairwatch.cli import main
 
     assert main(["serve", "--port", "not-a-port"]) == 2
     err = capsys.readouterr().err
@@ -199,7 +199,7 @@ def test_server_start_pays_the_first_visit_s_one_time_costs():
     code = ("import asyncio, sys\nimport asgi\nfrom streamlit import delta_generator\n"
             "async def start():\n    async with asgi.import_pages_code(asgi.app):\n        pass\n"
             "asyncio.run(start())\n"
-            "print('pages.components.loaders' in sys.modules, 'streamlit.emojis' in sys.modules, "
+            "print('fairwatch.pages.components.loaders' in sys.modules, 'streamlit.emojis' in sys.modules, "
             "delta_generator._use_warning_has_been_displayed)\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["True", "True", "True"], done.stderr[-2000:]
@@ -225,16 +225,16 @@ def test_the_server_computes_the_default_view_before_the_first_visit(tmp_path, m
     """asgi.py's warm-up thread fills the caches a new session reads (issue 18), and again when the data changes."""
     import threading
 
-    from connectors.demo import DEMO_CONFIG, write_demo
-    from connectors.config import write_config
-    from metrics.spec import RowFilter, SourceSpec, parse_spec
-    from pages.components import loaders
+    from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
+    from fairwatch.connectors.config import write_config
+    from fairwatch.metrics.spec import RowFilter, SourceSpec, parse_spec
+    from fairwatch.pages.components import loaders
 
     write_demo(tmp_path / "demo.duckdb", rows=5_000)
     spec = parse_spec(DEMO_CONFIG)
     spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(tmp_path / "demo.duckdb")}))
     monkeypatch.setenv("FAIRWATCH_CONFIG", str(write_config(spec, tmp_path / "fairwatch.toml")))
-    from connectors.active import default_spec
+    from fairwatch.connectors.active import default_spec
 
     active = default_spec()
     stamp = loaders.stamp_of(active)

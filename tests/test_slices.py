@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 from scipy.stats import fisher_exact, rankdata
 from statsmodels.stats.proportion import proportion_confint
 
-import connectors.slice_counts as slice_counts
-from connectors.demo import DEMO_CONFIG, PLANTED, write_demo
-from connectors.slice_counts import bin_labels, fetch_slice_counts, plan_cells
-from connectors.source import open_frame, open_source
-from metrics.errors import DataError
-from metrics.slices import SliceCounts, find_slices, sliceline_score, top_findings
-from metrics.spec import RowFilter, parse_spec
+import fairwatch.connectors.slice_counts as slice_counts
+from fairwatch.connectors.demo import DEMO_CONFIG, PLANTED, write_demo
+from fairwatch.connectors.slice_counts import bin_labels, fetch_slice_counts, plan_cells
+from fairwatch.connectors.source import open_frame, open_source
+from fairwatch.metrics.errors import DataError
+from fairwatch.metrics.slices import SliceCounts, find_slices, sliceline_score, top_findings
+from fairwatch.metrics.spec import RowFilter, parse_spec
 
 DEMO_ROWS = 200_000
 FNR_SLICE = next(p for p in PLANTED if p.kind == "fnr_gap").slice

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.config import load_spec, spec_to_toml, write_config
-from metrics.errors import SpecError
-from metrics.spec import parse_spec
+from fairwatch.connectors.config import load_spec, spec_to_toml, write_config
+from fairwatch.metrics.errors import SpecError
+from fairwatch.metrics.spec import parse_spec
 
 BASE = {"source": {"path": "x.csv"}, "columns": {"label": "y", "prediction": "p", "sensitive": ["race", "sex"]}}
 

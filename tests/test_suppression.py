@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.audit import run_audit
-from connectors.source import open_frame
-from metrics.spec import RowFilter, parse_spec
-from metrics.suppression import hidden_groups, iter_tables, slice_key, slice_text, suppress_document
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.source import open_frame
+from fairwatch.metrics.spec import RowFilter, parse_spec
+from fairwatch.metrics.suppression import hidden_groups, iter_tables, slice_key, slice_text, suppress_document
 
 
 def audit_doc(n: int = 1500, tiny: int = 4, seed: int = 3) -> dict:

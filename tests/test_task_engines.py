@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from connectors.audit import run_audit
-from metrics.spec import parse_spec
+from fairwatch.connectors.audit import run_audit
+from fairwatch.metrics.spec import parse_spec
 from tests.engine_servers import load_postgres, spark_available, start_postgres
 
 TASKS = {"regression": {"label": "y", "prediction": "p"}, "multiclass": {"label": "yc", "prediction": "pc"}}

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import confusion_matrix
 
-from connectors.source import open_frame
-from connectors.threshold_counts import fetch_threshold_counts
-from metrics.spec import RowFilter, parse_spec
-from metrics.threshold import (bucket_of, default_threshold, grid_bounds, nearest_threshold, rates_at,
+from fairwatch.connectors.source import open_frame
+from fairwatch.connectors.threshold_counts import fetch_threshold_counts
+from fairwatch.metrics.spec import RowFilter, parse_spec
+from fairwatch.metrics.threshold import (bucket_of, default_threshold, grid_bounds, nearest_threshold, rates_at,
                                threshold_curves, thresholds)
 
 

@@ -13,13 +13,13 @@ from fairlearn.metrics import MetricFrame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.demo import DEMO_CONFIG, write_demo
-from connectors.source import open_frame
-from connectors.window_counts import fetch_time_span, fetch_window_counts
-from metrics.errors import DataError, SpecError
-from metrics.groups import groupings
-from metrics.spec import AuditSpec, RowFilter, parse_spec
-from metrics.trends import (
+from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
+from fairwatch.connectors.source import open_frame
+from fairwatch.connectors.window_counts import fetch_time_span, fetch_window_counts
+from fairwatch.metrics.errors import DataError, SpecError
+from fairwatch.metrics.groups import groupings
+from fairwatch.metrics.spec import AuditSpec, RowFilter, parse_spec
+from fairwatch.metrics.trends import (
     DAY_SPAN_MAX_DAYS,
     WEEK_SPAN_MAX_DAYS,
     WINDOW,

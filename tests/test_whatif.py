@@ -11,20 +11,20 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cli import main
-from connectors.config import write_config
-from connectors.demo import DEMO_CONFIG, write_demo
-from connectors.whatif import run_whatif
-from metrics.errors import DataError
-from metrics.spec import RowFilter, parse_spec
-from metrics.whatif import (
+from fairwatch.cli import main
+from fairwatch.connectors.config import write_config
+from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
+from fairwatch.connectors.whatif import run_whatif
+from fairwatch.metrics.errors import DataError
+from fairwatch.metrics.spec import RowFilter, parse_spec
+from fairwatch.metrics.whatif import (
     Objective,
     Tolerance,
     WhatIfError,
     fit_thresholds,
     raw_cells,
 )
-from metrics.whatif_result import (
+from fairwatch.metrics.whatif_result import (
     split_ranges,
 )
 

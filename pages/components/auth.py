@@ -22,15 +22,15 @@ import streamlit as st
 from streamlit import config as st_config
 from streamlit.errors import StreamlitPageNotFoundError
 
-from connectors.access import (ACCESS_LOG_ENV, AccessConfig, AuthSettings, ProviderStatus,
+from fairwatch.connectors.access import (ACCESS_LOG_ENV, AccessConfig, AuthSettings, ProviderStatus,
                                access_config_path, auth_settings, authlib_missing, check_provider, file_stamp,
                                load_access_config, local_user_name, record_access)
-from connectors.datapaths import DATA_DIR_ENV
-from connectors.serve import ALLOW_ENV, ALLOW_FLAG, host_is_loopback
-from metrics.errors import AccessLogError, FairwatchError, ServeError
-from metrics.roles import (PAGES, ROLE_SUMMARY, Principal, local_principal, no_role_message, not_permitted_message,
+from fairwatch.connectors.datapaths import DATA_DIR_ENV
+from fairwatch.connectors.serve import ALLOW_ENV, ALLOW_FLAG, host_is_loopback
+from fairwatch.metrics.errors import AccessLogError, FairwatchError, ServeError
+from fairwatch.metrics.roles import (PAGES, ROLE_SUMMARY, Principal, local_principal, no_role_message, not_permitted_message,
                            principal_from_claims, required_permissions, visible_pages)
-from metrics.text import hide_paths, md_escape
+from fairwatch.metrics.text import hide_paths, md_escape
 
 log = logging.getLogger("fairwatch.auth")
 ROOT = Path(__file__).resolve().parents[2]

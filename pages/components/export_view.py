@@ -7,19 +7,19 @@ from pathlib import Path
 
 import streamlit as st
 
-from connectors.export import HistoryEntry, verify, verify_zip_bytes, zip_bytes
-from connectors.snapshot_store import FILES, export_view, snapshot_file, snapshot_folder
-from metrics.diff import MOVE_RULE
-from metrics.export_views import (annotation_record, snapshot_author, changes_table, diff_figures, findings_table, history_table,
+from fairwatch.connectors.export import HistoryEntry, verify, verify_zip_bytes, zip_bytes
+from fairwatch.connectors.snapshot_store import FILES, export_view, snapshot_file, snapshot_folder
+from fairwatch.metrics.diff import MOVE_RULE
+from fairwatch.metrics.export_views import (annotation_record, snapshot_author, changes_table, diff_figures, findings_table, history_table,
                                   moves_table, problems_table, snapshot_label)
-from metrics.followup import RULE as FOLLOW_UP_RULE
-from metrics.followup import counts_line, follow_up_table
-from metrics.roles import OIDC_MODE
-from pages.components.auth import author as session_author
-from pages.components.auth import current_principal, log_access, logged, md
-from pages.components.frame import PageContext, guard, show_table
-from pages.components.loaders import get_source, load_annotation, load_full_audit, load_snapshot_diff, stamp_of
-from pages.components.plan_view import chosen_budget, load_plan
+from fairwatch.metrics.followup import RULE as FOLLOW_UP_RULE
+from fairwatch.metrics.followup import counts_line, follow_up_table
+from fairwatch.metrics.roles import OIDC_MODE
+from fairwatch.pages.components.auth import author as session_author
+from fairwatch.pages.components.auth import current_principal, log_access, logged, md
+from fairwatch.pages.components.frame import PageContext, guard, show_table
+from fairwatch.pages.components.loaders import get_source, load_annotation, load_full_audit, load_snapshot_diff, stamp_of
+from fairwatch.pages.components.plan_view import chosen_budget, load_plan
 
 PICKED = "fw.export.download"
 _COUNTS = {n: st.column_config.NumberColumn(n, format="localized") for n in ("n", "Flagged gaps")}

@@ -11,12 +11,12 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from metrics.errors import FairwatchError
-from metrics.roles import allowed, visible_snapshot
-from metrics.snapshot import AuditSnapshot
-from pages.components.auth import access_gate, md
-from pages.components.loaders import load_full_audit, load_snapshot, stamp_of
-from pages.components.sidebar import Selection, render_sidebar
+from fairwatch.metrics.errors import FairwatchError
+from fairwatch.metrics.roles import allowed, visible_snapshot
+from fairwatch.metrics.snapshot import AuditSnapshot
+from fairwatch.pages.components.auth import access_gate, md
+from fairwatch.pages.components.loaders import load_full_audit, load_snapshot, stamp_of
+from fairwatch.pages.components.sidebar import Selection, render_sidebar
 
 log = logging.getLogger("fairwatch.app")
 

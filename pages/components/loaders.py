@@ -16,31 +16,31 @@ from pathlib import Path
 
 import streamlit as st
 
-from connectors.active import WARM_MARK
-from connectors.audit import run_audit
-from connectors.dashboard import FilterOptions, fetch_column_values, fetch_filter_options, fetch_sample, fetch_tables
-from connectors.datapaths import safe_data_path
-from connectors.drilldown import drill_down, fetch_example_rows, fetch_value_counts
-from connectors.export import load_snapshot as read_snapshot
-from connectors.freshness import source_stamp
-from connectors.snapshot_store import annotation_of, list_history, snapshot_dir, snapshot_target
-from connectors.source import OpenSource, open_source
-from connectors.monitor import run_check, run_drift, run_trends, run_version_comparison
-from connectors.threshold_counts import ScoreBuckets, fetch_threshold_counts
-from metrics.alerts import CheckResult
-from metrics.diff import SnapshotDiff, diff_snapshots
-from metrics.drift import DriftTable
-from metrics.errors import FairwatchError
-from metrics.export_views import snapshot_label
-from metrics.followup import SinceLast, since_last, target_of
-from metrics.mapping import ColumnProfile, RoleGuess, guess_roles, profile_columns
-from metrics.overview import TrendArrows, arrow_spec, trend_arrows
-from metrics.roles import visible_snapshot
-from metrics.slice_views import SliceAnalysis
-from metrics.snapshot import AuditSnapshot
-from metrics.spec import AuditSpec, RowFilter, SourceSpec
-from metrics.trends import TrendTable
-from metrics.versions import VersionComparison
+from fairwatch.connectors.active import WARM_MARK
+from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.dashboard import FilterOptions, fetch_column_values, fetch_filter_options, fetch_sample, fetch_tables
+from fairwatch.connectors.datapaths import safe_data_path
+from fairwatch.connectors.drilldown import drill_down, fetch_example_rows, fetch_value_counts
+from fairwatch.connectors.export import load_snapshot as read_snapshot
+from fairwatch.connectors.freshness import source_stamp
+from fairwatch.connectors.snapshot_store import annotation_of, list_history, snapshot_dir, snapshot_target
+from fairwatch.connectors.source import OpenSource, open_source
+from fairwatch.connectors.monitor import run_check, run_drift, run_trends, run_version_comparison
+from fairwatch.connectors.threshold_counts import ScoreBuckets, fetch_threshold_counts
+from fairwatch.metrics.alerts import CheckResult
+from fairwatch.metrics.diff import SnapshotDiff, diff_snapshots
+from fairwatch.metrics.drift import DriftTable
+from fairwatch.metrics.errors import FairwatchError
+from fairwatch.metrics.export_views import snapshot_label
+from fairwatch.metrics.followup import SinceLast, since_last, target_of
+from fairwatch.metrics.mapping import ColumnProfile, RoleGuess, guess_roles, profile_columns
+from fairwatch.metrics.overview import TrendArrows, arrow_spec, trend_arrows
+from fairwatch.metrics.roles import visible_snapshot
+from fairwatch.metrics.slice_views import SliceAnalysis
+from fairwatch.metrics.snapshot import AuditSnapshot
+from fairwatch.metrics.spec import AuditSpec, RowFilter, SourceSpec
+from fairwatch.metrics.trends import TrendTable
+from fairwatch.metrics.versions import VersionComparison
 
 Stamp = str
 
@@ -97,10 +97,10 @@ def list_tables(name: str) -> list[str]:
 @st.cache_data(max_entries=64, show_spinner=False)
 def load_overview(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp, features: tuple[str, ...], role: str | None):
     """The Overview's verdicts and worst gaps as a role may see them (a viewer's leave out small cells)."""
-    from metrics.charts import group_colours
-    from metrics.formats import headline_metrics
-    from metrics.overview import feature_verdicts, supported_metrics, worst_disparities
-    from metrics.views import colours_by_group
+    from fairwatch.metrics.charts import group_colours
+    from fairwatch.metrics.formats import headline_metrics
+    from fairwatch.metrics.overview import feature_verdicts, supported_metrics, worst_disparities
+    from fairwatch.metrics.views import colours_by_group
 
     rows = visible_snapshot(load_snapshot(spec, row_filter, stamp), role)[0].groups.rows
     metrics = headline_metrics(spec.task, supported_metrics(rows))
@@ -276,7 +276,7 @@ def example_rows(spec: AuditSpec, row_filter: RowFilter, slice_: tuple, page: in
 def load_whatif_ranges(spec: AuditSpec, row_filter: RowFilter, features: tuple[str, ...], grain: str | None,
                        stamp: Stamp):
     """The what-if's bucket counts, fetched once per (spec, filter, groups, split); every choice refits from them."""
-    from connectors.whatif import fetch_whatif_ranges
+    from fairwatch.connectors.whatif import fetch_whatif_ranges
 
     return fetch_whatif_ranges(spec, list(features), row_filter, get_source(spec.source, stamp), grain=grain)
 
@@ -285,7 +285,7 @@ def load_whatif_ranges(spec: AuditSpec, row_filter: RowFilter, features: tuple[s
 def load_whatif(spec: AuditSpec, row_filter: RowFilter, features: tuple[str, ...], constraint: str, objective,
                 tolerance, randomise: bool, grain: str | None, stamp: Stamp):
     """The what-if for one set of choices: pure computation over the cached counts."""
-    from connectors.whatif import whatif_from_ranges
+    from fairwatch.connectors.whatif import whatif_from_ranges
 
     ranges = load_whatif_ranges(spec, row_filter, features, grain, stamp)
     return whatif_from_ranges(ranges, spec, list(features), constraint, objective, tolerance, randomise)
@@ -301,7 +301,7 @@ def warm_default_view(stop: threading.Event, poll_seconds: float = 5.0) -> None:
     """
     import logging
 
-    from connectors.active import default_spec
+    from fairwatch.connectors.active import default_spec
 
     warmed = None
     while not stop.is_set():

@@ -7,12 +7,12 @@ from typing import Any
 
 import streamlit as st
 
-from connectors.queue import LabelQueue, build_queue, label_studio_json, plan_csv, plan_pools, queue_csv
-from metrics.plan import DataPlan, build_plan
-from metrics.spec import AuditSpec, RowFilter
-from pages.components.auth import log_access, logged
-from pages.components.frame import show_table
-from pages.components.loaders import Stamp, get_source, load_full_audit
+from fairwatch.connectors.queue import LabelQueue, build_queue, label_studio_json, plan_csv, plan_pools, queue_csv
+from fairwatch.metrics.plan import DataPlan, build_plan
+from fairwatch.metrics.spec import AuditSpec, RowFilter
+from fairwatch.pages.components.auth import log_access, logged
+from fairwatch.pages.components.frame import show_table
+from fairwatch.pages.components.loaders import Stamp, get_source, load_full_audit
 
 _QUEUE_LOGGED = "fw.plan.rows_logged"
 # The budget last chosen on the Data plan page, kept outside the slider's own key: Streamlit drops a

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from connectors.dashboard import FilterOptions
-from metrics.spec import AuditSpec, RowFilter
-from pages.components.auth import md
-from pages.components.loaders import load_filter_options, stamp_of
-from pages.components.state import CONFIG_PARAM, active_spec, config_name, generation
+from fairwatch.connectors.dashboard import FilterOptions
+from fairwatch.metrics.spec import AuditSpec, RowFilter
+from fairwatch.pages.components.auth import md
+from fairwatch.pages.components.loaders import load_filter_options, stamp_of
+from fairwatch.pages.components.state import CONFIG_PARAM, active_spec, config_name, generation
 
 STORE = "fw.selection"
 ALL_VERSIONS = "all versions"

@@ -7,18 +7,18 @@ from dataclasses import replace
 
 import streamlit as st
 
-from connectors.active import demo_spec, save_spec
-from connectors.datapaths import DATA_SUFFIXES, data_dir, list_data_files, safe_data_path, save_upload
-from connectors.freshness import source_stamp
-from metrics.mapping import RoleGuess, mapping_config
-from metrics.outcomes import normalise_value
-from metrics.snapshot import AuditSnapshot
-from metrics.spec import TASK_LABELS, TASKS, AuditSpec, RowFilter, SourceSpec, parse_spec
-from metrics.views import reference_options
-from pages.components.auth import md
-from pages.components.frame import guard
-from pages.components.loaders import list_tables, load_column_values, load_profiles, load_snapshot, stamp_of
-from pages.components.state import set_active_spec
+from fairwatch.connectors.active import demo_spec, save_spec
+from fairwatch.connectors.datapaths import DATA_SUFFIXES, data_dir, list_data_files, safe_data_path, save_upload
+from fairwatch.connectors.freshness import source_stamp
+from fairwatch.metrics.mapping import RoleGuess, mapping_config
+from fairwatch.metrics.outcomes import normalise_value
+from fairwatch.metrics.snapshot import AuditSnapshot
+from fairwatch.metrics.spec import TASK_LABELS, TASKS, AuditSpec, RowFilter, SourceSpec, parse_spec
+from fairwatch.metrics.views import reference_options
+from fairwatch.pages.components.auth import md
+from fairwatch.pages.components.frame import guard
+from fairwatch.pages.components.loaders import list_tables, load_column_values, load_profiles, load_snapshot, stamp_of
+from fairwatch.pages.components.state import set_active_spec
 
 NONE = "(none)"
 LARGEST = "\x00largest"  # the reference choice "the largest group" (never a value: values are shown as text)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from connectors.active import default_spec, saved_config_spec
-from metrics.spec import AuditSpec
+from fairwatch.connectors.active import default_spec, saved_config_spec
+from fairwatch.metrics.spec import AuditSpec
 
 ACTIVE = "fw.active_spec"
 CONFIG_NAME = "fw.config_name"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from metrics.charts import threshold_chart
-from metrics.overview import grouping_features
-from metrics.roles import visible_rates
-from metrics.threshold import default_threshold, nearest_threshold, rates_at, threshold_curves
-from metrics.views import threshold_table
-from pages.components.frame import PageContext, show_chart, show_table
-from pages.components.loaders import load_threshold_buckets, stamp_of
+from fairwatch.metrics.charts import threshold_chart
+from fairwatch.metrics.overview import grouping_features
+from fairwatch.metrics.roles import visible_rates
+from fairwatch.metrics.threshold import default_threshold, nearest_threshold, rates_at, threshold_curves
+from fairwatch.metrics.views import threshold_table
+from fairwatch.pages.components.frame import PageContext, show_chart, show_table
+from fairwatch.pages.components.loaders import load_threshold_buckets, stamp_of
 
 
 def render_threshold_explorer(ctx: PageContext, grouping: str, groups: list[str]) -> None:

@@ -7,16 +7,16 @@ from collections.abc import Sequence
 import pandas as pd
 import streamlit as st
 
-from metrics.alerts import CheckResult
-from metrics.charts import psi_chart, trend_chart, version_chart
-from metrics.overview import window_text
-from metrics.trend_views import (PSI_LARGE, PSI_MODERATE, check_table, coverage_points, coverage_table,
+from fairwatch.metrics.alerts import CheckResult
+from fairwatch.metrics.charts import psi_chart, trend_chart, version_chart
+from fairwatch.metrics.overview import window_text
+from fairwatch.metrics.trend_views import (PSI_LARGE, PSI_MODERATE, check_table, coverage_points, coverage_table,
                                  drift_tests_table, example_rules, psi_points, share_trend_points, trend_gaps,
                                  trend_points, trend_table, version_changes, version_points, version_table)
-from metrics.trends import TrendTable
-from pages.components.auth import md
-from pages.components.frame import SHARE_COLUMNS, PageContext, guard, show_chart, show_table
-from pages.components.loaders import load_check, load_drift, load_filter_options, load_versions, stamp_of
+from fairwatch.metrics.trends import TrendTable
+from fairwatch.pages.components.auth import md
+from fairwatch.pages.components.frame import SHARE_COLUMNS, PageContext, guard, show_chart, show_table
+from fairwatch.pages.components.loaders import load_check, load_drift, load_filter_options, load_versions, stamp_of
 
 
 def _counts(*names: str) -> dict:

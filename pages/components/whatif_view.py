@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import streamlit as st
 
-from connectors.whatif import NO_SCORE, policy_bytes
-from metrics.charts import whatif_chart
-from metrics.errors import FairwatchError
-from metrics.overview import grouping_features
-from metrics.roles import allowed
-from metrics.whatif import (
+from fairwatch.connectors.whatif import NO_SCORE, policy_bytes
+from fairwatch.metrics.charts import whatif_chart
+from fairwatch.metrics.errors import FairwatchError
+from fairwatch.metrics.overview import grouping_features
+from fairwatch.metrics.roles import allowed
+from fairwatch.metrics.whatif import (
     CONSTRAINTS,
     OBJECTIVES,
     reference_label,
     whatif_options,
 )
-from metrics.whatif_result import (
+from fairwatch.metrics.whatif_result import (
     changes_table,
     comparison_table,
     rules_table,
     verdict_lines,
 )
-from pages.components.frame import PageContext, one_line, show_chart, show_table
-from pages.components.loaders import load_whatif, stamp_of
+from fairwatch.pages.components.frame import PageContext, one_line, show_chart, show_table
+from fairwatch.pages.components.loaders import load_whatif, stamp_of
 
 
 def _say(line: str) -> None:

@@ -43,7 +43,7 @@ def wait_healthy(base: str, timeout: float = 60.0) -> None:
 def running_app(env: dict[str, str], port: int | None = None):
     """The dashboard in a subprocess, started as `make run` starts it (`fairwatch serve`'s checks and
     command line), yielding its base URL; stopped afterwards."""
-    from connectors.serve import ServeOptions, prepare
+    from fairwatch.connectors.serve import ServeOptions, prepare
 
     port = port or free_port()
     cmd, full_env, _ = prepare(ServeOptions(host="127.0.0.1", port=port), environ={**os.environ, **env})

@@ -101,7 +101,7 @@ def auth_section(app_port: int, provider_url: str) -> dict[str, str]:
 def served_app(args: list[str], env: Mapping[str, str], port: int | None = None) -> Iterator[str]:
     """`fairwatch serve ARGS` in a subprocess (as `make run`), yielding its base URL; stopped afterwards."""
     port = port or free_port()
-    cmd = [sys.executable, "-m", "cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
+    cmd = [sys.executable, "-m", "fairwatch.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
     log = open(Path(tempfile.gettempdir()) / f"fairwatch-serve-{port}.log", "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

@@ -25,9 +25,9 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     """The app started as `make run` starts it, on a free port, over a 100k-row demo."""
-    from connectors.config import write_config
-    from connectors.demo import DEMO_CONFIG, write_demo
-    from metrics.spec import SourceSpec, parse_spec
+    from fairwatch.connectors.config import write_config
+    from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
+    from fairwatch.metrics.spec import SourceSpec, parse_spec
 
     folder = tmp_path_factory.mktemp("e2e-data")
     write_demo(folder / "demo.duckdb", rows=100_000)

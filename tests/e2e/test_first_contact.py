@@ -50,9 +50,9 @@ def app_url(tmp_path_factory):
     """The app as `make run` starts it, on a small demo (the source a user meets first), with an empty data folder."""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real public data not found at {SHARED_DATA} (only present on the team's machines)")
-    from connectors.config import write_config
-    from connectors.demo import DEMO_CONFIG, write_demo
-    from metrics.spec import SourceSpec, parse_spec
+    from fairwatch.connectors.config import write_config
+    from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
+    from fairwatch.metrics.spec import SourceSpec, parse_spec
 
     folder = tmp_path_factory.mktemp("e2e-first-contact")
     write_demo(folder / "demo.duckdb", rows=20_000)

@@ -42,12 +42,12 @@ CHARTS_JS = """() => [...document.querySelectorAll('figure[data-chart]')].map(f 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> tuple[Path, list[str]]:
     """A demo audit's report.html and the chart ids its report model declares."""
-    from connectors.audit import run_audit
-    from connectors.demo import DEMO_CONFIG, write_demo
-    from connectors.export import REPORT_HTML, export_snapshot, load_snapshot
-    from connectors.source import open_source
-    from metrics.report_model import build_report
-    from metrics.spec import RowFilter, SourceSpec, parse_spec
+    from fairwatch.connectors.audit import run_audit
+    from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
+    from fairwatch.connectors.export import REPORT_HTML, export_snapshot, load_snapshot
+    from fairwatch.connectors.source import open_source
+    from fairwatch.metrics.report_model import build_report
+    from fairwatch.metrics.spec import RowFilter, SourceSpec, parse_spec
 
     root = tmp_path_factory.mktemp("report-offline")
     write_demo(root / "demo.duckdb", rows=20_000)
