@@ -9,7 +9,11 @@ from pathlib import Path
 
 from fairwatch.metrics.errors import SourceError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+# app.py, pages/, schema/ and .streamlit/config.toml: the checkout, or the installed package's folder.
+APP_ROOT = Path(__file__).resolve().parents[1]
+# Where data, snapshots, logs and the access config live: the checkout itself; for an installed package
+# (site-packages is no place for data) the folder the command runs in.
+REPO_ROOT = APP_ROOT if (APP_ROOT / "pyproject.toml").is_file() else Path.cwd()
 DATA_DIR_ENV = "FAIRWATCH_DATA_DIR"
 # What the Sources page offers and accepts; the reader for each lives in connectors/source.py.
 DATA_SUFFIXES = (".duckdb", ".db", ".ddb", ".parquet", ".csv", ".tsv", ".json", ".jsonl", ".ndjson")
@@ -21,7 +25,7 @@ def max_upload_bytes() -> int:
     import tomllib
 
     try:
-        with open(REPO_ROOT / ".streamlit" / "config.toml", "rb") as fh:
+        with open(APP_ROOT / ".streamlit" / "config.toml", "rb") as fh:
             mb = tomllib.load(fh).get("server", {}).get("maxUploadSize", 200)
     except (OSError, tomllib.TOMLDecodeError):
         mb = 200

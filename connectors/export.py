@@ -26,7 +26,6 @@ import math
 import os
 import secrets
 import shutil
-import sys
 import tempfile
 import time
 import zipfile
@@ -262,11 +261,10 @@ def csv_bytes(rows: list[dict[str, Any]]) -> bytes:
 
 
 def load_schema() -> dict[str, Any]:
-    """The published JSON schema of snapshot.json (from the source tree, or where a wheel installs data files)."""
-    for path in (SCHEMA_PATH, Path(sys.prefix) / "share" / "fairwatch" / "schema" / "snapshot.schema.json"):
-        if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
-    raise SnapshotError(f"the snapshot schema {SCHEMA_PATH} is missing; reinstall fairwatch (pip install -e .)")
+    """The published JSON schema of snapshot.json (schema/ beside connectors/, in the checkout and in the wheel)."""
+    if SCHEMA_PATH.is_file():
+        return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    raise SnapshotError(f"the snapshot schema {SCHEMA_PATH} is missing; reinstall fairwatch")
 
 
 def _inline_refs(node: Any, defs: Mapping[str, Any]) -> Any:

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from fairwatch.connectors.access import ACCESS_CONFIG_ENV, auth_settings, authlib_missing, load_access_config
-from fairwatch.connectors.datapaths import REPO_ROOT
+from fairwatch.connectors.datapaths import APP_ROOT
 from fairwatch.metrics.errors import FairwatchError, ServeError
 
 ALLOW_FLAG = "--allow-unauthenticated-remote"
 ALLOW_ENV = "FAIRWATCH_ALLOW_UNAUTHENTICATED_REMOTE"
-APP = REPO_ROOT / "asgi.py"  # app.py behind gzip (asgi.py says why)
+APP = APP_ROOT / "asgi.py"  # app.py behind gzip (asgi.py says why)
 EXIT_INPUT = 2
 # Settings for a shared deployment, on the command line so that they hold wherever the command is run from
 # (Streamlit reads .streamlit/config.toml from the working directory, which repeats them). README, "Deployment".

@@ -16,15 +16,24 @@ FORBIDDEN = {
 }
 
 
+def _layer(module: str) -> str:
+    """The layer a module name belongs to: `fairwatch.metrics.spec` is metrics, `duckdb.x` is duckdb."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "fairwatch" and len(parts) > 1 else parts[0]
+
+
 def imported_modules(path: Path) -> set[str]:
-    """Top-level names of every module a file imports."""
+    """Layers (or top-level packages) of every module a file imports."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
+            names |= {_layer(a.name) for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
+            if node.module == "fairwatch":
+                names |= {_layer(f"fairwatch.{a.name}") for a in node.names}
+            else:
+                names.add(_layer(node.module))
     return names
 
 
