@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from fairwatch.metrics.charts import worst_chart
-from fairwatch.metrics.followup import counts_line
-from fairwatch.metrics.formats import explain, fmt_pct, fmt_ratio, headline_metrics
-from fairwatch.metrics.overview import GLOSSARY, coverage, plain_summary, status_icon, supported_metrics, task_scope_note
-from fairwatch.metrics.views import worst_points, worst_table
+from fairwatch.metrics.presentation.charts import worst_chart
+from fairwatch.metrics.monitoring.followup import counts_line
+from fairwatch.metrics.presentation.formats import explain, fmt_pct, fmt_ratio, headline_metrics
+from fairwatch.metrics.policy.overview import GLOSSARY, coverage, plain_summary, status_icon, supported_metrics, task_scope_note
+from fairwatch.metrics.presentation.views import worst_points, worst_table
 from fairwatch.pages.components.auth import md
 from fairwatch.pages.components.frame import PageContext, guard, run_page, show_chart, show_table
 from fairwatch.pages.components.loaders import load_overview, load_since_last, load_trend_arrows, stamp_of

@@ -21,8 +21,8 @@ async def import_pages_code(_app: st.App) -> AsyncIterator[None]:
     """Import the pages' code (pandas, scipy, altair, DuckDB: about 2 s) while the server starts, not on the
     first visit: by the time someone opens the URL it is loaded."""
     # What app.py imports (not app.py itself: importing it would run the page outside a session).
-    import fairwatch.metrics.charts  # noqa: F401
-    import fairwatch.metrics.views  # noqa: F401
+    import fairwatch.metrics.presentation.charts  # noqa: F401
+    import fairwatch.metrics.presentation.views  # noqa: F401
     import fairwatch.pages.components.frame  # noqa: F401
     import fairwatch.pages.components.loaders  # noqa: F401
     import fairwatch.pages.components.slice_view  # noqa: F401

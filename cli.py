@@ -215,7 +215,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from fairwatch.connectors.queue import attach_plan
     from fairwatch.connectors.report import warm_up_reports
     from fairwatch.connectors.source import open_source
-    from fairwatch.metrics.spec import RowFilter
+    from fairwatch.metrics.audit.spec import RowFilter
 
     warm_up_reports()  # the report libraries load while DuckDB counts
     spec = spec_from_args(args)
@@ -235,7 +235,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 snap = attach_plan(snap, args.plan_budget, src)
             if args.whatif_group:
                 from fairwatch.connectors.whatif import run_whatif
-                from fairwatch.metrics.whatif import Objective
+                from fairwatch.metrics.policy.whatif import Objective
 
                 features = [f.strip() for f in args.whatif_group.split(",") if f.strip()]
                 snap = snap.with_whatif(run_whatif(spec, features, args.whatif_constraint,
@@ -310,7 +310,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     """fairwatch diff: what changed from the old audit to the new one."""
     from fairwatch.connectors.export import load_snapshot
-    from fairwatch.metrics.diff import diff_snapshots
+    from fairwatch.metrics.monitoring.diff import diff_snapshots
 
     result = diff_snapshots(load_snapshot(args.old), load_snapshot(args.new))
     if args.json:
@@ -324,13 +324,13 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """fairwatch check: evaluate alert rules on the latest window (or the last N days); exit 1 when one fires."""
     from fairwatch.connectors.monitor import run_check
-    from fairwatch.metrics.alerts import FindingIds
+    from fairwatch.metrics.monitoring.alerts import FindingIds
 
     spec = spec_from_args(args)
     findings = None
     if args.findings:
         from fairwatch.connectors.export import load_snapshot
-        from fairwatch.metrics.diff import findings_of
+        from fairwatch.metrics.monitoring.diff import findings_of
 
         previous, latest = (findings_of(load_snapshot(path)) for path in args.findings)
         findings = FindingIds(latest=tuple(latest), previous=tuple(previous))
@@ -363,7 +363,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         out, config = args.out, DEMO_CONFIG
     if args.config_out:
         from fairwatch.connectors.config import write_config
-        from fairwatch.metrics.spec import SourceSpec, parse_spec
+        from fairwatch.metrics.audit.spec import SourceSpec, parse_spec
 
         spec = parse_spec(config)
         spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(out)}))
@@ -376,7 +376,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from fairwatch.connectors.audit import run_audit
     from fairwatch.connectors.queue import build_queue, label_studio_json, plan_csv, plan_pools, queue_csv
     from fairwatch.connectors.source import open_source
-    from fairwatch.metrics.plan import build_plan
+    from fairwatch.metrics.discovery.plan import build_plan
 
     spec = spec_from_args(args)
     src = open_source(spec.source)
@@ -407,8 +407,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_whatif(args: argparse.Namespace) -> int:
     """fairwatch whatif: fit per-group thresholds on all but the latest window, check them on the latest."""
     from fairwatch.connectors.whatif import run_whatif, write_policy
-    from fairwatch.metrics.spec import RowFilter
-    from fairwatch.metrics.whatif import reference_label, whatif_options
+    from fairwatch.metrics.audit.spec import RowFilter
+    from fairwatch.metrics.policy.whatif import reference_label, whatif_options
 
     spec = spec_from_args(args)
     features = [f.strip() for f in args.group.split(",") if f.strip()]

@@ -83,7 +83,7 @@ def child_imports(_: dict) -> None:
     """Interpreter + imports only: the memory floor every audit process starts from."""
     started = time.perf_counter()
     import fairwatch.connectors.audit  # noqa: F401
-    import fairwatch.metrics.spec  # noqa: F401
+    import fairwatch.metrics.audit.spec  # noqa: F401
     common.child_report({"import_seconds": time.perf_counter() - started})
 
 
@@ -141,7 +141,7 @@ def timed_audit(spec, breakdown: bool):
     stages indented; the first row is the whole call."""
     import fairwatch.connectors.audit as audit
     import fairwatch.connectors.counts as counts
-    import fairwatch.metrics.groups as groups
+    import fairwatch.metrics.stats.groups as groups
 
     clock = _StageClock()
     if breakdown:
@@ -200,7 +200,7 @@ def child_audit(a: dict) -> None:
     """run_audit cold (the first call in this process), then warm repeats; optionally stage timings of
     the cold call and of one more warm call, the group values, a profile."""
     started = time.perf_counter()
-    from fairwatch.metrics.spec import parse_spec
+    from fairwatch.metrics.audit.spec import parse_spec
     import fairwatch.connectors.audit  # noqa: F401  (everything run_audit needs)
     import_seconds = time.perf_counter() - started
 

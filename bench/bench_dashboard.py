@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from fairwatch.connectors.config import write_config  # noqa: E402
 from fairwatch.connectors.demo import DEMO_CONFIG, write_demo  # noqa: E402
-from fairwatch.metrics.spec import SourceSpec, parse_spec  # noqa: E402
+from fairwatch.metrics.audit.spec import SourceSpec, parse_spec  # noqa: E402
 from tests.e2e.browser import launch, running_app, wait_drawn  # noqa: E402
 
 OUT = ROOT / "bench" / "out"

@@ -102,7 +102,7 @@ def postgres_spec(parquet: Path, rows: int):
     import duckdb
     import psycopg
 
-    from fairwatch.metrics.spec import parse_spec
+    from fairwatch.metrics.audit.spec import parse_spec
     from tests.engine_servers import start_postgres
 
     gen = start_postgres()
@@ -133,7 +133,7 @@ import sys, time; sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROO
 import common
 from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.source import open_source
-from fairwatch.metrics.spec import parse_spec
+from fairwatch.metrics.audit.spec import parse_spec
 spec = parse_spec({{"source": {{"path": {str(path)!r}}}, "columns": {COLUMNS!r}}})
 src = open_source(spec.source, memory_limit={ENGINE_LIMIT!r})
 started = time.perf_counter()
@@ -147,7 +147,7 @@ common.child_report({{"seconds": time.perf_counter() - started, "rows": snap.dat
 
 def main() -> None:
     """Print the engine comparison and the out-of-core figure."""
-    from fairwatch.metrics.spec import parse_spec
+    from fairwatch.metrics.audit.spec import parse_spec
     from tests.engine_servers import spark_available
 
     parser = common.bench_parser(__doc__.splitlines()[0])

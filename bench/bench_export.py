@@ -46,7 +46,7 @@ def child_export(kw: dict) -> None:
     from fairwatch.connectors.audit import run_audit
     from fairwatch.connectors.export import export_snapshot, verify
     from fairwatch.connectors.source import open_source
-    from fairwatch.metrics.spec import RowFilter, parse_spec
+    from fairwatch.metrics.audit.spec import RowFilter, parse_spec
 
     spec = parse_spec(spec_dict(kw["path"]))
     src = open_source(spec.source)

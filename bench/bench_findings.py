@@ -96,7 +96,7 @@ def planted_log(seed: int, rows: int, null: bool) -> tuple[pd.DataFrame, list[tu
 
 def _spec():
     """The audit spec of a bench log."""
-    from fairwatch.metrics.spec import parse_spec
+    from fairwatch.metrics.audit.spec import parse_spec
 
     return parse_spec({
         "source": {"path": "frame"},
@@ -111,7 +111,7 @@ def audit_log(frame: pd.DataFrame):
     """The full audit (slice search, quality, needs) of one log, as the dashboard and the CLI run it."""
     from fairwatch.connectors.audit import run_audit
     from fairwatch.connectors.source import open_frame
-    from fairwatch.metrics.spec import RowFilter
+    from fairwatch.metrics.audit.spec import RowFilter
 
     src = open_frame(frame)
     try:

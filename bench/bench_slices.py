@@ -58,7 +58,7 @@ def _cpu() -> float:
 
 def _spec(path: str):
     """The audit spec of a bench log."""
-    from fairwatch.metrics.spec import parse_spec
+    from fairwatch.metrics.audit.spec import parse_spec
 
     return parse_spec({
         "source": {"path": path},
@@ -76,7 +76,7 @@ def child_fairwatch(path: str) -> dict:
     """One slice search over the whole log: counts in DuckDB, statistics in pandas."""
     from fairwatch.connectors.slice_counts import fetch_slice_counts
     from fairwatch.connectors.source import open_source
-    from fairwatch.metrics.slices import find_slices, top_findings
+    from fairwatch.metrics.discovery.slices import find_slices, top_findings
 
     spec = _spec(path)
     started, cpu = time.perf_counter(), _cpu()
@@ -144,7 +144,7 @@ def child_imports(path: str) -> dict:
     import pandas  # noqa: F401
 
     from fairwatch.connectors.slice_counts import fetch_slice_counts  # noqa: F401
-    from fairwatch.metrics.slices import find_slices  # noqa: F401
+    from fairwatch.metrics.discovery.slices import find_slices  # noqa: F401
 
     return {"seconds": 0.0, "cpu": 0.0}
 
@@ -163,8 +163,8 @@ def control(seeds: int, rows: int = 3000) -> tuple[int, float]:
 
     from fairwatch.connectors.slice_counts import fetch_slice_counts
     from fairwatch.connectors.source import open_frame
-    from fairwatch.metrics.slices import find_slices
-    from fairwatch.metrics.spec import parse_spec
+    from fairwatch.metrics.discovery.slices import find_slices
+    from fairwatch.metrics.audit.spec import parse_spec
 
     spec = parse_spec({
         "source": {"path": "frame"},

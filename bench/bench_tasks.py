@@ -57,7 +57,7 @@ def spec_dict(path: str, task: str) -> dict:
 
 def child_audit(a: dict) -> None:
     """run_audit in this fresh process: its own time, the process's time since start, peak memory."""
-    from fairwatch.metrics.spec import parse_spec
+    from fairwatch.metrics.audit.spec import parse_spec
     from fairwatch.connectors.audit import run_audit
 
     started = time.perf_counter()

@@ -73,11 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     from fairwatch.connectors.monitor import run_check
     from fairwatch.connectors.source import open_source
     from fairwatch.connectors.window_counts import fetch_window_counts
-    from fairwatch.metrics.drift import drift_table
-    from fairwatch.metrics.groups import compute_group_table
-    from fairwatch.metrics.spec import SourceSpec, parse_spec
-    from fairwatch.metrics.trends import VERSION, WINDOW, trend_table, window_outcomes
-    from fairwatch.metrics.versions import compare_versions
+    from fairwatch.metrics.stats.drift import drift_table
+    from fairwatch.metrics.stats.groups import compute_group_table
+    from fairwatch.metrics.audit.spec import SourceSpec, parse_spec
+    from fairwatch.metrics.monitoring.trends import VERSION, WINDOW, trend_table, window_outcomes
+    from fairwatch.metrics.monitoring.versions import compare_versions
 
     print(common.machine_summary())
     path = common.ensure_parquet("trends", TRENDS_SQL, n)

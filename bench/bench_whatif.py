@@ -46,7 +46,7 @@ def child_ours(path: str) -> None:
     """run_whatif for every constraint (counting afresh each time, as `fairwatch whatif` does), and the refit
     from counts already fetched (what the page pays when only the constraint changes)."""
     from fairwatch.connectors.whatif import fetch_whatif_ranges, run_whatif, whatif_from_ranges
-    from fairwatch.metrics.spec import parse_spec
+    from fairwatch.metrics.audit.spec import parse_spec
 
     spec = parse_spec({"source": {"path": path}, "columns": {**common.PREDICTION_COLUMNS, "sensitive": ["s3"]}})
     out = {}

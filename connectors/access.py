@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 
 from fairwatch.connectors.datapaths import REPO_ROOT, data_dir
 from fairwatch.metrics.errors import AccessConfigError, AccessLogError
-from fairwatch.metrics.roles import AccessRules, parse_rules
+from fairwatch.metrics.privacy.roles import AccessRules, parse_rules
 
 try:
     import fcntl

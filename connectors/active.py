@@ -10,7 +10,7 @@ from fairwatch.connectors.config import load_spec, write_config
 from fairwatch.connectors.datapaths import REPO_ROOT, data_dir, demo_path, safe_data_path
 from fairwatch.connectors.demo import DEMO_CONFIG
 from fairwatch.metrics.errors import SourceError
-from fairwatch.metrics.spec import AuditSpec, parse_spec
+from fairwatch.metrics.audit.spec import AuditSpec, parse_spec
 
 CONFIG_ENV = "FAIRWATCH_CONFIG"
 # The server's log line once its background warm-up has computed the default view (asgi.py; the bench waits for it).

@@ -12,17 +12,17 @@ from fairwatch.connectors.slice_counts import fetch_slice_counts
 from fairwatch.connectors.task_counts import fetch_regression_buckets, fetch_regression_counts
 from fairwatch.connectors.source import OpenSource, opened
 from fairwatch.connectors.window_counts import fetch_time_span
-from fairwatch.metrics.diagnosis import diagnose_groups
-from fairwatch.metrics.findings import build_findings
-from fairwatch.metrics.groups import compute_group_table
-from fairwatch.metrics.multiclass import compute_multiclass_table, multiclass_counts
-from fairwatch.metrics.regression import bucket_edges, compute_distributions, compute_regression_table, regression_summary
-from fairwatch.metrics.outcomes import binarize, binarize_scores
-from fairwatch.metrics.quality import compute_quality
-from fairwatch.metrics.representation import compute_representation
-from fairwatch.metrics.slices import find_slices, merge_overlaps, overlap_priority
-from fairwatch.metrics.snapshot import AuditSnapshot
-from fairwatch.metrics.spec import AuditSpec, RowFilter
+from fairwatch.metrics.discovery.diagnosis import diagnose_groups
+from fairwatch.metrics.discovery.findings import build_findings
+from fairwatch.metrics.stats.groups import compute_group_table
+from fairwatch.metrics.stats.multiclass import compute_multiclass_table, multiclass_counts
+from fairwatch.metrics.stats.regression import bucket_edges, compute_distributions, compute_regression_table, regression_summary
+from fairwatch.metrics.audit.outcomes import binarize, binarize_scores
+from fairwatch.metrics.discovery.quality import compute_quality
+from fairwatch.metrics.stats.representation import compute_representation
+from fairwatch.metrics.discovery.slices import find_slices, merge_overlaps, overlap_priority
+from fairwatch.metrics.audit.snapshot import AuditSnapshot
+from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
 
 _LIBRARIES = ("fairwatch", "duckdb", "fairlearn", "scikit-learn", "pandas", "numpy", "scipy", "statsmodels",
               "streamlit", "altair")

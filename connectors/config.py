@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fairwatch.metrics.errors import SpecError
-from fairwatch.metrics.spec import AuditSpec, parse_spec
+from fairwatch.metrics.audit.spec import AuditSpec, parse_spec
 
 
 def read_config(path: str | Path) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from fairwatch.connectors.source import OpenSource, engine_message, quote_ident, resolve_spec_columns
 from fairwatch.metrics.errors import DataError, SourceError
-from fairwatch.metrics.spec import AuditSpec, RowFilter
+from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
 
 MISSING = "(missing)"
 # The cardinality guard reads at least this many leading rows (see check_cardinality_prefix).

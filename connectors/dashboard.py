@@ -11,7 +11,7 @@ import pandas as pd
 from fairwatch.connectors.counts import run_query
 from fairwatch.connectors.source import DUCKDB_SUFFIXES, OpenSource, quote_ident, resolve_column
 from fairwatch.metrics.errors import SourceError
-from fairwatch.metrics.spec import AuditSpec
+from fairwatch.metrics.audit.spec import AuditSpec
 
 # More distinct model versions than this is not a version column; the sidebar shows the first ones.
 MAX_VERSIONS = 200

@@ -10,7 +10,7 @@ column the spec hides ([privacy] hide_columns; the entry ``id`` hides the id col
 its name) nor, unless [privacy] show_columns lists it, one that looks like personal data.
 
 `drill_down` puts the counts together with the audit's slice search and data-quality signals
-into a `SliceAnalysis` (`metrics/slice_views.py`), for a slice the search found or one defined
+into a `SliceAnalysis` (`metrics/presentation/slice_views.py`), for a slice the search found or one defined
 by hand.
 """
 
@@ -27,12 +27,12 @@ from fairwatch.connectors.quality_counts import (_check_slices, _predicate, _spe
 from fairwatch.connectors.slice_counts import bin_labels, quantile_edges
 from fairwatch.connectors.source import OpenSource, check_privacy_columns, quote_ident, resolve_spec_columns
 from fairwatch.metrics.errors import DataError
-from fairwatch.metrics.groups import slice_label
-from fairwatch.metrics.privacy import personal_data_kind, shown_columns
-from fairwatch.metrics.quality import compute_quality
-from fairwatch.metrics.slice_views import SliceAnalysis, analyse_slice, canonical
-from fairwatch.metrics.snapshot import AuditSnapshot
-from fairwatch.metrics.spec import AuditSpec, RowFilter
+from fairwatch.metrics.stats.groups import slice_label
+from fairwatch.metrics.privacy.personal import personal_data_kind, shown_columns
+from fairwatch.metrics.discovery.quality import compute_quality
+from fairwatch.metrics.presentation.slice_views import SliceAnalysis, analyse_slice, canonical
+from fairwatch.metrics.audit.snapshot import AuditSnapshot
+from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
 
 Slice = tuple[tuple[str, str], ...]
 # The entry of [privacy] hide_columns that hides the id column by its role.

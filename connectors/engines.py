@@ -20,7 +20,7 @@ import sqlglot
 from sqlglot import exp
 
 from fairwatch.metrics.errors import SourceError, SpecError
-from fairwatch.metrics.redaction import redact_secrets
+from fairwatch.metrics.privacy.redaction import redact_secrets
 
 CONNECT_TIMEOUT_S = 10
 STATEMENT_TIMEOUT_MS = 10 * 60 * 1000

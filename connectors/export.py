@@ -42,12 +42,12 @@ from typing import Any
 from fairwatch.connectors.fingerprint import DataFingerprint, fingerprint_source
 from fairwatch.connectors.report import render_charts, render_html, render_pdf, warm_up_charts
 from fairwatch.connectors.source import OpenSource, open_source
-from fairwatch.metrics.diff import check_schema_version
+from fairwatch.metrics.monitoring.diff import check_schema_version
 from fairwatch.metrics.errors import SnapshotError
-from fairwatch.metrics.redaction import redact_document
-from fairwatch.metrics.report_model import build_report, csv_tables
-from fairwatch.metrics.snapshot import AuditSnapshot
-from fairwatch.metrics.suppression import SuppressionSummary, suppress_document
+from fairwatch.metrics.privacy.redaction import redact_document
+from fairwatch.metrics.presentation.report_model import build_report, csv_tables
+from fairwatch.metrics.audit.snapshot import AuditSnapshot
+from fairwatch.metrics.privacy.suppression import SuppressionSummary, suppress_document
 
 try:
     import fcntl
@@ -61,7 +61,7 @@ REPORT_PDF = "report.pdf"
 MANIFEST_VERSION = 1
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schema" / "snapshot.schema.json"
 _EXPORT_LIBRARIES = ("fpdf2", "vl-convert-python", "jsonschema")
-# Who created a snapshot: the keys of an author block (metrics/roles.py Principal.author()), name required.
+# Who created a snapshot: the keys of an author block (metrics/privacy/roles.py Principal.author()), name required.
 AUTHOR_KEYS = ("name", "id", "role", "signed_in")
 MAX_AUTHOR_TEXT = 200
 # Cells that a spreadsheet would run as a formula (OWASP CSV injection): group names come from the data.

@@ -19,8 +19,8 @@ from typing import Any
 
 from fairwatch.connectors.counts import run_query, where_sql
 from fairwatch.connectors.source import OpenSource, quote_ident, resolve_spec_columns
-from fairwatch.metrics.redaction import redact_secrets
-from fairwatch.metrics.spec import AuditSpec, RowFilter
+from fairwatch.metrics.privacy.redaction import redact_secrets
+from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
 
 ALGORITHM = "duckdb-hash-xor-sum/1"
 _SALT = "fairwatch-fingerprint"

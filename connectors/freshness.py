@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from fairwatch.connectors.source import DUCKDB_SUFFIXES, expand_path, open_remote, quote_ident, resolve_column
 from fairwatch.metrics.errors import FairwatchError
-from fairwatch.metrics.spec import SourceSpec
+from fairwatch.metrics.audit.spec import SourceSpec
 
 PROBE_TTL_S = 30.0
 # A page run asks for the stamp a dozen times; walking a folder of 1,000 files takes 15-30 ms each time.

@@ -14,7 +14,7 @@ import pandas as pd
 
 from fairwatch.connectors.source import OpenSource, opened
 from fairwatch.connectors.window_counts import WindowCounts, fetch_window_counts
-from fairwatch.metrics.alerts import (
+from fairwatch.metrics.monitoring.alerts import (
     CheckInputs,
     CheckResult,
     FindingIds,
@@ -25,12 +25,12 @@ from fairwatch.metrics.alerts import (
     known_slices,
     parse_rules,
 )
-from fairwatch.metrics.drift import DriftTable, drift_table
+from fairwatch.metrics.stats.drift import DriftTable, drift_table
 from fairwatch.metrics.errors import SpecError
-from fairwatch.metrics.groups import compute_group_table
-from fairwatch.metrics.spec import AuditSpec, RowFilter
-from fairwatch.metrics.trends import VERSION, WINDOW, TrendTable, parse_instant, trend_table, window_outcomes
-from fairwatch.metrics.versions import VersionComparison, compare_versions
+from fairwatch.metrics.stats.groups import compute_group_table
+from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
+from fairwatch.metrics.monitoring.trends import VERSION, WINDOW, TrendTable, parse_instant, trend_table, window_outcomes
+from fairwatch.metrics.monitoring.versions import VersionComparison, compare_versions
 
 
 def window_counts(spec: AuditSpec, grain: str | None = None, row_filter: RowFilter | None = None,

@@ -6,7 +6,7 @@ query counts rows, labelled rows, rows with a missing value (in any of the slice
 and per column), labelled rows in conflicting-duplicate groups, and suspected label errors
 (Confident Learning thresholds, computed in the same query); plus the same totals over every
 audited row, so that each slice's complement is total minus slice. The rules are stated in
-`metrics/quality.py`.
+`metrics/discovery/quality.py`.
 
 Slice predicates: a value compares as text, the column written as `group_expr` groups it
 (`text_expr`: a whole float is '1.0' on every engine), '(missing)' means IS NULL, and on a
@@ -28,9 +28,9 @@ from fairwatch.connectors.counts import MISSING, check_cardinality, group_expr, 
 from fairwatch.connectors.slice_counts import error_signal_sql
 from fairwatch.connectors.source import OpenSource, quote_ident, resolve_spec_columns
 from fairwatch.metrics.errors import DataError
-from fairwatch.metrics.groups import slice_label
-from fairwatch.metrics.outcomes import choose_positive, normalise_value, positive_set
-from fairwatch.metrics.quality import (
+from fairwatch.metrics.stats.groups import slice_label
+from fairwatch.metrics.audit.outcomes import choose_positive, normalise_value, positive_set
+from fairwatch.metrics.discovery.quality import (
     CONFLICTS,
     LABEL_ERRORS,
     LABEL_ERRORS_NEG,
@@ -43,7 +43,7 @@ from fairwatch.metrics.quality import (
     QualityCounts,
     Slice,
 )
-from fairwatch.metrics.spec import AuditSpec, RowFilter
+from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
 
 _NUMBER = r"[-+]?(?:inf|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
 RANGE_PATTERN = re.compile(rf"^\s*([\[(])\s*({_NUMBER})\s*,\s*({_NUMBER})\s*([\])])\s*$", re.IGNORECASE)
@@ -165,7 +165,7 @@ def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slic
 
     With `positive_prediction`, also the slice search's error signal (its denominator and errors) among
     the rows each signal does not flag, per slice and over every row: whether a signal's rows explain a
-    slice's gap is then a matter of counts (`metrics.quality.gap_without_flagged`).
+    slice's gap is then a matter of counts (`metrics.discovery.quality.gap_without_flagged`).
     """
     cols = resolve_spec_columns(spec, src)
     where, params = where_sql(spec, cols, row_filter)
@@ -372,7 +372,7 @@ def fetch_overlap_counts(src: OpenSource, spec: AuditSpec, findings: Sequence[Sl
 
     One GROUP BY over a text pattern ('1' or '0' per finding, in the given order); only the patterns of
     rows in the error signal's denominator. Every question of the kind "the rows of X outside the
-    findings S" is then a sum over patterns (`metrics.slices.merge_overlaps`). Columns: pattern, n, errors.
+    findings S" is then a sum over patterns (`metrics.discovery.slices.merge_overlaps`). Columns: pattern, n, errors.
     """
     cols = resolve_spec_columns(spec, src)
     where, params = where_sql(spec, cols, row_filter)

@@ -36,11 +36,11 @@ from fairwatch.connectors.export import csv_bytes, jsonable
 from fairwatch.connectors.quality_counts import _check_slices, _positive_raw_labels, _predicate, _spec_columns
 from fairwatch.connectors.source import OpenSource, opened, quote_ident, resolve_spec_columns
 from fairwatch.metrics.errors import DataError
-from fairwatch.metrics.groups import slice_label
-from fairwatch.metrics.plan import DataPlan, build_plan
-from fairwatch.metrics.quality import LABEL_ERRORS
-from fairwatch.metrics.snapshot import AuditSnapshot
-from fairwatch.metrics.spec import AuditSpec, RowFilter
+from fairwatch.metrics.stats.groups import slice_label
+from fairwatch.metrics.discovery.plan import DataPlan, build_plan
+from fairwatch.metrics.discovery.quality import LABEL_ERRORS
+from fairwatch.metrics.audit.snapshot import AuditSnapshot
+from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
 
 Slice = tuple[tuple[str, str], ...]
 HIDDEN = "(hidden)"
@@ -240,7 +240,7 @@ def build_queue(snapshot: AuditSnapshot, plan: DataPlan, src: OpenSource | None 
 
 def plan_pools(snapshot: AuditSnapshot, src: OpenSource | None = None) -> dict[Slice, int]:
     """Unlabelled rows of every slice the plan could fund (opened for the call when src is None)."""
-    from fairwatch.metrics.plan import plan_candidates
+    from fairwatch.metrics.discovery.plan import plan_candidates
 
     slices = list(dict.fromkeys(c.slice for c in plan_candidates(snapshot)[0]))
     with opened(snapshot.spec, src) as source:

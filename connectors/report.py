@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from fairwatch.metrics.errors import ReportError
-from fairwatch.metrics.report_model import Bullets, Chart, Facts, Paragraph, ReportModel, Section, Table
+from fairwatch.metrics.presentation.report_model import Bullets, Chart, Facts, Paragraph, ReportModel, Section, Table
 
 # (regular, bold) TrueType fonts tried in order for the PDF.
 PDF_FONTS = (

@@ -46,9 +46,9 @@ import pandas as pd
 from fairwatch.connectors.counts import MISSING, group_expr, prediction_expr, run_query, used_params, where_sql
 from fairwatch.connectors.source import OpenSource, engine_message, quote_ident, resolve_spec_columns
 from fairwatch.metrics.errors import DataError, SourceError
-from fairwatch.metrics.outcomes import normalise_value, positive_set
-from fairwatch.metrics.slices import COUNT_COLUMNS, SliceCounts
-from fairwatch.metrics.spec import AuditSpec, RowFilter
+from fairwatch.metrics.audit.outcomes import normalise_value, positive_set
+from fairwatch.metrics.discovery.slices import COUNT_COLUMNS, SliceCounts
+from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
 
 # Cells per aggregation subset: ~100 bytes each in the engine, so ~100 MB at most per subset.
 CELL_BUDGET = 1_000_000

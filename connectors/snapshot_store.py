@@ -20,8 +20,8 @@ from fairwatch.connectors.export import (REPORT_HTML, REPORT_PDF, SNAPSHOT_FILE,
 from fairwatch.connectors.fingerprint import fingerprint_source
 from fairwatch.connectors.source import OpenSource
 from fairwatch.metrics.errors import SnapshotError
-from fairwatch.metrics.followup import doc_target
-from fairwatch.metrics.snapshot import AuditSnapshot
+from fairwatch.metrics.monitoring.followup import doc_target
+from fairwatch.metrics.audit.snapshot import AuditSnapshot
 
 SNAPSHOT_DIR_ENV = "FAIRWATCH_SNAPSHOT_DIR"
 ANNOTATION = "annotation"
@@ -81,7 +81,7 @@ def annotation_of(folder: Path) -> dict[str, Any]:
 
 
 def snapshot_target(folder: Path) -> str | None:
-    """What a snapshot audited (its spec and view, `metrics.followup.doc_target`); None when it cannot be read."""
+    """What a snapshot audited (its spec and view, `metrics.monitoring.followup.doc_target`); None when it cannot be read."""
     try:
         return doc_target(load_snapshot(folder))
     except SnapshotError:

@@ -32,7 +32,7 @@ import duckdb
 from fsspec.implementations.local import LocalFileSystem
 
 from fairwatch.metrics.errors import DataError, SourceError, SpecError
-from fairwatch.metrics.spec import AuditSpec, SourceSpec
+from fairwatch.metrics.audit.spec import AuditSpec, SourceSpec
 
 DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
 READONLY_PROTOCOL = "fairwatch-ro"

@@ -15,8 +15,8 @@ import pandas as pd
 from fairwatch.connectors.counts import MISSING, _filter_cols, _refuse, check_cardinality_prefix, group_expr, run_query, where_sql
 from fairwatch.connectors.source import OpenSource, quote_ident, resolve_spec_columns
 from fairwatch.metrics.errors import DataError
-from fairwatch.metrics.regression import ERROR_BUCKETS, PREDICTION_BUCKETS, BucketEdges
-from fairwatch.metrics.spec import AuditSpec, RowFilter
+from fairwatch.metrics.stats.regression import ERROR_BUCKETS, PREDICTION_BUCKETS, BucketEdges
+from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
 
 _NUMERIC = ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL", "NUMERIC")
 SUMS = ("s_e", "s_e2", "s_e4", "s_ae", "s_over", "s_over2", "s_under", "s_y", "s_y2", "s_p", "s_p2")

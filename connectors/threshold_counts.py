@@ -2,7 +2,7 @@
 
 Buckets are `floor((score - lo) / width)` on a fixed grid of `bins` steps, so "score >= t" for every
 grid threshold t is exactly "bucket >= k": the curves are exact at the grid points, not approximations.
-`metrics.threshold.bucket_of` is the same formula in numpy (the tests hold one to the other).
+`metrics.stats.threshold.bucket_of` is the same formula in numpy (the tests hold one to the other).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pandas as pd
 from fairwatch.connectors.counts import group_expr, run_query, where_sql
 from fairwatch.connectors.source import OpenSource, quote_ident, resolve_spec_columns
 from fairwatch.metrics.errors import DataError
-from fairwatch.metrics.spec import AuditSpec, RowFilter
-from fairwatch.metrics.threshold import EDGE_EPS, grid_bounds
+from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
+from fairwatch.metrics.stats.threshold import EDGE_EPS, grid_bounds
 
 THRESHOLD_BINS = 100
 

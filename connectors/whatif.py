@@ -1,4 +1,4 @@
-"""The what-if: score-bucket counts of a fit range and a later range (the audit's own counting query), then metrics/whatif.py.
+"""The what-if: score-bucket counts of a fit range and a later range (the audit's own counting query), then metrics/policy/whatif.py.
 
 Both ranges are counted by `fetch_group_counts`, the query every audit runs, so the what-if runs
 unchanged on DuckDB, PostgreSQL and Spark, and only bucket counts leave the engine.
@@ -15,15 +15,15 @@ from fairwatch.connectors.counts import fetch_group_counts
 from fairwatch.connectors.source import OpenSource, opened
 from fairwatch.connectors.window_counts import fetch_time_span
 from fairwatch.metrics.errors import DataError
-from fairwatch.metrics.outcomes import DataSummary, binarize
-from fairwatch.metrics.spec import AuditSpec, RowFilter
-from fairwatch.metrics.whatif import (
+from fairwatch.metrics.audit.outcomes import DataSummary, binarize
+from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
+from fairwatch.metrics.policy.whatif import (
     Objective,
     Tolerance,
     fit_thresholds,
     whatif_cells,
 )
-from fairwatch.metrics.whatif_result import (
+from fairwatch.metrics.policy.whatif_result import (
     WhatIfResult,
     split_ranges,
     whatif_result,

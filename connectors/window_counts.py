@@ -5,7 +5,7 @@ reads the source once (plus a small scan of the time column and the cardinality 
 
 Windows are `date_trunc(<grain>, t)`: days, ISO weeks starting on Monday, calendar months, in the
 time column's own clock (UTC for zone-aware columns). `time_bucket` gives the same windows (a test
-checks both against `metrics.trends.window_floor`) and measured no faster here (bench/bench_trends.py).
+checks both against `metrics.monitoring.trends.window_floor`) and measured no faster here (bench/bench_trends.py).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pandas as pd
 from fairwatch.connectors.counts import check_cardinality, group_expr, prediction_expr, run_query, where_sql
 from fairwatch.connectors.source import OpenSource, quote_ident, resolve_spec_columns
 from fairwatch.metrics.errors import DataError, SpecError
-from fairwatch.metrics.spec import AuditSpec, RowFilter
-from fairwatch.metrics.trends import GRAINS, VERSION, WINDOW, choose_grain, parse_instant
+from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
+from fairwatch.metrics.monitoring.trends import GRAINS, VERSION, WINDOW, choose_grain, parse_instant
 
 _TIME_TYPES = ("TIMESTAMP", "DATE")
 _TEXT_TYPES = ("VARCHAR",)

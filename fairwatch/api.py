@@ -43,11 +43,11 @@ from fairwatch.connectors.export import check_target, export_document, prepare_d
 from fairwatch.connectors.fingerprint import DataFingerprint, fingerprint_source
 from fairwatch.connectors.source import OpenSource, engine_message, open_frame, open_source
 from fairwatch.metrics.errors import SourceError
-from fairwatch.metrics.overview import feature_verdicts, worst_disparities
-from fairwatch.metrics.report_model import csv_tables
-from fairwatch.metrics.snapshot import AuditSnapshot
-from fairwatch.metrics.spec import AuditSpec, RowFilter, parse_spec
-from fairwatch.metrics.views import worst_table
+from fairwatch.metrics.policy.overview import feature_verdicts, worst_disparities
+from fairwatch.metrics.presentation.report_model import csv_tables
+from fairwatch.metrics.audit.snapshot import AuditSnapshot
+from fairwatch.metrics.audit.spec import AuditSpec, RowFilter, parse_spec
+from fairwatch.metrics.presentation.views import worst_table
 
 __all__ = ["Audit", "audit"]
 

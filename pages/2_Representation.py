@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from fairwatch.metrics.charts import intersection_heatmap, share_chart
-from fairwatch.metrics.roles import allowed
-from fairwatch.metrics.views import (fit_tests_table, groupings_shown, intersection_caption, intersection_cells,
+from fairwatch.metrics.presentation.charts import intersection_heatmap, share_chart
+from fairwatch.metrics.privacy.roles import allowed
+from fairwatch.metrics.presentation.views import (fit_tests_table, groupings_shown, intersection_caption, intersection_cells,
                            representation_table, share_points)
 from fairwatch.pages.components.auth import md
 from fairwatch.pages.components.frame import SHARE_COLUMNS, PageContext, run_page, show_chart, show_table

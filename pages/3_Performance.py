@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from fairwatch.metrics.charts import confusion_heatmap, disparity_chart, histogram_chart, rate_chart
-from fairwatch.metrics.overview import task_scope_note
-from fairwatch.metrics.views import (confusion_cells, disparity_points, groupings_shown, histogram_cells, masked_groups,
+from fairwatch.metrics.presentation.charts import confusion_heatmap, disparity_chart, histogram_chart, rate_chart
+from fairwatch.metrics.policy.overview import task_scope_note
+from fairwatch.metrics.presentation.views import (confusion_cells, disparity_points, groupings_shown, histogram_cells, masked_groups,
                            metric_label, metric_table, performance_metrics, rate_points)
 from fairwatch.pages.components.auth import md
 from fairwatch.pages.components.frame import PageContext, run_page, show_chart, show_table

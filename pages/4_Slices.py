@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from fairwatch.metrics.plan import plan_places
-from fairwatch.metrics.slice_views import findings_table, inconclusive_table, search_caption, small_table
+from fairwatch.metrics.discovery.plan import plan_places
+from fairwatch.metrics.presentation.slice_views import findings_table, inconclusive_table, search_caption, small_table
 from fairwatch.pages.components.auth import md
 from fairwatch.pages.components.frame import PageContext, guard, run_page, show_table
 from fairwatch.pages.components.loaders import stamp_of

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from fairwatch.metrics.charts import REST_COLOUR, versus_chart
-from fairwatch.metrics.quality_views import (DETAIL_SIGNALS, FINDINGS_SCOPE, HEADLINE_SIGNALS, fire_rule, fired_lines,
+from fairwatch.metrics.presentation.charts import REST_COLOUR, versus_chart
+from fairwatch.metrics.presentation.quality_views import (DETAIL_SIGNALS, FINDINGS_SCOPE, HEADLINE_SIGNALS, fire_rule, fired_lines,
                                    label_rule_text, quality_points, quality_rows, quality_scopes, quality_table,
                                    scope_colours, scope_slices)
 from fairwatch.pages.components.auth import md

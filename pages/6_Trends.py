@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from fairwatch.metrics.groups import metric_names
-from fairwatch.metrics.overview import HEADLINE_METRICS
-from fairwatch.metrics.trend_views import GRAIN_CHOICES, grain_arg, grain_caption, trend_groupings
-from fairwatch.metrics.views import metric_label
+from fairwatch.metrics.stats.groups import metric_names
+from fairwatch.metrics.policy.overview import HEADLINE_METRICS
+from fairwatch.metrics.presentation.trend_views import GRAIN_CHOICES, grain_arg, grain_caption, trend_groupings
+from fairwatch.metrics.presentation.views import metric_label
 from fairwatch.pages.components.auth import md
 from fairwatch.pages.components.frame import PageContext, guard, run_page
 from fairwatch.pages.components.loaders import load_trends, stamp_of

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from fairwatch.metrics.plan import allocation_chart
+from fairwatch.metrics.discovery.plan import allocation_chart
 from fairwatch.pages.components.auth import md
 from fairwatch.pages.components.frame import PageContext, run_page, show_chart, show_table
 from fairwatch.pages.components.loaders import stamp_of

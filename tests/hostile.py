@@ -33,7 +33,7 @@ def write_hostile_log(folder: Path, rows: int = 6000, seed: int = 7) -> Path:
     so that the verdicts, the plain-language summary and the slice findings all name them.
     """
     from fairwatch.connectors.config import write_config
-    from fairwatch.metrics.spec import parse_spec
+    from fairwatch.metrics.audit.spec import parse_spec
 
     rng = np.random.default_rng(seed)
     group = rng.choice(len(GROUPS), rows, p=[0.45, 0.35, 0.20])

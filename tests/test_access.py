@@ -21,8 +21,8 @@ from streamlit.testing.v1.util import patch_config_options
 from fairwatch.connectors.access import (ACCESS_CONFIG_ENV, ACCESS_LOG_ENV, GENESIS, AccessLogError, auth_settings,
                                check_provider, load_access_config, read_access_log, record_access,
                                verify_access_log)
-from fairwatch.metrics.roles import AccessConfigError
-from fairwatch.metrics.text import md_unescape
+from fairwatch.metrics.privacy.roles import AccessConfigError
+from fairwatch.metrics.presentation.text import md_unescape
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -214,7 +214,7 @@ def demo_dir(tmp_path_factory) -> Path:
     """A 20k-row demo with its config."""
     from fairwatch.connectors.config import write_config
     from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
-    from fairwatch.metrics.spec import SourceSpec, parse_spec
+    from fairwatch.metrics.audit.spec import SourceSpec, parse_spec
 
     folder = tmp_path_factory.mktemp("access-data")
     write_demo(folder / "demo.duckdb", rows=20_000)
@@ -351,7 +351,7 @@ def _pages_script() -> None:
 
     from fairwatch.connectors.access import read_access_log
     from fairwatch.metrics.errors import FairwatchError
-    from fairwatch.metrics.roles import local_principal
+    from fairwatch.metrics.privacy.roles import local_principal
     from fairwatch.pages.components.auth import PRINCIPAL, access_config, log_access, logged
 
     st.session_state[PRINCIPAL] = local_principal("ana")
@@ -391,7 +391,7 @@ def smallest_group(demo_dir) -> tuple[str, str, int]:
     from fairwatch.connectors.audit import run_audit
     from fairwatch.connectors.config import load_spec
     from fairwatch.connectors.source import open_source
-    from fairwatch.metrics.spec import RowFilter
+    from fairwatch.metrics.audit.spec import RowFilter
 
     spec = load_spec(demo_dir / "fairwatch.toml")
     src = open_source(spec.source)
@@ -444,7 +444,7 @@ def test_the_menu_lists_only_the_pages_of_the_role(env):
     """Streamlit's own menu is off (.streamlit/config.toml); the gate links the role's pages only."""
     from streamlit import config as st_config
 
-    from fairwatch.metrics.roles import visible_pages
+    from fairwatch.metrics.privacy.roles import visible_pages
 
     assert st_config.get_option("client.showSidebarNavigation") is False
     for who, role in ((CAROL, "viewer"), (BOB, "analyst"), (ALICE, "auditor")):

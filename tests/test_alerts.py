@@ -10,7 +10,7 @@ import pytest
 
 from fairwatch.connectors.monitor import run_check
 from fairwatch.connectors.source import open_frame
-from fairwatch.metrics.alerts import FindingIds, Rule, evaluation_period, parse_rule, parse_rules
+from fairwatch.metrics.monitoring.alerts import FindingIds, Rule, evaluation_period, parse_rule, parse_rules
 from fairwatch.metrics.errors import SpecError
 # demo_spec is a module-scoped fixture: imported, it still writes one demo per module.
 from tests.test_trends import demo_spec, frame_spec  # noqa: F401

@@ -10,8 +10,8 @@ from streamlit.testing.v1 import AppTest
 
 from fairwatch.connectors.config import write_config
 from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
-from fairwatch.metrics.spec import parse_spec
-from fairwatch.metrics.text import md_unescape
+from fairwatch.metrics.audit.spec import parse_spec
+from fairwatch.metrics.presentation.text import md_unescape
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")

@@ -10,9 +10,9 @@ from streamlit.testing.v1 import AppTest
 
 from fairwatch.connectors.export import load_snapshot, zip_bytes
 from fairwatch.connectors.snapshot_store import SNAPSHOT_DIR_ENV
-from fairwatch.metrics.diff import SnapshotError
-from fairwatch.metrics.export_views import annotation_record
-from fairwatch.metrics.text import md_unescape
+from fairwatch.metrics.monitoring.diff import SnapshotError
+from fairwatch.metrics.presentation.export_views import annotation_record
+from fairwatch.metrics.presentation.text import md_unescape
 from tests.test_app import ROOT, _clean, demo_dir, env  # noqa: F401 - fixtures shared with the other page tests
 
 PAGE = "pages/7_Audit_export.py"

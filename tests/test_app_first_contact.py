@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fairwatch.connectors.demo import write_demo
-from fairwatch.metrics.text import md_unescape
+from fairwatch.metrics.presentation.text import md_unescape
 from tests.test_app import APP, _clean, _metric
 
 ROWS = 600

@@ -12,9 +12,9 @@ from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.export import export_snapshot, load_snapshot
 from fairwatch.connectors.snapshot_store import SNAPSHOT_DIR_ENV
 from fairwatch.connectors.source import open_source
-from fairwatch.metrics.followup import STATUSES, follow_up
-from fairwatch.metrics.spec import RowFilter
-from fairwatch.metrics.text import md_unescape
+from fairwatch.metrics.monitoring.followup import STATUSES, follow_up
+from fairwatch.metrics.audit.spec import RowFilter
+from fairwatch.metrics.presentation.text import md_unescape
 from tests.test_app import APP, _clean, demo_dir, env  # noqa: F401 - fixtures shared with the other page tests
 from tests.test_app_slices import _board
 

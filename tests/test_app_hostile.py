@@ -15,8 +15,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fairwatch.connectors.access import ACCESS_CONFIG_ENV, ACCESS_LOG_ENV
-from fairwatch.metrics.roles import PAGES, visible_pages
-from fairwatch.metrics.text import md_escape
+from fairwatch.metrics.privacy.roles import PAGES, visible_pages
+from fairwatch.metrics.presentation.text import md_escape
 from tests.hostile import CONFIG_LINK, HOST, STRINGS, write_hostile_log
 
 markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py is not installed (pip install -e '.[test]')")

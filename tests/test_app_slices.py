@@ -14,9 +14,9 @@ from streamlit.testing.v1 import AppTest
 from fairwatch.connectors.access import ACCESS_CONFIG_ENV, ACCESS_LOG_ENV
 from fairwatch.connectors.config import write_config
 from fairwatch.connectors.demo import DEMO_CONFIG
-from fairwatch.metrics.slice_views import BUILT
-from fairwatch.metrics.spec import parse_spec
-from fairwatch.metrics.text import md_unescape
+from fairwatch.metrics.presentation.slice_views import BUILT
+from fairwatch.metrics.audit.spec import parse_spec
+from fairwatch.metrics.presentation.text import md_unescape
 from tests.test_app import APP, _clean, demo_dir  # noqa: F401 - the demo shared with the other page tests
 
 SLICES, QUALITY = "pages/4_Slices.py", "pages/5_Data_quality.py"

@@ -12,9 +12,9 @@ from streamlit.testing.v1 import AppTest
 from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.config import write_config
 from fairwatch.connectors.demo_tasks import TASK_CONFIGS, write_task_demo
-from fairwatch.metrics.roles import visible_snapshot
-from fairwatch.metrics.spec import SourceSpec, parse_spec
-from fairwatch.metrics.text import md_unescape
+from fairwatch.metrics.privacy.roles import visible_snapshot
+from fairwatch.metrics.audit.spec import SourceSpec, parse_spec
+from fairwatch.metrics.presentation.text import md_unescape
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 HEADLINES = {"regression": ["mean_prediction", "mean_absolute_error", "root_mean_squared_error"],
@@ -87,7 +87,7 @@ def test_a_viewer_never_sees_small_cells_of_the_task_tables(task_env):
 @pytest.mark.parametrize("task", ["regression", "multiclass"])
 def test_the_mapping_forms_task_drops_binary_only_choices(task):
     """The Data sources form always sends a threshold and a positive label; a non-binary task leaves them out."""
-    from fairwatch.metrics.mapping import mapping_config
+    from fairwatch.metrics.audit.mapping import mapping_config
 
     roles = {"label": "y", "prediction": "p", "task": task, "positive_label": "1", "threshold": 0.5,
              "score": "s", "sensitive": ["a"]}

@@ -9,11 +9,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fairwatch.connectors.config import load_spec, write_config
-from fairwatch.metrics.overview import STEADY, Disparity, coverage_arrow, gap_arrow, window_text
-from fairwatch.metrics.spec import parse_spec
-from fairwatch.metrics.charts import trend_chart
-from fairwatch.metrics.trend_views import trend_points
-from fairwatch.metrics.text import md_unescape
+from fairwatch.metrics.policy.overview import STEADY, Disparity, coverage_arrow, gap_arrow, window_text
+from fairwatch.metrics.audit.spec import parse_spec
+from fairwatch.metrics.presentation.charts import trend_chart
+from fairwatch.metrics.presentation.trend_views import trend_points
+from fairwatch.metrics.presentation.text import md_unescape
 from tests.test_app import ROOT, _app, _clean, demo_dir, env  # noqa: F401 - fixtures shared with the other page tests
 
 PAGE = "pages/6_Trends.py"
@@ -181,8 +181,8 @@ def test_arrows_from_the_gap_grouping_alone_equal_those_from_every_grouping(demo
     from fairwatch.connectors.config import load_spec
     from fairwatch.connectors.monitor import run_trends
     from fairwatch.connectors.source import open_source
-    from fairwatch.metrics.overview import arrow_spec, trend_arrows, worst_disparities
-    from fairwatch.metrics.spec import RowFilter
+    from fairwatch.metrics.policy.overview import arrow_spec, trend_arrows, worst_disparities
+    from fairwatch.metrics.audit.spec import RowFilter
 
     spec = load_spec(demo_dir / "fairwatch.toml")
     src = open_source(spec.source)

@@ -25,8 +25,8 @@ from fairwatch.connectors.demo import write_demo
 from fairwatch.connectors.source import open_source
 from fairwatch.connectors.audit import run_audit
 from fairwatch.metrics.errors import DataError, FairwatchError, SourceError
-from fairwatch.metrics.spec import RowFilter, parse_spec
-from fairwatch.metrics.text import md_unescape
+from fairwatch.metrics.audit.spec import RowFilter, parse_spec
+from fairwatch.metrics.presentation.text import md_unescape
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 60

@@ -9,10 +9,10 @@ import pytest
 from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.source import open_frame
 from fairwatch.metrics import charts
-from fairwatch.metrics.overview import HEADLINE_METRICS, worst_disparities
-from fairwatch.metrics.spec import parse_spec
-from fairwatch.metrics.threshold import threshold_curves
-from fairwatch.metrics.views import (disparity_points, fit_tests_table, groupings_shown, intersection_cells, masked_groups,
+from fairwatch.metrics.policy.overview import HEADLINE_METRICS, worst_disparities
+from fairwatch.metrics.audit.spec import parse_spec
+from fairwatch.metrics.stats.threshold import threshold_curves
+from fairwatch.metrics.presentation.views import (disparity_points, fit_tests_table, groupings_shown, intersection_cells, masked_groups,
                            metric_table, rate_points, representation_table, share_points, worst_points, worst_table)
 
 

@@ -18,7 +18,7 @@ from bench.bench_load import run_load
 from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.demo import DEMO_CONFIG
 from fairwatch.connectors.source import open_source
-from fairwatch.metrics.spec import RowFilter, parse_spec
+from fairwatch.metrics.audit.spec import RowFilter, parse_spec
 from tests.e2e.browser import CHROMIUM, running_app
 
 from fairwatch.cli import main

@@ -13,7 +13,7 @@ import pytest
 
 from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.source import open_source
-from fairwatch.metrics.spec import RowFilter, parse_spec
+from fairwatch.metrics.audit.spec import RowFilter, parse_spec
 
 SESSIONS = 20
 N = 30_000

@@ -9,7 +9,7 @@ import pytest
 from fairwatch.connectors.active import absolute_source, save_spec, saved_config_spec
 from fairwatch.connectors.datapaths import list_data_files, safe_data_path, save_upload, upload_name
 from fairwatch.metrics.errors import SourceError
-from fairwatch.metrics.spec import parse_spec
+from fairwatch.metrics.audit.spec import parse_spec
 
 
 @pytest.fixture()

@@ -20,7 +20,7 @@ from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
 from fairwatch.connectors.quality_counts import fetch_quality_counts
 from fairwatch.connectors.source import open_source
-from fairwatch.metrics.diagnosis import (
+from fairwatch.metrics.discovery.diagnosis import (
     HEADLINE_METRICS,
     additional_rows_needed,
     derive_verdict,
@@ -28,9 +28,9 @@ from fairwatch.metrics.diagnosis import (
     diagnose_groups,
     rows_plan,
 )
-from fairwatch.metrics.intervals import bh_level
-from fairwatch.metrics.quality import CONFLICTS, LABEL_ERRORS, LABEL_ERRORS_NEG, LABEL_ERRORS_POS, MISSING_ANY, QualityCounts, compute_quality
-from fairwatch.metrics.spec import RowFilter, parse_spec
+from fairwatch.metrics.stats.intervals import bh_level
+from fairwatch.metrics.discovery.quality import CONFLICTS, LABEL_ERRORS, LABEL_ERRORS_NEG, LABEL_ERRORS_POS, MISSING_ANY, QualityCounts, compute_quality
+from fairwatch.metrics.audit.spec import RowFilter, parse_spec
 
 SPEC = parse_spec({"source": {"path": "x.csv"}, "columns": {"label": "y", "prediction": "p", "sensitive": ["g"]}})
 SLICE = (("channel", "broker"), ("region", "south"))

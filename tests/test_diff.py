@@ -10,7 +10,7 @@ import pytest
 
 from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.source import open_frame
-from fairwatch.metrics.diff import (
+from fairwatch.metrics.monitoring.diff import (
     SnapshotError,
     check_schema_version,
     diff_snapshots,
@@ -18,8 +18,8 @@ from fairwatch.metrics.diff import (
     moved_metric,
     record_id,
 )
-from fairwatch.metrics.snapshot import SCHEMA_VERSION
-from fairwatch.metrics.spec import RowFilter, parse_spec
+from fairwatch.metrics.audit.snapshot import SCHEMA_VERSION
+from fairwatch.metrics.audit.spec import RowFilter, parse_spec
 
 
 def frame(n: int, gap: float, seed: int) -> pd.DataFrame:
@@ -92,7 +92,7 @@ def test_move_rule(old, new, expected):
 
 def test_chance_of_a_move_with_equal_precision():
     """Equal intervals, nothing changed: about 0.56% clear and 16% possible moves by chance (normal theory)."""
-    from fairwatch.metrics.diff import chance_of_move
+    from fairwatch.metrics.monitoring.diff import chance_of_move
 
     clear, possible = chance_of_move(cell(0.5, 0.45, 0.55), cell(0.5, 0.45, 0.55))
     assert clear == pytest.approx(0.0056, abs=5e-4) and clear + possible == pytest.approx(0.166, abs=2e-3)
@@ -100,7 +100,7 @@ def test_chance_of_a_move_with_equal_precision():
 
 def test_finding_ids_are_stable():
     """The id ignores the order of predicates; an explicit id wins; slice findings and policy gaps both count."""
-    from fairwatch.metrics.findings import finding_id
+    from fairwatch.metrics.discovery.findings import finding_id
 
     a = record_id({"slice": {"race": "Black", "age": "18-24"}, "metric": "fnr"})
     b = record_id({"slice": [["age", "18-24"], ["race", "Black"]], "metric": "fnr"})
@@ -165,7 +165,7 @@ def _finding(region: str, rate: float, lo: float, hi: float) -> dict:
 
 
 def test_diff_follows_up_the_older_findings_by_the_stated_rule(tmp_path, capsys):
-    """Six earlier findings and open questions; each status worked out by hand from the rule in metrics/followup."""
+    """Six earlier findings and open questions; each status worked out by hand from the rule in metrics/monitoring/followup.py."""
     import json
 
     from fairwatch.cli import main

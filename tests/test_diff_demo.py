@@ -18,8 +18,8 @@ from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.demo import DEMO_CONFIG, PLANTED, write_demo
 from fairwatch.connectors.export import export_snapshot, load_snapshot, verify
 from fairwatch.connectors.source import open_source
-from fairwatch.metrics.diff import diff_snapshots
-from fairwatch.metrics.spec import RowFilter, SourceSpec, parse_spec
+from fairwatch.metrics.monitoring.diff import diff_snapshots
+from fairwatch.metrics.audit.spec import RowFilter, SourceSpec, parse_spec
 
 ROWS = 20_000  # ~5,000 rows a quarter: the share intervals are about +-1 point, the drift is ~6 points
 EARLY = RowFilter(time_from="2025-01-01", time_to="2025-03-31")

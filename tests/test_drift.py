@@ -9,10 +9,10 @@ from scipy import stats
 
 from fairwatch.connectors.monitor import run_drift
 from fairwatch.connectors.source import open_frame
-from fairwatch.metrics.drift import PSI_EPSILON, chi_square, drift_table, psi
+from fairwatch.metrics.stats.drift import PSI_EPSILON, chi_square, drift_table, psi
 from fairwatch.metrics.errors import SpecError
-from fairwatch.metrics.spec import AuditSpec
-from fairwatch.metrics.trends import WINDOW
+from fairwatch.metrics.audit.spec import AuditSpec
+from fairwatch.metrics.monitoring.trends import WINDOW
 # demo_spec is a module-scoped fixture: imported, it still writes one demo per module.
 from tests.test_trends import demo_spec, frame_spec  # noqa: F401
 

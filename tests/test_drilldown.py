@@ -11,9 +11,9 @@ from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.drilldown import drill_down, fetch_example_rows, fetch_slice_cells, fetch_value_counts, visible_columns
 from fairwatch.connectors.source import open_frame
 from fairwatch.metrics.errors import DataError
-from fairwatch.metrics.slice_views import (REST_SIDE, SLICE_SIDE, analysis_lines, confusion_table, distribution_points,
+from fairwatch.metrics.presentation.slice_views import (REST_SIDE, SLICE_SIDE, analysis_lines, confusion_table, distribution_points,
                                  metric_versus_points, slice_test)
-from fairwatch.metrics.spec import RowFilter, parse_spec
+from fairwatch.metrics.audit.spec import RowFilter, parse_spec
 
 N = 4000
 

@@ -20,7 +20,7 @@ from fairwatch.connectors.monitor import run_trends
 from fairwatch.connectors.slice_counts import fetch_slice_counts
 from fairwatch.connectors.source import open_source
 from fairwatch.metrics.errors import DataError, SourceError, SpecError
-from fairwatch.metrics.spec import parse_spec
+from fairwatch.metrics.audit.spec import parse_spec
 from tests.engine_servers import free_port, load_postgres, spark_available, start_postgres
 
 COLUMNS = {"label": "y", "prediction": "p", "score": "score", "sensitive": ["sex", "race"],

@@ -32,10 +32,10 @@ from fairwatch.connectors.export import (
 )
 from fairwatch.connectors.fingerprint import fingerprint_source, redact_secrets
 from fairwatch.connectors.source import open_frame
-from fairwatch.metrics.diff import SnapshotError, diff_snapshots
-from fairwatch.metrics.report_model import build_report
-from fairwatch.metrics.snapshot import SCHEMA_VERSION
-from fairwatch.metrics.spec import RowFilter, parse_spec
+from fairwatch.metrics.monitoring.diff import SnapshotError, diff_snapshots
+from fairwatch.metrics.presentation.report_model import build_report
+from fairwatch.metrics.audit.snapshot import SCHEMA_VERSION
+from fairwatch.metrics.audit.spec import RowFilter, parse_spec
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schema" / "snapshot.schema.json"
 TINY = "=d"  # a 4-row group whose name a spreadsheet would run as a formula

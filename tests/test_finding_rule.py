@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.source import open_frame
 from fairwatch.metrics.errors import SpecError
-from fairwatch.metrics.slices import finding_rule, material
-from fairwatch.metrics.spec import RowFilter, parse_spec
+from fairwatch.metrics.discovery.slices import finding_rule, material
+from fairwatch.metrics.audit.spec import RowFilter, parse_spec
 
 FEATURES = ["a", "b", "c", "d"]
 

@@ -11,7 +11,7 @@ import pytest
 
 from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.demo import DEMO_CONFIG, PLANTED, write_demo
-from fairwatch.metrics.spec import SourceSpec, parse_spec
+from fairwatch.metrics.audit.spec import SourceSpec, parse_spec
 
 pytestmark = pytest.mark.slow
 

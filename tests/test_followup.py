@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fairwatch.metrics.followup import RULE, STATUSES, follow_up, tracked
+from fairwatch.metrics.monitoring.followup import RULE, STATUSES, follow_up, tracked
 
 PI = {"race_ethnicity": "Pacific Islander"}
 BLACK = {"race_ethnicity": "Black"}
@@ -73,7 +73,7 @@ def test_only_open_questions_and_findings_are_tracked():
 
 
 def test_an_audit_not_yet_searched_says_its_slice_findings_wait_for_the_search():
-    from fairwatch.metrics.followup import since_last
+    from fairwatch.metrics.monitoring.followup import since_last
 
     f = finding({"channel": "broker", "region": "south"}, 0.37, 0.35, 0.39)
     not_searched = {"schema_version": 1, "groups": []}  # the Overview's quick audit: no findings list at all

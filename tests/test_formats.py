@@ -8,22 +8,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import fairwatch.metrics.diagnosis
-import metrics.overview
-import fairwatch.metrics.report_model
+import fairwatch.metrics.discovery.diagnosis
+import metrics.policy.overview
+import fairwatch.metrics.presentation.report_model
 from fairwatch.metrics import formats
-from fairwatch.metrics.formats import HEADLINE_METRICS, fmt_num, fmt_pct, fmt_q, fmt_ratio, metric_label
-from fairwatch.metrics.report_model import Table, build_report
+from fairwatch.metrics.presentation.formats import HEADLINE_METRICS, fmt_num, fmt_pct, fmt_q, fmt_ratio, metric_label
+from fairwatch.metrics.presentation.report_model import Table, build_report
 
 
 def test_one_definition_of_each_word_and_formatter():
     """The overview, the diagnosis and the report read the same objects; none keeps a copy of its own."""
-    for module in (metrics.overview, metrics.diagnosis, metrics.report_model):
+    for module in (metrics.policy.overview, metrics.discovery.diagnosis, metrics.presentation.report_model):
         assert module.HEADLINE_METRICS is formats.HEADLINE_METRICS
     for name in ("fmt_pct", "fmt_ratio", "fmt_q"):
-        assert getattr(metrics.overview, name) is getattr(formats, name)
-        assert getattr(metrics.report_model, name) is getattr(formats, name)
-    assert not hasattr(metrics.report_model, "METRIC_TEXT") and not hasattr(metrics.report_model, "metric_name")
+        assert getattr(metrics.policy.overview, name) is getattr(formats, name)
+        assert getattr(metrics.presentation.report_model, name) is getattr(formats, name)
+    assert not hasattr(metrics.presentation.report_model, "METRIC_TEXT") and not hasattr(metrics.presentation.report_model, "metric_name")
     assert "true_positive_rate" in HEADLINE_METRICS  # the dashboard's verdicts use it; the report dropped it
 
 

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from fairwatch.connectors import freshness
 from fairwatch.connectors.config import write_config
 from fairwatch.connectors.freshness import cached_probe, file_stamps, source_stamp
-from fairwatch.metrics.spec import SourceSpec, parse_spec
+from fairwatch.metrics.audit.spec import SourceSpec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 

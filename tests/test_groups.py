@@ -10,7 +10,7 @@ from statsmodels.stats.proportion import confint_proportions_2indep, proportion_
 
 from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.source import open_frame
-from fairwatch.metrics.spec import parse_spec
+from fairwatch.metrics.audit.spec import parse_spec
 
 
 def audit(df: pd.DataFrame, sensitive: list[str], **extra):

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from fairwatch.connectors.dashboard import fetch_sample
 from fairwatch.connectors.source import open_source
-from fairwatch.metrics.mapping import (association, default_threshold, guess_roles, outcome_value, profile_columns,
+from fairwatch.metrics.audit.mapping import (association, default_threshold, guess_roles, outcome_value, profile_columns,
                              threshold_warning)
-from fairwatch.metrics.spec import SourceSpec
+from fairwatch.metrics.audit.spec import SourceSpec
 
 
 def _guess(frame: pd.DataFrame, types: dict[str, str]):

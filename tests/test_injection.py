@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from fairwatch.connectors.counts import fetch_group_counts
 from fairwatch.connectors.source import open_source
-from fairwatch.metrics.spec import parse_spec
+from fairwatch.metrics.audit.spec import parse_spec
 
 NASTY = ["'", '"', ";", "--", "/*", "*/", "'; DROP TABLE sentinel; --", '"; DROP TABLE sentinel; --', "\n", "\\",
          "é", "名前", "🙂", "%", "_", "$1", "?", "\t", " ", "NULL", "(missing)x"]

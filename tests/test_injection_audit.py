@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.source import open_source
 from fairwatch.metrics.errors import FairwatchError
-from fairwatch.metrics.spec import RowFilter, parse_spec
+from fairwatch.metrics.audit.spec import RowFilter, parse_spec
 from tests.test_injection import file_sha256, write_log_with_sentinel
 
 NASTY = ["'", '"', ";", "--", "/*", "*/", "'; DROP TABLE sentinel; --", '"; DROP TABLE sentinel; --', "\n", "\\",

@@ -9,7 +9,7 @@ import pytest
 
 from fairwatch.connectors.source import open_source
 from fairwatch.metrics.errors import SourceError
-from fairwatch.metrics.spec import SourceSpec
+from fairwatch.metrics.audit.spec import SourceSpec
 
 
 def _write_db(path, predictions: pd.DataFrame, labels: pd.DataFrame, view: bool = False) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fairwatch.metrics.mapping import guess_roles, mapping_config, profile_columns
-from fairwatch.metrics.spec import parse_spec
+from fairwatch.metrics.audit.mapping import guess_roles, mapping_config, profile_columns
+from fairwatch.metrics.audit.spec import parse_spec
 
 
 def _profiles(frame: pd.DataFrame, types: dict[str, str]):

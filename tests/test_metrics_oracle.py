@@ -28,8 +28,8 @@ from sklearn.metrics import (
 from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.source import open_frame
 from fairwatch.metrics.errors import DataError
-from fairwatch.metrics.groups import groupings
-from fairwatch.metrics.spec import parse_spec
+from fairwatch.metrics.stats.groups import groupings
+from fairwatch.metrics.audit.spec import parse_spec
 
 
 def _npv(y_true, y_pred):

@@ -15,11 +15,11 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_m
 
 from fairwatch.connectors.counts import fetch_group_counts
 from fairwatch.connectors.source import open_frame
-from fairwatch.metrics.charts import confusion_heatmap
+from fairwatch.metrics.presentation.charts import confusion_heatmap
 from fairwatch.metrics.errors import DataError
-from fairwatch.metrics.multiclass import compute_multiclass_table, metric_names, multiclass_counts
-from fairwatch.metrics.outcomes import normalise_value
-from fairwatch.metrics.spec import parse_spec
+from fairwatch.metrics.stats.multiclass import compute_multiclass_table, metric_names, multiclass_counts
+from fairwatch.metrics.audit.outcomes import normalise_value
+from fairwatch.metrics.audit.spec import parse_spec
 
 
 def spec_for(sensitive=("a", "b"), **extra) -> object:

@@ -8,10 +8,10 @@ import pytest
 
 from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.source import open_frame
-from fairwatch.metrics.groups import metric_names
-from fairwatch.metrics.formats import HEADLINE_METRICS, METRIC_EXPLANATIONS, fmt_q
-from fairwatch.metrics.overview import feature_verdicts, findings_by_need, plain_summary, worst_disparities
-from fairwatch.metrics.spec import parse_spec
+from fairwatch.metrics.stats.groups import metric_names
+from fairwatch.metrics.presentation.formats import HEADLINE_METRICS, METRIC_EXPLANATIONS, fmt_q
+from fairwatch.metrics.policy.overview import feature_verdicts, findings_by_need, plain_summary, worst_disparities
+from fairwatch.metrics.audit.spec import parse_spec
 
 
 def _frame(n: int, seed: int, gap: bool, tiny: bool = False) -> pd.DataFrame:

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairwatch.metrics.intervals import ratio_interval
-from fairwatch.metrics.overview import adjusted_intervals, feature_verdicts, worst_disparities
-from fairwatch.metrics.spec import Policy
-from fairwatch.metrics.views import worst_table
+from fairwatch.metrics.stats.intervals import ratio_interval
+from fairwatch.metrics.policy.overview import adjusted_intervals, feature_verdicts, worst_disparities
+from fairwatch.metrics.audit.spec import Policy
+from fairwatch.metrics.presentation.views import worst_table
 from tests.test_overview import _audit
 
 POLICY = Policy()

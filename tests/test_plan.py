@@ -19,10 +19,10 @@ from fairwatch.connectors.demo import DEMO_CONFIG, PLANTED, write_demo
 from fairwatch.connectors.export import export_document, load_snapshot
 from fairwatch.connectors.queue import attach_plan, plan_pools
 from fairwatch.metrics.errors import DataError
-from fairwatch.metrics.intervals import wilson_interval
-from fairwatch.metrics.plan import OBJECTIVE, build_plan, plan_places
-from fairwatch.metrics.spec import parse_spec
-from fairwatch.metrics.suppression import suppress_document
+from fairwatch.metrics.stats.intervals import wilson_interval
+from fairwatch.metrics.discovery.plan import OBJECTIVE, build_plan, plan_places
+from fairwatch.metrics.audit.spec import parse_spec
+from fairwatch.metrics.privacy.suppression import suppress_document
 
 SMALL = next(p.slice for p in PLANTED if p.kind == "too_small")
 NOISY = next(p.slice for p in PLANTED if p.kind == "noisy_labels")

@@ -11,8 +11,8 @@ from fairlearn.metrics import MetricFrame, false_positive_rate, true_positive_ra
 
 from fairwatch.cli import main
 from fairwatch.metrics.errors import DataError, SpecError
-from fairwatch.metrics.outcomes import choose_positive
-from fairwatch.metrics.spec import parse_spec
+from fairwatch.metrics.audit.outcomes import choose_positive
+from fairwatch.metrics.audit.spec import parse_spec
 from tests.test_metrics_oracle import audit_frame
 
 BASE = {"source": {"path": "x.csv"}, "columns": {"label": "y", "prediction": "p", "sensitive": ["g"]}}

@@ -14,8 +14,8 @@ from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.drilldown import fetch_example_rows, visible_columns
 from fairwatch.connectors.source import open_frame, open_source
 from fairwatch.metrics.errors import DataError, SpecError
-from fairwatch.metrics.privacy import personal_data_kind, shown_columns
-from fairwatch.metrics.spec import parse_spec
+from fairwatch.metrics.privacy.personal import personal_data_kind, shown_columns
+from fairwatch.metrics.audit.spec import parse_spec
 
 
 @pytest.mark.parametrize("name, examples, kind", [

@@ -17,7 +17,7 @@ from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
 from fairwatch.connectors.quality_counts import fetch_quality_counts, parse_range
 from fairwatch.connectors.source import open_frame, open_source
 from fairwatch.metrics.errors import DataError
-from fairwatch.metrics.quality import (
+from fairwatch.metrics.discovery.quality import (
     CONFLICTS,
     LABEL_ERRORS,
     LABEL_ERRORS_NEG,
@@ -27,7 +27,7 @@ from fairwatch.metrics.quality import (
     QualityCounts,
     compute_quality,
 )
-from fairwatch.metrics.spec import RowFilter, parse_spec
+from fairwatch.metrics.audit.spec import RowFilter, parse_spec
 
 DEMO_ROWS = 150_000
 BROKER_SOUTH = (("channel", "broker"), ("region", "south"))

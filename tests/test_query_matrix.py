@@ -31,7 +31,7 @@ from fairwatch.connectors.quality_counts import parse_range
 from fairwatch.connectors.queue import attach_plan, build_queue
 from fairwatch.connectors.source import open_source
 from fairwatch.connectors.threshold_counts import fetch_threshold_counts
-from fairwatch.metrics.spec import parse_spec
+from fairwatch.metrics.audit.spec import parse_spec
 from tests.conftest import ROOT
 
 N = 1500

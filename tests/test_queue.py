@@ -24,9 +24,9 @@ from fairwatch.connectors.queue import (
     queue_csv,
 )
 from fairwatch.metrics.errors import DataError
-from fairwatch.metrics.followup import follow_up
-from fairwatch.metrics.plan import build_plan
-from fairwatch.metrics.spec import parse_spec
+from fairwatch.metrics.monitoring.followup import follow_up
+from fairwatch.metrics.discovery.plan import build_plan
+from fairwatch.metrics.audit.spec import parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "schema" / "label_studio_tasks.schema.json").read_text())

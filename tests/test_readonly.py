@@ -16,7 +16,7 @@ from fairwatch.cli import main
 from fairwatch.connectors import config as config_mod
 from fairwatch.connectors.config import load_spec, write_config
 from fairwatch.connectors.source import READONLY_PROTOCOL, open_source
-from fairwatch.metrics.spec import parse_spec
+from fairwatch.metrics.audit.spec import parse_spec
 
 N = 300
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fairwatch.connectors.source import open_source
-from fairwatch.metrics.spec import SourceSpec
+from fairwatch.metrics.audit.spec import SourceSpec
 
 
 def test_parallel_scans_of_one_parquet_file_read_the_right_bytes(tmp_path):

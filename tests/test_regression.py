@@ -18,7 +18,7 @@ from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.source import open_frame
 from fairwatch.connectors.task_counts import fetch_regression_buckets, fetch_regression_counts
 from fairwatch.metrics.errors import DataError, SpecError
-from fairwatch.metrics.regression import (
+from fairwatch.metrics.stats.regression import (
     METRICS,
     PREDICTION_BUCKETS,
     bucket_edges,
@@ -26,7 +26,7 @@ from fairwatch.metrics.regression import (
     compute_regression_table,
     regression_summary,
 )
-from fairwatch.metrics.spec import parse_spec
+from fairwatch.metrics.audit.spec import parse_spec
 
 ORACLE = {
     "mean_prediction": mean_prediction,

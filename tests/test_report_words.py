@@ -3,8 +3,8 @@ the page, and a line saying which measures the policy judges. Messages use 'an' 
 
 from __future__ import annotations
 
-from fairwatch.metrics.diagnosis import article
-from fairwatch.metrics.report_model import MAX_GENERIC_SHOWN, _policy_metrics, generic_table
+from fairwatch.metrics.discovery.diagnosis import article
+from fairwatch.metrics.presentation.report_model import MAX_GENERIC_SHOWN, _policy_metrics, generic_table
 
 FINDING = {"id": "misclassification|credit_history_band=fair", "slice": {"credit_history_band": "fair"},
            "metric": "misclassification", "n": 783, "value": 0.34, "ci_low": 0.31, "ci_high": 0.37,

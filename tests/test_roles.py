@@ -1,4 +1,4 @@
-"""Roles and permissions (metrics/roles.py): the permission table, the page table, role resolution from claims
+"""Roles and permissions (metrics/privacy/roles.py): the permission table, the page table, role resolution from claims
 and allow-lists, and what a viewer sees of an audit (small cells withheld exactly as in exports)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fairwatch.metrics.roles import (PAGES, PERMISSIONS, ROLES, AccessConfigError, AccessRules, allowed, local_principal,
+from fairwatch.metrics.privacy.roles import (PAGES, PERMISSIONS, ROLES, AccessConfigError, AccessRules, allowed, local_principal,
                            no_role_message, not_permitted_message, page_for_title, parse_rules, permissions_of,
                            principal_from_claims, required_permissions, resolve_role, visible_pages,
                            visible_snapshot)
@@ -71,11 +71,11 @@ def _run_page_call(path: Path) -> tuple[str | None, str | None]:
 
 
 def test_every_page_file_is_in_the_page_table_with_its_title_and_permission():
-    """A page missing here is left out of the menu for everyone: add a PageAccess row to metrics/roles.py PAGES."""
+    """A page missing here is left out of the menu for everyone: add a PageAccess row to metrics/privacy/roles.py PAGES."""
     table = {p.file: p for p in PAGES}
     files = ["app.py", *sorted(f"pages/{p.name}" for p in (ROOT / "pages").glob("*.py"))]
     for file in files:
-        assert file in table, f"{file} is not in PAGES of metrics/roles.py: add PageAccess({file!r}, title, permission)"
+        assert file in table, f"{file} is not in PAGES of metrics/privacy/roles.py: add PageAccess({file!r}, title, permission)"
         title, perm = _run_page_call(ROOT / file)
         assert title == table[file].title, f"{file}: run_page title {title!r} != PAGES title {table[file].title!r}"
         assert perm in (None, table[file].permission), f"{file}: permission={perm!r} != {table[file].permission!r}"
@@ -164,7 +164,7 @@ def small_audit(tmp_path_factory):
     from fairwatch.connectors.audit import run_audit
     from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
     from fairwatch.connectors.source import open_source
-    from fairwatch.metrics.spec import RowFilter, SourceSpec, parse_spec
+    from fairwatch.metrics.audit.spec import RowFilter, SourceSpec, parse_spec
 
     path = tmp_path_factory.mktemp("roles") / "demo.duckdb"
     write_demo(path, rows=3000)
@@ -184,7 +184,7 @@ def test_analysts_and_auditors_see_the_snapshot_unchanged(small_audit):
 
 
 def test_a_viewer_sees_exactly_the_groups_an_export_shows(small_audit):
-    from fairwatch.metrics.suppression import slice_key, suppress_document
+    from fairwatch.metrics.privacy.suppression import slice_key, suppress_document
 
     k = small_audit.spec.suppress_below
     doc, summary = suppress_document(small_audit.to_dict(), k)
@@ -208,8 +208,8 @@ def test_a_viewer_sees_exactly_the_groups_an_export_shows(small_audit):
 
 def test_the_pages_views_draw_a_viewers_snapshot(small_audit):
     """The tables and charts the pages build from a snapshot work on the viewer's copy too."""
-    from fairwatch.metrics.overview import feature_verdicts, worst_disparities
-    from fairwatch.metrics.views import (disparity_points, intersection_cells, metric_table, rate_points,
+    from fairwatch.metrics.policy.overview import feature_verdicts, worst_disparities
+    from fairwatch.metrics.presentation.views import (disparity_points, intersection_cells, metric_table, rate_points,
                                representation_table)
 
     shown, _ = visible_snapshot(small_audit, "viewer")
@@ -245,7 +245,7 @@ def test_a_viewer_sees_no_rate_on_fewer_than_k_rows_and_not_its_n_either(small_a
 def test_a_viewer_sees_no_finding_on_a_small_or_hidden_group(small_audit):
     from dataclasses import replace
 
-    from fairwatch.metrics.findings import Finding
+    from fairwatch.metrics.discovery.findings import Finding
 
     def finding(id_, slice_, n):
         return Finding(id=id_, slice=slice_, metric="error_rate", n=n, value=0.5, ci_low=0.4, ci_high=0.6,
@@ -268,7 +268,7 @@ def test_a_viewer_sees_no_finding_on_a_small_or_hidden_group(small_audit):
 def test_threshold_curves_of_a_viewer_keep_the_shown_groups_and_rates_on_k_rows_or_more():
     import pandas as pd
 
-    from fairwatch.metrics.roles import visible_rates
+    from fairwatch.metrics.privacy.roles import visible_rates
 
     curves = pd.DataFrame({"group": ["sex=f", "sex=f", "sex=x", "race=a"], "support": [500, 7, 500, 50],
                            "value": [0.1, 0.2, 0.3, 0.4]})
@@ -280,7 +280,7 @@ def test_threshold_curves_of_a_viewer_keep_the_shown_groups_and_rates_on_k_rows_
 def test_a_viewers_heatmap_says_withheld_where_a_group_was_left_out():
     import pandas as pd
 
-    from fairwatch.metrics.views import intersection_cells
+    from fairwatch.metrics.presentation.views import intersection_cells
 
     rep = pd.DataFrame({"grouping": ["sex", "sex", "race", "race", "sex × race", "sex × race", "sex × race"],
                         "slice": [(("sex", "f"),), (("sex", "m"),), (("race", "a"),), (("race", "b"),),

@@ -13,7 +13,7 @@ import pytest
 from fairwatch.connectors.access import ACCESS_CONFIG_ENV
 from fairwatch.connectors.serve import (ALLOW_ENV, ALLOW_FLAG, ServeError, ServeOptions, check_bind, host_is_loopback,
                               SHARED_SETTINGS, prepare, read_auth_section, streamlit_command)
-from fairwatch.metrics.roles import AccessConfigError
+from fairwatch.metrics.privacy.roles import AccessConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 AUTH = """\
@@ -227,7 +227,7 @@ def test_the_server_computes_the_default_view_before_the_first_visit(tmp_path, m
 
     from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
     from fairwatch.connectors.config import write_config
-    from fairwatch.metrics.spec import RowFilter, SourceSpec, parse_spec
+    from fairwatch.metrics.audit.spec import RowFilter, SourceSpec, parse_spec
     from fairwatch.pages.components import loaders
 
     write_demo(tmp_path / "demo.duckdb", rows=5_000)

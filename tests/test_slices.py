@@ -19,8 +19,8 @@ from fairwatch.connectors.demo import DEMO_CONFIG, PLANTED, write_demo
 from fairwatch.connectors.slice_counts import bin_labels, fetch_slice_counts, plan_cells
 from fairwatch.connectors.source import open_frame, open_source
 from fairwatch.metrics.errors import DataError
-from fairwatch.metrics.slices import SliceCounts, find_slices, sliceline_score, top_findings
-from fairwatch.metrics.spec import RowFilter, parse_spec
+from fairwatch.metrics.discovery.slices import SliceCounts, find_slices, sliceline_score, top_findings
+from fairwatch.metrics.audit.spec import RowFilter, parse_spec
 
 DEMO_ROWS = 200_000
 FNR_SLICE = next(p for p in PLANTED if p.kind == "fnr_gap").slice

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from fairwatch.connectors.slice_counts import bin_labels, fetch_slice_counts
 from fairwatch.connectors.source import open_frame
 from fairwatch.metrics.errors import DataError
-from fairwatch.metrics.spec import ERROR_SIGNALS, parse_spec
+from fairwatch.metrics.audit.spec import ERROR_SIGNALS, parse_spec
 
 MISSING = "(missing)"
 # Numbers are halves so that Python's and DuckDB's spellings of an unbinned value agree.

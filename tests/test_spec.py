@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from fairwatch.connectors.config import load_spec, spec_to_toml, write_config
 from fairwatch.metrics.errors import SpecError
-from fairwatch.metrics.spec import parse_spec
+from fairwatch.metrics.audit.spec import parse_spec
 
 BASE = {"source": {"path": "x.csv"}, "columns": {"label": "y", "prediction": "p", "sensitive": ["race", "sex"]}}
 

@@ -11,8 +11,8 @@ import pytest
 
 from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.source import open_frame
-from fairwatch.metrics.spec import RowFilter, parse_spec
-from fairwatch.metrics.suppression import hidden_groups, iter_tables, slice_key, slice_text, suppress_document
+from fairwatch.metrics.audit.spec import RowFilter, parse_spec
+from fairwatch.metrics.privacy.suppression import hidden_groups, iter_tables, slice_key, slice_text, suppress_document
 
 
 def audit_doc(n: int = 1500, tiny: int = 4, seed: int = 3) -> dict:

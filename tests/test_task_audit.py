@@ -9,7 +9,7 @@ import pytest
 
 from fairwatch.cli import main
 from fairwatch.connectors.demo_tasks import TASK_PLANTED
-from fairwatch.metrics.spec import parse_spec
+from fairwatch.metrics.audit.spec import parse_spec
 
 
 @pytest.fixture(scope="module", params=["regression", "multiclass"])

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fairwatch.connectors.audit import run_audit
-from fairwatch.metrics.spec import parse_spec
+from fairwatch.metrics.audit.spec import parse_spec
 from tests.engine_servers import load_postgres, spark_available, start_postgres
 
 TASKS = {"regression": {"label": "y", "prediction": "p"}, "multiclass": {"label": "yc", "prediction": "pc"}}

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fairwatch.metrics.text import WORD_JOINER, hide_paths, md_escape, md_unescape, visible_text
+from fairwatch.metrics.presentation.text import WORD_JOINER, hide_paths, md_escape, md_unescape, visible_text
 
 markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py is not installed (pip install -e '.[test]')")
 MD = markdown_it.MarkdownIt("commonmark")  # html on, like a renderer that would honour raw HTML

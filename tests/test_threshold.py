@@ -9,8 +9,8 @@ from sklearn.metrics import confusion_matrix
 
 from fairwatch.connectors.source import open_frame
 from fairwatch.connectors.threshold_counts import fetch_threshold_counts
-from fairwatch.metrics.spec import RowFilter, parse_spec
-from fairwatch.metrics.threshold import (bucket_of, default_threshold, grid_bounds, nearest_threshold, rates_at,
+from fairwatch.metrics.audit.spec import RowFilter, parse_spec
+from fairwatch.metrics.stats.threshold import (bucket_of, default_threshold, grid_bounds, nearest_threshold, rates_at,
                                threshold_curves, thresholds)
 
 

@@ -17,9 +17,9 @@ from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
 from fairwatch.connectors.source import open_frame
 from fairwatch.connectors.window_counts import fetch_time_span, fetch_window_counts
 from fairwatch.metrics.errors import DataError, SpecError
-from fairwatch.metrics.groups import groupings
-from fairwatch.metrics.spec import AuditSpec, RowFilter, parse_spec
-from fairwatch.metrics.trends import (
+from fairwatch.metrics.stats.groups import groupings
+from fairwatch.metrics.audit.spec import AuditSpec, RowFilter, parse_spec
+from fairwatch.metrics.monitoring.trends import (
     DAY_SPAN_MAX_DAYS,
     WEEK_SPAN_MAX_DAYS,
     WINDOW,

@@ -11,7 +11,7 @@ from statsmodels.stats.proportion import confint_proportions_2indep
 from fairwatch.connectors.monitor import run_version_comparison
 from fairwatch.connectors.source import open_frame
 from fairwatch.metrics.errors import SpecError
-from fairwatch.metrics.spec import AuditSpec
+from fairwatch.metrics.audit.spec import AuditSpec
 # demo_spec is a module-scoped fixture: imported, it still writes one demo per module.
 from tests.test_trends import demo_spec, frame_spec  # noqa: F401
 

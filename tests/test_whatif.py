@@ -16,15 +16,15 @@ from fairwatch.connectors.config import write_config
 from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
 from fairwatch.connectors.whatif import run_whatif
 from fairwatch.metrics.errors import DataError
-from fairwatch.metrics.spec import RowFilter, parse_spec
-from fairwatch.metrics.whatif import (
+from fairwatch.metrics.audit.spec import RowFilter, parse_spec
+from fairwatch.metrics.policy.whatif import (
     Objective,
     Tolerance,
     WhatIfError,
     fit_thresholds,
     raw_cells,
 )
-from fairwatch.metrics.whatif_result import (
+from fairwatch.metrics.policy.whatif_result import (
     split_ranges,
 )
 
@@ -95,7 +95,7 @@ def test_demo_default_split_says_the_latest_week_is_too_small(demo):
 
 
 def test_split_ranges_fit_all_but_the_latest_window():
-    """Windows as metrics/trends.py defines them (ISO weeks from Monday)."""
+    """Windows as metrics/monitoring/trends.py defines them (ISO weeks from Monday)."""
     fit, later, grain, _ = split_ranges(pd.Timestamp("2025-01-01"), pd.Timestamp("2025-03-12 10:00"), RowFilter())
     assert grain == "week"
     assert later.time_from == "2025-03-10T00:00:00" and fit.time_to == "2025-03-09T23:59:59.999999"

@@ -15,7 +15,7 @@ import pytest
 from fairlearn.postprocessing import ThresholdOptimizer
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from fairwatch.metrics.whatif import (
+from fairwatch.metrics.policy.whatif import (
     CONSTRAINTS,
     FAIRLEARN_OBJECTIVES,
     Objective,

@@ -58,14 +58,14 @@ def test_the_wheel_holds_one_namespace(installed):
     names = zipfile.ZipFile(installed["wheel"]).namelist()
     assert {n.split("/")[0] for n in names} == {"fairwatch", f"{installed['wheel'].name.split('-py')[0]}.dist-info"}
     for needed in ("fairwatch/app.py", "fairwatch/asgi.py", "fairwatch/cli.py", "fairwatch/schema/snapshot.schema.json",
-                   "fairwatch/pages/components/sidebar.py", "fairwatch/metrics/spec.py", "fairwatch/connectors/source.py",
+                   "fairwatch/pages/components/sidebar.py", "fairwatch/metrics/audit/spec.py", "fairwatch/connectors/source.py",
                    "fairwatch/.streamlit/config.toml"):
         assert needed in names, needed
 
 
 def test_no_top_level_modules_leak(installed):
     """`metrics`, `connectors`, `cli` and `pages` are not importable; `fairwatch.metrics` is, from site-packages."""
-    code = ("import importlib.util, fairwatch.metrics.spec as s; "
+    code = ("import importlib.util, fairwatch.metrics.audit.spec as s; "
             "print([n for n in ('metrics', 'connectors', 'cli', 'pages') if importlib.util.find_spec(n)]); "
             "print(s.__file__)")
     out = _run([installed["py"], "-c", code], cwd=installed["work"], env=installed["env"]).stdout.splitlines()

@@ -2,7 +2,7 @@
 
 `access_gate` runs first in `run_page`. Without an `[auth]` section in the secrets (local mode) the one
 local user may see everything, on loopback only; with one, a person signs in through Streamlit's own
-`st.login` and gets the role that `metrics/roles.py` resolves from the access config. Pages ask
+`st.login` and gets the role that `metrics/privacy/roles.py` resolves from the access config. Pages ask
 `can("export")` before drawing a control and call `log_access(...)` (or wrap a download in `logged(...)`)
 before showing example rows or writing an export. Small cells are withheld from a viewer by the page
 context (`PageContext.snapshot()` in frame.py), which every page reads its audit through.
@@ -28,9 +28,9 @@ from fairwatch.connectors.access import (ACCESS_LOG_ENV, AccessConfig, AuthSetti
 from fairwatch.connectors.datapaths import DATA_DIR_ENV
 from fairwatch.connectors.serve import ALLOW_ENV, ALLOW_FLAG, host_is_loopback
 from fairwatch.metrics.errors import AccessLogError, FairwatchError, ServeError
-from fairwatch.metrics.roles import (PAGES, ROLE_SUMMARY, Principal, local_principal, no_role_message, not_permitted_message,
+from fairwatch.metrics.privacy.roles import (PAGES, ROLE_SUMMARY, Principal, local_principal, no_role_message, not_permitted_message,
                            principal_from_claims, required_permissions, visible_pages)
-from fairwatch.metrics.text import hide_paths, md_escape
+from fairwatch.metrics.presentation.text import hide_paths, md_escape
 
 log = logging.getLogger("fairwatch.auth")
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +48,7 @@ def md(text: object) -> str:
     """Untrusted text (a value, name, path, URL parameter, error) for any Markdown sink: labels, help, messages.
 
     Server paths are cut as in shown_paths, then everything is escaped so that it shows as exactly this text
-    (metrics/text.py md_escape).
+    (metrics/presentation/text.py md_escape).
     """
     return md_escape(shown_paths(text))
 

@@ -9,12 +9,12 @@ import streamlit as st
 
 from fairwatch.connectors.export import HistoryEntry, verify, verify_zip_bytes, zip_bytes
 from fairwatch.connectors.snapshot_store import FILES, export_view, snapshot_file, snapshot_folder
-from fairwatch.metrics.diff import MOVE_RULE
-from fairwatch.metrics.export_views import (annotation_record, snapshot_author, changes_table, diff_figures, findings_table, history_table,
+from fairwatch.metrics.monitoring.diff import MOVE_RULE
+from fairwatch.metrics.presentation.export_views import (annotation_record, snapshot_author, changes_table, diff_figures, findings_table, history_table,
                                   moves_table, problems_table, snapshot_label)
-from fairwatch.metrics.followup import RULE as FOLLOW_UP_RULE
-from fairwatch.metrics.followup import counts_line, follow_up_table
-from fairwatch.metrics.roles import OIDC_MODE
+from fairwatch.metrics.monitoring.followup import RULE as FOLLOW_UP_RULE
+from fairwatch.metrics.monitoring.followup import counts_line, follow_up_table
+from fairwatch.metrics.privacy.roles import OIDC_MODE
 from fairwatch.pages.components.auth import author as session_author
 from fairwatch.pages.components.auth import current_principal, log_access, logged, md
 from fairwatch.pages.components.frame import PageContext, guard, show_table

@@ -12,8 +12,8 @@ import pandas as pd
 import streamlit as st
 
 from fairwatch.metrics.errors import FairwatchError
-from fairwatch.metrics.roles import allowed, visible_snapshot
-from fairwatch.metrics.snapshot import AuditSnapshot
+from fairwatch.metrics.privacy.roles import allowed, visible_snapshot
+from fairwatch.metrics.audit.snapshot import AuditSnapshot
 from fairwatch.pages.components.auth import access_gate, md
 from fairwatch.pages.components.loaders import load_full_audit, load_snapshot, stamp_of
 from fairwatch.pages.components.sidebar import Selection, render_sidebar

@@ -27,20 +27,20 @@ from fairwatch.connectors.snapshot_store import annotation_of, list_history, sna
 from fairwatch.connectors.source import OpenSource, open_source
 from fairwatch.connectors.monitor import run_check, run_drift, run_trends, run_version_comparison
 from fairwatch.connectors.threshold_counts import ScoreBuckets, fetch_threshold_counts
-from fairwatch.metrics.alerts import CheckResult
-from fairwatch.metrics.diff import SnapshotDiff, diff_snapshots
-from fairwatch.metrics.drift import DriftTable
+from fairwatch.metrics.monitoring.alerts import CheckResult
+from fairwatch.metrics.monitoring.diff import SnapshotDiff, diff_snapshots
+from fairwatch.metrics.stats.drift import DriftTable
 from fairwatch.metrics.errors import FairwatchError
-from fairwatch.metrics.export_views import snapshot_label
-from fairwatch.metrics.followup import SinceLast, since_last, target_of
-from fairwatch.metrics.mapping import ColumnProfile, RoleGuess, guess_roles, profile_columns
-from fairwatch.metrics.overview import TrendArrows, arrow_spec, trend_arrows
-from fairwatch.metrics.roles import visible_snapshot
-from fairwatch.metrics.slice_views import SliceAnalysis
-from fairwatch.metrics.snapshot import AuditSnapshot
-from fairwatch.metrics.spec import AuditSpec, RowFilter, SourceSpec
-from fairwatch.metrics.trends import TrendTable
-from fairwatch.metrics.versions import VersionComparison
+from fairwatch.metrics.presentation.export_views import snapshot_label
+from fairwatch.metrics.monitoring.followup import SinceLast, since_last, target_of
+from fairwatch.metrics.audit.mapping import ColumnProfile, RoleGuess, guess_roles, profile_columns
+from fairwatch.metrics.policy.overview import TrendArrows, arrow_spec, trend_arrows
+from fairwatch.metrics.privacy.roles import visible_snapshot
+from fairwatch.metrics.presentation.slice_views import SliceAnalysis
+from fairwatch.metrics.audit.snapshot import AuditSnapshot
+from fairwatch.metrics.audit.spec import AuditSpec, RowFilter, SourceSpec
+from fairwatch.metrics.monitoring.trends import TrendTable
+from fairwatch.metrics.monitoring.versions import VersionComparison
 
 Stamp = str
 
@@ -97,10 +97,10 @@ def list_tables(name: str) -> list[str]:
 @st.cache_data(max_entries=64, show_spinner=False)
 def load_overview(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp, features: tuple[str, ...], role: str | None):
     """The Overview's verdicts and worst gaps as a role may see them (a viewer's leave out small cells)."""
-    from fairwatch.metrics.charts import group_colours
-    from fairwatch.metrics.formats import headline_metrics
-    from fairwatch.metrics.overview import feature_verdicts, supported_metrics, worst_disparities
-    from fairwatch.metrics.views import colours_by_group
+    from fairwatch.metrics.presentation.charts import group_colours
+    from fairwatch.metrics.presentation.formats import headline_metrics
+    from fairwatch.metrics.policy.overview import feature_verdicts, supported_metrics, worst_disparities
+    from fairwatch.metrics.presentation.views import colours_by_group
 
     rows = visible_snapshot(load_snapshot(spec, row_filter, stamp), role)[0].groups.rows
     metrics = headline_metrics(spec.task, supported_metrics(rows))

@@ -8,8 +8,8 @@ from typing import Any
 import streamlit as st
 
 from fairwatch.connectors.queue import LabelQueue, build_queue, label_studio_json, plan_csv, plan_pools, queue_csv
-from fairwatch.metrics.plan import DataPlan, build_plan
-from fairwatch.metrics.spec import AuditSpec, RowFilter
+from fairwatch.metrics.discovery.plan import DataPlan, build_plan
+from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
 from fairwatch.pages.components.auth import log_access, logged
 from fairwatch.pages.components.frame import show_table
 from fairwatch.pages.components.loaders import Stamp, get_source, load_full_audit

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from fairwatch.connectors.dashboard import FilterOptions
-from fairwatch.metrics.spec import AuditSpec, RowFilter
+from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
 from fairwatch.pages.components.auth import md
 from fairwatch.pages.components.loaders import load_filter_options, stamp_of
 from fairwatch.pages.components.state import CONFIG_PARAM, active_spec, config_name, generation

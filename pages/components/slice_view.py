@@ -15,14 +15,14 @@ import time
 import streamlit as st
 
 from fairwatch.connectors.drilldown import PAGE_SIZE
-from fairwatch.metrics.charts import REST_COLOUR, SLICE_COLOUR, distribution_chart, versus_chart
-from fairwatch.metrics.overview import NEED_LABELS, NEEDS, findings_by_need
-from fairwatch.metrics.quality_views import (DETAIL_SIGNALS, HEADLINE_SIGNALS, fired_lines, quality_points, quality_rows,
+from fairwatch.metrics.presentation.charts import REST_COLOUR, SLICE_COLOUR, distribution_chart, versus_chart
+from fairwatch.metrics.policy.overview import NEED_LABELS, NEEDS, findings_by_need
+from fairwatch.metrics.presentation.quality_views import (DETAIL_SIGNALS, HEADLINE_SIGNALS, fired_lines, quality_points, quality_rows,
                                    quality_table)
-from fairwatch.metrics.slice_views import (BUILT, FOUND, REST_SIDE, SLICE_SIDE, analysis_lines, board_items, built_slice,
+from fairwatch.metrics.presentation.slice_views import (BUILT, FOUND, REST_SIDE, SLICE_SIDE, analysis_lines, board_items, built_slice,
                                  confusion_table, distribution_points, drill_options, feature_choices,
                                  metric_versus_points, option_texts)
-from fairwatch.metrics.snapshot import AuditSnapshot
+from fairwatch.metrics.audit.snapshot import AuditSnapshot
 from fairwatch.pages.components.auth import can, log_access, md
 from fairwatch.pages.components.frame import PageContext, show_chart, show_table
 from fairwatch.pages.components.loaders import (example_rows, load_feature_values, load_slice_analysis, stamp_of,

@@ -10,11 +10,11 @@ import streamlit as st
 from fairwatch.connectors.active import demo_spec, save_spec
 from fairwatch.connectors.datapaths import DATA_SUFFIXES, data_dir, list_data_files, safe_data_path, save_upload
 from fairwatch.connectors.freshness import source_stamp
-from fairwatch.metrics.mapping import RoleGuess, mapping_config
-from fairwatch.metrics.outcomes import normalise_value
-from fairwatch.metrics.snapshot import AuditSnapshot
-from fairwatch.metrics.spec import TASK_LABELS, TASKS, AuditSpec, RowFilter, SourceSpec, parse_spec
-from fairwatch.metrics.views import reference_options
+from fairwatch.metrics.audit.mapping import RoleGuess, mapping_config
+from fairwatch.metrics.audit.outcomes import normalise_value
+from fairwatch.metrics.audit.snapshot import AuditSnapshot
+from fairwatch.metrics.audit.spec import TASK_LABELS, TASKS, AuditSpec, RowFilter, SourceSpec, parse_spec
+from fairwatch.metrics.presentation.views import reference_options
 from fairwatch.pages.components.auth import md
 from fairwatch.pages.components.frame import guard
 from fairwatch.pages.components.loaders import list_tables, load_column_values, load_profiles, load_snapshot, stamp_of

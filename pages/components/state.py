@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from fairwatch.connectors.active import default_spec, saved_config_spec
-from fairwatch.metrics.spec import AuditSpec
+from fairwatch.metrics.audit.spec import AuditSpec
 
 ACTIVE = "fw.active_spec"
 CONFIG_NAME = "fw.config_name"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fairwatch.metrics.charts import threshold_chart
-from fairwatch.metrics.overview import grouping_features
-from fairwatch.metrics.roles import visible_rates
-from fairwatch.metrics.threshold import default_threshold, nearest_threshold, rates_at, threshold_curves
-from fairwatch.metrics.views import threshold_table
+from fairwatch.metrics.presentation.charts import threshold_chart
+from fairwatch.metrics.policy.overview import grouping_features
+from fairwatch.metrics.privacy.roles import visible_rates
+from fairwatch.metrics.stats.threshold import default_threshold, nearest_threshold, rates_at, threshold_curves
+from fairwatch.metrics.presentation.views import threshold_table
 from fairwatch.pages.components.frame import PageContext, show_chart, show_table
 from fairwatch.pages.components.loaders import load_threshold_buckets, stamp_of
 

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 import pandas as pd
 import streamlit as st
 
-from fairwatch.metrics.alerts import CheckResult
-from fairwatch.metrics.charts import psi_chart, trend_chart, version_chart
-from fairwatch.metrics.overview import window_text
-from fairwatch.metrics.trend_views import (PSI_LARGE, PSI_MODERATE, check_table, coverage_points, coverage_table,
+from fairwatch.metrics.monitoring.alerts import CheckResult
+from fairwatch.metrics.presentation.charts import psi_chart, trend_chart, version_chart
+from fairwatch.metrics.policy.overview import window_text
+from fairwatch.metrics.presentation.trend_views import (PSI_LARGE, PSI_MODERATE, check_table, coverage_points, coverage_table,
                                  drift_tests_table, example_rules, psi_points, share_trend_points, trend_gaps,
                                  trend_points, trend_table, version_changes, version_points, version_table)
-from fairwatch.metrics.trends import TrendTable
+from fairwatch.metrics.monitoring.trends import TrendTable
 from fairwatch.pages.components.auth import md
 from fairwatch.pages.components.frame import SHARE_COLUMNS, PageContext, guard, show_chart, show_table
 from fairwatch.pages.components.loaders import load_check, load_drift, load_filter_options, load_versions, stamp_of

@@ -5,17 +5,17 @@ from __future__ import annotations
 import streamlit as st
 
 from fairwatch.connectors.whatif import NO_SCORE, policy_bytes
-from fairwatch.metrics.charts import whatif_chart
+from fairwatch.metrics.presentation.charts import whatif_chart
 from fairwatch.metrics.errors import FairwatchError
-from fairwatch.metrics.overview import grouping_features
-from fairwatch.metrics.roles import allowed
-from fairwatch.metrics.whatif import (
+from fairwatch.metrics.policy.overview import grouping_features
+from fairwatch.metrics.privacy.roles import allowed
+from fairwatch.metrics.policy.whatif import (
     CONSTRAINTS,
     OBJECTIVES,
     reference_label,
     whatif_options,
 )
-from fairwatch.metrics.whatif_result import (
+from fairwatch.metrics.policy.whatif_result import (
     changes_table,
     comparison_table,
     rules_table,

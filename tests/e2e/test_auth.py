@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fairwatch.metrics.roles import PAGES, ROLES, first_role, visible_pages
+from fairwatch.metrics.privacy.roles import PAGES, ROLES, first_role, visible_pages
 from tests.e2e.browser import CHROMIUM, free_port, launch, wait_drawn
 
 pytestmark = pytest.mark.e2e
@@ -45,7 +45,7 @@ def data_env(tmp_path_factory) -> dict[str, str]:
     """A 20k-row demo and its config, as the app's environment."""
     from fairwatch.connectors.config import write_config
     from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
-    from fairwatch.metrics.spec import SourceSpec, parse_spec
+    from fairwatch.metrics.audit.spec import SourceSpec, parse_spec
 
     folder = tmp_path_factory.mktemp("auth-data")
     write_demo(folder / "demo.duckdb", rows=20_000)

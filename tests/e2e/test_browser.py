@@ -27,7 +27,7 @@ def app_url(tmp_path_factory):
     """The app started as `make run` starts it, on a free port, over a 100k-row demo."""
     from fairwatch.connectors.config import write_config
     from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
-    from fairwatch.metrics.spec import SourceSpec, parse_spec
+    from fairwatch.metrics.audit.spec import SourceSpec, parse_spec
 
     folder = tmp_path_factory.mktemp("e2e-data")
     write_demo(folder / "demo.duckdb", rows=100_000)

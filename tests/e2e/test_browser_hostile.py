@@ -19,8 +19,8 @@ from urllib.parse import quote
 
 import pytest
 
-from fairwatch.metrics.roles import PAGES, visible_pages
-from fairwatch.metrics.text import WORD_JOINER
+from fairwatch.metrics.privacy.roles import PAGES, visible_pages
+from fairwatch.metrics.presentation.text import WORD_JOINER
 from tests.e2e.browser import CHROMIUM, ROOT, wait_drawn
 from tests.hostile import COLUMN, CONFIG_LINK, FEATURES, GROUPS, HOST, STRINGS, write_hostile_log
 

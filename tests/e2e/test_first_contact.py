@@ -52,7 +52,7 @@ def app_url(tmp_path_factory):
         pytest.skip(f"real public data not found at {SHARED_DATA} (only present on the team's machines)")
     from fairwatch.connectors.config import write_config
     from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
-    from fairwatch.metrics.spec import SourceSpec, parse_spec
+    from fairwatch.metrics.audit.spec import SourceSpec, parse_spec
 
     folder = tmp_path_factory.mktemp("e2e-first-contact")
     write_demo(folder / "demo.duckdb", rows=20_000)

@@ -46,8 +46,8 @@ def report(tmp_path_factory) -> tuple[Path, list[str]]:
     from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
     from fairwatch.connectors.export import REPORT_HTML, export_snapshot, load_snapshot
     from fairwatch.connectors.source import open_source
-    from fairwatch.metrics.report_model import build_report
-    from fairwatch.metrics.spec import RowFilter, SourceSpec, parse_spec
+    from fairwatch.metrics.presentation.report_model import build_report
+    from fairwatch.metrics.audit.spec import RowFilter, SourceSpec, parse_spec
 
     root = tmp_path_factory.mktemp("report-offline")
     write_demo(root / "demo.duckdb", rows=20_000)

@@ -1,0 +1,67 @@
+"""Over time and between audits: trends, alerts, model versions, snapshot diffs and follow-up.
+
+The names below are this capability's public interface (what the rest of fairwatch uses); each loads
+its module on first use, so importing one module of the package does not import the others.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+_EXPORTS = {
+    "CheckInputs": "alerts",
+    "CheckResult": "alerts",
+    "DAY_SPAN_MAX_DAYS": "trends",
+    "FindingIds": "alerts",
+    "GRAINS": "trends",
+    "MOVE_RULE": "diff",
+    "Period": "alerts",
+    "RULE": "followup",
+    "Rule": "alerts",
+    "STATUSES": "followup",
+    "SinceLast": "followup",
+    "SnapshotDiff": "diff",
+    "SnapshotError": "diff",
+    "TrendTable": "trends",
+    "VERSION": "trends",
+    "VersionComparison": "versions",
+    "WEEK_SPAN_MAX_DAYS": "trends",
+    "WINDOW": "trends",
+    "chance_of_move": "diff",
+    "check_schema_version": "diff",
+    "choose_grain": "trends",
+    "compare_versions": "versions",
+    "counts_line": "followup",
+    "diff_snapshots": "diff",
+    "doc_target": "followup",
+    "evaluate_rules": "alerts",
+    "evaluation_period": "alerts",
+    "findings_of": "diff",
+    "follow_up": "followup",
+    "follow_up_table": "followup",
+    "known_slices": "alerts",
+    "moved_metric": "diff",
+    "parse_instant": "trends",
+    "parse_rule": "alerts",
+    "parse_rules": "alerts",
+    "record_id": "diff",
+    "since_last": "followup",
+    "target_of": "followup",
+    "tracked": "followup",
+    "trend_table": "trends",
+    "window_floor": "trends",
+    "window_outcomes": "trends",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    """Load a public name from its module on first use."""
+    if name in _EXPORTS:
+        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public names, for completion in notebooks."""
+    return __all__

@@ -1,0 +1,535 @@
+"""Alert rules: a small rule language, parsed by hand (never eval), evaluated on the latest period.
+
+Forms (keywords are case-insensitive; a value with spaces or <>=& is quoted: race="Pacific Islander"):
+
+    <metric> [value|ratio|difference] <op> <number> [for any <grouping> group | for <slice>]
+    share of <slice> <op> <number>
+    psi of <grouping> > <number>
+    any new finding
+
+<metric> is a rate of metrics.stats.groups.RATES (or fnr, fpr, tpr, tnr, ppv, npv); <op> is <, <=, >, >=;
+<grouping> is a sensitive feature or an intersection `a & b`; <slice> is `feature=value [& ...]`.
+Without a scope a metric rule covers every group of every grouping.
+
+Semantics: a rule fires for a group when the point estimate is beyond the threshold AND the data
+say so with significance:
+- ratio / difference: to the grouping's reference group, as in an audit; significant means the
+  audit's two-sided test of the gap (score test, Fisher's exact for small counts). With the policy's
+  band as threshold, a ratio rule fires exactly where an audit says `outside`.
+- value and share: a one-sided exact binomial test against the threshold (scipy.stats.binomtest).
+- psi: Pearson's chi-square test of the period's group counts against the baseline's.
+Significance is q < policy.fdr, with Benjamini-Hochberg over every (rule, group) test of the check.
+A group below min_support cannot make a rule fire; a rule none of whose groups could be evaluated
+is `insufficient_data`, never `ok`. `any new finding` fires when the latest window's finding ids
+(from the slice search) include one the previous window's did not.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from fairwatch.metrics.errors import SpecError
+from fairwatch.metrics.stats.groups import RATES, grouping_name, groupings, slice_label
+from fairwatch.metrics.stats.intervals import bh_qvalues
+from fairwatch.metrics.audit.spec import AuditSpec
+from fairwatch.metrics.monitoring.trends import window_end, window_floor
+
+ALIASES = {"fnr": "false_negative_rate", "fpr": "false_positive_rate", "tpr": "true_positive_rate",
+           "tnr": "true_negative_rate", "ppv": "precision", "npv": "negative_predictive_value"}
+OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+STATS = ("value", "ratio", "difference")
+_TOKEN = re.compile(r"""\s*(?:(?P<quoted>"[^"]*"|'[^']*')|(?P<op><=|>=|<|>|=|&|×)|(?P<word>[^\s<>=&×"']+)|(?P<bad>\S))""")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One parsed rule; `groupings` is the for-any scope, `slice` a single named group."""
+
+    text: str
+    kind: str
+    op: str = ">"
+    threshold: float = 0.0
+    metric: str | None = None
+    stat: str = "value"
+    groupings: tuple[tuple[str, ...], ...] = ()
+    slice: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class FindingIds:
+    """Finding ids of the slice search in the latest and the previous window."""
+
+    latest: tuple[str, ...]
+    previous: tuple[str, ...]
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> FindingIds:
+        """From {"latest": [...], "previous": [...]} (the --findings JSON file)."""
+        if not isinstance(raw, Mapping) or not {"latest", "previous"} <= set(raw):
+            raise SpecError('findings must be a JSON object {"latest": [ids...], "previous": [ids...]}')
+        lists = [raw[k] for k in ("latest", "previous")]
+        if not all(isinstance(v, list) and all(isinstance(i, (str, int)) for i in v) for v in lists):
+            raise SpecError("findings 'latest' and 'previous' must be lists of finding ids (text or numbers)")
+        return cls(latest=tuple(str(i) for i in lists[0]), previous=tuple(str(i) for i in lists[1]))
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A group for which a rule fired, with the numbers and why."""
+
+    group: str
+    value: float
+    threshold: float
+    p_value: float | None
+    q_value: float | None
+    why: str
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    """How one rule came out: fired, ok or insufficient_data, with its hits and a note."""
+
+    rule: Rule
+    status: str
+    hits: tuple[Hit, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Period:
+    """The evaluated period and the drift baseline, as [start, end) instants."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    baseline_start: pd.Timestamp
+    baseline_end: pd.Timestamp
+
+
+@dataclass(frozen=True)
+class CheckInputs:
+    """What the rules are evaluated on, all for the evaluated period."""
+
+    # compute_group_table rows of the period.
+    groups: pd.DataFrame | None
+    # drift_table shares and tests of the period against the baseline.
+    shares: pd.DataFrame
+    drift: pd.DataFrame
+    # Every group seen anywhere in the data (a rule naming another group is a typo).
+    known_slices: frozenset[tuple[tuple[str, str], ...]]
+    period_rows: int
+    findings: FindingIds | None = None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of `fairwatch check`: each rule's status and, for those that fired, where and why."""
+
+    outcomes: tuple[RuleOutcome, ...]
+    period: Period
+    grain: str
+    rows: int
+    labelled_rows: int
+    fdr: float
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def fired(self) -> tuple[RuleOutcome, ...]:
+        """The rules that fired."""
+        return tuple(o for o in self.outcomes if o.status == "fired")
+
+    def lines(self) -> list[str]:
+        """A plain-text report for the terminal."""
+        p = self.period
+        cover = self.labelled_rows / self.rows if self.rows else float("nan")
+        out = [f"period {p.start:%Y-%m-%d %H:%M} to {p.end:%Y-%m-%d %H:%M} ({self.rows:,} rows, "
+               f"{cover:.0%} labelled); baseline {p.baseline_start:%Y-%m-%d} to {p.baseline_end:%Y-%m-%d}"]
+        out += [f"note: {n}" for n in self.notes]
+        for o in self.outcomes:
+            out.append(f"[{o.status.upper()}] {o.rule.text}" + (f" ({o.note})" if o.note else ""))
+            out += [f"    {h.group}: {h.why}" for h in o.hits]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-safe data."""
+        num = _json_number
+        p = self.period
+        return {
+            "fired": bool(self.fired),
+            "period": {"start": p.start.isoformat(), "end": p.end.isoformat(),
+                       "baseline_start": p.baseline_start.isoformat(), "baseline_end": p.baseline_end.isoformat()},
+            "grain": self.grain, "rows": self.rows, "labelled_rows": self.labelled_rows, "fdr": self.fdr,
+            "notes": list(self.notes),
+            "rules": [{"rule": o.rule.text, "status": o.status, "note": o.note,
+                       "hits": [{"group": h.group, "value": num(h.value), "threshold": h.threshold,
+                                 "p_value": num(h.p_value), "q_value": num(h.q_value), "why": h.why} for h in o.hits]}
+                      for o in self.outcomes],
+        }
+
+
+def _json_number(value: float | None) -> float | None:
+    """A finite float, or None (strict JSON has no NaN)."""
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+@dataclass(frozen=True)
+class _Token:
+    """A token with its 0-based character position in the rule text."""
+
+    kind: str
+    text: str
+    pos: int
+
+
+class _Parser:
+    """Recursive-descent parser over the tokens of one rule."""
+
+    def __init__(self, text: str, spec: AuditSpec) -> None:
+        """Tokenize the rule text (an unterminated quote or stray character is an error)."""
+        self.text, self.spec, self.tokens, self.i = text, spec, [], 0
+        for m in _TOKEN.finditer(text):
+            kind = m.lastgroup
+            value = m.group(kind)
+            pos = m.start(kind)
+            if kind == "bad":
+                self.fail(_Token("bad", value, pos), "unterminated quote" if value in "\"'" else "unexpected character",
+                          "close the quote" if value in "\"'" else "quote values that hold it")
+            if kind == "quoted":
+                kind, value = "value", value[1:-1]
+            self.tokens.append(_Token(kind, value, pos))
+
+    def fail(self, tok: _Token | None, problem: str, fix: str) -> None:
+        """Raise a one-line SpecError pointing at the token."""
+        where = f"at {tok.text!r} (character {tok.pos + 1})" if tok else "at the end"
+        raise SpecError(f"alert rule {self.text!r}: {problem} {where}; {fix}")
+
+    def peek(self) -> _Token | None:
+        """The next token, or None at the end."""
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def take(self, problem: str, fix: str) -> _Token:
+        """Consume the next token, or fail at the end."""
+        tok = self.peek()
+        if tok is None:
+            self.fail(None, problem, fix)
+        self.i += 1
+        return tok
+
+    def keyword(self, *words: str) -> _Token:
+        """Consume one of the keywords."""
+        tok = self.take(f"expected {' or '.join(words)}", f"write {words[0]!r} here")
+        if tok.kind != "word" or tok.text.lower() not in words:
+            self.fail(tok, f"expected {' or '.join(repr(w) for w in words)}", "see the rule forms in the docs")
+        return tok
+
+    def at_keyword(self, *words: str) -> bool:
+        """Whether the next token is one of the keywords."""
+        tok = self.peek()
+        return tok is not None and tok.kind == "word" and tok.text.lower() in words
+
+    def end(self) -> None:
+        """Fail if anything is left."""
+        tok = self.peek()
+        if tok is not None:
+            self.fail(tok, "unexpected text", "the rule ends after its threshold and scope")
+
+    def feature(self) -> str:
+        """A sensitive feature name, spelt as in the spec (matched case-insensitively)."""
+        tok = self.take("expected a sensitive feature", f"name one of {', '.join(self.spec.sensitive)}")
+        for name in self.spec.sensitive:
+            if tok.kind in ("word", "value") and tok.text.lower() == name.lower():
+                return name
+        self.fail(tok, "unknown sensitive feature", f"name one of {', '.join(self.spec.sensitive)}")
+
+    def grouping(self) -> tuple[str, ...]:
+        """A feature or an intersection `a & b`, in the spec's order."""
+        start = self.peek()
+        names = [self.feature()]
+        while self.peek() is not None and self.peek().text in ("&", "×"):
+            self.i += 1
+            names.append(self.feature())
+        if len(set(names)) < len(names):
+            self.fail(start, "a feature is named twice", "name each feature once")
+        return tuple(n for n in self.spec.sensitive if n in names)
+
+    def slice(self) -> tuple[tuple[str, str], ...]:
+        """`feature=value [& feature=value ...]`, in the spec's order."""
+        start = self.peek()
+        pairs = {}
+        while True:
+            name = self.feature()
+            eq = self.take("expected '='", "write feature=value")
+            if eq.text != "=":
+                self.fail(eq, "expected '='", "write feature=value")
+            value = self.take("expected a group value", "write feature=value (quote values with spaces)")
+            if value.kind not in ("word", "value"):
+                self.fail(value, "expected a group value", "quote values that hold <, >, = or &")
+            if name in pairs:
+                self.fail(start, f"feature {name} is named twice", "name each feature once")
+            pairs[name] = value.text
+            if self.peek() is None or self.peek().text not in ("&", "×"):
+                break
+            self.i += 1
+        return tuple((n, pairs[n]) for n in self.spec.sensitive if n in pairs)
+
+    def comparison(self, low: float | None, high: float | None, ops: Sequence[str] = tuple(OPS)) -> tuple[str, float]:
+        """`<op> <number>` with the number in [low, high]."""
+        op = self.take("expected a comparison", f"write one of {' '.join(ops)} and a number")
+        if op.text not in ops:
+            self.fail(op, "expected a comparison", f"write one of {' '.join(ops)}")
+        tok = self.take("expected a number", "write the threshold, e.g. 0.8")
+        try:
+            number = float(tok.text)
+        except ValueError:
+            number = float("nan")
+        if tok.kind != "word" or not np.isfinite(number):
+            self.fail(tok, "expected a number", "write the threshold, e.g. 0.8")
+        if (low is not None and number < low) or (high is not None and number > high):
+            self.fail(tok, f"threshold out of range [{low}, {high}]", "choose a threshold in that range")
+        return op.text, number
+
+    def parse(self) -> Rule:
+        """The rule."""
+        first = self.take("empty rule", "write a rule such as 'false_negative_rate ratio < 0.8 for any sex group'")
+        word = first.text.lower()
+        if first.kind == "word" and word == "any":
+            self.keyword("new")
+            self.keyword("finding", "findings")
+            self.end()
+            return Rule(text=self.text, kind="new_finding")
+        if first.kind == "word" and word == "share":
+            self.keyword("of")
+            slice_ = self.slice()
+            op, threshold = self.comparison(0.0, 1.0)
+            self.end()
+            return Rule(text=self.text, kind="share", op=op, threshold=threshold, slice=slice_)
+        if first.kind == "word" and word == "psi":
+            self.keyword("of")
+            grouping = self.grouping()
+            op, threshold = self.comparison(0.0, None, (">", ">="))
+            self.end()
+            return Rule(text=self.text, kind="psi", op=op, threshold=threshold, groupings=(grouping,))
+        metric = ALIASES.get(word, word)
+        if first.kind != "word" or metric not in RATES:
+            self.fail(first, "unknown metric", f"use one of {', '.join(RATES)} (or fnr, fpr, tpr, tnr, ppv, npv), "
+                      "or start with share of / psi of / any new finding")
+        stat = "value"
+        if self.at_keyword(*STATS):
+            stat = self.take("", "").text.lower()
+        bounds = {"value": (0.0, 1.0), "ratio": (0.0, None), "difference": (-1.0, 1.0)}[stat]
+        op, threshold = self.comparison(*bounds)
+        scope: tuple[tuple[str, ...], ...] = tuple(groupings(self.spec.sensitive))
+        slice_: tuple[tuple[str, str], ...] = ()
+        if self.peek() is not None:
+            self.keyword("for")
+            if self.at_keyword("any"):
+                self.i += 1
+                if not self.at_keyword("group", "groups"):
+                    scope = (self.grouping(),)
+                self.keyword("group", "groups")
+            else:
+                slice_ = self.slice()
+                scope = (tuple(n for n, _ in slice_),)
+        self.end()
+        return Rule(text=self.text, kind="metric", op=op, threshold=threshold, metric=metric, stat=stat,
+                    groupings=scope, slice=slice_)
+
+
+def parse_rule(text: str, spec: AuditSpec) -> Rule:
+    """Parse one rule against the spec's sensitive features; a one-line SpecError points at a bad token."""
+    if not isinstance(text, str):
+        raise SpecError(f"an alert rule must be text, got {type(text).__name__}")
+    return _Parser(" ".join(text.split()), spec).parse()
+
+
+def parse_rules(texts: Sequence[str], spec: AuditSpec) -> tuple[Rule, ...]:
+    """Parse a list of rules; at least one is needed."""
+    if isinstance(texts, str):
+        texts = [texts]
+    if not texts:
+        raise SpecError("no alert rules: give at least one, e.g. --rule 'psi of age_band > 0.2'")
+    return tuple(parse_rule(t, spec) for t in texts)
+
+
+# --------------------------------------------------------------------------- period
+
+
+def evaluation_period(windows: pd.Series, grain: str, now: pd.Timestamp, last_days: int | None = None,
+                      baseline: pd.Timestamp | None = None) -> Period:
+    """The period the rules look at (now's window, or the last N whole days) and the drift baseline."""
+    # The baseline is the first window (or the first N days) of the data, or the window (the N days)
+    # starting at `baseline`, of the same length as the period so PSI compares like with like.
+    first = pd.Timestamp(pd.to_datetime(windows).min())
+    if last_days is not None:
+        if last_days < 1:
+            raise SpecError(f"--last-days must be at least 1, got {last_days}")
+        length = pd.Timedelta(days=last_days)
+        end = window_floor(now, "day") + pd.Timedelta(days=1)
+        start = end - length
+        base_start = window_floor(baseline, "day") if baseline is not None else first
+        base_end = base_start + length
+    else:
+        start = window_floor(now, grain)
+        end = window_end(start, grain)
+        base_start = window_floor(baseline, grain) if baseline is not None else first
+        base_end = window_end(base_start, grain)
+    if baseline is not None and base_end > start:
+        raise SpecError(f"the baseline {base_start:%Y-%m-%d} to {base_end:%Y-%m-%d} overlaps the checked period "
+                        f"from {start:%Y-%m-%d}; choose an earlier baseline")
+    return Period(start=start, end=end, baseline_start=base_start, baseline_end=base_end)
+
+
+def known_slices(population: pd.DataFrame, spec: AuditSpec) -> frozenset[tuple[tuple[str, str], ...]]:
+    """Every group of every grouping that occurs in the counts."""
+    out = set()
+    for cols in groupings(spec.sensitive):
+        for rec in population[list(cols)].drop_duplicates().itertuples(index=False):
+            out.add(tuple((c, str(v)) for c, v in zip(cols, rec)))
+    return frozenset(out)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _binom_p(successes: float, n: float, threshold: float, op: str) -> float:
+    """One-sided exact binomial p-value that the true rate is beyond the threshold in the rule's direction."""
+    if n <= 0 or not 0 < threshold < 1:
+        return float("nan") if n <= 0 else float(not OPS[op](successes / n, threshold))
+    alternative = "less" if op in ("<", "<=") else "greater"
+    return float(stats.binomtest(int(round(successes)), int(n), threshold, alternative=alternative).pvalue)
+
+
+def _check_slice(rule: Rule, inputs: CheckInputs) -> None:
+    """A named group must exist somewhere in the data: a typo must not silently never (or always) fire."""
+    if rule.slice and rule.slice not in inputs.known_slices:
+        feats = {f for f, _ in rule.slice}
+        seen = sorted({slice_label(s) for s in inputs.known_slices if {f for f, _ in s} == feats})[:12]
+        raise SpecError(f"alert rule {rule.text!r}: no group {slice_label(rule.slice)} in the data; "
+                        f"groups are: {', '.join(seen)}")
+
+
+def _metric_candidates(rule: Rule, inputs: CheckInputs) -> list[dict]:
+    """One candidate per group the metric rule covers (value, p-value, whether it is beyond)."""
+    g = inputs.groups
+    names = {grouping_name(c) for c in rule.groupings}
+    rows = g[(g["metric"] == rule.metric) & g["grouping"].isin(names)]
+    if rule.slice:
+        rows = rows[rows["slice"].map(lambda s: s == rule.slice)]
+    of_metric = g[g["metric"] == rule.metric]
+    values = dict(zip(zip(of_metric["grouping"], of_metric["slice"]), of_metric["value"]))
+    out = []
+    for r in rows.to_dict("records"):
+        if rule.stat == "value":
+            value, defined = r["value"], not r["masked"] and pd.notna(r["value"])
+            # Successes are value × support exactly (value is their ratio); the column is used when present.
+            x = r["successes"] if pd.notna(r.get("successes", np.nan)) else np.rint(value * r["support"])
+            p = _binom_p(x, r["support"], rule.threshold, rule.op) if defined else np.nan
+            why = (f"{rule.metric} is {value:.3f} (95% CI {r['ci_low']:.3f}-{r['ci_high']:.3f}, "
+                   f"{int(r['support']):,} rows) {rule.op} {rule.threshold:g}") if defined else ""
+        else:
+            if r["verdict"] == "reference":
+                continue
+            value = r["ratio"] if rule.stat == "ratio" else r["difference"]
+            defined, p = pd.notna(value), r["p_value"]
+            ref_value = values.get((r["grouping"], r["reference"]), np.nan) if r["reference"] else np.nan
+            lo, hi = (r["ratio_ci_low"], r["ratio_ci_high"]) if rule.stat == "ratio" else (r["diff_ci_low"], r["diff_ci_high"])
+            why = (f"{rule.metric} is {r['value']:.3f} vs {ref_value:.3f} for {slice_label(r['reference'] or ())}: "
+                   f"{rule.stat} {value:.3f} (95% CI {lo:.3f}-{hi:.3f}) {rule.op} {rule.threshold:g}") if defined else ""
+        out.append({"group": r["group"], "value": value, "p": p if defined else np.nan, "defined": defined,
+                    "beyond": bool(defined and OPS[rule.op](value, rule.threshold)), "why": why})
+    return out
+
+
+def _share_candidates(rule: Rule, inputs: CheckInputs) -> list[dict]:
+    """The named group's share of the period's rows, tested against the threshold."""
+    total = inputs.period_rows
+    s = inputs.shares
+    rows = s[s["slice"].map(lambda x: x == rule.slice)]
+    n = int(rows["n"].iloc[0]) if len(rows) else 0
+    base = float(rows["baseline_share"].iloc[0]) if len(rows) else float("nan")
+    if total == 0:
+        return [{"group": slice_label(rule.slice), "value": np.nan, "p": np.nan, "defined": False,
+                 "beyond": False, "why": ""}]
+    share = n / total
+    return [{"group": slice_label(rule.slice), "value": share, "p": _binom_p(n, total, rule.threshold, rule.op),
+             "defined": True, "beyond": OPS[rule.op](share, rule.threshold),
+             "why": f"share is {share:.2%} ({n:,} of {total:,} rows) {rule.op} {rule.threshold:.2%}; "
+                    f"baseline share {base:.2%}"}]
+
+
+def _psi_candidates(rule: Rule, inputs: CheckInputs) -> list[dict]:
+    """The grouping's PSI against the baseline, with the chi-square p-value."""
+    name = grouping_name(rule.groupings[0])
+    rows = inputs.drift[inputs.drift["grouping"] == name]
+    if rows.empty or inputs.period_rows == 0:
+        return [{"group": name, "value": np.nan, "p": np.nan, "defined": False, "beyond": False, "why": ""}]
+    r = rows.iloc[0]
+    return [{"group": name, "value": float(r["psi"]), "p": float(r["p_value"]), "defined": pd.notna(r["psi"]),
+             "beyond": OPS[rule.op](float(r["psi"]), rule.threshold),
+             "why": f"PSI {r['psi']:.3f} {rule.op} {rule.threshold:g} against the baseline "
+                    f"(chi-square {r['statistic']:.1f} on {int(r['dof'])} df, {int(r['n']):,} vs {int(r['baseline_n']):,} rows)"}]
+
+
+def evaluate_rules(rules: Sequence[Rule], inputs: CheckInputs, spec: AuditSpec) -> tuple[RuleOutcome, ...]:
+    """Evaluate every rule on the period; one BH family over all (rule, group) tests of the check."""
+    fdr = spec.policy.fdr
+    per_rule: list[list[dict]] = []
+    for rule in rules:
+        _check_slice(rule, inputs)
+        if rule.kind == "metric":
+            if inputs.groups is None:
+                raise SpecError(f"alert rule {rule.text!r} needs labelled rows, but none were counted")
+            per_rule.append(_metric_candidates(rule, inputs))
+        elif rule.kind == "share":
+            per_rule.append(_share_candidates(rule, inputs))
+        elif rule.kind == "psi":
+            per_rule.append(_psi_candidates(rule, inputs))
+        else:
+            per_rule.append([])
+    flat = [c for cands in per_rule for c in cands]
+    q = bh_qvalues([c["p"] for c in flat]) if flat else np.array([])
+    for c, qv in zip(flat, q):
+        c["q"] = float(qv)
+    outcomes = []
+    for rule, cands in zip(rules, per_rule):
+        if rule.kind == "new_finding":
+            outcomes.append(_new_findings(rule, inputs))
+            continue
+        hits = tuple(
+            Hit(group=c["group"], value=float(c["value"]), threshold=rule.threshold, p_value=c["p"], q_value=c["q"],
+                why=f"{c['why']}; q = {c['q']:.2g} < {fdr:g}")
+            for c in cands if c["beyond"] and c["q"] < fdr
+        )
+        undefined = sum(not c["defined"] for c in cands)
+        beyond_only = sum(c["beyond"] and not c["q"] < fdr for c in cands)
+        notes = []
+        if undefined:
+            notes.append(f"{undefined} of {len(cands)} group(s) had too little data (min_support "
+                         f"{spec.policy.min_support}) to evaluate")
+        if beyond_only:
+            notes.append(f"{beyond_only} group(s) beyond the threshold but not significant (q ≥ {fdr:g})")
+        status = "fired" if hits else ("insufficient_data" if undefined == len(cands) else "ok")
+        outcomes.append(RuleOutcome(rule=rule, status=status, hits=hits, note="; ".join(notes)))
+    return tuple(outcomes)
+
+
+def _new_findings(rule: Rule, inputs: CheckInputs) -> RuleOutcome:
+    """Fires when the latest window has finding ids the previous one did not."""
+    if inputs.findings is None:
+        raise SpecError(f"alert rule {rule.text!r} needs the finding ids of the latest and previous window "
+                        "(--findings FILE)")
+    new = [i for i in inputs.findings.latest if i not in set(inputs.findings.previous)]
+    hits = tuple(Hit(group=i, value=1.0, threshold=0.0, p_value=None, q_value=None,
+                     why="finding in the latest window, not in the previous one") for i in new)
+    return RuleOutcome(rule=rule, status="fired" if hits else "ok", hits=hits,
+                       note=f"{len(inputs.findings.latest)} finding(s) now, {len(inputs.findings.previous)} before")
