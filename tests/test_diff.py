@@ -10,14 +10,8 @@ import pytest
 
 from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.source import open_frame
-from fairwatch.metrics.monitoring.diff import (
-    SnapshotError,
-    check_schema_version,
-    diff_snapshots,
-    findings_of,
-    moved_metric,
-    record_id,
-)
+from fairwatch.metrics.monitoring.diff import SnapshotError, check_schema_version, diff_snapshots
+from fairwatch.metrics.monitoring.finding_ids import findings_of, moved_metric, record_id
 from fairwatch.metrics.audit.snapshot import SCHEMA_VERSION
 from fairwatch.metrics.audit.spec import RowFilter, parse_spec
 

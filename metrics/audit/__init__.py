@@ -2,6 +2,12 @@
 
 The names below are this capability's public interface (what the rest of fairwatch uses); each loads
 its module on first use, so importing one module of the package does not import the others.
+
+The names below are this capability's public interface (what the rest of fairwatch uses); each loads
+its module on first use, so importing one module of the package does not import the others.
+
+The names below are this capability's public interface (what the rest of fairwatch uses); each loads
+its module on first use, so importing one module of the package does not import the others.
 """
 
 from __future__ import annotations

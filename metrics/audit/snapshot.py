@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -17,9 +17,16 @@ from fairwatch.metrics.discovery.quality import QualityTable
 from fairwatch.metrics.discovery.slices import SliceTable
 from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
 
-if TYPE_CHECKING:  # metrics.discovery.plan reads snapshots, so the import only serves the type checker
-    from fairwatch.metrics.discovery.plan import DataPlan
+if TYPE_CHECKING:
     from fairwatch.metrics.policy.whatif_result import WhatIfResult
+
+
+class DataPlan(Protocol):
+    """What a snapshot needs of an attached data plan (metrics.discovery.plan.DataPlan, which reads snapshots:
+    naming it here would make the two modules import each other)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `data_plan` section of the snapshot document."""
 
 SCHEMA_VERSION = 1
 # Slices listed as real but small (significant, inside the band) in snapshot.json, best score first.

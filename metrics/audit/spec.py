@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from fairwatch.metrics.errors import SpecError
+from fairwatch.metrics.monitoring.alert_rules import parse_rules
 from fairwatch.metrics.privacy.redaction import redact_secrets
 
 ERROR_SIGNALS = ("misclassification", "false_negative", "false_positive", "score_loss")
@@ -438,9 +439,6 @@ def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
     if spec.alerts.rules:
         if spec.time is None:
             raise SpecError("[alerts] rules are checked per time window: set [columns] time (or {field})", field="time")
-        # Imported here: metrics.monitoring.alerts imports this module.
-        from fairwatch.metrics.monitoring.alerts import parse_rules
-
         parse_rules(spec.alerts.rules, spec)
     return spec
 

@@ -2,6 +2,12 @@
 
 The names below are this capability's public interface (what the rest of fairwatch uses); each loads
 its module on first use, so importing one module of the package does not import the others.
+
+The names below are this capability's public interface (what the rest of fairwatch uses); each loads
+its module on first use, so importing one module of the package does not import the others.
+
+The names below are this capability's public interface (what the rest of fairwatch uses); each loads
+its module on first use, so importing one module of the package does not import the others.
 """
 
 from __future__ import annotations
@@ -36,15 +42,15 @@ _EXPORTS = {
     "doc_target": "followup",
     "evaluate_rules": "alerts",
     "evaluation_period": "alerts",
-    "findings_of": "diff",
+    "findings_of": "finding_ids",
     "follow_up": "followup",
     "follow_up_table": "followup",
     "known_slices": "alerts",
-    "moved_metric": "diff",
+    "moved_metric": "finding_ids",
     "parse_instant": "trends",
     "parse_rule": "alerts",
     "parse_rules": "alerts",
-    "record_id": "diff",
+    "record_id": "finding_ids",
     "since_last": "followup",
     "target_of": "followup",
     "tracked": "followup",

@@ -26,8 +26,6 @@ is `insufficient_data`, never `ok`. `any new finding` fires when the latest wind
 
 from __future__ import annotations
 
-import operator
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,30 +35,12 @@ import pandas as pd
 from scipy import stats
 
 from fairwatch.metrics.errors import SpecError
-from fairwatch.metrics.stats.groups import RATES, grouping_name, groupings, slice_label
+from fairwatch.metrics.stats.groups import grouping_name, groupings, slice_label
 from fairwatch.metrics.stats.intervals import bh_qvalues
 from fairwatch.metrics.audit.spec import AuditSpec
+from fairwatch.metrics.monitoring.alert_rules import OPS, Rule, parse_rule, parse_rules  # noqa: F401 - re-exported
 from fairwatch.metrics.monitoring.trends import window_end, window_floor
 
-ALIASES = {"fnr": "false_negative_rate", "fpr": "false_positive_rate", "tpr": "true_positive_rate",
-           "tnr": "true_negative_rate", "ppv": "precision", "npv": "negative_predictive_value"}
-OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-STATS = ("value", "ratio", "difference")
-_TOKEN = re.compile(r"""\s*(?:(?P<quoted>"[^"]*"|'[^']*')|(?P<op><=|>=|<|>|=|&|×)|(?P<word>[^\s<>=&×"']+)|(?P<bad>\S))""")
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One parsed rule; `groupings` is the for-any scope, `slice` a single named group."""
-
-    text: str
-    kind: str
-    op: str = ">"
-    threshold: float = 0.0
-    metric: str | None = None
-    stat: str = "value"
-    groupings: tuple[tuple[str, ...], ...] = ()
-    slice: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -177,191 +157,6 @@ class CheckResult:
 def _json_number(value: float | None) -> float | None:
     """A finite float, or None (strict JSON has no NaN)."""
     return None if value is None or not np.isfinite(value) else float(value)
-
-
-# --------------------------------------------------------------------------- parsing
-
-
-@dataclass(frozen=True)
-class _Token:
-    """A token with its 0-based character position in the rule text."""
-
-    kind: str
-    text: str
-    pos: int
-
-
-class _Parser:
-    """Recursive-descent parser over the tokens of one rule."""
-
-    def __init__(self, text: str, spec: AuditSpec) -> None:
-        """Tokenize the rule text (an unterminated quote or stray character is an error)."""
-        self.text, self.spec, self.tokens, self.i = text, spec, [], 0
-        for m in _TOKEN.finditer(text):
-            kind = m.lastgroup
-            value = m.group(kind)
-            pos = m.start(kind)
-            if kind == "bad":
-                self.fail(_Token("bad", value, pos), "unterminated quote" if value in "\"'" else "unexpected character",
-                          "close the quote" if value in "\"'" else "quote values that hold it")
-            if kind == "quoted":
-                kind, value = "value", value[1:-1]
-            self.tokens.append(_Token(kind, value, pos))
-
-    def fail(self, tok: _Token | None, problem: str, fix: str) -> None:
-        """Raise a one-line SpecError pointing at the token."""
-        where = f"at {tok.text!r} (character {tok.pos + 1})" if tok else "at the end"
-        raise SpecError(f"alert rule {self.text!r}: {problem} {where}; {fix}")
-
-    def peek(self) -> _Token | None:
-        """The next token, or None at the end."""
-        return self.tokens[self.i] if self.i < len(self.tokens) else None
-
-    def take(self, problem: str, fix: str) -> _Token:
-        """Consume the next token, or fail at the end."""
-        tok = self.peek()
-        if tok is None:
-            self.fail(None, problem, fix)
-        self.i += 1
-        return tok
-
-    def keyword(self, *words: str) -> _Token:
-        """Consume one of the keywords."""
-        tok = self.take(f"expected {' or '.join(words)}", f"write {words[0]!r} here")
-        if tok.kind != "word" or tok.text.lower() not in words:
-            self.fail(tok, f"expected {' or '.join(repr(w) for w in words)}", "see the rule forms in the docs")
-        return tok
-
-    def at_keyword(self, *words: str) -> bool:
-        """Whether the next token is one of the keywords."""
-        tok = self.peek()
-        return tok is not None and tok.kind == "word" and tok.text.lower() in words
-
-    def end(self) -> None:
-        """Fail if anything is left."""
-        tok = self.peek()
-        if tok is not None:
-            self.fail(tok, "unexpected text", "the rule ends after its threshold and scope")
-
-    def feature(self) -> str:
-        """A sensitive feature name, spelt as in the spec (matched case-insensitively)."""
-        tok = self.take("expected a sensitive feature", f"name one of {', '.join(self.spec.sensitive)}")
-        for name in self.spec.sensitive:
-            if tok.kind in ("word", "value") and tok.text.lower() == name.lower():
-                return name
-        self.fail(tok, "unknown sensitive feature", f"name one of {', '.join(self.spec.sensitive)}")
-
-    def grouping(self) -> tuple[str, ...]:
-        """A feature or an intersection `a & b`, in the spec's order."""
-        start = self.peek()
-        names = [self.feature()]
-        while self.peek() is not None and self.peek().text in ("&", "×"):
-            self.i += 1
-            names.append(self.feature())
-        if len(set(names)) < len(names):
-            self.fail(start, "a feature is named twice", "name each feature once")
-        return tuple(n for n in self.spec.sensitive if n in names)
-
-    def slice(self) -> tuple[tuple[str, str], ...]:
-        """`feature=value [& feature=value ...]`, in the spec's order."""
-        start = self.peek()
-        pairs = {}
-        while True:
-            name = self.feature()
-            eq = self.take("expected '='", "write feature=value")
-            if eq.text != "=":
-                self.fail(eq, "expected '='", "write feature=value")
-            value = self.take("expected a group value", "write feature=value (quote values with spaces)")
-            if value.kind not in ("word", "value"):
-                self.fail(value, "expected a group value", "quote values that hold <, >, = or &")
-            if name in pairs:
-                self.fail(start, f"feature {name} is named twice", "name each feature once")
-            pairs[name] = value.text
-            if self.peek() is None or self.peek().text not in ("&", "×"):
-                break
-            self.i += 1
-        return tuple((n, pairs[n]) for n in self.spec.sensitive if n in pairs)
-
-    def comparison(self, low: float | None, high: float | None, ops: Sequence[str] = tuple(OPS)) -> tuple[str, float]:
-        """`<op> <number>` with the number in [low, high]."""
-        op = self.take("expected a comparison", f"write one of {' '.join(ops)} and a number")
-        if op.text not in ops:
-            self.fail(op, "expected a comparison", f"write one of {' '.join(ops)}")
-        tok = self.take("expected a number", "write the threshold, e.g. 0.8")
-        try:
-            number = float(tok.text)
-        except ValueError:
-            number = float("nan")
-        if tok.kind != "word" or not np.isfinite(number):
-            self.fail(tok, "expected a number", "write the threshold, e.g. 0.8")
-        if (low is not None and number < low) or (high is not None and number > high):
-            self.fail(tok, f"threshold out of range [{low}, {high}]", "choose a threshold in that range")
-        return op.text, number
-
-    def parse(self) -> Rule:
-        """The rule."""
-        first = self.take("empty rule", "write a rule such as 'false_negative_rate ratio < 0.8 for any sex group'")
-        word = first.text.lower()
-        if first.kind == "word" and word == "any":
-            self.keyword("new")
-            self.keyword("finding", "findings")
-            self.end()
-            return Rule(text=self.text, kind="new_finding")
-        if first.kind == "word" and word == "share":
-            self.keyword("of")
-            slice_ = self.slice()
-            op, threshold = self.comparison(0.0, 1.0)
-            self.end()
-            return Rule(text=self.text, kind="share", op=op, threshold=threshold, slice=slice_)
-        if first.kind == "word" and word == "psi":
-            self.keyword("of")
-            grouping = self.grouping()
-            op, threshold = self.comparison(0.0, None, (">", ">="))
-            self.end()
-            return Rule(text=self.text, kind="psi", op=op, threshold=threshold, groupings=(grouping,))
-        metric = ALIASES.get(word, word)
-        if first.kind != "word" or metric not in RATES:
-            self.fail(first, "unknown metric", f"use one of {', '.join(RATES)} (or fnr, fpr, tpr, tnr, ppv, npv), "
-                      "or start with share of / psi of / any new finding")
-        stat = "value"
-        if self.at_keyword(*STATS):
-            stat = self.take("", "").text.lower()
-        bounds = {"value": (0.0, 1.0), "ratio": (0.0, None), "difference": (-1.0, 1.0)}[stat]
-        op, threshold = self.comparison(*bounds)
-        scope: tuple[tuple[str, ...], ...] = tuple(groupings(self.spec.sensitive))
-        slice_: tuple[tuple[str, str], ...] = ()
-        if self.peek() is not None:
-            self.keyword("for")
-            if self.at_keyword("any"):
-                self.i += 1
-                if not self.at_keyword("group", "groups"):
-                    scope = (self.grouping(),)
-                self.keyword("group", "groups")
-            else:
-                slice_ = self.slice()
-                scope = (tuple(n for n, _ in slice_),)
-        self.end()
-        return Rule(text=self.text, kind="metric", op=op, threshold=threshold, metric=metric, stat=stat,
-                    groupings=scope, slice=slice_)
-
-
-def parse_rule(text: str, spec: AuditSpec) -> Rule:
-    """Parse one rule against the spec's sensitive features; a one-line SpecError points at a bad token."""
-    if not isinstance(text, str):
-        raise SpecError(f"an alert rule must be text, got {type(text).__name__}")
-    return _Parser(" ".join(text.split()), spec).parse()
-
-
-def parse_rules(texts: Sequence[str], spec: AuditSpec) -> tuple[Rule, ...]:
-    """Parse a list of rules; at least one is needed."""
-    if isinstance(texts, str):
-        texts = [texts]
-    if not texts:
-        raise SpecError("no alert rules: give at least one, e.g. --rule 'psi of age_band > 0.2'")
-    return tuple(parse_rule(t, spec) for t in texts)
-
-
-# --------------------------------------------------------------------------- period
 
 
 def evaluation_period(windows: pd.Series, grain: str, now: pd.Timestamp, last_days: int | None = None,

@@ -22,19 +22,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fairwatch.metrics.errors import SnapshotError
-from fairwatch.metrics.discovery.findings import finding_id
+from fairwatch.metrics.monitoring.finding_ids import MOVE_RULE, findings_of, metric_interval, moved_metric
+from fairwatch.metrics.monitoring.followup import RULE as FOLLOW_UP_RULE
+from fairwatch.metrics.monitoring.followup import FollowUp, counts_line, follow_up
 from fairwatch.metrics.audit.snapshot import SCHEMA_VERSION
 from fairwatch.metrics.privacy.suppression import iter_tables, slice_key
 
-if TYPE_CHECKING:  # metrics.monitoring.followup builds on this module's ids and move rule, so it is imported where used
-    from fairwatch.metrics.monitoring.followup import FollowUp
 
-MOVE_RULE = ("a metric moved (clear) when the old and new 95% intervals do not overlap; it may have moved "
-             "(possible) when they overlap but the new value is outside the old interval")
-FLAGGED = "outside"
 
 
 def check_schema_version(doc: Any, where: str = "snapshot.json") -> int:
@@ -49,29 +46,6 @@ def check_schema_version(doc: Any, where: str = "snapshot.json") -> int:
             f"{where} uses schema_version {version}, newer than this fairwatch reads ({SCHEMA_VERSION}); "
             f"upgrade fairwatch (pip install -U fairwatch) to read it")
     return version
-
-
-def record_id(record: Mapping[str, Any]) -> str:
-    """The stable id of a finding record of a document: its own `id`, else `finding_id` of its slice and metric."""
-    if record.get("id"):
-        return str(record["id"])
-    return finding_id(record.get("slice") or record.get("predicates"),
-                      record.get("metric") or record.get("kind") or "finding")
-
-
-def findings_of(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The document's findings by id: the slice search's `findings` and the policy gaps flagged in `groups`."""
-    out = {}
-    if isinstance(doc.get("findings"), list):
-        out = {record_id(f): dict(f) for f in doc["findings"] if isinstance(f, Mapping)}
-    for g in doc.get("groups") or []:
-        for metric, d in (g.get("disparities") or {}).items():
-            if d.get("verdict") == FLAGGED:
-                rec = {"slice": g.get("slice"), "metric": metric, "grouping": g.get("grouping"),
-                       "value": (g.get("metrics") or {}).get(metric, {}).get("value"), "ratio": d.get("ratio"),
-                       "q_value": d.get("q_value")}
-                out[record_id(rec)] = rec
-    return out
 
 
 @dataclass(frozen=True)
@@ -161,8 +135,6 @@ class SnapshotDiff:
             out += [f"  + {g}" for g in self.groups_added] + [f"  - {g}" for g in self.groups_removed]
         out += [f"table {c.sentence()}" for c in self.sections]
         if self.follow_up:
-            from fairwatch.metrics.monitoring.followup import counts_line
-
             out.append(f"follow-up of the old audit's findings and open questions: {len(self.follow_up)} "
                        f"({counts_line(self.follow_up)})")
             out += [f"  {f.sentence()}" for f in self.follow_up]
@@ -173,8 +145,6 @@ class SnapshotDiff:
 
     def to_dict(self) -> dict[str, Any]:
         """The diff as JSON-ready data (`fairwatch diff --json`)."""
-        from fairwatch.metrics.monitoring.followup import RULE as FOLLOW_UP_RULE
-
         return {
             "old_created": self.old_created, "new_created": self.new_created, "unchanged": self.unchanged,
             "rule": MOVE_RULE,
@@ -212,24 +182,6 @@ def compare_mappings(old: Any, new: Any, prefix: str) -> tuple[Change, ...]:
     return tuple(Change(p, a.get(p), b.get(p)) for p in sorted(set(a) | set(b)) if a.get(p) != b.get(p))
 
 
-def _interval(m: Mapping[str, Any]) -> tuple[float, float, float] | None:
-    """(value, low, high) of a metric cell, or None when any is missing (masked, suppressed, no interval)."""
-    vals = (m.get("value"), m.get("ci_low"), m.get("ci_high"))
-    return None if any(v is None for v in vals) else tuple(float(v) for v in vals)  # type: ignore[return-value]
-
-
-def moved_metric(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
-    """'clear', 'possible' or None for one metric cell in two audits (see MOVE_RULE)."""
-    a, b = _interval(old), _interval(new)
-    if a is None or b is None:
-        return None
-    if b[1] > a[2] or b[2] < a[1]:
-        return "clear"
-    if b[0] > a[2] or b[0] < a[1]:
-        return "possible"
-    return None
-
-
 def chance_of_move(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[float, float]:
     """(P(clear), P(possible)) for one cell if the true value did not change, from its two 95% intervals.
 
@@ -237,7 +189,7 @@ def chance_of_move(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[floa
     independent estimates has variance s_old^2 + s_new^2. With equal precision a clear move happens by
     chance about 0.6% of the time and a possible one about 16%: many cells give some of each.
     """
-    a, b = _interval(old), _interval(new)
+    a, b = metric_interval(old), metric_interval(new)
     if a is None or b is None:
         return 0.0, 0.0
     s_old, s_new = (a[2] - a[1]) / 3.92, (b[2] - b[1]) / 3.92
@@ -271,14 +223,14 @@ def _moves(old_groups: Sequence[Mapping], new_groups: Sequence[Mapping]) -> tupl
         for metric, cell in (g.get("metrics") or {}).items():
             if metric not in old_metrics:
                 continue
-            if _interval(old_metrics[metric]) is not None and _interval(cell) is not None:
+            if metric_interval(old_metrics[metric]) is not None and metric_interval(cell) is not None:
                 compared += 1
                 p_clear, p_possible = chance_of_move(old_metrics[metric], cell)
                 exp_clear += p_clear
                 exp_possible += p_possible
             strength = moved_metric(old_metrics[metric], cell)
             if strength:
-                o, n = _interval(old_metrics[metric]), _interval(cell)
+                o, n = metric_interval(old_metrics[metric]), metric_interval(cell)
                 out.append(MetricMove(_group_label(g.get("slice")), metric, o[0], n[0], (o[1], o[2]), (n[1], n[2]), strength))
     # Clear moves first, then the largest change.
     moves = sorted(out, key=lambda m: (m.strength != "clear", -abs(m.new_value - m.old_value)))
@@ -318,7 +270,6 @@ def diff_snapshots(old: Mapping[str, Any], new: Mapping[str, Any]) -> SnapshotDi
     shares = _moves(_share_entries(old), _share_entries(new))
     moves = sorted(rates[0] + shares[0], key=lambda m: (m.strength != "clear", -abs(m.new_value - m.old_value)))
     compared, exp_clear, exp_possible = (a + b for a, b in zip(rates[1:], shares[1:]))
-    from fairwatch.metrics.monitoring.followup import follow_up  # it imports this module (ids, move rule): imported here, not on top
 
     return SnapshotDiff(
         old_created=old.get("created_at"), new_created=new.get("created_at"),

@@ -30,7 +30,7 @@ import pandas as pd
 
 from fairwatch.metrics.discovery.diagnosis import HIGHER_IS_WORSE, UNDECIDED, metric_text
 from fairwatch.metrics.presentation.formats import HEADLINE_METRICS
-from fairwatch.metrics.monitoring.diff import FLAGGED, findings_of, moved_metric, record_id
+from fairwatch.metrics.monitoring.finding_ids import FLAGGED, findings_of, moved_metric, record_id
 from fairwatch.metrics.discovery.findings import finding_id
 from fairwatch.metrics.stats.groups import slice_label
 from fairwatch.metrics.privacy.redaction import redact_document

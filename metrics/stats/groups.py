@@ -16,7 +16,6 @@ intervals and disparities of all groupings are computed in one vectorised pass.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from fairwatch.metrics.errors import DataError
+from fairwatch.metrics.stats.rates import RATES, grouping_name, groupings, slice_label
 from fairwatch.metrics.stats.intervals import (
     bh_qvalues,
     difference_interval,
@@ -36,19 +36,6 @@ from fairwatch.metrics.stats.scores import positives_negatives, score_cells, sco
 from fairwatch.metrics.audit.spec import AuditSpec
 
 # name: (numerator cells, denominator cells) over the confusion matrix cells tn, fp, fn, tp.
-RATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "base_rate": (("fn", "tp"), ("tn", "fp", "fn", "tp")),
-    "selection_rate": (("fp", "tp"), ("tn", "fp", "fn", "tp")),
-    "accuracy": (("tn", "tp"), ("tn", "fp", "fn", "tp")),
-    "true_positive_rate": (("tp",), ("fn", "tp")),
-    "false_negative_rate": (("fn",), ("fn", "tp")),
-    "false_positive_rate": (("fp",), ("tn", "fp")),
-    "true_negative_rate": (("tn",), ("tn", "fp")),
-    "precision": (("tp",), ("fp", "tp")),
-    "false_discovery_rate": (("fp",), ("fp", "tp")),
-    "negative_predictive_value": (("tn",), ("tn", "fn")),
-    "false_omission_rate": (("fn",), ("tn", "fn")),
-}
 OTHER_METRICS = ("balanced_accuracy", "f1")
 SCORE_METRICS = ("roc_auc", "brier_score", "expected_calibration_error")
 # Metrics where a lower value is better for the group (so "worse" means higher).
@@ -63,21 +50,6 @@ _DISPARITY_COLUMNS = ("ratio", "ratio_ci_low", "ratio_ci_high", "difference", "d
 def metric_names(with_score: bool) -> tuple[str, ...]:
     """Every metric an audit reports, in display order."""
     return tuple(RATES) + OTHER_METRICS + (SCORE_METRICS if with_score else ())
-
-
-def groupings(sensitive: Sequence[str]) -> list[tuple[str, ...]]:
-    """Each sensitive feature alone, then every intersection of two or more of them."""
-    return [c for k in range(1, len(sensitive) + 1) for c in itertools.combinations(sensitive, k)]
-
-
-def grouping_name(cols: Sequence[str]) -> str:
-    """Display name of a grouping: 'race' or 'race × sex'."""
-    return " × ".join(cols)
-
-
-def slice_label(slice_: Sequence[tuple[str, str]]) -> str:
-    """Display name of a group: 'race=Black, sex=female'."""
-    return ", ".join(f"{k}={v}" for k, v in slice_)
 
 
 @dataclass(frozen=True)
