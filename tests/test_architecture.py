@@ -146,3 +146,14 @@ def test_curated_interfaces_resolve():
         assert package.__all__, init
         for name in package.__all__:
             assert getattr(package, name) is not None, (init.parent.name, name)
+
+
+def test_the_readme_layout_names_every_capability():
+    """The README's layout section lists every metrics/ subpackage and every top-level folder of the code."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = text[text.index("## Layout"):]
+    block = layout[layout.index("```") + 3:layout.index("```", layout.index("```") + 3)]
+    for init in sorted((ROOT / "metrics").glob("*/__init__.py")):
+        assert f"  {init.parent.name}/" in block, f"metrics/{init.parent.name}/ missing from the README's layout"
+    for top in ("app.py", "pages/", "metrics/", "connectors/", "cli.py", "fairwatch/", "bench/", "tests/"):
+        assert top in block, f"{top} missing from the README's layout"
