@@ -8,7 +8,7 @@ import pytest
 
 from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.source import open_frame
-from fairwatch.metrics import charts
+from fairwatch.metrics.presentation import charts
 from fairwatch.metrics.policy.overview import HEADLINE_METRICS, worst_disparities
 from fairwatch.metrics.audit.spec import parse_spec
 from fairwatch.metrics.stats.threshold import threshold_curves

@@ -11,7 +11,7 @@ import pytest
 import fairwatch.metrics.discovery.diagnosis
 import metrics.policy.overview
 import fairwatch.metrics.presentation.report_model
-from fairwatch.metrics import formats
+from fairwatch.metrics.presentation import formats
 from fairwatch.metrics.presentation.formats import HEADLINE_METRICS, fmt_num, fmt_pct, fmt_q, fmt_ratio, metric_label
 from fairwatch.metrics.presentation.report_model import Table, build_report
 
