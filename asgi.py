@@ -40,7 +40,7 @@ async def import_pages_code(_app: st.App) -> AsyncIterator[None]:
     # changes): the first visitor waits for Streamlit, not for the audit. FAIRWATCH_WARM=0 turns it off.
     stop = threading.Event()
     if os.environ.get("FAIRWATCH_WARM", "1").strip() != "0":
-        threading.Thread(target=pages.components.loaders.warm_default_view, args=(stop,),
+        threading.Thread(target=fairwatch.pages.components.loaders.warm_default_view, args=(stop,),
                          name="fairwatch-warm-up", daemon=True).start()
     try:
         yield

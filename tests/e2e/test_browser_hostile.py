@@ -3,11 +3,10 @@
 The app is served as `make run` serves it, with sign-in through a real OIDC provider on loopback
 (tests/e2e/oidc.py). The log's group values, feature values and one column name are Markdown images and
 links, raw HTML, LaTeX, colour directives and icons (tests/hostile.py), all pointing at a host that does
-not exist. A viewer (the least they may see) and an auditor (every page) sign in and open, through the
-menu, every page they may open; then a viewer opens a `?config=` link carrying an image and a link. The
-analyst's eight pages, a subset of the auditor's, are walked in AppTest (tests/test_app_hostile.py): in the
-browser they would add about 40% to this test's time. On every page: no request leaves for another host, no element carries a
-URL from the data, nothing is typeset or executed, the hostile strings read as literal text where they
+not exist. A viewer (the least they may see), an analyst and an auditor (every page) sign in and open,
+through the menu, every page they may open; then a viewer opens a `?config=` link carrying an image and a
+link (tests/test_app_hostile.py walks the same pages in AppTest too). On every page: no request leaves for
+another host, no element carries a URL from the data, nothing is typeset or executed, the hostile strings read as literal text where they
 are named, and a viewer or analyst sees no server folder.
 """
 
@@ -111,7 +110,7 @@ def _check_page(page, title: str, role: str, folder, requests: list[str], source
     return main
 
 
-@pytest.mark.parametrize("sub", ["carol", "alice"])
+@pytest.mark.parametrize("sub", ["carol", "bob", "alice"])
 def test_every_page_as_each_role_shows_hostile_text_as_text(app, browser, sub):
     base, folder = app
     role = ROLE_OF[sub]
