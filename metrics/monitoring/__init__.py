@@ -1,18 +1,10 @@
 """Over time and between audits: trends, alerts, model versions, snapshot diffs and follow-up.
 
 The names below are this capability's public interface (what the rest of fairwatch uses); each loads
-its module on first use, so importing one module of the package does not import the others.
-
-The names below are this capability's public interface (what the rest of fairwatch uses); each loads
-its module on first use, so importing one module of the package does not import the others.
-
-The names below are this capability's public interface (what the rest of fairwatch uses); each loads
-its module on first use, so importing one module of the package does not import the others.
+its module on first use (metrics/lazy.py).
 """
 
-from __future__ import annotations
-
-from importlib import import_module
+from fairwatch.metrics.lazy import lazy_interface
 
 _EXPORTS = {
     "CheckInputs": "alerts",
@@ -58,16 +50,4 @@ _EXPORTS = {
     "window_floor": "trends",
     "window_outcomes": "trends",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    """Load a public name from its module on first use."""
-    if name in _EXPORTS:
-        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    """The public names, for completion in notebooks."""
-    return __all__
+__all__, __getattr__, __dir__ = lazy_interface(__name__, _EXPORTS)
