@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.bench_load import run_load
+from tests.e2e.browser_load import run_load
 from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.demo import DEMO_CONFIG
 from fairwatch.connectors.source import open_source

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import fairwatch.metrics.discovery.diagnosis
-import metrics.policy.overview
+import fairwatch.metrics.policy.overview
 import fairwatch.metrics.presentation.report_model
 from fairwatch.metrics.presentation import formats
 from fairwatch.metrics.presentation.formats import HEADLINE_METRICS, fmt_num, fmt_pct, fmt_q, fmt_ratio, metric_label
@@ -18,12 +18,14 @@ from fairwatch.metrics.presentation.report_model import Table, build_report
 
 def test_one_definition_of_each_word_and_formatter():
     """The overview, the diagnosis and the report read the same objects; none keeps a copy of its own."""
-    for module in (metrics.policy.overview, metrics.discovery.diagnosis, metrics.presentation.report_model):
+    for module in (fairwatch.metrics.policy.overview, fairwatch.metrics.discovery.diagnosis,
+                   fairwatch.metrics.presentation.report_model):
         assert module.HEADLINE_METRICS is formats.HEADLINE_METRICS
     for name in ("fmt_pct", "fmt_ratio", "fmt_q"):
-        assert getattr(metrics.policy.overview, name) is getattr(formats, name)
-        assert getattr(metrics.presentation.report_model, name) is getattr(formats, name)
-    assert not hasattr(metrics.presentation.report_model, "METRIC_TEXT") and not hasattr(metrics.presentation.report_model, "metric_name")
+        assert getattr(fairwatch.metrics.policy.overview, name) is getattr(formats, name)
+        assert getattr(fairwatch.metrics.presentation.report_model, name) is getattr(formats, name)
+    report = fairwatch.metrics.presentation.report_model
+    assert not hasattr(report, "METRIC_TEXT") and not hasattr(report, "metric_name")
     assert "true_positive_rate" in HEADLINE_METRICS  # the dashboard's verdicts use it; the report dropped it
 
 
