@@ -185,12 +185,15 @@ def _json_t(t: float) -> float | str | None:
 
 
 def whatif_cells(scores: pd.DataFrame, features: Sequence[str], positive_label: str,
-                 positive_prediction: str | None, threshold: float | None) -> pd.DataFrame:
+                 positive_prediction: str | None) -> pd.DataFrame:
     """Bucket counts as (group, features..., score, y_true, y_pred, n) from the audit's score counts.
 
-    `scores` holds <features...>, label_raw, [pred_raw], score, n (connectors.counts). Today's
-    decision is pred_raw == positive_prediction, or score >= threshold when the spec decides from the
-    score. Every (group, score, y_true, y_pred) appears once.
+    `scores` holds <features...>, label_raw, pred_raw, score, n (connectors.counts). Today's decision
+    is pred_raw == positive_prediction, always: when the spec decides from score >= threshold, the
+    engine evaluates that on each row's own score (connectors.counts.prediction_expr, '1'/'0', the
+    audit's own decision), so it is exact. Re-deciding from the bucketed score here would put rows
+    within half a bucket of the threshold on the wrong side. A bucket may then hold both decisions.
+    Every (group, score, y_true, y_pred) appears once.
     """
     from fairwatch.metrics.audit.outcomes import normalise_value  # kept local: outcomes imports nothing from here
 
@@ -200,9 +203,7 @@ def whatif_cells(scores: pd.DataFrame, features: Sequence[str], positive_label: 
         frame[c] = frame[c].astype(str)
     labels = {v: normalise_value(v) == normalise_value(positive_label) for v in scores["label_raw"].dropna().unique()}
     frame["y_true"] = scores["label_raw"].map(labels).astype(bool).astype(np.int64).to_numpy()
-    if threshold is not None and not np.isnan(threshold):
-        frame["y_pred"] = (frame["score"].to_numpy(float) >= threshold).astype(np.int64)
-    elif "pred_raw" in scores and positive_prediction is not None:
+    if "pred_raw" in scores and positive_prediction is not None:
         preds = {v: normalise_value(v) == normalise_value(positive_prediction)
                  for v in scores["pred_raw"].dropna().unique()}
         frame["y_pred"] = scores["pred_raw"].map(preds).astype("boolean").fillna(False).astype(np.int64).to_numpy()
