@@ -145,7 +145,6 @@ def test_small_groups_stay_at_todays_decisions():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"constraint": "equal_everything"}, "unknown constraint"),
-    ({"constraint": "equalized_odds", "tolerance": Tolerance("difference", 0.05)}, "takes no tolerance"),
     ({"constraint": "equalized_odds", "randomise": False}, "needs randomised decisions"),
 ])
 def test_bad_choices_are_one_line_errors(kwargs, message):
