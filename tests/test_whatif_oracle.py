@@ -247,3 +247,26 @@ def test_equalized_odds_within_the_policy_band(seed):
     ours = objective_value(apply_rules(cells, band), "p_yes", Objective())
     assert ours >= objective_value(apply_rules(cells, exact), "p_yes", Objective()) - 1e-12
     assert band.objective_value == pytest.approx(ours, abs=1e-12)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), rows=st.integers(300, 1500), decimals=st.integers(1, 3),
+       groups=st.integers(2, 4), tol=st.floats(0.001, 0.3), band=st.booleans())
+def test_property_equalized_odds_tolerance_holds_and_pays(seed, rows, decimals, groups, tol, band):
+    """Property: the relaxed rates meet the tolerance on the fit counts, and the objective is never below exact."""
+    cells = cells_of(random_frame(seed, rows=rows, decimals=decimals, groups=groups))
+    kept = cells.groupby("group")["y_true"].agg(["min", "max"])
+    if (kept["min"] == kept["max"]).sum() > groups - 2:
+        return  # fewer than two groups with both outcomes: nothing to equalise (its own test)
+    exact = fit_thresholds(cells, "equalized_odds", min_support=1)
+    ref = next(r.group for r in exact.rules if not r.kept)
+    tolerance = Tolerance("band", reference=ref) if band else Tolerance("difference", tol)
+    relaxed = fit_thresholds(cells, "equalized_odds", tolerance=tolerance, min_support=1)
+    optimised = [r.group for r in relaxed.rules if not r.kept]
+    rates = _eo_rates(cells, relaxed).loc[optimised]
+    if band:
+        ratio = (rates / rates.loc[ref]).fillna(1.0)  # 0/0: both rates zero, inside any band
+        assert ((ratio >= 0.8 - 1e-9) & (ratio <= 1.25 + 1e-9)).all().all()
+    else:
+        assert (rates.max() - rates.min()).max() <= tol + 1e-9
+    assert relaxed.objective_value >= exact.objective_value - 1e-12
