@@ -41,8 +41,8 @@ def fetch_whatif_cells(src: OpenSource, spec: AuditSpec, features: Sequence[str]
         summary = binarize(counts.cells, spec).summary
     if counts.scores is None or counts.scores.empty:
         return pd.DataFrame(columns=["group", *features, "score", "y_true", "y_pred", "n"]), summary
-    threshold = spec.threshold if spec.prediction is None else None
-    cells = whatif_cells(counts.scores, features, summary.positive_label, summary.positive_prediction, threshold)
+    # Today's decision is the engine's per-row decision (pred_raw), never re-derived from the bucketed score.
+    cells = whatif_cells(counts.scores, features, summary.positive_label, summary.positive_prediction)
     return cells, summary
 
 

@@ -465,3 +465,22 @@ def test_whatif_on_every_engine_equals_duckdb(request, engine, duckdb_spec):
     for one, other in ((results[0].fitted, results[1].fitted), (results[0].later, results[1].later)):
         assert_same_rows(one.rates, other.rates, ["group", "metric"])
         assert_same_rows(one.changes, other.changes, ["group"])
+
+
+@pytest.mark.parametrize("engine", ["postgres", "spark"])
+def test_whatif_from_score_threshold_with_a_tolerance_equals_duckdb(request, engine, duckdb_spec):
+    """Today's decision from score >= threshold (decided per row in SQL) and equalized odds with a tolerance agree too."""
+    from dataclasses import replace
+
+    from fairwatch.connectors.whatif import run_whatif
+    from fairwatch.metrics.policy.whatif import Tolerance
+
+    spec = request.getfixturevalue(f"{engine}_spec")
+    specs = [replace(s, prediction=None, positive_prediction=None, threshold=0.5) for s in (duckdb_spec, spec)]
+    results = [run_whatif(s, ["race"], "equalized_odds", tolerance=Tolerance("difference", 0.05), grain="month")
+               for s in specs]
+    a, b = (r.policy() for r in results)
+    assert a["groups"] == b["groups"] and a["fingerprint"] == b["fingerprint"]
+    for one, other in ((results[0].fitted, results[1].fitted), (results[0].later, results[1].later)):
+        assert_same_rows(one.rates, other.rates, ["group", "metric"])
+        assert_same_rows(one.changes, other.changes, ["group"])

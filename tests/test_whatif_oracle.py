@@ -188,3 +188,85 @@ def test_property_equals_fairlearn(seed, rows, decimals, groups, constraint, obj
     if frame.groupby("group")["y"].agg(["min", "max"]).pipe(lambda t: (t["min"] == t["max"]).any()):
         return  # fairlearn refuses a group with one outcome only ("degenerate labels"); fairwatch keeps it as today
     compare(frame, constraint, objective)
+
+
+def _eo_rates(cells: pd.DataFrame, fit) -> pd.DataFrame:
+    """Per group (rows) the what-if's expected TPR and FPR (columns) from the counts."""
+    table = rate_table(apply_rules(cells, fit), "p_yes")
+    return table.pivot(index="group", columns="metric", values="value")[["true_positive_rate", "false_positive_rate"]]
+
+
+@pytest.mark.parametrize("objective", ["accuracy", "balanced_accuracy", "cost"])
+@pytest.mark.parametrize("tol", [0.01, 0.05, 0.2])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_equalized_odds_with_a_maximum_difference(seed, tol, objective):
+    """TPRs and FPRs at most tol apart on the fit range, and an objective no worse than exact equalized odds."""
+    cells = cells_of(random_frame(seed, groups=4))
+    obj = Objective(objective, 3, 1) if objective == "cost" else Objective(objective)
+    exact = fit_thresholds(cells, "equalized_odds", obj, min_support=1)
+    relaxed = fit_thresholds(cells, "equalized_odds", obj, Tolerance("difference", tol), min_support=1)
+    rates = _eo_rates(cells, relaxed)
+    assert (rates.max() - rates.min()).max() <= tol + 1e-9
+    assert relaxed.feasible
+    ours = objective_value(apply_rules(cells, relaxed), "p_yes", obj)
+    theirs = objective_value(apply_rules(cells, exact), "p_yes", obj)
+    if objective == "cost":  # objective_value gives the cost itself: lower is better
+        ours, theirs = -ours, -theirs
+    assert ours >= theirs - 1e-12
+    assert relaxed.objective_value == pytest.approx(ours, abs=1e-12)
+    if tol >= 0.05:  # a real relaxation buys something on these groups of different skill
+        assert ours > theirs + 1e-4
+
+
+@pytest.mark.parametrize("objective", ["accuracy", "balanced_accuracy"])
+def test_equalized_odds_tolerance_to_zero_is_the_exact_result(objective):
+    """Tolerance 0 is fairlearn's result bit for bit; a vanishing tolerance converges to it."""
+    frame = random_frame(1, groups=3)
+    cells = cells_of(frame)
+    exact = fit_thresholds(cells, "equalized_odds", Objective(objective), min_support=1)
+    zero = fit_thresholds(cells, "equalized_odds", Objective(objective), Tolerance("difference", 0.0), min_support=1)
+    assert zero.rules == exact.rules and zero.objective_value == exact.objective_value
+    compare(frame, "equalized_odds", objective)  # and that exact result is still fairlearn's
+    tiny = fit_thresholds(cells, "equalized_odds", Objective(objective), Tolerance("difference", 1e-9), min_support=1)
+    assert tiny.objective_value == pytest.approx(exact.objective_value, abs=1e-7)
+    for a, b in zip(tiny.rules, exact.rules):
+        assert (a.group, a.threshold0, a.threshold1) == (b.group, b.threshold0, b.threshold1)
+        assert abs(a.p0 - b.p0) <= 1e-6 and abs(a.p_ignore - b.p_ignore) <= 1e-6
+    assert np.abs(_eo_rates(cells, tiny).to_numpy() - _eo_rates(cells, exact).to_numpy()).max() <= 1e-7
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_equalized_odds_within_the_policy_band(seed):
+    """Band form: each group's TPR and FPR within [0.8, 1.25] × the reference group's; objective no worse."""
+    cells = cells_of(random_frame(seed, groups=3))
+    exact = fit_thresholds(cells, "equalized_odds", min_support=1)
+    band = fit_thresholds(cells, "equalized_odds", tolerance=Tolerance("band", reference="g=0"), min_support=1)
+    rates = _eo_rates(cells, band)
+    ratio = rates / rates.loc["g=0"]
+    assert ((ratio >= 0.8 - 1e-9) & (ratio <= 1.25 + 1e-9)).all().all(), ratio
+    ours = objective_value(apply_rules(cells, band), "p_yes", Objective())
+    assert ours >= objective_value(apply_rules(cells, exact), "p_yes", Objective()) - 1e-12
+    assert band.objective_value == pytest.approx(ours, abs=1e-12)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), rows=st.integers(300, 1500), decimals=st.integers(1, 3),
+       groups=st.integers(2, 4), tol=st.floats(0.001, 0.3), band=st.booleans())
+def test_property_equalized_odds_tolerance_holds_and_pays(seed, rows, decimals, groups, tol, band):
+    """Property: the relaxed rates meet the tolerance on the fit counts, and the objective is never below exact."""
+    cells = cells_of(random_frame(seed, rows=rows, decimals=decimals, groups=groups))
+    kept = cells.groupby("group")["y_true"].agg(["min", "max"])
+    if (kept["min"] == kept["max"]).sum() > groups - 2:
+        return  # fewer than two groups with both outcomes: nothing to equalise (its own test)
+    exact = fit_thresholds(cells, "equalized_odds", min_support=1)
+    ref = next(r.group for r in exact.rules if not r.kept)
+    tolerance = Tolerance("band", reference=ref) if band else Tolerance("difference", tol)
+    relaxed = fit_thresholds(cells, "equalized_odds", tolerance=tolerance, min_support=1)
+    optimised = [r.group for r in relaxed.rules if not r.kept]
+    rates = _eo_rates(cells, relaxed).loc[optimised]
+    if band:
+        ratio = (rates / rates.loc[ref]).fillna(1.0)  # 0/0: both rates zero, inside any band
+        assert ((ratio >= 0.8 - 1e-9) & (ratio <= 1.25 + 1e-9)).all().all()
+    else:
+        assert (rates.max() - rates.min()).max() <= tol + 1e-9
+    assert relaxed.objective_value >= exact.objective_value - 1e-12

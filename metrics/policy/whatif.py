@@ -22,7 +22,8 @@ largest change of that group's objective within one bucket, so the overall objec
 Σ p_g δ_g below it (`bucket_error`; the oracle test checks the bound).
 
 Beyond fairlearn: a cost objective (cost of a false negative vs a false positive), a tolerance given
-as the policy band (each group's rate within [low, high] times the reference group's), deterministic
+as the policy band (each group's rate within [low, high] times the reference group's), equalized odds
+with a tolerance (a maximum difference or the band on both rates, `_equalized_odds_tolerance`), deterministic
 thresholds only (no randomisation; then a constraint can be impossible and the closest achievable is
 reported), and groups too small or without both outcomes left at today's decisions.
 """
@@ -185,12 +186,15 @@ def _json_t(t: float) -> float | str | None:
 
 
 def whatif_cells(scores: pd.DataFrame, features: Sequence[str], positive_label: str,
-                 positive_prediction: str | None, threshold: float | None) -> pd.DataFrame:
+                 positive_prediction: str | None) -> pd.DataFrame:
     """Bucket counts as (group, features..., score, y_true, y_pred, n) from the audit's score counts.
 
-    `scores` holds <features...>, label_raw, [pred_raw], score, n (connectors.counts). Today's
-    decision is pred_raw == positive_prediction, or score >= threshold when the spec decides from the
-    score. Every (group, score, y_true, y_pred) appears once.
+    `scores` holds <features...>, label_raw, pred_raw, score, n (connectors.counts). Today's decision
+    is pred_raw == positive_prediction, always: when the spec decides from score >= threshold, the
+    engine evaluates that on each row's own score (connectors.counts.prediction_expr, '1'/'0', the
+    audit's own decision), so it is exact. Re-deciding from the bucketed score here would put rows
+    within half a bucket of the threshold on the wrong side. A bucket may then hold both decisions.
+    Every (group, score, y_true, y_pred) appears once.
     """
     from fairwatch.metrics.audit.outcomes import normalise_value  # kept local: outcomes imports nothing from here
 
@@ -200,9 +204,7 @@ def whatif_cells(scores: pd.DataFrame, features: Sequence[str], positive_label: 
         frame[c] = frame[c].astype(str)
     labels = {v: normalise_value(v) == normalise_value(positive_label) for v in scores["label_raw"].dropna().unique()}
     frame["y_true"] = scores["label_raw"].map(labels).astype(bool).astype(np.int64).to_numpy()
-    if threshold is not None and not np.isnan(threshold):
-        frame["y_pred"] = (frame["score"].to_numpy(float) >= threshold).astype(np.int64)
-    elif "pred_raw" in scores and positive_prediction is not None:
+    if "pred_raw" in scores and positive_prediction is not None:
         preds = {v: normalise_value(v) == normalise_value(positive_prediction)
                  for v in scores["pred_raw"].dropna().unique()}
         frame["y_pred"] = scores["pred_raw"].map(preds).astype("boolean").fillna(False).astype(np.int64).to_numpy()
@@ -414,9 +416,6 @@ def _check(constraint: str, objective: Objective, tolerance: Tolerance, randomis
     """Refuse combinations that have no meaning."""
     if constraint not in CONSTRAINTS:
         raise WhatIfError(f"unknown constraint {constraint!r}; choose one of {', '.join(CONSTRAINTS)}")
-    if constraint == "equalized_odds" and tolerance.kind != "exact":
-        raise WhatIfError("equalized_odds takes no tolerance (as in fairlearn); choose exact, or one rate's parity "
-                          "with a tolerance")
     if constraint == "equalized_odds" and not randomise:
         raise WhatIfError("equalized_odds needs randomised decisions; allow randomisation or pick one rate's parity")
 
@@ -455,9 +454,13 @@ def fit_thresholds(cells: pd.DataFrame, constraint: str, objective: Objective = 
     total = sum(sizes)
     weights = [s / total for s in sizes]
     ref = _reference_index(names, tolerance, sizes)
-    if constraint == "equalized_odds":
+    if constraint == "equalized_odds" and (tolerance.kind == "exact"
+                                           or (tolerance.kind == "difference" and not tolerance.value)):
         rules, value, chosen = _equalized_odds(names, curves, pts_of, grid, objective)
         feasible, message = True, "the groups' true and false positive rates are made equal"
+    elif constraint == "equalized_odds":
+        rules, value, chosen = _equalized_odds_tolerance(names, curves, pts_of, grid, objective, tolerance, ref)
+        feasible, message = True, f"the groups' true and false positive rates made {tolerance.describe()}"
     elif not randomise:
         rules, value, chosen, feasible, message = _deterministic(names, curves, weights, tolerance, ref)
     else:
@@ -541,6 +544,154 @@ def _equalized_odds(names: list[str], curves: list[Curve], pts_of: dict[str, _Po
                                constant=float(x_best)))
     chosen = pd.DataFrame({"group": names, "x": x_best, "y": float(y_best)})
     return rules, float(values[best]), chosen
+
+
+def _eo_coefficients(names: list[str], pts_of: dict[str, _Points], objective: Objective) -> tuple[np.ndarray, np.ndarray]:
+    """The objective as const + Σ_g (a_g·TPR_g − b_g·FPR_g): per group a_g and b_g (it is linear in the rates)."""
+    pos = np.array([pts_of[g].positives for g in names], float)
+    neg = np.array([pts_of[g].negatives for g in names], float)
+    n = pos.sum() + neg.sum()
+    if objective.name == "accuracy":
+        return pos / n, neg / n
+    if objective.name == "balanced_accuracy":
+        return 0.5 * pos / pos.sum(), 0.5 * neg / neg.sum()
+    return objective.cost_fn * pos / n, objective.cost_fp * neg / n
+
+
+def _eo_value(names: list[str], pts_of: dict[str, _Points], x: Sequence[float], y: Sequence[float],
+              objective: Objective) -> float:
+    """The overall objective of per-group (FPR, TPR), from the pooled counts as _equalized_odds computes it."""
+    tp = sum(pts_of[g].positives * yg for g, yg in zip(names, y))
+    fp = sum(pts_of[g].negatives * xg for g, xg in zip(names, x))
+    n_pos = sum(pts_of[g].positives for g in names)
+    n_neg = sum(pts_of[g].negatives for g in names)
+    fn, tn = n_pos - tp, n_neg - fp
+    if objective.name == "accuracy":
+        return float((tp + tn) / (n_pos + n_neg))
+    if objective.name == "balanced_accuracy":
+        return float(0.5 * tp / n_pos + 0.5 * tn / n_neg)
+    return float(-(objective.cost_fn * fn + objective.cost_fp * fp) / (n_pos + n_neg))
+
+
+def _window_max(values: np.ndarray, width: int) -> np.ndarray:
+    """Along the last axis, the maximum over [s, s + width] at each s (cut at the end), by doubling: O(n log w)."""
+    out = values.copy()
+    span = 1  # out[..., s] holds the max over [s, s + span - 1]
+    while span < width + 1:
+        step = min(span, width + 1 - span)
+        shifted = np.full_like(out, -np.inf)
+        shifted[..., :-step] = out[..., step:]
+        out = np.maximum(out, shifted)
+        span += step
+    return out
+
+
+_EPS = 1e-12  # float slack in the feasibility tests; the tests hold the result to 1e-9
+
+
+def _eo_rules(names: list[str], curves: list[Curve], grid: np.ndarray, js: Sequence[int],
+              ys: Sequence[float]) -> list[GroupRule]:
+    """Per group the rule reaching (grid[j], y) below its hull: the hull's two thresholds, then ignore with p_ignore.
+
+    Ignoring the score with probability p and saying yes with probability FPR (the constant) keeps the
+    FPR and pulls the TPR from the hull towards the diagonal: p = (hull − y) / (hull − FPR), as fairlearn.
+    """
+    rules = []
+    for g, c, j, y in zip(names, curves, js, ys):
+        top, x = c.y[j], grid[j]
+        p_ignore = 0.0 if top == x else min(max((top - y) / (top - x), 0.0), 1.0)
+        rules.append(GroupRule(g, float(c.hull_threshold[c.i0[j]]), float(c.p0[j]), float(c.hull_threshold[c.i1[j]]),
+                               float(c.p1[j]), p_ignore=float(p_ignore), constant=float(x)))
+    return rules
+
+
+def _equalized_odds_tolerance(names: list[str], curves: list[Curve], pts_of: dict[str, _Points], grid: np.ndarray,
+                              objective: Objective, tolerance: Tolerance,
+                              ref: int) -> tuple[list[GroupRule], float, pd.DataFrame]:
+    """Equalized odds relaxed: each group's FPR on the grid and TPR at most `tolerance` apart (or in the band).
+
+    fairlearn refuses a tolerance here; this keeps its construction. Each group picks a grid FPR x_g and
+    a TPR y_g between the diagonal and its hull U_g(x_g) (reached by ignoring the score with some
+    probability). The objective is const + Σ a_g·y_g − b_g·x_g with a_g, b_g >= 0.
+
+    Maximum difference d: the FPRs lie in a window of d (w grid steps) and the TPRs in [T − d, T]. For
+    a cap T each group takes y_g = min(U_g(x_g), T), feasible when U_g(x_g) >= T − d and x_g <= T
+    (y_g >= x_g), so groups separate: a sliding-window maximum per group. Given the choices the value
+    grows with T up to min_g U_g(x_g) + d, so the best T is one of the U_g(grid) + d: all are tried.
+    Band [low, high] × the reference's (FPR x_r on the grid, TPR y_r): the others' FPRs lie in
+    [low·x_r, high·x_r], and y_g = min(U_g(x_g), high·y_r) is feasible when U_g(x_g) >= low·y_r and
+    x_g <= high·y_r; the best y_r is U_r(x_r) or one of the U_g/low below it (tried, at most
+    _BAND_CANDIDATES of them per x_r, always with every U_g(x_r) so exact parity stays a candidate).
+    """
+    a, b = _eo_coefficients(names, pts_of, objective)
+    u = np.vstack([c.y for c in curves])  # groups × grid: the hulls at the grid
+    m = len(names)
+    if tolerance.kind == "difference":
+        d = tolerance.value
+        width = int(np.floor(d * (len(grid) - 1) + 1e-9))
+        caps = np.unique(u.ravel() + d)
+        best_val, best_at = -np.inf, None
+        for lo in range(0, len(caps), 256):  # blocks of caps: memory stays at 256 × grid per group
+            t = caps[lo:lo + 256, None]
+            total = np.zeros((len(t), len(grid)))
+            for k in range(m):
+                ok = (u[k] >= t - d - _EPS) & (grid <= t + _EPS)
+                f = np.where(ok, a[k] * np.minimum(u[k], t) - b[k] * grid, -np.inf)
+                total += _window_max(f, width)
+            i, s = np.unravel_index(int(np.argmax(total)), total.shape)
+            if total[i, s] > best_val:
+                best_val, best_at = total[i, s], (float(t[i, 0]), int(s))
+        cap, s = best_at
+        js, ys = [], []
+        for k in range(m):
+            window = np.arange(s, min(s + width, len(grid) - 1) + 1)
+            ok = (u[k, window] >= cap - d - _EPS) & (grid[window] <= cap + _EPS)
+            f = np.where(ok, a[k] * np.minimum(u[k, window], cap) - b[k] * grid[window], -np.inf)
+            j = int(window[int(np.argmax(f))])
+            js.append(j)
+            ys.append(float(min(u[k, j], cap)))
+    else:
+        low, high = tolerance.low, tolerance.high
+        best_val, best_at = -np.inf, None
+        for r in range(len(grid)):
+            x_r, top = grid[r], u[ref, r]
+            lo_i = int(np.searchsorted(grid, low * x_r - _EPS, side="left"))
+            hi_i = int(np.searchsorted(grid, high * x_r + _EPS, side="right"))
+            others = [k for k in range(m) if k != ref]
+            cand = u[others, lo_i:hi_i].ravel() / low
+            cand = cand[(cand >= x_r) & (cand < top)]
+            if len(cand) > _BAND_CANDIDATES:
+                cand = np.quantile(cand, np.linspace(0, 1, _BAND_CANDIDATES))
+            y_r = np.unique(np.r_[cand, u[:, r][(u[:, r] >= x_r) & (u[:, r] <= top)], top])[:, None]
+            total = a[ref] * y_r[:, 0] - b[ref] * x_r
+            xs = grid[lo_i:hi_i]
+            for k in others:
+                uk = u[k, lo_i:hi_i]
+                ok = (uk >= low * y_r - _EPS) & (xs <= high * y_r + _EPS)
+                f = np.where(ok, a[k] * np.minimum(uk, high * y_r) - b[k] * xs, -np.inf)
+                total = total + (f.max(axis=1) if f.shape[1] else -np.inf)
+            i = int(np.argmax(total))
+            if total[i] > best_val:
+                best_val, best_at = total[i], (r, float(y_r[i, 0]), lo_i, hi_i)
+        r, yr, lo_i, hi_i = best_at
+        js, ys = [], []
+        for k in range(m):
+            if k == ref:
+                js.append(r)
+                ys.append(yr)
+                continue
+            uk, xs = u[k, lo_i:hi_i], grid[lo_i:hi_i]
+            ok = (uk >= low * yr - _EPS) & (xs <= high * yr + _EPS)
+            f = np.where(ok, a[k] * np.minimum(uk, high * yr) - b[k] * xs, -np.inf)
+            j = lo_i + int(np.argmax(f))
+            js.append(j)
+            ys.append(float(min(u[k, j], high * yr)))
+    rules = _eo_rules(names, curves, grid, js, ys)
+    chosen = pd.DataFrame({"group": names, "x": grid[js], "y": ys})
+    return rules, _eo_value(names, pts_of, grid[js], ys, objective), chosen
+
+
+_BAND_CANDIDATES = 400
 
 
 def _deterministic(names: list[str], curves: list[Curve], weights: list[float], tolerance: Tolerance,
