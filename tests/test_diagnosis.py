@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import json
 import math
+from dataclasses import replace
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -218,14 +220,24 @@ def test_model_when_decided_clean_and_represented():
 
 
 def test_better_data_beats_the_model_and_says_which_signal():
-    """The same gap with a fired missing-values signal is better_data, naming the signal."""
-    d = diagnose(SLICE, 1000, 300, 9000, 1800, SPEC, quality=DIRTY)
+    """The same gap with a fired missing-values signal whose rows explain it is better_data, naming the signal."""
+    # Without the 300 flagged rows: 147 errors in 700 (21%) against 20%, within the band.
+    d = diagnose(SLICE, 1000, 300, 9000, 1800, SPEC, quality=dirty_with_errors(700.0, 147.0))
     assert d.need == "better_data"
     assert d.evidence["quality"]["signals_fired"] == [MISSING_ANY]
     assert "missing value" in d.message and "30.0%" in d.message
-    noisy = diagnose(SLICE, 1000, 300, 9000, 1800, SPEC, quality=NOISY)
+    assert d.evidence["quality"]["without_flagged"][0]["explains_gap"] is True
+    noisy_rows = NOISY.rows.assign(clean_n=[700.0, np.nan, np.nan], clean_errors=[147.0, np.nan, np.nan])
+    noisy = diagnose(SLICE, 1000, 300, 9000, 1800, SPEC, quality=replace(NOISY, rows=noisy_rows))
     assert noisy.need == "better_data" and noisy.evidence["quality"]["signals_fired"] == [LABEL_ERRORS]
     assert "contradicts" in noisy.message
+
+
+def test_a_signal_without_counts_of_its_rows_is_reported_beside_the_model():
+    """A fired signal whose unflagged rows were not counted cannot explain the gap: model, the signal reported."""
+    d = diagnose(SLICE, 1000, 300, 9000, 1800, SPEC, quality=DIRTY)
+    assert d.need == "model" and d.evidence["quality"]["signals_fired"] == [MISSING_ANY]
+    assert "not counted" in d.message
 
 
 def test_more_data_when_inconclusive_with_rows_from_power():
@@ -404,7 +416,8 @@ def _errors(rows: pd.DataFrame, mask: pd.Series, kind: str) -> tuple[int, int, i
 def test_demo_broker_south_needs_better_data(demo):
     """broker & south: significantly worse error rate, but its labels are noisy: better_data, label errors fired."""
     spec, src, rows = demo
-    quality = compute_quality(fetch_quality_counts(src, spec, [SLICE], "true"), spec)
+    # The unflagged rows' errors are counted (positive_prediction), so the label errors can explain the gap.
+    quality = compute_quality(fetch_quality_counts(src, spec, [SLICE], "true", positive_prediction="true"), spec)
     mask = (rows["channel"] == "broker") & (rows["region"] == "south")
     x1, n1, x2, n2 = _errors(rows, mask, "misclassification")
     d = diagnose(SLICE, n1, x1, n2, x2, spec, quality=quality)
