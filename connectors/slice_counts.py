@@ -222,8 +222,7 @@ def error_signal_sql(src: OpenSource, spec: AuditSpec, cols: dict[str, str], whe
     """
     label_sql = f"CAST({quote_ident(cols['label'])} AS VARCHAR)"
     # The decision's spellings even for the score loss: the quality counts split unflagged rows by decision.
-    pred_sql = (prediction_expr(spec, cols) if spec.prediction is not None or spec.score is not None
-                else "CAST(NULL AS VARCHAR)")
+    pred_sql = prediction_expr(spec, cols)
     qp = {} if spec.prediction is not None else {"threshold": spec.threshold}
     raw = run_query(src, f"SELECT DISTINCT {label_sql} AS l, {pred_sql} AS p FROM src WHERE {where}",
                     {**params, **qp} if "$threshold" in pred_sql else params)
