@@ -3,9 +3,9 @@
 import streamlit as st
 
 from metrics.charts import worst_chart
-from metrics.overview import (GLOSSARY, HEADLINE_METRICS, METRIC_EXPLANATIONS, coverage, fmt_pct, fmt_ratio,
-                              plain_summary, status_icon)
 from metrics.followup import counts_line
+from metrics.formats import explain, fmt_pct, fmt_ratio, headline_metrics
+from metrics.overview import GLOSSARY, coverage, plain_summary, status_icon, supported_metrics, task_scope_note
 from metrics.views import worst_points, worst_table
 from pages.components.auth import md
 from pages.components.frame import PageContext, guard, run_page, show_chart, show_table
@@ -29,7 +29,8 @@ def draw(ctx: PageContext) -> None:
     st.subheader("In plain words")
     st.markdown("\n".join(f"- {md(line)}" for line in
                           plain_summary(snap.data, verdicts, worst, policy, snap.spec.label,
-                                        snap.spec.prediction or f"{snap.spec.score} ≥ {snap.spec.threshold}")))
+                                        snap.spec.prediction or f"{snap.spec.score} ≥ {snap.spec.threshold}",
+                                        snap.spec.task)))
     st.subheader("Verdict per sensitive feature")
     for col, v in zip(st.columns(min(max(len(verdicts), 1), 3)) * (1 + len(verdicts) // 3), verdicts):
         with col.container(border=True):
@@ -52,11 +53,14 @@ def draw(ctx: PageContext) -> None:
     else:
         st.info("No gap to show: every group is the reference or too small to compare.")
     with st.expander("What do these metrics mean?"):
-        for m in HEADLINE_METRICS:
-            e = METRIC_EXPLANATIONS[m]
-            st.markdown(f"**{e.name}** — {e.plain}. *{e.question}*")
+        for m in headline_metrics(snap.spec.task, supported_metrics(snap.groups.rows)):
+            e = explain(m)
+            st.markdown(f"**{md(e.name)}** — {e.plain}. *{e.question}*")
         st.markdown("\n".join(f"- **{k}**: {v}" for k, v in GLOSSARY.items()))
     st.subheader("Findings by need (more data / better data / model)")
+    if note := task_scope_note(snap.spec.task):
+        st.info(note)
+        return
     with guard():  # a failing search is an error line here; the verdicts above stay
         render_findings_board(ctx)
     st.subheader("Since the last snapshot")

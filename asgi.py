@@ -6,6 +6,8 @@ so Starlette's GZipMiddleware compresses them here, for browsers that ask for it
 those of app.py, unchanged; `streamlit run app.py` still works, only without compression.
 """
 
+import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,7 +35,17 @@ async def import_pages_code(_app: st.App) -> AsyncIterator[None]:
     from streamlit import delta_generator
 
     getattr(delta_generator, "_maybe_print_use_warning", lambda: None)()
-    yield
+
+    # The default view's audits, computed in the background from the start (and again when the data
+    # changes): the first visitor waits for Streamlit, not for the audit. FAIRWATCH_WARM=0 turns it off.
+    stop = threading.Event()
+    if os.environ.get("FAIRWATCH_WARM", "1").strip() != "0":
+        threading.Thread(target=pages.components.loaders.warm_default_view, args=(stop,),
+                         name="fairwatch-warm-up", daemon=True).start()
+    try:
+        yield
+    finally:
+        stop.set()
 
 
 # Level 6: nearly level 9's size (the static files are compressed once per request, on a 2-core laptop).

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ def spec_from_args(args: argparse.Namespace):
         "columns": {"label": args.label, "prediction": args.prediction, "score": args.score,
                     "threshold": args.threshold, "sensitive": args.sensitive, "features": args.features,
                     "positive_label": _values(args.positive_label), "positive_prediction": args.positive_prediction,
-                    "time": args.time, "model_version": args.model_version},
+                    "time": args.time, "model_version": args.model_version, "task": args.task},
         "policy": {"min_support": args.min_support, "fdr": args.fdr},
         "privacy": {"hide_columns": getattr(args, "hide_columns", None),
                     "show_columns": getattr(args, "show_columns", None)},
@@ -81,6 +82,9 @@ def _add_spec_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels-table", help="a separate table of labels in the same DuckDB file, joined on --id")
     p.add_argument("--id", help="id column that joins predictions and labels")
     p.add_argument("--label", help="label (ground truth) column")
+    p.add_argument("--task", choices=("binary", "regression", "multiclass"),
+                   help="what the model outputs: a yes/no decision (binary, the default), a number (regression) "
+                        "or one of several classes (multiclass) ([columns] task)")
     p.add_argument("--positive-label", help="the label value that counts as positive (default: 1/true); several "
                    "separated by commas, e.g. '<30,>30', count as positive and the rest as negative")
     p.add_argument("--prediction", help="prediction (decision) column")
@@ -122,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--author", metavar="NAME",
                        help="who creates this snapshot, recorded in it and its manifest (default: the user running "
                             "this command, with the host as id)")
+    audit.add_argument("--validate", action="store_true",
+                       help="also check snapshot.json against schema/snapshot.schema.json before writing it "
+                            "(the tests check every export; FAIRWATCH_VALIDATE=1 does the same)")
     audit.add_argument("--plan-budget", type=_budget, metavar="N",
                        help="also attach the data plan for a labelling budget of N rows to the snapshot "
                             "(default: no plan; fairwatch plan writes the rows to label)")
@@ -193,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rows", type=int, default=600_000, help="number of predictions (default 600000)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     demo.add_argument("--config-out", help="also write the demo's fairwatch.toml here")
+    demo.add_argument("--task", choices=("binary", "regression", "multiclass"), default="binary",
+                      help="binary: loan approvals (default); regression: credit-limit offers; multiclass: risk tiers "
+                           "(each with planted effects, see connectors/demo_tasks.py)")
     return parser
 
 
@@ -201,10 +211,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from connectors.access import cli_author
     from connectors.audit import run_audit
     from connectors.export import author_block, check_target, export_snapshot
+    from connectors.fingerprint import fingerprint_source
     from connectors.queue import attach_plan
+    from connectors.report import warm_up_reports
     from connectors.source import open_source
     from metrics.spec import RowFilter
 
+    warm_up_reports()  # the report libraries load while DuckDB counts
     spec = spec_from_args(args)
     # The person running the command, or the name given: refused now, before the audit, when it is no name.
     author = author_block({**cli_author(), **({"name": args.author} if args.author is not None else {})})
@@ -214,18 +227,22 @@ def cmd_audit(args: argparse.Namespace) -> int:
         raise SpecError(f"{args.zip} exists; snapshots are never overwritten: choose a new --zip path")
     src = open_source(spec.source)
     try:
-        snap = run_audit(spec, RowFilter(), src)
-        if args.plan_budget is not None:
-            snap = attach_plan(snap, args.plan_budget, src)
-        if args.whatif_group:
-            from connectors.whatif import run_whatif
-            from metrics.whatif import Objective
+        # The fingerprint is one more scan in DuckDB (GIL released): it runs while the audit computes in Python.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairwatch-fingerprint") as pool:
+            fingerprint = pool.submit(fingerprint_source, src, spec, RowFilter())
+            snap = run_audit(spec, RowFilter(), src)
+            if args.plan_budget is not None:
+                snap = attach_plan(snap, args.plan_budget, src)
+            if args.whatif_group:
+                from connectors.whatif import run_whatif
+                from metrics.whatif import Objective
 
-            features = [f.strip() for f in args.whatif_group.split(",") if f.strip()]
-            snap = snap.with_whatif(run_whatif(spec, features, args.whatif_constraint, Objective(args.whatif_objective),
-                                               src=src))
-        result = export_snapshot(snap, args.out, history=args.history, src=src, k=args.suppress_below,
-                                 zip_path=args.zip, author=author)
+                features = [f.strip() for f in args.whatif_group.split(",") if f.strip()]
+                snap = snap.with_whatif(run_whatif(spec, features, args.whatif_constraint,
+                                                   Objective(args.whatif_objective), src=src))
+            result = export_snapshot(snap, args.out, history=args.history, src=src, k=args.suppress_below,
+                                     zip_path=args.zip, author=author, validate=True if args.validate else None,
+                                     fingerprint=fingerprint.result())
     finally:
         src.close()
     rows = snap.groups.rows
@@ -333,14 +350,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.rows < 1000:
         raise SpecError("--rows must be at least 1000 for a meaningful demo")
-    summary = write_demo(args.out, rows=args.rows, seed=args.seed)
-    print(f"wrote {summary.rows:,} predictions ({summary.labelled_rows:,} labelled) to {summary.path}")
+    if args.task != "binary":
+        from connectors.demo_tasks import TASK_CONFIGS, write_task_demo
+
+        out = args.out if args.out != "data/demo.duckdb" else f"data/demo_{args.task}.duckdb"
+        rows = write_task_demo(out, args.task, rows=args.rows, seed=args.seed)
+        print(f"wrote {rows:,} {args.task} predictions to {out}")
+        config = TASK_CONFIGS[args.task]
+    else:
+        summary = write_demo(args.out, rows=args.rows, seed=args.seed)
+        print(f"wrote {summary.rows:,} predictions ({summary.labelled_rows:,} labelled) to {summary.path}")
+        out, config = args.out, DEMO_CONFIG
     if args.config_out:
         from connectors.config import write_config
         from metrics.spec import SourceSpec, parse_spec
 
-        spec = parse_spec(DEMO_CONFIG)
-        spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(args.out)}))
+        spec = parse_spec(config)
+        spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(out)}))
         print(f"wrote {write_config(spec, args.config_out)}")
     return EXIT_OK
 

@@ -13,6 +13,8 @@ from metrics.errors import SourceError
 from metrics.spec import AuditSpec, parse_spec
 
 CONFIG_ENV = "FAIRWATCH_CONFIG"
+# The server's log line once its background warm-up has computed the default view (asgi.py; the bench waits for it).
+WARM_MARK = "fairwatch: default view computed"
 
 
 def absolute_source(spec: AuditSpec, base: Path) -> AuditSpec:

@@ -9,11 +9,14 @@ from connectors.counts import fetch_group_counts
 from connectors.export import library_versions
 from connectors.quality_counts import fetch_overlap_counts, fetch_quality_counts
 from connectors.slice_counts import fetch_slice_counts
+from connectors.task_counts import fetch_regression_buckets, fetch_regression_counts
 from connectors.source import OpenSource, opened
 from connectors.window_counts import fetch_time_span
 from metrics.diagnosis import diagnose_groups
 from metrics.findings import build_findings
 from metrics.groups import compute_group_table
+from metrics.multiclass import compute_multiclass_table, multiclass_counts
+from metrics.regression import bucket_edges, compute_distributions, compute_regression_table, regression_summary
 from metrics.outcomes import binarize, binarize_scores
 from metrics.quality import compute_quality
 from metrics.representation import compute_representation
@@ -35,6 +38,8 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
     """The full audit of a source as one snapshot: groups, representation, slices, data quality, needs."""
     started = time.perf_counter()
     row_filter = row_filter or RowFilter()
+    if spec.task != "binary":
+        return _run_task_audit(spec, row_filter, src, started)
     with opened(spec, src) as source:
         if row_filter.time_from is not None or row_filter.time_to is not None:
             # Times that are not times, or a window without rows, as a one-line DataError, not an engine error.
@@ -77,4 +82,38 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
         quality=quality,
         group_needs=needs,
         findings=build_findings(slices, quality, spec) if slices is not None else None,
+    )
+
+
+def _run_task_audit(spec: AuditSpec, row_filter: RowFilter, src: OpenSource | None, started: float) -> AuditSnapshot:
+    """A regression or multiclass audit: groups, intervals, disparities, representation and the task's sections.
+
+    The slice search, data-quality signals and data needs are binary-only so far (issue 19), so
+    `findings` is None and the pages and CLI show the audit without them.
+    """
+    with opened(spec, src) as source:
+        if row_filter.time_from is not None or row_filter.time_to is not None:
+            fetch_time_span(source, spec, row_filter)
+        if spec.task == "regression":
+            cells = fetch_regression_counts(source, spec, row_filter)
+            summary = regression_summary(cells, spec)
+            edges = bucket_edges(cells)
+            buckets = fetch_regression_buckets(source, spec, edges, row_filter)
+        else:
+            counts = multiclass_counts(fetch_group_counts(source, spec, row_filter).cells, spec)
+        description = source.description
+    if spec.task == "regression":
+        table = compute_regression_table(cells, spec)
+        result = compute_distributions(buckets, edges, spec)
+        population = cells.groupby(list(spec.sensitive), as_index=False, sort=True)["all_rows"].sum().rename(
+            columns={"all_rows": "n"})
+    else:
+        table, result = compute_multiclass_table(counts, spec)
+        summary, population = counts.summary, counts.population
+    representation, tests = compute_representation(population, spec)
+    return AuditSnapshot(
+        spec=spec, row_filter=row_filter, data=summary, source_description=description, groups=table,
+        representation=representation, representation_tests=tests,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), tool_versions=tool_versions(),
+        duration_seconds=time.perf_counter() - started, task_result=result,
     )

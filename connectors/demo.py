@@ -61,6 +61,7 @@ Additionally ~1% of ``race_ethnicity`` is NULL (a missing group), spread at rand
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -564,7 +565,14 @@ def write_demo(path: str | Path, rows: int = 600_000, seed: int = 7) -> DemoSumm
     rows, seed = int(rows), int(seed)
 
     target = os.fspath(path)
-    tmp = target + ".tmp"
+    prepare_target(target)
+    tables = _generate(rows, seed)
+    write_database(target, lambda con: _write_tables(con, tables))
+    return DemoSummary(path=target, rows=rows, labelled_rows=tables["labels"].num_rows, seed=seed)
+
+
+def prepare_target(target: str) -> None:
+    """Refuse a folder as the demo file and create its parent folder (before any data is generated)."""
     if os.path.isdir(target):
         raise IsADirectoryError(f"cannot write demo database to {target}: it is a directory")
     try:
@@ -572,9 +580,10 @@ def write_demo(path: str | Path, rows: int = 600_000, seed: int = 7) -> DemoSumm
     except OSError as exc:
         raise OSError(f"cannot write demo database to {target}: {exc}") from exc
 
-    tables = _generate(rows, seed)
-    labelled_rows = tables["labels"].num_rows
 
+def write_database(target: str, fill: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+    """Write a new DuckDB file atomically: `fill` creates the tables in a temporary file that then replaces target."""
+    tmp = target + ".tmp"
     # A stale .tmp from a crashed run would be opened as an existing database.
     for leftover in (tmp, tmp + ".wal"):
         _remove_quietly(leftover)
@@ -584,7 +593,7 @@ def write_demo(path: str | Path, rows: int = 600_000, seed: int = 7) -> DemoSumm
         except duckdb.Error as exc:
             raise OSError(f"cannot write demo database at {target}: {exc}") from exc
         try:
-            _write_tables(con, tables)
+            fill(con)
             con.execute("CHECKPOINT")
         finally:
             con.close()
@@ -594,4 +603,3 @@ def write_demo(path: str | Path, rows: int = 600_000, seed: int = 7) -> DemoSumm
         for leftover in (tmp, tmp + ".wal"):
             _remove_quietly(leftover)
         raise
-    return DemoSummary(path=target, rows=rows, labelled_rows=labelled_rows, seed=seed)

@@ -291,6 +291,17 @@ def _validator() -> Any:
     return jsonschema.Draft202012Validator(_inline_refs(schema, schema.get("$defs", {})))
 
 
+def validation_wanted(validate: bool | None) -> bool:
+    """Whether an export checks its document against the schema: when asked, or with FAIRWATCH_VALIDATE=1 (tests).
+
+    Off by default: the document is built by code whose output the tests validate on every export,
+    and validating a large document cost a second of a 10M-row audit (importing jsonschema included).
+    """
+    if validate is not None:
+        return validate
+    return os.environ.get("FAIRWATCH_VALIDATE", "").strip().lower() in ("1", "true", "yes")
+
+
 def validate_document(doc: Mapping[str, Any]) -> None:
     """Raise a SnapshotError naming the first place where the document breaks the schema."""
     validator = _validator()
@@ -421,28 +432,34 @@ def prepare_document(doc: Mapping[str, Any], *, fingerprint: DataFingerprint | M
 def export_snapshot(snapshot: AuditSnapshot, out: str | os.PathLike | None = None, *,
                     history: str | os.PathLike | None = None, src: OpenSource | None = None, k: int | None = None,
                     zip_path: str | os.PathLike | None = None,
-                    author: Mapping[str, Any] | str | None = None) -> ExportResult:
+                    author: Mapping[str, Any] | str | None = None, validate: bool | None = None,
+                    fingerprint: DataFingerprint | None = None) -> ExportResult:
     """Fingerprint the audited rows and write the full snapshot folder (and optionally a zip of it).
 
     Give `out` (the new folder; its parent is the history it chains into) or `history` (a folder of
     snapshots; the new one is named `<time>_<id>` inside it). `src` reuses the audit's open source.
     `author` (a name, or a {name, id, role, signed_in} block) goes into snapshot.json and the manifest.
+    `validate` checks snapshot.json against the published schema first (default: `validation_wanted`).
+    `fingerprint`: the audited rows' fingerprint when the caller computed it already (the CLI does, while
+    the audit runs); it is checked against the audit's row count as one computed here would be.
     """
     author_block(author)  # a bad author is refused before the fingerprint is spent
     if out is not None:
         check_target(out)
     warm_up_charts()
     started = time.perf_counter()
-    own = src is None
-    src = src or open_source(snapshot.spec.source)
-    try:
-        fp = fingerprint_source(src, snapshot.spec, snapshot.row_filter)
-    finally:
-        if own:
-            src.close()
+    fp = fingerprint
+    if fp is None:
+        own = src is None
+        src = src or open_source(snapshot.spec.source)
+        try:
+            fp = fingerprint_source(src, snapshot.spec, snapshot.row_filter)
+        finally:
+            if own:
+                src.close()
     took = time.perf_counter() - started
     result = export_document(snapshot.to_dict(), out, history=history, fingerprint=fp, k=k, zip_path=zip_path,
-                             author=author)
+                             author=author, validate=validate)
     return replace(result, timings=(("fingerprint", took), *result.timings))
 
 
@@ -451,7 +468,7 @@ def export_document(doc: Mapping[str, Any], out: str | os.PathLike | None = None
                     fingerprint: DataFingerprint | Mapping[str, Any] | None = None, k: int | None = None,
                     zip_path: str | os.PathLike | None = None,
                     author: Mapping[str, Any] | str | None = None, snapshot_id: str | None = None,
-                    exported_at: str | None = None) -> ExportResult:
+                    exported_at: str | None = None, validate: bool | None = None) -> ExportResult:
     """Write an audit document as a snapshot folder, atomically, chained to the newest snapshot beside it.
 
     `snapshot_id` and `exported_at` default to a new random id and now; the notebook API fixes them
@@ -496,7 +513,8 @@ def export_document(doc: Mapping[str, Any], out: str | os.PathLike | None = None
         # Charts render in native code without the GIL: draw them while this thread validates and writes tables.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairwatch-charts") as pool:
             drawing = pool.submit(render_charts, model)
-            validate_document(document)
+            if validation_wanted(validate):
+                validate_document(document)
             files: dict[str, bytes] = {SNAPSHOT_FILE: dump_json(document)}
             for name, rows in tables.items():
                 files[f"{name}.csv"] = csv_bytes(rows)

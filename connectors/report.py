@@ -79,6 +79,25 @@ def warm_up_charts() -> None:
         _warm_thread.start()
 
 
+def warm_up_reports() -> None:
+    """Start the chart renderer and import the PDF library in the background (once per process).
+
+    `fairwatch audit` calls this first: the imports (fpdf2 with Pillow and fontTools, about half a
+    second) then run while the audit's queries run in DuckDB, which releases the GIL.
+    """
+    warm_up_charts()
+
+    def load() -> None:
+        """Import what render_pdf needs."""
+        try:
+            import fpdf  # noqa: F401
+            from fpdf.fonts import FontFace  # noqa: F401
+        except ImportError:  # render_pdf says what is missing, with its message
+            pass
+
+    threading.Thread(target=load, name="fairwatch-pdf-warm-up", daemon=True).start()
+
+
 def render_charts(model: ReportModel, png_scale: float = 2.0) -> dict[str, RenderedChart]:
     """Every chart of the report as SVG and PNG, keyed by chart id."""
     try:

@@ -110,8 +110,13 @@ def check_bind(host: str, auth_on: bool, allow_remote: bool) -> str | None:
 
 def streamlit_command(opts: ServeOptions) -> list[str]:
     """The `streamlit run` command line for the options."""
+    # A served dashboard, not an editing loop: no file watcher, and no full garbage collection after
+    # every page run. py-spy on 20 sessions at once (bench/bench_load.py): Streamlit's gc.collect(2)
+    # after each run was a fifth of the server's busy time and re-scanning the loaded modules for the
+    # watcher a twelfth; Python's own generational collector still runs. `streamlit run app.py` keeps both.
     cmd = [sys.executable, "-m", "streamlit", "run", str(opts.app), "--server.address", opts.host,
-           "--server.port", str(opts.port), "--server.headless", "true", "--client.showSidebarNavigation", "false"]
+           "--server.port", str(opts.port), "--server.headless", "true", "--client.showSidebarNavigation", "false",
+           "--server.fileWatcherType", "none", "--runner.postScriptGC", "false"]
     for key, value in SHARED_SETTINGS.items():
         cmd += [f"--{key}", value]
     for f in opts.secrets:

@@ -384,3 +384,41 @@ def whatif_chart(curves: pd.DataFrame, chosen: pd.DataFrame, groups: Sequence[st
         x=x, y=y, color=_colour(scale), tooltip=[alt.Tooltip("group:N", title="Group"),
                                                  alt.Tooltip("x:Q", format=".3f"), alt.Tooltip("y:Q", format=".3f")])
     return alt.layer(points, hull, marks).properties(width=FACET_WIDTH, height=320)
+
+
+def confusion_heatmap(cells: pd.DataFrame, classes: Sequence[str]) -> alt.LayerChart:
+    """One group's confusion matrix (multiclass audits): true class down, predicted across, shaded by row share.
+
+    `cells` holds y_true, y_pred, n and row_share (the snapshot's `confusion_matrices` records of one
+    group); the text shows the count, the tooltip both, so a small class's rows are not lost in the shading.
+    """
+    order = [str(c) for c in classes]
+    base = alt.Chart(cells.assign(pct=cells["row_share"] * 100)).encode(
+        x=alt.X("y_pred:N", title="Predicted class", sort=order),
+        y=alt.Y("y_true:N", title="True class", sort=order),
+    )
+    tooltip = [alt.Tooltip("y_true:N", title="True"), alt.Tooltip("y_pred:N", title="Predicted"),
+               alt.Tooltip("n:Q", title="Rows", format=","), alt.Tooltip("pct:Q", title="Share of true class (%)",
+                                                                          format=".1f")]
+    rect = base.mark_rect().encode(color=alt.Color("row_share:Q", title="Share of true class",
+                                                   scale=alt.Scale(domain=[0, 1], scheme="blues")), tooltip=tooltip)
+    text = base.mark_text(baseline="middle").encode(
+        text=alt.Text("n:Q", format=","),
+        color=alt.condition("datum.row_share > 0.5", alt.value("white"), alt.value("black")))
+    return alt.layer(rect, text).properties(width=40 * max(len(order), 3), height=32 * max(len(order), 3))
+
+
+def histogram_chart(bins: pd.DataFrame, groups: Sequence[str], title: str) -> alt.Chart:
+    """Histograms of one grouping's groups (regression predictions or errors) as share per bin, one line per group.
+
+    `bins` holds group, low, high, n and share (the snapshot's `distributions` records of one kind).
+    """
+    data = bins.assign(mid=(bins["low"] + bins["high"]) / 2)
+    return alt.Chart(data).mark_line(point=True, interpolate="step-after").encode(
+        x=alt.X("low:Q", title=title),
+        y=alt.Y("share:Q", title="Share of the group's rows", axis=alt.Axis(format="%")),
+        color=alt.Color("group:N", scale=group_scale(groups), legend=alt.Legend(title="Group")),
+        tooltip=[alt.Tooltip("group:N"), alt.Tooltip("low:Q", format=".3g", title="From"),
+                 alt.Tooltip("high:Q", format=".3g", title="To"), alt.Tooltip("n:Q", format=",", title="Rows"),
+                 alt.Tooltip("share:Q", format=".1%")],
+    ).properties(width=FACET_WIDTH, height=200)

@@ -3,6 +3,8 @@
 The modules that raise them import them from here (and so still offer their names to importers).
 """
 
+import re
+
 # Settings a message can tell the user to fix, as the CLI spells them and as the app labels them. A message
 # names one with the placeholder "{field}"; `str(exc)` is the CLI's wording, `in_app()` the dashboard's.
 FIELDS: dict[str, tuple[str, str]] = {
@@ -17,6 +19,10 @@ FIELDS: dict[str, tuple[str, str]] = {
                   "the Reference group choice on the Data sources page"),
     "table": ("--table (or [source] table)", "the table choice on the Data sources page"),
 }
+
+# A message may name the task that fits the data ("{task=multiclass}"): a flag in a terminal, a choice in the app.
+TASK_WORDS = ("--task {task}", "the task \"{task}\" on the Data sources page")
+_TASK_TERM = re.compile(r"\{task=(binary|regression|multiclass)\}")
 
 
 class FairwatchError(Exception):
@@ -33,8 +39,9 @@ class FairwatchError(Exception):
         return (self.__class__, (self.template, self.field))
 
     def _phrase(self, where: int) -> str:
-        """The message with its field named for the CLI (0) or the app (1)."""
-        return self.template.replace("{field}", FIELDS[self.field][where]) if self.field else self.template
+        """The message with its field (and any `{task=NAME}`) named for the CLI (0) or the app (1)."""
+        text = self.template.replace("{field}", FIELDS[self.field][where]) if self.field else self.template
+        return _TASK_TERM.sub(lambda m: TASK_WORDS[where].format(task=m.group(1)), text)
 
     def in_app(self) -> str:
         """The message as the dashboard shows it: fields named as the app labels them, not as CLI flags."""

@@ -8,6 +8,7 @@ true positive rate the dashboard's verdicts use) and its own formatters ("1.98" 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,12 +84,63 @@ METRIC_EXPLANATIONS: dict[str, MetricExplanation] = {
     "expected_calibration_error": MetricExplanation(
         "Calibration error", "average gap between predicted and actual positive rates",
         "When the score says 70%, does it happen 70% of the time?", "lower"),
+    # Regression audits (issue 19): e = prediction - label.
+    "mean_prediction": MetricExplanation(
+        "Mean prediction", "average of the model's output",
+        "How much does the model give this group on average? (parity of a numeric output)", "neither"),
+    "mean_label": MetricExplanation(
+        "Mean label", "average actual outcome", "How large is the actual outcome in this group? (describes the data)",
+        "neither"),
+    "mean_error": MetricExplanation(
+        "Mean error", "average of prediction minus actual outcome", "Does the model predict too high (+) or too "
+        "low (−) for this group?", "neither"),
+    "mean_absolute_error": MetricExplanation(
+        "Mean absolute error", "average size of the error", "How far off is the model for this group?", "lower"),
+    "mean_squared_error": MetricExplanation(
+        "Mean squared error", "average squared error", "How far off is the model, large misses weighted more?",
+        "lower"),
+    "root_mean_squared_error": MetricExplanation(
+        "Root mean squared error", "square root of the mean squared error, in the outcome's unit",
+        "How far off is the model, large misses weighted more?", "lower"),
+    "r2_score": MetricExplanation(
+        "R²", "share of the outcome's variation the model explains", "How much of the differences within the group "
+        "does the model capture? (1 = all)", "higher"),
+    "mean_overprediction": MetricExplanation(
+        "Mean overprediction", "average amount predicted above the actual outcome", "How much too high, on "
+        "average?", "lower"),
+    "mean_underprediction": MetricExplanation(
+        "Mean underprediction", "average amount predicted below the actual outcome", "How much too low, on "
+        "average?", "lower"),
 }
+REGRESSION_METRICS = frozenset({"mean_prediction", "mean_label", "mean_error", "mean_absolute_error",
+                                "mean_squared_error", "root_mean_squared_error", "r2_score", "mean_overprediction",
+                                "mean_underprediction"})
+# Headline measures per task: binary's rates; regression's output and errors; multiclass: accuracy and recall per class.
+TASK_HEADLINES = {"regression": ("mean_prediction", "mean_absolute_error", "root_mean_squared_error"),
+                  "multiclass": ("accuracy", "balanced_accuracy")}
+
+
+def explain(metric: str) -> MetricExplanation | None:
+    """A metric in words; a multiclass one-vs-rest measure 'true_positive_rate@high' as that rate for class high."""
+    base, _, cls = metric.partition("@")
+    info = METRIC_EXPLANATIONS.get(base)
+    if info is None or not cls:
+        return info
+    return MetricExplanation(f"{info.name} ({cls})", f"{info.plain}, for class {cls} against all others",
+                             info.question, info.better)
+
+
+def headline_metrics(task: str, available: Sequence[str] = ()) -> tuple[str, ...]:
+    """The measures the Overview judges and the Performance page shows first, by the audit's task."""
+    if task == "multiclass":
+        return (*TASK_HEADLINES["multiclass"], *(m for m in available if m.startswith("true_positive_rate@")))
+    return TASK_HEADLINES.get(task, HEADLINE_METRICS)
+
 
 
 def metric_label(metric: str) -> str:
-    """Display name of a metric ('False negative rate'); unknown metrics read as their words."""
-    info = METRIC_EXPLANATIONS.get(metric)
+    """Display name of a metric ('False negative rate', 'True positive rate (recall) (high)'); unknown: its words."""
+    info = explain(metric)
     return info.name if info else metric.replace("_", " ")
 
 

@@ -465,6 +465,12 @@ def mapping_config(source: Mapping[str, Any], roles: Mapping[str, Any], policy: 
     columns = {k: (list(v) if isinstance(v, (tuple, list)) else v) for k, v in roles.items() if present(v)}
     if columns.get("prediction"):
         columns.pop("threshold", None)  # the decision is the prediction column; a threshold would conflict
+    if columns.get("task", "binary") == "binary":
+        columns.pop("task", None)  # binary is the default: its config stays as it always was
+    else:
+        # A regression or multiclass audit reads the label and the prediction only (the form always sends a threshold).
+        for key in ("positive_label", "positive_prediction", "score", "threshold"):
+            columns.pop(key, None)
     raw: dict[str, Any] = {"source": {k: v for k, v in source.items() if present(v)}, "columns": columns}
     if policy:
         raw["policy"] = dict(policy)

@@ -22,13 +22,15 @@ class DataSummary:
     labelled_rows: int
     unlabelled_rows: int
     unpredicted_rows: int
-    positive_label: str | tuple[str, ...]  # several when the analyst mapped a many-valued label
-    positive_prediction: str
+    positive_label: str | tuple[str, ...] | None  # several when the analyst mapped a many-valued label; None for
+    positive_prediction: str | None               # regression and multiclass audits, which have no positive value
+    # Regression: rows with a label and a prediction of which one is NaN or infinite (counted, never averaged in).
+    nonfinite_rows: int = 0
 
     @property
     def evaluated_rows(self) -> int:
         """Rows with both a label and a decision: the ones performance metrics use."""
-        return self.labelled_rows - self.unpredicted_rows
+        return self.labelled_rows - self.unpredicted_rows - self.nonfinite_rows
 
     @property
     def label_coverage(self) -> float:
@@ -62,6 +64,19 @@ def _show(values) -> str:
     values = sorted(values, key=str)
     shown = ", ".join(repr(v) for v in values[:8])
     return shown + (f", … ({len(values)} in all)" if len(values) > 8 else "")
+
+
+def task_hint(values) -> str:
+    """The task that fits values which are not binary: regression for many numbers, else multiclass (as a term)."""
+    numeric = 0
+    for v in values:
+        try:
+            float(v)
+            numeric += 1
+        except (TypeError, ValueError):
+            pass
+    many_numbers = numeric == len(values) and len(values) > 20
+    return "{task=regression} (a number)" if many_numbers else "{task=multiclass} (one of several classes)"
 
 
 def positive_set(positive: str | tuple[str, ...]) -> frozenset[str]:
@@ -110,7 +125,8 @@ def choose_positive(values: set[str], given: str | tuple[str, ...] | None, role:
     if len(values) > 2:
         raise DataError(
             f"the {role} column {column} has {len(values)} distinct values ({_show(values)}); a binary "
-            f"{role} has two: say which value(s) count as positive with {{field}} (the rest are negative)", field=flag
+            f"{role} has two: say which value(s) count as positive with {{field}} (the rest are negative), or audit "
+            f"it as it is with {task_hint(values)}", field=flag
         )
     lowered = {v.lower() for v in values}
     if lowered <= _TRUE | _FALSE and len(lowered & _TRUE) <= 1 and len(lowered & _FALSE) <= 1:
@@ -127,20 +143,25 @@ def _normalised(values: pd.Series) -> pd.Series:
     return values.map({v: normalise_value(v) for v in values.dropna().unique()})
 
 
-def binarize(cells: pd.DataFrame, spec: AuditSpec) -> Outcomes:
-    """Map raw labels and predictions to 0/1 and split labelled from unlabelled rows."""
-    sens = list(spec.sensitive)
-    rows = int(cells["n"].sum()) if len(cells) else 0
+def check_rows(rows: int, labelled_rows: int, spec: AuditSpec) -> tuple[int, int]:
+    """(rows, labelled rows), or the one-line error for no rows or no labels (every task)."""
     if rows == 0:
         raise DataError("the source has no rows (after the chosen filters); check the file or widen the time window")
-    label, pred = _normalised(cells["label_raw"]), _normalised(cells["pred_raw"])
-    has_label = label.notna()
-    labelled_rows = int(cells.loc[has_label, "n"].sum())
     if labelled_rows == 0:
         raise DataError(
             f"all {rows:,} rows are unlabelled (the label column {spec.label} is empty); "
             f"audit a period whose outcomes are known, or join the labels table ([source] labels_table)"
         )
+    return rows, labelled_rows
+
+
+def binarize(cells: pd.DataFrame, spec: AuditSpec) -> Outcomes:
+    """Map raw labels and predictions to 0/1 and split labelled from unlabelled rows."""
+    sens = list(spec.sensitive)
+    label, pred = _normalised(cells["label_raw"]), _normalised(cells["pred_raw"])
+    has_label = label.notna()
+    rows, labelled_rows = check_rows(int(cells["n"].sum()) if len(cells) else 0,
+                                     int(cells.loc[has_label, "n"].sum()), spec)
     pos_label = choose_positive(set(label.dropna()), spec.positive_label, "label", spec.label, "positive_label")
     if spec.prediction is None:
         pos_pred = "1"

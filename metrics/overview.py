@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from metrics.formats import HEADLINE_METRICS, METRIC_EXPLANATIONS, fmt_num, fmt_pct, fmt_q, fmt_ratio, is_missing
+from metrics.formats import (HEADLINE_METRICS, REGRESSION_METRICS, explain,
+                             fmt_num, fmt_pct, fmt_q, fmt_ratio, is_missing)
 from metrics.groups import slice_label
 from metrics.intervals import CONFIDENCE, difference_interval, ratio_interval
 from metrics.outcomes import DataSummary, positive_text
@@ -41,6 +42,18 @@ _VERDICT_ORDER = {"outside": 0, "inconclusive": 1, "within": 2}
 NEEDS = ("more_data", "better_data", "model")
 NEED_LABELS = {"more_data": "More data", "better_data": "Better data", "model": "Model"}
 
+
+def supported_metrics(rows: pd.DataFrame) -> list[str]:
+    """Metrics of a group table that some group has rows for (a class never seen as a label has no recall)."""
+    return rows.loc[rows["support"] > 0, "metric"].drop_duplicates().tolist()
+
+
+def task_scope_note(task: str) -> str | None:
+    """What the dashboard does not yet cover for a regression or multiclass audit (None for binary)."""
+    if task == "binary":
+        return None
+    return (f"This is a {task} audit: groups, intervals, disparities and the exports cover it; the slice search, "
+            f"data-quality signals, trends and the threshold explorer cover binary decisions only so far.")
 
 GLOSSARY: dict[str, str] = {
     "ratio to reference": "the group's rate divided by the reference group's rate (1 = the same; "
@@ -93,15 +106,17 @@ class Disparity:
 
     def sentence(self) -> str:
         """The gap in one plain sentence, with every number's n and the ratio's interval."""
-        what = METRIC_EXPLANATIONS.get(self.metric)
+        what = explain(self.metric)
         if what and what.often:
             head = f"{self.group} {what.often} {fmt_ratio(self.ratio)} as often as {self.reference_group}"
         else:
             name = what.name if what else self.metric
             head = f"{self.group}: {name} is {fmt_ratio(self.ratio)} that of {self.reference_group}"
         low, high, level = self.interval
+        # Regression measures are amounts in the outcome's unit, not shares.
+        fmt = fmt_num if self.metric in REGRESSION_METRICS else fmt_pct
         return (f"{head} "
-                f"({fmt_pct(self.value)} of n={self.support:,} vs {fmt_pct(self.reference_value)} of "
+                f"({fmt(self.value)} of n={self.support:,} vs {fmt(self.reference_value)} of "
                 f"n={self.reference_support:,}; {level} interval of the ratio {fmt_num(low)}–"
                 f"{fmt_num(high)}, q={fmt_q(self.q_value)})")
 
@@ -275,7 +290,7 @@ def worst_disparities(rows: pd.DataFrame, features: Iterable[str] | None = None,
 
 def _too_small(r: dict) -> str:
     """Why a group could not be judged because it is small."""
-    metric = METRIC_EXPLANATIONS.get(r["metric"])
+    metric = explain(r["metric"])
     name = metric.name.lower() if metric else r["metric"]
     return f"{r['group']}: too few rows for the {name} (n={int(r['support']):,})"
 
@@ -357,10 +372,29 @@ def coverage(data: DataSummary) -> Coverage:
 
 
 def plain_summary(data: DataSummary, verdicts: Sequence[FeatureVerdict], worst: Sequence[Disparity],
-                  policy: Policy, label: str, prediction: str) -> tuple[str, ...]:
+                  policy: Policy, label: str, prediction: str, task: str = "binary") -> tuple[str, ...]:
     """A few sentences for someone who does not know what FNR means."""
     cov = coverage(data)
-    lines = [
+    if task == "binary":
+        lines = _binary_policy_lines(data, policy, label, prediction)
+    else:
+        what = ("the model's number and its errors (mean prediction, mean absolute error, RMSE)" if task == "regression"
+                else "accuracy and each class's rates (one class against all others)")
+        lines = [
+            f"This audit looked at {cov.rows:,} predictions of {label} by {prediction}. {cov.labelled:,} of them "
+            f"({fmt_pct(cov.share)}) already have a known outcome; every measure below uses those with a prediction"
+            + (f" ({data.nonfinite_rows:,} NaN or infinite values left out)" if data.nonfinite_rows else "") + ".",
+            f"The policy: for each group, {what} must be between {policy.ratio_low:g} and {policy.ratio_high:g} times "
+            f"those of the reference group, and a gap only counts when it is very unlikely to be chance "
+            f"(q < {policy.fdr:g}).",
+        ]
+    return lines_by_status(lines, verdicts, worst)
+
+
+def _binary_policy_lines(data: DataSummary, policy: Policy, label: str, prediction: str) -> list[str]:
+    """The binary audit's first two sentences: what was audited and the policy."""
+    cov = coverage(data)
+    return [
         f"This audit looked at {cov.rows:,} decisions. {cov.labelled:,} of them ({fmt_pct(cov.share)}) already "
         f"have a known outcome ({label} = {positive_text(data.positive_label)} counts as positive). Every rate below "
         f"uses only those; the others count in the group shares.",
@@ -369,6 +403,10 @@ def plain_summary(data: DataSummary, verdicts: Sequence[FeatureVerdict], worst: 
         f"the reference group, and a gap only counts when it is very unlikely to be chance "
         f"(q < {policy.fdr:g}).",
     ]
+
+
+def lines_by_status(lines: list[str], verdicts: Sequence[FeatureVerdict], worst: Sequence[Disparity]) -> tuple[str, ...]:
+    """The summary's sentences after the first two: features by verdict, then the largest gap."""
     by_status: dict[str, list[str]] = {}
     for v in verdicts:
         by_status.setdefault(v.status, []).append(v.feature)
@@ -533,7 +571,8 @@ def trend_arrows(trends: TrendTable | None, worst: Disparity | None) -> TrendArr
         return TrendArrows(NO_TREND, NO_TREND)
     label = ""
     if worst is not None:
-        name = METRIC_EXPLANATIONS[worst.metric].name if worst.metric in METRIC_EXPLANATIONS else worst.metric
+        info = explain(worst.metric)
+        name = info.name if info else worst.metric
         label = f"Largest gap: {worst.group}, {name.lower()} vs {worst.reference_group}"
     return TrendArrows(coverage_arrow(trends.coverage, trends.grain), gap_arrow(trends.rows, worst, trends.grain),
                        label)

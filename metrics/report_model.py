@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from metrics.formats import (HEADLINE_METRICS, METRIC_EXPLANATIONS, MISSING, fmt_num, fmt_pct, fmt_q, fmt_ratio,
-                             metric_label, metric_meaning)
+from metrics.formats import (HEADLINE_METRICS, METRIC_EXPLANATIONS, MISSING, TASK_HEADLINES, fmt_num, fmt_pct, fmt_q,
+                             fmt_ratio, metric_label, metric_meaning)
 from metrics.suppression import KNOWN_TABLES, iter_tables, slice_text
 
 PERCENT_METRICS = frozenset({"base_rate", "selection_rate", "accuracy", "true_positive_rate", "false_negative_rate",
@@ -152,7 +152,12 @@ def fmt_value(metric: str, value: Any) -> str:
     x = _num(value)
     if x is None:
         return MISSING
-    return fmt_pct(x) if metric in PERCENT_METRICS else f"{x:.3f}"
+    return fmt_pct(x) if metric.partition("@")[0] in PERCENT_METRICS else f"{x:.3f}"
+
+
+def report_headlines(doc: Mapping[str, Any]) -> tuple[str, ...]:
+    """The measures a report leads with: by the audit's task (binary audits have no `task` key)."""
+    return TASK_HEADLINES.get(str(doc.get("task", "binary")), HEADLINE_METRICS)
 
 
 def cell_text(metric: str, cell: Mapping[str, Any] | None) -> str:
@@ -533,10 +538,10 @@ def gap_sentence(doc: Mapping[str, Any], g: Mapping[str, Any], metric: str, d: M
     ref = d.get("reference") or {}
     ref_cell = ((by_key.get(tuple(sorted(ref.items()))) or {}).get("metrics") or {}).get(metric, {})
     value = fmt_value(metric, (g.get("metrics") or {}).get(metric, {}).get("value"))
-    meaning = metric_meaning(metric)
+    meaning = metric_meaning(metric.partition("@")[0])
     ratio = _num(d.get("ratio"))
     times = f"{ratio:.2f} times" if ratio is not None else "unlike"
-    return (f"{metric_label(metric)} ({meaning}) is {value} for {slice_text(g['slice'])}, {times} that of the reference "
+    return (f"{metric_label(metric)}{f' ({meaning})' if meaning else ''} is {value} for {slice_text(g['slice'])}, {times} that of the reference "
             f"group {slice_text(ref)} ({fmt_value(metric, ref_cell.get('value'))}); q = {fmt_q(d.get('q_value'))}.")
 
 
@@ -566,6 +571,9 @@ def _decision_text(doc: Mapping[str, Any]) -> tuple[str, str]:
     """(positive outcome, positive decision) in words from the spec and data."""
     cols = (doc.get("spec") or {}).get("columns") or {}
     data = doc.get("data") or {}
+    if doc.get("task") in TASK_HEADLINES:
+        kind = "a number" if doc["task"] == "regression" else "one of the classes " + ", ".join(doc.get("classes") or [])
+        return f"{cols.get('label', 'label')} ({kind})", f"{cols.get('prediction', 'prediction')} ({kind})"
     positive = data.get("positive_label", cols.get("positive_label", "1"))
     positive = " or ".join(map(str, positive)) if isinstance(positive, list) else positive
     outcome = f"{cols.get('label', 'label')} = {positive}"
@@ -610,7 +618,8 @@ def _summary(doc: Mapping[str, Any], counts: Mapping[str, int]) -> tuple[str, st
     bullets = [
         f"The audit covers {fmt_int(rows)} decisions ({scope}). {fmt_int(labelled)} of them "
         f"({fmt_pct(data.get('label_coverage'))}) have a known outcome; the rest count only towards group sizes.",
-        f"Positive outcome: {outcome}. Positive decision: {decision}.",
+        (f"Actual outcome: {outcome}. Model output: {decision}." if doc.get("task") in TASK_HEADLINES else
+         f"Positive outcome: {outcome}. Positive decision: {decision}."),
         "Groups compared: " + ", ".join(f"{f} ({_plural(singles.get(f, 0), 'group')})" for f in features)
         + (f", and {combos:,} combinations of them." if combos else "."),
         f"Policy: a group is flagged when its rate divided by the reference group's rate is below {low:g} or above "
@@ -645,7 +654,7 @@ def _gaps_section(doc: Mapping[str, Any], low: float, high: float) -> Section:
     else:
         blocks.append(Paragraph("No gap is both outside the policy band and statistically significant.", "good"))
     singles = [g for g in doc.get("groups") or [] if len(g.get("slice") or {}) == 1]
-    chart = ratio_chart("ratios", singles, HEADLINE_METRICS, low, high)
+    chart = ratio_chart("ratios", singles, report_headlines(doc), low, high)
     if chart:
         blocks.append(chart)
     if unsure:
@@ -659,7 +668,7 @@ def _gaps_section(doc: Mapping[str, Any], low: float, high: float) -> Section:
 
 def _features_section(doc: Mapping[str, Any]) -> Section:
     """Per sensitive feature: the headline rates chart and table."""
-    metrics = [m for m in HEADLINE_METRICS if any(m in (g.get("metrics") or {}) for g in doc.get("groups") or [])]
+    metrics = [m for m in report_headlines(doc) if any(m in (g.get("metrics") or {}) for g in doc.get("groups") or [])]
     blocks: list[Block] = [Paragraph(
         f"For each sensitive feature, the headline measures ({', '.join(metric_label(m).lower() for m in metrics)}) "
         "per group with their 95% intervals. The reference group is the one the others are compared with; the "

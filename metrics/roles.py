@@ -368,8 +368,21 @@ def visible_snapshot(snapshot: AuditSnapshot, role: str | None, k: int | None = 
     slices = snapshot.slices and replace(snapshot.slices, rows=_large_enough(snapshot.slices.rows, hidden, k))
     quality = snapshot.quality and replace(snapshot.quality, rows=_large_enough(snapshot.quality.rows, hidden, k))
     out = replace(snapshot, groups=groups, representation=rep, representation_tests=tests, findings=findings,
-                  slices=slices, quality=quality)
+                  slices=slices, quality=quality, task_result=_visible_task(snapshot.task_result, hidden, k))
     return out, Withheld(k=k, groups=tuple(sorted(hidden_labels)), metric_cells=len(masked_labels), findings=dropped)
+
+
+def _visible_task(result: Any, hidden: frozenset, k: int) -> Any:
+    """A regression or multiclass audit's tables without hidden groups and without counts below k (as in exports)."""
+    if result is None:
+        return None
+    changes = {}
+    for name in ("confusion", "histograms", "distribution_gaps"):
+        frame = getattr(result, name, None)
+        if frame is not None and len(frame):
+            keep = ~frame["slice"].map(lambda s: slice_key(s) in hidden) & (frame["n"] >= k)
+            changes[name] = frame.loc[keep].reset_index(drop=True)
+    return replace(result, **changes)
 
 
 def visible_rates(rates: Any, role: str | None, k: int, groups: Iterable[str]) -> Any:

@@ -16,13 +16,17 @@ from metrics.errors import SpecError
 from metrics.redaction import redact_secrets
 
 ERROR_SIGNALS = ("misclassification", "false_negative", "false_positive", "score_loss")
+# What the model outputs: a yes/no decision, a number, or one class of several.
+TASKS = ("binary", "regression", "multiclass")
+TASK_LABELS = {"binary": "a yes/no decision (binary)", "regression": "a number (regression)",
+               "multiclass": "one of several classes (multiclass)"}
 
 _SECTIONS = {"source", "columns", "reference", "reference_shares", "policy", "slices", "privacy", "alerts"}
 _SOURCE_KEYS = {"path", "table", "labels_path", "labels_table", "id_column", "query", "engine", "master"}
 ENGINES = ("duckdb", "postgres", "spark")
 _COLUMN_KEYS = {
     "label", "positive_label", "prediction", "positive_prediction", "score", "threshold",
-    "sensitive", "features", "time", "model_version", "id",
+    "sensitive", "features", "time", "model_version", "id", "task",
 }
 _POLICY_KEYS = {"min_support", "ratio_low", "ratio_high", "fdr", "max_groups", "score_decimals", "min_difference"}
 _SLICE_KEYS = {"max_depth", "error", "alpha", "bins", "top_k"}
@@ -142,6 +146,8 @@ class AuditSpec:
     shown_columns: tuple[str, ...] = ()
     suppress_below: int = 10
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    # binary, regression or multiclass ([columns] task, --task); binary keeps every earlier behaviour.
+    task: str = "binary"
 
     def reference_for(self, feature: str) -> str | None:
         """The named reference group of a sensitive feature, or None for 'the largest group'."""
@@ -163,6 +169,8 @@ class AuditSpec:
             value = getattr(self, key)
             if value is not None:
                 columns[key] = list(value) if isinstance(value, tuple) else value
+        if self.task != "binary":  # binary specs round-trip to exactly the dict they always had
+            columns["task"] = self.task
         return {
             "source": {k: v for k, v in asdict(self.source).items()
                        if v is not None and not (k == "engine" and v == "duckdb")
@@ -319,11 +327,22 @@ def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
     label = _opt_str("columns", cols, "label")
     if label is None:
         raise SpecError("no label column: set [columns] label (or {field})", field="label")
+    task = _opt_str("columns", cols, "task") or "binary"
+    if task not in TASKS:
+        raise SpecError(f"[columns] task must be one of {', '.join(TASKS)}, got {task!r} (--task)")
     prediction = _opt_str("columns", cols, "prediction")
     score = _opt_str("columns", cols, "score")
     threshold = cols.get("threshold")
     if threshold is not None:
         threshold = _number("columns", cols, "threshold", 0.5)
+    if task != "binary":
+        if prediction is None:
+            raise SpecError(f"a {task} audit compares the label with the model's output: give the prediction column "
+                            f"(--prediction COL)")
+        for key in ("score", "threshold", "positive_label", "positive_prediction"):
+            if cols.get(key) is not None:
+                raise SpecError(f"[columns] {key} is for binary audits; a {task} audit reads the label and the "
+                                f"prediction only: leave {key} out or use {{task=binary}}")
     if prediction is None and (score is None or threshold is None):
         raise SpecError("no decision: give a prediction column or a score column and a threshold ({field})",
                         field="decision")
@@ -409,10 +428,13 @@ def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
         shown_columns=_str_list("privacy", priv, "show_columns"),
         suppress_below=_number("privacy", priv, "suppress_below", 10, integer=True, low=0, high=10**6),
         alerts=_alert_settings(al),
+        task=task,
     )
     both = sorted({h for h in spec.hidden_columns if h.lower() in {c.lower() for c in spec.shown_columns}})
     if both:
         raise SpecError(f"[privacy] lists {', '.join(both)} in both hide_columns and show_columns; keep each in one")
+    if task != "binary" and slices.error != "misclassification":
+        raise SpecError(f"[slices] error = {slices.error} is for binary audits; leave it out for a {task} audit")
     if spec.alerts.rules:
         if spec.time is None:
             raise SpecError("[alerts] rules are checked per time window: set [columns] time (or {field})", field="time")

@@ -7,17 +7,47 @@ empty, so a reader can neither see a 0 nor sort one in among real values.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from metrics.formats import fmt_num, fmt_q, metric_label
-from metrics.overview import VERDICT_LABELS, grouping_features, shown_rows
+from metrics.formats import fmt_num, fmt_q, headline_metrics, metric_label
+from metrics.groups import metric_names
+from metrics.overview import VERDICT_LABELS, grouping_features, shown_rows, supported_metrics
 
 
 def too_few(n: int) -> str:
     """The text shown instead of a masked value."""
     return f"too few rows (n={int(n):,})"
+
+
+def performance_metrics(snap: Any) -> tuple[list[str], list[str]]:
+    """(metrics the Performance page offers, the ones it shows first), by the audit's task."""
+    present = list(dict.fromkeys(snap.groups.rows["metric"]))
+    if snap.spec.task == "binary":
+        present = [m for m in metric_names(snap.spec.score is not None) if m in set(present)]
+    default = [m for m in headline_metrics(snap.spec.task, supported_metrics(snap.groups.rows)) if m in present]
+    return present, default
+
+
+def confusion_cells(snap: Any, grouping: str) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], list[str]] | None:
+    """Multiclass audits: (all cells, cells per group of the grouping, classes) for the heatmaps; None otherwise."""
+    result = getattr(snap, "task_result", None)
+    confusion = getattr(result, "confusion", None)
+    if confusion is None:
+        return None
+    cells = confusion[confusion["grouping"] == grouping]
+    return cells, {g: part for g, part in cells.groupby("group", sort=True)}, list(result.classes)
+
+
+def histogram_cells(snap: Any, grouping: str, kind: str) -> pd.DataFrame | None:
+    """Regression audits: one grouping's histogram bins of 'prediction' or 'error' with a group label; None otherwise."""
+    hist = getattr(getattr(snap, "task_result", None), "histograms", None)
+    if hist is None or not len(hist):
+        return None
+    part = hist[(hist["grouping"] == grouping) & (hist["kind"] == kind)]
+    return part.assign(group=[", ".join(f"{k}={v}" for k, v in s.items()) for s in part["slice"]])
 
 
 def groupings_shown(rows: pd.DataFrame, features: Iterable[str] | None, max_depth: int = 2) -> list[str]:

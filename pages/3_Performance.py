@@ -2,14 +2,28 @@
 
 import streamlit as st
 
-from metrics.charts import disparity_chart, rate_chart
-from metrics.groups import metric_names
-from metrics.overview import HEADLINE_METRICS
-from metrics.views import disparity_points, groupings_shown, masked_groups, metric_label, metric_table, rate_points
+from metrics.charts import confusion_heatmap, disparity_chart, histogram_chart, rate_chart
+from metrics.overview import task_scope_note
+from metrics.views import (confusion_cells, disparity_points, groupings_shown, histogram_cells, masked_groups,
+                           metric_label, metric_table, performance_metrics, rate_points)
 from pages.components.auth import md
 from pages.components.frame import PageContext, run_page, show_chart, show_table
 from pages.components.threshold_view import render_threshold_explorer
 from pages.components.whatif_view import render_whatif
+
+
+def render_task_distributions(snap, grouping: str, groups: list[str]) -> None:
+    """Multiclass: the confusion matrix of a chosen group; regression: prediction and error histograms per group."""
+    if (confusion := confusion_cells(snap, grouping)) is not None:
+        _, by_group, classes = confusion
+        st.subheader("Confusion matrix")
+        chosen = st.selectbox("Group", list(by_group), key="fw.perf.confusion")
+        st.caption("Rows: the true class; columns: the predicted class; shade: the share of the true class's rows.")
+        show_chart(confusion_heatmap(by_group[chosen], classes))
+    for kind, title in (("prediction", "Prediction"), ("error", "Error (prediction − label)")):
+        if (bins := histogram_cells(snap, grouping, kind)) is not None:
+            st.subheader(f"Distribution of the {kind}s")
+            show_chart(histogram_chart(bins, groups, title))
 
 
 def draw(ctx: PageContext) -> None:
@@ -18,9 +32,9 @@ def draw(ctx: PageContext) -> None:
     rows, policy = snap.groups.rows, snap.spec.policy
     c1, c2 = st.columns([1, 2])
     grouping = c1.selectbox("Groups of", groupings_shown(rows, features), key="fw.perf.grouping")
-    available = [m for m in metric_names(snap.spec.score is not None) if m in set(rows["metric"])]
-    metrics = c2.multiselect("Metrics", available, default=list(HEADLINE_METRICS), format_func=metric_label,
-                             key="fw.perf.metrics") or list(HEADLINE_METRICS)
+    available, headline = performance_metrics(snap)
+    metrics = c2.multiselect("Metrics", available, default=headline, format_func=metric_label,
+                             key="fw.perf.metrics") or headline
     groups = rows.loc[rows["grouping"] == grouping, "group"].unique().tolist()
     st.subheader("Metric per group")
     st.caption(f"Each point is the group's value, each line its 95% interval. n is the number of rows the "
@@ -35,7 +49,11 @@ def draw(ctx: PageContext) -> None:
                f"it is outside the band with q < {policy.fdr:g} (diamonds).")
     show_chart(disparity_chart(disparity_points(rows, grouping, metrics), groups, policy.ratio_low,
                                policy.ratio_high))
+    render_task_distributions(snap, grouping, groups)
     st.subheader("Threshold explorer")
+    if note := task_scope_note(snap.spec.task):
+        st.info(note)
+        return
     if snap.spec.score is None:
         st.info("The threshold explorer needs a score column; map one on the Data sources page.")
     else:

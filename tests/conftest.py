@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+# Every snapshot written under test (CLI, pages, servers started from here) is checked against the
+# published schema; users' exports skip it (connectors/export.py validation_wanted).
+os.environ.setdefault("FAIRWATCH_VALIDATE", "1")
 
 
 @pytest.fixture(scope="session")

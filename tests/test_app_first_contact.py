@@ -175,4 +175,4 @@ def test_a_three_valued_label_is_mapped_in_the_app(app):
     assert 'positive_label = ["<30", ">30"]' in at.code[0].value
     at.switch_page("app.py").run()
     _clean(at)
-    assert "readmitted = <30 or >30 counts as positive" in " ".join(m.value for m in at.markdown)
+    assert "readmitted = <30 or >30 counts as positive" in " ".join(md_unescape(m.value) for m in at.markdown)

@@ -70,3 +70,13 @@ def test_only_open_questions_and_findings_are_tracked():
     old = doc([group(BLACK, "within", 0.1, 0.09, 0.11, 900), group(PI, "inconclusive", 0.2, 0.1, 0.3, 50, None)])
     assert tracked(old) == {}
     assert set(STATUSES) >= {"resolved", "still_undecided"} and "overlap" in RULE
+
+
+def test_an_audit_not_yet_searched_says_its_slice_findings_wait_for_the_search():
+    from metrics.followup import since_last
+
+    f = finding({"channel": "broker", "region": "south"}, 0.37, 0.35, 0.39)
+    not_searched = {"schema_version": 1, "groups": []}  # the Overview's quick audit: no findings list at all
+    waiting = since_last(doc([], [f]), not_searched, "#1").caption()
+    assert "1 slice-search finding(s) stay undecided until this view's slice search runs" in waiting
+    assert "until this view's slice search runs" not in since_last(doc([], [f]), doc([], [f]), "#1").caption()

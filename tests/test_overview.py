@@ -9,8 +9,8 @@ import pytest
 from connectors.audit import run_audit
 from connectors.source import open_frame
 from metrics.groups import metric_names
-from metrics.overview import (HEADLINE_METRICS, METRIC_EXPLANATIONS, feature_verdicts, findings_by_need, fmt_q,
-                              plain_summary, worst_disparities)
+from metrics.formats import HEADLINE_METRICS, METRIC_EXPLANATIONS, fmt_q
+from metrics.overview import feature_verdicts, findings_by_need, plain_summary, worst_disparities
 from metrics.spec import parse_spec
 
 

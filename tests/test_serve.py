@@ -83,6 +83,7 @@ def test_with_sign_in_the_command_carries_the_secrets_and_the_access_config(file
     flags = dict(zip(cmd[5::2], cmd[6::2]))
     assert flags == {"--server.address": "0.0.0.0", "--server.port": "8600", "--server.headless": "true",
                      "--client.showSidebarNavigation": "false", "--secrets.files": str(files["auth"].resolve()),
+                     "--server.fileWatcherType": "none", "--runner.postScriptGC": "false",
                      **{f"--{k}": v for k, v in SHARED_SETTINGS.items()}}
     assert env[ACCESS_CONFIG_ENV] == str(files["access"].resolve()) and ALLOW_ENV not in env
     assert notes[0].startswith("sign-in: default provider at http://127.0.0.1:9000/")
@@ -218,3 +219,43 @@ def test_the_shared_deployment_settings_are_valid_and_the_same_in_config_toml():
     assert SHARED_SETTINGS["client.showErrorDetails"] in {o.value for o in st_config.ShowErrorDetailsConfigOptions}
     assert SHARED_SETTINGS["server.enableXsrfProtection"] == SHARED_SETTINGS["server.enableCORS"] == "true"
     assert 0 < toml["server"]["maxUploadSize"] <= 200
+
+
+def test_the_server_computes_the_default_view_before_the_first_visit(tmp_path, monkeypatch):
+    """asgi.py's warm-up thread fills the caches a new session reads (issue 18), and again when the data changes."""
+    import threading
+
+    from connectors.demo import DEMO_CONFIG, write_demo
+    from connectors.config import write_config
+    from metrics.spec import RowFilter, SourceSpec, parse_spec
+    from pages.components import loaders
+
+    write_demo(tmp_path / "demo.duckdb", rows=5_000)
+    spec = parse_spec(DEMO_CONFIG)
+    spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(tmp_path / "demo.duckdb")}))
+    monkeypatch.setenv("FAIRWATCH_CONFIG", str(write_config(spec, tmp_path / "fairwatch.toml")))
+    from connectors.active import default_spec
+
+    active = default_spec()
+    stamp = loaders.stamp_of(active)
+    assert not loaders.search_done(active, RowFilter(), stamp)
+    stop = threading.Event()
+    worker = threading.Thread(target=loaders.warm_default_view, args=(stop, 0.2), daemon=True)
+    worker.start()
+    try:
+        for _ in range(600):
+            if loaders.search_done(active, RowFilter(), stamp):
+                break
+            stop.wait(0.5)
+        assert loaders.search_done(active, RowFilter(), stamp)
+        write_demo(tmp_path / "demo.duckdb", rows=6_000, seed=8)  # the data changes: warmed again
+        changed = loaders.stamp_of(active)
+        assert changed != stamp
+        for _ in range(600):
+            if loaders.search_done(active, RowFilter(), changed):
+                break
+            stop.wait(0.5)
+        assert loaders.search_done(active, RowFilter(), changed)
+    finally:
+        stop.set()
+        worker.join(timeout=60)

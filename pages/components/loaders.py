@@ -7,6 +7,8 @@ served stale. Connections are never hashed: the frozen spec is the key (DESIGN.m
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from connectors.active import WARM_MARK
 from connectors.audit import run_audit
 from connectors.dashboard import FilterOptions, fetch_column_values, fetch_filter_options, fetch_sample, fetch_tables
 from connectors.datapaths import safe_data_path
@@ -95,12 +98,14 @@ def list_tables(name: str) -> list[str]:
 def load_overview(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp, features: tuple[str, ...], role: str | None):
     """The Overview's verdicts and worst gaps as a role may see them (a viewer's leave out small cells)."""
     from metrics.charts import group_colours
-    from metrics.overview import feature_verdicts, worst_disparities
+    from metrics.formats import headline_metrics
+    from metrics.overview import feature_verdicts, supported_metrics, worst_disparities
     from metrics.views import colours_by_group
 
     rows = visible_snapshot(load_snapshot(spec, row_filter, stamp), role)[0].groups.rows
-    return (feature_verdicts(rows, features, policy=spec.policy),
-            worst_disparities(rows, features, limit=6, policy=spec.policy),
+    metrics = headline_metrics(spec.task, supported_metrics(rows))
+    return (feature_verdicts(rows, features, metrics, policy=spec.policy),
+            worst_disparities(rows, features, limit=6, metrics=metrics, policy=spec.policy),
             colours_by_group(rows, group_colours))
 
 
@@ -284,3 +289,33 @@ def load_whatif(spec: AuditSpec, row_filter: RowFilter, features: tuple[str, ...
 
     ranges = load_whatif_ranges(spec, row_filter, features, grain, stamp)
     return whatif_from_ranges(ranges, spec, list(features), constraint, objective, tolerance, randomise)
+
+
+def warm_default_view(stop: threading.Event, poll_seconds: float = 5.0) -> None:
+    """Compute the start-up view's audits before anyone asks, again whenever the source's data changes.
+
+    Runs in a thread of the server (asgi.py): the first visitor then waits for Streamlit's own start,
+    not for the audit. The view is the one a new session opens with (the active spec, all rows, all
+    versions); the same cached loaders fill the same caches a page reads. Never raises: a source that
+    cannot be opened is the Overview's to report.
+    """
+    import logging
+
+    from connectors.active import default_spec
+
+    warmed = None
+    while not stop.is_set():
+        try:
+            spec = default_spec()
+            stamp = stamp_of(spec)
+            if (spec, stamp) != warmed:
+                started = time.monotonic()
+                load_filter_options(spec, stamp)
+                load_snapshot(spec, RowFilter(), stamp)
+                load_full_audit(spec, RowFilter(), stamp)
+                warmed = (spec, stamp)
+                # One line in the server's log (bench/bench_dashboard.py waits for it).
+                print(f"{WARM_MARK} in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+        except Exception as exc:  # noqa: BLE001 - a background warm-up must not stop the server
+            logging.getLogger("fairwatch").info("warm-up of the default view skipped: %s", exc)
+        stop.wait(poll_seconds)

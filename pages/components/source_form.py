@@ -13,7 +13,7 @@ from connectors.freshness import source_stamp
 from metrics.mapping import RoleGuess, mapping_config
 from metrics.outcomes import normalise_value
 from metrics.snapshot import AuditSnapshot
-from metrics.spec import AuditSpec, RowFilter, SourceSpec, parse_spec
+from metrics.spec import TASK_LABELS, TASKS, AuditSpec, RowFilter, SourceSpec, parse_spec
 from metrics.views import reference_options
 from pages.components.auth import md
 from pages.components.frame import guard
@@ -111,6 +111,8 @@ def mapping_form(source: SourceSpec) -> None:
         roles = {
             "label": label,
             "positive_label": list(positive) if len(positive) > 1 else (positive[0] if positive else None),
+            "task": c1.selectbox("What the model outputs", TASKS, key=k + ".task",
+                                 format_func=TASK_LABELS.get),
             "prediction": _choice(c1, "Prediction (the decision)", names, g.prediction, k + ".pred"),
             "score": _choice(c2, "Score (optional)", names, g.score, k + ".score"),
             "threshold": c2.number_input("Threshold on the score (only without a prediction)", value=g.threshold or 0.5,

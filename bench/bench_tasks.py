@@ -1,0 +1,133 @@
+"""Bench: regression and 5-class multiclass audits (issue 19) as whole processes, next to a bare GROUP BY.
+
+For each size (default 10M synthetic rows; 3 sensitive features with 2, 6 and 6 values, all 7
+groupings) and each task it prints, each measured in a fresh process (median of --repeat):
+
+- `audit`: the whole process of `run_audit` (interpreter start, imports, every query, every group,
+  metric, interval and disparity; regression also its bucket scan for histograms and KS gaps);
+- `cli`: the whole `fairwatch audit --out` command, which also writes snapshot.json, the CSVs and
+  the HTML/PDF reports;
+- `bare`: a bare DuckDB GROUP BY over the same file and keys, in a fresh process too (regression:
+  `count(*), sum(p - y)` per group; multiclass: `count(*)` per group, label and prediction);
+- PASS/FAIL against the binary audit's targets (issue 14's table, bench_audit.py): the audit's
+  own time < 2 s, audit / bare < 3x, peak memory < 1 GB. Informational: exits 0 either way.
+
+    python bench/bench_tasks.py                 # 10M rows, 3 repeats
+    python bench/bench_tasks.py --quick         # 100k rows, one repeat
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import common
+from common import fmt_bytes, fmt_ratio, fmt_seconds, pass_fail
+
+TARGET_SECONDS = 2.0
+TARGET_RATIO = 3.0
+TARGET_PEAK_BYTES = 1e9
+_U = "((hash(i, {k}) % 1000000)::DOUBLE / 1000000.0)"
+# Groups like the binary bench's; a label around 100 with noise, a prediction off by a group-dependent
+# amount; five classes with 70% right and a group-dependent confusion.
+_KEYS = f"""CASE WHEN {_U.format(k=1)} < 0.48 THEN 'female' ELSE 'male' END AS s1,
+    CASE WHEN {_U.format(k=2)} < 0.55 THEN 'a' WHEN {_U.format(k=2)} < 0.70 THEN 'b' WHEN {_U.format(k=2)} < 0.82 THEN 'c'
+         WHEN {_U.format(k=2)} < 0.92 THEN 'd' WHEN {_U.format(k=2)} < 0.96 THEN 'e' ELSE 'f' END AS s2,
+    (hash(i, 3) % 6)::TINYINT AS s3"""
+REGRESSION_SQL = f"""SELECT *, y + (u - 0.5) * 20 + CASE WHEN s2 = 'b' THEN 3 ELSE 0 END AS p FROM (
+    SELECT {_KEYS}, 100 + ({_U.format(k=4)} - 0.5) * 40 AS y, {_U.format(k=5)} AS u FROM range({{n}}) t(i))"""
+MULTICLASS_SQL = f"""SELECT s1, s2, s3, 'c' || y::VARCHAR AS y,
+    'c' || (CASE WHEN u < 0.7 OR (s2 = 'b' AND u < 0.75) THEN y ELSE (y + 1 + (hash(i, 6) % 4)) % 5 END)::VARCHAR AS p
+    FROM (SELECT i, {_KEYS}, (hash(i, 4) % 5)::INTEGER AS y, {_U.format(k=5)} AS u FROM range({{n}}) t(i))"""
+BARE_SQL = {
+    "regression": "SELECT s1, s2, s3, count(*), sum(p - y) FROM read_parquet('{path}') GROUP BY ALL",
+    "multiclass": "SELECT s1, s2, s3, y, p, count(*) FROM read_parquet('{path}') GROUP BY ALL",
+}
+
+
+def spec_dict(path: str, task: str) -> dict:
+    """The spec the bench audits with (default policy)."""
+    return {"source": {"path": path}, "columns": {"label": "y", "prediction": "p", "sensitive": ["s1", "s2", "s3"],
+                                                  "task": task}}
+
+
+def child_audit(a: dict) -> None:
+    """run_audit in this fresh process: its own time, the process's time since start, peak memory."""
+    from metrics.spec import parse_spec
+    from connectors.audit import run_audit
+
+    started = time.perf_counter()
+    snap = run_audit(parse_spec(spec_dict(a["path"], a["task"])), search_slices=False)
+    common.child_report({"audit": time.perf_counter() - started, "rows": snap.data.rows,
+                         "groups": int(snap.groups.rows["slice"].nunique()), "metric_rows": len(snap.groups.rows),
+                         "peak": common.peak_rss_bytes()})
+
+
+def child_bare(a: dict) -> None:
+    """The bare GROUP BY in this fresh process."""
+    import duckdb
+
+    started = time.perf_counter()
+    con = duckdb.connect()
+    con.execute(BARE_SQL[a["task"]].format(path=a["path"])).fetchall()
+    common.child_report({"bare": time.perf_counter() - started, "peak": common.peak_rss_bytes()})
+
+
+CHILDREN = {"audit": child_audit, "bare": child_bare}
+
+
+def _run(kind: str, **kw) -> common.ChildResult:
+    """One measurement in a fresh process."""
+    return common.run_child([str(Path(__file__).resolve()), "--child", kind, "--child-args", json.dumps(kw)])
+
+
+def _cli(path: str, task: str) -> float:
+    """Wall time of the whole `fairwatch audit --out` command (a fresh process, writing every file)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        subprocess.run([common.project_python(), str(common.ROOT / "cli.py"), "audit", path, "--label", "y",
+                        "--prediction", "p", "--sensitive", "s1,s2,s3", "--task", task, "--out", str(Path(tmp) / "out")],
+                       cwd=common.ROOT, check=True, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    """Measure each size and task; print the table and the verdicts."""
+    parser = common.bench_parser(__doc__)
+    parser.add_argument("--sizes", default="10M")
+    parser.add_argument("--child", choices=sorted(CHILDREN), help="(internal)")
+    parser.add_argument("--child-args", default="{}", help="(internal)")
+    args = common.parse_args(parser)
+    if args.child:
+        CHILDREN[args.child](json.loads(args.child_args))
+        return
+    sizes = [100_000] if args.quick else common.parse_sizes(args.sizes)
+    repeat = 1 if args.quick else args.repeat
+    rows = []
+    for n in sizes:
+        for task, sql in (("regression", REGRESSION_SQL), ("multiclass", MULTICLASS_SQL)):
+            path = str(common.ensure_parquet(f"tasks_{task}", sql, n))
+            audits, walls, bares, clis, peaks = [], [], [], [], []
+            for _ in range(repeat):  # interleaved, so drifting load hits both alike
+                a = _run("audit", path=path, task=task)
+                audits.append(a.result["audit"])
+                walls.append(a.wall)
+                peaks.append(a.result["peak"])
+                bares.append(_run("bare", path=path, task=task).result["bare"])
+                clis.append(_cli(path, task))
+            audit, bare = common.median(audits), common.median(bares)
+            rows.append([f"{n:,}", task, a.result["groups"], fmt_seconds(audit), fmt_seconds(common.median(walls)),
+                         fmt_seconds(common.median(clis)), fmt_seconds(bare), fmt_ratio(audit / bare),
+                         fmt_bytes(max(peaks)), pass_fail(audit < TARGET_SECONDS), pass_fail(audit / bare < TARGET_RATIO),
+                         pass_fail(max(peaks) < TARGET_PEAK_BYTES)])
+    common.print_table(["rows", "task", "groups", "audit", "audit process", "fairwatch audit --out", "bare GROUP BY",
+                        "audit/bare", "peak", "< 2 s", "< 3x", "< 1 GB"], rows,
+                       title=f"regression and multiclass audits (median of {repeat}; {common.machine_summary()})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Regression and multiclass audits give the same numbers on DuckDB, a real PostgreSQL server and Spark (issue 19)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from connectors.audit import run_audit
+from metrics.spec import parse_spec
+from tests.engine_servers import load_postgres, spark_available, start_postgres
+
+TASKS = {"regression": {"label": "y", "prediction": "p"}, "multiclass": {"label": "yc", "prediction": "pc"}}
+
+
+@pytest.fixture(scope="module")
+def log() -> pd.DataFrame:
+    """Numbers with NaN and inf, classes with a class never seen as a label, NULL groups and a quote in a value."""
+    rng = np.random.default_rng(19)
+    n = 3000
+    y = np.round(rng.normal(50, 10, n), 3)
+    frame = pd.DataFrame({
+        "id": np.arange(n),
+        "sex": rng.choice(np.array(["f", "m", None], dtype=object), n, p=[0.48, 0.48, 0.04]),
+        "race": rng.choice(np.array(["a", "b", "O'Neil"], dtype=object), n),
+        "y": np.where(rng.random(n) < 0.03, np.nan, y),
+        "p": np.round(y + rng.normal(0, 3, n), 3),
+        "yc": rng.choice(["low", "mid", "high"], n),
+    })
+    frame["pc"] = np.where(rng.random(n) < 0.7, frame["yc"], rng.choice(["low", "mid", "high", "other"], n))
+    frame.loc[frame.index % 97 == 0, "p"] = np.inf
+    return frame
+
+
+def nan_ids(log: pd.DataFrame) -> list[int]:
+    """Rows whose prediction is a stored NaN (not NULL): counted as non-finite on every engine."""
+    return log["id"].iloc[5::150].tolist()
+
+
+@pytest.fixture(scope="module")
+def parquet(log, tmp_path_factory) -> str:
+    """The log as Parquet, with real NaN predictions (pandas would write NULL)."""
+    path = tmp_path_factory.mktemp("task-engines") / "log.parquet"
+    table = pa.Table.from_pandas(log, preserve_index=False)
+    p = log["p"].to_numpy(copy=True)
+    p[log["id"].isin(nan_ids(log)).to_numpy()] = np.nan
+    table = table.set_column(table.schema.get_field_index("p"), "p", pa.array(p))
+    y = log["y"].to_numpy()
+    table = table.set_column(table.schema.get_field_index("y"), "y", pa.array(y, mask=np.isnan(y)))
+    pq.write_table(table, path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def postgres_url(log):
+    """A private PostgreSQL holding the log as table `log`, with the same NaN predictions."""
+    import psycopg
+
+    gen = start_postgres()
+    url = next(gen)
+    load_postgres(url, "log", log)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE log SET p = 'NaN' WHERE id = ANY(%s)", (nan_ids(log),))
+    yield url
+    next(gen, None)
+
+
+def spec_for(task: str, source: dict):
+    """The task's spec over a source."""
+    return parse_spec({"source": source, "columns": {**TASKS[task], "sensitive": ["sex", "race"], "task": task},
+                       "policy": {"min_support": 20}})
+
+
+def assert_same(a, b) -> None:
+    """Same rows, data summary and every value of the group table (1e-9 relative), and the same task tables."""
+    da, db = a.to_dict(), b.to_dict()
+    assert {k: v for k, v in da["data"].items() if k != "source"} == {k: v for k, v in db["data"].items() if k != "source"}
+    ra = a.groups.rows.set_index(["group", "metric"]).sort_index()
+    rb = b.groups.rows.set_index(["group", "metric"]).sort_index()
+    assert ra.index.equals(rb.index)
+    for col in ("value", "ci_low", "ci_high", "ratio", "difference", "p_value", "q_value"):
+        np.testing.assert_allclose(ra[col].to_numpy(float), rb[col].to_numpy(float), rtol=1e-9, atol=1e-12, err_msg=col)
+    assert (ra["verdict"] == rb["verdict"]).all()
+    for key in ("confusion_matrices", "distributions", "classes"):
+        assert da.get(key) == db.get(key), key
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_postgres_gives_duckdbs_numbers(task, parquet, postgres_url):
+    """A regression or multiclass audit on PostgreSQL equals the one on DuckDB."""
+    assert_same(run_audit(spec_for(task, {"path": parquet})),
+                run_audit(spec_for(task, {"path": postgres_url, "table": "log"})))
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_spark_gives_duckdbs_numbers(task, parquet):
+    """A regression or multiclass audit on Spark (local mode) equals the one on DuckDB."""
+    reason = spark_available()
+    if reason:
+        pytest.skip(reason)
+    assert_same(run_audit(spec_for(task, {"path": parquet})),
+                run_audit(spec_for(task, {"path": parquet, "engine": "spark", "master": "local[1]"})))
