@@ -157,14 +157,18 @@ def make_frame(rows) -> pd.DataFrame:
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(rows=rows_strategy(), slices=slice_strategy, with_score=st.booleans())
 def test_counts_equal_pandas_on_raw_rows(rows, slices, with_score):
-    """Every count of every signal and slice (and the totals) equals pandas on the raw rows."""
+    """Every count of every signal and slice (and the totals), and each signal's unflagged confusion cells (any
+    group metric without the flagged rows), equal pandas on the raw rows."""
     df = make_frame(rows)
     spec = small_spec(with_score)
     src = open_frame(df)
     try:
-        counts = fetch_quality_counts(src, spec, slices, "1")
+        counts = fetch_quality_counts(src, spec, slices, "1", positive_prediction="1")
     finally:
         src.con.close()
+    cells = {(r["slice"], r["signal"], None if pd.isna(r["column"]) else r["column"]): tuple(r[c] for c in CELL_COLUMNS)
+             for r in counts.signals.to_dict("records") if r["signal"] not in (LABEL_ERRORS_NEG, LABEL_ERRORS_POS)}
+    assert cells == oracle_clean_cells(df, slices, spec, with_score and counts.label_error_rule is not None)
     expected = oracle_counts(df, slices, spec.sensitive, spec.features, LABEL, SCORE if with_score else None, 1.0)
     labelled_any = df[LABEL].notna()
     has_both = with_score and (labelled_any & df[SCORE].notna() & (df[LABEL] == 1)).any() and (
@@ -479,22 +483,6 @@ def oracle_clean_cells(df: pd.DataFrame, slices, spec, with_score: bool) -> dict
         for (signal, column), flagged in flags.items():
             out[(s, signal, column)] = tuple(float((m & ~flagged & cell[c]).sum()) for c in range(4))
     return out
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(rows=rows_strategy(), slices=slice_strategy, with_score=st.booleans())
-def test_confusion_cells_without_the_flagged_rows_equal_pandas(rows, slices, with_score):
-    """Each signal's unflagged confusion cells (any group metric without the flagged rows) equal pandas on raw rows."""
-    df = make_frame(rows)
-    spec = small_spec(with_score)
-    src = open_frame(df)
-    try:
-        counts = fetch_quality_counts(src, spec, slices, "1", positive_prediction="1")
-    finally:
-        src.con.close()
-    got = {(r["slice"], r["signal"], None if pd.isna(r["column"]) else r["column"]): tuple(r[c] for c in CELL_COLUMNS)
-           for r in counts.signals.to_dict("records") if r["signal"] not in (LABEL_ERRORS_NEG, LABEL_ERRORS_POS)}
-    assert got == oracle_clean_cells(df, slices, spec, with_score and counts.label_error_rule is not None)
 
 
 def test_cells_are_not_counted_without_the_error_signal(frame_src):
