@@ -558,7 +558,8 @@ def diagnose_groups(group_rows: pd.DataFrame | GroupTable, representation: pd.Da
     reference, from the raw counts where the rate is withheld; it is compared with the group's
     reference group, as in the group table.
     Its rows to settle it are counted at the Benjamini-Hochberg level of the group table's family
-    (every tested comparison: the rows with a q-value).
+    (every tested comparison: the rows with a q-value); at the same level a fired signal's rows are
+    judged: better_data only when, without them, the group is no longer materially and significantly worse.
     Columns: grouping, slice, group, metric, verdict, need, additional_rows, message, evidence, problems.
     """
     rows = group_rows.rows if isinstance(group_rows, GroupTable) else group_rows
