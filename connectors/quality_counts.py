@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from fairwatch.connectors.counts import MISSING, check_cardinality, group_expr, run_query, text_expr, where_sql
-from fairwatch.connectors.slice_counts import error_signal_sql
+from fairwatch.connectors.slice_counts import decision_sql, error_signal_sql
 from fairwatch.connectors.source import OpenSource, quote_ident, resolve_spec_columns
 from fairwatch.metrics.errors import DataError
 from fairwatch.metrics.stats.groups import slice_label
@@ -37,6 +37,7 @@ from fairwatch.metrics.discovery.quality import (
     LABEL_ERRORS_POS,
     MISSING_ANY,
     MISSING_COLUMN,
+    CELL_COLUMNS,
     CLEAN_COLUMNS,
     SIGNAL_COLUMNS,
     LabelErrorRule,
@@ -216,7 +217,8 @@ def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slic
     # PostgreSQL but 0-based in Spark.
     own_cases = " ".join(f"WHEN {i - 1} THEN {d}" for i, d in enumerate(own) if d)
     own_missing_sql = f"CASE fw_k {own_cases} ELSE 0 END" if own_cases else "0"
-    kept = ["fw_y", "fw_ok", "fw_sus_neg", "fw_sus_pos", "fw_nmiss", "fw_den", "fw_err", *(f"m{j}" for j in range(width))]
+    kept = ["fw_y", "fw_ok", "fw_sus_neg", "fw_sus_pos", "fw_nmiss", "fw_den", "fw_err", "fw_c",
+            *(f"m{j}" for j in range(width))]
     sets = sorted(set(others))
     set_aggs = "".join(
         f", count_if({' OR '.join(missing[j] for j in js) if js else 'FALSE'}) AS n_set{e}" for e, js in enumerate(sets))
@@ -226,8 +228,9 @@ def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slic
         _, den_sql, err_sql, signal_params = error_signal_sql(src, spec, cols, where, params, positive_label,
                                                               positive_prediction)
         q.update(signal_params)
+        yhat_sql = decision_sql(spec, cols, signal_params)
     else:
-        den_sql, err_sql = "FALSE", "0"
+        den_sql, err_sql, yhat_sql = "FALSE", "0", "CAST(NULL AS INTEGER)"
 
     def clean(flagged: str, name: str) -> str:
         """Aggregates of the error signal among rows not flagged (`flagged` a boolean SQL expression)."""
@@ -235,9 +238,17 @@ def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slic
         return (f"count_if({keep}) AS {name}_n, "
                 f"sum(CASE WHEN {keep} THEN CAST(fw_err AS DOUBLE) ELSE CAST(0 AS DOUBLE) END) AS {name}_e")
 
+    def cells(flagged: str, name: str) -> str:
+        """Confusion cells (tn, fp, fn, tp) of the labelled, decided rows not flagged: any group metric's counts."""
+        return ", ".join(f"count_if(coalesce(fw_c = {c}, FALSE) AND NOT ({flagged})) AS {name}_c{c}" for c in range(4))
+
     set_err = "".join(
         ", " + clean(" OR ".join(missing[j] for j in js) if js else "FALSE", f"ce_set{e}") for e, js in enumerate(sets))
     col_err = "".join(", " + clean(f"m{j}", f"ce_m{j}") for j in range(width))
+    # Cells among unflagged rows only in the slices (a sensitive group is compared with its reference as it is).
+    cell_aggs = "".join(", " + cells(flag, name) for flag, name in
+                        [("FALSE", "ce_all"), (f"fw_nmiss > {own_missing_sql}", "ce_any"), ("fw_sus_neg OR fw_sus_pos", "ce_le"),
+                         *((f"m{j}", f"ce_m{j}") for j in range(width))]) if errors else ""
     sql = f"""
 WITH base AS (
   SELECT {selects},
@@ -245,6 +256,7 @@ WITH base AS (
          CASE WHEN coalesce({den_sql}, FALSE) THEN CAST({err_sql} AS DOUBLE) ELSE CAST(0 AS DOUBLE) END AS fw_err,
          CASE WHEN {label} IS NULL THEN NULL WHEN {is_pos} THEN 1 ELSE 0 END AS fw_y,
          {score} AS fw_s,
+         CASE WHEN {label} IS NULL THEN NULL WHEN {is_pos} THEN 2 ELSE 0 END + ({yhat_sql}) AS fw_c,
          coalesce(NOT isnan({score}), FALSE) AS fw_ok
   FROM src WHERE {where}
 ),
@@ -271,28 +283,31 @@ per_slice AS (
          count_if(coalesce(fw_ok AND fw_y = 0, FALSE)) AS n_neg, count_if(coalesce(fw_ok AND fw_y = 1, FALSE)) AS n_pos,
          count_if(fw_sus_neg) AS n_sus_neg, count_if(fw_sus_pos) AS n_sus_pos,
          {clean("FALSE", "ce_all")}, {clean(f"fw_nmiss > {own_missing_sql}", "ce_any")},
-         {clean("fw_sus_neg OR fw_sus_pos", "ce_le")}{col_err}
+         {clean("fw_sus_neg OR fw_sus_pos", "ce_le")}{col_err}{cell_aggs}
   FROM (SELECT unnest(fw_in) AS fw_k, {", ".join(kept)} FROM flagged) AS fw_members
   GROUP BY fw_k
 ),
 dup AS (
   SELECT {", ".join(f"c{j}" for j in range(width))}, count(fw_y) AS fw_n, count_if(fw_den) AS fw_dn,
-         sum(CASE WHEN fw_den THEN fw_err ELSE CAST(0 AS DOUBLE) END) AS fw_de
+         sum(CASE WHEN fw_den THEN fw_err ELSE CAST(0 AS DOUBLE) END) AS fw_de,
+         {", ".join(f"count_if(coalesce(fw_c = {c}, FALSE)) AS fw_c{c}" for c in range(4))}
   FROM base GROUP BY {keys} HAVING min(fw_y) <> max(fw_y)
 ),
 dup_slice AS (
-  SELECT fw_k, sum(fw_n) AS n_conflicts, sum(fw_dn) AS cd_n, sum(fw_de) AS cd_e
-  FROM (SELECT unnest({membership}) AS fw_k, fw_n, fw_dn, fw_de FROM dup) AS fw_dup_members
+  SELECT fw_k, sum(fw_n) AS n_conflicts, sum(fw_dn) AS cd_n, sum(fw_de) AS cd_e,
+         {", ".join(f"sum(fw_c{c}) AS cd_c{c}" for c in range(4))}
+  FROM (SELECT unnest({membership}) AS fw_k, fw_n, fw_dn, fw_de, fw_c0, fw_c1, fw_c2, fw_c3 FROM dup) AS fw_dup_members
   GROUP BY fw_k
 )
 SELECT p.*, coalesce(d.n_conflicts, 0) AS n_conflicts, coalesce(d.cd_n, 0) AS cd_n,
-       coalesce(d.cd_e, 0) AS cd_e, thr.*
+       coalesce(d.cd_e, 0) AS cd_e, {", ".join(f"coalesce(d.cd_c{c}, 0) AS cd_c{c}" for c in range(4))}, thr.*
 FROM per_slice AS p LEFT JOIN dup_slice AS d USING (fw_k) CROSS JOIN thr"""
     result = run_query(src, sql, {k: v for k, v in q.items() if re.search(rf"\${re.escape(k)}\b", sql)})
     by_k = {int(r["fw_k"]): r for r in result.to_dict("records")}
     empty = {"n_rows": 0, "n_labelled": 0, "n_missing_any": 0, "n_neg": 0, "n_pos": 0, "n_sus_neg": 0,
              "n_sus_pos": 0, "n_conflicts": 0, "cd_n": 0, "cd_e": 0.0} | {f"n_m{j}": 0 for j in range(width)} | {
-        f"ce_{c}_{v}": 0 for c in ("all", "any", "le", *(f"m{j}" for j in range(width))) for v in "ne"}
+        f"ce_{c}_{v}": 0 for c in ("all", "any", "le", *(f"m{j}" for j in range(width)))
+        for v in ("n", "e", "c0", "c1", "c2", "c3")} | {f"cd_c{c}": 0 for c in range(4)}
     # Thresholds and the per-column-set totals repeat on every result row; none when no row was counted.
     thr_row = result.iloc[0].to_dict() if len(result) else {}
 
@@ -315,6 +330,20 @@ FROM per_slice AS p LEFT JOIN dup_slice AS d USING (fw_k) CROSS JOIN thr"""
         got = by_k.get(k, empty)
         return (n_all - float(got["cd_n"] or 0), e_all - float(got["cd_e"] or 0))
 
+    def cells_of(k: int, name: str) -> tuple:
+        """Confusion cells (tn, fp, fn, tp) among slice k's rows not flagged (NaN: not counted)."""
+        if not errors:
+            return (np.nan,) * 4
+        got = by_k.get(k, empty)
+        return tuple(float(got[f"{name}_c{c}"] or 0) for c in range(4))
+
+    def cells_conflicts(k: int) -> tuple:
+        """Confusion cells among slice k's rows outside conflicting-duplicate groups."""
+        if not errors:
+            return (np.nan,) * 4
+        got = by_k.get(k, empty)
+        return tuple(a - float(got[f"cd_c{c}"] or 0) for c, a in enumerate(cells_of(k, "ce_all")))
+
     rule, notes = _label_rule(spec, thr_row, val(-1, "n_neg"), val(-1, "n_pos"))
     signal_rows, slice_rows = [], []
     for k, s in enumerate(all_slices):
@@ -326,20 +355,24 @@ FROM per_slice AS p LEFT JOIN dup_slice AS d USING (fw_k) CROSS JOIN thr"""
         set_total = ((float(thr_row.get(f"ce_set{e_set}_n") or 0), float(thr_row.get(f"ce_set{e_set}_e") or 0))
                      if errors else (np.nan, np.nan))
         signal_rows.append((s, MISSING_ANY, None, val(k, "n_missing_any"), rows,
-                            int(thr_row.get(f"n_set{e_set}", 0)), val(-1, "n_rows"), *err(k, "ce_any"), *set_total))
+                            int(thr_row.get(f"n_set{e_set}", 0)), val(-1, "n_rows"), *err(k, "ce_any"), *set_total,
+                            *cells_of(k, "ce_any")))
         for j in others[k]:
             signal_rows.append((s, MISSING_COLUMN, spec_cols[j][0], val(k, f"n_m{j}"), rows,
-                                val(-1, f"n_m{j}"), val(-1, "n_rows"), *err(k, f"ce_m{j}"), *err(-1, f"ce_m{j}")))
+                                val(-1, f"n_m{j}"), val(-1, "n_rows"), *err(k, f"ce_m{j}"), *err(-1, f"ce_m{j}"),
+                                *cells_of(k, f"ce_m{j}")))
         signal_rows.append((s, CONFLICTS, None, val(k, "n_conflicts"), labelled,
-                            val(-1, "n_conflicts"), val(-1, "n_labelled"), *err_conflicts(k), *err_conflicts(-1)))
+                            val(-1, "n_conflicts"), val(-1, "n_labelled"), *err_conflicts(k), *err_conflicts(-1),
+                            *cells_conflicts(k)))
         if rule is not None:
             sides = {side: (val(k, f"n_sus_{side}"), val(k, f"n_{side}"), val(-1, f"n_sus_{side}"), val(-1, f"n_{side}"))
                      for side in ("neg", "pos")}
             both = tuple(a + b for a, b in zip(sides["neg"], sides["pos"]))
-            signal_rows.append((s, LABEL_ERRORS, None, *both, *err(k, "ce_le"), *err(-1, "ce_le")))
-            signal_rows.append((s, LABEL_ERRORS_NEG, None, *sides["neg"], *(np.nan,) * 4))
-            signal_rows.append((s, LABEL_ERRORS_POS, None, *sides["pos"], *(np.nan,) * 4))
-    signals = pd.DataFrame(signal_rows, columns=SIGNAL_COLUMNS + CLEAN_COLUMNS)
+            signal_rows.append((s, LABEL_ERRORS, None, *both, *err(k, "ce_le"), *err(-1, "ce_le"),
+                                *cells_of(k, "ce_le")))
+            signal_rows.append((s, LABEL_ERRORS_NEG, None, *sides["neg"], *(np.nan,) * 8))
+            signal_rows.append((s, LABEL_ERRORS_POS, None, *sides["pos"], *(np.nan,) * 8))
+    signals = pd.DataFrame(signal_rows, columns=SIGNAL_COLUMNS + CLEAN_COLUMNS + CELL_COLUMNS)
     signals = signals.astype({c: "int64" for c in ("x", "n", "total_x", "total_n")})
     return QualityCounts(
         signals=signals,

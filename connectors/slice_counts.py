@@ -206,6 +206,12 @@ def _signal_sql(spec: AuditSpec, cols: dict[str, str], n_label: int, n_pred: int
     return labelled, f"({both} AND NOT {y})", f"CAST({yhat} AS INTEGER)"
 
 
+def decision_sql(spec: AuditSpec, cols: dict[str, str], params: dict) -> str:
+    """SQL: the row's decision is positive (NULL without a decision), over the $pp0.. of `error_signal_sql`."""
+    pred = prediction_expr(spec, cols)
+    return f"CASE WHEN {pred} IS NULL THEN NULL WHEN {_in_params(pred, 'pp', sum(k.startswith('pp') for k in params))} THEN 1 ELSE 0 END"
+
+
 def error_signal_sql(src: OpenSource, spec: AuditSpec, cols: dict[str, str], where: str, params: dict,
                      positive_label: str, positive_prediction: str) -> tuple[str, str, str, dict]:
     """SQL for (has a label, in the error signal's denominator, the error) of a row, and its parameters.
@@ -215,7 +221,8 @@ def error_signal_sql(src: OpenSource, spec: AuditSpec, cols: dict[str, str], whe
     counts (errors without the flagged rows) share it, so both count the same errors.
     """
     label_sql = f"CAST({quote_ident(cols['label'])} AS VARCHAR)"
-    pred_sql = "CAST(NULL AS VARCHAR)" if spec.slices.error == "score_loss" else prediction_expr(spec, cols)
+    # The decision's spellings even for the score loss: the quality counts split unflagged rows by decision.
+    pred_sql = prediction_expr(spec, cols)
     qp = {} if spec.prediction is not None else {"threshold": spec.threshold}
     raw = run_query(src, f"SELECT DISTINCT {label_sql} AS l, {pred_sql} AS p FROM src WHERE {where}",
                     {**params, **qp} if "$threshold" in pred_sql else params)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import copy
 import json
 import math
+from dataclasses import replace
+from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
+from fairlearn.metrics import false_negative_rate, false_positive_rate, selection_rate, true_positive_rate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
@@ -218,14 +222,24 @@ def test_model_when_decided_clean_and_represented():
 
 
 def test_better_data_beats_the_model_and_says_which_signal():
-    """The same gap with a fired missing-values signal is better_data, naming the signal."""
-    d = diagnose(SLICE, 1000, 300, 9000, 1800, SPEC, quality=DIRTY)
+    """The same gap with a fired missing-values signal whose rows explain it is better_data, naming the signal."""
+    # Without the 300 flagged rows: 147 errors in 700 (21%) against 20%, within the band.
+    d = diagnose(SLICE, 1000, 300, 9000, 1800, SPEC, quality=dirty_with_errors(700.0, 147.0))
     assert d.need == "better_data"
     assert d.evidence["quality"]["signals_fired"] == [MISSING_ANY]
     assert "missing value" in d.message and "30.0%" in d.message
-    noisy = diagnose(SLICE, 1000, 300, 9000, 1800, SPEC, quality=NOISY)
+    assert d.evidence["quality"]["without_flagged"][0]["explains_gap"] is True
+    noisy_rows = NOISY.rows.assign(clean_n=[700.0, np.nan, np.nan], clean_errors=[147.0, np.nan, np.nan])
+    noisy = diagnose(SLICE, 1000, 300, 9000, 1800, SPEC, quality=replace(NOISY, rows=noisy_rows))
     assert noisy.need == "better_data" and noisy.evidence["quality"]["signals_fired"] == [LABEL_ERRORS]
     assert "contradicts" in noisy.message
+
+
+def test_a_signal_without_counts_of_its_rows_is_reported_beside_the_model():
+    """A fired signal whose unflagged rows were not counted cannot explain the gap: model, the signal reported."""
+    d = diagnose(SLICE, 1000, 300, 9000, 1800, SPEC, quality=DIRTY)
+    assert d.need == "model" and d.evidence["quality"]["signals_fired"] == [MISSING_ANY]
+    assert "not counted" in d.message
 
 
 def test_more_data_when_inconclusive_with_rows_from_power():
@@ -404,7 +418,8 @@ def _errors(rows: pd.DataFrame, mask: pd.Series, kind: str) -> tuple[int, int, i
 def test_demo_broker_south_needs_better_data(demo):
     """broker & south: significantly worse error rate, but its labels are noisy: better_data, label errors fired."""
     spec, src, rows = demo
-    quality = compute_quality(fetch_quality_counts(src, spec, [SLICE], "true"), spec)
+    # The unflagged rows' errors are counted (positive_prediction), so the label errors can explain the gap.
+    quality = compute_quality(fetch_quality_counts(src, spec, [SLICE], "true", positive_prediction="true"), spec)
     mask = (rows["channel"] == "broker") & (rows["region"] == "south")
     x1, n1, x2, n2 = _errors(rows, mask, "misclassification")
     d = diagnose(SLICE, n1, x1, n2, x2, spec, quality=quality)
@@ -498,3 +513,117 @@ def test_demo_every_group_with_a_problem_has_exactly_one_need(group_needs):
         assert r["need"] in (None, "more_data", "better_data", "model")
         assert set(m for m, _ in r["problems"]) <= set(HEADLINE_METRICS)
         json.dumps(r["evidence"], allow_nan=False)  # the evidence goes into the snapshot as it is
+
+
+# ---------------------------------------------------------------- sensitive groups: a need by magnitude
+
+GROUP_SPEC = {"label": "y", "positive_label": "1", "score": "s", "threshold": 0.5, "sensitive": ["grp"],
+              "features": ["f"]}
+FAIRLEARN = {"false_negative_rate": false_negative_rate, "false_positive_rate": false_positive_rate,
+             "selection_rate": selection_rate, "true_positive_rate": true_positive_rate}
+
+
+def planted_groups(seed: int, flip: float = 0.5, n_b: int = 6000, n_c: int = 6000, c_missing: float = 0.06) -> pd.DataFrame:
+    """Rows of three groups: A (the reference) with a fair model; B with labels flipped where the model is
+    confident (its gap is label noise); C with an uninformative score (the model's fault) and a small excess
+    of missing values in f."""
+    rng = np.random.default_rng(seed)
+    grp = np.array(["A"] * 20000 + ["B"] * n_b + ["C"] * n_c, dtype=object)
+    n = len(grp)
+    truth = rng.random(n) < 0.4
+    s = np.where(truth, rng.beta(5, 2, n), rng.beta(2, 5, n))
+    c, b = grp == "C", grp == "B"
+    s[c] = rng.uniform(0.3, 0.7, c.sum())
+    y = truth.copy()
+    flipped = b & ((s > 0.85) | (s < 0.15)) & (rng.random(n) < flip)
+    y[flipped] = ~y[flipped]
+    f = rng.choice(["u", "v"], n).astype(object)
+    f[(c & (rng.random(n) < c_missing)) | (~c & (rng.random(n) < 0.02))] = None
+    return pd.DataFrame({"grp": grp, "f": f, "s": s, "y": y.astype(int)})
+
+
+def _group_audit(df: pd.DataFrame, tmp: Path):
+    """The audit of a planted frame, written as Parquet (the product's path)."""
+    path = tmp / "groups.parquet"
+    df.to_parquet(path)
+    return run_audit(parse_spec({"source": {"path": str(path)}, "columns": GROUP_SPEC}))
+
+
+def _flagged(df: pd.DataFrame, signal: str) -> pd.Series:
+    """The rows a signal flags, straight from the raw rows (Confident Learning thresholds over all rows)."""
+    if signal in ("missing_values", "missing_column:f"):
+        return df["f"].isna()
+    assert signal == LABEL_ERRORS, signal  # continuous scores: no conflicting duplicates in these frames
+    y = df["y"] == 1
+    t1, t0 = df.loc[y, "s"].mean(), (1 - df.loc[~y, "s"]).mean()
+    return (~y & (df["s"] >= t1)) | (y & (1 - df["s"] >= t0))
+
+
+def _metric_without(df: pd.DataFrame, group: str, metric: str, flagged: pd.Series) -> tuple[float, int, int]:
+    """(fairlearn's value, numerator, denominator) of a group's metric on its unflagged raw rows."""
+    rows = df[(df["grp"] == group) & ~flagged]
+    y, p = rows["y"].to_numpy(), (rows["s"] >= 0.5).to_numpy().astype(int)
+    den = {"false_negative_rate": y == 1, "true_positive_rate": y == 1, "false_positive_rate": y == 0,
+           "selection_rate": np.ones(len(y), bool)}[metric]
+    num = {"false_negative_rate": (y == 1) & (p == 0), "true_positive_rate": (y == 1) & (p == 1),
+           "false_positive_rate": (y == 0) & (p == 1), "selection_rate": p == 1}[metric]
+    return float(FAIRLEARN[metric](y, p)), int(num.sum()), int(den.sum())
+
+
+def _still_worse(df: pd.DataFrame, snap, row: dict, signal: str) -> tuple[bool, float]:
+    """Whether the group without the signal's rows is still materially and significantly worse than its
+    reference (raw rows: fairlearn for the rate, scipy's chi-square for the p-value, statsmodels' BH over
+    the group table's family with this comparison's p-value replaced), and its rate then."""
+    metric, policy = row["metric"], snap.spec.policy
+    rate, x1, n1 = _metric_without(df, row["group"].split("=", 1)[1], metric, _flagged(df, signal))
+    ref = df[df["grp"] == "A"]
+    _, x2, n2 = _metric_without(ref, "A", metric, pd.Series(False, index=ref.index))
+    ratio = rate / (x2 / n2)
+    worse = ratio < policy.ratio_low if metric in ("selection_rate", "true_positive_rate") else ratio > policy.ratio_high
+    p = stats.chi2_contingency([[x1, n1 - x1], [x2, n2 - x2]], correction=False)[1]
+    g = snap.groups.rows
+    tested = g["q_value"].notna().to_numpy()
+    mine = ((g["slice"].map(tuple) == tuple(row["slice"])) & (g["metric"] == metric)).to_numpy()
+    pvalues = np.where(mine, p, g["p_value"].to_numpy(float))[tested]
+    q = multipletests(pvalues, alpha=policy.fdr, method="fdr_bh")[1][mine[tested]][0]
+    return bool(worse and abs(rate - x2 / n2) >= policy.min_difference and q < policy.fdr), rate
+
+
+def test_group_needs_by_magnitude_against_pandas_on_raw_rows(tmp_path: Path):
+    """B's gap is planted label noise: without the suspected label errors it is gone, so better data. C's model is
+    weak and a small missing-value excess fired: without those rows C stays worse, so model, the signals beside it."""
+    df = planted_groups(seed=0)
+    snap = _group_audit(df, tmp_path)
+    needs = {r["group"]: r for r in snap.group_needs.to_dict("records")}
+    b, c = needs["grp=B"], needs["grp=C"]
+    assert b["verdict"] == c["verdict"] == "outside"
+    assert b["need"] == "better_data" and "contradicts" in b["message"]
+    [explained] = [g for g in b["evidence"]["quality"]["without_flagged"] if g["explains_gap"]]
+    assert explained["signal"] == LABEL_ERRORS
+    still, rate = _still_worse(df, snap, b, LABEL_ERRORS)
+    assert not still and explained["rate_without_flagged"] == pytest.approx(rate, abs=1e-12)
+    assert c["need"] == "model" and c["additional_rows"] is None
+    fired = c["evidence"]["quality"]["signals_fired"]
+    assert MISSING_ANY in fired and "do not explain the gap" in c["message"]
+    for g in c["evidence"]["quality"]["without_flagged"]:
+        still, rate = _still_worse(df, snap, c, g["signal"])
+        assert still and not g["explains_gap"] and g["rate_without_flagged"] == pytest.approx(rate, abs=1e-12)
+    assert needs["grp=A"]["need"] is None
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10_000), flip=st.floats(0.05, 0.9), n_b=st.integers(1500, 8000),
+       c_missing=st.floats(0.0, 0.5))
+def test_removing_the_flagged_rows_of_a_better_data_group_removes_its_material_gap(tmp_path_factory, seed, flip,
+                                                                                  n_b, c_missing):
+    """Property: a group called better data is, without the explaining signal's rows, no longer materially and
+    significantly worse than its reference (raw rows); a fired signal that does not explain leaves it worse."""
+    df = planted_groups(seed, flip=flip, n_b=n_b, n_c=3000, c_missing=c_missing)
+    snap = _group_audit(df, tmp_path_factory.mktemp("prop"))
+    for row in snap.group_needs.to_dict("records"):
+        gaps = row["evidence"]["quality"].get("without_flagged", [])
+        if row["need"] == "better_data":
+            assert not _still_worse(df, snap, row, next(g["signal"] for g in gaps if g["explains_gap"]))[0]
+        for g in gaps:
+            if not g["explains_gap"]:
+                assert _still_worse(df, snap, row, g["signal"])[0], (row["group"], g)

@@ -20,6 +20,7 @@ from fairwatch.connectors.monitor import run_trends
 from fairwatch.connectors.slice_counts import fetch_slice_counts
 from fairwatch.connectors.source import open_source
 from fairwatch.metrics.errors import DataError, SourceError, SpecError
+from fairwatch.metrics.discovery.quality import CELL_COLUMNS
 from fairwatch.metrics.audit.spec import parse_spec
 from tests.engine_servers import free_port, load_postgres, spark_available, start_postgres
 
@@ -175,6 +176,13 @@ def assert_same_slices_and_quality(one, other) -> None:
     # The data was built so that every signal has something to count.
     totals = q1.rows.groupby("signal")["x"].sum()
     assert (totals[["missing_values", "conflicting_duplicates", "label_errors"]] > 0).all(), totals
+    # Each signal's unflagged confusion cells were counted (compared above with the other columns), and the
+    # sensitive groups' needs built on them agree, with their evidence of the gap without the flagged rows.
+    assert (q1.rows.loc[q1.rows["signal"] == "missing_values", CELL_COLUMNS].sum() > 0).all()
+    keys = ["group", "metric", "verdict", "need", "additional_rows", "message"]
+    assert one.group_needs[keys].astype(str).equals(other.group_needs[keys].astype(str))
+    assert ([e["quality"].get("without_flagged") for e in one.group_needs["evidence"]]
+            == [e["quality"].get("without_flagged") for e in other.group_needs["evidence"]])
 
 
 def assert_same(a: pd.Series, b: pd.Series) -> None:

@@ -18,6 +18,7 @@ from fairwatch.connectors.quality_counts import fetch_quality_counts, parse_rang
 from fairwatch.connectors.source import open_frame, open_source
 from fairwatch.metrics.errors import DataError
 from fairwatch.metrics.discovery.quality import (
+    CELL_COLUMNS,
     CONFLICTS,
     LABEL_ERRORS,
     LABEL_ERRORS_NEG,
@@ -156,14 +157,18 @@ def make_frame(rows) -> pd.DataFrame:
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(rows=rows_strategy(), slices=slice_strategy, with_score=st.booleans())
 def test_counts_equal_pandas_on_raw_rows(rows, slices, with_score):
-    """Every count of every signal and slice (and the totals) equals pandas on the raw rows."""
+    """Every count of every signal and slice (and the totals), and each signal's unflagged confusion cells (any
+    group metric without the flagged rows), equal pandas on the raw rows."""
     df = make_frame(rows)
     spec = small_spec(with_score)
     src = open_frame(df)
     try:
-        counts = fetch_quality_counts(src, spec, slices, "1")
+        counts = fetch_quality_counts(src, spec, slices, "1", positive_prediction="1")
     finally:
         src.con.close()
+    cells = {(r["slice"], r["signal"], None if pd.isna(r["column"]) else r["column"]): tuple(r[c] for c in CELL_COLUMNS)
+             for r in counts.signals.to_dict("records") if r["signal"] not in (LABEL_ERRORS_NEG, LABEL_ERRORS_POS)}
+    assert cells == oracle_clean_cells(df, slices, spec, with_score and counts.label_error_rule is not None)
     expected = oracle_counts(df, slices, spec.sensitive, spec.features, LABEL, SCORE if with_score else None, 1.0)
     labelled_any = df[LABEL].notna()
     has_both = with_score and (labelled_any & df[SCORE].notna() & (df[LABEL] == 1)).any() and (
@@ -445,3 +450,42 @@ def test_clean_groups_fire_nothing(demo_quality):
     _, table = demo_quality
     for slice_ in ((("sex", "female"),), (("sex", "male"),), (("race_ethnicity", "White"),)):
         assert table.fired(slice_).empty
+
+
+# ---------------------------------------------------------------- confusion cells without the flagged rows
+
+def oracle_clean_cells(df: pd.DataFrame, slices, spec, with_score: bool) -> dict:
+    """(slice, signal, column) -> (tn, fp, fn, tp) among the slice's labelled, decided rows the signal does not flag."""
+    spec_cols = list(spec.sensitive) + list(spec.features)
+    labelled, y = df[LABEL].notna(), df[LABEL] == 1
+    decided = labelled & df[PRED].notna()
+    yhat = df[PRED] == 1
+    cell = {c: decided & (y == bool(c >> 1)) & (yhat == bool(c & 1)) for c in range(4)}  # 0 tn, 1 fp, 2 fn, 3 tp
+    keys = spec_cols + ([SCORE] if with_score else [])
+    ids = df.groupby(keys, dropna=False, sort=False).ngroup()
+    lab = pd.DataFrame({"g": ids[labelled], "y": y[labelled].astype(int)})
+    conflict = ids.isin(set(lab.groupby("g")["y"].nunique().loc[lambda s: s > 1].index))
+    flags_le = None
+    if with_score:
+        scored = labelled & df[SCORE].notna()
+        t1, t0 = df.loc[scored & y, SCORE].mean(), (1 - df.loc[scored & ~y, SCORE]).mean()
+        flags_le = (scored & ~y & (df[SCORE] >= t1)) | (scored & y & ((1 - df[SCORE]) >= t0))
+    all_slices = list(dict.fromkeys(list(slices) + [((s, "(missing)" if pd.isna(v) else str(v)),)
+                                                   for s in spec.sensitive for v in df[s].unique()]))
+    out = {}
+    for s in all_slices:
+        m = _slice_mask(df, s)
+        others = [c for c in spec_cols if c not in {c for c, _ in s}]
+        flags = {(MISSING_ANY, None): df[others].isna().any(axis=1), (CONFLICTS, None): conflict,
+                 **{(MISSING_COLUMN, c): df[c].isna() for c in others}}
+        if flags_le is not None:
+            flags[(LABEL_ERRORS, None)] = flags_le
+        for (signal, column), flagged in flags.items():
+            out[(s, signal, column)] = tuple(float((m & ~flagged & cell[c]).sum()) for c in range(4))
+    return out
+
+
+def test_cells_are_not_counted_without_the_error_signal(frame_src):
+    """Without a positive prediction the cells are NaN: nothing was counted, never a silent zero."""
+    counts = fetch_quality_counts(frame_src, small_spec(), [], "1")
+    assert counts.signals[CELL_COLUMNS].isna().all().all()

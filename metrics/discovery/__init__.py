@@ -7,6 +7,7 @@ its module on first use (metrics/lazy.py).
 from fairwatch.metrics.lazy import lazy_interface
 
 _EXPORTS = {
+    "CELL_COLUMNS": "quality",
     "CLEAN_COLUMNS": "quality",
     "CONFLICTS": "quality",
     "COUNT_COLUMNS": "slices",

@@ -5,11 +5,12 @@ error rates comes from too little data (variance), bad data (noise), or the mode
 from counts alone, a slice or group with a problem gets exactly one need, the first that applies:
 
 1. ``better_data`` when a data-quality signal fired for it (`metrics/discovery/quality.py`: missing values,
-   conflicting duplicates, label errors) and, for a slice-search finding, its flagged rows explain
-   the gap by magnitude: without them (in the slice and in the rest) the slice is no longer
-   materially worse (`metrics.discovery.quality.gap_without_flagged`, from SQL counts). A signal that fired
-   but does not explain the gap is reported beside a ``model`` need. Sensitive groups keep the
-   simpler rule (a fired signal is enough).
+   conflicting duplicates, label errors) and its flagged rows explain the gap by magnitude: without
+   them the slice is no longer materially worse than the rest, the group no longer materially and
+   significantly worse than its reference as its verdict judges it (`metrics.discovery.quality.gap_without_flagged`,
+   from SQL counts; for a group the BH level of the group table's family, the others held fixed). A
+   signal that fired but does not explain the gap is reported beside a ``model`` need; a group whose
+   gap is not yet decided has no gap to explain, so a signal there is reported beside ``more_data``.
 2. ``more_data`` when the gap cannot be decided (verdict 'insufficient_data': support below
    ``min_support`` or no ratio; 'inconclusive': beyond the tolerance but not significant) or the
    group is under-represented against its reference population share.
@@ -43,7 +44,7 @@ from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize, samplesize_confint_proportion
 
 from fairwatch.metrics.presentation.formats import HEADLINE_METRICS
-from fairwatch.metrics.stats.groups import LOWER_IS_BETTER, GroupTable, slice_label
+from fairwatch.metrics.stats.groups import LOWER_IS_BETTER, RATES, GroupTable, slice_label
 from fairwatch.metrics.stats.intervals import bh_level, two_proportion_pvalue, wilson_interval
 from fairwatch.metrics.discovery.quality import (
     CONFLICTS,
@@ -366,10 +367,18 @@ def diagnose(slice_: Slice, n: int, errors: int | None, comparison_n: int, compa
         return Diagnosis("better_data", None,
                          f"Every row of {label} lacks {holes[0]}, and its {what} is {fmt(p1)} against {fmt(p2)} for "
                          f"{comparison}, so fill in {holes[0]} before blaming the model.", evidence)
-    if fired and search_finding:
-        # A finding's need by magnitude: a signal explains the gap only if, without its flagged rows (in the
-        # slice and in the rest), the slice is no longer materially worse.
-        gaps = gap_without_flagged(quality, key, spec, p2 if p2 is not None else rest_rate)
+    if fired:
+        # A need by magnitude: a signal explains the gap only if, without its flagged rows, the slice is no
+        # longer materially worse (a group: materially and significantly, as its verdict judges it).
+        if search_finding:
+            gaps = gap_without_flagged(quality, key, spec, p2 if p2 is not None else rest_rate)
+        elif verdict == "outside" and worse and proportion:
+            # A group metric from the unflagged confusion cells; a slice's error signal from its own counts.
+            gaps = gap_without_flagged(quality, key, spec, p2, metric=metric if metric in RATES else None,
+                                       alpha=_alpha(family_pvalues, spec)[0],
+                                       rest_counts=(comparison_errors, comparison_n))
+        else:
+            gaps = []  # an undecided gap: nothing to explain yet
         quality_ev["without_flagged"] = [g.to_dict() for g in gaps]
         names = {g.signal for g in gaps if g.explains}
         explaining = sorted((f for f in fired if f["signal"] in names),
@@ -377,18 +386,20 @@ def diagnose(slice_: Slice, n: int, errors: int | None, comparison_n: int, compa
     if explaining:
         evidence["rule"] = ("better_data: without the rows a data-quality signal flags, the slice is no longer "
                             "materially worse than the rest" if search_finding else
-                            "better_data: a data-quality signal fired for this slice")
+                            "better_data: without the rows a data-quality signal flags, the group is no longer "
+                            "materially and significantly worse than its reference")
         message = _better_data_message(label, explaining[0], what, fmt(p1), fmt(p2), comparison)
-        if search_finding:
-            g = next(g for g in gaps if g.signal == explaining[0]["signal"])
-            message += (f" Without those rows its {what} would be {fmt(g.rate)} against {fmt(g.rest_rate)}, "
-                        f"within the policy band.")
+        g = next(g for g in gaps if g.signal == explaining[0]["signal"])
+        message += (f" Without those rows its {what} would be {fmt(g.rate)} against {fmt(g.rest_rate)}, "
+                    + ("within the policy band." if search_finding else "no longer a significant gap outside the "
+                                                                        "policy band."))
         return Diagnosis("better_data", None, message, evidence)
 
     if undecided or under:
         evidence["rule"] = ("more_data: " + ("the gap cannot be decided yet" if plan is not None else "")
                             + (" and " if plan is not None and under else "")
-                            + ("the slice is under-represented against its reference share" if under else ""))
+                            + ("the slice is under-represented against its reference share" if under else "")
+                            + ("; the fired data-quality signals are reported beside it" if fired else ""))
         if plan is not None:
             extra = evidence["additional_rows_plan"]["additional_labelled_rows"]
             return Diagnosis("more_data", extra, _more_data_message(label, what, verdict, n, fmt(p1), fmt(p2),
@@ -405,8 +416,10 @@ def diagnose(slice_: Slice, n: int, errors: int | None, comparison_n: int, compa
     if fired:  # signals fired, but without their rows the slice stays materially worse: reported alongside
         evidence["rule"] = ("model: significantly and materially worse, and still so without the rows any fired "
                             "data-quality signal flags")
+        stays = "material" if search_finding else "material and significant"
         checked = (f"{', '.join(f['signal'] for f in fired)} fired but its rows do not explain the gap (it stays "
-                   f"material without them)")
+                   f"{stays} without them)" if quality_ev.get("without_flagged") else
+                   f"{', '.join(f['signal'] for f in fired)} fired (whether its rows explain the gap was not counted)")
     return Diagnosis("model", None,
                      f"{label} has {article(what)} {what} of {fmt(p1)} against {fmt(p2)} for {comparison} on {n:,} rows, a "
                      f"significant gap with enough data and {checked}, so the model itself is the likely cause.",
@@ -545,7 +558,8 @@ def diagnose_groups(group_rows: pd.DataFrame | GroupTable, representation: pd.Da
     reference, from the raw counts where the rate is withheld; it is compared with the group's
     reference group, as in the group table.
     Its rows to settle it are counted at the Benjamini-Hochberg level of the group table's family
-    (every tested comparison: the rows with a q-value).
+    (every tested comparison: the rows with a q-value); at the same level a fired signal's rows are
+    judged: better_data only when, without them, the group is no longer materially and significantly worse.
     Columns: grouping, slice, group, metric, verdict, need, additional_rows, message, evidence, problems.
     """
     rows = group_rows.rows if isinstance(group_rows, GroupTable) else group_rows

@@ -35,7 +35,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from fairwatch.metrics.stats.groups import slice_label
+from fairwatch.metrics.stats.groups import CELLS, LOWER_IS_BETTER, RATES, slice_label
 from fairwatch.metrics.stats.intervals import bh_qvalues, two_proportion_pvalue, wilson_interval
 from fairwatch.metrics.discovery.slices import material
 from fairwatch.metrics.audit.spec import AuditSpec
@@ -62,6 +62,9 @@ SIGNAL_COLUMNS = ["slice", "signal", "column", "x", "n", "total_x", "total_n"]
 # The slice search's error signal (denominator, errors) among the rows a signal does not flag: in the slice
 # and over every audited row (NaN where not counted). They say whether the flagged rows explain a gap.
 CLEAN_COLUMNS = ["clean_n", "clean_errors", "total_clean_n", "total_clean_errors"]
+# The confusion cells (metrics.stats.groups.CELLS order) of the slice's labelled, decided rows a signal does not flag:
+# any group metric without the flagged rows (NaN where not counted). They decide a sensitive group's need.
+CELL_COLUMNS = ["clean_tn", "clean_fp", "clean_fn", "clean_tp"]
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ class QualityTable:
 
     ``rows`` columns: slice, group, signal, column, x, n, rate, ci_low, ci_high, complement_x,
     complement_n, complement_rate, complement_ci_low, complement_ci_high, ratio, p_value, q_value,
-    fired, and CLEAN_COLUMNS (NaN where the error signal was not counted).
+    fired, CLEAN_COLUMNS and CELL_COLUMNS (NaN where the error signal was not counted).
     """
 
     rows: pd.DataFrame
@@ -154,14 +157,14 @@ def describe_signal(signal: str, column: str | None) -> str:
 def empty_signals() -> pd.DataFrame:
     """A signal-count frame with no rows and the right columns."""
     return pd.DataFrame({c: pd.Series(dtype=object if c in ("slice", "signal", "column") else
-                                      float if c in CLEAN_COLUMNS else np.int64)
-                         for c in SIGNAL_COLUMNS + CLEAN_COLUMNS})
+                                      float if c in CLEAN_COLUMNS + CELL_COLUMNS else np.int64)
+                         for c in SIGNAL_COLUMNS + CLEAN_COLUMNS + CELL_COLUMNS})
 
 
 def compute_quality(counts: QualityCounts, spec: AuditSpec) -> QualityTable:
     """Rates with Wilson intervals against the complement, BH over all tests, and which signals fire."""
     rows = counts.signals.copy() if len(counts.signals) else empty_signals()
-    for col in CLEAN_COLUMNS:  # counted only when the audit asked for the error signal
+    for col in CLEAN_COLUMNS + CELL_COLUMNS:  # counted only when the audit asked for the error signal
         rows[col] = rows[col].astype(float) if col in rows.columns else np.nan
     for col in ("x", "n", "total_x", "total_n"):
         rows[col] = rows[col].astype(np.int64)
@@ -187,7 +190,7 @@ def compute_quality(counts: QualityCounts, spec: AuditSpec) -> QualityTable:
     rows["fired"] = _fired(rows, spec)
     ordered = ["slice", "group", "signal", "column", "x", "n", "rate", "ci_low", "ci_high", "complement_x",
                "complement_n", "complement_rate", "complement_ci_low", "complement_ci_high", "ratio",
-               "p_value", "q_value", "fired", *CLEAN_COLUMNS]
+               "p_value", "q_value", "fired", *CLEAN_COLUMNS, *CELL_COLUMNS]
     return QualityTable(rows=rows[ordered].reset_index(drop=True), slices=counts.slices,
                         label_error_rule=counts.label_error_rule, notes=counts.notes)
 
@@ -241,8 +244,23 @@ class GapWithout:
                 "rows_left": self.rows_left, "explains_gap": self.explains}
 
 
+def _clean_counts(r: dict, metric: str | None) -> tuple[float, float, float, float]:
+    """(denominator, numerator) in the slice without the flagged rows, and over every row (NaN: not counted).
+
+    metric None: the slice search's error signal; else a group metric from the unflagged confusion cells.
+    """
+    if metric is None:
+        n, x, tn, tx = (float(r.get(c, np.nan)) for c in CLEAN_COLUMNS)
+        return n, x, tn, tx
+    cells = dict(zip(CELLS, (float(r.get(c, np.nan)) for c in CELL_COLUMNS)))
+    num, den = RATES[metric]
+    return sum(cells[c] for c in den), sum(cells[c] for c in num), np.nan, np.nan
+
+
 def gap_without_flagged(table: QualityTable, slice_: Slice, spec: AuditSpec, rest_rate: float | None,
-                        signals: pd.DataFrame | None = None) -> list[GapWithout]:
+                        signals: pd.DataFrame | None = None, *, metric: str | None = None,
+                        rest_counts: tuple[float, float] | None = None,
+                        alpha: float | None = None) -> list[GapWithout]:
     """For each fired need signal of a slice: is the slice still materially worse without its flagged rows?
 
     The slice loses the rows the signal flags; the rest stays as it is (`rest_rate`, the finding's
@@ -250,12 +268,17 @@ def gap_without_flagged(table: QualityTable, slice_: Slice, spec: AuditSpec, res
     gone? The flagged rows explain the gap when what remains is not material by the policy
     (`metrics.discovery.slices.material`: ratio at most ratio_high, or a difference below min_difference), or
     when no row of the slice is left. The rest without its own flagged rows is kept as evidence.
+    A sensitive group (`metric`, one of `metrics.stats.groups.RATES`, against its reference's counts
+    `rest_counts` = (numerator, denominator)) is judged as its verdict is: still worse only if materially
+    (in the metric's worse direction) and significantly, its two-proportion p-value at most `alpha`
+    (the Benjamini-Hochberg level of its family, `metrics.stats.intervals.bh_level`).
     Strongest explanation (lowest ratio) first; empty when nothing fired or the error signal was not counted.
     """
     rows = table.fired(slice_) if signals is None else signals
+    lower = metric is not None and metric not in LOWER_IS_BETTER
     out = []
     for r in rows.to_dict("records"):
-        n, x, tn, tx = (float(r.get(c, np.nan)) for c in CLEAN_COLUMNS)
+        n, x, tn, tx = _clean_counts(r, metric)
         if np.isnan(n) or rest_rate is None or np.isnan(rest_rate):
             continue
         rate = x / n if n > 0 else None
@@ -264,7 +287,12 @@ def gap_without_flagged(table: QualityTable, slice_: Slice, spec: AuditSpec, res
             explains, ratio = True, None
         else:
             ratio = rate / rest_rate if rest_rate > 0 else (np.inf if rate > 0 else None)
-            explains = not bool(material(rate, rest_rate, spec.policy))
+            worse = bool(material(rate, rest_rate, spec.policy, lower_is_worse=lower))
+            if worse and alpha is not None and rest_counts is not None:
+                worse = float(two_proportion_pvalue(x, n, rest_counts[0], rest_counts[1])[0]) <= alpha
+            explains = not worse
         out.append(GapWithout(signal_name(r["signal"], r["column"]), rate, float(rest_rate), clean_rest,
                               None if ratio is None or not np.isfinite(ratio) else float(ratio), int(n), explains))
-    return sorted(out, key=lambda g: (not g.explains, g.ratio if g.ratio is not None else -1.0))
+    # Strongest explanation first: the gap left closest to none (for a lower-is-worse metric, the highest ratio).
+    return sorted(out, key=lambda g: (not g.explains,
+                                      (-g.ratio if lower else g.ratio) if g.ratio is not None else -np.inf))

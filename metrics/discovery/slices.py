@@ -273,11 +273,16 @@ def _proportion_tests(errors, n, c_errors, c_n, fdr: float, floor: float | None 
     }
 
 
-def material(rate, rest_rate, policy) -> np.ndarray:
-    """Materially worse than the rest: ratio above the policy's ratio_high and at least min_difference higher."""
+def material(rate, rest_rate, policy, lower_is_worse: bool = False) -> np.ndarray:
+    """Materially worse than the rest: ratio above the policy's ratio_high and at least min_difference higher.
+
+    lower_is_worse (a selection or true-positive rate): ratio below ratio_low and at least min_difference lower.
+    """
     rate, rest = (np.asarray(v, dtype=float) for v in (rate, rest_rate))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(rest > 0, rate / np.where(rest > 0, rest, 1.0), np.where(rate > 0, np.inf, np.nan))
+    if lower_is_worse:
+        return (rate < rest) & (ratio < policy.ratio_low) & (rest - rate >= policy.min_difference)
     return (rate > rest) & (ratio > policy.ratio_high) & (rate - rest >= policy.min_difference)
 
 

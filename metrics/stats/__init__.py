@@ -8,6 +8,7 @@ from fairwatch.metrics.lazy import lazy_interface
 
 _EXPORTS = {
     "BucketEdges": "regression",
+    "CELLS": "groups",
     "CONFIDENCE": "intervals",
     "DESCRIPTIVE": "groups",
     "DriftTable": "drift",
@@ -19,7 +20,7 @@ _EXPORTS = {
     "MulticlassResult": "multiclass",
     "PREDICTION_BUCKETS": "regression",
     "PSI_EPSILON": "drift",
-    "RATES": "rates",
+    "RATES": "groups",
     "RegressionResult": "regression",
     "bh_level": "intervals",
     "bh_qvalues": "intervals",
