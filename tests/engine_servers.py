@@ -92,3 +92,19 @@ def spark_available() -> str | None:
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         return "no Java runtime for Spark"
     return None
+
+
+def postgres_with_nans(frame: pd.DataFrame, column: str, nan_ids: list) -> Iterator[str]:
+    """A private PostgreSQL holding the frame as table `log`, with `column` a stored NaN in the rows `nan_ids`.
+
+    A stored NaN is not NULL in PostgreSQL; the engine tests hold that both engines treat it as DuckDB does.
+    """
+    import psycopg
+
+    gen = start_postgres()
+    url = next(gen)
+    load_postgres(url, "log", frame)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"UPDATE log SET {column} = 'NaN' WHERE id = ANY(%s)", (nan_ids,))
+    yield url
+    next(gen, None)

@@ -224,15 +224,20 @@ def demo_dir(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture()
-def env(demo_dir, tmp_path, monkeypatch) -> Path:
-    """The app over the demo, with an access config and log in a temp folder; returns the log path."""
-    (tmp_path / "access.toml").write_text(ACCESS, encoding="utf-8")
-    monkeypatch.setenv("FAIRWATCH_DATA_DIR", str(demo_dir))
-    monkeypatch.setenv("FAIRWATCH_CONFIG", str(demo_dir / "fairwatch.toml"))
+def serve_with_roles(monkeypatch, tmp_path: Path, data: Path, access: str = ACCESS) -> None:
+    """Point the app at a data folder (with its fairwatch.toml) and an access config written to tmp_path."""
+    (tmp_path / "access.toml").write_text(access, encoding="utf-8")
+    monkeypatch.setenv("FAIRWATCH_DATA_DIR", str(data))
+    monkeypatch.setenv("FAIRWATCH_CONFIG", str(data / "fairwatch.toml"))
     monkeypatch.setenv(ACCESS_CONFIG_ENV, str(tmp_path / "access.toml"))
     monkeypatch.delenv(ACCESS_LOG_ENV, raising=False)
     monkeypatch.delenv("FAIRWATCH_ALLOW_UNAUTHENTICATED_REMOTE", raising=False)
+
+
+@pytest.fixture()
+def env(demo_dir, tmp_path, monkeypatch) -> Path:
+    """The app over the demo, with an access config and log in a temp folder; returns the log path."""
+    serve_with_roles(monkeypatch, tmp_path, demo_dir)
     return tmp_path / "logs" / "access.jsonl"
 
 

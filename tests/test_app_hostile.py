@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fairwatch.connectors.access import ACCESS_CONFIG_ENV, ACCESS_LOG_ENV
 from fairwatch.metrics.privacy.roles import PAGES, visible_pages
 from fairwatch.metrics.presentation.text import md_escape
 from tests.hostile import CONFIG_LINK, HOST, STRINGS, write_hostile_log
+from tests.test_access import serve_with_roles
 
 markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py is not installed (pip install -e '.[test]')")
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,11 +49,7 @@ def data_dir(tmp_path_factory) -> Path:
 @pytest.fixture()
 def env(data_dir, tmp_path, monkeypatch) -> Path:
     """The app over the hostile log, with roles from an access config; returns the data folder."""
-    (tmp_path / "access.toml").write_text(ACCESS, encoding="utf-8")
-    monkeypatch.setenv("FAIRWATCH_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("FAIRWATCH_CONFIG", str(data_dir / "fairwatch.toml"))
-    monkeypatch.setenv(ACCESS_CONFIG_ENV, str(tmp_path / "access.toml"))
-    monkeypatch.delenv(ACCESS_LOG_ENV, raising=False)
+    serve_with_roles(monkeypatch, tmp_path, data_dir, ACCESS)
     return data_dir
 
 

@@ -22,7 +22,7 @@ from fairwatch.connectors.source import open_source
 from fairwatch.metrics.errors import DataError, SourceError, SpecError
 from fairwatch.metrics.discovery.quality import CELL_COLUMNS
 from fairwatch.metrics.audit.spec import parse_spec
-from tests.engine_servers import free_port, load_postgres, spark_available, start_postgres
+from tests.engine_servers import free_port, load_postgres, postgres_with_nans, spark_available
 
 COLUMNS = {"label": "y", "prediction": "p", "score": "score", "sensitive": ["sex", "race"],
            "features": ["age", "income"], "time": "ts"}
@@ -76,15 +76,7 @@ def duckdb_spec(log, tmp_path_factory):
 @pytest.fixture(scope="module")
 def postgres_url(log):
     """A private PostgreSQL holding the log as table `log` (with the same NaN incomes as the Parquet)."""
-    import psycopg
-
-    gen = start_postgres()
-    url = next(gen)
-    load_postgres(url, "log", log)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("UPDATE log SET income = 'NaN' WHERE id = ANY(%s)", (nan_ids(log),))
-    yield url
-    next(gen, None)
+    yield from postgres_with_nans(log, "income", nan_ids(log))
 
 
 @pytest.fixture(scope="module")

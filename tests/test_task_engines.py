@@ -10,7 +10,7 @@ import pytest
 
 from fairwatch.connectors.audit import run_audit
 from fairwatch.metrics.audit.spec import parse_spec
-from tests.engine_servers import load_postgres, spark_available, start_postgres
+from tests.engine_servers import postgres_with_nans, spark_available
 
 TASKS = {"regression": {"label": "y", "prediction": "p"}, "multiclass": {"label": "yc", "prediction": "pc"}}
 
@@ -56,15 +56,7 @@ def parquet(log, tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def postgres_url(log):
     """A private PostgreSQL holding the log as table `log`, with the same NaN predictions."""
-    import psycopg
-
-    gen = start_postgres()
-    url = next(gen)
-    load_postgres(url, "log", log)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("UPDATE log SET p = 'NaN' WHERE id = ANY(%s)", (nan_ids(log),))
-    yield url
-    next(gen, None)
+    yield from postgres_with_nans(log, "p", nan_ids(log))
 
 
 def spec_for(task: str, source: dict):
