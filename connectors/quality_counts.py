@@ -1,12 +1,13 @@
-"""Data-quality counts per slice, in one scan: missing values, conflicting duplicates, label errors.
+"""Data-quality counts per slice, in one query: missing values, conflicting duplicates, label errors.
 
 Only counts leave the engine (DuckDB; PostgreSQL and Spark get the same query transpiled by
 `connectors/engines.py`). For every requested slice and every group of each sensitive feature the
 query counts rows, labelled rows, rows with a missing value (in any of the slice's other columns,
 and per column), labelled rows in conflicting-duplicate groups, and suspected label errors
-(Confident Learning thresholds, computed in the same query); plus the same totals over every
-audited row, so that each slice's complement is total minus slice. The rules are stated in
-`metrics/discovery/quality.py`.
+(Confident Learning thresholds, from a scan of the label and score first); plus the same totals
+over every audited row, so that each slice's complement is total minus slice. The rows are
+aggregated once, into blocks of what the slices read; every count is a sum over blocks (the score
+loss, a double per row, is summed per row). The rules are stated in `metrics/discovery/quality.py`.
 
 Slice predicates: a value compares as text, the column written as `group_expr` groups it
 (`text_expr`: a whole float is '1.0' on every engine), '(missing)' means IS NULL, and on a
@@ -166,7 +167,7 @@ def _sensitive_groups(src: OpenSource, spec: AuditSpec, cols: dict[str, str], wh
 def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slice], positive_label: str,
                          row_filter: RowFilter | None = None,
                          positive_prediction: str | None = None) -> QualityCounts:
-    """Counts behind the data-quality signals for each slice and each sensitive group, in one scan.
+    """Counts behind the data-quality signals for each slice and each sensitive group, in one query.
 
     With `positive_prediction`, also the slice search's error signal (its denominator and errors) among
     the rows each signal does not flag, per slice and over every row: whether a signal's rows explain a
