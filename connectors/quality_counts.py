@@ -1,12 +1,13 @@
-"""Data-quality counts per slice, in one scan: missing values, conflicting duplicates, label errors.
+"""Data-quality counts per slice, in one query: missing values, conflicting duplicates, label errors.
 
 Only counts leave the engine (DuckDB; PostgreSQL and Spark get the same query transpiled by
 `connectors/engines.py`). For every requested slice and every group of each sensitive feature the
 query counts rows, labelled rows, rows with a missing value (in any of the slice's other columns,
 and per column), labelled rows in conflicting-duplicate groups, and suspected label errors
-(Confident Learning thresholds, computed in the same query); plus the same totals over every
-audited row, so that each slice's complement is total minus slice. The rules are stated in
-`metrics/discovery/quality.py`.
+(Confident Learning thresholds, from a scan of the label and score first); plus the same totals
+over every audited row, so that each slice's complement is total minus slice. The rows are
+aggregated once, into blocks of what the slices read; every count is a sum over blocks (the score
+loss, a double per row, is summed per row). The rules are stated in `metrics/discovery/quality.py`.
 
 Slice predicates: a value compares as text, the column written as `group_expr` groups it
 (`text_expr`: a whole float is '1.0' on every engine), '(missing)' means IS NULL, and on a
@@ -20,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -51,6 +53,9 @@ RANGE_PATTERN = re.compile(rf"^\s*([\[(])\s*({_NUMBER})\s*,\s*({_NUMBER})\s*([\]
 _NUMERIC_TYPE = re.compile(r"^(U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?|INT[1248]|FLOAT[48]?|DOUBLE|REAL|DECIMAL|NUMERIC)\b",
                            re.IGNORECASE)
 _FLOAT_TYPE = re.compile(r"^(FLOAT[48]?|DOUBLE|REAL)\b", re.IGNORECASE)
+_SALT = "fairwatch-quality"
+# Tests set this to count every error signal per row (the score loss's query) and compare with the blocks.
+_PER_ROW = False
 
 
 def is_numeric_type(duck_type: str) -> bool:
@@ -162,7 +167,7 @@ def _sensitive_groups(src: OpenSource, spec: AuditSpec, cols: dict[str, str], wh
 def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slice], positive_label: str,
                          row_filter: RowFilter | None = None,
                          positive_prediction: str | None = None) -> QualityCounts:
-    """Counts behind the data-quality signals for each slice and each sensitive group, in one scan.
+    """Counts behind the data-quality signals for each slice and each sensitive group, in one query.
 
     With `positive_prediction`, also the slice search's error signal (its denominator and errors) among
     the rows each signal does not flag, per slice and over every row: whether a signal's rows explain a
@@ -202,15 +207,16 @@ def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slic
     # slower here). A row of slice k has a missing value in one of the slice's other columns iff
     # its number of missing columns exceeds the slice's '(missing)' conditions: every other
     # condition implies a present value.
-    members, own, others, preds = ["-1"], [0], [], {}
+    members, own, others, preds, used = ["-1"], [0], [], {}, set()
     for k, s in enumerate(all_slices):
         pred, p, own_missing = _predicate(s, k, names, types)
         preds[s] = pred
         q.update(p)
         members.append(f"CASE WHEN {pred} THEN {k} END")
         own.append(own_missing)
-        used = {names[c.lower()] for c, _ in s}
-        others.append(tuple(j for j in range(width) if j not in used))
+        in_slice = {names[c.lower()] for c, _ in s}
+        used |= in_slice
+        others.append(tuple(j for j in range(width) if j not in in_slice))
     membership = "list_filter([" + ", ".join(members) + "], lambda x: x IS NOT NULL)"
     # The '(missing)' conditions of slice k (generated integers, not user values), as a CASE over
     # the few slices that have any: portable, where a list indexed by k is 1-based in DuckDB and
@@ -249,7 +255,9 @@ def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slic
     cell_aggs = "".join(", " + cells(flag, name) for flag, name in
                         [("FALSE", "ce_all"), (f"fw_nmiss > {own_missing_sql}", "ce_any"), ("fw_sus_neg OR fw_sus_pos", "ce_le"),
                          *((f"m{j}", f"ce_m{j}") for j in range(width))]) if errors else ""
-    sql = f"""
+    if _PER_ROW or (errors and spec.slices.error == "score_loss"):
+        # The score loss is a double per row: summed per row, so its sums keep every bit.
+        sql = f"""
 WITH base AS (
   SELECT {selects},
          coalesce({den_sql}, FALSE) AS fw_den,
@@ -302,14 +310,19 @@ dup_slice AS (
 SELECT p.*, coalesce(d.n_conflicts, 0) AS n_conflicts, coalesce(d.cd_n, 0) AS cd_n,
        coalesce(d.cd_e, 0) AS cd_e, {", ".join(f"coalesce(d.cd_c{c}, 0) AS cd_c{c}" for c in range(4))}, thr.*
 FROM per_slice AS p LEFT JOIN dup_slice AS d USING (fw_k) CROSS JOIN thr"""
-    result = run_query(src, sql, {k: v for k, v in q.items() if re.search(rf"\${re.escape(k)}\b", sql)})
+        result = run_query(src, sql, _used_params(q, sql))
+        # Thresholds and the per-column-set totals repeat on every result row; none when no row was counted.
+        thr_row = result.iloc[0].to_dict() if len(result) else {}
+    else:
+        result, thr_row = _block_counts(src, spec, q, _BlockQuery(
+            selects=selects, label=label, is_pos=is_pos, score=score, where=where, missing=missing,
+            membership=membership, own_missing_sql=own_missing_sql, width=width, used=used, sets=sets, keys=keys,
+            errors=errors, den_sql=den_sql, err_sql=err_sql, yhat_sql=yhat_sql))
     by_k = {int(r["fw_k"]): r for r in result.to_dict("records")}
     empty = {"n_rows": 0, "n_labelled": 0, "n_missing_any": 0, "n_neg": 0, "n_pos": 0, "n_sus_neg": 0,
              "n_sus_pos": 0, "n_conflicts": 0, "cd_n": 0, "cd_e": 0.0} | {f"n_m{j}": 0 for j in range(width)} | {
         f"ce_{c}_{v}": 0 for c in ("all", "any", "le", *(f"m{j}" for j in range(width)))
         for v in ("n", "e", "c0", "c1", "c2", "c3")} | {f"cd_c{c}": 0 for c in range(4)}
-    # Thresholds and the per-column-set totals repeat on every result row; none when no row was counted.
-    thr_row = result.iloc[0].to_dict() if len(result) else {}
 
     def val(k: int, name: str) -> int:
         """A count of slice k (-1 = all rows); 0 where no row is in the slice."""
@@ -383,6 +396,183 @@ FROM per_slice AS p LEFT JOIN dup_slice AS d USING (fw_k) CROSS JOIN thr"""
         label_error_rule=rule,
         notes=notes,
     )
+
+
+@dataclass(frozen=True)
+class _BlockQuery:
+    """The SQL pieces `fetch_quality_counts` builds, handed to the grouped query."""
+
+    selects: str
+    label: str
+    is_pos: str
+    score: str
+    where: str
+    missing: list[str]
+    membership: str
+    own_missing_sql: str
+    width: int
+    used: set[int]
+    sets: list[tuple[int, ...]]
+    keys: str
+    errors: bool
+    den_sql: str
+    err_sql: str
+    yhat_sql: str
+
+
+def _used_params(q: dict, sql: str) -> dict:
+    """The parameters the SQL names (PostgreSQL and Spark refuse others)."""
+    return {k: v for k, v in q.items() if re.search(rf"\${re.escape(k)}\b", sql)}
+
+
+def _block_counts(src: OpenSource, spec: AuditSpec, q: dict, b: _BlockQuery) -> tuple[pd.DataFrame, dict]:
+    """Every count per slice (fw_k, -1 = all rows) from rows grouped once into blocks, and the thresholds row.
+
+    Every signal is a count of rows (or a sum of a 0/1 error) and a function of the row's checked
+    values, label, score and error signal, so the rows are first aggregated into blocks of what the
+    slices and signals read (the slices' columns, which of the other columns are missing, the score's
+    flags and, with a score, the label): a count over a slice's rows is the sum over its blocks, the
+    same integers as per row. Conflicting duplicates are counted over cells of identical checked values
+    (and score), then added to the blocks; when the slices read every checked column and there is no
+    score, a block is such a cell and one GROUP BY counts everything.
+    """
+    has_score = spec.score is not None
+    y_expr = f"CASE WHEN {b.label} IS NULL THEN NULL WHEN {b.is_pos} THEN 1 ELSE 0 END"
+    thr_row = _thresholds(src, b.score, y_expr, b.where, q) if has_score else {}
+    q = {**q, "fw_t1": thr_row.get("t1"), "fw_t0": thr_row.get("t0")}
+    width, used_idx = b.width, sorted(b.used or {0})  # no slice at all (no rows): any column will do
+    used_cols = [f"c{j}" for j in used_idx]
+    masks = [f"m{j}" for j in range(width)]
+    s_col = "fw_s" if has_score else "CAST(NULL AS DOUBLE)"
+    ok = f"coalesce(NOT isnan({s_col}), FALSE)"
+    signal = (f", coalesce({b.den_sql}, FALSE) AS fw_den, CASE WHEN coalesce({b.den_sql}, FALSE) THEN CAST({b.err_sql} AS DOUBLE) "
+              f"ELSE CAST(0 AS DOUBLE) END AS fw_err, CASE WHEN {b.label} IS NULL THEN NULL WHEN {b.is_pos} THEN 2 ELSE 0 END "
+              f"+ ({b.yhat_sql}) AS fw_c") if b.errors else ""
+    rows_sql = f"(SELECT {b.selects}, {y_expr} AS fw_y, {b.score} AS fw_s{signal} FROM src WHERE {b.where}) AS fw_rows"
+    flags = {"fw_ok": ok, "fw_sneg": f"coalesce({ok} AND {s_col} >= CAST($fw_t1 AS DOUBLE), FALSE)",
+             "fw_spos": f"coalesce({ok} AND 1 - {s_col} >= CAST($fw_t0 AS DOUBLE), FALSE)"}
+    # Grouped: the slices' columns, the missing flags of the others, the score's flags and the label
+    # (a label error is a score flag of the row's class); the rest follows from them.
+    grouped = (used_cols + [b.missing[j] for j in range(width) if j not in used_idx]
+               + ([*flags.values(), "fw_y"] if has_score else []))
+    selected = (used_cols + [f"{m} AS m{j}" for j, m in enumerate(b.missing)] + [f"{e} AS {a}" for a, e in flags.items()]
+                + [f"{'fw_y' if has_score else 'CAST(NULL AS INTEGER)'} AS fw_yb"])
+    u_sql = ", ".join(used_cols)
+    cond = "sum(fw_y) > 0 AND sum(fw_y) < count(fw_y)"
+    conflicting = f"CASE WHEN {cond} THEN count(fw_y) ELSE 0 END"
+    # The error signal per block, and among a cell's rows when the cell's labels conflict.
+    sig = ["count_if(fw_den)", "sum(fw_err)", *(f"count_if(coalesce(fw_c = {c}, FALSE))" for c in range(4))]
+    sig_names = ["n_den", "n_err", *(f"n_c{c}" for c in range(4))]
+    cd_names = ["cd_n", "cd_e", *(f"cd_c{c}" for c in range(4))]
+    zeros = ["0", "CAST(0 AS DOUBLE)", "0", "0", "0", "0"]
+    cd_in_cell = [f"CASE WHEN {cond} THEN {a} ELSE {z} END" for a, z in zip(sig, zeros)] if b.errors else []
+    one_pass = len(used_idx) == width and not has_score
+    if src.runner is None:
+        # DuckDB: cells keyed by two 64-bit hashes of their values, not by the values (grouping 10M
+        # rows by 8 text columns took twice the CPU and memory). DuckDB's hash, like its GROUP BY,
+        # equates 0.0 with -0.0 and every NaN, and NULLs hash alike; two different keys would have
+        # to agree on both hashes (128 bits) to be counted together.
+        block_id = f"hash({u_sql}) AS fw_b1, hash('{_SALT}', {u_sql}) AS fw_b2"
+        cell_id = f"any_value(hash({u_sql})) AS fw_b1, any_value(hash('{_SALT}', {u_sql})) AS fw_b2"
+        cell_key, block_key = f"hash({b.keys}), hash('{_SALT}', {b.keys})", "fw_b1, fw_b2"
+        match = "u.fw_b1 = c.fw_b1 AND u.fw_b2 = c.fw_b2"
+    else:
+        block_id = "0 AS fw_b1"
+        cell_id, cell_key, block_key = u_sql, b.keys, u_sql
+        match = " AND ".join(f"u.{c} IS NOT DISTINCT FROM c.{c}" for c in used_cols)
+    conf = (f"SELECT {block_key}, sum(fw_nc) AS n_conf{''.join(f', sum(fw_{n}) AS {n}' for n in cd_names if b.errors)} "
+            f"FROM (SELECT {cell_id}, {conflicting} AS fw_nc{''.join(f', {a} AS fw_{n}' for a, n in zip(cd_in_cell, cd_names))} "
+            f"FROM {rows_sql} GROUP BY {cell_key}) AS fw_cells GROUP BY {block_key}")
+    le = "coalesce((fw_sneg AND fw_yb = 0) OR (fw_spos AND fw_yb = 1), FALSE)" if has_score else "FALSE"
+    counts = ("CASE WHEN fw_ok THEN n_y0 ELSE 0 END AS n_neg, CASE WHEN fw_ok THEN n_y1 ELSE 0 END AS n_pos, "
+              "CASE WHEN fw_sneg THEN n_y0 ELSE 0 END AS n_sus_neg, CASE WHEN fw_spos THEN n_y1 ELSE 0 END AS n_sus_pos")
+    extra = sig_names + cd_names if b.errors else []
+    block_sig = "".join(f", {a} AS {n}" for a, n in zip(sig, sig_names)) if b.errors else ""
+    if one_pass:
+        block_sig += "".join(f", {a} AS {n}" for a, n in zip(cd_in_cell, cd_names))
+        counted = f"""counted AS (
+  SELECT {", ".join(used_cols + masks)}, n_rows, n_labelled, {counts}, n_conf{"".join(f", {n}" for n in extra)},
+         {le} AS fw_le FROM blocks
+),"""
+    else:
+        no_masks = ", ".join(f"FALSE AS m{j}" for j in range(width))
+        counted = f"""conf AS (
+  {conf}
+),
+counted AS (
+  SELECT {", ".join(used_cols + masks)}, n_rows, n_labelled, {counts}, 0 AS n_conf{"".join(f", {n}" for n in sig_names if b.errors)}{"".join(f", {z} AS {n}" for z, n in zip(zeros, cd_names) if b.errors)}, {le} AS fw_le
+  FROM blocks
+  UNION ALL
+  SELECT {", ".join(f"u.{c}" for c in used_cols)}, {no_masks}, 0, 0, 0, 0, 0, 0, c.n_conf{"".join(f", {z}" for z, n in zip(zeros, sig_names) if b.errors)}{"".join(f", c.{n}" for n in cd_names if b.errors)}, FALSE
+  FROM (SELECT DISTINCT {u_sql}, {block_id} FROM blocks) AS u JOIN conf AS c ON {match}
+),"""
+    sums = ["n_rows", "n_labelled", "n_neg", "n_pos", "n_sus_neg", "n_sus_pos", "n_conf", *extra]
+
+    def total(condition: str, n: str = "n_rows") -> str:
+        """The sum of n over the blocks where the condition holds (a count of rows), as BIGINT."""
+        return f"CAST(coalesce(sum(CASE WHEN {condition} THEN {n} ELSE 0 END), 0) AS BIGINT)"
+
+    def dsum(condition: str, n: str) -> str:
+        """The sum of a double n (0/1 errors: exact in any order) over the blocks where the condition holds."""
+        return f"coalesce(sum(CASE WHEN {condition} THEN {n} ELSE CAST(0 AS DOUBLE) END), CAST(0 AS DOUBLE))"
+
+    def clean(flagged: str, name: str) -> list[str]:
+        """The error signal's denominator, errors and cells among the rows not flagged (block-level flags)."""
+        keep = f"NOT ({flagged})"
+        return [f"{total(keep, 'n_den')} AS {name}_n", f"{dsum(keep, 'n_err')} AS {name}_e",
+                *(f"{total(keep, f'n_c{c}')} AS {name}_c{c}" for c in range(4))]
+
+    set_flags = [" OR ".join(f"m{j}" for j in js) if js else "FALSE" for js in b.sets]
+    aggs = [f"{total('TRUE')} AS n_rows", f"{total('TRUE', 'n_labelled')} AS n_labelled",
+            f"{total(f'fw_nmiss > {b.own_missing_sql}')} AS n_missing_any",
+            *(f"{total(f'm{j}')} AS n_m{j}" for j in range(width)),
+            *(f"{total('TRUE', n)} AS {n}" for n in ("n_neg", "n_pos", "n_sus_neg", "n_sus_pos")),
+            f"{total('TRUE', 'n_conf')} AS n_conflicts",
+            *(f"{total(f)} AS n_set{e}" for e, f in enumerate(set_flags))]
+    if b.errors:
+        for flagged, name in [("FALSE", "ce_all"), (f"fw_nmiss > {b.own_missing_sql}", "ce_any"), ("fw_le", "ce_le"),
+                              *((f"m{j}", f"ce_m{j}") for j in range(width))]:
+            aggs += clean(flagged, name)
+        aggs += [f"{total(f'NOT ({f})', 'n_den')} AS ce_set{e}_n" for e, f in enumerate(set_flags)]
+        aggs += [f"{dsum(f'NOT ({f})', 'n_err')} AS ce_set{e}_e" for e, f in enumerate(set_flags)]
+        aggs += [f"{dsum('TRUE', n) if n == 'cd_e' else total('TRUE', n)} AS {n}" for n in cd_names]
+    sql = f"""
+WITH blocks AS (
+  SELECT {", ".join(selected)}, count(*) AS n_rows, count(fw_y) AS n_labelled,
+         count_if(fw_y = 0) AS n_y0, count_if(fw_y = 1) AS n_y1{f", {conflicting} AS n_conf" if one_pass else ""}{block_sig}
+  FROM {rows_sql}
+  GROUP BY {", ".join(grouped)}
+),
+{counted}
+flagged AS (
+  SELECT {", ".join(sums + masks)}, fw_le, {" + ".join(f"CAST(m{j} AS INTEGER)" for j in range(width))} AS fw_nmiss,
+         {b.membership} AS fw_in
+  FROM counted
+)
+SELECT fw_k, {", ".join(aggs)}
+FROM (SELECT unnest(fw_in) AS fw_k, {", ".join(sums + masks)}, fw_le, fw_nmiss FROM flagged) AS fw_members
+GROUP BY fw_k"""
+    result = run_query(src, sql, _used_params(q, sql))
+    # The per-column-set totals are those of the all-rows member (-1); none when no row was counted.
+    total_row = result[result["fw_k"] == -1].to_dict("records")
+    if total_row:
+        thr_row = {**thr_row, **{k: v for k, v in total_row[0].items() if k.startswith(("n_set", "ce_set"))}}
+    return result, thr_row
+
+
+def _thresholds(src: OpenSource, score: str, y_expr: str, where: str, params: dict) -> dict:
+    """Confident Learning's per-class thresholds and the score's range, over the rows (a scan of two columns)."""
+    # Averages over rows, not over cells: a sum in another order could move the last bit of a threshold.
+    sql = f"""
+SELECT avg(fw_s) FILTER (WHERE fw_ok AND fw_y = 1) AS t1,
+       avg(1 - fw_s) FILTER (WHERE fw_ok AND fw_y = 0) AS t0,
+       min(fw_s) FILTER (WHERE fw_ok) AS smin,
+       max(fw_s) FILTER (WHERE fw_ok) AS smax
+FROM (SELECT {y_expr} AS fw_y, {score} AS fw_s, coalesce(NOT isnan({score}), FALSE) AS fw_ok
+      FROM src WHERE {where}) AS fw_rows"""
+    row = run_query(src, sql, _used_params(params, sql)).iloc[0].to_dict()
+    # NaN (an empty class) back to None: a parameter, and the same 'absent' as before.
+    return {k: (None if v is None or v != v else float(v)) for k, v in row.items()}
 
 
 def _label_rule(spec: AuditSpec, row: dict, negatives: int, positives: int) -> tuple[LabelErrorRule | None, tuple[str, ...]]:
