@@ -25,6 +25,7 @@ from fairwatch.connectors.demo_tasks import TASK_CONFIGS, write_task_demo
 from fairwatch.metrics.privacy.roles import visible_snapshot
 from fairwatch.metrics.audit.spec import SourceSpec, parse_spec
 from fairwatch.metrics.presentation.text import md_unescape
+from fairwatch.metrics.policy.overview import threshold_scope_note
 from fairwatch.metrics.presentation.views import metric_label
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -194,7 +195,7 @@ def test_performance_number_equals_sklearn_and_no_threshold_explorer(app, task_e
     assert "What if: per-group thresholds that meet the policy" not in [h.value for h in at.subheader]
     assert not [t for t in at.toggle if t.key == "fw.whatif.on"]
     reason = [i.value for i in at.info if "threshold explorer" in i.value]
-    assert len(reason) == 1 and task in reason[0] and "\n" not in reason[0]
+    assert reason == [threshold_scope_note(task)]
     text = page_text(at)
     assert not [w for w in BINARY_WORDS if w.lower() in text.lower()]
 
@@ -328,3 +329,11 @@ def test_data_sources_page_maps_real_data_as_the_task(task, shared_data, tmp_pat
     assert got and set(got) <= set(want.index)
     for group, value in got.items():
         assert value == pytest.approx(want[group], rel=1e-9, abs=1e-12), group
+
+
+def test_the_threshold_reason_is_one_line_for_tasks_only():
+    """Binary audits get the explorer (no note); each task gets one line naming it and what its model outputs."""
+    assert threshold_scope_note("binary") is None
+    for task, output in (("regression", "a number"), ("multiclass", "one of several classes")):
+        note = threshold_scope_note(task)
+        assert task in note and output in note and "\n" not in note
