@@ -29,10 +29,11 @@ ERRORS = '[data-testid="stAlertContentError"]'
 EXCEPTION = '[data-testid="stException"]'
 HEADLINE = {"regression": ["mean_prediction", "mean_absolute_error", "root_mean_squared_error"],
             "multiclass": ["accuracy", "balanced_accuracy"]}
-# page path -> (charts at least, the page must show no error line)
-PAGES = {"": (1, True), "Data_sources": (0, True), "Representation": (2, True), "Performance": (3, True),
-         "Slices": (0, False), "Data_quality": (0, False), "Trends": (0, False), "Data_plan": (0, False),
-         "Access_log": (0, True)}
+# page path -> (charts at least, what the page must show; None: a page still being built for tasks, which must
+# name the task once it follows it)
+PAGES = {"": (1, "This is a {task} audit"), "Data_sources": (0, "Choose the data"), "Representation": (2, "race_ethnicity"),
+         "Performance": (3, "Gap to the reference group"), "Slices": (0, None), "Data_quality": (0, None),
+         "Trends": (0, None), "Data_plan": (0, None), "Access_log": (0, "Chain")}
 
 
 @pytest.fixture(scope="module", params=["regression", "multiclass"])
@@ -43,12 +44,12 @@ def task_app(request, tmp_path_factory):
     from fairwatch.metrics.audit.spec import SourceSpec, parse_spec
 
     task = request.param
-    folder = tmp_path_factory.mktemp(f"e2e-{task}")
+    folder = tmp_path_factory.mktemp("e2e-task")  # not named after the task: the sidebar shows the path
     write_task_demo(folder / "demo.duckdb", task, rows=20_000)
     spec = parse_spec(TASK_CONFIGS[task])
     spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(folder / "demo.duckdb")}))
     write_config(spec, folder / "fairwatch.toml")
-    outside = tmp_path_factory.mktemp(f"e2e-{task}-out")
+    outside = tmp_path_factory.mktemp("e2e-task-out")
     env = {"FAIRWATCH_DATA_DIR": str(folder), "FAIRWATCH_CONFIG": str(folder / "fairwatch.toml"),
            "FAIRWATCH_ACCESS_LOG": str(outside / "access-log.jsonl"), "FAIRWATCH_SNAPSHOT_DIR": str(outside / "snaps")}
     with running_app(env) as base:
@@ -60,7 +61,7 @@ def tab(task_app):
     """One browser tab per task's server."""
     with sync_api.sync_playwright() as pw:
         browser = launch(pw)
-        yield browser.new_page(viewport={"width": 1400, "height": 4000})
+        yield browser.new_page(viewport={"width": 1400, "height": 2000})
         browser.close()
 
 
@@ -76,26 +77,29 @@ def _open(tab, url: str) -> tuple[int, str]:
 def test_each_page_draws_for_the_task(task_app, tab, path):
     task, base, _ = task_app
     charts, text = _open(tab, f"{base}/{path}")
-    least, clean = PAGES[path]
-    if clean:
-        assert tab.locator(ERRORS).count() == 0, (path, tab.locator(ERRORS).all_inner_texts())
+    least, shown = PAGES[path]
+    errors = tab.locator(ERRORS).all_inner_texts()
+    if path == "Performance":  # one screenshot per task: a full-page shot costs about a second
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        tab.screenshot(path=str(SHOTS / f"{task}_performance.png"), full_page=True)
+    if shown is None and (errors or task not in text):
+        pytest.xfail(f"/{path} does not yet follow the {task} task (i19s/i19m): {errors[:1]}")
+    assert not errors, (path, errors)
     assert charts >= least, (path, charts)
-    assert task in text, path  # the page (or its sidebar) names the task
+    assert (shown or task).format(task=task) in text, path
     assert "Selection rate" not in text, path
-    if path == "":
-        assert f"This is a {task} audit" in text
     if path == "Performance":
         for metric in HEADLINE[task]:
             assert metric_label(metric) in text, metric
         assert threshold_scope_note(task) in text
         assert tab.locator('[data-testid="stSlider"]').count() == 0
         assert ("Confusion matrix" in text) if task == "multiclass" else ("Distribution of the errors" in text)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    tab.screenshot(path=str(SHOTS / f"{task}_{path.lower() or 'overview'}.png"), full_page=True)
 
 
 def test_audit_export_downloads_a_snapshot_with_the_task_measures(task_app, tab):
     task, base, snaps = task_app
+    if task == "multiclass":  # ~10 s of the browser budget; tests/test_app_tasks.py checks its files for both tasks
+        pytest.skip("the browser export runs for regression only; AppTest covers the multiclass snapshot's files")
     _open(tab, f"{base}/Audit_export")
     tab.locator('input[aria-label="Author"]').fill("Alice Auditor")
     tab.get_by_role("button", name="Create snapshot").click()
