@@ -55,6 +55,15 @@ def task_scope_note(task: str) -> str | None:
     return (f"This is a {task} audit: groups, intervals, disparities and the exports cover it; the slice search, "
             f"data-quality signals, trends and the threshold explorer cover binary decisions only so far.")
 
+def threshold_scope_note(task: str) -> str | None:
+    """Why the threshold explorer and the what-if do not apply to a regression or multiclass audit (None for binary)."""
+    if task == "binary":
+        return None
+    what = "a number, not a yes/no decision" if task == "regression" else "one of several classes, not a yes/no decision"
+    return (f"The threshold explorer and the what-if move a cut-off on the score of a yes/no decision; this "
+            f"{task} audit's model outputs {what}, so they do not apply.")
+
+
 GLOSSARY: dict[str, str] = {
     "ratio to reference": "the group's rate divided by the reference group's rate (1 = the same; "
                           "0.5 = half as often; 2 = twice as often)",
