@@ -15,14 +15,17 @@ import numpy as np
 import pandas as pd
 
 from fairwatch.metrics.monitoring.alerts import CheckResult
-from fairwatch.metrics.stats.groups import grouping_name, groupings
+from fairwatch.metrics.stats.groups import grouping_name, groupings, metric_names
 from fairwatch.metrics.stats.intervals import wilson_interval
-from fairwatch.metrics.presentation.formats import fmt_pct, fmt_q
+from fairwatch.metrics.presentation.formats import HEADLINE_METRICS, fmt_pct, fmt_q
 from fairwatch.metrics.policy.overview import shown_rows, window_text
 from fairwatch.metrics.audit.spec import AuditSpec
 from fairwatch.metrics.presentation.views import estimate_text, groupings_shown, metric_label, too_few
 
 GRAIN_CHOICES = ("auto", "day", "week", "month")
+# What the Trends page shows first for the other tasks (issue 19): the errors and output, or accuracy.
+TREND_HEADLINES = {"regression": ("mean_absolute_error", "root_mean_squared_error", "mean_prediction", "mean_error"),
+                   "multiclass": ("accuracy", "balanced_accuracy")}
 # Common reading of the population stability index (metrics/stats/drift.py).
 PSI_MODERATE, PSI_LARGE = 0.1, 0.25
 CHANGE_LABELS = {
@@ -70,6 +73,20 @@ def trend_groupings(rows: pd.DataFrame, spec: AuditSpec, features: Iterable[str]
     """The groupings to offer, in the spec's order as on the other pages (single features first, up to pairs)."""
     shown = set(groupings_shown(rows, features))
     return [name for name in (grouping_name(c) for c in groupings(spec.sensitive)) if name in shown]
+
+
+def trend_metrics(rows: pd.DataFrame, spec: AuditSpec) -> tuple[list[str], list[str]]:
+    """(metrics the Trends page offers, the ones it shows first), by the audit's task."""
+    present = set(rows["metric"])
+    if spec.task == "binary":
+        return [m for m in metric_names(spec.score is not None) if m in present], list(HEADLINE_METRICS)
+    available = list(dict.fromkeys(rows["metric"]))
+    return available, [m for m in TREND_HEADLINES[spec.task] if m in present]
+
+
+def trend_axis(task: str) -> tuple[str, str]:
+    """(y axis title, d3 number format) of the metric charts: shares for classifiers, numbers for regression."""
+    return ("value", ",.4~g") if task == "regression" else ("rate", "%")
 
 
 def trend_points(rows: pd.DataFrame, grouping: str, metrics: Sequence[str]) -> pd.DataFrame:
@@ -252,5 +269,11 @@ def check_table(result: CheckResult) -> pd.DataFrame:
 def example_rules(spec: AuditSpec) -> str:
     """Example rules written with the spec's own features, for the rule box's help (plain text: the page escapes it)."""
     first = spec.sensitive[0]
+    if spec.task == "regression":
+        return (f"mae ratio > 1.25 for any {first} group · mean_prediction ratio < 0.8 for any group · "
+                f"rmse_ratio > 1.25 · psi of {first} > 0.1")
+    if spec.task == "multiclass":
+        return (f"accuracy difference < -0.05 for any {first} group · balanced_accuracy value < 0.7 · "
+                f"true_positive_rate@<class> ratio < 0.8 for any group · psi of {first} > 0.1")
     return (f"false_negative_rate ratio > 1.25 for any {first} group · psi of {first} > 0.1 · "
             f"selection_rate value < 0.3 for any group · share of {first}=… < 0.05")
