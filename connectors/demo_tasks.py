@@ -6,7 +6,7 @@ the limit a full manual underwriting review granted (``reviewed_limit``, the lab
 for ~5% of offers not yet reviewed) and the model's offer (``offered_limit``, the prediction). The
 reviewed limit is a log-normal function of income band and region with the same distribution in every
 sensitive group; the offer is the reviewed limit times exp(noise), noise ~ N(0, 0.10).
-Planted effects (also in ``TASK_PLANTED``):
+Planted effects (also in ``TASK_PLANTED``; those over time in ``TASK_PLANTED_OVER_TIME``):
 
 * ``under_offer`` -- race_ethnicity='Hispanic': offers are 25% below the reviewed limit (noise
   mean log(0.75)), so the group's mean offer is about 0.75x the reference's (outside 0.8-1.25),
@@ -15,9 +15,9 @@ Planted effects (also in ``TASK_PLANTED``):
   RMSE and MAE are about 3x the reference's while its mean offer stays in the band.
 * ``nonfinite`` -- 0.1% of offers are NaN (a failed scoring call), counted as NaN/inf rows and never
   averaged in.
-* ``v2_female_cut`` -- over time (model_version 'v2', from 2025-05-26): offers to sex='female' are 10%
-  below the reviewed limit (noise mean log(0.9)), so in v2's weeks women's MAE is about 1.4x men's and
-  their mean offer about 0.9x; over the whole half year both stay inside the 0.8-1.25 band.
+* ``v2_female_cut`` -- over time (model_version 'v2', from 2025-05-26): offers to sex='female' are 20%
+  below the reviewed limit (noise mean log(0.8)), so in v2's weeks women's MAE is about 1.7x men's and
+  their mean offer about 0.8x; over the whole half year both stay inside the 0.8-1.25 band (~1.15, ~0.95).
 
 ``write_task_demo(path, "multiclass")`` writes ``tiers``: risk tiers (``case_id``, the same sensitive
 columns and ``region``, the tier a later review assigned, ``true_tier``, in low / medium / high /
@@ -31,8 +31,9 @@ adjacent tier, the same in every group, except:
 * ``unseen_class`` -- 0.2% of predictions are 'manual_review', a class that is never a label: the
   audit reports it and counts those rows as errors.
 * ``v2_female_errors`` -- over time (model_version 'v2', from 2025-05-26): for sex='female' the model
-  picks an adjacent tier 30% of the time instead of 20%, so in v2's weeks women's accuracy is about 0.10
-  below men's; over the whole half year every rate stays inside the band.
+  picks an adjacent tier 35% of the time instead of 20%, so in v2's weeks women's accuracy is about 0.10
+  below men's (a step below 'low' or above 'very_high' stays right); over the whole half year every rate
+  stays inside the band.
 
 Both tables carry a decision time ``scored_at`` (26 weeks from Monday 2025-01-06, drawn from a stream
 of their own so the columns above do not change with it) and ``model_version`` ('v1', then 'v2' from
@@ -64,15 +65,24 @@ TASK_PLANTED: dict[str, tuple[PlantedEffect, ...]] = {
         PlantedEffect("under_offer", (("race_ethnicity", "Hispanic"),), "offers 25% below the reviewed limit"),
         PlantedEffect("noisy_offers", (("age_band", "18-24"),), "offer noise three times wider: RMSE/MAE ~3x"),
         PlantedEffect("nonfinite", (), "0.1% of offers are NaN, counted apart"),
-        PlantedEffect("v2_female_cut", (("sex", "female"),), "in v2 (from 2025-05-26) offers 10% below the "
-                      "reviewed limit: MAE ~1.4x, mean offer ~0.9x in v2's weeks only", model_version="v2"),
-        PlantedEffect("young_share_rises", (("age_band", "18-24"),), "share of rows climbs from ~6% to ~17%"),
     ),
     "multiclass": (
         PlantedEffect("low_to_medium", (("race_ethnicity", "Black"),), "30% of true 'low' predicted 'medium'"),
         PlantedEffect("high_confusion", (("age_band", "65+"),), "40% of true 'very_high' predicted 'high'"),
         PlantedEffect("unseen_class", (), "0.2% predicted 'manual_review', never a label"),
-        PlantedEffect("v2_female_errors", (("sex", "female"),), "in v2 (from 2025-05-26) 30% adjacent-tier "
+    ),
+}
+
+# Effects over time only (trends, versions, drift, checks): inside the band over the whole half year, so
+# an audit of all rows flags exactly TASK_PLANTED.
+TASK_PLANTED_OVER_TIME: dict[str, tuple[PlantedEffect, ...]] = {
+    "regression": (
+        PlantedEffect("v2_female_cut", (("sex", "female"),), "in v2 (from 2025-05-26) offers 20% below the "
+                      "reviewed limit: MAE ~1.7x, mean offer ~0.8x in v2's weeks only", model_version="v2"),
+        PlantedEffect("young_share_rises", (("age_band", "18-24"),), "share of rows climbs from ~6% to ~17%"),
+    ),
+    "multiclass": (
+        PlantedEffect("v2_female_errors", (("sex", "female"),), "in v2 (from 2025-05-26) 35% adjacent-tier "
                       "errors instead of 20%: accuracy ~0.10 lower in v2's weeks only", model_version="v2"),
         PlantedEffect("young_share_rises", (("age_band", "18-24"),), "share of rows climbs from ~6% to ~17%"),
     ),
@@ -84,7 +94,7 @@ TASK_CONFIGS: dict[str, dict] = {
         "columns": {"label": "reviewed_limit", "prediction": "offered_limit", "task": "regression",
                     "sensitive": ["sex", "race_ethnicity", "age_band"], "features": ["region"], "id": "offer_id",
                     "time": "scored_at", "model_version": "model_version"},
-        "reference": {"race_ethnicity": "White", "age_band": "35-44"},
+        "reference": {"race_ethnicity": "White", "age_band": "35-44", "sex": "male"},
         "policy": {"min_support": 30},
     },
     "multiclass": {
@@ -92,7 +102,7 @@ TASK_CONFIGS: dict[str, dict] = {
         "columns": {"label": "true_tier", "prediction": "tier", "task": "multiclass",
                     "sensitive": ["sex", "race_ethnicity", "age_band"], "features": ["region"], "id": "case_id",
                     "time": "scored_at", "model_version": "model_version"},
-        "reference": {"race_ethnicity": "White", "age_band": "35-44"},
+        "reference": {"race_ethnicity": "White", "age_band": "35-44", "sex": "male"},
         "policy": {"min_support": 30},
     },
 }
@@ -141,7 +151,7 @@ def regression_frame(rows: int, seed: int) -> pd.DataFrame:
     young = (frame["age_band"] == "18-24").to_numpy()
     times, v2 = _times(frame, seed)
     cut = v2 & (frame["sex"] == "female").to_numpy()
-    noise = rng.normal(np.where(hispanic, np.log(0.75), 0.0) + np.where(cut, np.log(0.9), 0.0),
+    noise = rng.normal(np.where(hispanic, np.log(0.75), 0.0) + np.where(cut, np.log(0.8), 0.0),
                        np.where(young, 0.30, 0.10))
     offered = np.round(reviewed * np.exp(noise), 2)
     frame["failed"] = rng.random(rows) < 0.001  # becomes a real NaN in the table (pandas NaN would be NULL)
@@ -158,7 +168,7 @@ def multiclass_frame(rows: int, seed: int) -> pd.DataFrame:
     true = rng.choice(len(TIERS), rows, p=[0.4, 0.3, 0.2, 0.1])
     step = np.where(rng.random(rows) < 0.5, -1, 1)
     times, v2 = _times(frame, seed)
-    wrong = rng.random(rows) < np.where(v2 & (frame["sex"] == "female").to_numpy(), 0.3, 0.2)
+    wrong = rng.random(rows) < np.where(v2 & (frame["sex"] == "female").to_numpy(), 0.35, 0.2)
     pred = np.clip(np.where(wrong, true + step, true), 0, len(TIERS) - 1)
     black = (frame["race_ethnicity"] == "Black").to_numpy()
     senior = (frame["age_band"] == "65+").to_numpy()

@@ -202,7 +202,8 @@ class _Parser:
             stem, _, suffix = first.text.rpartition("_")
             metric, stat = (task_metric(stem, task), suffix.lower()) if suffix.lower() in STATS else (None, stat)
         if first.kind != "word" or metric is None:
-            self.fail(first, f"unknown metric for a {task} audit", f"use one of {known_metrics(task)}, "
+            what = "unknown metric" if task == "binary" else f"unknown metric for a {task} audit"
+            self.fail(first, what, f"use one of {known_metrics(task)}, "
                       "or start with share of / psi of / any new finding")
         if stat == "value" and self.at_keyword(*STATS):
             stat = self.take("", "").text.lower()

@@ -10,6 +10,7 @@ min_support keeps its row with an empty value: the chart leaves a gap there, nev
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from fairwatch.metrics.stats.intervals import wilson_interval
 from fairwatch.metrics.presentation.formats import HEADLINE_METRICS, fmt_pct, fmt_q
 from fairwatch.metrics.policy.overview import shown_rows, window_text
 from fairwatch.metrics.audit.spec import AuditSpec
+from fairwatch.metrics.errors import SpecError
 from fairwatch.metrics.presentation.views import estimate_text, groupings_shown, metric_label, too_few
 
 GRAIN_CHOICES = ("auto", "day", "week", "month")
@@ -277,3 +279,37 @@ def example_rules(spec: AuditSpec) -> str:
                 f"true_positive_rate@<class> ratio < 0.8 for any group · psi of {first} > 0.1")
     return (f"false_negative_rate ratio > 1.25 for any {first} group · psi of {first} > 0.1 · "
             f"selection_rate value < 0.3 for any group · share of {first}=… < 0.05")
+
+
+def trend_lines(trends: Any, grouping: str, metrics: Sequence[str]) -> list[str]:
+    """`fairwatch trends` text: coverage per window, then each chosen metric per window and group with n and ratio."""
+    rows = trends.rows
+    known = list(dict.fromkeys(rows["grouping"]))
+    if grouping not in known:
+        raise SpecError(f"no grouping {grouping!r}; choose one of {', '.join(known[:12])}")
+    missing = [m for m in metrics if m not in set(rows["metric"])]
+    if missing:
+        raise SpecError(f"no metric {', '.join(missing)} in these trends; they have {', '.join(dict.fromkeys(rows['metric']))}")
+    out = [f"{len(trends.coverage)} {trends.grain}s, {trends.total_rows:,} rows"]
+    for r in trends.coverage.itertuples():
+        out.append(f"  {window_text(r.window, trends.grain)}: {r.rows:,} rows, {r.label_coverage:.0%} labelled")
+    sel = rows[(rows["grouping"] == grouping) & rows["metric"].isin(metrics)]
+    for metric in metrics:
+        out.append(f"{metric_label(metric)} by {grouping} (95% interval; ratio to the reference group):")
+        part = sel[sel["metric"] == metric].sort_values(["window", "group"])
+        for r in part.itertuples():
+            ratio = "" if pd.isna(r.ratio) else f", ratio {r.ratio:.2f}"
+            n = "" if r.masked else f", n={int(r.support):,}"
+            out.append(f"  {window_text(r.window, trends.grain)} {r.group}: "
+                       f"{estimate_text(r.value, r.ci_low, r.ci_high, r.masked, r.support)}{n}{ratio}")
+    return out
+
+
+def version_lines(comp: Any, metrics: Sequence[str]) -> list[str]:
+    """`fairwatch trends --versions` text: the groups significantly worse, better or changed under B than A."""
+    out = [f"{comp.version_b} against {comp.version_a} (q < FDR after Benjamini-Hochberg):"]
+    for change in ("worse", "better", "changed"):
+        count, lines = version_changes(comp.rows, change, metrics, None)
+        out.append(f"  {CHANGE_LABELS[change]}: {count} group(s)")
+        out += [f"    {line}" for line in lines]
+    return out
