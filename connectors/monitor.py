@@ -14,7 +14,7 @@ from datetime import datetime
 import pandas as pd
 
 from fairwatch.connectors.source import OpenSource, opened
-from fairwatch.connectors.window_counts import WindowCounts, fetch_task_window_counts
+from fairwatch.connectors.window_counts import WindowCounts, fetch_prediction_buckets, fetch_task_window_counts
 from fairwatch.metrics.monitoring.alerts import (
     CheckInputs,
     CheckResult,
@@ -30,11 +30,12 @@ from fairwatch.metrics.stats.drift import DriftTable, drift_table
 from fairwatch.metrics.errors import SpecError
 from fairwatch.metrics.stats.groups import compute_group_table
 from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
-from fairwatch.metrics.monitoring.trends import VERSION, WINDOW, TrendTable, parse_instant, trend_table, window_outcomes
+from fairwatch.metrics.monitoring.trends import (VERSION, WINDOW, TrendTable, parse_instant, trend_table, window_floor,
+                                                window_outcomes)
 from fairwatch.metrics.monitoring.versions import VersionComparison, compare_versions
-from fairwatch.metrics.monitoring.task_trends import compare_task_versions, task_trend_table
+from fairwatch.metrics.monitoring.task_trends import compare_task_versions, prediction_shift, task_trend_table
 from fairwatch.metrics.stats.multiclass import MulticlassCounts, compute_multiclass_table, multiclass_counts
-from fairwatch.metrics.stats.regression import compute_regression_table
+from fairwatch.metrics.stats.regression import bucket_edges, compute_regression_table
 
 
 def window_counts(spec: AuditSpec, grain: str | None = None, row_filter: RowFilter | None = None,
@@ -67,6 +68,20 @@ def run_drift(spec: AuditSpec, grain: str | None = None, baseline: str | datetim
     counts = window_counts(spec, grain, row_filter, src, by_version=False)
     base = parse_instant(baseline, "baseline") if baseline is not None else None
     return drift_table(population(counts.cells, spec), spec, base)
+
+
+def run_prediction_shift(spec: AuditSpec, grain: str | None = None, baseline: str | datetime | None = None,
+                         row_filter: RowFilter | None = None, src: OpenSource | None = None) -> pd.DataFrame:
+    """Regression: per window and group, the KS distance of the predictions from the baseline window's."""
+    if spec.task != "regression":
+        raise SpecError(f"the shift of a numeric prediction is for regression audits; this one is {spec.task} "
+                        f"(its population drift is run_drift)")
+    with opened(spec, src) as source:
+        counts = fetch_task_window_counts(source, spec, grain, row_filter)
+        edges = bucket_edges(counts.cells)
+        buckets = fetch_prediction_buckets(source, spec, edges, counts.grain, row_filter)
+    base = window_floor(parse_instant(baseline, "baseline"), counts.grain) if baseline is not None else None
+    return prediction_shift(buckets, spec, base)
 
 
 def run_version_comparison(spec: AuditSpec, version_a: str, version_b: str, row_filter: RowFilter | None = None,

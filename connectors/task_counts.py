@@ -135,11 +135,17 @@ def fetch_regression_counts(src: OpenSource, spec: AuditSpec, row_filter: RowFil
 
 
 def fetch_regression_buckets(src: OpenSource, spec: AuditSpec, edges: BucketEdges,
-                             row_filter: RowFilter | None = None) -> pd.DataFrame:
-    """Rows per (finest group cell, kind, bucket), kind 'prediction' or 'error', over the usable rows."""
+                             row_filter: RowFilter | None = None, lead: LeadKeys | None = None) -> pd.DataFrame:
+    """Rows per (finest group cell, kind, bucket), kind 'prediction' or 'error', over the usable rows (`lead`: as above)."""
     cols = resolve_spec_columns(spec, src)
     where, params = where_sql(spec, cols, row_filter)
+    if lead is not None:
+        where, params = f"{where}{lead.where}", params | lead.params
     sens_cols, inner, outer = _keys(spec, cols, src)
+    lead_names = [name for name, _, _ in (lead.keys if lead is not None else ())]
+    if lead is not None:
+        inner = ", ".join([*(f"{expr} AS {name}" for name, expr, _ in lead.keys), inner])
+        outer = ", ".join([*(f"{out} AS {name}" for name, _, out in lead.keys), outer])
     y = _number(cols["label"], src.column_type(cols["label"]))
     p = _number(cols["prediction"], src.column_type(cols["prediction"]))
     params = dict(params) | {"p_lo": edges.p_lo, "p_w": edges.p_width, "e_lo": edges.e_lo, "e_w": edges.e_width}
@@ -148,7 +154,7 @@ def fetch_regression_buckets(src: OpenSource, spec: AuditSpec, edges: BucketEdge
         """The bucket of a value: floor((x - lo) / width), the top edge in the last bucket."""
         return f"CAST(least(greatest(floor(({expr} - ${lo}) / ${width}), 0), {count - 1}) AS BIGINT)"
 
-    keys = ", ".join(f"k{i}" for i in range(len(sens_cols)))
+    keys = ", ".join([*lead_names, *(f"k{i}" for i in range(len(sens_cols)))])
     raw = run_query(
         src,
         f"SELECT {outer}, pb, eb, n FROM (SELECT {keys}, pb, eb, count(*)::BIGINT AS n FROM ("
@@ -164,4 +170,4 @@ def fetch_regression_buckets(src: OpenSource, spec: AuditSpec, edges: BucketEdge
     pred = raw[raw["pb"].notna()].assign(kind="prediction", bucket=lambda f: f["pb"].astype("int64"))
     err = raw[raw["eb"].notna()].assign(kind="error", bucket=lambda f: f["eb"].astype("int64"))
     out = pd.concat([pred, err], ignore_index=True)
-    return out[[*spec.sensitive, "kind", "bucket", "n"]].astype({"n": "int64"})
+    return out[[*lead_names, *spec.sensitive, "kind", "bucket", "n"]].astype({"n": "int64"})

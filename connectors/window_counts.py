@@ -16,7 +16,8 @@ import pandas as pd
 
 from fairwatch.connectors.counts import check_cardinality, group_expr, prediction_expr, run_query, where_sql
 from fairwatch.connectors.source import OpenSource, quote_ident, resolve_spec_columns
-from fairwatch.connectors.task_counts import LeadKeys, fetch_regression_counts
+from fairwatch.connectors.task_counts import LeadKeys, fetch_regression_buckets, fetch_regression_counts
+from fairwatch.metrics.stats.regression import BucketEdges
 from fairwatch.metrics.errors import DataError, SpecError
 from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
 from fairwatch.metrics.monitoring.trends import GRAINS, VERSION, WINDOW, choose_grain, parse_instant
@@ -196,3 +197,17 @@ def fetch_task_window_counts(src: OpenSource, spec: AuditSpec, grain: str | None
     cells = fetch_regression_counts(src, spec, _version_filter(row_filter), lead=lead)
     cells[WINDOW] = pd.to_datetime(cells[WINDOW])
     return WindowCounts(cells=cells, grain=grain, span=span, sensitive=spec.sensitive, by_version=by_version)
+
+
+def fetch_prediction_buckets(src: OpenSource, spec: AuditSpec, edges: BucketEdges, grain: str,
+                             row_filter: RowFilter | None = None) -> pd.DataFrame:
+    """Regression: rows per (window, finest group, prediction bucket), the audit's bucket query with the window key."""
+    cols = resolve_spec_columns(spec, src)
+    t = time_sql(spec, src, cols["time"])
+    bounds, bound_params = _time_bounds(t, row_filter)
+    lead = LeadKeys(keys=((WINDOW, f"date_trunc('{grain}', {t})", WINDOW),), where=f" AND {t} IS NOT NULL{bounds}",
+                    params=bound_params)
+    buckets = fetch_regression_buckets(src, spec, edges, _version_filter(row_filter), lead=lead)
+    buckets = buckets[buckets["kind"] == "prediction"].drop(columns=["kind"])
+    return buckets.assign(**{WINDOW: pd.to_datetime(buckets[WINDOW])}).reset_index(drop=True)
+

@@ -49,7 +49,8 @@ def test_every_section_draws_the_tasks_metrics(page):
     task, at = page
     assert [h.value for h in at.subheader] == ["Metrics over time", "Label coverage", "Model versions side by side",
                                                "Population drift", "Alerts"]
-    assert len(at.get("vega_lite_chart")) == 5
+    # Regression adds the shift of each group's predictions from the baseline window (KS).
+    assert len(at.get("vega_lite_chart")) == (6 if task == "regression" else 5)
     chosen = at.multiselect(key=f"fw.trend.metrics.{task}")
     assert [o for o in chosen.options if any(o == d for d in DEFAULTS[task])]
     numbers = at.dataframe[0].value
@@ -72,4 +73,4 @@ def test_the_tasks_rule_fires_and_another_tasks_metric_is_one_error_line(page):
     assert not at.exception
     assert len(at.error) == 1 and f"unknown metric for a {task} audit" in md_unescape(at.error[0].value)
     assert "\n" not in at.error[0].value
-    assert len(at.get("vega_lite_chart")) == 5
+    assert len(at.get("vega_lite_chart")) == (6 if task == "regression" else 5)

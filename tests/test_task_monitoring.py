@@ -285,3 +285,41 @@ def test_rule_metric_lists_match_the_engines():
     """The rule language's copies of the task metric names are the engines' own."""
     assert REGRESSION_METRICS == regression.METRICS
     assert PER_CLASS == multiclass.PER_CLASS
+
+
+def test_prediction_shift_is_ks_on_the_bucketed_predictions():
+    """Per window and group, D equals scipy's two-sample KS on the bucketed raw predictions against the baseline
+    window, never exceeds the exact D, and the planted late shift of a=u is significant."""
+    from fairwatch.connectors.monitor import run_prediction_shift
+
+    frame = rows_for("regression", 3000, seed=11)
+    src = open_frame(frame)
+    try:
+        shift = run_prediction_shift(spec_for("regression"), "week", src=src)
+    finally:
+        src.close()
+    lo, hi = frame["p"].min(), frame["p"].max()
+    frame = frame.assign(window=frame["t"].dt.to_period("W-SUN").dt.start_time,
+                         bucket=np.clip(np.floor((frame["p"] - lo) / ((hi - lo) / 100)), 0, 99))
+    base = frame[frame["window"] == frame["window"].min()]
+    checked = 0
+    for r in shift[shift["grouping"] == "a"].itertuples():
+        if r.window == frame["window"].min():
+            assert np.isnan(r.ks_statistic)
+            continue
+        group = dict(r.slice)["a"]
+        now, then = frame[(frame["window"] == r.window) & (frame["a"] == group)], base[base["a"] == group]
+        assert r.ks_statistic == pytest.approx(stats.ks_2samp(now["bucket"], then["bucket"]).statistic, abs=1e-12)
+        assert r.ks_statistic <= stats.ks_2samp(now["p"], then["p"]).statistic + 1e-12
+        checked += 1
+    assert checked == 4
+    last = shift[(shift["window"] == shift["window"].max()) & (shift["grouping"] == "a")].set_index("group")
+    assert last.loc["a=u", "q_value"] < 0.05 < last.loc["a=w", "q_value"]
+
+
+def test_prediction_shift_is_for_regression_only():
+    """A multiclass spec gets a one-line error pointing to the population drift."""
+    from fairwatch.connectors.monitor import run_prediction_shift
+
+    with pytest.raises(SpecError, match="for regression audits; this one is multiclass"):
+        run_prediction_shift(spec_for("multiclass"), src=None)

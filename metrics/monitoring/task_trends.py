@@ -307,3 +307,54 @@ def _changes(kv: KeyedValues, m: np.ndarray, g: np.ndarray, ia: int, ib: int,
     # Both sides without spread and equal: no evidence of a change.
     p[other & np.isnan(p) & (vb == va)] = 1.0
     return low, high, p
+
+
+# --------------------------------------------------------------------------- drift of a regression's output
+
+
+def prediction_shift(buckets: pd.DataFrame, spec: AuditSpec, baseline: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Per window and group, the KS statistic of its predictions against the same group in the baseline window.
+
+    From the audit's prediction buckets with the window as a key (rows with a finite label and
+    prediction); bucketed, D is a lower bound on the exact statistic, as for the audit's distribution
+    gap. p from the asymptotic Kolmogorov distribution, q by Benjamini-Hochberg over every tested row.
+    Columns: window, grouping, slice, group, n, baseline_n, ks_statistic, p_value, q_value.
+    """
+    columns = ["window", "grouping", "slice", "group", "n", "baseline_n", "ks_statistic", "p_value", "q_value"]
+    if buckets.empty:
+        return pd.DataFrame(columns=columns)
+    windows, key_of = _key_index(buckets[WINDOW])
+    base = windows[0] if baseline is None else np.datetime64(pd.Timestamp(baseline))
+    if base not in windows:
+        shown = ", ".join(f"{pd.Timestamp(w):%Y-%m-%d}" for w in windows[:12])
+        raise SpecError(f"no window starts at {pd.Timestamp(base):%Y-%m-%d}; windows start at {shown}")
+    lay = layout(buckets, buckets["n"].to_numpy(np.int64), spec)
+    width = int(buckets["bucket"].max()) + 1
+    counts = np.zeros((len(windows), lay.groups.size, width), dtype=np.int64)
+    bucket, n = buckets["bucket"].to_numpy(np.int64), buckets["n"].to_numpy(np.int64)
+    for ids in lay.member:
+        ok = ids >= 0
+        np.add.at(counts, (key_of[ok], ids[ok], bucket[ok]), n[ok])
+    ref = counts[int(np.flatnonzero(windows == base)[0])]
+    size, ref_size = counts.sum(axis=2), ref.sum(axis=1)
+    with np.errstate(all="ignore"):
+        cdf = np.cumsum(counts, axis=2) / np.where(size > 0, size, 1)[:, :, None]
+        ref_cdf = np.cumsum(ref, axis=1) / np.where(ref_size > 0, ref_size, 1)[:, None]
+        usable = (size > 0) & (ref_size > 0)[None, :]
+        d = np.where(usable, np.abs(cdf - ref_cdf[None]).max(axis=2), np.nan)
+        en = size * ref_size[None, :] / np.where(size + ref_size[None, :] > 0, size + ref_size[None, :], 1)
+        p = np.where(np.isnan(d), np.nan, stats.kstwobign.sf(d * np.sqrt(en)))
+    k, g = (a.ravel() for a in np.meshgrid(np.arange(len(windows)), np.arange(lay.groups.size), indexing="ij"))
+    is_base = windows[k] == base
+    groups = lay.groups
+    out = pd.DataFrame({
+        "window": pd.to_datetime(windows[k]),
+        "grouping": np.array([grouping_name(c) for c in groups.groupings], dtype=object)[groups.grouping_of()][g],
+        "slice": np.array([dict(s) for s in groups.slices], dtype=object)[g],
+        "group": np.array([slice_label(s) for s in groups.slices], dtype=object)[g],
+        "n": size[k, g], "baseline_n": ref_size[g],
+        "ks_statistic": np.where(is_base, np.nan, d[k, g]), "p_value": np.where(is_base, np.nan, p[k, g])})
+    tested = out["p_value"].notna().to_numpy()
+    out["q_value"] = np.nan
+    out.loc[tested, "q_value"] = bh_qvalues(out.loc[tested, "p_value"].to_numpy())
+    return out[columns]

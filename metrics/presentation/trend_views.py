@@ -313,3 +313,14 @@ def version_lines(comp: Any, metrics: Sequence[str]) -> list[str]:
         out.append(f"  {CHANGE_LABELS[change]}: {count} group(s)")
         out += [f"    {line}" for line in lines]
     return out
+
+
+def prediction_shift_points(shift: pd.DataFrame, grouping: str) -> pd.DataFrame:
+    """Chart frame of each group's KS distance from the baseline window's predictions (regression)."""
+    sel = shift[(shift["grouping"] == grouping) & shift["ks_statistic"].notna()]
+    out = pd.DataFrame({
+        "window": sel["window"].to_numpy(), "group": sel["group"].to_numpy(),
+        "value": sel["ks_statistic"].astype(float).to_numpy(), "ci_low": np.nan, "ci_high": np.nan,
+        "support": sel["n"].astype(np.int64).to_numpy(),
+        "shown": [f"KS {d:.3f}, q={fmt_q(q)}" for d, q in zip(sel["ks_statistic"], sel["q_value"])]})
+    return _series(out)
