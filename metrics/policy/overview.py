@@ -53,7 +53,8 @@ def task_scope_note(task: str) -> str | None:
     if task == "binary":
         return None
     return (f"This is a {task} audit: groups, intervals, disparities and the exports cover it; the slice search, "
-            f"data-quality signals and the threshold explorer cover binary decisions only so far (trends, versions and alerts follow the task).")
+            f"data-quality signals and the threshold explorer cover binary decisions only so far (trends, versions "
+            f"and alerts follow the task).")
 
 GLOSSARY: dict[str, str] = {
     "ratio to reference": "the group's rate divided by the reference group's rate (1 = the same; "
