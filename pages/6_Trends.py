@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from fairwatch.metrics.presentation.trend_views import GRAIN_CHOICES, grain_arg, grain_caption, trend_groupings, trend_metrics
+from fairwatch.metrics.presentation.trend_views import (GRAIN_CHOICES, grain_arg, grain_caption, trend_groupings,
+                                                      trend_metrics, trend_metrics_key)
 from fairwatch.metrics.presentation.views import metric_label
 from fairwatch.pages.components.auth import md
 from fairwatch.pages.components.frame import PageContext, guard, run_page
@@ -23,7 +24,7 @@ def draw(ctx: PageContext) -> None:
     grouping = c2.selectbox("Groups of", trend_groupings(rows, spec, sel.features), key="fw.trend.grouping")
     available, default = trend_metrics(rows, spec)
     metrics = c3.multiselect("Metrics", available, default=default, format_func=metric_label,
-                             key=f"fw.trend.metrics.{spec.task}") or default
+                             key=trend_metrics_key(spec.task)) or default
     groups = rows.loc[rows["grouping"] == grouping, "group"].unique().tolist()
     st.caption(f"{md(grain_caption(trends.grain, choice))} {len(trends.coverage)} windows of "
                f"{trends.total_rows:,} rows ({md(sel.row_filter.describe())}).")

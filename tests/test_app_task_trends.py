@@ -13,6 +13,7 @@ from fairwatch.connectors.config import write_config
 from fairwatch.connectors.demo_tasks import TASK_CONFIGS, write_task_demo
 from fairwatch.metrics.audit.spec import SourceSpec, parse_spec
 from fairwatch.metrics.presentation.text import md_unescape
+from fairwatch.metrics.presentation.trend_views import trend_metrics_key
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "6_Trends.py")
 DEFAULTS = {"regression": ["Mean absolute error", "Root mean squared error"], "multiclass": ["Accuracy"]}
@@ -51,7 +52,7 @@ def test_every_section_draws_the_tasks_metrics(page):
                                                "Population drift", "Alerts"]
     # Regression adds the shift of each group's predictions from the baseline window (KS).
     assert len(at.get("vega_lite_chart")) == (6 if task == "regression" else 5)
-    chosen = at.multiselect(key=f"fw.trend.metrics.{task}")
+    chosen = at.multiselect(key=trend_metrics_key(task))
     assert [o for o in chosen.options if any(o == d for d in DEFAULTS[task])]
     numbers = at.dataframe[0].value
     assert set(DEFAULTS[task]) <= set(numbers["Metric"])

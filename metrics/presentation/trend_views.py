@@ -86,6 +86,11 @@ def trend_metrics(rows: pd.DataFrame, spec: AuditSpec) -> tuple[list[str], list[
     return available, [m for m in TREND_HEADLINES[spec.task] if m in present]
 
 
+def trend_metrics_key(task: str) -> str:
+    """The metric picker's widget key: binary's as before; one per task, so a choice never names another task's metric."""
+    return "fw.trend.metrics" if task == "binary" else f"fw.trend.metrics.{task}"
+
+
 def trend_axis(task: str) -> tuple[str, str]:
     """(y axis title, d3 number format) of the metric charts: shares for classifiers, numbers for regression."""
     return ("value", ",.4~g") if task == "regression" else ("rate", "%")
