@@ -323,3 +323,26 @@ def test_prediction_shift_is_for_regression_only():
 
     with pytest.raises(SpecError, match="for regression audits; this one is multiclass"):
         run_prediction_shift(spec_for("multiclass"), src=None)
+
+
+def _doc(metric: str, value: float, low: float, high: float) -> dict:
+    """A minimal snapshot document with one flagged group cell."""
+    return {"groups": [{"slice": {"a": "u"}, "grouping": "a",
+                        "metrics": {metric: {"value": value, "ci_low": low, "ci_high": high, "support": 500}},
+                        "disparities": {metric: {"verdict": "outside", "ratio": 1.5, "q_value": 1e-6}}}]}
+
+
+@pytest.mark.parametrize("metric,then,now,status", [
+    ("mean_absolute_error", (10, 9, 11), (14, 13, 15), "worse"),  # an error grew
+    ("mean_absolute_error", (14, 13, 15), (10, 9, 11), "improved"),
+    ("false_positive_rate@high", (0.2, 0.18, 0.22), (0.3, 0.28, 0.32), "worse"),
+    ("accuracy", (0.7, 0.68, 0.72), (0.6, 0.58, 0.62), "worse"),
+    ("true_positive_rate@low", (0.6, 0.58, 0.62), (0.7, 0.68, 0.72), "improved"),
+    ("mean_prediction", (900, 880, 920), (700, 680, 720), "unchanged"),  # no better side: a gap either way
+])
+def test_follow_up_reads_the_direction_of_task_metrics(metric, then, now, status):
+    """A task finding whose interval moved clearly is worse or improved by the metric's direction."""
+    from fairwatch.metrics.monitoring.followup import follow_up
+
+    (item,) = follow_up(_doc(metric, *then), _doc(metric, *now))
+    assert item.status == status, item.explanation
