@@ -346,3 +346,14 @@ def test_follow_up_reads_the_direction_of_task_metrics(metric, then, now, status
 
     (item,) = follow_up(_doc(metric, *then), _doc(metric, *now))
     assert item.status == status, item.explanation
+
+
+@pytest.mark.parametrize("task", ["regression", "multiclass"])
+def test_trends_of_one_feature(task):
+    """One sensitive feature (the Overview's arrows narrow the spec so): one slice per row, the reference named."""
+    frame = rows_for(task, 600, seed=12)
+    spec = parse_spec({"source": {"path": "x"}, "columns": {"label": "y", "prediction": "p", "sensitive": ["a"],
+                                                            "task": task, "time": "t"}, "policy": {"min_support": 1}})
+    rows = _trends(frame, spec).rows
+    assert set(rows["group"]) == {"a=u", "a=w"}
+    assert set(rows["reference"]) == {(("a", "u"),)} or set(rows["reference"]) == {(("a", "w"),)}

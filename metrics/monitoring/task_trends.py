@@ -182,10 +182,14 @@ def task_trend_table(cells: pd.DataFrame, spec: AuditSpec, grain: str, version: 
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(ref_value > 0, value / np.where(ref_value > 0, ref_value, 1), np.nan)
     slices = np.empty(groups.size, dtype=object)
-    slices[:] = groups.slices
+    for i, s_ in enumerate(groups.slices):
+        slices[i] = s_
     labels = np.array([slice_label(s) for s in groups.slices], dtype=object)
     grouping = np.array([grouping_name(c) for c in groups.groupings], dtype=object)[groups.grouping_of()]
-    ref_slice = np.array([slices[r] if r >= 0 else None for r in ref], dtype=object)
+    # Element by element: np.array over equal-length tuples would make a 3-d array, not one slice per group.
+    ref_slice = np.empty(groups.size, dtype=object)
+    for i, r in enumerate(ref):
+        ref_slice[i] = slices[r] if r >= 0 else None
     rows = pd.DataFrame({
         "window": kv.key_values[k], "grouping": grouping[g], "slice": slices[g], "group": labels[g],
         "n": kv.total[k, g], "labelled_n": kv.labelled[k, g], "metric": np.asarray(kv.names, dtype=object)[m],
