@@ -1,6 +1,8 @@
 """Monitoring over time end to end: windowed counts from the engine, then trends, drift, versions, checks.
 
-Each function reads the source once with `fetch_window_counts` and hands the counts to metrics/.
+Each function reads the source once with `fetch_task_window_counts` (binary and multiclass: the label/decision
+cells per window; regression: the audit's sums per window) and hands the counts to metrics/; regression's
+prediction shift reads the audit's prediction buckets per window too.
 `run_check` is what `fairwatch check` calls: it evaluates alert rules on the latest window (the
 window holding `now`, by default the newest row) or on the last N whole days.
 """

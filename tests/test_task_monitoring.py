@@ -357,3 +357,22 @@ def test_trends_of_one_feature(task):
     rows = _trends(frame, spec).rows
     assert set(rows["group"]) == {"a=u", "a=w"}
     assert set(rows["reference"]) == {(("a", "u"),)} or set(rows["reference"]) == {(("a", "w"),)}
+
+
+def test_regression_trends_never_average_nan_or_inf_and_refuse_text():
+    """NaN/inf predictions count as rows of their window but never in a metric; text labels are a one-line error."""
+    from fairwatch.metrics.errors import DataError
+
+    frame = rows_for("regression", 1500, seed=13)
+    frame.loc[frame.index[::50], "p"] = np.inf
+    frame.loc[frame.index[7::50], "p"] = np.nan
+    trends = _trends(frame, spec_for("regression"))
+    finite = frame[np.isfinite(frame["p"])]
+    assert_matches_oracle(finite, "regression", trends.rows)
+    assert trends.coverage["rows"].sum() == len(frame)
+    assert trends.coverage["evaluated_rows"].sum() == len(finite)
+    bad = frame.assign(y=frame["y"].astype(str))
+    bad.loc[bad.index[3], "y"] = "n/a"
+    with pytest.raises(DataError, match="needs numbers, but the label column y holds 'n/a'") as err:
+        _trends(bad, spec_for("regression"))
+    assert "\n" not in str(err.value)

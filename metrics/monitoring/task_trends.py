@@ -12,6 +12,9 @@ Versions (B − A per group and metric): a proportion (accuracy, the per-class r
 interval and the score test, as binary versions are compared; a mean by Welch's t-test and a
 Welch-Satterthwaite interval (RMSE by the test of MSE, as in the audit); R² and balanced accuracy by
 a normal test. One Benjamini-Hochberg family over the tested comparisons.
+
+Drift of a regression's output: per window and group, the KS distance of its predictions from the same
+group's in the baseline window (`prediction_shift`), from the audit's prediction buckets.
 """
 
 from __future__ import annotations
