@@ -376,3 +376,21 @@ def test_regression_trends_never_average_nan_or_inf_and_refuse_text():
     with pytest.raises(DataError, match="needs numbers, but the label column y holds 'n/a'") as err:
         _trends(bad, spec_for("regression"))
     assert "\n" not in str(err.value)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(60, 400), seed=st.integers(0, 10_000), task=st.sampled_from(["regression", "multiclass"]))
+def test_version_values_equal_metricframe_property(n, seed, task):
+    """On random rows, each version's value per group equals MetricFrame on that version's raw rows."""
+    frame = rows_for(task, n, seed)
+    if frame["v"].nunique() < 2:
+        return
+    rows = _versions(frame, spec_for(task)).rows
+    oracle = REGRESSION_ORACLE if task == "regression" else MULTICLASS_ORACLE
+    for side, version in (("a", "v1"), ("b", "v2")):
+        part = frame[frame["v"] == version]
+        by_group = MetricFrame(metrics=oracle, y_true=part["y"], y_pred=part["p"], sensitive_features=part[["b"]]).by_group
+        for key, values in by_group.iterrows():
+            for metric, expected in values.items():
+                got = rows[(rows["group"] == f"b={key}") & (rows["metric"] == metric)][f"value_{side}"]
+                assert got.iloc[0] == pytest.approx(expected, rel=1e-9, abs=1e-9, nan_ok=True), (version, key, metric)
