@@ -53,7 +53,8 @@ def task_scope_note(task: str) -> str | None:
     if task == "binary":
         return None
     return (f"This is a {task} audit: groups, intervals, disparities and the exports cover it; the slice search, "
-            f"data-quality signals, trends and the threshold explorer cover binary decisions only so far.")
+            f"data-quality signals and the threshold explorer cover binary decisions only so far (trends, versions "
+            f"and alerts follow the task).")
 
 def threshold_scope_note(task: str) -> str | None:
     """Why the threshold explorer and the what-if do not apply to a regression or multiclass audit (None for binary)."""
