@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,9 @@ from typing import Any
 from fairwatch.metrics.errors import FairwatchError, SpecError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+# DuckDB's own default is 80% of RAM: on 10M rows with 5 features the duplicate-cell and slice-cell hash tables
+# took the process to 1.2-1.3 GB; held to 500MB DuckDB spills them instead, at no measurable CPU cost (issue 18).
+AUDIT_MEMORY_LIMIT = "500MB"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,6 +54,27 @@ def _budget(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number of rows, 0 or more; got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a whole number of rows, 0 or more; got {text!r}")
+    return value
+
+
+_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
+
+
+def _memory(text: str) -> str:
+    """A DuckDB memory limit such as 512MB or 1.5GB (a unit is required: a bare number is ambiguous)."""
+    if not _SIZE.match(text):
+        raise argparse.ArgumentTypeError(f"must be a size with a unit, e.g. 512MB or 2GB; got {text!r}")
+    return text.strip()
+
+
+def _threads(text: str) -> int:
+    """A number of engine threads, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of threads, 1 or more; got {text!r}")
     return value
 
 
@@ -129,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--validate", action="store_true",
                        help="also check snapshot.json against schema/snapshot.schema.json before writing it "
                             "(the tests check every export; FAIRWATCH_VALIDATE=1 does the same)")
+    audit.add_argument("--memory-limit", type=_memory, metavar="SIZE", default=AUDIT_MEMORY_LIMIT,
+                       help=f"most memory DuckDB may hold while counting (default {AUDIT_MEMORY_LIMIT}: the whole "
+                            "process then stays near 1 GB); larger work spills to a private temporary folder, so a "
+                            "log larger than memory still audits; raise it on a large machine to spill less")
+    audit.add_argument("--threads", type=_threads, metavar="N",
+                       help="DuckDB threads (default: one per core)")
     audit.add_argument("--plan-budget", type=_budget, metavar="N",
                        help="also attach the data plan for a labelling budget of N rows to the snapshot "
                             "(default: no plan; fairwatch plan writes the rows to label)")
@@ -236,7 +267,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         check_target(args.out)  # refuse before spending time on the audit
     if args.zip and Path(args.zip).exists():
         raise SpecError(f"{args.zip} exists; snapshots are never overwritten: choose a new --zip path")
-    src = open_source(spec.source)
+    src = open_source(spec.source, memory_limit=args.memory_limit, threads=args.threads)
     try:
         # The fingerprint is one more scan in DuckDB (GIL released): it runs while the audit computes in Python.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairwatch-fingerprint") as pool:

@@ -14,16 +14,23 @@ small C parent, so the child's ru_maxrss is not inflated by ours; see common.py)
 
 `--fairwatch LABEL=PATH` (repeatable) times several installs in the same run, e.g.
 `--fairwatch main=/work/main/.venv/bin/fairwatch --fairwatch this=.venv/bin/fairwatch` for before
-and after. Targets (issue 18): <= 3 s and <= 600 MB for the 3-sensitive audit; <= 6 s and <= 1 GB
+and after. PATH may also be a git revision of this checkout (`--fairwatch before=6de8774 --fairwatch
+now=HEAD`): its tree is extracted once into bench/out/rev-<sha> and run with this interpreter, so two
+commits are compared with the same libraries. `--extra "--memory-limit 1GB"` adds arguments to every
+audit; `--log FILE` times an existing Parquet log instead of the generated one, and `--cache DIR` puts
+the generated log elsewhere (a 100M-row log is ~330 MB: `--rows 100M --cache /tmp/x --only 5 --repeat 1`). Targets (issue 18): <= 3 s and <= 600 MB for the 3-sensitive audit; <= 6 s and <= 1 GB
 with the 5 features. The machine is shared: the ratio to the bare GROUP BY is the steadier figure.
 """
 
 from __future__ import annotations
 
+import io
+import shlex
 import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -69,16 +76,39 @@ FEATURES = "region,channel,device,product,state"
 TARGETS = {"3": (3.0, 600e6), "5": (6.0, 1e9)}
 
 
-def cli_log(n_rows: int) -> Path:
+def cli_log(n_rows: int, cache_dir: Path | None = None) -> Path:
     """The generated log of the issue's commands (see CLI_LOG_SQL), written once."""
-    return common.ensure_parquet("cli_log", CLI_LOG_SQL, n_rows)
+    return common.ensure_parquet("cli_log", CLI_LOG_SQL, n_rows, **({"cache_dir": cache_dir} if cache_dir else {}))
 
 
-def audit_argv(fairwatch: str, log: Path, out: Path, with_features: bool) -> list[str]:
+def fairwatch_command(path: str) -> list[str]:
+    """The argv prefix that runs `fairwatch` from an executable, or from a git revision of this checkout."""
+    if Path(path).is_file():
+        return [path]
+    got = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{path}^{{commit}}"], cwd=common.ROOT,
+                         capture_output=True, text=True)
+    if got.returncode != 0:
+        raise SystemExit(f"--fairwatch {path}: neither an executable nor a git revision of {common.ROOT}")
+    sha = got.stdout.strip()
+    tree = common.OUT_DIR / f"rev-{sha[:12]}"
+    if not (tree / "cli.py").exists():
+        partial = Path(tempfile.mkdtemp(prefix=f".rev-{sha[:12]}-", dir=common.OUT_DIR))
+        archive = subprocess.run(["git", "archive", "--format=tar", sha], cwd=common.ROOT, capture_output=True,
+                                 check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(partial, filter="data")
+        partial.rename(tree)
+    # The revision's `fairwatch` package first on the path (before the editable install and the working
+    # directory); its __init__ adds the revision's top level (metrics/, connectors/, cli.py) to the package.
+    code = f"import sys; sys.path.insert(0, {str(tree)!r}); from fairwatch.cli import main; sys.exit(main())"
+    return [common.project_python(), "-c", code]
+
+
+def audit_argv(fairwatch: list[str], log: Path, out: Path, with_features: bool, extra: list[str] = ()) -> list[str]:
     """The issue's audit command line."""
-    argv = [fairwatch, "audit", str(log), "--label", "label", "--prediction", "prediction",
+    argv = [*fairwatch, "audit", str(log), "--label", "label", "--prediction", "prediction",
             "--sensitive", SENSITIVE, "--out", str(out)]
-    return argv + (["--features", FEATURES] if with_features else [])
+    return argv + (["--features", FEATURES] if with_features else []) + list(extra)
 
 
 def bare_argv(log: Path) -> list[str]:
@@ -107,23 +137,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fairwatch", action="append", metavar="LABEL=PATH",
                    help="a fairwatch executable to time (repeatable; default: this checkout's .venv/bin/fairwatch)")
     p.add_argument("--only", choices=("3", "5"), help="only the 3-sensitive audit or only the 5-feature one")
+    p.add_argument("--extra", default="", help="more arguments for every audit, e.g. \"--memory-limit 1GB\"")
+    p.add_argument("--log", type=Path, help="time this Parquet log (with the generated log's columns) instead")
+    p.add_argument("--cache", type=Path, help="folder for the generated log (default bench/out/cache)")
     args = common.parse_args(p, argv)
     rows, repeat = (200_000, 1) if args.quick else (args.rows, args.repeat)
+    extra = shlex.split(args.extra)
     installs = []
     for item in args.fairwatch or [f"this={common.ROOT / '.venv' / 'bin' / 'fairwatch'}"]:
         label, _, path = item.partition("=")
-        installs.append((label, path or label))
+        installs.append((label, fairwatch_command(path or label)))
     if not Path("/usr/bin/time").exists():
         print("bench_cli needs /usr/bin/time (apt-get install time)")
         return 1
     print(common.machine_summary())
-    log = cli_log(rows)
+    log = args.log or cli_log(rows, args.cache)
+    if args.log:
+        import duckdb
+
+        rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{log}')").fetchone()[0]
     commands = {"bare GROUP BY": lambda out: bare_argv(log)}
     for label, path in installs:
         for kind in ("3", "5"):
             if args.only in (None, kind):
                 commands[f"{label}: audit {kind}"] = (
-                    lambda out, path=path, kind=kind: audit_argv(path, log, out, kind == "5"))
+                    lambda out, path=path, kind=kind: audit_argv(path, log, out, kind == "5", extra))
     runs: dict[str, list[tuple[float, int, float]]] = {name: [] for name in commands}
     work = Path(tempfile.mkdtemp(prefix="bench-cli-", dir=common.OUT_DIR))
     try:

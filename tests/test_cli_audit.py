@@ -340,3 +340,46 @@ def test_a_bad_plan_budget_is_one_line_and_exit_2(tmp_path, capsys, budget):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("fairwatch: error: argument --plan-budget: must be a whole number")
     assert not (tmp_path / "out").exists()
+
+
+def test_engine_limits_reach_duckdb_and_leave_the_numbers_alone(tmp_path, capsys, monkeypatch):
+    """--memory-limit and --threads are DuckDB's settings of the audit's source (default 500MB); same numbers."""
+    import fairwatch.connectors.source as source_mod
+
+    seen = []
+    real = source_mod.open_source
+
+    def spy(spec, **kw):
+        """Record the engine settings, then open the source with them and read them back from DuckDB."""
+        src = real(spec, **kw)
+        seen.append(src.con.execute("SELECT current_setting('memory_limit'), current_setting('threads')").fetchone())
+        return src
+
+    monkeypatch.setattr(source_mod, "open_source", spy)
+    log = small_log(tmp_path / "log.csv", n=3000)
+    flags = [str(log), "--label", "label", "--prediction", "pred", "--sensitive", "sex,race", "--features", "score"]
+    assert run_cli([*flags, "--out", str(tmp_path / "default")], capsys)[0] == 0
+    code, _, err = run_cli([*flags, "--memory-limit", "64MB", "--threads", "1", "--out", str(tmp_path / "small")], capsys)
+    assert code == 0, err
+    assert seen[0][0] in ("476.8 MiB", "500.0 MB") and seen[1] == ("61.0 MiB", 1), seen
+    docs = [json.loads((tmp_path / name / "snapshot.json").read_text()) for name in ("default", "small")]
+    for block in ("groups", "findings", "data_quality", "slices"):
+        assert docs[0].get(block) == docs[1].get(block), block
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--memory-limit", "12", "must be a size with a unit"),
+    ("--memory-limit", "lots", "must be a size with a unit"),
+    ("--memory-limit", "-1GB", "must be a size with a unit"),
+    ("--threads", "0", "must be a whole number of threads"),
+    ("--threads", "two", "must be a whole number of threads"),
+])
+def test_bad_engine_limits_are_one_line_and_exit_2(tmp_path, capsys, flag, value, message):
+    """A memory limit without a unit or a thread count below 1 is refused before the audit: one line, exit 2."""
+    src = small_log(tmp_path / "log.csv")
+    code, _, err = run_cli([str(src), "--label", "label", "--prediction", "pred", "--sensitive", "sex",
+                            f"{flag}={value}", "--out", str(tmp_path / "out")], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and f"argument {flag}: {message}" in lines[0]
+    assert not (tmp_path / "out").exists()
