@@ -39,7 +39,8 @@ def draw(ctx: PageContext) -> None:
     st.subheader("Metric per group")
     st.caption(f"Each point is the group's value, each line its 95% interval. n is the number of rows the "
                f"value is computed from; below {policy.min_support} the value is not shown.")
-    show_chart(rate_chart(rate_points(rows, grouping, metrics), groups))
+    show_chart(lambda: rate_chart(rate_points(rows, grouping, metrics), groups),
+               key=ctx.chart_key("performance.rates", grouping, tuple(metrics)))
     for line in masked_groups(rows, grouping, metrics):
         st.caption(f"Not drawn — {md(line)}")
     show_table(metric_table(rows, grouping, metrics))
@@ -47,8 +48,8 @@ def draw(ctx: PageContext) -> None:
     st.caption(f"Ratio of each group's value to the reference group's (1 = the same), with its 95% interval. "
                f"Shaded: the policy band {policy.ratio_low:g}–{policy.ratio_high:g}; a gap fails the policy when "
                f"it is outside the band with q < {policy.fdr:g} (diamonds).")
-    show_chart(disparity_chart(disparity_points(rows, grouping, metrics), groups, policy.ratio_low,
-                               policy.ratio_high))
+    show_chart(lambda: disparity_chart(disparity_points(rows, grouping, metrics), groups, policy.ratio_low,
+                                       policy.ratio_high), key=ctx.chart_key("performance.gaps", grouping, tuple(metrics)))
     render_task_distributions(snap, grouping, groups)
     st.subheader("Threshold explorer")
     if note := task_scope_note(snap.spec.task):

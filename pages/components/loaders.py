@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -289,6 +290,50 @@ def load_whatif(spec: AuditSpec, row_filter: RowFilter, features: tuple[str, ...
 
     ranges = load_whatif_ranges(spec, row_filter, features, grain, stamp)
     return whatif_from_ranges(ranges, spec, list(features), constraint, objective, tolerance, randomise)
+
+
+# ----------------------------------------------------------------------------- chart specs
+# Building an altair chart (its encodings are validated against the Vega-Lite schema) and converting it with
+# `to_dict` (validated again, data serialised to Arrow) took about a third of the server's CPU per page run
+# under load (py-spy, bench/bench_load.py at 20 sessions). A chart drawn from a cached audit is the same for
+# every session with the same view, so its finished Vega-Lite spec is kept per key and drawn as it is.
+CHART_SPECS_KEPT = 512
+
+
+@st.cache_resource(show_spinner=False)
+def _chart_specs() -> dict:
+    """Vega-Lite specs of the charts drawn in this process, by key (insertion order, bounded), and their lock."""
+    return {"lock": threading.Lock(), "specs": {}}
+
+
+def vega_lite_spec(chart) -> dict | None:
+    """An altair chart as the Vega-Lite spec st.altair_chart would send (None when this Streamlit lacks the converter)."""
+    try:  # Streamlit's own conversion (its Arrow datasets and theme handling), so the element is the same
+        from streamlit.elements.vega_charts import _convert_altair_to_vega_lite_spec
+    except ImportError:  # pragma: no cover - a Streamlit without it: charts are built on every run instead
+        return None
+    return _convert_altair_to_vega_lite_spec(chart)
+
+
+def chart_spec(key: tuple[Hashable, ...], build: Callable[[], object]) -> dict | None:
+    """The Vega-Lite spec of the chart `build()` makes, built once per key in this process (None: draw `build()`).
+
+    The key must hold everything the chart depends on (PageContext.chart_key: the view, the role and the
+    page's own choices); the spec is shared by all sessions and must not be changed by the caller.
+    """
+    store = _chart_specs()
+    with store["lock"]:
+        spec = store["specs"].get(key)
+    if spec is None:
+        spec = vega_lite_spec(build())
+        if spec is None:
+            return None
+        with store["lock"]:
+            specs = store["specs"]
+            specs[key] = spec
+            while len(specs) > CHART_SPECS_KEPT:  # oldest first; an evicted chart is built again when asked for
+                specs.pop(next(iter(specs)))
+    return spec
 
 
 def warm_default_view(stop: threading.Event, poll_seconds: float = 5.0) -> None:

@@ -27,7 +27,8 @@ def render_threshold_explorer(ctx: PageContext, grouping: str, groups: list[str]
     picked = st.slider("Threshold: decide yes when the score is at least", buckets.lo, buckets.hi, start, step,
                        format="%.2f", key=f"fw.thr.{grouping}")
     threshold = nearest_threshold(picked, buckets.lo, buckets.hi, buckets.bins)
-    show_chart(threshold_chart(curves, groups, threshold, sel.spec.threshold))
+    show_chart(lambda: threshold_chart(curves, groups, threshold, sel.spec.threshold),
+               key=ctx.chart_key("performance.threshold", grouping, threshold))
     st.caption(f"Computed from {buckets.rows:,} labelled rows with a score, counted per score "
                f"step of {step:.3g} (exact at every step). Bands are 95% intervals; points with fewer than "
                f"{sel.spec.policy.min_support} rows are left out.")
