@@ -7,6 +7,7 @@ served stale. Connections are never hashed: the frozen spec is the key (DESIGN.m
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -51,28 +52,84 @@ def stamp_of(spec: AuditSpec) -> Stamp:
     return source_stamp(spec.source, spec.time)
 
 
+# Every page run reads the view's audits several times (the sidebar, the page, the findings board). st.cache_data
+# hashes the arguments with Streamlit's hasher and unpickles a fresh copy of the value on every read: at 20
+# sessions that was a fifth of the server's CPU (py-spy). The loaders below marked `kept_in_memory` also keep
+# their results as objects in this process, looked up by the arguments' own hash: a read is a dict lookup.
+# The objects are shared by all sessions; pages only read them (pandas' copy-on-write keeps derived frames apart).
+IN_MEMORY_KEPT = 48
+
+
+@st.cache_resource(show_spinner=False)
+def _in_memory() -> dict:
+    """Loader results kept as objects in this process, by (loader, arguments) (insertion order, bounded), and a lock."""
+    return {"lock": threading.Lock(), "items": {}}
+
+
+def kept_in_memory(loader: Callable) -> Callable:
+    """`loader` (an st.cache_data function) whose results are also kept as shared objects, by argument value."""
+
+    @functools.wraps(loader)
+    def call(*args, **kwargs):
+        """The kept result for these arguments, else the loader's (then kept)."""
+        store = _in_memory()
+        key = (loader, args, tuple(sorted(kwargs.items())))
+        with store["lock"]:
+            if key in store["items"]:
+                return store["items"][key]
+        value = loader(*args, **kwargs)
+        with store["lock"]:
+            items = store["items"]
+            items[key] = value
+            while len(items) > IN_MEMORY_KEPT:  # oldest first; the loader's own cache still holds it
+                items.pop(next(iter(items)))
+        return value
+
+    return call
+
+
 @st.cache_resource(max_entries=8, show_spinner="Opening the data source…")
 def get_source(source: SourceSpec, stamp: Stamp) -> OpenSource:
     """The source opened once per process (read-only); queries take fresh cursors from it."""
     return open_source(source)
 
 
+@kept_in_memory
 @st.cache_data(max_entries=64, show_spinner="Auditing the chosen rows…")
 def load_snapshot(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp) -> AuditSnapshot:
     """The group audit of a spec and row filter, without the slice search (fast; see `load_full_audit`)."""
     return run_audit(spec, row_filter, get_source(spec.source, stamp), search_slices=False)
 
 
+@kept_in_memory
 @st.cache_data(max_entries=16, show_spinner="Reading model versions and dates…")
 def load_filter_options(spec: AuditSpec, stamp: Stamp) -> FilterOptions:
     """Model versions and time span for the sidebar."""
     return fetch_filter_options(get_source(spec.source, stamp), spec)
 
 
+@kept_in_memory
 @st.cache_data(max_entries=32, show_spinner="Counting scores per group…")
 def load_threshold_buckets(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp) -> ScoreBuckets:
     """Score-bucket counts per group, fetched once per (spec, filter); every slider move reuses them."""
     return fetch_threshold_counts(get_source(spec.source, stamp), spec, row_filter)
+
+
+@kept_in_memory
+@st.cache_data(max_entries=64, show_spinner=False)
+def load_threshold_curves(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp, grouping: str,
+                          positive_label: str | tuple[str, ...], role: str | None, groups: tuple[str, ...]):
+    """The threshold explorer's curves of one grouping as a role may see them, computed once (every slider move and
+    every session reuse them; computing them was most of a Performance page run under load)."""
+    from fairwatch.metrics.policy.overview import grouping_features
+    from fairwatch.metrics.privacy.roles import visible_rates
+    from fairwatch.metrics.stats.threshold import threshold_curves
+
+    b = load_threshold_buckets(spec, row_filter, stamp)
+    curves = threshold_curves(b.counts, grouping_features(grouping), positive_label, b.lo, b.hi, b.bins,
+                              spec.policy.min_support)
+    # `groups` are the page's (a viewer's leave out withheld groups); no rate on fewer than k rows for a viewer.
+    return visible_rates(curves, role, spec.suppress_below, list(groups))
 
 
 @st.cache_data(max_entries=16, show_spinner="Reading the columns…")
@@ -95,6 +152,7 @@ def list_tables(name: str) -> list[str]:
     return fetch_tables(safe_data_path(name))
 
 
+@kept_in_memory
 @st.cache_data(max_entries=64, show_spinner=False)
 def load_overview(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp, features: tuple[str, ...], role: str | None):
     """The Overview's verdicts and worst gaps as a role may see them (a viewer's leave out small cells)."""
@@ -150,6 +208,7 @@ def load_arrow_trends(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp) -> T
         return None
 
 
+@kept_in_memory
 @st.cache_data(max_entries=64, show_spinner=False)
 def load_trend_arrows(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp, features: tuple[str, ...],
                       role: str | None) -> TrendArrows:
@@ -243,6 +302,7 @@ def start_search(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp) -> tuple[
     return jobs[key]
 
 
+@kept_in_memory
 @st.cache_data(max_entries=16, show_spinner="Searching slices and checking data quality (seconds; more on big data)…")
 def load_full_audit(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp) -> AuditSnapshot:
     """The audit with the slice search, data-quality signals, findings and needs (cached per spec, filter, stamp)."""
