@@ -146,3 +146,26 @@ def test_a_charts_key_changes_with_the_view_the_role_and_the_pages_choices(demo_
               base.chart_key("c", "race_ethnicity"), base.chart_key("d", "sex")]
     assert all(k != base.chart_key("c", "sex") for k in others)
     assert len(set(others)) == len(others)
+
+
+def test_the_warm_up_computes_what_the_overview_reads_for_every_role(demo_spec, monkeypatch):
+    """After warm_overview, a first visitor of any role reads verdicts and arrows without computing anything."""
+    from fairwatch.metrics.audit.spec import RowFilter
+    from fairwatch.metrics.privacy.roles import ROLES
+    from fairwatch.pages.components import loaders
+
+    stamp = loaders.stamp_of(demo_spec)
+    loaders.warm_overview(demo_spec, stamp)
+
+    def computed(*_args, **_kwargs):
+        raise AssertionError("computed on the visit, not by the warm-up")
+
+    monkeypatch.setattr(loaders, "run_trends", computed)
+    monkeypatch.setattr("fairwatch.metrics.policy.overview.feature_verdicts", computed)
+    features = tuple(demo_spec.sensitive)
+    for role in ROLES:
+        verdicts, worst, _ = loaders.load_overview(demo_spec, RowFilter(), stamp, features, role)
+        assert verdicts
+        loaders.load_trend_arrows(demo_spec, RowFilter(), stamp, features, role)
+    with pytest.raises(AssertionError, match="on the visit"):  # the check can fail: another view is computed
+        loaders.load_overview(demo_spec, RowFilter(model_version="v2"), stamp, features, "viewer")
