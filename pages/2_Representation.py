@@ -16,7 +16,8 @@ def draw(ctx: PageContext) -> None:
     rep, min_support = snap.representation, snap.spec.policy.min_support
     st.caption(f"Shares count all {snap.data.rows:,} rows, labelled or not. Reference shares come from the "
                "config ([reference_shares]); intersections use the product of their features' shares.")
-    grouping = st.selectbox("Groups of", groupings_shown(snap.groups.rows, features), key="fw.rep.grouping")
+    grouping = st.selectbox("Groups of", ctx.view(lambda: groupings_shown(snap.groups.rows, features), "groupings"),
+                            key="fw.rep.grouping")
     groups = rep.loc[rep["grouping"] == grouping, "group"].tolist()
     show_chart(lambda: share_chart(share_points(rep, grouping), groups),
                key=ctx.chart_key("representation.shares", grouping))

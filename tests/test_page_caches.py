@@ -141,7 +141,8 @@ def test_a_charts_key_changes_with_the_view_the_role_and_the_pages_choices(demo_
     assert base.chart_key("c", "sex") == PageContext(Selection(demo_spec, RowFilter(), features),
                                                      "auditor").chart_key("c", "sex")
     others = [PageContext(Selection(demo_spec, RowFilter(), features), "viewer").chart_key("c", "sex"),
-              PageContext(Selection(demo_spec, RowFilter(model_version="v2"), features), "auditor").chart_key("c", "sex"),
+              PageContext(Selection(demo_spec, RowFilter(model_version="v2"), features),
+                          "auditor").chart_key("c", "sex"),
               PageContext(Selection(demo_spec, RowFilter(), features[:1]), "auditor").chart_key("c", "sex"),
               base.chart_key("c", "race_ethnicity"), base.chart_key("d", "sex")]
     assert all(k != base.chart_key("c", "sex") for k in others)

@@ -367,7 +367,7 @@ def _chart_specs() -> dict:
 
 
 def vega_lite_spec(chart) -> dict | None:
-    """An altair chart as the Vega-Lite spec st.altair_chart would send (None when this Streamlit lacks the converter)."""
+    """An altair chart as the Vega-Lite spec st.altair_chart sends (None when this Streamlit lacks the converter)."""
     try:  # Streamlit's own conversion (its Arrow datasets and theme handling), so the element is the same
         from streamlit.elements.vega_charts import _convert_altair_to_vega_lite_spec
     except ImportError:  # pragma: no cover - a Streamlit without it: charts are built on every run instead
@@ -394,6 +394,27 @@ def chart_spec(key: tuple[Hashable, ...], build: Callable[[], object]) -> dict |
             while len(specs) > CHART_SPECS_KEPT:  # oldest first; an evicted chart is built again when asked for
                 specs.pop(next(iter(specs)))
     return spec
+
+
+def kept_view(key: tuple[Hashable, ...], build: Callable[[], object]) -> object:
+    """What `build()` returns (a table or list a page draws from a cached audit), built once per key in this process.
+
+    As chart_spec: the key holds everything the result depends on (PageContext.chart_key); the object is shared
+    by all sessions and only read. Under load the per-run views (groupings on show, metric tables: pandas maps and
+    sorts) were the largest part of a page run left once the charts were kept.
+    """
+    store = _chart_specs()
+    key = ("view", *key)
+    with store["lock"]:
+        if key in store["specs"]:
+            return store["specs"][key]
+    value = build()
+    with store["lock"]:
+        specs = store["specs"]
+        specs[key] = value
+        while len(specs) > CHART_SPECS_KEPT:
+            specs.pop(next(iter(specs)))
+    return value
 
 
 def warm_overview(spec: AuditSpec, stamp: Stamp) -> None:
