@@ -170,3 +170,34 @@ def test_the_warm_up_computes_what_the_overview_reads_for_every_role(demo_spec, 
         loaders.load_trend_arrows(demo_spec, RowFilter(), stamp, features, role)
     with pytest.raises(AssertionError, match="on the visit"):  # the check can fail: another view is computed
         loaders.load_overview(demo_spec, RowFilter(model_version="v2"), stamp, features, "viewer")
+
+
+def test_the_warm_up_computes_each_model_versions_group_audit(demo_spec, monkeypatch):
+    """A session opening ?model_version=v2 (or picking it in the sidebar) reads the audit the warm-up computed."""
+    import threading
+
+    from fairwatch.metrics.audit.spec import RowFilter
+    from fairwatch.pages.components import loaders
+
+    monkeypatch.setattr("fairwatch.connectors.active.default_spec", lambda: demo_spec)
+    stamp = loaders.stamp_of(demo_spec)
+    versions = loaders.load_filter_options(demo_spec, stamp).model_versions
+    assert versions
+    stop = threading.Event()
+    worker = threading.Thread(target=loaders.warm_default_view, args=(stop, 0.2), daemon=True)
+    worker.start()
+    try:
+        for _ in range(600):
+            if loaders.search_done(demo_spec, RowFilter(), stamp):
+                break
+            stop.wait(0.5)
+    finally:
+        stop.set()
+        worker.join(timeout=60)
+
+    def audited(*_args, **_kwargs):
+        raise AssertionError("audited on the visit, not by the warm-up")
+
+    monkeypatch.setattr(loaders, "run_audit", audited)
+    for version in versions[:loaders.WARM_VERSIONS]:
+        assert loaders.load_snapshot(demo_spec, RowFilter(model_version=version), stamp).data.rows > 0
