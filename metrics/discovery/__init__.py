@@ -23,6 +23,7 @@ _EXPORTS = {
     "MISSING_COLUMN": "quality",
     "NEED_SIGNALS": "quality",
     "OBJECTIVE": "plan",
+    "OUTLIERS": "quality",
     "QualityCounts": "quality",
     "QualityTable": "quality",
     "SIGNAL_COLUMNS": "quality",

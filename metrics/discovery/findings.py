@@ -11,7 +11,7 @@ from fairwatch.metrics.discovery.diagnosis import diagnose
 from fairwatch.metrics.stats.groups import slice_label
 from fairwatch.metrics.discovery.quality import QualityTable
 from fairwatch.metrics.discovery.slices import SliceTable, top_findings
-from fairwatch.metrics.audit.spec import AuditSpec
+from fairwatch.metrics.audit.spec import MEAN_LOSSES, AuditSpec
 from fairwatch.metrics.privacy.suppression import slice_key
 
 Slice = tuple[tuple[str, str], ...]
@@ -89,11 +89,11 @@ def build_findings(table: SliceTable, quality: QualityTable | None, spec: AuditS
     out = []
     for r in rows.to_dict("records"):
         slice_ = tuple(tuple(p) for p in r["slice"])
-        proportion = table.error != "score_loss"
+        proportion = table.error not in MEAN_LOSSES
         diag = diagnose(slice_, int(r["n"]), int(r["errors"]) if proportion else None, int(r["complement_n"]),
                         int(round(table.total_errors - r["errors"])) if proportion else None, spec,
                         metric=table.error, verdict="finding", q_value=_num(r["q_value"]), quality=quality,
-                        rest_rate=_num(r["complement_rate"]))
+                        rest_rate=_num(r["complement_rate"]), rate=None if proportion or spec.task == "binary" else _num(r["rate"]))
         out.append(Finding(
             id=finding_id(slice_, table.error), slice=slice_, metric=table.error, n=int(r["n"]),
             value=float(r["rate"]), ci_low=_num(r["ci_low"]), ci_high=_num(r["ci_high"]),
