@@ -48,12 +48,22 @@ def supported_metrics(rows: pd.DataFrame) -> list[str]:
     return rows.loc[rows["support"] > 0, "metric"].drop_duplicates().tolist()
 
 
+def drilldown_scope_note(task: str) -> str | None:
+    """Why the drill-down into one slice is not drawn for a regression or multiclass audit (None for binary)."""
+    if task == "binary":
+        return None
+    return (f"The drill-down into one slice (its metrics, confusion matrix and example rows) covers binary audits so "
+            f"far; for this {task} audit the findings above carry each slice's error, interval, test and data need, "
+            f"and the Data quality page its signals.")
+
+
 def task_scope_note(task: str) -> str | None:
     """What the dashboard does not yet cover for a regression or multiclass audit (None for binary)."""
     if task == "binary":
         return None
-    return (f"This is a {task} audit: groups, intervals, disparities and the exports cover it; the slice search, "
-            f"data-quality signals, trends and the threshold explorer cover binary decisions only so far.")
+    return (f"This is a {task} audit: groups, intervals, disparities, the slice search, data-quality signals, data "
+            f"needs and the exports cover it; trends, the drill-down into one slice and the threshold explorer cover "
+            f"binary decisions only so far.")
 
 GLOSSARY: dict[str, str] = {
     "ratio to reference": "the group's rate divided by the reference group's rate (1 = the same; "

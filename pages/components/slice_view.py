@@ -16,7 +16,7 @@ import streamlit as st
 
 from fairwatch.connectors.drilldown import PAGE_SIZE
 from fairwatch.metrics.presentation.charts import REST_COLOUR, SLICE_COLOUR, distribution_chart, versus_chart
-from fairwatch.metrics.policy.overview import NEED_LABELS, NEEDS, findings_by_need
+from fairwatch.metrics.policy.overview import NEED_LABELS, NEEDS, drilldown_scope_note, findings_by_need
 from fairwatch.metrics.presentation.quality_views import (DETAIL_SIGNALS, HEADLINE_SIGNALS, fired_lines, quality_points, quality_rows,
                                    quality_table)
 from fairwatch.metrics.presentation.slice_views import (BUILT, FOUND, REST_SIDE, SLICE_SIDE, analysis_lines, board_items, built_slice,
@@ -112,6 +112,9 @@ def render_drilldown(ctx: PageContext, slice_: tuple) -> None:
         st.info("Your role does not include the drill-down into slices; an analyst's does.")
         return
     sel = ctx.selection
+    if note := drilldown_scope_note(sel.spec.task):
+        st.info(note)
+        return
     a = load_slice_analysis(sel.spec, sel.row_filter, slice_, stamp_of(sel.spec))
     colour = SLICE_COLOUR
     st.markdown(f"#### {md(a.label)}\n" + "\n".join(f"- {line}" for line in analysis_lines(a)))  # lines: Markdown
