@@ -77,6 +77,24 @@ def assert_same(a, b) -> None:
     assert (ra["verdict"] == rb["verdict"]).all()
     for key in ("confusion_matrices", "distributions", "classes"):
         assert da.get(key) == db.get(key), key
+    assert_same_search(a, b)
+
+
+def assert_same_search(a, b) -> None:
+    """The slice search, the data-quality counts, the findings and the group needs are the same (issue 19)."""
+    sa, sb = (s.slices.rows.set_index("group").sort_index() for s in (a, b))
+    assert sa.index.equals(sb.index) and len(sa)
+    assert (sa["n"] == sb["n"]).all() and (sa["verdict"] == sb["verdict"]).all()
+    for col in ("errors", "errors_sq", "rate", "p_value", "q_value"):
+        np.testing.assert_allclose(sa[col].to_numpy(float), sb[col].to_numpy(float), rtol=1e-9, atol=1e-12, err_msg=col)
+    qa, qb = (s.quality.rows.set_index(["group", "signal", "column"], drop=False).sort_index() for s in (a, b))
+    assert qa.index.equals(qb.index)
+    for col in ("x", "n", "complement_x", "complement_n", "clean_n", "clean_errors", "total_clean_n",
+                "total_clean_errors"):
+        np.testing.assert_allclose(qa[col].to_numpy(float), qb[col].to_numpy(float), rtol=1e-9, atol=1e-9, err_msg=col)
+    assert [f.to_dict() for f in a.findings] == [f.to_dict() for f in b.findings]
+    na, nb = (s.group_needs[["group", "metric", "need", "additional_rows"]].astype(str) for s in (a, b))
+    assert na.equals(nb)
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
