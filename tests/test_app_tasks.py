@@ -125,3 +125,47 @@ def test_data_sources_page_maps_a_task(app, task_env):
     at.switch_page("pages/3_Performance.py").run()
     _clean(at)
     assert at.multiselect(key="fw.perf.metrics").value == HEADLINES[task]
+
+
+PLANTED_FINDINGS = {"regression": {"race_ethnicity=Hispanic", "age_band=18-24"},
+                    "multiclass": {"race_ethnicity=Black"}}
+
+
+def test_slices_page_lists_the_tasks_findings(app):
+    """The Slices page ranks the task's findings (means as amounts for regression), the drill-down says its scope."""
+    task, at = app
+    at.run()
+    at.switch_page("pages/4_Slices.py").run()
+    _clean(at)
+    caption = " ".join(md_unescape(c.value) for c in at.caption)
+    assert ("mean absolute error |prediction - label|" in caption and "Welch's t-test" in caption) if task == \
+        "regression" else ("misclassification rate" in caption and "Fisher's exact test" in caption)
+    found = at.dataframe[0].value
+    assert set(found["Slice"]) == PLANTED_FINDINGS[task]
+    errors = " ".join(found["Error (95% interval)"])
+    assert ("%" not in errors) if task == "regression" else ("%" in errors)
+    assert any("covers binary audits so far" in i.value for i in at.info)
+
+
+def test_data_quality_page_shows_the_tasks_signals(app):
+    """The Data quality page draws the task's signals per group: outlying labels for regression, none of label errors."""
+    task, at = app
+    at.run()
+    at.switch_page("pages/5_Data_quality.py").run()
+    _clean(at)
+    intro = md_unescape(at.caption[0].value)
+    assert ("outlying labels" in intro) if task == "regression" else ("carrying a different class" in intro)
+    table = at.dataframe[0].value
+    signals = set(table.iloc[:, 1]) if len(table.columns) > 1 else set()
+    assert ("Outlying labels" in " ".join(map(str, signals))) == (task == "regression")
+    assert len(at.get("vega_lite_chart")) == 1
+
+
+def test_data_plan_page_plans_the_tasks_needs(app):
+    """The Data plan page runs on the task's needs (the demos' gaps are all decided: an empty plan, said so)."""
+    task, at = app
+    at.run()
+    at.switch_page("pages/8_Data_plan.py").run()
+    _clean(at)
+    assert any("no open question" in md_unescape(i.value) for i in at.info)
+    assert [h.value for h in at.subheader][:1] == ["Allocation: 0 of 200 rows"]

@@ -289,6 +289,31 @@ def test_a_small_regression_group_gets_rows_from_the_power_for_means():
     assert [i.candidate.slice for i in items] == [(("g", "small"),)] and items[0].settles
 
 
+def test_the_labelling_queue_follows_a_regression_plan():
+    """Unlabelled rows of the small group: the plan counts its pool and the queue draws from it, ids only from it."""
+    from fairwatch.connectors.queue import fetch_queue, plan_pools
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    frame = pd.DataFrame({"id": np.arange(n), "g": rng.choice(["big", "small"], n, p=[0.98, 0.02]),
+                          "f": rng.choice(["x", "y"], n)})
+    frame["y"] = rng.normal(50, 5, n)
+    frame["p"] = frame["y"] + rng.normal(0, 2, n)
+    small = np.flatnonzero(frame["g"] == "small")
+    frame.loc[small[: len(small) - 20], "y"] = np.nan  # 20 labelled, the rest waiting for labels
+    frame["y"] = frame["y"].astype("Float64").mask(frame["y"].isna())
+    spec = parse_spec({"source": {"path": "frame"},
+                       "columns": {"label": "y", "prediction": "p", "task": "regression", "sensitive": ["g"],
+                                   "features": ["f"], "id": "id"}})
+    src = open_frame(frame)
+    snap = run_audit(spec, src=src)
+    pools = plan_pools(snap, src)
+    plan = build_plan(snap, 50, pools)
+    assert pools[(("g", "small"),)] == len(small) - 20 and plan.allocated > 0
+    queue = fetch_queue(src, snap, plan)
+    assert len(queue.rows) == plan.allocated and set(queue.rows["id"]) <= set(frame["id"][small])
+
+
 def test_conflicting_classes_fire_for_multiclass():
     """Duplicated rows with different classes in one feature value: the conflicting-duplicates signal fires there."""
     rng = np.random.default_rng(11)
