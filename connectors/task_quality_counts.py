@@ -4,11 +4,11 @@ The signals (stated in `metrics/discovery/quality.py`) for these tasks: missing 
 column, and per column) as for binary audits; conflicting duplicates, labelled rows in a group of rows
 identical on every checked column (for regression also on the prediction) whose labels differ; and
 for regression outlying labels, beyond Tukey's fences from the quartiles of every audited finite
-label (exact ranks, one query in the engine). With each signal, the slice search's error signal
+label (exact ranks, one query in the engine). The rows are grouped once into blocks of what the slices and
+signals read, and every count per slice is a sum over blocks. With each signal, the slice search's error signal
 (`connectors/task_slice_counts.py`: its denominator and the sum of the loss or of the 0/1 errors)
 among the rows the signal does not flag, in the slice and over every row, so whether the flagged
-rows explain a finding's gap is a matter of counts, as for binary audits. The rows are read per row
-(the losses are doubles) and only counts leave the engine; PostgreSQL and Spark run the same query
+rows explain a finding's gap is a matter of counts, as for binary audits. Only counts leave the engine; PostgreSQL and Spark run the same query
 transpiled by `connectors/engines.py`.
 """
 
@@ -101,17 +101,25 @@ def fetch_task_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence
     own_cases = " ".join(f"WHEN {i - 1} THEN {d}" for i, d in enumerate(own) if d)
     own_missing_sql = f"CASE fw_k {own_cases} ELSE 0 END" if own_cases else "0"
     sets = sorted(set(others))
-    set_flags = [" OR ".join(missing[j] for j in js) if js else "FALSE" for js in sets]
+    used = sorted({names[c.lower()] for s in all_slices for c, _ in s})
+    # Blocks: the rows grouped once by what the slices and signals read (the slices' columns, the other columns'
+    # missing flags, the outlier flag); every count per slice is then a sum over its blocks (bench: 1M rows).
+    flags = [f"m{j}" for j in range(width)]
+    set_flags = [" OR ".join(flags[j] for j in js) if js else "FALSE" for js in sets]
+    block_keys = [*(f"c{j}" for j in used), *(f"m{j}" for j in range(width) if j not in used), "fw_out"]
+
+    def total(condition: str, n: str = "n_rows") -> str:
+        """The sum of a block count where the condition holds."""
+        return f"sum(CASE WHEN {condition} THEN {n} ELSE 0 END)"
 
     def clean(flagged: str, name: str) -> str:
         """The error signal's denominator and sum among the rows not flagged."""
-        keep = f"fw_den AND NOT ({flagged})"
-        return (f"count_if({keep}) AS {name}_n, "
-                f"sum(CASE WHEN {keep} THEN fw_err ELSE CAST(0 AS DOUBLE) END) AS {name}_e")
+        return (f"{total(f'NOT ({flagged})', 'n_den')} AS {name}_n, "
+                f"sum(CASE WHEN NOT ({flagged}) THEN s_err ELSE CAST(0 AS DOUBLE) END) AS {name}_e")
 
-    set_aggs = "".join(f", count_if({f}) AS n_set{e}, {clean(f, f'ce_set{e}')}" for e, f in enumerate(set_flags))
-    col_aggs = "".join(f", count_if(m{j}) AS n_m{j}, {clean(f'm{j}', f'ce_m{j}')}" for j in range(width))
-    kept = ", ".join(["fw_den", "fw_err", "fw_l", "fw_fin", "fw_out", "fw_nmiss", *(f"m{j}" for j in range(width))])
+    set_aggs = "".join(f", {total(f)} AS n_set{e}, {clean(f, f'ce_set{e}')}" for e, f in enumerate(set_flags))
+    col_aggs = "".join(f", {total(f'm{j}')} AS n_m{j}, {clean(f'm{j}', f'ce_m{j}')}" for j in range(width))
+    kept = ", ".join(["n_rows", "n_l", "n_fin", "n_den", "s_err", "fw_out", "fw_nmiss", *flags])
     sql = f"""
 WITH base AS (
   SELECT {selects}, coalesce({den_sql}, FALSE) AS fw_den,
@@ -120,17 +128,28 @@ WITH base AS (
          coalesce({outlier}, FALSE) AS fw_out{extra_key}
   FROM src WHERE {where}
 ),
+pre AS (
+  SELECT {", ".join([*(f"c{j}" for j in used), *(f"{missing[j]} AS m{j}" for j in range(width) if j not in used)])},
+         fw_out, fw_l, fw_fin, fw_den, fw_err
+  FROM base
+),
+blocks AS (
+  SELECT {", ".join(block_keys)}, count(*) AS n_rows, count_if(fw_l) AS n_l, count_if(fw_fin) AS n_fin,
+         count_if(fw_den) AS n_den, sum(fw_err) AS s_err
+  FROM pre GROUP BY {", ".join(block_keys)}
+),
 flagged AS (
-  SELECT b.*, {", ".join(f"{m} AS m{j}" for j, m in enumerate(missing))},
-         {" + ".join(f"CAST({m} AS INTEGER)" for m in missing)} AS fw_nmiss, {membership} AS fw_in
-  FROM base AS b
+  SELECT bl.*{"".join(f", {missing[j]} AS m{j}" for j in used)},
+         {" + ".join(f"CAST({missing[j] if j in used else flags[j]} AS INTEGER)" for j in range(width))} AS fw_nmiss,
+         {membership} AS fw_in
+  FROM blocks AS bl
 ),
 tot AS (
-  SELECT count(*) AS fw_all{set_aggs} FROM base
+  SELECT sum(n_rows) AS fw_all{set_aggs} FROM flagged
 ),
 per_slice AS (
-  SELECT fw_k, count(*) AS n_rows, count_if(fw_l) AS n_labelled, count_if(fw_fin) AS n_fin,
-         count_if(fw_out) AS n_out, count_if(fw_nmiss > {own_missing_sql}) AS n_missing_any{col_aggs},
+  SELECT fw_k, sum(n_rows) AS n_rows, sum(n_l) AS n_labelled, sum(n_fin) AS n_fin,
+         {total("fw_out")} AS n_out, {total(f"fw_nmiss > {own_missing_sql}")} AS n_missing_any{col_aggs},
          {clean("FALSE", "ce_all")}, {clean(f"fw_nmiss > {own_missing_sql}", "ce_any")}, {clean("fw_out", "ce_out")}
   FROM (SELECT unnest(fw_in) AS fw_k, {kept} FROM flagged) AS fw_members
   GROUP BY fw_k

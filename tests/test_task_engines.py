@@ -28,6 +28,7 @@ def log() -> pd.DataFrame:
         "y": np.where(rng.random(n) < 0.03, np.nan, y),
         "p": np.round(y + rng.normal(0, 3, n), 3),
         "yc": rng.choice(["low", "mid", "high"], n),
+        "region": rng.choice(np.array(["n", "s", None], dtype=object), n, p=[0.5, 0.45, 0.05]),
     })
     frame["pc"] = np.where(rng.random(n) < 0.7, frame["yc"], rng.choice(["low", "mid", "high", "other"], n))
     frame.loc[frame.index % 97 == 0, "p"] = np.inf
@@ -61,7 +62,8 @@ def postgres_url(log):
 
 def spec_for(task: str, source: dict):
     """The task's spec over a source."""
-    return parse_spec({"source": source, "columns": {**TASKS[task], "sensitive": ["sex", "race"], "task": task},
+    return parse_spec({"source": source, "columns": {**TASKS[task], "sensitive": ["sex", "race"], "task": task,
+                                                     "features": ["region"]},
                        "policy": {"min_support": 20}})
 
 
