@@ -264,6 +264,8 @@ def fetch_slice_counts(src: OpenSource, spec: AuditSpec, positive_label: str, po
     # counts, and for numbers the count of values a quantile ranks (neither NULL nor NaN).
     label_sql = f"CAST({quote_ident(cols['label'])} AS VARCHAR)"
     pred_sql = "CAST(NULL AS VARCHAR)" if spec.slices.error == "score_loss" else prediction_expr(spec, cols)
+    if spec.task != "binary":  # numbers and classes are checked by the task's own counts: no text to count here
+        label_sql = pred_sql = "CAST(NULL AS VARCHAR)"
     numeric = [_is_numeric(src.column_type(c)) for c in columns]
     prof = ", ".join(f"approx_count_distinct({quote_ident(c)}) AS d{i}" for i, c in enumerate(columns))
     prof += "".join(f", count(CASE WHEN NOT isnan(CAST({quote_ident(c)} AS DOUBLE)) THEN 1 END) AS m{i}"

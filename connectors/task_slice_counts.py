@@ -82,8 +82,8 @@ def task_signal(src: OpenSource, spec: AuditSpec, cols: dict[str, str], where: s
         diff = f"({p} - {y})"
         # A product, not power(): every engine rounds x * x the same way (IEEE).
         err = f"abs({diff})" if spec.slices.error == "absolute_error" else f"{diff} * {diff}"
-        # The error only where the row counts: NaN or inf never reaches a sum.
-        return TaskSignal(labelled, ok, f"CASE WHEN {ok} THEN {err} END", {},
+        # Every reader sums the error only over the denominator (`ok`): NaN or inf never reaches a sum.
+        return TaskSignal(labelled, ok, err, {},
                           f"CASE WHEN {y} IS NOT NULL AND {y} - {y} = 0 THEN {y} END")
     lab_codes, pred_codes, label_classes = _class_codes(src, cols, where, params)
     qp = {f"mcl{i}": v for i, v in enumerate(lab_codes)} | {f"mcp{i}": v for i, v in enumerate(pred_codes)}

@@ -45,6 +45,8 @@ _EXPORTS = {
     "find_slices": "slices",
     "finding_id": "findings",
     "finding_rule": "slices",
+    "higher_is_worse": "diagnosis",
+    "means_plan": "diagnosis",
     "material": "slices",
     "merge_overlaps": "slices",
     "metric_text": "diagnosis",

@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from fairwatch.metrics.discovery.diagnosis import HIGHER_IS_WORSE, UNDECIDED, metric_text
+from fairwatch.metrics.discovery.diagnosis import UNDECIDED, higher_is_worse, metric_text
 from fairwatch.metrics.presentation.formats import HEADLINE_METRICS
 from fairwatch.metrics.monitoring.finding_ids import FLAGGED, findings_of, moved_metric, record_id
 from fairwatch.metrics.discovery.findings import finding_id
@@ -114,7 +114,7 @@ def _status(then: Mapping[str, Any], now: Mapping[str, Any] | None) -> tuple[str
         return "worse", "now a significant gap: the open question is settled against the group"
     if moved_metric(then, now) == "clear":
         higher = float(now["value"]) > float(then["value"])
-        bad = higher == (then["metric"] in HIGHER_IS_WORSE)
+        bad = higher == higher_is_worse(str(then["metric"]))
         return ("worse", "the gap's interval moved to the worse side") if bad else (
             "improved", "the gap's interval moved to the better side")
     return "unchanged", "still a significant gap; the two 95% intervals overlap"
