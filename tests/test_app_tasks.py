@@ -144,7 +144,16 @@ def test_slices_page_lists_the_tasks_findings(app):
     assert set(found["Slice"]) == PLANTED_FINDINGS[task]
     errors = " ".join(found["Error (95% interval)"])
     assert ("%" not in errors) if task == "regression" else ("%" in errors)
-    assert any("covers binary audits so far" in i.value for i in at.info)
+    assert any("cover binary audits so far" in i.value for i in at.info)
+    # The drill-down into the first finding: its quality signals as the audit counted them, and its example rows.
+    text = " ".join(md_unescape(m.value) for m in at.markdown)
+    assert "Data-quality signals" in text and "Example rows" in text
+    assert at.dataframe[-1].value.shape[0] >= 3  # missing values, conflicts (and outliers) of the slice
+    at.toggle(key="fw.sl.rows.show").set_value(True).run()
+    _clean(at)
+    shown = at.dataframe[-1].value
+    label = TASK_CONFIGS[task]["columns"]["label"]
+    assert len(shown) and label in shown.columns
 
 
 def test_data_quality_page_shows_the_tasks_signals(app):

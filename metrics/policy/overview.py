@@ -52,9 +52,9 @@ def drilldown_scope_note(task: str) -> str | None:
     """Why the drill-down into one slice is not drawn for a regression or multiclass audit (None for binary)."""
     if task == "binary":
         return None
-    return (f"The drill-down into one slice (its metrics, confusion matrix and example rows) covers binary audits so "
+    return (f"The drill-down's metrics against the rest, confusion matrix and other features cover binary audits so "
             f"far; for this {task} audit the findings above carry each slice's error, interval, test and data need, "
-            f"and the Data quality page its signals.")
+            f"and below are its data-quality signals and example rows.")
 
 
 def task_scope_note(task: str) -> str | None:
