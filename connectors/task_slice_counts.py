@@ -26,8 +26,8 @@ from fairwatch.metrics.audit.outcomes import normalise_value
 from fairwatch.metrics.audit.spec import AuditSpec
 from fairwatch.metrics.errors import DataError
 
-# Most distinct raw spellings of a multiclass label or prediction read (the audit refuses more than 50 classes).
-_MAX_SPELLINGS = 1000
+# Distinct (label, prediction) spellings read at most: the audit refuses more than 50 classes before the search.
+_MAX_PAIRS = 1_000_000
 
 
 def regression_values_sql(src: OpenSource, spec: AuditSpec, cols: dict[str, str]) -> tuple[str, str, str]:
@@ -50,7 +50,7 @@ def _class_codes(src: OpenSource, cols: dict[str, str], where: str,
     """Raw label spellings -> code, raw prediction spellings -> code, and the label classes -> code."""
     label, pred = (f"CAST({quote_ident(cols[r])} AS VARCHAR)" for r in ("label", "prediction"))
     raw = run_query(src, f"SELECT DISTINCT {label} AS l, {pred} AS p FROM src WHERE {where} "
-                         f"LIMIT {_MAX_SPELLINGS * _MAX_SPELLINGS}", params)
+                         f"LIMIT {_MAX_PAIRS}", params)
     labels = sorted({str(v) for v in raw["l"].dropna()})
     preds = sorted({str(v) for v in raw["p"].dropna()})
     classes: dict[str, int] = {}
