@@ -69,7 +69,8 @@ def checked_rows(quality: QualityTable | None, slice_: Sequence) -> int | None:
 
 def quality_intro(task: str, ratio_high: float, fdr: float) -> str:
     """The Data quality page's opening: the task's signals and when one fires (Markdown of fixed text)."""
-    return _TASK_SIGNALS.get(task, _TASK_SIGNALS["binary"]) + fire_rule(ratio_high, fdr, task == "binary")
+    lead = "" if task == "binary" else f"For this {task} audit: "
+    return lead + _TASK_SIGNALS.get(task, _TASK_SIGNALS["binary"]) + fire_rule(ratio_high, fdr, task == "binary")
 
 
 def signal_name(signal: str, column: str | None) -> str:
