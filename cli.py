@@ -157,6 +157,17 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--json", action="store_true", help="print the diff as JSON")
     diff.add_argument("--fail-on-new", action="store_true",
                       help="exit 1 when there are new findings or metrics that clearly moved (for scheduled checks)")
+    trends = sub.add_parser("trends", help="metrics per time window and group, label coverage; --versions A B "
+                                           "compares two model versions")
+    _add_spec_flags(trends)
+    trends.add_argument("--grain", choices=("day", "week", "month"), help="window length (default: from the time span)")
+    trends.add_argument("--grouping", help="the groups shown: a sensitive feature or an intersection such as "
+                                           "'sex × age_band' (default: the first sensitive feature)")
+    trends.add_argument("--metric", action="append", metavar="METRIC",
+                        help="a metric to show (repeatable; default: the task's headline metrics)")
+    trends.add_argument("--versions", nargs=2, metavar=("A", "B"),
+                        help="also compare model versions A and B per group (Welch / proportion tests, BH q-values)")
+    trends.add_argument("--csv", metavar="FILE", help="also write every window × group × metric row to this CSV")
     check = sub.add_parser("check", help="evaluate alert rules on the latest window (exit 1 when one fires)")
     _add_spec_flags(check)
     check.add_argument("--rule", action="append", metavar="RULE",
@@ -326,6 +337,29 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if args.fail_on_new and worse else EXIT_OK
 
 
+def cmd_trends(args: argparse.Namespace) -> int:
+    """fairwatch trends: the task's metrics per window for one grouping, coverage, and optionally two versions."""
+    from pathlib import Path
+
+    from fairwatch.connectors.monitor import run_trends, run_version_comparison
+    from fairwatch.metrics.presentation.trend_views import trend_lines, trend_metrics, version_lines
+
+    spec = spec_from_args(args)
+    if args.csv and Path(args.csv).exists():
+        raise SpecError(f"{args.csv} exists; choose a new --csv path")
+    trends = run_trends(spec, args.grain)
+    metrics = args.metric or trend_metrics(trends.rows, spec)[1]
+    print("\n".join(trend_lines(trends, args.grouping or spec.sensitive[0], metrics)))
+    if args.versions:
+        comp = run_version_comparison(spec, *args.versions)
+        print("\n".join(version_lines(comp, metrics)))
+    if args.csv:
+        trends.rows.assign(slice=trends.rows["slice"].map(lambda s: ", ".join(f"{k}={v}" for k, v in (s or ())))
+                           ).to_csv(args.csv, index=False)
+        print(f"wrote {len(trends.rows):,} rows to {args.csv}")
+    return EXIT_OK
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """fairwatch check: evaluate alert rules on the latest window (or the last N days); exit 1 when one fires."""
     from fairwatch.connectors.monitor import run_check
@@ -446,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return {"audit": cmd_audit, "check": cmd_check, "demo": cmd_demo, "verify": cmd_verify, "history": cmd_history,
-                "diff": cmd_diff, "plan": cmd_plan, "serve": cmd_serve, "whatif": cmd_whatif}[args.command](args)
+                "diff": cmd_diff, "plan": cmd_plan, "serve": cmd_serve, "whatif": cmd_whatif, "trends": cmd_trends}[args.command](args)
     except FairwatchError as exc:
         print(f"fairwatch: error: {exc}", file=sys.stderr)
         return EXIT_INPUT

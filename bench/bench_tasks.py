@@ -12,8 +12,19 @@ groupings) and each task it prints, each measured in a fresh process (median of 
 - PASS/FAIL against the binary audit's targets (issue 14's table, bench_audit.py): the audit's
   own time < 2 s, audit / bare < 3x, peak memory < 1 GB. Informational: exits 0 either way.
 
+`--split` adds where a regression audit's time goes, as CPU seconds of all threads (steadier than wall
+time on a shared machine), each query on one open source in one fresh process: the bare GROUP BY,
+a pass that only reads label and prediction (min/max over the usable rows: what any extra pass
+costs at least), the sums query and the bucket query. Measured on 10M rows (issue 19): read-only
+pass 0.20 s, bare 0.21-0.25 s, sums 0.70 s, buckets 0.70 s. So the audit is not slow because it
+reads twice: each query's arithmetic costs about three bare scans. Folding the buckets into the
+sums scan after a min/max pass (DuckDB `histogram()`, or `histogram(x, bins)`) cost 0.20 + 1.27 to
+1.52 s, more than the two scans (1.40 s), and GROUPING SETS over (group), (group, bucket) 3.9 s; so
+the audit keeps two scans.
+
     python bench/bench_tasks.py                 # 10M rows, 3 repeats
     python bench/bench_tasks.py --quick         # 100k rows, one repeat
+    python bench/bench_tasks.py --split         # also: CPU seconds per query of the regression audit
 """
 
 from __future__ import annotations
@@ -77,7 +88,43 @@ def child_bare(a: dict) -> None:
     common.child_report({"bare": time.perf_counter() - started, "peak": common.peak_rss_bytes()})
 
 
-CHILDREN = {"audit": child_audit, "bare": child_bare}
+def child_split(a: dict) -> None:
+    """CPU seconds (all threads, best of 2) of the regression audit's queries and of a bare and a read-only pass."""
+    import resource
+
+    from fairwatch.connectors.counts import run_query
+    from fairwatch.connectors.source import opened
+    from fairwatch.connectors.task_counts import fetch_regression_buckets, fetch_regression_counts
+    from fairwatch.metrics.audit.spec import parse_spec
+    from fairwatch.metrics.stats.regression import bucket_edges
+
+    def cpu() -> float:
+        """User + system CPU seconds of this process so far (every DuckDB thread included)."""
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    spec = parse_spec(spec_dict(a["path"], "regression"))
+    out = {}
+    with opened(spec, None) as src:
+        edges = bucket_edges(fetch_regression_counts(src, spec))
+        steps = {
+            "bare": lambda: run_query(src, "SELECT s1, s2, s3, count(*), sum(p - y) FROM src GROUP BY ALL"),
+            "read": lambda: run_query(src, "SELECT min(p), max(p), min(p - y), max(p - y) FROM src "
+                                           "WHERE y IS NOT NULL AND p IS NOT NULL AND y - y = 0 AND p - p = 0"),
+            "sums": lambda: fetch_regression_counts(src, spec),
+            "buckets": lambda: fetch_regression_buckets(src, spec, edges),
+        }
+        for name, step in steps.items():
+            best = float("inf")
+            for _ in range(2):
+                started = cpu()
+                step()
+                best = min(best, cpu() - started)
+            out[name] = best
+    common.child_report(out)
+
+
+CHILDREN = {"audit": child_audit, "bare": child_bare, "split": child_split}
 
 
 def _run(kind: str, **kw) -> common.ChildResult:
@@ -99,6 +146,7 @@ def main() -> None:
     """Measure each size and task; print the table and the verdicts."""
     parser = common.bench_parser(__doc__)
     parser.add_argument("--sizes", default="10M")
+    parser.add_argument("--split", action="store_true", help="also: CPU seconds per query of the regression audit")
     parser.add_argument("--child", choices=sorted(CHILDREN), help="(internal)")
     parser.add_argument("--child-args", default="{}", help="(internal)")
     args = common.parse_args(parser)
@@ -127,6 +175,15 @@ def main() -> None:
     common.print_table(["rows", "task", "groups", "audit", "audit process", "fairwatch audit --out", "bare GROUP BY",
                         "audit/bare", "peak", "< 2 s", "< 3x", "< 1 GB"], rows,
                        title=f"regression and multiclass audits (median of {repeat}; {common.machine_summary()})")
+    if args.split:
+        split = []
+        for n in sizes:
+            got = _run("split", path=str(common.ensure_parquet("tasks_regression", REGRESSION_SQL, n))).result
+            split.append([f"{n:,}", *(f"{got[k]:.2f} s" for k in ("bare", "read", "sums", "buckets")),
+                          fmt_ratio((got["sums"] + got["buckets"]) / got["bare"])])
+        common.print_table(["rows", "bare GROUP BY", "read label+prediction", "sums query", "bucket query",
+                            "(sums+buckets)/bare"], split,
+                           title="regression audit: CPU seconds per query (all threads, best of 2)")
 
 
 if __name__ == "__main__":

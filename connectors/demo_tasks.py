@@ -6,7 +6,7 @@ the limit a full manual underwriting review granted (``reviewed_limit``, the lab
 for ~5% of offers not yet reviewed) and the model's offer (``offered_limit``, the prediction). The
 reviewed limit is a log-normal function of income band and region with the same distribution in every
 sensitive group; the offer is the reviewed limit times exp(noise), noise ~ N(0, 0.10).
-Planted effects (also in ``TASK_PLANTED``):
+Planted effects (also in ``TASK_PLANTED``; those over time in ``TASK_PLANTED_OVER_TIME``):
 
 * ``under_offer`` -- race_ethnicity='Hispanic': offers are 25% below the reviewed limit (noise
   mean log(0.75)), so the group's mean offer is about 0.75x the reference's (outside 0.8-1.25),
@@ -15,6 +15,9 @@ Planted effects (also in ``TASK_PLANTED``):
   RMSE and MAE are about 3x the reference's while its mean offer stays in the band.
 * ``nonfinite`` -- 0.1% of offers are NaN (a failed scoring call), counted as NaN/inf rows and never
   averaged in.
+* ``v2_female_cut`` -- over time (model_version 'v2', from 2025-05-26): offers to sex='female' are 20%
+  below the reviewed limit (noise mean log(0.8)), so in v2's weeks women's MAE is about 1.7x men's and
+  their mean offer about 0.8x; over the whole half year both stay inside the 0.8-1.25 band (~1.15, ~0.95).
 
 ``write_task_demo(path, "multiclass")`` writes ``tiers``: risk tiers (``case_id``, the same sensitive
 columns and ``region``, the tier a later review assigned, ``true_tier``, in low / medium / high /
@@ -27,6 +30,16 @@ adjacent tier, the same in every group, except:
   (true_positive_rate@very_high falls to about 0.5 of the reference).
 * ``unseen_class`` -- 0.2% of predictions are 'manual_review', a class that is never a label: the
   audit reports it and counts those rows as errors.
+* ``v2_female_errors`` -- over time (model_version 'v2', from 2025-05-26): for sex='female' the model
+  picks an adjacent tier 35% of the time instead of 20%, so in v2's weeks women's accuracy is about 0.10
+  below men's (a step below 'low' or above 'very_high' stays right); over the whole half year every rate
+  stays inside the band.
+
+Both tables carry a decision time ``scored_at`` (26 weeks from Monday 2025-01-06, drawn from a stream
+of their own so the columns above do not change with it) and ``model_version`` ('v1', then 'v2' from
+2025-05-26). Planted population drift (``young_share_rises``): age_band='18-24' rows are denser late
+in the half year (half of them uniform, half with density rising linearly), so their share climbs from
+about 6% in the first weeks to about 17% in the last (PSI of age_band against the first week ~0.1).
 """
 
 from __future__ import annotations
@@ -60,19 +73,36 @@ TASK_PLANTED: dict[str, tuple[PlantedEffect, ...]] = {
     ),
 }
 
+# Effects over time only (trends, versions, drift, checks): inside the band over the whole half year, so
+# an audit of all rows flags exactly TASK_PLANTED.
+TASK_PLANTED_OVER_TIME: dict[str, tuple[PlantedEffect, ...]] = {
+    "regression": (
+        PlantedEffect("v2_female_cut", (("sex", "female"),), "in v2 (from 2025-05-26) offers 20% below the "
+                      "reviewed limit: MAE ~1.7x, mean offer ~0.8x in v2's weeks only", model_version="v2"),
+        PlantedEffect("young_share_rises", (("age_band", "18-24"),), "share of rows climbs from ~6% to ~17%"),
+    ),
+    "multiclass": (
+        PlantedEffect("v2_female_errors", (("sex", "female"),), "in v2 (from 2025-05-26) 35% adjacent-tier "
+                      "errors instead of 20%: accuracy ~0.10 lower in v2's weeks only", model_version="v2"),
+        PlantedEffect("young_share_rises", (("age_band", "18-24"),), "share of rows climbs from ~6% to ~17%"),
+    ),
+}
+
 TASK_CONFIGS: dict[str, dict] = {
     "regression": {
         "source": {"path": "data/demo_regression.duckdb", "table": "offers"},
         "columns": {"label": "reviewed_limit", "prediction": "offered_limit", "task": "regression",
-                    "sensitive": ["sex", "race_ethnicity", "age_band"], "features": ["region"], "id": "offer_id"},
-        "reference": {"race_ethnicity": "White", "age_band": "35-44"},
+                    "sensitive": ["sex", "race_ethnicity", "age_band"], "features": ["region"], "id": "offer_id",
+                    "time": "scored_at", "model_version": "model_version"},
+        "reference": {"race_ethnicity": "White", "age_band": "35-44", "sex": "male"},
         "policy": {"min_support": 30},
     },
     "multiclass": {
         "source": {"path": "data/demo_multiclass.duckdb", "table": "tiers"},
         "columns": {"label": "true_tier", "prediction": "tier", "task": "multiclass",
-                    "sensitive": ["sex", "race_ethnicity", "age_band"], "features": ["region"], "id": "case_id"},
-        "reference": {"race_ethnicity": "White", "age_band": "35-44"},
+                    "sensitive": ["sex", "race_ethnicity", "age_band"], "features": ["region"], "id": "case_id",
+                    "time": "scored_at", "model_version": "model_version"},
+        "reference": {"race_ethnicity": "White", "age_band": "35-44", "sex": "male"},
         "policy": {"min_support": 30},
     },
 }
@@ -82,6 +112,26 @@ def _pick(rng: np.random.Generator, choices: tuple[tuple[str, float], ...], n: i
     """n draws from (value, probability) pairs."""
     values, probs = zip(*choices)
     return rng.choice(np.asarray(values, dtype=object), n, p=np.asarray(probs) / sum(probs))
+
+
+# The demos' half year of decisions, and when version 2 took over.
+START = np.datetime64("2025-01-06T00:00:00", "s")
+WEEKS = 26
+V2_FROM = np.datetime64("2025-05-26T00:00:00", "s")
+
+
+def _times(frame: pd.DataFrame, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decision times (18-24 denser late: the planted population drift) and whether each row is v2's."""
+    rng = np.random.default_rng([seed, 19])  # a stream of its own: the other columns stay as they were
+    n = len(frame)
+    u = rng.random(n)
+    young = (frame["age_band"] == "18-24").to_numpy()
+    # Half the young rows uniform, half with density 2x over the span: overall density 0.5 + x.
+    rising = young & (rng.random(n) < 0.5)
+    share = np.where(rising, np.sqrt(u), u)
+    span = WEEKS * 7 * 86_400
+    times = START + (share * span).astype("timedelta64[s]")
+    return times, times >= V2_FROM
 
 
 def _people(rng: np.random.Generator, n: int) -> pd.DataFrame:
@@ -99,13 +149,16 @@ def regression_frame(rows: int, seed: int) -> pd.DataFrame:
     reviewed = np.round(np.exp(8.5 + income + region + rng.normal(0, 0.35, rows)), -1)
     hispanic = (frame["race_ethnicity"] == "Hispanic").to_numpy()
     young = (frame["age_band"] == "18-24").to_numpy()
-    noise = rng.normal(np.where(hispanic, np.log(0.75), 0.0), np.where(young, 0.30, 0.10))
+    times, v2 = _times(frame, seed)
+    cut = v2 & (frame["sex"] == "female").to_numpy()
+    noise = rng.normal(np.where(hispanic, np.log(0.75), 0.0) + np.where(cut, np.log(0.8), 0.0),
+                       np.where(young, 0.30, 0.10))
     offered = np.round(reviewed * np.exp(noise), 2)
     frame["failed"] = rng.random(rows) < 0.001  # becomes a real NaN in the table (pandas NaN would be NULL)
     frame.insert(0, "offer_id", np.arange(1, rows + 1, dtype=np.int64))
     frame["reviewed_limit"] = np.where(rng.random(rows) < 0.05, np.nan, reviewed)
     frame["offered_limit"] = offered
-    return frame
+    return _with_time(frame, times, v2)
 
 
 def multiclass_frame(rows: int, seed: int) -> pd.DataFrame:
@@ -114,7 +167,8 @@ def multiclass_frame(rows: int, seed: int) -> pd.DataFrame:
     frame = _people(rng, rows)
     true = rng.choice(len(TIERS), rows, p=[0.4, 0.3, 0.2, 0.1])
     step = np.where(rng.random(rows) < 0.5, -1, 1)
-    wrong = rng.random(rows) < 0.2
+    times, v2 = _times(frame, seed)
+    wrong = rng.random(rows) < np.where(v2 & (frame["sex"] == "female").to_numpy(), 0.35, 0.2)
     pred = np.clip(np.where(wrong, true + step, true), 0, len(TIERS) - 1)
     black = (frame["race_ethnicity"] == "Black").to_numpy()
     senior = (frame["age_band"] == "65+").to_numpy()
@@ -126,7 +180,14 @@ def multiclass_frame(rows: int, seed: int) -> pd.DataFrame:
     frame.insert(0, "case_id", np.arange(1, rows + 1, dtype=np.int64))
     frame["true_tier"] = names[true]
     frame["tier"] = tier
-    return frame
+    return _with_time(frame, times, v2)
+
+
+def _with_time(frame: pd.DataFrame, times: np.ndarray, v2: np.ndarray) -> pd.DataFrame:
+    """The frame with its decision time and model version columns, in time order."""
+    frame["scored_at"] = times.astype("datetime64[us]")
+    frame["model_version"] = np.where(v2, "v2", "v1")
+    return frame.sort_values("scored_at", kind="stable", ignore_index=True)
 
 
 def write_task_demo(path: str | Path, task: str, rows: int = 200_000, seed: int = 7) -> int:

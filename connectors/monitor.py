@@ -1,6 +1,8 @@
 """Monitoring over time end to end: windowed counts from the engine, then trends, drift, versions, checks.
 
-Each function reads the source once with `fetch_window_counts` and hands the counts to metrics/.
+Each function reads the source once with `fetch_task_window_counts` (binary and multiclass: the label/decision
+cells per window; regression: the audit's sums per window) and hands the counts to metrics/; regression's
+prediction shift reads the audit's prediction buckets per window too.
 `run_check` is what `fairwatch check` calls: it evaluates alert rules on the latest window (the
 window holding `now`, by default the newest row) or on the last N whole days.
 """
@@ -8,12 +10,13 @@ window holding `now`, by default the newest row) or on the last N whole days.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 import pandas as pd
 
 from fairwatch.connectors.source import OpenSource, opened
-from fairwatch.connectors.window_counts import WindowCounts, fetch_window_counts
+from fairwatch.connectors.window_counts import WindowCounts, fetch_prediction_buckets, fetch_task_window_counts
 from fairwatch.metrics.monitoring.alerts import (
     CheckInputs,
     CheckResult,
@@ -29,26 +32,35 @@ from fairwatch.metrics.stats.drift import DriftTable, drift_table
 from fairwatch.metrics.errors import SpecError
 from fairwatch.metrics.stats.groups import compute_group_table
 from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
-from fairwatch.metrics.monitoring.trends import VERSION, WINDOW, TrendTable, parse_instant, trend_table, window_outcomes
+from fairwatch.metrics.monitoring.trends import (VERSION, WINDOW, TrendTable, parse_instant, trend_table, window_floor,
+                                                window_outcomes)
 from fairwatch.metrics.monitoring.versions import VersionComparison, compare_versions
+from fairwatch.metrics.monitoring.task_trends import compare_task_versions, prediction_shift, task_trend_table
+from fairwatch.metrics.stats.multiclass import MulticlassCounts, compute_multiclass_table, multiclass_counts
+from fairwatch.metrics.stats.regression import bucket_edges, compute_regression_table
 
 
 def window_counts(spec: AuditSpec, grain: str | None = None, row_filter: RowFilter | None = None,
                   src: OpenSource | None = None, by_version: bool = False) -> WindowCounts:
     """The windowed counts of the spec's source (one aggregation)."""
     with opened(spec, src) as source:
-        return fetch_window_counts(source, spec, grain, row_filter, by_version)
+        return fetch_task_window_counts(source, spec, grain, row_filter, by_version)
 
 
 def run_trends(spec: AuditSpec, grain: str | None = None, row_filter: RowFilter | None = None,
                src: OpenSource | None = None) -> TrendTable:
     """Per-window group metrics and label coverage (the filter's model version only, if it names one)."""
     counts = window_counts(spec, grain, row_filter, src, by_version=False)
+    if spec.task != "binary":
+        return task_trend_table(counts.cells, spec, counts.grain)
     return trend_table(counts.cells, spec, counts.grain)
 
 
 def population(cells: pd.DataFrame, spec: AuditSpec) -> pd.DataFrame:
     """Rows per (window, finest group), labelled or not."""
+    if "all_rows" in cells:  # regression sums: n counts the evaluated rows, all_rows every row
+        return (cells.groupby([WINDOW, *spec.sensitive], as_index=False, observed=True)["all_rows"].sum()
+                .rename(columns={"all_rows": "n"}))
     return cells.groupby([WINDOW, *spec.sensitive], as_index=False, observed=True)["n"].sum()
 
 
@@ -60,6 +72,20 @@ def run_drift(spec: AuditSpec, grain: str | None = None, baseline: str | datetim
     return drift_table(population(counts.cells, spec), spec, base)
 
 
+def run_prediction_shift(spec: AuditSpec, grain: str | None = None, baseline: str | datetime | None = None,
+                         row_filter: RowFilter | None = None, src: OpenSource | None = None) -> pd.DataFrame:
+    """Regression: per window and group, the KS distance of the predictions from the baseline window's."""
+    if spec.task != "regression":
+        raise SpecError(f"the shift of a numeric prediction is for regression audits; this one is {spec.task} "
+                        f"(its population drift is run_drift)")
+    with opened(spec, src) as source:
+        counts = fetch_task_window_counts(source, spec, grain, row_filter)
+        edges = bucket_edges(counts.cells)
+        buckets = fetch_prediction_buckets(source, spec, edges, counts.grain, row_filter)
+    base = window_floor(parse_instant(baseline, "baseline"), counts.grain) if baseline is not None else None
+    return prediction_shift(buckets, spec, base)
+
+
 def run_version_comparison(spec: AuditSpec, version_a: str, version_b: str, row_filter: RowFilter | None = None,
                            src: OpenSource | None = None) -> VersionComparison:
     """Each rate per group under version A and B, the change B − A with interval, p and q."""
@@ -69,6 +95,8 @@ def run_version_comparison(spec: AuditSpec, version_a: str, version_b: str, row_
         raise SpecError("a version comparison reads both versions; drop the model version filter")
     # Versions are compared over all their rows, so the coarsest windows keep the counts smallest.
     counts = window_counts(spec, "month", row_filter, src, by_version=True)
+    if spec.task != "binary":
+        return compare_task_versions(counts.cells, spec, version_a, version_b)
     outcomes = window_outcomes(counts.cells, spec, keys=(VERSION,))
     return compare_versions(outcomes.labelled, outcomes.population, spec, version_a, version_b)
 
@@ -128,8 +156,10 @@ def run_check(spec: AuditSpec, rules: Sequence[str | Rule], now: str | datetime 
     shares, tests = _period_drift(base_pop, period_pop, period, spec, overlap)
     groups = None
     period_cells = _period_frame(cells, period.start, period.end)
-    labelled_rows = int(period_cells.loc[period_cells["label_raw"].notna(), "n"].sum())
-    if any(r.kind == "metric" for r in parsed):
+    labelled_rows = _labelled_rows(period_cells)
+    if any(r.kind == "metric" for r in parsed) and spec.task != "binary":
+        groups = _task_groups(cells, period, spec) if len(period_cells) else None
+    elif any(r.kind == "metric" for r in parsed):
         # Positive labels are chosen over all rows, so a period with one label value still maps right.
         outcomes = window_outcomes(cells, spec)
         lab = _period_frame(outcomes.labelled, period.start, period.end).drop(columns=[WINDOW])
@@ -151,6 +181,37 @@ def run_check(spec: AuditSpec, rules: Sequence[str | Rule], now: str | datetime 
     outcomes_ = evaluate_rules(parsed, inputs, spec)
     return CheckResult(outcomes=outcomes_, period=period, grain=counts.grain, rows=rows,
                        labelled_rows=labelled_rows, fdr=spec.policy.fdr, notes=tuple(notes))
+
+
+def _labelled_rows(cells: pd.DataFrame) -> int:
+    """Rows with a label among the cells (regression sums count the unlabelled rows instead)."""
+    if "all_rows" in cells:
+        return int(cells["all_rows"].sum() - cells["unlabelled"].sum())
+    return int(cells.loc[cells["label_raw"].notna(), "n"].sum())
+
+
+def _task_groups(cells: pd.DataFrame, period: Period, spec: AuditSpec) -> pd.DataFrame | None:
+    """The period's group table of a regression or multiclass audit (the audit's own computation)."""
+    if spec.task == "regression":
+        rows = _period_frame(cells, period.start, period.end).drop(columns=[WINDOW])
+        if int(rows["n"].sum()) == 0:
+            return None
+        return compute_regression_table(rows, spec).rows
+    # Classes are read over all windows, so a period missing a class still names it (as the audit's).
+    every = multiclass_counts(cells, replace(spec, sensitive=(WINDOW, *spec.sensitive)))
+    sens = list(spec.sensitive)
+
+    def inside(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+        """The frame's rows in the period, summed over its windows."""
+        part = frame[(frame[WINDOW] >= period.start) & (frame[WINDOW] < period.end)]
+        return part.groupby(keys, as_index=False, sort=True, observed=True)["n"].sum()
+
+    labelled = inside(every.labelled, [*sens, "y_true", "y_pred"])
+    if int(labelled["n"].sum()) == 0:
+        return None
+    counts = MulticlassCounts(labelled=labelled, population=inside(every.population, sens), classes=every.classes,
+                              summary=every.summary, notes=every.notes)
+    return compute_multiclass_table(counts, spec)[0].rows
 
 
 def _empty_groups() -> pd.DataFrame:

@@ -10,6 +10,8 @@ GROUPING SETS, for histograms and the distribution gap.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import pandas as pd
 
 from fairwatch.connectors.counts import MISSING, _filter_cols, _refuse, check_cardinality_prefix, group_expr, run_query, where_sql
@@ -17,6 +19,15 @@ from fairwatch.connectors.source import OpenSource, quote_ident, resolve_spec_co
 from fairwatch.metrics.errors import DataError
 from fairwatch.metrics.stats.regression import ERROR_BUCKETS, PREDICTION_BUCKETS, BucketEdges
 from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
+
+@dataclass(frozen=True)
+class LeadKeys:
+    """Extra leading keys of the regression sums: (name, inner SQL expression, outer SQL expression) each, and a filter."""
+
+    keys: tuple[tuple[str, str, str], ...]
+    where: str = ""  # appended to the WHERE clause, e.g. " AND t IS NOT NULL"
+    params: dict = field(default_factory=dict)
+
 
 _NUMERIC = ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL", "NUMERIC")
 SUMS = ("s_e", "s_e2", "s_e4", "s_ae", "s_over", "s_over2", "s_under", "s_y", "s_y2", "s_p", "s_p2")
@@ -58,11 +69,21 @@ def _keys(spec: AuditSpec, cols: dict[str, str], src: OpenSource) -> tuple[list[
     return sens_cols, inner, outer
 
 
-def fetch_regression_counts(src: OpenSource, spec: AuditSpec, row_filter: RowFilter | None = None) -> pd.DataFrame:
-    """Per finest group cell: rows, unlabelled, unpredicted, nonfinite, n and the sums (one scan)."""
+def fetch_regression_counts(src: OpenSource, spec: AuditSpec, row_filter: RowFilter | None = None,
+                            lead: LeadKeys | None = None) -> pd.DataFrame:
+    """Per finest group cell: rows, unlabelled, unpredicted, nonfinite, n and the sums (one scan).
+
+    `lead` adds keys in front of the groups (a time window, a model version) for monitoring, so a
+    window's sums are this very query's, grouped by one more key.
+    """
     cols = resolve_spec_columns(spec, src)
     where, params = where_sql(spec, cols, row_filter)
+    if lead is not None:
+        where, params = f"{where}{lead.where}", params | lead.params
     sens_cols, inner, outer = _keys(spec, cols, src)
+    if lead is not None:
+        inner = ", ".join([*(f"{expr} AS {name}" for name, expr, _ in lead.keys), inner])
+        outer = ", ".join([*(f"{out} AS {name}" for name, _, out in lead.keys), outer])
     check_cardinality_prefix(src, spec, sens_cols, where, params,
                              relation=src.relation_for([*sens_cols, *_filter_cols(cols, row_filter)]))
     check_numeric(src, spec, cols, where, params)
@@ -72,7 +93,8 @@ def fetch_regression_counts(src: OpenSource, spec: AuditSpec, row_filter: RowFil
     # isfinite() is DuckDB's own. The usable rows' values are NULL elsewhere, so plain sums skip the rest
     # (one CASE per value, not one per sum: a third faster at 10M rows).
     ok = "(y IS NOT NULL AND p IS NOT NULL AND y - y = 0 AND p - p = 0)"
-    keys = ", ".join(f"k{i}" for i in range(len(sens_cols)))
+    keys = ", ".join([*(name for name, _, _ in (lead.keys if lead is not None else ())),
+                      *(f"k{i}" for i in range(len(sens_cols)))])
     usable = (f"SELECT {keys}, y, p, {ok} AS ok, CASE WHEN {ok} THEN y END AS uy, CASE WHEN {ok} THEN p END AS up, "
               f"CASE WHEN {ok} THEN p - y END AS e FROM (SELECT {inner}, {y} AS y, {p} AS p FROM src WHERE {where})")
     signed = f"SELECT *, greatest(e, 0) AS o, greatest(-e, 0) AS u FROM ({usable})"
@@ -113,11 +135,17 @@ def fetch_regression_counts(src: OpenSource, spec: AuditSpec, row_filter: RowFil
 
 
 def fetch_regression_buckets(src: OpenSource, spec: AuditSpec, edges: BucketEdges,
-                             row_filter: RowFilter | None = None) -> pd.DataFrame:
-    """Rows per (finest group cell, kind, bucket), kind 'prediction' or 'error', over the usable rows."""
+                             row_filter: RowFilter | None = None, lead: LeadKeys | None = None) -> pd.DataFrame:
+    """Rows per (finest group cell, kind, bucket), kind 'prediction' or 'error', over the usable rows (`lead`: as above)."""
     cols = resolve_spec_columns(spec, src)
     where, params = where_sql(spec, cols, row_filter)
+    if lead is not None:
+        where, params = f"{where}{lead.where}", params | lead.params
     sens_cols, inner, outer = _keys(spec, cols, src)
+    lead_names = [name for name, _, _ in (lead.keys if lead is not None else ())]
+    if lead is not None:
+        inner = ", ".join([*(f"{expr} AS {name}" for name, expr, _ in lead.keys), inner])
+        outer = ", ".join([*(f"{out} AS {name}" for name, _, out in lead.keys), outer])
     y = _number(cols["label"], src.column_type(cols["label"]))
     p = _number(cols["prediction"], src.column_type(cols["prediction"]))
     params = dict(params) | {"p_lo": edges.p_lo, "p_w": edges.p_width, "e_lo": edges.e_lo, "e_w": edges.e_width}
@@ -126,7 +154,7 @@ def fetch_regression_buckets(src: OpenSource, spec: AuditSpec, edges: BucketEdge
         """The bucket of a value: floor((x - lo) / width), the top edge in the last bucket."""
         return f"CAST(least(greatest(floor(({expr} - ${lo}) / ${width}), 0), {count - 1}) AS BIGINT)"
 
-    keys = ", ".join(f"k{i}" for i in range(len(sens_cols)))
+    keys = ", ".join([*lead_names, *(f"k{i}" for i in range(len(sens_cols)))])
     raw = run_query(
         src,
         f"SELECT {outer}, pb, eb, n FROM (SELECT {keys}, pb, eb, count(*)::BIGINT AS n FROM ("
@@ -142,4 +170,4 @@ def fetch_regression_buckets(src: OpenSource, spec: AuditSpec, edges: BucketEdge
     pred = raw[raw["pb"].notna()].assign(kind="prediction", bucket=lambda f: f["pb"].astype("int64"))
     err = raw[raw["eb"].notna()].assign(kind="error", bucket=lambda f: f["eb"].astype("int64"))
     out = pd.concat([pred, err], ignore_index=True)
-    return out[[*spec.sensitive, "kind", "bucket", "n"]].astype({"n": "int64"})
+    return out[[*lead_names, *spec.sensitive, "kind", "bucket", "n"]].astype({"n": "int64"})

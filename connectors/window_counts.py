@@ -16,6 +16,8 @@ import pandas as pd
 
 from fairwatch.connectors.counts import check_cardinality, group_expr, prediction_expr, run_query, where_sql
 from fairwatch.connectors.source import OpenSource, quote_ident, resolve_spec_columns
+from fairwatch.connectors.task_counts import LeadKeys, fetch_regression_buckets, fetch_regression_counts
+from fairwatch.metrics.stats.regression import BucketEdges
 from fairwatch.metrics.errors import DataError, SpecError
 from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
 from fairwatch.metrics.monitoring.trends import GRAINS, VERSION, WINDOW, choose_grain, parse_instant
@@ -168,3 +170,44 @@ def fetch_window_counts(src: OpenSource, spec: AuditSpec, grain: str | None = No
     cells = cells.rename(columns={f"g{i}": s for i, s in enumerate(spec.sensitive)})
     cells[WINDOW] = pd.to_datetime(cells[WINDOW])
     return WindowCounts(cells=cells, grain=grain, span=span, sensitive=spec.sensitive, by_version=by_version)
+
+
+def fetch_task_window_counts(src: OpenSource, spec: AuditSpec, grain: str | None = None,
+                             row_filter: RowFilter | None = None, by_version: bool = False) -> WindowCounts:
+    """The task's counts per window: regression sums per (window, group), else the label/decision cells above."""
+    if spec.task != "regression":
+        # Multiclass reads the same (label, decision) cells as binary: the classes are the raw values.
+        return fetch_window_counts(src, spec, grain, row_filter, by_version)
+    if grain is not None and grain not in GRAINS:
+        raise SpecError(f"unknown window grain {grain!r}; choose one of {', '.join(GRAINS)}")
+    for name in spec.sensitive:
+        if name in (WINDOW, VERSION):
+            raise SpecError(f"a sensitive feature may not be called {name}; rename the column")
+    span = fetch_time_span(src, spec, row_filter)
+    grain = choose_grain(span.first, span.last, grain)
+    cols = resolve_spec_columns(spec, src)
+    by_version = by_version and spec.model_version is not None
+    t = time_sql(spec, src, cols["time"])
+    bounds, bound_params = _time_bounds(t, row_filter)
+    keys = [(WINDOW, f"date_trunc('{grain}', {t})", WINDOW)]
+    if by_version:
+        keys.append((VERSION, quote_ident(cols["model_version"]), group_expr(VERSION)))
+    # The audit's own regression query, grouped by the window (and version) too: one scan, the same sums.
+    lead = LeadKeys(keys=tuple(keys), where=f" AND {t} IS NOT NULL{bounds}", params=bound_params)
+    cells = fetch_regression_counts(src, spec, _version_filter(row_filter), lead=lead)
+    cells[WINDOW] = pd.to_datetime(cells[WINDOW])
+    return WindowCounts(cells=cells, grain=grain, span=span, sensitive=spec.sensitive, by_version=by_version)
+
+
+def fetch_prediction_buckets(src: OpenSource, spec: AuditSpec, edges: BucketEdges, grain: str,
+                             row_filter: RowFilter | None = None) -> pd.DataFrame:
+    """Regression: rows per (window, finest group, prediction bucket), the audit's bucket query with the window key."""
+    cols = resolve_spec_columns(spec, src)
+    t = time_sql(spec, src, cols["time"])
+    bounds, bound_params = _time_bounds(t, row_filter)
+    lead = LeadKeys(keys=((WINDOW, f"date_trunc('{grain}', {t})", WINDOW),), where=f" AND {t} IS NOT NULL{bounds}",
+                    params=bound_params)
+    buckets = fetch_regression_buckets(src, spec, edges, _version_filter(row_filter), lead=lead)
+    buckets = buckets[buckets["kind"] == "prediction"].drop(columns=["kind"])
+    return buckets.assign(**{WINDOW: pd.to_datetime(buckets[WINDOW])}).reset_index(drop=True)
+

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from fairwatch.metrics.presentation.charts import confusion_heatmap, disparity_chart, histogram_chart, rate_chart
-from fairwatch.metrics.policy.overview import task_scope_note
+from fairwatch.metrics.policy.overview import threshold_scope_note
 from fairwatch.metrics.presentation.views import (confusion_cells, disparity_points, groupings_shown, histogram_cells, masked_groups,
                            metric_label, metric_table, performance_metrics, rate_points)
 from fairwatch.pages.components.auth import md
@@ -51,7 +51,7 @@ def draw(ctx: PageContext) -> None:
                                policy.ratio_high))
     render_task_distributions(snap, grouping, groups)
     st.subheader("Threshold explorer")
-    if note := task_scope_note(snap.spec.task):
+    if note := threshold_scope_note(snap.spec.task):
         st.info(note)
         return
     if snap.spec.score is None:

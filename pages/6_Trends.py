@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-from fairwatch.metrics.stats.groups import metric_names
-from fairwatch.metrics.policy.overview import HEADLINE_METRICS
-from fairwatch.metrics.presentation.trend_views import GRAIN_CHOICES, grain_arg, grain_caption, trend_groupings
+from fairwatch.metrics.presentation.trend_views import (GRAIN_CHOICES, grain_arg, grain_caption, trend_groupings,
+                                                      trend_metrics, trend_metrics_key)
 from fairwatch.metrics.presentation.views import metric_label
 from fairwatch.pages.components.auth import md
 from fairwatch.pages.components.frame import PageContext, guard, run_page
@@ -23,16 +22,16 @@ def draw(ctx: PageContext) -> None:
     trends = load_trends(spec, sel.row_filter, grain_arg(choice), stamp_of(spec))
     rows = trends.rows
     grouping = c2.selectbox("Groups of", trend_groupings(rows, spec, sel.features), key="fw.trend.grouping")
-    available = [m for m in metric_names(spec.score is not None) if m in set(rows["metric"])]
-    metrics = c3.multiselect("Metrics", available, default=list(HEADLINE_METRICS), format_func=metric_label,
-                             key="fw.trend.metrics") or list(HEADLINE_METRICS)
+    available, default = trend_metrics(rows, spec)
+    metrics = c3.multiselect("Metrics", available, default=default, format_func=metric_label,
+                             key=trend_metrics_key(spec.task)) or default
     groups = rows.loc[rows["grouping"] == grouping, "group"].unique().tolist()
     st.caption(f"{md(grain_caption(trends.grain, choice))} {len(trends.coverage)} windows of "
                f"{trends.total_rows:,} rows ({md(sel.row_filter.describe())}).")
     # Sections, not tabs: a chart in a hidden tab is not drawn until opened, and each section's
     # guard keeps the others on the page when one fails.
     st.subheader("Metrics over time")
-    render_metric_trends(trends, grouping, metrics, groups, spec.policy.min_support)
+    render_metric_trends(trends, grouping, metrics, groups, spec.policy.min_support, spec.task)
     st.subheader("Label coverage")
     render_coverage(trends)
     st.subheader("Model versions side by side")

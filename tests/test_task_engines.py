@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fairwatch.connectors.audit import run_audit
+from fairwatch.connectors.monitor import run_drift, run_trends, run_version_comparison
 from fairwatch.metrics.audit.spec import parse_spec
 from tests.engine_servers import postgres_with_nans, spark_available
 
@@ -31,6 +32,10 @@ def log() -> pd.DataFrame:
         "region": rng.choice(np.array(["n", "s", None], dtype=object), n, p=[0.5, 0.45, 0.05]),
     })
     frame["pc"] = np.where(rng.random(n) < 0.7, frame["yc"], rng.choice(["low", "mid", "high", "other"], n))
+    # A decision time over ~10 weeks and a model version, for the windowed counts (monitoring).
+    frame["t"] = (pd.Timestamp("2025-03-01") + pd.to_timedelta(rng.integers(0, 70 * 86400, n), unit="s")
+                  ).astype("datetime64[us]")
+    frame["v"] = np.where(frame["t"] < pd.Timestamp("2025-04-10"), "v1", "v2")
     frame.loc[frame.index % 97 == 0, "p"] = np.inf
     return frame
 
@@ -114,3 +119,44 @@ def test_spark_gives_duckdbs_numbers(task, parquet):
         pytest.skip(reason)
     assert_same(run_audit(spec_for(task, {"path": parquet})),
                 run_audit(spec_for(task, {"path": parquet, "engine": "spark", "master": "local[1]"})))
+
+
+def monitoring_of(task: str, source: dict) -> dict[str, pd.DataFrame]:
+    """Weekly trends, coverage, the version comparison and drift of the task on one engine."""
+    spec = parse_spec({"source": source, "columns": {**TASKS[task], "sensitive": ["sex", "race"], "task": task,
+                                                     "time": "t", "model_version": "v"},
+                       "policy": {"min_support": 20}})
+    trends = run_trends(spec, "week")
+    versions = run_version_comparison(spec, "v1", "v2")
+    drift = run_drift(spec, "week")
+    key = ["window", "group", "metric"]
+    return {"trends": trends.rows.set_index(key)[["value", "ci_low", "ci_high", "support", "n", "ratio"]].sort_index(),
+            "coverage": trends.coverage.set_index("window"),
+            "versions": versions.rows.set_index(["group", "metric"])[
+                ["value_a", "value_b", "diff_ci_low", "diff_ci_high", "p_value", "q_value"]].sort_index(),
+            "drift": drift.tests.set_index(["window", "grouping"])[["psi", "statistic", "n"]].sort_index()}
+
+
+def assert_same_monitoring(a: dict, b: dict) -> None:
+    """Every windowed and per-version number equal to 1e-9 relative."""
+    for name in a:
+        assert a[name].index.equals(b[name].index), name
+        np.testing.assert_allclose(a[name].to_numpy(float), b[name].to_numpy(float), rtol=1e-9, atol=1e-12,
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_postgres_gives_duckdbs_windows_and_versions(task, parquet, postgres_url):
+    """Trends per week, coverage, versions and drift of a task on PostgreSQL equal DuckDB's."""
+    assert_same_monitoring(monitoring_of(task, {"path": parquet}),
+                           monitoring_of(task, {"path": postgres_url, "table": "log"}))
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_spark_gives_duckdbs_windows_and_versions(task, parquet):
+    """Trends per week, coverage, versions and drift of a task on Spark equal DuckDB's."""
+    reason = spark_available()
+    if reason:
+        pytest.skip(reason)
+    assert_same_monitoring(monitoring_of(task, {"path": parquet}),
+                           monitoring_of(task, {"path": parquet, "engine": "spark", "master": "local[1]"}))

@@ -26,6 +26,16 @@ class Features(Protocol):
 
 ALIASES = {"fnr": "false_negative_rate", "fpr": "false_positive_rate", "tpr": "true_positive_rate",
            "tnr": "true_negative_rate", "ppv": "precision", "npv": "negative_predictive_value"}
+# The metrics of the other tasks, named here so that reading a spec does not load their engines
+# (tests check these equal metrics.stats.regression.METRICS and multiclass.PER_CLASS).
+REGRESSION_METRICS = ("mean_prediction", "mean_label", "mean_error", "mean_absolute_error", "mean_squared_error",
+                      "root_mean_squared_error", "r2_score", "mean_overprediction", "mean_underprediction")
+REGRESSION_ALIASES = {"mae": "mean_absolute_error", "rmse": "root_mean_squared_error", "mse": "mean_squared_error",
+                      "r2": "r2_score"}
+MULTICLASS_METRICS = ("accuracy", "balanced_accuracy")
+PER_CLASS = ("selection_rate", "true_positive_rate", "false_positive_rate", "precision")
+# Metrics whose value is not a share of rows: a value or difference rule may name any number.
+NOT_PROPORTIONS = frozenset(REGRESSION_METRICS) - {"r2_score"}
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 STATS = ("value", "ratio", "difference")
 _TOKEN = re.compile(r"""\s*(?:(?P<quoted>"[^"]*"|'[^']*')|(?P<op><=|>=|<|>|=|&|×)|(?P<word>[^\s<>=&×"']+)|(?P<bad>\S))""")
@@ -185,14 +195,21 @@ class _Parser:
             op, threshold = self.comparison(0.0, None, (">", ">="))
             self.end()
             return Rule(text=self.text, kind="psi", op=op, threshold=threshold, groupings=(grouping,))
-        metric = ALIASES.get(word, word)
-        if first.kind != "word" or metric not in RATES:
-            self.fail(first, "unknown metric", f"use one of {', '.join(RATES)} (or fnr, fpr, tpr, tnr, ppv, npv), "
+        task = getattr(self.spec, "task", "binary")
+        metric, stat = task_metric(first.text, task), "value"
+        if metric is None and first.kind == "word":
+            # `mae_ratio > 1.25` reads as `mae ratio > 1.25`.
+            stem, _, suffix = first.text.rpartition("_")
+            metric, stat = (task_metric(stem, task), suffix.lower()) if suffix.lower() in STATS else (None, stat)
+        if first.kind != "word" or metric is None:
+            what = "unknown metric" if task == "binary" else f"unknown metric for a {task} audit"
+            self.fail(first, what, f"use one of {known_metrics(task)}, "
                       "or start with share of / psi of / any new finding")
-        stat = "value"
-        if self.at_keyword(*STATS):
+        if stat == "value" and self.at_keyword(*STATS):
             stat = self.take("", "").text.lower()
-        bounds = {"value": (0.0, 1.0), "ratio": (0.0, None), "difference": (-1.0, 1.0)}[stat]
+        unbounded = metric in NOT_PROPORTIONS
+        bounds = {"value": (None, None) if unbounded else (0.0, 1.0), "ratio": (0.0, None),
+                  "difference": (None, None) if unbounded else (-1.0, 1.0)}[stat]
         op, threshold = self.comparison(*bounds)
         scope: tuple[tuple[str, ...], ...] = tuple(groupings(self.spec.sensitive))
         slice_: tuple[tuple[str, str], ...] = ()
@@ -209,6 +226,33 @@ class _Parser:
         self.end()
         return Rule(text=self.text, kind="metric", op=op, threshold=threshold, metric=metric, stat=stat,
                     groupings=scope, slice=slice_)
+
+
+def task_metric(word: str, task: str) -> str | None:
+    """The metric a rule's word names for the task (aliases resolved), or None when the task has no such metric."""
+    if task == "regression":
+        word = word.lower()
+        metric = REGRESSION_ALIASES.get(word, word)
+        return metric if metric in REGRESSION_METRICS else None
+    if task == "multiclass":
+        if word.lower() in MULTICLASS_METRICS:
+            return word.lower()
+        # Per class: `true_positive_rate@high` (or tpr@high); whether the class exists is known at evaluation.
+        name, at, cls = word.partition("@")
+        name = ALIASES.get(name.lower(), name.lower())
+        return f"{name}@{cls}" if at and cls and name in PER_CLASS else None
+    word = word.lower()
+    metric = ALIASES.get(word, word)
+    return metric if metric in RATES else None
+
+
+def known_metrics(task: str) -> str:
+    """The metrics a rule may name for the task, in words."""
+    if task == "regression":
+        return f"{', '.join(REGRESSION_METRICS)} (or mae, rmse, mse, r2)"
+    if task == "multiclass":
+        return f"{', '.join(MULTICLASS_METRICS)}, or per class {', '.join(p + '@<class>' for p in PER_CLASS)}"
+    return f"{', '.join(RATES)} (or fnr, fpr, tpr, tnr, ppv, npv)"
 
 
 def parse_rule(text: str, spec: Features) -> Rule:

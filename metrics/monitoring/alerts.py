@@ -7,7 +7,10 @@ Forms (keywords are case-insensitive; a value with spaces or <>=& is quoted: rac
     psi of <grouping> > <number>
     any new finding
 
-<metric> is a rate of metrics.stats.groups.RATES (or fnr, fpr, tpr, tnr, ppv, npv); <op> is <, <=, >, >=;
+<metric> is a rate of metrics.stats.groups.RATES (or fnr, fpr, tpr, tnr, ppv, npv) for binary audits; a
+regression metric (mean_absolute_error or mae, rmse, mse, r2, mean_prediction, ...) or a multiclass one
+(accuracy, balanced_accuracy, per class true_positive_rate@high, ...) for those tasks; `mae_ratio > 1.25`
+reads as `mae ratio > 1.25`. <op> is <, <=, >, >=;
 <grouping> is a sensitive feature or an intersection `a & b`; <slice> is `feature=value [& ...]`.
 Without a scope a metric rule covers every group of every grouping.
 
@@ -16,7 +19,8 @@ say so with significance:
 - ratio / difference: to the grouping's reference group, as in an audit; significant means the
   audit's two-sided test of the gap (score test, Fisher's exact for small counts). With the policy's
   band as threshold, a ratio rule fires exactly where an audit says `outside`.
-- value and share: a one-sided exact binomial test against the threshold (scipy.stats.binomtest).
+- value and share: a one-sided exact binomial test against the threshold (scipy.stats.binomtest); for a
+  mean (regression) or R² / balanced accuracy, a one-sided t (normal) test from the value's interval.
 - psi: Pearson's chi-square test of the period's group counts against the baseline's.
 Significance is q < policy.fdr, with Benjamini-Hochberg over every (rule, group) test of the check.
 A group below min_support cannot make a rule fire; a rule none of whose groups could be evaluated
@@ -36,6 +40,7 @@ from scipy import stats
 
 from fairwatch.metrics.errors import SpecError
 from fairwatch.metrics.stats.groups import grouping_name, groupings, slice_label
+from fairwatch.metrics.stats.rates import RATES
 from fairwatch.metrics.stats.intervals import bh_qvalues
 from fairwatch.metrics.audit.spec import AuditSpec
 from fairwatch.metrics.monitoring.alert_rules import OPS, Rule, parse_rule, parse_rules  # noqa: F401 - re-exported
@@ -204,6 +209,31 @@ def _binom_p(successes: float, n: float, threshold: float, op: str) -> float:
     return float(stats.binomtest(int(round(successes)), int(n), threshold, alternative=alternative).pvalue)
 
 
+def _mean_p(value: float, low: float, high: float, n: float, rule: Rule) -> float:
+    """One-sided p-value that a mean (or R², balanced accuracy) is beyond the threshold, from its 95% interval.
+
+    The intervals of task metrics are t intervals (means), normal ones (R², balanced accuracy) or the
+    square root of MSE's (RMSE); the standard error is the interval's wider half over its quantile, so
+    the clipping of a bound at 0 or 1 cannot shrink it.
+    """
+    normal = rule.metric in ("r2_score", "balanced_accuracy")
+    quantile = stats.norm.ppf(0.975) if normal or n < 2 else stats.t.ppf(0.975, n - 1)
+    se = max(high - value, value - low) / quantile
+    if not np.isfinite(se) or se <= 0:
+        return float(not OPS[rule.op](value, rule.threshold))
+    z = (value - rule.threshold) / se
+    dist = stats.norm if normal or n < 2 else stats.t(n - 1)
+    return float(dist.cdf(z) if rule.op in ("<", "<=") else dist.sf(z))
+
+
+def _check_metric(rule: Rule, inputs: CheckInputs) -> None:
+    """A metric rule must name a metric the audit computes (a class that never occurs is a typo)."""
+    present = list(dict.fromkeys(inputs.groups["metric"])) if inputs.groups is not None else []
+    if present and rule.metric not in present:
+        raise SpecError(f"alert rule {rule.text!r}: this audit has no metric {rule.metric}; its metrics are "
+                        f"{', '.join(present)}")
+
+
 def _check_slice(rule: Rule, inputs: CheckInputs) -> None:
     """A named group must exist somewhere in the data: a typo must not silently never (or always) fire."""
     if rule.slice and rule.slice not in inputs.known_slices:
@@ -227,8 +257,14 @@ def _metric_candidates(rule: Rule, inputs: CheckInputs) -> list[dict]:
         if rule.stat == "value":
             value, defined = r["value"], not r["masked"] and pd.notna(r["value"])
             # Successes are value × support exactly (value is their ratio); the column is used when present.
+            proportion = pd.notna(r.get("successes", np.nan)) or rule.metric in RATES
             x = r["successes"] if pd.notna(r.get("successes", np.nan)) else np.rint(value * r["support"])
-            p = _binom_p(x, r["support"], rule.threshold, rule.op) if defined else np.nan
+            if not defined:
+                p = np.nan
+            elif proportion:
+                p = _binom_p(x, r["support"], rule.threshold, rule.op)
+            else:
+                p = _mean_p(value, r["ci_low"], r["ci_high"], r["support"], rule)
             why = (f"{rule.metric} is {value:.3f} (95% CI {r['ci_low']:.3f}-{r['ci_high']:.3f}, "
                    f"{int(r['support']):,} rows) {rule.op} {rule.threshold:g}") if defined else ""
         else:
@@ -284,6 +320,7 @@ def evaluate_rules(rules: Sequence[Rule], inputs: CheckInputs, spec: AuditSpec) 
         if rule.kind == "metric":
             if inputs.groups is None:
                 raise SpecError(f"alert rule {rule.text!r} needs labelled rows, but none were counted")
+            _check_metric(rule, inputs)
             per_rule.append(_metric_candidates(rule, inputs))
         elif rule.kind == "share":
             per_rule.append(_share_candidates(rule, inputs))

@@ -33,6 +33,7 @@ from fairwatch.metrics.presentation.formats import HEADLINE_METRICS
 from fairwatch.metrics.monitoring.finding_ids import FLAGGED, findings_of, moved_metric, record_id
 from fairwatch.metrics.discovery.findings import finding_id
 from fairwatch.metrics.stats.groups import slice_label
+from fairwatch.metrics.stats.regression import LOWER_IS_BETTER as REGRESSION_LOWER_IS_BETTER
 from fairwatch.metrics.privacy.redaction import redact_document
 from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
 from fairwatch.metrics.privacy.suppression import slice_key
@@ -102,6 +103,18 @@ def tracked(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _direction(metric: str) -> int:
+    """-1 when a higher value is worse for the group, +1 when better, 0 for a task's output measures (no better side)."""
+    base = metric.partition("@")[0]
+    # higher_is_worse reads a class's measure by its base ('false_negative@c', a multiclass finding's metric).
+    if higher_is_worse(metric) or metric in REGRESSION_LOWER_IS_BETTER or (metric != base and base == "false_positive_rate"):
+        return -1
+    # A regression's mean prediction or error and a class's selection rate: a gap either way (not binary's rates).
+    if metric in ("mean_prediction", "mean_error", "mean_label") or (metric != base and base == "selection_rate"):
+        return 0
+    return 1
+
+
 def _status(then: Mapping[str, Any], now: Mapping[str, Any] | None) -> tuple[str, str]:
     """The status by the rule, and why."""
     if now is None:
@@ -113,8 +126,11 @@ def _status(then: Mapping[str, Any], now: Mapping[str, Any] | None) -> tuple[str
     if then["verdict"] in UNDECIDED:
         return "worse", "now a significant gap: the open question is settled against the group"
     if moved_metric(then, now) == "clear":
+        direction = _direction(str(then["metric"]))
+        if direction == 0:
+            return "unchanged", "still a significant gap; its interval moved, but this measure has no better side"
         higher = float(now["value"]) > float(then["value"])
-        bad = higher == higher_is_worse(str(then["metric"]))
+        bad = higher == (direction < 0)
         return ("worse", "the gap's interval moved to the worse side") if bad else (
             "improved", "the gap's interval moved to the better side")
     return "unchanged", "still a significant gap; the two 95% intervals overlap"

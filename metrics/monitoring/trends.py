@@ -115,6 +115,11 @@ def label_coverage(cells: pd.DataFrame, grain: str) -> pd.DataFrame:
         "labelled_rows": cells["n"].where(has_label, 0).astype(np.int64),
         "evaluated_rows": cells["n"].where(has_label & cells["pred_raw"].notna(), 0).astype(np.int64),
     })
+    return label_coverage_rows(frame, grain)
+
+
+def label_coverage_rows(frame: pd.DataFrame, grain: str) -> pd.DataFrame:
+    """Coverage per window from (window, rows, labelled_rows, evaluated_rows) records of any task."""
     out = frame.groupby("window", as_index=False, sort=True).sum()
     out.insert(1, "window_end", out["window"].map(lambda w: window_end(w, grain)))
     out["label_coverage"] = out["labelled_rows"] / out["rows"]

@@ -46,6 +46,7 @@ _EXPORTS = {
     "supported_metrics": "overview",
     "task_scope_note": "overview",
     "drilldown_scope_note": "overview",
+    "threshold_scope_note": "overview",
     "trend_arrows": "overview",
     "verdict_lines": "whatif_result",
     "whatif_cells": "whatif",

@@ -62,8 +62,18 @@ def task_scope_note(task: str) -> str | None:
     if task == "binary":
         return None
     return (f"This is a {task} audit: groups, intervals, disparities, the slice search, data-quality signals, data "
-            f"needs and the exports cover it; trends, the drill-down into one slice and the threshold explorer cover "
-            f"binary decisions only so far.")
+            f"needs and the exports cover it; the drill-down's metrics against the rest and the threshold explorer "
+            f"cover binary decisions only so far (trends, versions and alerts follow the task).")
+
+
+def threshold_scope_note(task: str) -> str | None:
+    """Why the threshold explorer and the what-if do not apply to a regression or multiclass audit (None for binary)."""
+    if task == "binary":
+        return None
+    what = "a number, not a yes/no decision" if task == "regression" else "one of several classes, not a yes/no decision"
+    return (f"The threshold explorer and the what-if move a cut-off on the score of a yes/no decision; this "
+            f"{task} audit's model outputs {what}, so they do not apply.")
+
 
 GLOSSARY: dict[str, str] = {
     "ratio to reference": "the group's rate divided by the reference group's rate (1 = the same; "

@@ -212,7 +212,7 @@ _GAPS = "break-paths-show-domains"
 
 
 def trend_chart(points: pd.DataFrame, groups: Sequence[str], y_title: str, *, facet: bool = False,
-                marker: pd.Timestamp | None = None, height: int = 220) -> alt.TopLevelMixin:
+                marker: pd.Timestamp | None = None, height: int = 220, y_format: str = "%") -> alt.TopLevelMixin:
     """Each group's value per window as a line over its 95% interval band; gaps where a window has too few rows."""
     # `points`: window, group, value, ci_low, ci_high, support, shown, isolated (metric_label when faceted:
     # one row of charts per metric). A lone window between gaps gets its interval as a bar; `marker` draws
@@ -223,7 +223,7 @@ def trend_chart(points: pd.DataFrame, groups: Sequence[str], y_title: str, *, fa
     if facet:
         tooltip.insert(1, alt.Tooltip("metric_label:N", title="Metric"))
     x = alt.X("window:T", title="window")
-    y = alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False), axis=alt.Axis(format="%"))
+    y = alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False), axis=alt.Axis(format=y_format))
     # The same legend on every layer (a layer with the legend off turns the merged legend off). Beside a
     # single chart, which Streamlit fits to the page (a legend below would squeeze the plot flat); below
     # facets, which keep their width (beside them it would be cut off).

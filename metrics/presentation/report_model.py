@@ -881,7 +881,9 @@ def _glossary(doc: Mapping[str, Any]) -> Section:
     policy = (doc.get("spec") or {}).get("policy") or {}
     facts = [(metric_label(m), metric_meaning(m)) for m in present if m in METRIC_EXPLANATIONS]
     facts += [
-        ("Positive outcome / decision", f"In this audit the positive outcome is {outcome} and the positive decision is {decision}."),
+        (("Actual outcome / model output", f"In this audit the actual outcome is {outcome} and the model output is {decision}.")
+         if doc.get("task") in TASK_HEADLINES else
+         ("Positive outcome / decision", f"In this audit the positive outcome is {outcome} and the positive decision is {decision}.")),
         ("95% interval", "The range the true value most likely lies in, given how many people the number is based on; "
                          "small groups have wide intervals."),
         ("Reference group", "The group others are compared with: the one named in the audit settings, else the largest."),

@@ -10,19 +10,24 @@ min_support keeps its row with an empty value: the chart leaves a gap there, nev
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from fairwatch.metrics.monitoring.alerts import CheckResult
-from fairwatch.metrics.stats.groups import grouping_name, groupings
+from fairwatch.metrics.stats.groups import grouping_name, groupings, metric_names
 from fairwatch.metrics.stats.intervals import wilson_interval
-from fairwatch.metrics.presentation.formats import fmt_pct, fmt_q
+from fairwatch.metrics.presentation.formats import HEADLINE_METRICS, fmt_pct, fmt_q
 from fairwatch.metrics.policy.overview import shown_rows, window_text
 from fairwatch.metrics.audit.spec import AuditSpec
+from fairwatch.metrics.errors import SpecError
 from fairwatch.metrics.presentation.views import estimate_text, groupings_shown, metric_label, too_few
 
 GRAIN_CHOICES = ("auto", "day", "week", "month")
+# What the Trends page shows first for the other tasks (issue 19): the errors and output, or accuracy.
+TREND_HEADLINES = {"regression": ("mean_absolute_error", "root_mean_squared_error", "mean_prediction", "mean_error"),
+                   "multiclass": ("accuracy", "balanced_accuracy")}
 # Common reading of the population stability index (metrics/stats/drift.py).
 PSI_MODERATE, PSI_LARGE = 0.1, 0.25
 CHANGE_LABELS = {
@@ -70,6 +75,25 @@ def trend_groupings(rows: pd.DataFrame, spec: AuditSpec, features: Iterable[str]
     """The groupings to offer, in the spec's order as on the other pages (single features first, up to pairs)."""
     shown = set(groupings_shown(rows, features))
     return [name for name in (grouping_name(c) for c in groupings(spec.sensitive)) if name in shown]
+
+
+def trend_metrics(rows: pd.DataFrame, spec: AuditSpec) -> tuple[list[str], list[str]]:
+    """(metrics the Trends page offers, the ones it shows first), by the audit's task."""
+    present = set(rows["metric"])
+    if spec.task == "binary":
+        return [m for m in metric_names(spec.score is not None) if m in present], list(HEADLINE_METRICS)
+    available = list(dict.fromkeys(rows["metric"]))
+    return available, [m for m in TREND_HEADLINES[spec.task] if m in present]
+
+
+def trend_metrics_key(task: str) -> str:
+    """The metric picker's widget key: binary's as before; one per task, so a choice never names another task's metric."""
+    return "fw.trend.metrics" if task == "binary" else f"fw.trend.metrics.{task}"
+
+
+def trend_axis(task: str) -> tuple[str, str]:
+    """(y axis title, d3 number format) of the metric charts: shares for classifiers, numbers for regression."""
+    return ("value", ",.4~g") if task == "regression" else ("rate", "%")
 
 
 def trend_points(rows: pd.DataFrame, grouping: str, metrics: Sequence[str]) -> pd.DataFrame:
@@ -252,5 +276,56 @@ def check_table(result: CheckResult) -> pd.DataFrame:
 def example_rules(spec: AuditSpec) -> str:
     """Example rules written with the spec's own features, for the rule box's help (plain text: the page escapes it)."""
     first = spec.sensitive[0]
+    if spec.task == "regression":
+        return (f"mae ratio > 1.25 for any {first} group · mean_prediction ratio < 0.8 for any group · "
+                f"rmse_ratio > 1.25 · psi of {first} > 0.1")
+    if spec.task == "multiclass":
+        return (f"accuracy difference < -0.05 for any {first} group · balanced_accuracy value < 0.7 · "
+                f"true_positive_rate@<class> ratio < 0.8 for any group · psi of {first} > 0.1")
     return (f"false_negative_rate ratio > 1.25 for any {first} group · psi of {first} > 0.1 · "
             f"selection_rate value < 0.3 for any group · share of {first}=… < 0.05")
+
+
+def trend_lines(trends: Any, grouping: str, metrics: Sequence[str]) -> list[str]:
+    """`fairwatch trends` text: coverage per window, then each chosen metric per window and group with n and ratio."""
+    rows = trends.rows
+    known = list(dict.fromkeys(rows["grouping"]))
+    if grouping not in known:
+        raise SpecError(f"no grouping {grouping!r}; choose one of {', '.join(known[:12])}")
+    missing = [m for m in metrics if m not in set(rows["metric"])]
+    if missing:
+        raise SpecError(f"no metric {', '.join(missing)} in these trends; they have {', '.join(dict.fromkeys(rows['metric']))}")
+    out = [f"{len(trends.coverage)} {trends.grain}s, {trends.total_rows:,} rows"]
+    for r in trends.coverage.itertuples():
+        out.append(f"  {window_text(r.window, trends.grain)}: {r.rows:,} rows, {r.label_coverage:.0%} labelled")
+    sel = rows[(rows["grouping"] == grouping) & rows["metric"].isin(metrics)]
+    for metric in metrics:
+        out.append(f"{metric_label(metric)} by {grouping} (95% interval; ratio to the reference group):")
+        part = sel[sel["metric"] == metric].sort_values(["window", "group"])
+        for r in part.itertuples():
+            ratio = "" if pd.isna(r.ratio) else f", ratio {r.ratio:.2f}"
+            n = "" if r.masked else f", n={int(r.support):,}"
+            out.append(f"  {window_text(r.window, trends.grain)} {r.group}: "
+                       f"{estimate_text(r.value, r.ci_low, r.ci_high, r.masked, r.support)}{n}{ratio}")
+    return out
+
+
+def version_lines(comp: Any, metrics: Sequence[str]) -> list[str]:
+    """`fairwatch trends --versions` text: the groups significantly worse, better or changed under B than A."""
+    out = [f"{comp.version_b} against {comp.version_a} (q < FDR after Benjamini-Hochberg):"]
+    for change in ("worse", "better", "changed"):
+        count, lines = version_changes(comp.rows, change, metrics, None)
+        out.append(f"  {CHANGE_LABELS[change]}: {count} group(s)")
+        out += [f"    {line}" for line in lines]
+    return out
+
+
+def prediction_shift_points(shift: pd.DataFrame, grouping: str) -> pd.DataFrame:
+    """Chart frame of each group's KS distance from the baseline window's predictions (regression)."""
+    sel = shift[(shift["grouping"] == grouping) & shift["ks_statistic"].notna()]
+    out = pd.DataFrame({
+        "window": sel["window"].to_numpy(), "group": sel["group"].to_numpy(),
+        "value": sel["ks_statistic"].astype(float).to_numpy(), "ci_low": np.nan, "ci_high": np.nan,
+        "support": sel["n"].astype(np.int64).to_numpy(),
+        "shown": [f"KS {d:.3f}, q={fmt_q(q)}" for d, q in zip(sel["ks_statistic"], sel["q_value"])]})
+    return _series(out)

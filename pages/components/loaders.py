@@ -14,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from fairwatch.connectors.active import WARM_MARK
@@ -25,7 +26,7 @@ from fairwatch.connectors.export import load_snapshot as read_snapshot
 from fairwatch.connectors.freshness import source_stamp
 from fairwatch.connectors.snapshot_store import annotation_of, list_history, snapshot_dir, snapshot_target
 from fairwatch.connectors.source import OpenSource, open_source
-from fairwatch.connectors.monitor import run_check, run_drift, run_trends, run_version_comparison
+from fairwatch.connectors.monitor import run_check, run_drift, run_prediction_shift, run_trends, run_version_comparison
 from fairwatch.connectors.threshold_counts import ScoreBuckets, fetch_threshold_counts
 from fairwatch.metrics.monitoring.alerts import CheckResult
 from fairwatch.metrics.monitoring.diff import SnapshotDiff, diff_snapshots
@@ -119,6 +120,13 @@ def load_trends(spec: AuditSpec, row_filter: RowFilter, grain: str | None, stamp
 def load_drift(spec: AuditSpec, row_filter: RowFilter, grain: str, baseline: str | None, stamp: Stamp) -> DriftTable:
     """Group shares per window against the baseline window (None: the first), PSI and chi-square."""
     return run_drift(spec, grain, baseline, row_filter, get_source(spec.source, stamp))
+
+
+@st.cache_data(max_entries=32, show_spinner="Comparing the predictions with the baseline…")
+def load_prediction_shift(spec: AuditSpec, row_filter: RowFilter, grain: str, baseline: str | None,
+                          stamp: Stamp) -> pd.DataFrame:
+    """Regression: each group's KS distance from its predictions in the baseline window, per window."""
+    return run_prediction_shift(spec, grain, baseline, row_filter, get_source(spec.source, stamp))
 
 
 @st.cache_data(max_entries=32, show_spinner="Comparing the model versions…")

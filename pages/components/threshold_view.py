@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from fairwatch.metrics.presentation.charts import threshold_chart
-from fairwatch.metrics.policy.overview import grouping_features
+from fairwatch.metrics.policy.overview import grouping_features, threshold_scope_note
 from fairwatch.metrics.privacy.roles import visible_rates
 from fairwatch.metrics.stats.threshold import default_threshold, nearest_threshold, rates_at, threshold_curves
 from fairwatch.metrics.presentation.views import threshold_table
@@ -16,6 +16,9 @@ from fairwatch.pages.components.loaders import load_threshold_buckets, stamp_of
 def render_threshold_explorer(ctx: PageContext, grouping: str, groups: list[str]) -> None:
     """Slider + curves with intervals + the rates at the chosen threshold (counts fetched once, cached)."""
     sel = ctx.selection
+    if note := threshold_scope_note(sel.spec.task):  # no score to cut for a regression or multiclass audit
+        st.info(note)
+        return
     snap = ctx.snapshot()
     buckets = load_threshold_buckets(sel.spec, sel.row_filter, stamp_of(sel.spec))
     curves = threshold_curves(buckets.counts, grouping_features(grouping), snap.data.positive_label, buckets.lo,

@@ -11,12 +11,13 @@ from fairwatch.metrics.monitoring.alerts import CheckResult
 from fairwatch.metrics.presentation.charts import psi_chart, trend_chart, version_chart
 from fairwatch.metrics.policy.overview import window_text
 from fairwatch.metrics.presentation.trend_views import (PSI_LARGE, PSI_MODERATE, check_table, coverage_points, coverage_table,
-                                 drift_tests_table, example_rules, psi_points, share_trend_points, trend_gaps,
+                                 drift_tests_table, example_rules, prediction_shift_points, psi_points, trend_axis, share_trend_points, trend_gaps,
                                  trend_points, trend_table, version_changes, version_points, version_table)
 from fairwatch.metrics.monitoring.trends import TrendTable
 from fairwatch.pages.components.auth import md
 from fairwatch.pages.components.frame import SHARE_COLUMNS, PageContext, guard, show_chart, show_table
-from fairwatch.pages.components.loaders import load_check, load_drift, load_filter_options, load_versions, stamp_of
+from fairwatch.pages.components.loaders import (load_check, load_drift, load_filter_options, load_prediction_shift,
+                                                load_versions, stamp_of)
 
 
 def _counts(*names: str) -> dict:
@@ -25,14 +26,15 @@ def _counts(*names: str) -> dict:
 
 
 def render_metric_trends(trends: TrendTable, grouping: str, metrics: Sequence[str], groups: Sequence[str],
-                         min_support: int) -> None:
+                         min_support: int, task: str = "binary") -> None:
     """Each metric per window and group as lines with interval bands; gaps listed below."""
     st.caption(f"Each line is a group's value per {trends.grain}, the band its 95% interval; hover for the "
                f"estimate and n. A {trends.grain} where a group has fewer than {min_support} rows for a metric is a "
                f"gap, never a zero; a lone {trends.grain} between gaps shows its interval as a bar. The axes zoom to "
                f"the data, so read a change against its band.")
+    y_title, y_format = trend_axis(task)
     show_chart(trend_chart(trend_points(trends.rows, grouping, metrics), groups,
-                           "rate", facet=True, height=170))
+                           y_title, facet=True, height=170, y_format=y_format))
     gaps = trend_gaps(trends.rows, grouping, metrics, trends.grain)
     with st.expander(f"Gaps: too few rows ({len(gaps)} series)"):
         st.markdown("\n".join(f"- {md(line)}" for line in gaps) or "None: every window has enough rows.")
@@ -94,6 +96,14 @@ def render_drift(ctx: PageContext, trends: TrendTable, grouping: str, groups: Se
                f"the chi-square test says whether it could be chance (q over the groupings of the window). With "
                f"many rows even a tiny shift is significant: read q with the PSI.")
     show_table(drift_tests_table(drift.tests, window, sel.features, sel.spec.policy.fdr), _counts("n", "Baseline n"))
+    if sel.spec.task == "regression":
+        shift = load_prediction_shift(sel.spec, sel.row_filter, trends.grain, pd.Timestamp(base).isoformat(),
+                                      stamp_of(sel.spec))
+        st.caption("How far each group's predictions moved from its own predictions in the baseline window: the "
+                   "Kolmogorov-Smirnov distance between the two distributions (0 = the same, 1 = apart), from 100 "
+                   "buckets over the labelled rows (a lower bound on the exact distance); hover for q.")
+        show_chart(trend_chart(prediction_shift_points(shift, grouping), groups, "KS distance from baseline",
+                               y_format=".2f"))
 
 
 def _show_check(result: CheckResult) -> None:

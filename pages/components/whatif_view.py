@@ -7,7 +7,7 @@ import streamlit as st
 from fairwatch.connectors.whatif import NO_SCORE, policy_bytes
 from fairwatch.metrics.presentation.charts import whatif_chart
 from fairwatch.metrics.errors import FairwatchError
-from fairwatch.metrics.policy.overview import grouping_features
+from fairwatch.metrics.policy.overview import grouping_features, threshold_scope_note
 from fairwatch.metrics.privacy.roles import allowed
 from fairwatch.metrics.policy.whatif import (
     CONSTRAINTS,
@@ -33,6 +33,9 @@ def _say(line: str) -> None:
 def render_whatif(ctx: PageContext, grouping: str) -> None:
     """Controls, the trade-off curves with the chosen points, both ranges side by side, the policy download."""
     sel = ctx.selection
+    if note := threshold_scope_note(sel.spec.task):  # per-group thresholds need a yes/no decision from a score
+        st.info(note)
+        return
     if sel.spec.score is None:
         st.info(NO_SCORE)
         return
