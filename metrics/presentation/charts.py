@@ -61,11 +61,13 @@ def _facet_row(order: Sequence[str], field: str = "metric_label") -> alt.Row:
 
 
 def _faceted(layers: Sequence[alt.Chart], data: pd.DataFrame, width: int | str, height: alt.Step,
-             row: alt.Row, column: alt.Column | None = None) -> alt.FacetChart:
-    """Layers in one panel per facet, y scales independent: as `alt.layer(...).properties(...).facet(...)
-    .resolve_scale(y=...)` writes it, built in one step (each step of that chain deep-copies the whole chart)."""
+             row: alt.Row | None, column: alt.Column | None = None) -> alt.FacetChart:
+    """Layers in one panel per facet: as `alt.layer(...).properties(...).facet(...).resolve_scale(y=...)` writes
+    it, built in one step (each step of that chain deep-copies the whole chart). Rows: y scales independent."""
     spec = alt.LayerChart(layer=list(layers), width=width, height=height)
-    facet = alt.FacetMapping(row=row) if column is None else alt.FacetMapping(row=row, column=column)
+    facet = alt.FacetMapping(**{k: v for k, v in (("row", row), ("column", column)) if v is not None})
+    if row is None:  # side by side only: the same groups on one shared y axis
+        return alt.FacetChart(data=data, spec=spec, facet=facet)
     return alt.FacetChart(data=data, spec=spec, facet=facet, resolve=alt.Resolve(scale=alt.ScaleResolveMap(y="independent")))
 
 
@@ -97,11 +99,13 @@ def report_spec(builder: Callable[..., alt.TopLevelMixin], *args: Any, config: M
     return spec
 
 
-def rate_chart(points: pd.DataFrame, groups: Sequence[str], *, width: int = FACET_WIDTH) -> alt.FacetChart:
+def rate_chart(points: pd.DataFrame, groups: Sequence[str], *, width: int = FACET_WIDTH,
+               across: bool = False) -> alt.FacetChart:
     """Per metric, one point per group with its 95% interval as an error bar (all on the same 0–1 axis).
 
     `points`: group, metric_label, value, ci_low, ci_high, shown, support (`views.rate_points`, or the
-    report's `report_model.rate_frame`). `width` is the page's or the printed report's panel width.
+    report's `report_model.rate_frame`). `width` is the page's or the printed report's panel width;
+    `across` (the printed report) puts the metrics side by side, one narrow panel each.
     """
     scale = group_scale(groups)
     tooltip = [alt.Tooltip("group:N", title="Group"), alt.Tooltip("metric_label:N", title="Metric"),
@@ -110,12 +114,17 @@ def rate_chart(points: pd.DataFrame, groups: Sequence[str], *, width: int = FACE
     base = alt.Chart().encode(y=y, tooltip=tooltip)
     # One honest 0–1 axis: a zoomed axis per metric would make a 0.3-point gap look like a chasm.
     x_scale = alt.Scale(domain=[0, 1])
-    bars = base.mark_rule(strokeWidth=3).encode(x=alt.X("ci_low:Q", title="rate (point) and its 95% interval (line)",
-                                                        scale=x_scale, axis=alt.Axis(format="%")),
+    # Narrow panels side by side would run a long axis title into the next panel's.
+    title = "rate (point), 95% interval" if across else "rate (point) and its 95% interval (line)"
+    bars = base.mark_rule(strokeWidth=3).encode(x=alt.X("ci_low:Q", title=title, scale=x_scale, axis=alt.Axis(format="%")),
                                                 x2=alt.X2(field="ci_high"), color=_colour(scale))
     dots = base.mark_point(filled=True, size=70).encode(x=alt.X("value:Q", scale=x_scale), color=_colour(scale))
     order = list(dict.fromkeys(points["metric_label"]))
-    return _faceted([bars, dots], points.dropna(subset=["value"]), width, alt.Step(ROW_STEP), _facet_row(order))
+    data = points.dropna(subset=["value"])
+    if across:
+        return _faceted([bars, dots], data, width, alt.Step(ROW_STEP), None,
+                        alt.Column("metric_label:N", title=None, sort=order, header=alt.Header(labelFontWeight="bold")))
+    return _faceted([bars, dots], data, width, alt.Step(ROW_STEP), _facet_row(order))
 
 
 def disparity_chart(points: pd.DataFrame, groups: Sequence[str] | Mapping[str, str], low: float, high: float, *,

@@ -262,7 +262,7 @@ PRINT_CONFIG = {
     "background": "white",
 }
 # Panel widths on an A4 page (the PDF scales the picture to the text width).
-RATES_WIDTH, RATIO_WIDTH, SHARE_WIDTH = 460, 200, 460
+RATES_WIDTH, RATIO_WIDTH, SHARE_WIDTH = 170, 200, 460
 
 
 def _chart_json(builder: Any, *args: Any, **kwargs: Any) -> str:
@@ -331,7 +331,7 @@ def rates_chart(chart_id: str, feature: str, groups: Sequence[Mapping[str, Any]]
     from fairwatch.metrics.presentation.charts import rate_chart
 
     names = ", ".join(metric_label(m).lower() for m in metrics)
-    spec = _chart_json(rate_chart, df, [short_label(g["slice"]) for g in groups], width=RATES_WIDTH)
+    spec = _chart_json(rate_chart, df, [short_label(g["slice"]) for g in groups], width=RATES_WIDTH, across=True)
     return Chart(chart_id, f"{feature}: {names}", spec,
                  f"For each group of {feature}, the {names}, each with its 95% interval (the line), all on one 0–100% "
                  f"axis. Withheld or too-small groups are not drawn.")
