@@ -247,3 +247,26 @@ def test_building_a_report_model_does_not_import_altair_until_it_draws():
             "fairwatch.metrics.presentation.report_model; print('altair' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_measures_that_are_not_rates_get_their_own_axis_and_a_drawable_size():
+    """A regression's errors (thousands, in the label's unit) are no rates: each measure its own zero-based axis,
+    no percent format. On the 0–1 rate axis the marks would land thousands of widths away (a 4-million-pixel
+    wide report chart that the PDF refused)."""
+    import re
+
+    import vl_convert as vlc
+
+    points = pd.DataFrame({"group": ["a", "b"] * 2, "metric_label": ["Mean absolute error"] * 2 + ["Mean prediction"] * 2,
+                           "value": [1046.7, 2657.9, 10671.3, 8057.5], "ci_low": [1031.8, 2621.3, 10602.0, 7963.8],
+                           "ci_high": [1061.6, 2694.4, 10740.6, 8151.1], "shown": ["x"] * 4, "support": [100] * 4})
+    for across in (False, True):
+        spec = charts.rate_chart(points, ["a", "b"], width=170, across=across).to_dict(validate=True)
+        x = _marks(spec)[0]["encoding"]["x"]
+        assert x["scale"] == {"zero": True} and x["axis"]["format"] != "%" and x["title"].startswith("value")
+        assert spec["resolve"]["scale"]["x"] == "independent"
+        svg = vlc.vegalite_to_svg(charts.report_spec(charts.rate_chart, points, ["a", "b"], width=170, across=across))
+        assert float(re.search(r'width="([\d.]+)"', svg).group(1)) < 1500
+    rates = points.assign(value=[.1, .2, .3, .4], ci_low=[.05, .15, .25, .35], ci_high=[.15, .25, .35, .45])
+    x = _marks(charts.rate_chart(rates, ["a", "b"]).to_dict(validate=False))[0]["encoding"]["x"]
+    assert x["scale"] == {"domain": [0, 1]} and x["axis"]["format"] == "%"

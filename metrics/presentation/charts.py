@@ -61,14 +61,17 @@ def _facet_row(order: Sequence[str], field: str = "metric_label") -> alt.Row:
 
 
 def _faceted(layers: Sequence[alt.Chart], data: pd.DataFrame, width: int | str, height: alt.Step,
-             row: alt.Row | None, column: alt.Column | None = None) -> alt.FacetChart:
-    """Layers in one panel per facet: as `alt.layer(...).properties(...).facet(...).resolve_scale(y=...)` writes
-    it, built in one step (each step of that chain deep-copies the whole chart). Rows: y scales independent."""
+             row: alt.Row | None, column: alt.Column | None = None, own_x: bool = False) -> alt.FacetChart:
+    """Layers in one panel per facet: as `alt.layer(...).properties(...).facet(...).resolve_scale(...)` writes it,
+    built in one step (each step of that chain deep-copies the whole chart). Rows: y scales independent;
+    `own_x`: each panel its own x scale (measures in different units)."""
     spec = alt.LayerChart(layer=list(layers), width=width, height=height)
     facet = alt.FacetMapping(**{k: v for k, v in (("row", row), ("column", column)) if v is not None})
-    if row is None:  # side by side only: the same groups on one shared y axis
+    # Side by side only: the same groups on one shared y axis.
+    own = {**({"y": "independent"} if row is not None else {}), **({"x": "independent"} if own_x else {})}
+    if not own:
         return alt.FacetChart(data=data, spec=spec, facet=facet)
-    return alt.FacetChart(data=data, spec=spec, facet=facet, resolve=alt.Resolve(scale=alt.ScaleResolveMap(y="independent")))
+    return alt.FacetChart(data=data, spec=spec, facet=facet, resolve=alt.Resolve(scale=alt.ScaleResolveMap(**own)))
 
 
 def ratio_domain(points: pd.DataFrame, low: float, high: float) -> list[float]:
@@ -112,19 +115,24 @@ def rate_chart(points: pd.DataFrame, groups: Sequence[str], *, width: int = FACE
                alt.Tooltip("shown:N", title="Estimate (95% interval)"), alt.Tooltip("support:Q", title="n", format=",")]
     y = alt.Y("group:N", title=None, sort="ascending")
     base = alt.Chart().encode(y=y, tooltip=tooltip)
-    # One honest 0–1 axis: a zoomed axis per metric would make a 0.3-point gap look like a chasm.
-    x_scale = alt.Scale(domain=[0, 1])
+    data = points.dropna(subset=["value"])
+    # Rates: one honest 0–1 axis (a zoomed axis per metric would make a 0.3-point gap look like a chasm).
+    # Other measures (a regression's errors, in the label's unit): each its own zero-based axis.
+    numbers = data[["value", "ci_low", "ci_high"]].to_numpy(dtype=float)
+    rates = bool(np.all((numbers >= 0) & (numbers <= 1) | np.isnan(numbers)))
+    x_scale, axis, word = ((alt.Scale(domain=[0, 1]), alt.Axis(format="%"), "rate") if rates else
+                           (alt.Scale(zero=True), alt.Axis(format="~s"), "value"))
     # Narrow panels side by side would run a long axis title into the next panel's.
-    title = "rate (point), 95% interval" if across else "rate (point) and its 95% interval (line)"
-    bars = base.mark_rule(strokeWidth=3).encode(x=alt.X("ci_low:Q", title=title, scale=x_scale, axis=alt.Axis(format="%")),
+    title = f"{word} (point), 95% interval" if across else f"{word} (point) and its 95% interval (line)"
+    bars = base.mark_rule(strokeWidth=3).encode(x=alt.X("ci_low:Q", title=title, scale=x_scale, axis=axis),
                                                 x2=alt.X2(field="ci_high"), color=_colour(scale))
     dots = base.mark_point(filled=True, size=70).encode(x=alt.X("value:Q", scale=x_scale), color=_colour(scale))
     order = list(dict.fromkeys(points["metric_label"]))
-    data = points.dropna(subset=["value"])
     if across:
         return _faceted([bars, dots], data, width, alt.Step(ROW_STEP), None,
-                        alt.Column("metric_label:N", title=None, sort=order, header=alt.Header(labelFontWeight="bold")))
-    return _faceted([bars, dots], data, width, alt.Step(ROW_STEP), _facet_row(order))
+                        alt.Column("metric_label:N", title=None, sort=order, header=alt.Header(labelFontWeight="bold")),
+                        own_x=not rates)
+    return _faceted([bars, dots], data, width, alt.Step(ROW_STEP), _facet_row(order), own_x=not rates)
 
 
 def disparity_chart(points: pd.DataFrame, groups: Sequence[str] | Mapping[str, str], low: float, high: float, *,
