@@ -112,14 +112,20 @@ def _only_snapshot(history) -> dict:
     return load_snapshot(folder)
 
 
-def test_export_attaches_the_whatif_set_on_the_performance_page(env, tmp_path, monkeypatch):
-    """The what-if computed on the Performance page goes into the exported snapshot, as `--whatif-group` puts it."""
-    history = tmp_path / "snapshots"
+def _whatif_set(history, monkeypatch) -> AppTest:
+    """The app with snapshots going into `history`, after the what-if was computed on the Performance page."""
     monkeypatch.setenv(SNAPSHOT_DIR_ENV, str(history))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
     at.switch_page("pages/3_Performance.py").run()
     at.toggle(key="fw.whatif.on").set_value(True).run()
-    assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
+    _clean(at)
+    return at
+
+
+def test_export_attaches_the_whatif_set_on_the_performance_page(env, tmp_path, monkeypatch):
+    """The what-if computed on the Performance page goes into the exported snapshot, as `--whatif-group` puts it."""
+    history = tmp_path / "snapshots"
+    at = _whatif_set(history, monkeypatch)
     at.switch_page(PAGE).run()
     _clean(at)
     box = at.checkbox(key="fw.export.whatif")
@@ -138,10 +144,7 @@ def test_export_attaches_the_whatif_set_on_the_performance_page(env, tmp_path, m
 def test_export_without_a_whatif_says_so_and_writes_none(env, tmp_path, monkeypatch):
     """No what-if set (never computed, or switched off again): nothing to tick, the page says so, none is written."""
     history = tmp_path / "snapshots"
-    monkeypatch.setenv(SNAPSHOT_DIR_ENV, str(history))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    at.switch_page("pages/3_Performance.py").run()
-    at.toggle(key="fw.whatif.on").set_value(True).run()
+    at = _whatif_set(history, monkeypatch)
     at.toggle(key="fw.whatif.on").set_value(False).run()  # set, then switched off: no what-if any more
     at.switch_page(PAGE).run()
     _clean(at)
