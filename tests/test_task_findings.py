@@ -152,8 +152,8 @@ def test_multiclass_slices_equal_sklearn_on_raw_rows(frame, cls):
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frame=regression_rows())
 def test_quality_counts_equal_numpy_and_pandas(frame):
-    """Outlying labels (numpy quartiles, inverted CDF, Tukey's fences), conflicting duplicates and missing values
-    per sensitive group equal the raw rows."""
+    """Outlying labels (numpy quartiles, inverted CDF, Tukey's fences) and missing values per sensitive group equal
+    the raw rows; conflicting duplicates are not a regression signal (numeric labels), so none is reported."""
     spec = spec_of("regression")
     y, p = frame["y"].astype("float64").to_numpy(), frame["p"].astype("float64").to_numpy()
     if not (np.isfinite(y) & np.isfinite(p)).any():
@@ -163,18 +163,12 @@ def test_quality_counts_equal_numpy_and_pandas(frame):
     q1, q3 = np.quantile(y[finite], [0.25, 0.75], method="inverted_cdf")
     out = finite & ((y < q1 - 1.5 * (q3 - q1)) | (y > q3 + 1.5 * (q3 - q1)))
     k = keys(frame)
-    labelled = frame["y"].notna().to_numpy()
-    # Conflicts: identical on the checked columns and the prediction, with different finite labels.
-    dup = frame.assign(yf=np.where(finite, y, np.nan), pk=frame["p"].astype("float64").astype(str),
-                       gk=k["g"], fk=k["f"])
-    spread = dup.groupby(["gk", "fk", "pk"], dropna=False)["yf"].transform(lambda s: s.nunique() > 1)
-    conflict = spread.to_numpy(bool) & labelled
     sig = counts.signals
     for s in counts.slices["slice"]:
         mine = in_slice(k, s)
         row = {r["signal"]: r for r in sig[sig["slice"] == s].to_dict("records") if pd.isna(r["column"])}
         assert (row[OUTLIERS]["x"], row[OUTLIERS]["n"]) == (int((out & mine).sum()), int((finite & mine).sum()))
-        assert (row[CONFLICTS]["x"], row[CONFLICTS]["n"]) == (int((conflict & mine).sum()), int((labelled & mine).sum()))
+        assert CONFLICTS not in row
         assert row[MISSING_ANY]["x"] == int((k["f"] == MISSING).to_numpy()[mine].sum())
         assert row[OUTLIERS]["total_x"] == int(out.sum())
 
