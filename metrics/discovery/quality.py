@@ -10,12 +10,13 @@ Benjamini-Hochberg over every signal and slice tested in one call:
 2. ``conflicting_duplicates``: share of the slice's labelled rows that sit in a group of rows
    identical on every sensitive and feature column (and the score, when there is one) whose labels
    disagree. Such rows cannot all be right.
-3. ``outlying_labels`` (regression, in place of label errors): share of the slice's rows with a
-   finite label whose label lies outside Tukey's fences, [Q1 - 1.5 IQR, Q3 + 1.5 IQR], the quartiles
-   of every audited finite label (exact ranks, computed in the engine). For regression and multiclass
-   audits `conflicting_duplicates` compare labels as numbers or classes; a regression's duplicates are
-   identical on the checked columns *and the prediction* (same input, same output, different labels),
-   since without a score nearly every cell of a few categorical features would hold different numbers.
+3. ``outlying_labels`` (regression, in place of label errors and conflicting duplicates): share of
+   the slice's rows with a finite label whose label lies outside Tukey's fences, [Q1 - 1.5 IQR,
+   Q3 + 1.5 IQR], the quartiles of every audited finite label (exact ranks, computed in the engine).
+   Multiclass audits compare classes in `conflicting_duplicates`; regression audits do not check
+   duplicates: rows identical on a few categorical features hold different numbers almost always, and
+   keyed also by the numeric prediction the groups are single rows (a GROUP BY that hashes every row
+   to find next to nothing).
 4. ``label_errors`` (only with a probability score): confident disagreement between score and
    label, after Confident Learning (Northcutt, Jiang & Chuang, JAIR 2021). Per-class thresholds
    are the classes' average self-confidence over all audited labelled rows,

@@ -48,10 +48,10 @@ _TASK_SIGNALS = {
     "binary": "Three signals that the data, not the model, may be wrong, each counted per group and compared with all "
               "other rows: rows with a **missing value** in another column; labelled rows with an identical "
               "**duplicate** (same features and score) carrying the opposite label; and **suspected label errors**. ",
-    "regression": "Three signals that the data, not the model, may be wrong, each counted per group and compared with "
-                  "all other rows: rows with a **missing value** in another column; labelled rows with an identical "
-                  "**duplicate** (same features and the same prediction) carrying a different label; and **outlying "
-                  "labels**, beyond 1.5 interquartile ranges outside the quartiles of every label. ",
+    "regression": "Two signals that the data, not the model, may be wrong, each counted per group and compared with "
+                  "all other rows: rows with a **missing value** in another column; and **outlying labels**, beyond "
+                  "1.5 interquartile ranges outside the quartiles of every label (numeric labels of identical rows "
+                  "rarely coincide, so duplicates are not checked). ",
     "multiclass": "Two signals that the data, not the model, may be wrong, each counted per group and compared with all "
                   "other rows: rows with a **missing value** in another column; and labelled rows with an identical "
                   "**duplicate** (same features) carrying a different class. ",
