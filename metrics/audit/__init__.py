@@ -1,40 +1,21 @@
 """What an audit is: the spec, column-role guesses, outcome encoding and the snapshot type.
 
-The names below are this capability's public interface (what the rest of fairwatch uses); each loads
-its module on first use (metrics/lazy.py).
+Each module below lists the names it gives this capability's public interface (metrics/lazy.py).
 """
 
 from fairwatch.metrics.lazy import lazy_interface
 
-_EXPORTS = {
-    "AuditSnapshot": "snapshot",
-    "AuditSpec": "spec",
-    "ColumnProfile": "mapping",
-    "DataSummary": "outcomes",
-    "ERROR_SIGNALS": "spec",
-    "Outcomes": "outcomes",
-    "Policy": "spec",
-    "RoleGuess": "mapping",
-    "RowFilter": "spec",
-    "SCHEMA_VERSION": "snapshot",
-    "SourceSpec": "spec",
-    "TASKS": "spec",
-    "TASK_LABELS": "spec",
-    "association": "mapping",
-    "binarize": "outcomes",
-    "binarize_scores": "outcomes",
-    "check_rows": "outcomes",
-    "choose_positive": "outcomes",
-    "clean": "snapshot",
-    "default_threshold": "mapping",
-    "guess_roles": "mapping",
-    "mapping_config": "mapping",
-    "normalise_value": "outcomes",
-    "outcome_value": "mapping",
-    "parse_spec": "spec",
-    "positive_set": "outcomes",
-    "positive_text": "outcomes",
-    "profile_columns": "mapping",
-    "threshold_warning": "mapping",
-}
-__all__, __getattr__, __dir__ = lazy_interface(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_interface(__name__, {
+    "mapping": (
+        "ColumnProfile", "RoleGuess", "association", "default_threshold", "guess_roles", "mapping_config",
+        "outcome_value", "profile_columns", "threshold_warning"
+    ),
+    "outcomes": (
+        "DataSummary", "Outcomes", "binarize", "binarize_scores", "check_rows", "choose_positive",
+        "normalise_value", "positive_set", "positive_text"
+    ),
+    "snapshot": ("AuditSnapshot", "SCHEMA_VERSION", "clean"),
+    "spec": (
+        "AuditSpec", "ERROR_SIGNALS", "Policy", "RowFilter", "SourceSpec", "TASKS", "TASK_LABELS", "parse_spec"
+    ),
+})
