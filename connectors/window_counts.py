@@ -126,18 +126,23 @@ def fetch_time_span(src: OpenSource, spec: AuditSpec, row_filter: RowFilter | No
                     rows=int(frame["timed"]), untimed_rows=int(frame["untimed"]))
 
 
-def fetch_window_counts(src: OpenSource, spec: AuditSpec, grain: str | None = None,
-                        row_filter: RowFilter | None = None, by_version: bool = False) -> WindowCounts:
-    """Counts per window (grain chosen from the span unless given) in one GROUP BY; NULL times are counted apart."""
+def _window_setup(src: OpenSource, spec: AuditSpec, grain: str | None, row_filter: RowFilter | None,
+                  by_version: bool) -> tuple[TimeSpan, str, dict[str, str], bool]:
+    """(time span, grain, resolved columns, by version) of a window count, after checking the grain and names."""
     if grain is not None and grain not in GRAINS:
         raise SpecError(f"unknown window grain {grain!r}; choose one of {', '.join(GRAINS)}")
     for name in spec.sensitive:
         if name in (WINDOW, VERSION):
             raise SpecError(f"a sensitive feature may not be called {name}; rename the column")
     span = fetch_time_span(src, spec, row_filter)
-    grain = choose_grain(span.first, span.last, grain)
-    cols = resolve_spec_columns(spec, src)
-    by_version = by_version and spec.model_version is not None
+    return (span, choose_grain(span.first, span.last, grain), resolve_spec_columns(spec, src),
+            by_version and spec.model_version is not None)
+
+
+def fetch_window_counts(src: OpenSource, spec: AuditSpec, grain: str | None = None,
+                        row_filter: RowFilter | None = None, by_version: bool = False) -> WindowCounts:
+    """Counts per window (grain chosen from the span unless given) in one GROUP BY; NULL times are counted apart."""
+    span, grain, cols, by_version = _window_setup(src, spec, grain, row_filter, by_version)
     where, params = where_sql(spec, cols, _version_filter(row_filter))
     t = time_sql(spec, src, cols["time"])
     bounds, bound_params = _time_bounds(t, row_filter)
@@ -178,15 +183,7 @@ def fetch_task_window_counts(src: OpenSource, spec: AuditSpec, grain: str | None
     if spec.task != "regression":
         # Multiclass reads the same (label, decision) cells as binary: the classes are the raw values.
         return fetch_window_counts(src, spec, grain, row_filter, by_version)
-    if grain is not None and grain not in GRAINS:
-        raise SpecError(f"unknown window grain {grain!r}; choose one of {', '.join(GRAINS)}")
-    for name in spec.sensitive:
-        if name in (WINDOW, VERSION):
-            raise SpecError(f"a sensitive feature may not be called {name}; rename the column")
-    span = fetch_time_span(src, spec, row_filter)
-    grain = choose_grain(span.first, span.last, grain)
-    cols = resolve_spec_columns(spec, src)
-    by_version = by_version and spec.model_version is not None
+    span, grain, cols, by_version = _window_setup(src, spec, grain, row_filter, by_version)
     t = time_sql(spec, src, cols["time"])
     bounds, bound_params = _time_bounds(t, row_filter)
     keys = [(WINDOW, f"date_trunc('{grain}', {t})", WINDOW)]
