@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fairwatch.connectors.config import write_config
-from fairwatch.connectors.demo_tasks import TASK_CONFIGS, write_task_demo
-from fairwatch.metrics.audit.spec import SourceSpec, parse_spec
+from fairwatch.connectors.demo_tasks import TASK_CONFIGS
 from fairwatch.metrics.presentation.text import md_unescape
+from tests.task_data import task_demo_folder
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -21,10 +20,7 @@ def task_env(request, tmp_path_factory):
     """A 20k-row demo of the task and its fairwatch.toml in a fresh data folder."""
     task = request.param
     folder = tmp_path_factory.mktemp("app-findings")
-    write_task_demo(folder / "demo.duckdb", task, rows=20_000)
-    spec = parse_spec(TASK_CONFIGS[task])
-    spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(folder / "demo.duckdb")}))
-    write_config(spec, folder / "fairwatch.toml")
+    task_demo_folder(folder, task, rows=20_000)
     return task, folder
 
 

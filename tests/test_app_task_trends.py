@@ -9,11 +9,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fairwatch.connectors.config import write_config
-from fairwatch.connectors.demo_tasks import TASK_CONFIGS, write_task_demo
-from fairwatch.metrics.audit.spec import SourceSpec, parse_spec
 from fairwatch.metrics.presentation.text import md_unescape
 from fairwatch.metrics.presentation.trend_views import trend_metrics_key
+from tests.task_data import task_demo_folder
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "6_Trends.py")
 DEFAULTS = {"regression": ["Mean absolute error", "Root mean squared error"], "multiclass": ["Accuracy"]}
@@ -26,10 +24,7 @@ def task_env(request, tmp_path_factory):
     """A 40k-row demo of the task (half a year, versions v1 and v2) and its fairwatch.toml."""
     task = request.param
     folder = tmp_path_factory.mktemp(f"trends-{task}")
-    write_task_demo(folder / "demo.duckdb", task, rows=40_000)
-    spec = parse_spec(TASK_CONFIGS[task])
-    spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(folder / "demo.duckdb")}))
-    write_config(spec, folder / "fairwatch.toml")
+    task_demo_folder(folder, task, rows=40_000)
     return task, folder
 
 

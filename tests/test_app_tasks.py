@@ -20,13 +20,13 @@ from sklearn.metrics import accuracy_score, mean_absolute_error
 from streamlit.testing.v1 import AppTest
 
 from fairwatch.connectors.audit import run_audit
-from fairwatch.connectors.config import write_config
-from fairwatch.connectors.demo_tasks import TASK_CONFIGS, write_task_demo
+from fairwatch.connectors.demo_tasks import TASK_CONFIGS
+from fairwatch.metrics.audit.spec import parse_spec
 from fairwatch.metrics.privacy.roles import visible_snapshot
-from fairwatch.metrics.audit.spec import SourceSpec, parse_spec
 from fairwatch.metrics.presentation.text import md_unescape
 from fairwatch.metrics.policy.overview import threshold_scope_note
 from fairwatch.metrics.presentation.views import metric_label
+from tests.task_data import diabetes_predictions, law_school_predictions, task_demo_folder
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 HEADLINES = {"regression": ["mean_prediction", "mean_absolute_error", "root_mean_squared_error"],
@@ -39,11 +39,7 @@ def task_env(request, tmp_path_factory):
     """A 20k-row demo of the task and its fairwatch.toml in a fresh data folder."""
     task = request.param
     folder = tmp_path_factory.mktemp("app-task")  # not named after the task: the sidebar shows the path
-    write_task_demo(folder / "demo.duckdb", task, rows=20_000)
-    spec = parse_spec(TASK_CONFIGS[task])
-    spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(folder / "demo.duckdb")}))
-    write_config(spec, folder / "fairwatch.toml")
-    return task, folder, spec
+    return task, folder, task_demo_folder(folder, task, rows=20_000)
 
 
 @pytest.fixture()
@@ -267,45 +263,21 @@ def test_audit_export_writes_the_task_metrics_and_the_access_log_records_it(app,
     assert any("export" in a or "snapshot" in a for a in log["Action"])
 
 
-REAL = {
-    "regression": ("lawschool/law_data.csv", "ZFYA", ["race", "sex"], "race"),
-    "multiclass": ("diabetes130/diabetic_data_first5399.csv", "readmitted", ["race", "gender", "age"], "gender"),
-}
-
-
-def real_predictions(shared: Path, task: str) -> pd.DataFrame:
-    """The real file's groups and label, with a model's prediction trained in the test (as tests/test_regression.py
-    and tests/test_multiclass.py do)."""
-    path, label, sensitive, _ = REAL[task]
-    raw = pd.read_csv(shared / path)
-    if task == "regression":
-        from sklearn.linear_model import LinearRegression
-
-        features = ["LSAT", "UGPA"]
-        model = LinearRegression().fit(raw[features], raw[label])
-    else:
-        from sklearn.tree import DecisionTreeClassifier
-
-        features = ["time_in_hospital", "num_lab_procedures", "num_medications", "number_inpatient"]
-        model = DecisionTreeClassifier(max_depth=5, random_state=0).fit(raw[features], raw[label])
-    out = raw[sensitive].astype(str).assign(y=raw[label])
-    out["p"] = model.predict(raw[features])
-    return out
+# The real file with a model's predictions (tests/task_data.py), its sensitive features and the one checked.
+REAL = {"regression": (law_school_predictions, ["race", "sex"], "race"),
+        "multiclass": (diabetes_predictions, ["race", "gender", "age"], "gender")}
 
 
 @pytest.mark.parametrize("task", ["regression", "multiclass"])
 def test_data_sources_page_maps_real_data_as_the_task(task, shared_data, tmp_path, monkeypatch):
     """Law school (regression) and diabetes (multiclass) with a trained model's predictions, mapped on the Data
     sources page as the task: Performance shows the task's measures, equal to scikit-learn on the raw rows."""
-    _, _, sensitive, feature = REAL[task]
+    predictions, sensitive, feature = REAL[task]
     folder = tmp_path / "data"
     folder.mkdir()
-    frame = real_predictions(shared_data, task)
+    frame = predictions(shared_data)
     frame.to_csv(folder / f"{task}.csv", index=False)
-    write_task_demo(folder / "demo.duckdb", task, rows=2_000)
-    spec = parse_spec(TASK_CONFIGS[task])
-    write_config(spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(folder / "demo.duckdb")})),
-                 folder / "fairwatch.toml")
+    task_demo_folder(folder, task, rows=2_000)
     monkeypatch.setenv("FAIRWATCH_DATA_DIR", str(folder))
     monkeypatch.setenv("FAIRWATCH_CONFIG", str(folder / "fairwatch.toml"))
     at = AppTest.from_file(APP, default_timeout=90)

@@ -20,6 +20,7 @@ from fairwatch.metrics.errors import DataError
 from fairwatch.metrics.stats.multiclass import compute_multiclass_table, metric_names, multiclass_counts
 from fairwatch.metrics.audit.outcomes import normalise_value
 from fairwatch.metrics.audit.spec import parse_spec
+from tests.task_data import diabetes_predictions
 
 
 def spec_for(sensitive=("a", "b"), **extra) -> object:
@@ -173,16 +174,9 @@ def test_binary_audit_of_seven_labels_names_multiclass(tmp_path, capsys):
 
 def test_real_diabetes_readmitted(shared_data):
     """diabetic_data_first5399.csv: a model of `readmitted` trained here; every metric by race, gender, age matches."""
-    from sklearn.tree import DecisionTreeClassifier
-
-    raw = pd.read_csv(shared_data / "diabetes130" / "diabetic_data_first5399.csv")
-    features = ["time_in_hospital", "num_lab_procedures", "num_procedures", "num_medications", "number_outpatient",
-                "number_emergency", "number_inpatient", "number_diagnoses"]
-    model = DecisionTreeClassifier(max_depth=5, random_state=0).fit(raw[features], raw["readmitted"])
-    frame = pd.DataFrame({"race": raw["race"].astype(str), "gender": raw["gender"].astype(str),
-                          "age": raw["age"].astype(str), "y": raw["readmitted"], "p": model.predict(raw[features])})
+    frame = diabetes_predictions(shared_data)
     spec = spec_for(("race", "gender", "age"))
     rows, result = audit(frame, spec)
-    assert set(result.classes) == set(raw["readmitted"])
+    assert set(result.classes) == set(frame["y"])
     for cols in (("race",), ("gender",), ("age",)):
         assert_matches(frame, rows[rows["grouping"] == cols[0]], result.classes, cols)

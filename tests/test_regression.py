@@ -27,6 +27,7 @@ from fairwatch.metrics.stats.regression import (
     regression_summary,
 )
 from fairwatch.metrics.audit.spec import parse_spec
+from tests.task_data import law_school_predictions
 
 ORACLE = {
     "mean_prediction": mean_prediction,
@@ -230,12 +231,6 @@ def test_bad_task_specs(columns, message):
 
 def test_real_lawschool_regression(shared_data):
     """law_data.csv: a small model of ZFYA trained here; every metric by race and sex equals MetricFrame."""
-    from sklearn.linear_model import LinearRegression
-
-    raw = pd.read_csv(shared_data / "lawschool" / "law_data.csv")
-    raw = raw.dropna(subset=["ZFYA", "LSAT", "UGPA"])
-    model = LinearRegression().fit(raw[["LSAT", "UGPA"]], raw["ZFYA"])
-    frame = pd.DataFrame({"race": raw["race"].astype(str), "sex": raw["sex"].astype(str), "y": raw["ZFYA"],
-                          "p": model.predict(raw[["LSAT", "UGPA"]])})
+    frame = law_school_predictions(shared_data)
     rows = table_of(frame, spec_for(("race", "sex")))
     assert_matches_metricframe(frame, rows, ("race", "sex"))

@@ -31,6 +31,7 @@ from fairwatch.metrics.discovery.plan import build_plan
 from fairwatch.metrics.discovery.quality import CONFLICTS, MISSING_ANY, OUTLIERS
 from fairwatch.metrics.discovery.slices import find_slices
 from fairwatch.metrics.errors import DataError, SpecError
+from tests.task_data import diabetes_predictions, law_school_predictions
 
 MISSING = "(missing)"
 GROUPS = ["a", "b", "o'k", None]
@@ -379,13 +380,7 @@ def test_cli_takes_the_error_and_class(demos, tmp_path):
 
 def test_law_school_regression_findings_equal_scipy(shared_data):
     """law_data.csv with a model of ZFYA: every finding's MAE and Welch p-value equal scipy on its raw rows."""
-    from sklearn.linear_model import LinearRegression
-
-    raw = pd.read_csv(shared_data / "lawschool" / "law_data.csv").dropna(subset=["ZFYA", "LSAT", "UGPA"])
-    model = LinearRegression().fit(raw[["LSAT", "UGPA"]], raw["ZFYA"])
-    frame = pd.DataFrame({"race": raw["race"].astype(str), "sex": raw["sex"].astype(str),
-                          "region": raw["region_first"].astype(str), "y": raw["ZFYA"],
-                          "p": model.predict(raw[["LSAT", "UGPA"]])})
+    frame = law_school_predictions(shared_data)
     spec = parse_spec({"source": {"path": "frame"},
                        "columns": {"label": "y", "prediction": "p", "task": "regression", "sensitive": ["race", "sex"],
                                    "features": ["region"]}})
@@ -403,14 +398,7 @@ def test_law_school_regression_findings_equal_scipy(shared_data):
 
 def test_diabetes_multiclass_findings_equal_sklearn(shared_data):
     """diabetic_data_first5399.csv with a model of `readmitted`: each slice's error rate is 1 - accuracy_score."""
-    from sklearn.tree import DecisionTreeClassifier
-
-    raw = pd.read_csv(shared_data / "diabetes130" / "diabetic_data_first5399.csv")
-    features = ["time_in_hospital", "num_lab_procedures", "num_procedures", "num_medications", "number_outpatient",
-                "number_emergency", "number_inpatient", "number_diagnoses"]
-    model = DecisionTreeClassifier(max_depth=5, random_state=0).fit(raw[features], raw["readmitted"])
-    frame = pd.DataFrame({"race": raw["race"].astype(str), "gender": raw["gender"].astype(str),
-                          "age": raw["age"].astype(str), "y": raw["readmitted"], "p": model.predict(raw[features])})
+    frame = diabetes_predictions(shared_data)
     spec = parse_spec({"source": {"path": "frame"},
                        "columns": {"label": "y", "prediction": "p", "task": "multiclass",
                                    "sensitive": ["race", "gender", "age"]}})

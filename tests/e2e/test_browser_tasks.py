@@ -40,16 +40,11 @@ PAGES = {"": (1, "This is a {task} audit"), "Data_sources": (0, "Choose the data
 @pytest.fixture(scope="module", params=["regression", "multiclass"])
 def task_app(request, tmp_path_factory):
     """(task, base URL, snapshot folder): the app started as `make run` starts it, over a 20k-row demo of the task."""
-    from fairwatch.connectors.config import write_config
-    from fairwatch.connectors.demo_tasks import TASK_CONFIGS, write_task_demo
-    from fairwatch.metrics.audit.spec import SourceSpec, parse_spec
+    from tests.task_data import task_demo_folder
 
     task = request.param
     folder = tmp_path_factory.mktemp("e2e-task")  # not named after the task: the sidebar shows the path
-    write_task_demo(folder / "demo.duckdb", task, rows=20_000)
-    spec = parse_spec(TASK_CONFIGS[task])
-    spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(folder / "demo.duckdb")}))
-    write_config(spec, folder / "fairwatch.toml")
+    task_demo_folder(folder, task, rows=20_000)
     outside = tmp_path_factory.mktemp("e2e-task-out")
     env = {"FAIRWATCH_DATA_DIR": str(folder), "FAIRWATCH_CONFIG": str(folder / "fairwatch.toml"),
            "FAIRWATCH_ACCESS_LOG": str(outside / "access-log.jsonl"), "FAIRWATCH_SNAPSHOT_DIR": str(outside / "snaps")}

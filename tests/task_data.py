@@ -1,0 +1,48 @@
+"""Task audits' test data: the task demos in a data folder, and the real files with a model trained here.
+
+The real files (../shared/data, see its README) carry labels only; each test trains the same small model on
+them so every test of a task reads the same predictions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from fairwatch.connectors.config import write_config
+from fairwatch.connectors.demo_tasks import TASK_CONFIGS, write_task_demo
+from fairwatch.metrics.audit.spec import AuditSpec, SourceSpec, parse_spec
+
+DIABETES_FEATURES = ["time_in_hospital", "num_lab_procedures", "num_procedures", "num_medications",
+                     "number_outpatient", "number_emergency", "number_inpatient", "number_diagnoses"]
+
+
+def task_demo_folder(folder: Path, task: str, rows: int) -> AuditSpec:
+    """The task's demo (`demo.duckdb`) and its fairwatch.toml in a data folder; the spec pointing at it."""
+    write_task_demo(folder / "demo.duckdb", task, rows=rows)
+    spec = parse_spec(TASK_CONFIGS[task])
+    spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(folder / "demo.duckdb")}))
+    write_config(spec, folder / "fairwatch.toml")
+    return spec
+
+
+def law_school_predictions(shared: Path) -> pd.DataFrame:
+    """law_data.csv: race, sex, region, the label ZFYA as `y` and a linear model's prediction from LSAT and UGPA as `p`."""
+    from sklearn.linear_model import LinearRegression
+
+    raw = pd.read_csv(shared / "lawschool" / "law_data.csv").dropna(subset=["ZFYA", "LSAT", "UGPA"])
+    model = LinearRegression().fit(raw[["LSAT", "UGPA"]], raw["ZFYA"])
+    return pd.DataFrame({"race": raw["race"].astype(str), "sex": raw["sex"].astype(str),
+                         "region": raw["region_first"].astype(str), "y": raw["ZFYA"],
+                         "p": model.predict(raw[["LSAT", "UGPA"]])})
+
+
+def diabetes_predictions(shared: Path) -> pd.DataFrame:
+    """diabetic_data_first5399.csv: race, gender, age, the label `readmitted` as `y` and a depth-5 tree's class as `p`."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    raw = pd.read_csv(shared / "diabetes130" / "diabetic_data_first5399.csv")
+    model = DecisionTreeClassifier(max_depth=5, random_state=0).fit(raw[DIABETES_FEATURES], raw["readmitted"])
+    return pd.DataFrame({"race": raw["race"].astype(str), "gender": raw["gender"].astype(str),
+                         "age": raw["age"].astype(str), "y": raw["readmitted"], "p": model.predict(raw[DIABETES_FEATURES])})
