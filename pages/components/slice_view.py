@@ -20,7 +20,6 @@ from fairwatch.metrics.presentation.charts import (REST_COLOUR, SLICE_COLOUR, co
 from fairwatch.metrics.policy.overview import NEED_LABELS, NEEDS, drilldown_scope_note, findings_by_need
 from fairwatch.metrics.presentation.quality_views import (DETAIL_SIGNALS, HEADLINE_SIGNALS, checked_rows, fired_lines,
                                    quality_points, quality_rows, quality_table)
-from fairwatch.metrics.stats.groups import slice_label
 from fairwatch.metrics.presentation.slice_views import (BUILT, FOUND, REST_SIDE, SLICE_SIDE, analysis_lines, board_items, built_slice,
                                  confusion_table, distribution_points, drill_options, feature_choices,
                                  metric_versus_points, option_texts)
