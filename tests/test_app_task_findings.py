@@ -116,3 +116,16 @@ def test_data_plan_page_plans_the_tasks_needs(app):
     assert any("no open question" in md_unescape(i.value) for i in at.info)
     assert [h.value for h in at.subheader][:1] == ["Allocation: 0 of 200 rows"]
     assert f"{task} audit" in _text(at)
+
+
+def test_a_slice_whose_value_is_gone_is_one_error_line(app):
+    """A slice kept from before whose value no longer occurs: one error line, the findings above stay (as binary)."""
+    task, at = app
+    at.run()
+    at.switch_page("pages/4_Slices.py").run()
+    at.session_state["fw.sl.built"] = (("race_ethnicity", "Martian"),)
+    at.radio(key="fw.sl.mode").set_value("A slice I define").run()
+    assert not at.exception
+    assert [md_unescape(e.value) for e in at.error] == [
+        "no rows match race_ethnicity=Martian in the chosen view (all rows); choose values that occur together"]
+    assert set(at.dataframe[0].value["Slice"]) == PLANTED_FINDINGS[task]
