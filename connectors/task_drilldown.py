@@ -20,8 +20,9 @@ import pandas as pd
 from fairwatch.connectors.source import OpenSource, quote_ident
 from fairwatch.connectors.task_counts import LeadKeys, fetch_regression_buckets, fetch_regression_counts
 from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
+from fairwatch.metrics.policy.overview import VERDICT_LABELS
 from fairwatch.metrics.presentation.formats import metric_label
-from fairwatch.metrics.presentation.slice_views import REST_SIDE, SIDE, SLICE_SIDE, versus_frame
+from fairwatch.metrics.presentation.slice_views import REST_SIDE, SIDE, SLICE_SIDE, side_versus_records, versus_frame
 from fairwatch.metrics.presentation.views import estimate_text
 from fairwatch.metrics.stats.groups import slice_label
 from fairwatch.metrics.stats.multiclass import compute_multiclass_table, multiclass_counts
@@ -58,7 +59,7 @@ class TaskSliceAnalysis:
         rows = self.side_rows
         own = rows[rows["group"] == SLICE_SIDE].set_index("metric")
         rest = rows[rows["group"] == REST_SIDE].set_index("metric")
-        digits = 3
+        digits = 3 if self.task == "multiclass" else 2  # rates to a tenth of a point; amounts to cents
 
         def text(r: pd.Series, lo: str, hi: str, value: str = "value") -> str:
             """A value with its interval, '—' when there is none."""
@@ -73,26 +74,16 @@ class TaskSliceAnalysis:
             out.append({"Metric": metric_label(m), SLICE_SIDE: text(o, "ci_low", "ci_high"),
                         REST_SIDE: text(r, "ci_low", "ci_high"),
                         "Difference": text(o, "diff_ci_low", "diff_ci_high", "difference"),
-                        "q-value": o["q_value"], "Verdict": o["verdict"], "n": int(o["support"])})
+                        "q-value": o["q_value"], "Verdict": VERDICT_LABELS.get(o["verdict"], o["verdict"]),
+                        "n": int(o["support"])})
         return pd.DataFrame(out)
 
     def versus_points(self, colour: str, rest_colour: str) -> pd.DataFrame:
         """`versus_chart` data for the rates of a multiclass slice (accuracy, balanced accuracy, recall per class)."""
         if self.task != "multiclass":
             return versus_frame(pd.DataFrame(), self.label, colour, rest_colour)
-        rows = self.side_rows
         wanted = ["accuracy", "balanced_accuracy", *(f"true_positive_rate@{c}" for c in self.classes)]
-        records = []
-        for m in wanted:
-            own = rows[(rows["metric"] == m) & (rows["group"] == SLICE_SIDE)]
-            rest = rows[(rows["metric"] == m) & (rows["group"] == REST_SIDE)]
-            if own.empty or rest.empty:
-                continue
-            verdict = own["verdict"].iloc[0]
-            for side, r in (("own", own.iloc[0]), ("rest", rest.iloc[0])):
-                records.append({"metric_label": metric_label(m), "side": side, "value": r["value"],
-                                "ci_low": r["ci_low"], "ci_high": r["ci_high"], "n": int(r["support"]),
-                                "flag": verdict == "outside" and side == "own", "flag_label": str(verdict)})
+        records = side_versus_records(self.side_rows, wanted)
         return versus_frame(pd.DataFrame(records), self.label, colour, rest_colour)
 
 

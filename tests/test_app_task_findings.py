@@ -79,7 +79,7 @@ def test_slices_page_lists_the_tasks_findings(app):
     if task == "regression":
         assert len(versus) == 9 and "Mean absolute error" in set(versus["Metric"])
         mae = versus[versus["Metric"] == "Mean absolute error"].iloc[0]
-        assert mae["Verdict"] == "outside"  # the planted finding is worse in the slice
+        assert mae["Verdict"] == "outside the band (significant)"  # the planted finding is worse in the slice
     else:
         assert {"Accuracy", "Balanced accuracy"} <= set(versus["Metric"])
     # Multiclass: the rates against the rest and the confusion matrix; regression: the error histogram.
