@@ -30,7 +30,9 @@ from fairwatch.metrics.errors import DataError
 from fairwatch.metrics.stats.groups import slice_label
 from fairwatch.metrics.privacy.personal import personal_data_kind, shown_columns
 from fairwatch.metrics.discovery.quality import compute_quality
-from fairwatch.metrics.presentation.slice_views import SliceAnalysis, analyse_slice, canonical
+from fairwatch.connectors.task_drilldown import (TaskSliceAnalysis, analyse_multiclass, analyse_regression,
+                                                 membership_lead, regression_sides)
+from fairwatch.metrics.presentation.slice_views import SIDE, SLICE_SIDE, SliceAnalysis, analyse_slice, canonical
 from fairwatch.metrics.audit.snapshot import AuditSnapshot
 from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
 
@@ -206,24 +208,47 @@ def fetch_example_rows(src: OpenSource, spec: AuditSpec, slice_: Slice, row_filt
     return out.rename(columns={f"v{i}": c for i, c in enumerate(shown)})
 
 
+def _check_sides(inside: int, total: int, slice_: Slice, row_filter: RowFilter | None) -> None:
+    """Refuse a slice with no rows in the view (a value that no longer occurs) or with no rest to compare it with."""
+    if inside == 0:
+        view = (row_filter or RowFilter()).describe()
+        raise DataError(f"no rows match {slice_label(slice_)} in the chosen view ({view}); choose values that occur "
+                        f"together")
+    if inside == total:
+        raise DataError(f"every row of the chosen view is in {slice_label(slice_)}, so there is no rest to compare it "
+                        f"with; add a condition")
+
+
+def _task_drill_down(src: OpenSource, spec: AuditSpec, slice_: Slice,
+                     row_filter: RowFilter | None) -> TaskSliceAnalysis:
+    """A regression or multiclass slice against the rest on the task's metrics (`connectors/task_drilldown.py`)."""
+    if spec.task == "multiclass":
+        cells = fetch_slice_cells(src, spec, slice_, row_filter)
+        _check_sides(int(cells.loc[cells["in_slice"], "n"].sum()), int(cells["n"].sum()), slice_, row_filter)
+        return analyse_multiclass(slice_, cells, spec)
+    p = _parts(src, spec, slice_, row_filter)
+    cells, errors = regression_sides(src, spec, membership_lead(p.predicate, p.params, p.spec_cols), row_filter)
+    inside = int(cells.loc[cells[SIDE] == SLICE_SIDE, "all_rows"].sum())
+    _check_sides(inside, int(cells["all_rows"].sum()), slice_, row_filter)
+    return analyse_regression(slice_, cells, errors, spec)
+
+
 def drill_down(src: OpenSource, spec: AuditSpec, snapshot: AuditSnapshot, slice_: Slice,
-               row_filter: RowFilter | None = None) -> SliceAnalysis:
+               row_filter: RowFilter | None = None) -> SliceAnalysis | TaskSliceAnalysis:
     """The analysis of one slice against the rest: outcomes, error signal, data need, quality signals, values.
+
+    For a regression or multiclass audit: the task's metrics in the slice against the rest
+    (`TaskSliceAnalysis`); its quality signals are the audit's, drawn by the page from the snapshot.
 
     The quality signals come from the audit when it checked the slice (so the need matches the
     snapshot's); otherwise they are counted now for this slice (with the sensitive groups, whose
     tests then form the Benjamini-Hochberg family).
     """
     slice_ = canonical(slice_, spec)
+    if spec.task != "binary":
+        return _task_drill_down(src, spec, slice_, row_filter)
     cells = fetch_slice_cells(src, spec, slice_, row_filter)
-    inside = int(cells.loc[cells["in_slice"], "n"].sum())
-    if inside == 0:
-        view = (row_filter or RowFilter()).describe()
-        raise DataError(f"no rows match {slice_label(slice_)} in the chosen view ({view}); choose values that occur "
-                        f"together")
-    if inside == int(cells["n"].sum()):
-        raise DataError(f"every row of the chosen view is in {slice_label(slice_)}, so there is no rest to compare it "
-                        f"with; add a condition")
+    _check_sides(int(cells.loc[cells["in_slice"], "n"].sum()), int(cells["n"].sum()), slice_, row_filter)
     quality, family = snapshot.quality, "audit"
     if quality is None or not quality.checked(slice_):
         counts = fetch_quality_counts(src, spec, [slice_], snapshot.data.positive_label, row_filter,

@@ -1,5 +1,6 @@
 """The Slices, Data quality and Data plan pages for regression and multiclass audits (issue 19): the task's findings,
-signals and plan drawn from its demo, with no error; the drill-down shows a slice's signals and example rows."""
+signals and plan drawn from its demo, with no error; the drill-down shows a slice's metrics against the rest (and
+its confusion matrix or error histogram), signals and example rows."""
 
 from __future__ import annotations
 
@@ -62,10 +63,23 @@ def test_slices_page_lists_the_tasks_findings(app):
     assert set(found["Slice"]) == PLANTED_FINDINGS[task]
     errors = " ".join(found["Error (95% interval)"])
     assert ("%" not in errors) if task == "regression" else ("%" in errors)
-    assert any("cover binary audits so far" in i.value for i in at.info)
-    # The drill-down into the first finding: its quality signals as the audit counted them, and its example rows.
+    assert any(f"below are its {task} metrics against the rest" in md_unescape(i.value) for i in at.info)
+    # The drill-down into the first finding: its metrics against the rest, its confusion matrix (multiclass) or
+    # error histogram (regression), its quality signals as the audit counted them, and its example rows.
     text = " ".join(md_unescape(m.value) for m in at.markdown)
+    assert "Its metrics against the rest of the data" in text
     assert "Data-quality signals" in text and "Example rows" in text
+    assert ("confusion matrix" in text) == (task == "multiclass")
+    assert ("Its errors (prediction - label) against the rest" in text) == (task == "regression")
+    versus = next(d.value for d in at.dataframe if "Difference" in d.value.columns)
+    if task == "regression":
+        assert len(versus) == 9 and "Mean absolute error" in set(versus["Metric"])
+        mae = versus[versus["Metric"] == "Mean absolute error"].iloc[0]
+        assert mae["Verdict"] == "outside the band (significant)"  # the planted finding is worse in the slice
+    else:
+        assert {"Accuracy", "Balanced accuracy"} <= set(versus["Metric"])
+    # Multiclass: the rates against the rest and the confusion matrix; regression: the error histogram.
+    assert len(at.get("vega_lite_chart")) == (2 if task == "multiclass" else 1)
     assert at.dataframe[-1].value.shape[0] >= 3  # missing values, conflicts (and outliers) of the slice
     at.toggle(key="fw.sl.rows.show").set_value(True).run()
     _clean(at)
@@ -98,3 +112,16 @@ def test_data_plan_page_plans_the_tasks_needs(app):
     assert any("no open question" in md_unescape(i.value) for i in at.info)
     assert [h.value for h in at.subheader][:1] == ["Allocation: 0 of 200 rows"]
     assert f"{task} audit" in _text(at)
+
+
+def test_a_slice_whose_value_is_gone_is_one_error_line(app):
+    """A slice kept from before whose value no longer occurs: one error line, the findings above stay (as binary)."""
+    task, at = app
+    at.run()
+    at.switch_page("pages/4_Slices.py").run()
+    at.session_state["fw.sl.built"] = (("race_ethnicity", "Martian"),)
+    at.radio(key="fw.sl.mode").set_value("A slice I define").run()
+    assert not at.exception
+    assert [md_unescape(e.value) for e in at.error] == [
+        "no rows match race_ethnicity=Martian in the chosen view (all rows); choose values that occur together"]
+    assert set(at.dataframe[0].value["Slice"]) == PLANTED_FINDINGS[task]

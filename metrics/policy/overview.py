@@ -49,12 +49,12 @@ def supported_metrics(rows: pd.DataFrame) -> list[str]:
 
 
 def drilldown_scope_note(task: str) -> str | None:
-    """Why the drill-down into one slice is not drawn for a regression or multiclass audit (None for binary)."""
+    """What the drill-down into one slice leaves out for a regression or multiclass audit (None for binary)."""
     if task == "binary":
         return None
-    return (f"The drill-down's metrics against the rest, confusion matrix and other features cover binary audits so "
+    return (f"The drill-down's other features against the rest and the error signal's own test cover binary audits so "
             f"far; for this {task} audit the findings above carry each slice's error, interval, test and data need, "
-            f"and below are its data-quality signals and example rows.")
+            f"and below are its {task} metrics against the rest, its data-quality signals and example rows.")
 
 
 def task_scope_note(task: str) -> str | None:
@@ -62,8 +62,8 @@ def task_scope_note(task: str) -> str | None:
     if task == "binary":
         return None
     return (f"This is a {task} audit: groups, intervals, disparities, the slice search, data-quality signals, data "
-            f"needs and the exports cover it; the drill-down's metrics against the rest and the threshold explorer "
-            f"cover binary decisions only so far (trends, versions and alerts follow the task).")
+            f"needs, the drill-down's metrics against the rest and the exports cover it; the threshold explorer "
+            f"covers binary decisions only so far (trends, versions and alerts follow the task).")
 
 
 def threshold_scope_note(task: str) -> str | None:

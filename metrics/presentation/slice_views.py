@@ -431,7 +431,14 @@ def metric_versus_points(a: SliceAnalysis, colour: str, rest_colour: str,
             records.append({"metric_label": name, "side": side, "value": v, "ci_low": lo, "ci_high": hi, "n": int(n),
                             "flag": bool(e["finding"]) and side == "own",
                             "flag_label": "significantly worse" if e["finding"] else "not significant"})
-    rows = a.side_rows[a.side_rows["metric"].isin(list(metrics))]
+    records += side_versus_records(a.side_rows, metrics)
+    return versus_frame(pd.DataFrame(records), a.label, colour, rest_colour)
+
+
+def side_versus_records(side_rows: pd.DataFrame, metrics: Sequence[str]) -> list[dict]:
+    """`versus_chart` records of a two-group table (SLICE_SIDE, REST_SIDE): each metric's value on both sides."""
+    records = []
+    rows = side_rows[side_rows["metric"].isin(list(metrics))]
     for m in metrics:
         own = rows[(rows["metric"] == m) & (rows["group"] == SLICE_SIDE)]
         rest = rows[(rows["metric"] == m) & (rows["group"] == REST_SIDE)]
@@ -443,7 +450,7 @@ def metric_versus_points(a: SliceAnalysis, colour: str, rest_colour: str,
                             "ci_high": r["ci_high"], "n": int(r["support"]),
                             "flag": verdict == "outside" and side == "own",
                             "flag_label": VERDICT_LABELS.get(verdict, verdict)})
-    return versus_frame(pd.DataFrame(records), a.label, colour, rest_colour)
+    return records
 
 
 def versus_frame(frame: pd.DataFrame, label: str | pd.Series, colour: str | pd.Series,

@@ -15,11 +15,11 @@ import time
 import streamlit as st
 
 from fairwatch.connectors.drilldown import PAGE_SIZE
-from fairwatch.metrics.presentation.charts import REST_COLOUR, SLICE_COLOUR, distribution_chart, versus_chart
+from fairwatch.metrics.presentation.charts import (REST_COLOUR, SLICE_COLOUR, confusion_heatmap, distribution_chart,
+                                                   histogram_chart, versus_chart)
 from fairwatch.metrics.policy.overview import NEED_LABELS, NEEDS, drilldown_scope_note, findings_by_need
 from fairwatch.metrics.presentation.quality_views import (DETAIL_SIGNALS, HEADLINE_SIGNALS, checked_rows, fired_lines,
                                    quality_points, quality_rows, quality_table)
-from fairwatch.metrics.stats.groups import slice_label
 from fairwatch.metrics.presentation.slice_views import (BUILT, FOUND, REST_SIDE, SLICE_SIDE, analysis_lines, board_items, built_slice,
                                  confusion_table, distribution_points, drill_options, feature_choices,
                                  metric_versus_points, option_texts)
@@ -142,19 +142,33 @@ def render_drilldown(ctx: PageContext, slice_: tuple) -> None:
 
 
 def _render_task_drilldown(ctx: PageContext, slice_: tuple, note: str) -> None:
-    """A regression or multiclass slice: its data-quality signals as the audit counted them, and its example rows."""
+    """A regression or multiclass slice: its metrics against the rest, its quality signals, its example rows."""
+    sel = ctx.selection
     st.info(note)
+    a = load_slice_analysis(sel.spec, sel.row_filter, slice_, stamp_of(sel.spec))
+    st.markdown(f"#### {md(a.label)}\n- {a.rows:,} rows in the slice, {a.rest_rows:,} in the rest of the data")
+    st.markdown("**Its metrics against the rest of the data**")
+    st.caption("Each metric in the slice and in all other rows with its 95% interval; the difference (slice minus "
+               "rest) with its interval, the test's Benjamini-Hochberg q-value and the policy verdict.")
+    show_table(a.table(), _count_columns("n"))
+    if a.task == "multiclass":
+        show_chart(versus_chart(a.versus_points(SLICE_COLOUR, REST_COLOUR), "Verdict", labels=False))
+        st.markdown("**The slice's confusion matrix**")
+        show_chart(confusion_heatmap(a.confusion, a.classes))
+    else:
+        st.markdown("**Its errors (prediction - label) against the rest**")
+        show_chart(histogram_chart(a.errors, [SLICE_SIDE, REST_SIDE], "Error (prediction - label)"))
     quality = ctx.full_audit().quality
     rows = checked_rows(quality, slice_)
-    st.markdown(f"#### {md(slice_label(slice_))}")
+    st.markdown("**Data-quality signals**")
     if rows is None:
         st.caption("The audit did not check this slice's data quality: pick a finding (or a sensitive group).")
-        return
-    everything = quality_rows(quality.rows, [slice_], HEADLINE_SIGNALS + DETAIL_SIGNALS)
-    st.markdown("**Data-quality signals**")
-    st.markdown("\n".join(f"- {t}" for t in fired_lines(everything)) or "No data-quality signal fired for this slice.")
-    show_table(quality_table(everything), QUALITY_COLUMNS)
-    _example_rows(ctx, slice_, slice_label(slice_), rows)
+    else:
+        everything = quality_rows(quality.rows, [slice_], HEADLINE_SIGNALS + DETAIL_SIGNALS)
+        st.markdown("\n".join(f"- {t}" for t in fired_lines(everything))
+                    or "No data-quality signal fired for this slice.")
+        show_table(quality_table(everything), QUALITY_COLUMNS)
+    _example_rows(ctx, a.slice, a.label, a.rows)
 
 
 def _example_rows(ctx: PageContext, slice_: tuple, label: str, rows: int) -> None:
