@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from fairwatch.connectors.demo_tasks import TASK_CONFIGS
 from fairwatch.metrics.presentation.text import md_unescape
-from tests.task_data import task_demo_folder
+from tests.demo_data import task_demo_folder
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 

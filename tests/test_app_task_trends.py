@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from fairwatch.metrics.presentation.text import md_unescape
 from fairwatch.metrics.presentation.trend_views import trend_metrics_key
-from tests.task_data import task_demo_folder
+from tests.demo_data import task_demo_folder
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "6_Trends.py")
 DEFAULTS = {"regression": ["Mean absolute error", "Root mean squared error"], "multiclass": ["Accuracy"]}

@@ -26,7 +26,7 @@ from fairwatch.metrics.privacy.roles import visible_snapshot
 from fairwatch.metrics.presentation.text import md_unescape
 from fairwatch.metrics.policy.overview import threshold_scope_note
 from fairwatch.metrics.presentation.views import metric_label
-from tests.task_data import diabetes_predictions, law_school_predictions, task_demo_folder
+from tests.demo_data import diabetes_predictions, law_school_predictions, task_demo_folder
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 HEADLINES = {"regression": ["mean_prediction", "mean_absolute_error", "root_mean_squared_error"],

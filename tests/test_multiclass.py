@@ -20,7 +20,7 @@ from fairwatch.metrics.errors import DataError
 from fairwatch.metrics.stats.multiclass import compute_multiclass_table, metric_names, multiclass_counts
 from fairwatch.metrics.audit.outcomes import normalise_value
 from fairwatch.metrics.audit.spec import parse_spec
-from tests.task_data import diabetes_predictions
+from tests.demo_data import diabetes_predictions
 
 
 def spec_for(sensitive=("a", "b"), **extra) -> object:

@@ -27,7 +27,7 @@ from fairwatch.metrics.stats.regression import (
     regression_summary,
 )
 from fairwatch.metrics.audit.spec import parse_spec
-from tests.task_data import law_school_predictions
+from tests.demo_data import law_school_predictions
 
 ORACLE = {
     "mean_prediction": mean_prediction,

@@ -31,7 +31,7 @@ from fairwatch.metrics.discovery.plan import build_plan
 from fairwatch.metrics.discovery.quality import CONFLICTS, MISSING_ANY, OUTLIERS
 from fairwatch.metrics.discovery.slices import find_slices
 from fairwatch.metrics.errors import DataError, SpecError
-from tests.task_data import diabetes_predictions, law_school_predictions
+from tests.demo_data import diabetes_predictions, law_school_predictions
 
 MISSING = "(missing)"
 GROUPS = ["a", "b", "o'k", None]

@@ -19,6 +19,31 @@ PAGES = {"Overview": "", "Data sources": "Data_sources", "Representation": "Repr
          "Performance": "Performance"}
 
 
+def require_browser(sign_in: bool = False):
+    """playwright's sync API, or skip the calling test module with the reason (no chromium, no playwright; with
+    `sign_in`, no OIDC provider mock or Authlib)."""
+    import pytest
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"Debian's chromium is not at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed")
+    if sign_in:
+        pytest.importorskip("oidc_provider_mock", reason="oidc-provider-mock is not installed (pip install -e '.[test]')")
+        pytest.importorskip("authlib", reason="Authlib is not installed (pip install -e '.[auth]')")
+    return sync_api
+
+
+@contextmanager
+def browser_tab(width: int = 1400, height: int = 3000):
+    """A tab of a fresh Chromium (closed afterwards)."""
+    from playwright import sync_api
+
+    with sync_api.sync_playwright() as pw:
+        browser = launch(pw)
+        yield browser.new_page(viewport={"width": width, "height": height})
+        browser.close()
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as s:

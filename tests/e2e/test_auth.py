@@ -10,22 +10,17 @@ cannot be reached.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
 
 from fairwatch.metrics.privacy.roles import PAGES, ROLES, first_role, visible_pages
-from tests.e2e.browser import CHROMIUM, free_port, launch, wait_drawn
+from tests.e2e.browser import free_port, launch, require_browser, wait_drawn
 
 pytestmark = pytest.mark.e2e
 
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"Debian's chromium is not at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed")
-pytest.importorskip("oidc_provider_mock", reason="oidc-provider-mock is not installed (pip install -e '.[test]')")
-pytest.importorskip("authlib", reason="Authlib is not installed (pip install -e '.[auth]')")
+sync_api = require_browser(sign_in=True)
 
 from tests.e2e.oidc import (ROLE_OF, USERS, dead_url, loopback_only, oidc_provider, served_app,  # noqa: E402
                             write_auth_files)
@@ -43,15 +38,10 @@ def url_path(file: str) -> str:
 @pytest.fixture(scope="module")
 def data_env(tmp_path_factory) -> dict[str, str]:
     """A 20k-row demo and its config, as the app's environment."""
-    from fairwatch.connectors.config import write_config
-    from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
-    from fairwatch.metrics.audit.spec import SourceSpec, parse_spec
+    from tests.demo_data import demo_folder
 
     folder = tmp_path_factory.mktemp("auth-data")
-    write_demo(folder / "demo.duckdb", rows=20_000)
-    spec = parse_spec(DEMO_CONFIG)
-    spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(folder / "demo.duckdb")}))
-    write_config(spec, folder / "fairwatch.toml")
+    demo_folder(folder, rows=20_000)
     return {"FAIRWATCH_DATA_DIR": str(folder), "FAIRWATCH_CONFIG": str(folder / "fairwatch.toml")}
 
 

@@ -11,29 +11,22 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.browser import CHROMIUM, PAGES, ROOT, launch, running_app, wait_drawn
+from tests.e2e.browser import PAGES, ROOT, browser_tab, require_browser, running_app, wait_drawn
 
 pytestmark = pytest.mark.e2e
 SHOTS = ROOT / "tests" / "e2e" / "screenshots"
 MIN_CHARTS = {"Overview": 1, "Data sources": 0, "Representation": 2, "Performance": 3}
 
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"Debian's chromium is not at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed")
+sync_api = require_browser()
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     """The app started as `make run` starts it, on a free port, over a 100k-row demo."""
-    from fairwatch.connectors.config import write_config
-    from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
-    from fairwatch.metrics.audit.spec import SourceSpec, parse_spec
+    from tests.demo_data import demo_folder
 
     folder = tmp_path_factory.mktemp("e2e-data")
-    write_demo(folder / "demo.duckdb", rows=100_000)
-    spec = parse_spec(DEMO_CONFIG)
-    spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(folder / "demo.duckdb")}))
-    write_config(spec, folder / "fairwatch.toml")
+    demo_folder(folder, rows=100_000)
     # Exports and downloads are written to the access log: a temp one, not the repo's logs/.
     env = {"FAIRWATCH_DATA_DIR": str(folder), "FAIRWATCH_CONFIG": str(folder / "fairwatch.toml"),
            # A module that reads the log sets its own path first (tests/e2e/test_browser_slices.py).
@@ -45,11 +38,8 @@ def app_url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(app_url):
-    with sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        tab = browser.new_page(viewport={"width": 1400, "height": 3000})
+    with browser_tab(1400, 3000) as tab:
         yield tab
-        browser.close()
 
 
 def _decisions(tab) -> str:

@@ -12,7 +12,6 @@ are named, and a viewer or analyst sees no server folder.
 
 from __future__ import annotations
 
-import os
 import time
 from urllib.parse import quote
 
@@ -20,16 +19,12 @@ import pytest
 
 from fairwatch.metrics.privacy.roles import PAGES, visible_pages
 from fairwatch.metrics.presentation.text import WORD_JOINER
-from tests.e2e.browser import CHROMIUM, ROOT, wait_drawn
+from tests.e2e.browser import ROOT, require_browser, wait_drawn
 from tests.hostile import COLUMN, CONFIG_LINK, FEATURES, GROUPS, HOST, STRINGS, write_hostile_log
 
 pytestmark = pytest.mark.e2e
 
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"Debian's chromium is not at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed")
-pytest.importorskip("oidc_provider_mock", reason="oidc-provider-mock is not installed (pip install -e '.[test]')")
-pytest.importorskip("authlib", reason="Authlib is not installed (pip install -e '.[auth]')")
+sync_api = require_browser(sign_in=True)
 
 from tests.e2e.oidc import ROLE_OF, oidc_provider, served_app, write_auth_files  # noqa: E402
 from tests.e2e.test_auth import sign_in  # noqa: E402

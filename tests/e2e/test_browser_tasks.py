@@ -8,18 +8,15 @@ exception box and the task named" is asserted. Screenshots go to tests/e2e/scree
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 
 import pytest
 
-from tests.e2e.browser import CHROMIUM, launch, running_app, wait_drawn
+from tests.e2e.browser import browser_tab, require_browser, running_app, wait_drawn
 
 pytestmark = pytest.mark.e2e
 
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"Debian's chromium is not at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed")
+sync_api = require_browser()
 
 from fairwatch.metrics.policy.overview import threshold_scope_note  # noqa: E402
 from fairwatch.metrics.presentation.views import metric_label  # noqa: E402
@@ -40,7 +37,7 @@ PAGES = {"": (1, "This is a {task} audit"), "Data_sources": (0, "Choose the data
 @pytest.fixture(scope="module", params=["regression", "multiclass"])
 def task_app(request, tmp_path_factory):
     """(task, base URL, snapshot folder): the app started as `make run` starts it, over a 20k-row demo of the task."""
-    from tests.task_data import task_demo_folder
+    from tests.demo_data import task_demo_folder
 
     task = request.param
     folder = tmp_path_factory.mktemp("e2e-task")  # not named after the task: the sidebar shows the path
@@ -55,10 +52,8 @@ def task_app(request, tmp_path_factory):
 @pytest.fixture(scope="module")
 def tab(task_app):
     """One browser tab per task's server."""
-    with sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        yield browser.new_page(viewport={"width": 1400, "height": 2000})
-        browser.close()
+    with browser_tab(1400, 2000) as tab:
+        yield tab
 
 
 def _open(tab, url: str) -> tuple[int, str]:

@@ -11,21 +11,18 @@ is merged; the lead re-enables numeric ones then (see FEATURES).
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
 
 from tests.conftest import SHARED_DATA
-from tests.e2e.browser import CHROMIUM, ROOT, launch, running_app, wait_drawn
+from tests.e2e.browser import ROOT, browser_tab, require_browser, running_app, wait_drawn
 
 pytestmark = pytest.mark.e2e
 SHOTS = ROOT / "tests" / "e2e" / "screenshots"
 ERRORS = '[data-testid="stAlertContentError"]'
 
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"Debian's chromium is not at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed")
+sync_api = require_browser()
 
 # file under ../shared/data: the mapping a user makes (None: leave the role out), and the rows it holds.
 CASES = {
@@ -50,15 +47,10 @@ def app_url(tmp_path_factory):
     """The app as `make run` starts it, on a small demo (the source a user meets first), with an empty data folder."""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real public data not found at {SHARED_DATA} (only present on the team's machines)")
-    from fairwatch.connectors.config import write_config
-    from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
-    from fairwatch.metrics.audit.spec import SourceSpec, parse_spec
+    from tests.demo_data import demo_folder
 
     folder = tmp_path_factory.mktemp("e2e-first-contact")
-    write_demo(folder / "demo.duckdb", rows=20_000)
-    spec = parse_spec(DEMO_CONFIG)
-    spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(folder / "demo.duckdb")}))
-    write_config(spec, folder / "fairwatch.toml")
+    demo_folder(folder, rows=20_000)
     env = {"FAIRWATCH_DATA_DIR": str(folder), "FAIRWATCH_CONFIG": str(folder / "fairwatch.toml"),
            "FAIRWATCH_ACCESS_LOG": str(tmp_path_factory.mktemp("e2e-log") / "access-log.jsonl")}
     with running_app(env) as base:
@@ -68,11 +60,8 @@ def app_url(tmp_path_factory):
 @pytest.fixture()
 def page(app_url):
     """A fresh browser session per file: each test is a new user's first contact."""
-    with sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        tab = browser.new_page(viewport={"width": 1400, "height": 3000})
+    with browser_tab(1400, 3000) as tab:
         yield tab
-        browser.close()
 
 
 def _clean(tab, where: str) -> None:

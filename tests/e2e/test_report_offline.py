@@ -9,19 +9,16 @@ script errors). A screenshot goes to tests/e2e/screenshots/report_offline.png.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.browser import CHROMIUM, ROOT, launch
+from tests.e2e.browser import ROOT, launch, require_browser
 
 pytestmark = pytest.mark.e2e
 SHOTS = ROOT / "tests" / "e2e" / "screenshots"
 
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"Debian's chromium is not at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed")
+sync_api = require_browser()
 
 # Runs before the page's own content: records every Content-Security-Policy violation (a blocked fetch
 # never reaches the network, so request events alone would miss it).

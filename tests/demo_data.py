@@ -1,4 +1,5 @@
-"""Task audits' test data: the task demos in a data folder, and the real files with a model trained here.
+"""Test data: a demo (binary or a task's) in a data folder with its fairwatch.toml, and the real files of the task
+audits with a model trained here.
 
 The real files (../shared/data, see its README) carry labels only; each test trains the same small model on
 them so every test of a task reads the same predictions.
@@ -11,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from fairwatch.connectors.config import write_config
+from fairwatch.connectors.demo import DEMO_CONFIG, write_demo
 from fairwatch.connectors.demo_tasks import TASK_CONFIGS, write_task_demo
 from fairwatch.metrics.audit.spec import AuditSpec, SourceSpec, parse_spec
 
@@ -18,10 +20,20 @@ DIABETES_FEATURES = ["time_in_hospital", "num_lab_procedures", "num_procedures",
                      "number_outpatient", "number_emergency", "number_inpatient", "number_diagnoses"]
 
 
+def demo_folder(folder: Path, rows: int) -> AuditSpec:
+    """The binary demo (`demo.duckdb`) and its fairwatch.toml in a data folder; the spec pointing at it."""
+    write_demo(folder / "demo.duckdb", rows=rows)
+    return _config_for(folder, parse_spec(DEMO_CONFIG))
+
+
 def task_demo_folder(folder: Path, task: str, rows: int) -> AuditSpec:
     """The task's demo (`demo.duckdb`) and its fairwatch.toml in a data folder; the spec pointing at it."""
     write_task_demo(folder / "demo.duckdb", task, rows=rows)
-    spec = parse_spec(TASK_CONFIGS[task])
+    return _config_for(folder, parse_spec(TASK_CONFIGS[task]))
+
+
+def _config_for(folder: Path, spec: AuditSpec) -> AuditSpec:
+    """The spec pointed at the folder's demo.duckdb, written as the folder's fairwatch.toml."""
     spec = spec.with_source(SourceSpec(**{**spec.to_dict()["source"], "path": str(folder / "demo.duckdb")}))
     write_config(spec, folder / "fairwatch.toml")
     return spec
