@@ -529,16 +529,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure fairlearn again instead of reusing an earlier measurement on the same data")
     parser.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
                         help="cProfile one audit at the largest size: when a target is missed (auto), always, never")
-    parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
-    parser.add_argument("--child-args", default="{}", help=argparse.SUPPRESS)
+    common.add_child_flags(parser, CHILDREN)
     args = common.parse_args(parser, argv)
-    if args.child:
-        CHILDREN[args.child](json.loads(args.child_args))
+    if common.ran_child(args, CHILDREN):
         return 0
 
-    sizes = [100_000] if args.quick else sorted(set(common.parse_sizes(args.sizes)))
-    if args.quick:
-        args.repeat = 1
+    sizes = common.sizes_of(args)
     print("bench_audit: run_audit vs bare DuckDB GROUP BY vs fairlearn MetricFrame (GitHub issue 2)")
     print(common.machine_summary())
     print(f"sizes {', '.join(f'{n:,}' for n in sizes)}; repeat {args.repeat}; data cached in "

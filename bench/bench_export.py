@@ -15,7 +15,6 @@ row included) takes under 10 s beyond the audit. Informational: exits 0 either w
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -138,15 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     """Parse flags; run a child measurement or the whole bench."""
     parser = common.bench_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000000", help="row counts, comma-separated (default 10M)")
-    parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
-    parser.add_argument("--child-args", default="{}", help=argparse.SUPPRESS)
+    common.add_child_flags(parser, CHILDREN)
     args = common.parse_args(parser, argv)
-    if args.child:
-        CHILDREN[args.child](json.loads(args.child_args))
+    if common.ran_child(args, CHILDREN):
         return 0
-    sizes = [100_000] if args.quick else sorted(set(common.parse_sizes(args.sizes)))
-    if args.quick:
-        args.repeat = 1
+    sizes = common.sizes_of(args)
     print("bench_export: snapshot export (fingerprint, JSON, CSV, charts, HTML, PDF, manifest) (GitHub issue 6)")
     print(common.machine_summary())
     started = time.perf_counter()

@@ -147,14 +147,12 @@ def main() -> None:
     parser = common.bench_parser(__doc__)
     parser.add_argument("--sizes", default="10M")
     parser.add_argument("--split", action="store_true", help="also: CPU seconds per query of the regression audit")
-    parser.add_argument("--child", choices=sorted(CHILDREN), help="(internal)")
-    parser.add_argument("--child-args", default="{}", help="(internal)")
+    common.add_child_flags(parser, CHILDREN)
     args = common.parse_args(parser)
-    if args.child:
-        CHILDREN[args.child](json.loads(args.child_args))
+    if common.ran_child(args, CHILDREN):
         return
-    sizes = [100_000] if args.quick else common.parse_sizes(args.sizes)
-    repeat = 1 if args.quick else args.repeat
+    sizes = common.sizes_of(args)
+    repeat = args.repeat
     rows = []
     for n in sizes:
         for task, sql in (("regression", REGRESSION_SQL), ("multiclass", MULTICLASS_SQL)):

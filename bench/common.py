@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,28 @@ def bench_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a small smoke run (small data, one repeat)")
     p.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is reported (default 3)")
     return p
+
+
+def add_child_flags(parser: argparse.ArgumentParser, children: Mapping[str, Callable[[dict], Any]]) -> None:
+    """The hidden flags by which a bench runs one of its measurements in a fresh process of its own."""
+    parser.add_argument("--child", choices=sorted(children), help=argparse.SUPPRESS)
+    parser.add_argument("--child-args", default="{}", help=argparse.SUPPRESS)
+
+
+def ran_child(args: argparse.Namespace, children: Mapping[str, Callable[[dict], Any]]) -> bool:
+    """Run the measurement --child names, if any (this process is then that child); whether it did."""
+    if not getattr(args, "child", None):
+        return False
+    children[args.child](json.loads(args.child_args))
+    return True
+
+
+def sizes_of(args: argparse.Namespace) -> list[int]:
+    """The row counts to measure: 100k with one repeat for --quick, else --sizes (sorted, once each)."""
+    if args.quick:
+        args.repeat = 1
+        return [100_000]
+    return sorted(set(parse_sizes(args.sizes)))
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -17,20 +17,14 @@ from streamlit.testing.v1 import AppTest
 from fairwatch.metrics.privacy.roles import PAGES, visible_pages
 from fairwatch.metrics.presentation.text import md_escape
 from tests.hostile import CONFIG_LINK, HOST, STRINGS, write_hostile_log
+from tests.test_access import ACCESS as ACCESS_ROLES
 from tests.test_access import serve_with_roles
 
 markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py is not installed (pip install -e '.[test]')")
 ROOT = Path(__file__).resolve().parents[1]
 MD = markdown_it.MarkdownIt("commonmark")
-ACCESS = """\
-claim = "groups"
-[roles.analyst]
-claim_values = ["data-science"]
-[roles.viewer]
-emails = ["*@partner.net"]
-[log]
-path = "logs/access.jsonl"
-"""
+# The access tests' roles without the auditor: no role here may read the access log.
+ACCESS = ACCESS_ROLES.replace('[roles.auditor]\nemails = ["alice@example.org"]\n', "")
 AUTH = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "x" * 64, "client_id": "fw",
         "client_secret": "s", "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
 BOB = {"is_logged_in": True, "sub": "b1", "email": "bob@corp.org", "name": "Bob Analyst", "groups": ["data-science"]}
