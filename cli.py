@@ -250,16 +250,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """fairwatch audit: run the audit and write the snapshot folder."""
+    from fairwatch.connectors.report_worker import ReportWorker
+
+    # First of all: the process that draws the reports loads its libraries (1-2 CPU-s) on the other core while
+    # this one imports the audit and counts; started now, it is forked from a process with no threads yet.
+    worker = ReportWorker.start()
+    try:
+        return _audit(args, worker)
+    finally:
+        if worker is not None:
+            worker.close()
+
+
+def _audit(args: argparse.Namespace, worker: Any) -> int:
+    """The audit command's work, the reports drawn by `worker` (a ReportWorker, or None to draw in-process)."""
     from fairwatch.connectors.access import cli_author
-    from fairwatch.connectors.audit import run_audit
+    from fairwatch.connectors.counts import fetch_group_counts
     from fairwatch.connectors.export import author_block, check_target, export_snapshot
     from fairwatch.connectors.fingerprint import fingerprint_source
-    from fairwatch.connectors.queue import attach_plan
-    from fairwatch.connectors.report import warm_up_reports
     from fairwatch.connectors.source import open_source
     from fairwatch.metrics.audit.spec import RowFilter
 
-    warm_up_reports()  # the report libraries load while DuckDB counts
+    if worker is None:
+        from fairwatch.connectors.report import warm_up_reports
+
+        warm_up_reports()  # the report libraries load in threads while DuckDB counts
     spec = spec_from_args(args)
     # The person running the command, or the name given: refused now, before the audit, when it is no name.
     author = author_block({**cli_author(), **({"name": args.author} if args.author is not None else {})})
@@ -269,11 +284,17 @@ def cmd_audit(args: argparse.Namespace) -> int:
         raise SpecError(f"{args.zip} exists; snapshots are never overwritten: choose a new --zip path")
     src = open_source(spec.source, memory_limit=args.memory_limit, threads=args.threads)
     try:
-        # The fingerprint is one more scan in DuckDB (GIL released): it runs while the audit computes in Python.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairwatch-fingerprint") as pool:
+        # The fingerprint and the group counts are scans in DuckDB (GIL released): they run while this thread
+        # imports the statistics (scipy, statsmodels: a second or more) and, for the fingerprint, while it audits.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fairwatch-scan") as pool:
             fingerprint = pool.submit(fingerprint_source, src, spec, RowFilter())
-            snap = run_audit(spec, RowFilter(), src)
+            counts = pool.submit(fetch_group_counts, src, spec, RowFilter()) if spec.task == "binary" else None
+            from fairwatch.connectors.audit import run_audit
+
+            snap = run_audit(spec, RowFilter(), src, counts=counts.result() if counts is not None else None)
             if args.plan_budget is not None:
+                from fairwatch.connectors.queue import attach_plan
+
                 snap = attach_plan(snap, args.plan_budget, src)
             if args.whatif_group:
                 from fairwatch.connectors.whatif import run_whatif
@@ -284,7 +305,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                                                    Objective(args.whatif_objective), src=src))
             result = export_snapshot(snap, args.out, history=args.history, src=src, k=args.suppress_below,
                                      zip_path=args.zip, author=author, validate=True if args.validate else None,
-                                     fingerprint=fingerprint.result())
+                                     fingerprint=fingerprint.result(), renderer=worker)
     finally:
         src.close()
     rows = snap.groups.rows

@@ -1,0 +1,143 @@
+"""Draw the report (charts, HTML, PDF) in a separate process that loads its libraries while the audit counts.
+
+`fairwatch audit` starts the worker first thing (issue 18): importing fpdf2 (with fontTools and
+Pillow) and starting vl-convert's JavaScript runtime take 1-2 CPU-seconds that hold the GIL of
+whatever process does them. In a thread of the audit they competed with the audit's own Python
+work; in this process they run beside it, on the other core, while DuckDB counts. The export then
+hands the report model to the worker and writes snapshot.json and the CSVs meanwhile.
+
+The worker calls the same `render_charts`, `render_html` and `render_pdf` as an export in one
+process, so the files are byte for byte the same. Its errors come back as the same exceptions with
+the same one-line messages (FairwatchError pickles its template); a worker that died or could not
+start is never a lost report: the export then draws in its own process (`draw_reports`).
+
+This module imports nothing heavy at load time: the CLI imports it before anything else so that
+the worker can be forked from a process that has no threads and no native libraries yet.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import sys
+import threading
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    from fairwatch.metrics.presentation.report_model import ReportModel
+
+# Modules whose native threads or runtimes do not survive a fork: once one is loaded, the worker is spawned.
+_FORK_UNSAFE = ("duckdb", "vl_convert", "fpdf", "numpy", "pyarrow")
+
+
+def can_fork() -> bool:
+    """True when this process can fork the worker safely: no other thread yet, no native runtime loaded.
+
+    Only then is a worker worth it: forked, it shares what this process imported and costs no new
+    interpreter; a spawned one would re-import its caller's main module (an unguarded script would run
+    twice) and, started late, would have little left to overlap with.
+    """
+    return ("fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+            and not any(name in sys.modules for name in _FORK_UNSAFE))
+
+
+def _warm_up() -> None:
+    """In the worker: import the PDF library and the report module, and start the chart runtime."""
+    try:
+        importlib.import_module("fpdf.fonts")  # fpdf2 with fontTools and Pillow
+
+        from fairwatch.connectors import report
+
+        report.warm_up_charts()
+    except Exception:  # noqa: BLE001 - a missing library is reported, with its message, when the report is drawn
+        pass
+
+
+def draw_reports(model: ReportModel) -> tuple[bytes, bytes]:
+    """The report's HTML and PDF bytes (charts drawn once for both), in this process."""
+    from fairwatch.connectors.report import render_charts, render_html, render_pdf
+
+    charts = render_charts(model)
+    return render_html(model, charts).encode("utf-8"), render_pdf(model, charts)
+
+
+def _serve(conn: Connection) -> None:
+    """The worker's life: warm up, then draw each model received until told to stop (None) or the pipe closes."""
+    _warm_up()
+    while True:
+        try:
+            model = conn.recv()
+        except (EOFError, OSError):
+            return
+        if model is None:
+            return
+        try:
+            reply: tuple[str, Any] = ("ok", draw_reports(model))
+        except Exception as exc:  # noqa: BLE001 - every error goes back to the export, which raises it there
+            reply = ("error", exc)
+        try:
+            conn.send(reply)
+        except Exception:  # noqa: BLE001 - an error that does not pickle: the export draws again and raises it itself
+            conn.send(("redo", None))
+
+
+class ReportWorker:
+    """One worker process that draws reports on request; `result` draws in this process when the worker is gone."""
+
+    def __init__(self, method: str = "fork") -> None:
+        """Start the process and its warm-up now (the CLI does this before it imports the audit)."""
+        ctx = multiprocessing.get_context(method)
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(child,), name="fairwatch-report", daemon=True)
+        self._proc.start()
+        child.close()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def start(cls) -> ReportWorker | None:
+        """A started worker, or None when this process cannot fork one safely (the export then draws in-process)."""
+        if not can_fork():
+            return None
+        try:
+            return cls()
+        except (OSError, RuntimeError, ValueError):
+            return None
+
+    def submit(self, model: ReportModel) -> Future:
+        """Start drawing the report in the worker; the future holds ("ok", (html, pdf)), ("error", exc) or ("redo", None)."""
+        pending: Future = Future()
+
+        def exchange() -> None:
+            """Send the model and wait for the reply (in a thread: the worker may still be warming up)."""
+            try:
+                with self._lock:
+                    self._conn.send(model)
+                    pending.set_result(self._conn.recv())
+            except Exception:  # noqa: BLE001 - a dead worker or a model that does not pickle: draw in-process
+                pending.set_result(("redo", None))
+
+        threading.Thread(target=exchange, name="fairwatch-report-exchange", daemon=True).start()
+        return pending
+
+    def result(self, pending: Future, model: ReportModel) -> tuple[bytes, bytes]:
+        """The (HTML, PDF) bytes of a submitted report; drawn in this process when the worker could not.
+
+        An error raised while drawing (a chart vl-convert cannot draw, fpdf2 missing) is raised here
+        unchanged, message and all; a dead worker (killed, out of memory) costs time, never the report.
+        """
+        status, value = pending.result()
+        if status == "ok":
+            return value
+        if status == "error":
+            raise value
+        return draw_reports(model)
+
+    def close(self) -> None:
+        """Stop the worker now (it writes nothing, so nothing is lost), and close the pipe."""
+        if self._proc.is_alive():
+            self._proc.terminate()
+        self._proc.join(timeout=5)
+        self._conn.close()
