@@ -21,7 +21,8 @@ import importlib
 import multiprocessing
 import sys
 import threading
-from concurrent.futures import Future
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -56,12 +57,47 @@ def _warm_up() -> None:
         pass
 
 
+class _ChartsWhenReady(Mapping):
+    """The drawn charts of a report, waited for on first use: the PDF lays out its first pages meanwhile."""
+
+    def __init__(self, pending: Future) -> None:
+        """Wrap the future of `render_charts`."""
+        self._pending = pending
+
+    def _charts(self) -> Mapping[str, Any]:
+        """The charts (raises what render_charts raised)."""
+        return self._pending.result()
+
+    def __getitem__(self, key: str) -> Any:
+        """One chart, once all are drawn."""
+        return self._charts()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        """The chart ids."""
+        return iter(self._charts())
+
+    def __len__(self) -> int:
+        """How many charts."""
+        return len(self._charts())
+
+
 def draw_reports(model: ReportModel) -> tuple[bytes, bytes]:
-    """The report's HTML and PDF bytes (charts drawn once for both), in this process."""
+    """The report's HTML and PDF bytes (charts drawn once for both), in this process.
+
+    vl-convert draws the charts in native code without the GIL, so they are drawn in a thread while
+    fpdf2 lays out the pages before the first chart; the PDF waits for them there.
+    """
     from fairwatch.connectors.report import render_charts, render_html, render_pdf
 
-    charts = render_charts(model)
-    return render_html(model, charts).encode("utf-8"), render_pdf(model, charts)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairwatch-charts") as pool:
+        charts = _ChartsWhenReady(pool.submit(render_charts, model))
+        try:
+            pdf = render_pdf(model, charts)
+        except Exception:
+            len(charts)  # drawn in one process, a chart's error came first: so it does here
+            raise
+        html = render_html(model, charts).encode("utf-8")
+    return html, pdf
 
 
 def _serve(conn: Connection) -> None:
