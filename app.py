@@ -44,8 +44,8 @@ def draw(ctx: PageContext) -> None:
         st.metric(md(arrows.gap_label), fmt_ratio(worst[0].ratio), help="The ratio over the whole view. Arrow: the "
                   f"two latest windows where both groups have enough rows: {md(arrows.gap.detail or '—')}",
                   **arrows.gap.as_delta())
-        show_chart(worst_chart(worst_points(worst, colours),
-                               policy.ratio_low, policy.ratio_high))
+        show_chart(lambda: worst_chart(worst_points(worst, colours), policy.ratio_low, policy.ratio_high),
+                   key=ctx.chart_key("overview.worst"))
         show_table(worst_table(worst), columns={})
         st.caption("Significant gaps first. A flagged gap's interval is adjusted for the number of gaps flagged "
                    "among all comparisons (false-coverage-rate, Benjamini–Yekutieli), so it agrees with the verdict; "

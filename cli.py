@@ -92,7 +92,8 @@ def spec_from_args(args: argparse.Namespace):
         "policy": {"min_support": args.min_support, "fdr": args.fdr},
         "privacy": {"hide_columns": getattr(args, "hide_columns", None),
                     "show_columns": getattr(args, "show_columns", None)},
-        "slices": {"max_depth": getattr(args, "max_depth", None), "error": getattr(args, "error", None)},
+        "slices": {"max_depth": getattr(args, "max_depth", None), "error": getattr(args, "error", None),
+                   "class": getattr(args, "error_class", None)},
         "reference": _reference_pairs(args.reference) or {},
     }
     return load_spec(args.config, overrides)
@@ -129,8 +130,12 @@ def _add_spec_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--show-columns", help="comma-separated columns that look like personal data (names, dates of "
                                           "birth, e-mail, phone) to show anyway ([privacy] show_columns)")
     p.add_argument("--max-depth", type=int, help="most predicates in a searched slice (default 3)")
-    p.add_argument("--error", choices=("misclassification", "false_negative", "false_positive", "score_loss"),
-                   help="the error signal the slice search looks for (default misclassification)")
+    p.add_argument("--error", choices=("misclassification", "false_negative", "false_positive", "score_loss",
+                                       "absolute_error", "squared_error"),
+                   help="the error signal the slice search looks for (default misclassification; regression: "
+                        "absolute_error or squared_error)")
+    p.add_argument("--error-class", help="multiclass --error false_negative: the class whose false negatives "
+                                         "are searched ([slices] class)")
 
 
 def build_parser() -> argparse.ArgumentParser:

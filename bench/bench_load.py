@@ -11,9 +11,14 @@ Errors: exceptions and st.error alerts in the page, compile errors, a run that d
 (timeout) or a closed socket. The server is started once per session count, as `make run` starts it
 (`fairwatch serve`: asgi.py), on a fresh copy of the demo; first a lone session warms it (its runs
 are the "lone" column), then all sessions start together. Server RSS is its VmHWM; server CPU is
-its CPU seconds over the wall time of the loaded phase (2.0 = both cores busy).
+its CPU seconds over the wall time of the loaded phase (2.0 = both cores busy); CPU per run is those
+CPU seconds over the loaded phase's page runs (each session's first Overview included). Streamlit runs every
+session's script in one process, under one GIL: n sessions asking at once wait about n x (CPU per run)
+for their pages, whatever the number of cores.
 
-Prints sessions, page runs, errors, p50/p95 script time, server peak RSS and CPU per session count.
+Prints sessions, page runs, errors, p50/p95 script time, server peak RSS and CPU per session count, and
+"new tab (server)": the median script time of 5 new sessions opening the Overview one after the other on
+the idle server (the server's part of issue 18's new-tab target; bench_dashboard.py measures the browser's).
 Target (issue 18): 0 errors and p95 under 3 s at 20 sessions on 2 cores. Exit 1 when any error is
 seen (targets are informational). tests/test_load.py runs a bounded form (5 sessions, no timings).
 """
@@ -39,6 +44,7 @@ from bench.common import bench_parser, fmt_bytes, fmt_seconds, parse_args, print
 
 PAGES = ("", "Performance", "Representation")  # "" = the main page (Overview)
 TARGET_P95 = 3.0
+NEW_TABS = 5  # new sessions opened one by one on the idle server before the load (the "new tab" column)
 
 
 @dataclass
@@ -46,6 +52,7 @@ class SessionResult:
     """What one session saw: its page-run times and its errors."""
 
     version: str | None
+    first: float | None = None  # the session's first page run: a new tab opening the Overview
     times: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -119,6 +126,7 @@ async def run_session(ws_url: str, version: str | None, rounds: int, deadline: f
         async with websockets.connect(ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=timeout,
                                       ping_interval=None) as ws:
             seconds, errors, hashes = await page_run(ws, query, "", timeout)
+            result.first = seconds
             result.errors += [f"Overview: {e}" for e in errors]
             for _ in range(rounds):
                 for name in pages:
@@ -137,9 +145,16 @@ async def run_session(ws_url: str, version: str | None, rounds: int, deadline: f
 
 async def run_load(ws_url: str, sessions: int, rounds: int, seconds: float,
                    pages: tuple[str, ...] = PAGES) -> tuple[SessionResult, list[SessionResult], float]:
-    """A lone session first (warms the caches, the reference times), then `sessions` at once; their wall time."""
+    """A lone session first (warms the caches, the reference times), then `sessions` at once; their wall time.
+
+    The lone session's result also carries, in `first`, the median of NEW_TABS new sessions opened one after
+    the other on the idle server: the server's part of a new tab (issue 18's new-tab target, without a browser).
+    """
     deadline = time.monotonic() + seconds
     alone = await run_session(ws_url, None, 1, deadline, pages=pages)
+    tabs = [await run_session(ws_url, None, 0, deadline, pages=pages) for _ in range(NEW_TABS)]
+    alone.errors += [e for t in tabs for e in t.errors]
+    alone.first = percentile([t.first for t in tabs if t.first is not None], 50)
     versions = [None if i % 2 == 0 else "v2" for i in range(sessions)]
     started = time.monotonic()
     results = await asyncio.gather(*(run_session(ws_url, v, rounds, deadline, pages=pages) for v in versions))
@@ -207,7 +222,10 @@ def measure(folder: str, sessions: int, rounds: int, seconds: float) -> dict:
     errors = [e for r in [alone, *results] for e in r.errors]
     return {"sessions": sessions, "runs": len(times) + len(alone.times), "errors": errors,
             "p50": percentile(times, 50), "p95": percentile(times, 95), "lone": percentile(alone.times, 50),
-            "rss": status.get("VmHWM"), "cpu": used / max(wall, 1e-9), "wall": wall}
+            "new_tab": alone.first,
+            "rss": status.get("VmHWM"), "cpu": used / max(wall, 1e-9), "wall": wall,
+            # every page run the server did (each session's first Overview too), the lone session's included
+            "cpu_per_run": used / max(1, len(times) + len(results) + len(alone.times) + 1 + NEW_TABS)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,12 +249,13 @@ def main(argv: list[str] | None = None) -> int:
             all_errors += got["errors"]
             ok = not got["errors"] and (got["p95"] or 0) < TARGET_P95 if n == 20 else None
             rows.append([n, got["runs"], len(got["errors"]), fmt_seconds(got["p50"]), fmt_seconds(got["p95"]),
-                         fmt_seconds(got["lone"]), fmt_bytes(got["rss"]), f"{got['cpu']:.2f}",
+                         fmt_seconds(got["lone"]), fmt_seconds(got["new_tab"]), fmt_bytes(got["rss"]), f"{got['cpu']:.2f}",
+                         f"{got['cpu_per_run']:.3f} s",
                          fmt_seconds(got["wall"]), "" if ok is None else "PASS" if ok else "FAIL"])
             print(f"  {n} sessions: {got['runs']} page runs, {len(got['errors'])} errors, "
                   f"p95 {fmt_seconds(got['p95'])}", flush=True)
-    print_table(["sessions", "page runs", "errors", "p50 run", "p95 run", "lone p50", "server peak RSS",
-                 "server CPU (cores)", "wall", "target"], rows,
+    print_table(["sessions", "page runs", "errors", "p50 run", "p95 run", "lone p50", "new tab (server)", "server peak RSS",
+                 "server CPU (cores)", "CPU per run", "wall", "target"], rows,
                 title=f"load at the protocol level: {args.rounds} round(s) x {len(PAGES)} pages per session, "
                       f"{args.rows:,}-row demo, {os.cpu_count()} cores (target at 20: 0 errors, p95 < "
                       f"{TARGET_P95:g} s)")

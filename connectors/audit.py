@@ -12,6 +12,7 @@ from fairwatch.connectors.export import library_versions
 from fairwatch.connectors.quality_counts import fetch_overlap_counts, fetch_quality_counts
 from fairwatch.connectors.slice_counts import fetch_slice_counts
 from fairwatch.connectors.task_counts import fetch_regression_buckets, fetch_regression_counts
+from fairwatch.connectors.task_quality_counts import fetch_task_quality_counts
 from fairwatch.connectors.source import OpenSource, opened
 from fairwatch.connectors.window_counts import fetch_time_span
 from fairwatch.metrics.discovery.diagnosis import diagnose_groups
@@ -22,9 +23,11 @@ from fairwatch.metrics.stats.regression import bucket_edges, compute_distributio
 from fairwatch.metrics.audit.outcomes import binarize, binarize_scores
 from fairwatch.metrics.discovery.quality import compute_quality
 from fairwatch.metrics.stats.representation import compute_representation
+from fairwatch.metrics.policy.overview import supported_metrics
+from fairwatch.metrics.presentation.formats import headline_metrics
 from fairwatch.metrics.discovery.slices import find_slices, merge_overlaps, overlap_priority
 from fairwatch.metrics.audit.snapshot import AuditSnapshot
-from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
+from fairwatch.metrics.audit.spec import MEAN_LOSSES, AuditSpec, RowFilter
 
 _LIBRARIES = ("fairwatch", "duckdb", "fairlearn", "scikit-learn", "pandas", "numpy", "scipy", "statsmodels",
               "streamlit", "altair")
@@ -45,7 +48,7 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
     started = time.perf_counter()
     row_filter = row_filter or RowFilter()
     if spec.task != "binary":
-        return _run_task_audit(spec, row_filter, src, started)
+        return _run_task_audit(spec, row_filter, src, started, search_slices)
     with opened(spec, src) as source:
         if row_filter.time_from is not None or row_filter.time_to is not None:
             # Times that are not times, or a window without rows, as a one-line DataError, not an engine error.
@@ -65,7 +68,7 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
                                                     summary.positive_prediction, row_filter), spec)
             # Overlapping findings that describe other findings' rows: one GROUP BY of the rows' membership patterns.
             shown = overlap_priority(slices)
-            if len(shown) > 1 and spec.slices.error != "score_loss":
+            if len(shown) > 1 and spec.slices.error not in MEAN_LOSSES:
                 patterns = fetch_overlap_counts(source, spec, shown, summary.positive_label,
                                                 summary.positive_prediction, row_filter)
                 slices = merge_overlaps(slices, shown, patterns, spec)
@@ -103,12 +106,11 @@ def _group_tables(counts: GroupCounts, outcomes: Any, spec: AuditSpec) -> tuple[
     return table, representation, tests
 
 
-def _run_task_audit(spec: AuditSpec, row_filter: RowFilter, src: OpenSource | None, started: float) -> AuditSnapshot:
-    """A regression or multiclass audit: groups, intervals, disparities, representation and the task's sections.
-
-    The slice search, data-quality signals and data needs are binary-only so far (issue 19), so
-    `findings` is None and the pages and CLI show the audit without them.
-    """
+def _run_task_audit(spec: AuditSpec, row_filter: RowFilter, src: OpenSource | None, started: float,
+                    search_slices: bool = True) -> AuditSnapshot:
+    """A regression or multiclass audit: groups, intervals, disparities, representation, the task's sections, and
+    the slice search, data-quality signals, findings and data needs on the task's error signal (issue 19)."""
+    slices = quality = None
     with opened(spec, src) as source:
         if row_filter.time_from is not None or row_filter.time_to is not None:
             fetch_time_span(source, spec, row_filter)
@@ -119,6 +121,8 @@ def _run_task_audit(spec: AuditSpec, row_filter: RowFilter, src: OpenSource | No
             buckets = fetch_regression_buckets(source, spec, edges, row_filter)
         else:
             counts = multiclass_counts(fetch_group_counts(source, spec, row_filter).cells, spec)
+        if search_slices:
+            slices, quality = _task_slices(source, spec, row_filter)
         description = source.description
     if spec.task == "regression":
         table = compute_regression_table(cells, spec)
@@ -129,9 +133,26 @@ def _run_task_audit(spec: AuditSpec, row_filter: RowFilter, src: OpenSource | No
         table, result = compute_multiclass_table(counts, spec)
         summary, population = counts.summary, counts.population
     representation, tests = compute_representation(population, spec)
+    needs = None
+    if search_slices:
+        # The task's headline measures with counts or a spread to plan from (balanced accuracy has neither).
+        tracked = [m for m in headline_metrics(spec.task, supported_metrics(table.rows)) if m != "balanced_accuracy"]
+        needs = diagnose_groups(table, representation, quality, spec, metrics=tracked)
     return AuditSnapshot(
         spec=spec, row_filter=row_filter, data=summary, source_description=description, groups=table,
         representation=representation, representation_tests=tests,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), tool_versions=tool_versions(),
-        duration_seconds=time.perf_counter() - started, task_result=result,
+        duration_seconds=time.perf_counter() - started, task_result=result, slices=slices, quality=quality,
+        group_needs=needs, findings=build_findings(slices, quality, spec) if slices is not None else None,
     )
+
+
+def _task_slices(source: OpenSource, spec: AuditSpec, row_filter: RowFilter):
+    """The slice search on the task's error signal (the binary search's machinery) and the task's quality signals."""
+    slices = find_slices(fetch_slice_counts(source, spec, None, None, row_filter), spec)
+    shown = overlap_priority(slices)
+    if len(shown) > 1 and spec.slices.error not in MEAN_LOSSES:
+        patterns = fetch_overlap_counts(source, spec, shown, None, None, row_filter)
+        slices = merge_overlaps(slices, shown, patterns, spec)
+    quality = compute_quality(fetch_task_quality_counts(source, spec, overlap_priority(slices), row_filter), spec)
+    return slices, quality

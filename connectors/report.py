@@ -11,6 +11,7 @@ where none is found it falls back to Helvetica with text reduced to Latin-1.
 from __future__ import annotations
 
 import html
+import importlib
 import io
 import os
 import re
@@ -55,10 +56,13 @@ _warm_thread: threading.Thread | None = None
 
 
 def warm_up_charts() -> None:
-    """Start the chart renderer in the background (once per process).
+    """Start the chart renderer in the background (once per process), and load the chart builders.
 
     vl-convert's first call starts its JavaScript runtime (about 1 s) without holding the GIL, so an
-    export starts it first and fingerprints, suppresses and validates meanwhile.
+    export starts it first and fingerprints, suppresses and validates meanwhile. The report's charts
+    are the dashboard's Altair builders (metrics/presentation/charts.py): Altair's import (about half
+    a second) is started here too, so `fairwatch audit` loads it while DuckDB counts, and a process
+    that never draws a report never imports it.
     """
     global _warm_thread
     with _WARM:
@@ -75,8 +79,16 @@ def warm_up_charts() -> None:
             except Exception:  # noqa: BLE001 - a failed warm-up shows up, with its message, in render_charts
                 pass
 
+        def load() -> None:
+            """Import the chart builders (Altair), which build_report calls."""
+            try:
+                importlib.import_module("fairwatch.metrics.presentation.charts")
+            except ImportError:  # build_report says what is missing, with its message
+                pass
+
         _warm_thread = threading.Thread(target=start, name="fairwatch-chart-warm-up", daemon=True)
         _warm_thread.start()
+        threading.Thread(target=load, name="fairwatch-altair-warm-up", daemon=True).start()
 
 
 def warm_up_reports() -> None:

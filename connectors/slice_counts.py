@@ -44,11 +44,12 @@ import duckdb
 import pandas as pd
 
 from fairwatch.connectors.counts import MISSING, group_expr, prediction_expr, run_query, used_params, where_sql
+from fairwatch.connectors.task_slice_counts import task_signal_sql
 from fairwatch.connectors.source import OpenSource, engine_message, quote_ident, resolve_spec_columns
 from fairwatch.metrics.errors import DataError, SourceError
 from fairwatch.metrics.audit.outcomes import normalise_value, positive_set
 from fairwatch.metrics.discovery.slices import COUNT_COLUMNS, SliceCounts
-from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
+from fairwatch.metrics.audit.spec import MEAN_LOSSES, AuditSpec, RowFilter
 
 # Cells per aggregation subset: ~100 bytes each in the engine, so ~100 MB at most per subset.
 CELL_BUDGET = 1_000_000
@@ -62,6 +63,8 @@ _DENOMINATORS = {
     "false_negative": "labelled actual positives with a prediction",
     "false_positive": "labelled actual negatives with a prediction",
     "score_loss": "labelled rows with a score",
+    "absolute_error": "rows whose label and prediction are finite numbers",
+    "squared_error": "rows whose label and prediction are finite numbers",
 }
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
             "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL")
@@ -220,6 +223,9 @@ def error_signal_sql(src: OpenSource, spec: AuditSpec, cols: dict[str, str], whe
     $pl0.. and $pp0..; with a score and threshold, $threshold too. The slice search and the quality
     counts (errors without the flagged rows) share it, so both count the same errors.
     """
+    if spec.task != "binary":
+        # Regression and multiclass: their own error signal, the same search (connectors/task_slice_counts.py).
+        return task_signal_sql(src, spec, cols, where, params)
     label_sql = f"CAST({quote_ident(cols['label'])} AS VARCHAR)"
     # The decision's spellings even for the score loss: the quality counts split unflagged rows by decision.
     pred_sql = prediction_expr(spec, cols)
@@ -258,6 +264,8 @@ def fetch_slice_counts(src: OpenSource, spec: AuditSpec, positive_label: str, po
     # counts, and for numbers the count of values a quantile ranks (neither NULL nor NaN).
     label_sql = f"CAST({quote_ident(cols['label'])} AS VARCHAR)"
     pred_sql = "CAST(NULL AS VARCHAR)" if spec.slices.error == "score_loss" else prediction_expr(spec, cols)
+    if spec.task != "binary":  # numbers and classes are checked by the task's own counts: no text to count here
+        label_sql = pred_sql = "CAST(NULL AS VARCHAR)"
     numeric = [_is_numeric(src.column_type(c)) for c in columns]
     prof = ", ".join(f"approx_count_distinct({quote_ident(c)}) AS d{i}" for i, c in enumerate(columns))
     prof += "".join(f", count(CASE WHEN NOT isnan(CAST({quote_ident(c)} AS DOUBLE)) THEN 1 END) AS m{i}"
@@ -272,7 +280,7 @@ def fetch_slice_counts(src: OpenSource, spec: AuditSpec, positive_label: str, po
         raise DataError("no rows to search for slices (after the chosen filters); widen the time window or "
                         "choose another model version")
     for role, key, column in (("label", "labels", spec.label), ("prediction", "preds", spec.prediction or spec.score)):
-        if int(profile[key]) > _MAX_OUTCOME_VALUES:
+        if spec.task == "binary" and int(profile[key]) > _MAX_OUTCOME_VALUES:
             raise DataError(f"the {role} column {column} has about {int(profile[key]):,} distinct values; a binary "
                             f"{role} has two: map it to two values before auditing")
 
@@ -403,7 +411,7 @@ def fetch_slice_counts(src: OpenSource, spec: AuditSpec, positive_label: str, po
         frame[name] = pd.Series([v if p else None for v, p in zip(mapped, present)], index=out.index, dtype=object)
     for c in COUNT_COLUMNS:
         frame[c] = out[c].to_numpy()
-    if spec.slices.error != "score_loss":
+    if spec.slices.error not in MEAN_LOSSES:
         frame["errors"] = frame["errors"].round().astype("int64")
         frame["errors_sq"] = frame["errors"]
     # A deterministic order (the engine's is not): shallow slices first, then by values.

@@ -16,9 +16,11 @@ def draw(ctx: PageContext) -> None:
     rep, min_support = snap.representation, snap.spec.policy.min_support
     st.caption(f"Shares count all {snap.data.rows:,} rows, labelled or not. Reference shares come from the "
                "config ([reference_shares]); intersections use the product of their features' shares.")
-    grouping = st.selectbox("Groups of", groupings_shown(snap.groups.rows, features), key="fw.rep.grouping")
+    grouping = st.selectbox("Groups of", ctx.view(lambda: groupings_shown(snap.groups.rows, features), "groupings"),
+                            key="fw.rep.grouping")
     groups = rep.loc[rep["grouping"] == grouping, "group"].tolist()
-    show_chart(share_chart(share_points(rep, grouping), groups))
+    show_chart(lambda: share_chart(share_points(rep, grouping), groups),
+               key=ctx.chart_key("representation.shares", grouping))
     show_table(representation_table(rep, grouping), SHARE_COLUMNS)
     st.subheader("Does the data match the reference population?")
     st.caption("Chi-square goodness-of-fit test per feature: a small p-value means the group shares differ "
@@ -33,7 +35,8 @@ def draw(ctx: PageContext) -> None:
     first = c1.selectbox("Rows", features, index=0, key="fw.rep.first")
     second = c2.selectbox("Columns", [f for f in features if f != first], index=0, key="fw.rep.second")
     cells = intersection_cells(rep, first, second, min_support, complete=allowed(ctx.role, "small_cells"))
-    show_chart(intersection_heatmap(cells, first, second, min_support))
+    show_chart(lambda: intersection_heatmap(cells, first, second, min_support),
+               key=ctx.chart_key("representation.cells", first, second))
     st.caption(md(intersection_caption(cells, min_support)))
 
 

@@ -31,7 +31,8 @@ def draw(ctx: PageContext) -> None:
     snap, features = ctx.snapshot(), ctx.selection.features
     rows, policy = snap.groups.rows, snap.spec.policy
     c1, c2 = st.columns([1, 2])
-    grouping = c1.selectbox("Groups of", groupings_shown(rows, features), key="fw.perf.grouping")
+    grouping = c1.selectbox("Groups of", ctx.view(lambda: groupings_shown(rows, features), "groupings"),
+                            key="fw.perf.grouping")
     available, headline = performance_metrics(snap)
     metrics = c2.multiselect("Metrics", available, default=headline, format_func=metric_label,
                              key="fw.perf.metrics") or headline
@@ -39,16 +40,18 @@ def draw(ctx: PageContext) -> None:
     st.subheader("Metric per group")
     st.caption(f"Each point is the group's value, each line its 95% interval. n is the number of rows the "
                f"value is computed from; below {policy.min_support} the value is not shown.")
-    show_chart(rate_chart(rate_points(rows, grouping, metrics), groups))
+    show_chart(lambda: rate_chart(rate_points(rows, grouping, metrics), groups),
+               key=ctx.chart_key("performance.rates", grouping, tuple(metrics)))
     for line in masked_groups(rows, grouping, metrics):
         st.caption(f"Not drawn — {md(line)}")
-    show_table(metric_table(rows, grouping, metrics))
+    show_table(ctx.view(lambda: metric_table(rows, grouping, metrics), "performance.table", grouping, tuple(metrics)))
     st.subheader("Gap to the reference group")
     st.caption(f"Ratio of each group's value to the reference group's (1 = the same), with its 95% interval. "
                f"Shaded: the policy band {policy.ratio_low:g}–{policy.ratio_high:g}; a gap fails the policy when "
                f"it is outside the band with q < {policy.fdr:g} (diamonds).")
-    show_chart(disparity_chart(disparity_points(rows, grouping, metrics), groups, policy.ratio_low,
-                               policy.ratio_high))
+    show_chart(lambda: disparity_chart(disparity_points(rows, grouping, metrics), groups, policy.ratio_low,
+                                       policy.ratio_high),
+               key=ctx.chart_key("performance.gaps", grouping, tuple(metrics)))
     render_task_distributions(snap, grouping, groups)
     st.subheader("Threshold explorer")
     if note := threshold_scope_note(snap.spec.task):

@@ -1,9 +1,10 @@
-"""Data quality: missing values, conflicting duplicates and suspected label errors per group and per finding."""
+"""Data quality: missing values, conflicting duplicates and suspected label errors (regression: outlying labels)
+per group and per finding."""
 
 import streamlit as st
 
 from fairwatch.metrics.presentation.charts import REST_COLOUR, versus_chart
-from fairwatch.metrics.presentation.quality_views import (DETAIL_SIGNALS, FINDINGS_SCOPE, HEADLINE_SIGNALS, fire_rule, fired_lines,
+from fairwatch.metrics.presentation.quality_views import (DETAIL_SIGNALS, FINDINGS_SCOPE, HEADLINE_SIGNALS, fired_lines, quality_intro,
                                    label_rule_text, quality_points, quality_rows, quality_scopes, quality_table,
                                    scope_colours, scope_slices)
 from fairwatch.pages.components.auth import md
@@ -16,10 +17,7 @@ def draw(ctx: PageContext) -> None:
     sel = ctx.selection
     snap = ctx.full_audit()
     quality, policy = snap.quality, sel.spec.policy
-    st.caption("Three signals that the data, not the model, may be wrong, each counted per group and compared "
-               "with all other rows: rows with a **missing value** in another column; labelled rows with an "
-               "identical **duplicate** (same features and score) carrying the opposite label; and **suspected "
-               "label errors**. " + fire_rule(policy.ratio_high, policy.fdr))
+    st.caption(quality_intro(sel.spec.task, policy.ratio_high, policy.fdr))
     st.markdown(md(label_rule_text(quality)))
     scope = st.selectbox("Show", quality_scopes(sel.spec, sel.features), key="fw.dq.scope",
                          format_func=lambda s: s if s == FINDINGS_SCOPE else f"Groups of {s}")

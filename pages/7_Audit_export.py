@@ -13,9 +13,10 @@ def draw(ctx: PageContext) -> None:
     """The Audit export page."""
     root = snapshot_dir()
     st.caption(f"A snapshot is the audit of the current view ({md(ctx.selection.row_filter.describe())}, as chosen in "
-               f"the sidebar) with its data fingerprint, the data plan of the budget chosen on the Data plan page, HTML "
-               f"and PDF reports, CSV tables and a manifest of SHA-256 hashes chained to the previous snapshot. Small "
-               f"cells are withheld. History folder: {md(root)} (set {SNAPSHOT_DIR_ENV} to move it).")
+               f"the sidebar) with its data fingerprint, the data plan of the budget chosen on the Data plan page, the "
+               f"what-if set on the Performance page (if any), HTML and PDF reports, CSV tables and a manifest of "
+               f"SHA-256 hashes chained to the previous snapshot. Small cells are withheld. History folder: {md(root)} "
+               f"(set {SNAPSHOT_DIR_ENV} to move it).")
     st.subheader("Take a snapshot")
     render_snapshot_form(ctx, root)
     entries = list_history(root)

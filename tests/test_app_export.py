@@ -104,3 +104,72 @@ def test_an_annotation_needs_a_short_author_and_note(author, note):
 def test_an_annotation_keeps_who_why_and_which_view():
     assert annotation_record("  Alice   Auditor ", " why \n", "model version v2") == [
         {"author": "Alice Auditor", "note": "why", "view": "model version v2"}]
+
+
+def _only_snapshot(history) -> dict:
+    """The one snapshot.json written into `history`."""
+    (folder,) = [p for p in history.iterdir() if p.is_dir()]
+    return load_snapshot(folder)
+
+
+def _whatif_set(history, monkeypatch) -> AppTest:
+    """The app with snapshots going into `history`, after the what-if was computed on the Performance page."""
+    monkeypatch.setenv(SNAPSHOT_DIR_ENV, str(history))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    at.switch_page("pages/3_Performance.py").run()
+    at.toggle(key="fw.whatif.on").set_value(True).run()
+    _clean(at)
+    return at
+
+
+def test_export_attaches_the_whatif_set_on_the_performance_page(env, tmp_path, monkeypatch):
+    """The what-if computed on the Performance page goes into the exported snapshot, as `--whatif-group` puts it."""
+    history = tmp_path / "snapshots"
+    at = _whatif_set(history, monkeypatch)
+    at.switch_page(PAGE).run()
+    _clean(at)
+    box = at.checkbox(key="fw.export.whatif")
+    assert box.value and "false negative rate parity on sex" in md_unescape(box.label)
+    _snapshot(at, "Alice Auditor", "with the what-if")
+    _clean(at)
+    assert any("With the what-if (false negative rate parity on sex" in md_unescape(s.value) for s in at.success)
+    doc = _only_snapshot(history)
+    whatif = doc["whatif"]
+    assert whatif["policy"]["constraint"] == "false_negative_rate_parity"
+    assert {g["group"].split("=")[0] for g in whatif["policy"]["groups"]} == {"sex"}
+    folder = next(p for p in history.iterdir() if p.is_dir())
+    assert "What would meet the policy" in (folder / "report.html").read_text(encoding="utf-8")
+
+
+def test_export_without_a_whatif_says_so_and_writes_none(env, tmp_path, monkeypatch):
+    """No what-if set (never computed, or switched off again): nothing to tick, the page says so, none is written."""
+    history = tmp_path / "snapshots"
+    at = _whatif_set(history, monkeypatch)
+    at.toggle(key="fw.whatif.on").set_value(False).run()  # set, then switched off: no what-if any more
+    at.switch_page(PAGE).run()
+    _clean(at)
+    assert not [c for c in at.checkbox if c.key == "fw.export.whatif"]
+    assert any("No what-if is set" in c.value for c in at.caption)
+    _snapshot(at, "Bob", "without")
+    _clean(at)
+    assert any(s.value.startswith("Snapshot #1 written") and "what-if" not in s.value for s in at.success)
+    assert "whatif" not in _only_snapshot(history)
+
+
+def test_export_says_when_the_whatif_no_longer_fits_the_view(env, tmp_path, monkeypatch):
+    """A what-if whose groups are no longer sensitive features of the view: written without it, and said why."""
+    from fairwatch.pages.components.whatif_view import CHOSEN, WhatIfChoice
+
+    history = tmp_path / "snapshots"
+    monkeypatch.setenv(SNAPSHOT_DIR_ENV, str(history))
+    at = AppTest.from_file(str(ROOT / PAGE), default_timeout=120)
+    at.session_state[CHOSEN] = WhatIfChoice(("no_such_feature",), "false_negative_rate_parity", "accuracy", 1.0, 1.0,
+                                            "exact", 0.0, "week", True)
+    at.run()
+    _clean(at)
+    assert at.checkbox(key="fw.export.whatif").value
+    _snapshot(at, "Carol", "stale what-if")
+    _clean(at)
+    text = [md_unescape(s.value) for s in at.success]
+    assert any("Written without the what-if: " in t and "no_such_feature" in t for t in text), text
+    assert "whatif" not in _only_snapshot(history)

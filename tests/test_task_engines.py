@@ -29,6 +29,7 @@ def log() -> pd.DataFrame:
         "y": np.where(rng.random(n) < 0.03, np.nan, y),
         "p": np.round(y + rng.normal(0, 3, n), 3),
         "yc": rng.choice(["low", "mid", "high"], n),
+        "region": rng.choice(np.array(["n", "s", None], dtype=object), n, p=[0.5, 0.45, 0.05]),
     })
     frame["pc"] = np.where(rng.random(n) < 0.7, frame["yc"], rng.choice(["low", "mid", "high", "other"], n))
     # A decision time over ~10 weeks and a model version, for the windowed counts (monitoring).
@@ -66,7 +67,8 @@ def postgres_url(log):
 
 def spec_for(task: str, source: dict):
     """The task's spec over a source."""
-    return parse_spec({"source": source, "columns": {**TASKS[task], "sensitive": ["sex", "race"], "task": task},
+    return parse_spec({"source": source, "columns": {**TASKS[task], "sensitive": ["sex", "race"], "task": task,
+                                                     "features": ["region"]},
                        "policy": {"min_support": 20}})
 
 
@@ -82,6 +84,24 @@ def assert_same(a, b) -> None:
     assert (ra["verdict"] == rb["verdict"]).all()
     for key in ("confusion_matrices", "distributions", "classes"):
         assert da.get(key) == db.get(key), key
+    assert_same_search(a, b)
+
+
+def assert_same_search(a, b) -> None:
+    """The slice search, the data-quality counts, the findings and the group needs are the same (issue 19)."""
+    sa, sb = (s.slices.rows.set_index("group").sort_index() for s in (a, b))
+    assert sa.index.equals(sb.index) and len(sa)
+    assert (sa["n"] == sb["n"]).all() and (sa["verdict"] == sb["verdict"]).all()
+    for col in ("errors", "errors_sq", "rate", "p_value", "q_value"):
+        np.testing.assert_allclose(sa[col].to_numpy(float), sb[col].to_numpy(float), rtol=1e-9, atol=1e-12, err_msg=col)
+    qa, qb = (s.quality.rows.set_index(["group", "signal", "column"], drop=False).sort_index() for s in (a, b))
+    assert qa.index.equals(qb.index)
+    for col in ("x", "n", "complement_x", "complement_n", "clean_n", "clean_errors", "total_clean_n",
+                "total_clean_errors"):
+        np.testing.assert_allclose(qa[col].to_numpy(float), qb[col].to_numpy(float), rtol=1e-9, atol=1e-9, err_msg=col)
+    assert [f.to_dict() for f in a.findings] == [f.to_dict() for f in b.findings]
+    na, nb = (s.group_needs[["group", "metric", "need", "additional_rows"]].astype(str) for s in (a, b))
+    assert na.equals(nb)
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))

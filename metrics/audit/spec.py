@@ -17,6 +17,12 @@ from fairwatch.metrics.monitoring.alert_rules import parse_rules
 from fairwatch.metrics.privacy.redaction import redact_secrets
 
 ERROR_SIGNALS = ("misclassification", "false_negative", "false_positive", "score_loss")
+# The slice search's error signal per task (the first is the default): regression searches a mean loss,
+# multiclass misclassification or one class's false negatives ([slices] class).
+TASK_ERRORS = {"binary": ERROR_SIGNALS, "regression": ("absolute_error", "squared_error"),
+               "multiclass": ("misclassification", "false_negative")}
+# Error signals that are a loss per row (a mean with t intervals and Welch tests), not a 0/1 event.
+MEAN_LOSSES = frozenset({"score_loss", "absolute_error", "squared_error"})
 # What the model outputs: a yes/no decision, a number, or one class of several.
 TASKS = ("binary", "regression", "multiclass")
 TASK_LABELS = {"binary": "a yes/no decision (binary)", "regression": "a number (regression)",
@@ -30,7 +36,7 @@ _COLUMN_KEYS = {
     "sensitive", "features", "time", "model_version", "id", "task",
 }
 _POLICY_KEYS = {"min_support", "ratio_low", "ratio_high", "fdr", "max_groups", "score_decimals", "min_difference"}
-_SLICE_KEYS = {"max_depth", "error", "alpha", "bins", "top_k"}
+_SLICE_KEYS = {"max_depth", "error", "alpha", "bins", "top_k", "class"}
 _PRIVACY_KEYS = {"hide_columns", "hidden_columns", "show_columns", "suppress_below"}
 _ALERT_KEYS = {"rules", "grain", "last_days", "baseline"}
 
@@ -87,6 +93,8 @@ class SliceSettings:
     alpha: float = 0.95
     bins: int = 5
     top_k: int = 50
+    # Multiclass `false_negative`: the class whose false negatives are searched ([slices] class).
+    error_class: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,7 +188,7 @@ class AuditSpec:
             "reference": dict(self.reference),
             "reference_shares": {f: dict(s) for f, s in self.reference_shares},
             "policy": asdict(self.policy),
-            "slices": asdict(self.slices),
+            "slices": _slices_dict(self.slices),
             "privacy": {"hidden_columns": list(self.hidden_columns), "suppress_below": self.suppress_below}
             | ({"show_columns": list(self.shown_columns)} if self.shown_columns else {}),
             "alerts": {"rules": list(self.alerts.rules)} | {
@@ -190,6 +198,12 @@ class AuditSpec:
     def with_source(self, source: SourceSpec) -> AuditSpec:
         """The same spec over another source."""
         return replace(self, source=source)
+
+
+def _slices_dict(slices: SliceSettings) -> dict[str, Any]:
+    """[slices] as written in fairwatch.toml: `class` only when set (binary specs keep their old keys)."""
+    out = {k: v for k, v in asdict(slices).items() if k != "error_class"}
+    return out | ({"class": slices.error_class} if slices.error_class is not None else {})
 
 
 def _unknown(section: str, given: Mapping[str, Any], known: set[str]) -> None:
@@ -396,14 +410,17 @@ def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
         score_decimals=_number("policy", pol, "score_decimals", 3, integer=True, low=1, high=6),
         min_difference=_number("policy", pol, "min_difference", 0.0, low=0.0, high=1e6),
     )
+    allowed = TASK_ERRORS.get(task, ERROR_SIGNALS)
     slices = SliceSettings(
         max_depth=_number("slices", sl, "max_depth", 3, integer=True, low=1, high=6),
-        error=str(sl.get("error", "misclassification")),
+        error=str(sl.get("error", allowed[0])),
         alpha=_number("slices", sl, "alpha", 0.95, low=0.0, high=1.0),
         bins=_number("slices", sl, "bins", 5, integer=True, low=2, high=50),
         top_k=_number("slices", sl, "top_k", 50, integer=True, low=1, high=10_000),
+        error_class=_label_value(sl, "class"),
     )
-    if slices.error not in ERROR_SIGNALS:
+    _check_task_error(task, slices)
+    if task == "binary" and slices.error not in ERROR_SIGNALS:
         raise SpecError(f"[slices] error must be one of {', '.join(ERROR_SIGNALS)}, got {slices.error!r}")
     if slices.error == "score_loss" and score is None:
         raise SpecError("[slices] error = score_loss needs a score column ([columns] score)")
@@ -434,13 +451,28 @@ def parse_spec(raw: Mapping[str, Any]) -> AuditSpec:
     both = sorted({h for h in spec.hidden_columns if h.lower() in {c.lower() for c in spec.shown_columns}})
     if both:
         raise SpecError(f"[privacy] lists {', '.join(both)} in both hide_columns and show_columns; keep each in one")
-    if task != "binary" and slices.error != "misclassification":
-        raise SpecError(f"[slices] error = {slices.error} is for binary audits; leave it out for a {task} audit")
     if spec.alerts.rules:
         if spec.time is None:
             raise SpecError("[alerts] rules are checked per time window: set [columns] time (or {field})", field="time")
         parse_rules(spec.alerts.rules, spec)
     return spec
+
+
+def _check_task_error(task: str, slices: SliceSettings) -> None:
+    """[slices] error and class fit the task: each task has its own error signals; class only for multiclass false_negative."""
+    allowed = TASK_ERRORS.get(task, ERROR_SIGNALS)
+    if task != "binary" and slices.error not in allowed:
+        owners = [t for t, errs in TASK_ERRORS.items() if slices.error in errs]
+        hint = f" ({slices.error} is for {' and '.join(owners)} audits)" if owners else ""
+        raise SpecError(f"[slices] error = {slices.error!r} does not fit a {task} audit{hint}; choose one of "
+                        f"{', '.join(allowed)} (--error)")
+    wants_class = task == "multiclass" and slices.error == "false_negative"
+    if wants_class and (slices.error_class is None or not slices.error_class.strip()):
+        raise SpecError("[slices] error = false_negative in a multiclass audit needs the class whose false negatives "
+                        "to search: set [slices] class = \"<class>\" (--error-class)")
+    if slices.error_class is not None and not wants_class:
+        raise SpecError(f"[slices] class names the class of a multiclass false_negative search; a {task} audit with "
+                        f"error = {slices.error} has no class: leave it out")
 
 
 def _hide_list(priv: Mapping[str, Any]) -> tuple[str, ...]:

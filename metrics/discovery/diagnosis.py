@@ -50,6 +50,7 @@ from fairwatch.metrics.discovery.quality import (
     CONFLICTS,
     LABEL_ERRORS,
     MISSING_COLUMN,
+    OUTLIERS,
     QualityTable,
     fired_summary,
     gap_without_flagged,
@@ -67,9 +68,13 @@ NEEDS = ("more_data", "better_data", "model")
 UNDECIDED = ("insufficient_data", "inconclusive")
 # Error signals of the slice search count errors, so higher is worse, as for the error-rate metrics.
 HIGHER_IS_WORSE = frozenset(LOWER_IS_BETTER | {"misclassification", "false_negative", "false_positive", "error_rate",
-                                               "score_loss"})
-# The slice search's mean squared score loss is a mean, not a proportion: no Wilson interval, no power plan.
-NOT_PROPORTIONS = frozenset({"score_loss"})
+                                               "score_loss", "absolute_error", "squared_error",
+                                               "mean_absolute_error", "mean_squared_error", "root_mean_squared_error",
+                                               "mean_overprediction", "mean_underprediction"})
+# Means, not proportions: no Wilson interval; their rows to settle a gap come from `means_plan` (power for means).
+NOT_PROPORTIONS = frozenset({"score_loss", "absolute_error", "squared_error", "mean_prediction", "mean_label",
+                             "mean_error", "mean_absolute_error", "mean_squared_error", "root_mean_squared_error",
+                             "mean_overprediction", "mean_underprediction", "r2_score"})
 METRIC_TEXT = {
     "misclassification": "error rate", "error_rate": "error rate",
     "false_negative": "false-negative rate", "false_positive": "false-positive rate",
@@ -78,6 +83,9 @@ METRIC_TEXT = {
     "true_negative_rate": "true-negative rate", "accuracy": "accuracy", "precision": "precision",
     "false_discovery_rate": "false-discovery rate", "false_omission_rate": "false-omission rate",
     "negative_predictive_value": "negative predictive value", "score_loss": "mean squared score loss",
+    "absolute_error": "mean absolute error", "squared_error": "mean squared error",
+    "mean_absolute_error": "mean absolute error", "root_mean_squared_error": "root mean squared error",
+    "mean_prediction": "mean prediction",
 }
 # Power is searched up to this many rows; beyond it, a slice cannot realistically be decided.
 _MAX_ROWS = 1e12
@@ -113,8 +121,15 @@ def article(word: str) -> str:
 
 
 def metric_text(metric: str) -> str:
-    """A metric's name in plain words."""
-    return METRIC_TEXT.get(metric, metric.replace("_", " "))
+    """A metric's name in plain words ('true-positive rate of class low' for a multiclass 'true_positive_rate@low')."""
+    base, _, cls = metric.partition("@")
+    text = METRIC_TEXT.get(base, base.replace("_", " "))
+    return f"{text} of class {cls}" if cls else text
+
+
+def higher_is_worse(metric: str) -> bool:
+    """Whether a higher value of the metric (a multiclass one per class: 'false_positive_rate@c') is the worse side."""
+    return metric.partition("@")[0] in HIGHER_IS_WORSE
 
 
 def _pct(p: float | None) -> str:
@@ -228,6 +243,51 @@ def rows_plan(x1: int | None, n1: int, x2: int | None, n2: int, spec: AuditSpec,
     return RowsPlan(max(needed - n1, floor, 0), basis, needed, target, p2, explanation, alpha)
 
 
+def means_plan(m1: float | None, sd1: float, n1: int, m2: float | None, sd2: float, n2: int, spec: AuditSpec,
+               alpha: float | None = None, *, squared: bool = False) -> RowsPlan:
+    """The additional rows that would decide the gap between two means (a regression group's MAE, RMSE, mean prediction).
+
+    The target mean m* is m1 when it lies beyond the band [ratio_low * m2, ratio_high * m2], else the
+    band's boundary on m1's side (`rows_plan`'s rule for rates). Rows needed: the smallest n1' at which a
+    two-sided two-sample test at `alpha` detects m* - m2 with 80% power, the comparison kept at n2 rows,
+    in the normal approximation of Welch's test: (m* - m2)^2 / (sd1^2 / n1' + sd2^2 / n2) >=
+    (z_{1-alpha/2} + z_{0.8})^2, so n1' = sd1^2 / ((m* - m2)^2 / (z_a + z_b)^2 - sd2^2 / n2). With equal
+    standard deviations it is statsmodels' `NormalIndPower` on Cohen's d (tests/test_task_findings.py holds
+    it there). squared: the values are roots of the tested means (RMSE, tested as MSE), so the target
+    and the comparison are squared before the gap is taken; sd1, sd2 are on the tested scale.
+    When the comparison alone is too uncertain (the bracket is <= 0) no number of slice rows decides it.
+    """
+    low, high, min_support = spec.policy.ratio_low, spec.policy.ratio_high, spec.policy.min_support
+    alpha = spec.policy.fdr if alpha is None else float(alpha)
+    floor = max(min_support - n1, 0)
+    if m2 is None or n2 <= 1 or not np.isfinite(sd2):
+        return RowsPlan(None, "no_comparison", None, None, m2,
+                        "the comparison group has no usable mean, so no number of rows in the slice can decide the gap",
+                        alpha)
+    if m1 is not None and (m1 > high * m2 or m1 < low * m2):
+        target, basis = m1, "observed_gap"
+    else:
+        below = m1 is not None and m1 < m2
+        target, basis = (low if below else high) * m2, "tolerance_boundary"
+    gap = (target**2 - m2**2) if squared else (target - m2)
+    sd1 = sd1 if np.isfinite(sd1) and sd1 > 0 else sd2
+    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(POWER)
+    room = gap**2 / z**2 - sd2**2 / n2
+    if gap == 0:
+        return RowsPlan(floor or None, "no_gap", None, target, m2,
+                        "the gap to detect is zero (the comparison's mean is 0, so no ratio exists)", alpha)
+    if room <= 0 or sd1 <= 0:
+        return RowsPlan(None, "comparison_too_small", None, target, m2,
+                        f"with only {n2:,} comparison rows, no number of slice rows reaches 80% power at alpha "
+                        f"{alpha:.2g} for a gap of {abs(target - m2):.4g} in the mean", alpha)
+    needed = max(2, math.ceil(sd1**2 / room - 1e-9))
+    what = {"observed_gap": "the observed gap", "tolerance_boundary": "a gap at the tolerance boundary"}[basis]
+    explanation = (f"{what} ({_dec(target)} against {_dec(m2)}) is detected with 80% power at alpha {alpha:.2g} "
+                   f"(two-sided, normal approximation of Welch's test) once the slice has {needed:,} rows, the "
+                   f"comparison kept at {n2:,}")
+    return RowsPlan(max(needed - n1, floor, 0), basis, needed, target, m2, explanation, alpha)
+
+
 def additional_rows_needed(x1: int | None, n1: int, x2: int | None, n2: int, spec: AuditSpec,
                            target_gap: float | None = None, alpha: float | None = None) -> int | None:
     """Additional rows in the slice (in the metric's denominator) that would decide its gap (see `rows_plan`)."""
@@ -258,7 +318,7 @@ def _worse(p1: float | None, p2: float | None, metric: str) -> bool:
     """Whether the slice's rate is on the unfavourable side of the comparison's."""
     if p1 is None or p2 is None:
         return False
-    return p1 > p2 if metric in HIGHER_IS_WORSE else p1 < p2
+    return p1 > p2 if higher_is_worse(metric) else p1 < p2
 
 
 def _quality_evidence(quality: QualityTable | None, slice_: Slice) -> tuple[list[dict], dict[str, Any]]:
@@ -285,7 +345,8 @@ def diagnose(slice_: Slice, n: int, errors: int | None, comparison_n: int, compa
              q_value: float | None = None, comparison: str = "the rest of the data", labelled_n: int | None = None,
              representation_ratio: float | None = None, under_represented: bool | None = None,
              rows_to_reference_share: int | None = None, quality: QualityTable | None = None,
-             family_pvalues: Sequence[float] | None = None, rest_rate: float | None = None) -> Diagnosis:
+             family_pvalues: Sequence[float] | None = None, rest_rate: float | None = None,
+             rate: float | None = None, spread: tuple[float, float, bool] | None = None) -> Diagnosis:
     """The one data need of a slice from its counts, verdict, representation and quality signals.
 
     n, errors: the slice's denominator and numerator of `metric` (errors None: rate withheld);
@@ -296,7 +357,10 @@ def diagnose(slice_: Slice, n: int, errors: int | None, comparison_n: int, compa
     overrides the default test ratio < ratio_low. family_pvalues: the p-values of the other
     comparisons in the slice's Benjamini-Hochberg family, so the rows that would settle it are
     counted at the BH level its verdict needs (`bh_level`); None counts them at the fdr (a lone test).
-    rest_rate: the comparison's value where it is not a rate of counts (a mean loss).
+    rest_rate: the comparison's value where it is not a rate of counts (a mean loss); rate: the slice's.
+    spread: for a mean (regression), the standard deviations of the slice's and the comparison's rows on the
+    tested scale and whether that scale is the square of the value's (RMSE, tested as MSE): the rows that
+    would settle its gap then come from `means_plan` (power for means).
     """
     key = tuple(tuple(p) for p in slice_)
     label = slice_label(key)
@@ -304,6 +368,9 @@ def diagnose(slice_: Slice, n: int, errors: int | None, comparison_n: int, compa
     fmt = _pct if proportion else _dec
     p1 = errors / n if (errors is not None and n > 0) else None
     p2 = comparison_errors / comparison_n if (comparison_errors is not None and comparison_n > 0) else None
+    if not proportion and (rate is not None or spread is not None):  # a mean given by its values, not counts
+        p1 = _num(rate)
+        p2 = _num(rest_rate)
     search_finding = verdict == "finding"
     if search_finding:
         verdict = "outside"  # the slice search's word for significantly worse
@@ -323,7 +390,7 @@ def diagnose(slice_: Slice, n: int, errors: int | None, comparison_n: int, compa
         "ci_high": _num(high[0]), "comparison": comparison, "comparison_support": int(comparison_n),
         "comparison_numerator": None if comparison_errors is None else int(comparison_errors),
         "comparison_rate": _num(p2), "ratio": _num(p1 / p2) if (p1 is not None and p2) else None,
-        "q_value": _num(q_value), "worse_direction": "higher" if metric in HIGHER_IS_WORSE else "lower",
+        "q_value": _num(q_value), "worse_direction": "higher" if higher_is_worse(metric) else "lower",
         "tolerance": [spec.policy.ratio_low, spec.policy.ratio_high], "min_support": spec.policy.min_support,
         "labelled_rows": None if labelled_n is None else int(labelled_n),
         "representation": {"ratio": _num(representation_ratio), "under_represented": bool(under),
@@ -344,8 +411,10 @@ def diagnose(slice_: Slice, n: int, errors: int | None, comparison_n: int, compa
     plan = None
     if undecided:
         alpha, family = _alpha(family_pvalues, spec)
-        plan = rows_plan(errors, n, comparison_errors, comparison_n, spec, alpha=alpha) if proportion else RowsPlan(
-            None, "not_a_proportion", None, None, p2, f"the power rule is for rates; {article(what)} {what} is a mean", alpha)
+        plan = rows_plan(errors, n, comparison_errors, comparison_n, spec, alpha=alpha) if proportion else (
+            means_plan(p1, spread[0], n, p2, spread[1], comparison_n, spec, alpha, squared=spread[2])
+            if spread is not None else RowsPlan(None, "not_a_proportion", None, None, p2,
+                                  f"the power rule is for rates; {article(what)} {what} is a mean", alpha))
     if plan is not None:
         extra = _to_labelled(plan.additional_rows, n, labelled_n)
         evidence["additional_rows_plan"] = {
@@ -460,6 +529,9 @@ def _better_data_message(label: str, top: dict, what: str, r1: str, r2: str, com
                 f"against {other} elsewhere, on both positive and negative outcomes, so check those labels {blame}.")
     if sig == MISSING_COLUMN:
         return f"In {label} {col} is missing in {rate} of rows against {other} elsewhere, so fill it in {blame}."
+    if sig == OUTLIERS:
+        return (f"In {label} {rate} of labels lie far outside the usual range (beyond 1.5 IQR of the quartiles) against "
+                f"{other} elsewhere, so check those labels {blame}.")
     if sig == CONFLICTS:
         return (f"In {label} {rate} of labelled rows have an identical twin with the opposite outcome against {other} "
                 f"elsewhere, so resolve those duplicates {blame}.")
@@ -546,6 +618,29 @@ def _counts_raw(row: dict) -> tuple[float | None, int]:
     return float(row["successes"]), support
 
 
+def _mean_spread(row: dict | None) -> tuple[float, float]:
+    """(value on the tested scale, standard deviation of its rows) of a regression group-table row, from its t interval.
+
+    The table's upper bound is the mean plus t(0.975, n-1) standard errors (never clipped; RMSE's is the
+    root of MSE's, and RMSE is tested as MSE), so sd = (upper - mean) / t * sqrt(n). NaN where withheld.
+    """
+    if row is None or pd.isna(row["value"]) or pd.isna(row.get("ci_high", np.nan)) or int(row["support"]) < 2:
+        return np.nan, np.nan
+    n, value, high = int(row["support"]), float(row["value"]), float(row["ci_high"])
+    if row["metric"] == "root_mean_squared_error":
+        value, high = value**2, high**2
+    t = float(stats.t.ppf(0.5 + (1 - ALPHA) / 2, n - 1))
+    return value, (high - value) / t * math.sqrt(n)
+
+
+def _mean_arguments(row: dict, ref_row: dict | None) -> dict[str, Any]:
+    """The rate, comparison value and spread `diagnose` takes for a mean (regression) metric."""
+    value = None if pd.isna(row["value"]) else float(row["value"])
+    ref_value = None if ref_row is None or pd.isna(ref_row["value"]) else float(ref_row["value"])
+    return {"rate": value, "rest_rate": ref_value,
+            "spread": (_mean_spread(row)[1], _mean_spread(ref_row)[1], row["metric"] == "root_mean_squared_error")}
+
+
 def diagnose_groups(group_rows: pd.DataFrame | GroupTable, representation: pd.DataFrame | None,
                     quality: QualityTable | None, spec: AuditSpec,
                     metrics: Sequence[str] = HEADLINE_METRICS) -> pd.DataFrame:
@@ -587,7 +682,7 @@ def diagnose_groups(group_rows: pd.DataFrame | GroupTable, representation: pd.Da
         gaps: dict[str, dict[str, Any]] = {}
         for r in group:
             ratio = r["ratio"]
-            worse = not pd.isna(ratio) and (ratio > 1 if r["metric"] in HIGHER_IS_WORSE else ratio < 1)
+            worse = not pd.isna(ratio) and (ratio > 1 if higher_is_worse(r["metric"]) else ratio < 1)
             if r["verdict"] == "insufficient_data" or (r["verdict"] in ("outside", "inconclusive") and worse):
                 gap = _observed_gap(r, lookup)
                 gaps[r["metric"]] = gap
@@ -602,9 +697,11 @@ def diagnose_groups(group_rows: pd.DataFrame | GroupTable, representation: pd.Da
         primary = ranked[0][3] if ranked else min(group, key=lambda r: order[r["metric"]])
         ref = primary["reference"]
         ref_row = lookup.get((primary["grouping"], tuple(ref), primary["metric"])) if ref is not None else None
-        x1, n1 = _counts(primary)
-        x2, n2 = _counts(ref_row) if ref_row is not None else (None, 0)
+        mean = primary["metric"] in NOT_PROPORTIONS
+        x1, n1 = _counts(primary) if not mean else (None, int(primary["support"]))
+        x2, n2 = (_counts(ref_row) if not mean else (None, int(ref_row["support"]))) if ref_row is not None else (None, 0)
         d = diagnose(key, n1, x1, n2, x2, spec, metric=primary["metric"],
+                     **(_mean_arguments(primary, ref_row) if mean else {}),
                      verdict=primary["verdict"],
                      q_value=None if pd.isna(primary.get("q_value", np.nan)) else float(primary["q_value"]),
                      comparison=slice_label(ref) if ref is not None else "the reference group",

@@ -11,7 +11,7 @@ from fairwatch.metrics.discovery.diagnosis import diagnose
 from fairwatch.metrics.stats.groups import slice_label
 from fairwatch.metrics.discovery.quality import QualityTable
 from fairwatch.metrics.discovery.slices import SliceTable, top_findings
-from fairwatch.metrics.audit.spec import AuditSpec
+from fairwatch.metrics.audit.spec import MEAN_LOSSES, AuditSpec
 from fairwatch.metrics.privacy.suppression import slice_key
 
 Slice = tuple[tuple[str, str], ...]
@@ -52,7 +52,9 @@ class Finding:
     @property
     def summary(self) -> str:
         """One line for lists: the slice and its gap."""
-        return f"{slice_label(self.slice)}: {self.metric.replace('_', ' ')} {self.value:.1%} vs {self.complement_value:.1%}"
+        fmt = ".4g" if self.metric in MEAN_LOSSES else ".1%"  # a mean loss is an amount, not a share
+        return (f"{slice_label(self.slice)}: {self.metric.replace('_', ' ')} {self.value:{fmt}} vs "
+                f"{self.complement_value:{fmt}}")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON record of `findings` in snapshot.json."""
@@ -76,6 +78,8 @@ def build_findings(table: SliceTable, quality: QualityTable | None, spec: AuditS
     that describes them best (`metrics.discovery.slices`: parent, sharper child, or the same rows).
     """
     rows = top_findings(table)
+    # A multiclass false-negative search is about one class: its findings name it ('false_negative@high').
+    metric = f"{table.error}@{spec.slices.error_class}" if spec.slices.error_class is not None else table.error
     redundant = table.rows[table.rows["finding"] & table.rows["redundant"]]
     parent_of = {tuple(r["slice"]): tuple(r["parent"]) for r in redundant.to_dict("records") if r["parent"]}
     children: dict[Slice, list[str]] = {}
@@ -85,17 +89,17 @@ def build_findings(table: SliceTable, quality: QualityTable | None, spec: AuditS
         while host in parent_of and host not in seen:
             seen.add(host)
             host = parent_of[host]
-        children.setdefault(host, []).append(finding_id(tuple(r["slice"]), table.error))
+        children.setdefault(host, []).append(finding_id(tuple(r["slice"]), metric))
     out = []
     for r in rows.to_dict("records"):
         slice_ = tuple(tuple(p) for p in r["slice"])
-        proportion = table.error != "score_loss"
+        proportion = table.error not in MEAN_LOSSES
         diag = diagnose(slice_, int(r["n"]), int(r["errors"]) if proportion else None, int(r["complement_n"]),
                         int(round(table.total_errors - r["errors"])) if proportion else None, spec,
-                        metric=table.error, verdict="finding", q_value=_num(r["q_value"]), quality=quality,
-                        rest_rate=_num(r["complement_rate"]))
+                        metric=metric, verdict="finding", q_value=_num(r["q_value"]), quality=quality,
+                        rest_rate=_num(r["complement_rate"]), rate=None if proportion or spec.task == "binary" else _num(r["rate"]))
         out.append(Finding(
-            id=finding_id(slice_, table.error), slice=slice_, metric=table.error, n=int(r["n"]),
+            id=finding_id(slice_, metric), slice=slice_, metric=metric, n=int(r["n"]),
             value=float(r["rate"]), ci_low=_num(r["ci_low"]), ci_high=_num(r["ci_high"]),
             complement_value=_num(r["complement_rate"]), difference=_num(r["difference"]),
             p_value=_num(r["p_value"]), q_value=_num(r["q_value"]), score=_num(r["score"]), need=diag.need,

@@ -245,6 +245,11 @@ def build_plan(snapshot: AuditSnapshot, budget: int, available: Mapping[Slice, i
         raise DataError(f"the labelling budget must be a whole number of rows, 0 or more; got {budget!r}")
     candidates, skipped = plan_candidates(snapshot)
     notes: list[str] = []
+    if snapshot.spec.task != "binary":
+        how = ("the rows come from the power for means (Welch's test, normal approximation)"
+               if snapshot.spec.task == "regression" else "the rows come from the power for rates, as in binary audits")
+        notes.append(f"this {snapshot.spec.task} audit's open questions are the undecided gaps of its headline measures "
+                     f"and slice findings; {how}")
     if snapshot.findings is None and snapshot.group_needs is None:
         notes.append("the audit ran without the slice search, so it has no data needs to plan for; "
                      "audit with the slice search to get a plan")

@@ -10,7 +10,14 @@ Benjamini-Hochberg over every signal and slice tested in one call:
 2. ``conflicting_duplicates``: share of the slice's labelled rows that sit in a group of rows
    identical on every sensitive and feature column (and the score, when there is one) whose labels
    disagree. Such rows cannot all be right.
-3. ``label_errors`` (only with a probability score): confident disagreement between score and
+3. ``outlying_labels`` (regression, in place of label errors and conflicting duplicates): share of
+   the slice's rows with a finite label whose label lies outside Tukey's fences, [Q1 - 1.5 IQR,
+   Q3 + 1.5 IQR], the quartiles of every audited finite label (exact ranks, computed in the engine).
+   Multiclass audits compare classes in `conflicting_duplicates`; regression audits do not check
+   duplicates: rows identical on a few categorical features hold different numbers almost always, and
+   keyed also by the numeric prediction the groups are single rows (a GROUP BY that hashes every row
+   to find next to nothing).
+4. ``label_errors`` (only with a probability score): confident disagreement between score and
    label, after Confident Learning (Northcutt, Jiang & Chuang, JAIR 2021). Per-class thresholds
    are the classes' average self-confidence over all audited labelled rows,
    ``t1 = mean(score | label = 1)`` and ``t0 = mean(1 - score | label = 0)``; a row labelled 0 with
@@ -48,8 +55,10 @@ CONFLICTS = "conflicting_duplicates"
 LABEL_ERRORS = "label_errors"
 LABEL_ERRORS_NEG = "label_errors_negative"
 LABEL_ERRORS_POS = "label_errors_positive"
+# Regression: labels beyond Tukey's fences (1.5 IQR outside the quartiles of every audited finite label).
+OUTLIERS = "outlying_labels"
 # The signals that mean "better data" when they fire; the two halves only support LABEL_ERRORS.
-NEED_SIGNALS = (MISSING_ANY, MISSING_COLUMN, CONFLICTS, LABEL_ERRORS)
+NEED_SIGNALS = (MISSING_ANY, MISSING_COLUMN, CONFLICTS, LABEL_ERRORS, OUTLIERS)
 SIGNAL_TEXT = {
     MISSING_ANY: "rows with a missing value in another column",
     MISSING_COLUMN: "rows with {column} missing",
@@ -57,6 +66,7 @@ SIGNAL_TEXT = {
     LABEL_ERRORS: "labelled rows whose label the score confidently contradicts",
     LABEL_ERRORS_NEG: "negative labels the score confidently contradicts",
     LABEL_ERRORS_POS: "positive labels the score confidently contradicts",
+    OUTLIERS: "labelled rows whose label lies beyond 1.5 IQR outside the quartiles of all labels",
 }
 SIGNAL_COLUMNS = ["slice", "signal", "column", "x", "n", "total_x", "total_n"]
 # The slice search's error signal (denominator, errors) among the rows a signal does not flag: in the slice

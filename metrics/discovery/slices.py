@@ -54,7 +54,7 @@ from statsmodels.stats.proportion import test_proportions_2indep
 
 from fairwatch.metrics.stats.groups import slice_label
 from fairwatch.metrics.stats.intervals import CONFIDENCE, difference_interval, wilson_interval
-from fairwatch.metrics.audit.spec import AuditSpec
+from fairwatch.metrics.audit.spec import MEAN_LOSSES, AuditSpec
 
 Slice = tuple[tuple[str, str], ...]
 
@@ -78,6 +78,8 @@ SIGNAL_DESCRIPTIONS = {
     "false_negative": "false-negative rate (predicted negative) among labelled actual positives with a prediction",
     "false_positive": "false-positive rate (predicted positive) among labelled actual negatives with a prediction",
     "score_loss": "mean squared score loss (score - label)^2 among labelled rows with a score",
+    "absolute_error": "mean absolute error |prediction - label| among rows with a finite label and prediction",
+    "squared_error": "mean squared error (prediction - label)^2 among rows with a finite label and prediction",
 }
 
 
@@ -497,7 +499,7 @@ def find_slices(counts: SliceCounts, spec: AuditSpec) -> SliceTable:
     frame = counts.frame.reset_index(drop=True)
     alpha = spec.slices.alpha
     notes = list(counts.notes)
-    proportion = counts.error != "score_loss"
+    proportion = counts.error not in MEAN_LOSSES
     slices = _slices_of(frame, counts.features)
     keep = np.array([len(s) > 0 for s in slices], dtype=bool)
     frame = frame.loc[keep].reset_index(drop=True)
@@ -625,9 +627,9 @@ def merge_overlaps(table: SliceTable, findings: list, patterns: pd.DataFrame | N
     rows in no finding are found, and the weakest of them (lowest ratio, then latest in the order) is
     listed under the finding that shares most rows with it ('same_rows'). Then the level follows the
     fewer findings shown (t = fdr * k / m): a finding no longer significant at it becomes inconclusive.
-    Mean losses (score_loss) are not merged this way.
+    Mean losses (score_loss, a regression's absolute or squared error) are not merged this way.
     """
-    if patterns is None or len(findings) < 2 or not len(patterns) or table.error == "score_loss":
+    if patterns is None or len(findings) < 2 or not len(patterns) or table.error in MEAN_LOSSES:
         return table
     rows = table.rows.copy()
     policy = spec.policy

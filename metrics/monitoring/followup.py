@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from fairwatch.metrics.discovery.diagnosis import HIGHER_IS_WORSE, UNDECIDED, metric_text
+from fairwatch.metrics.discovery.diagnosis import UNDECIDED, higher_is_worse, metric_text
 from fairwatch.metrics.presentation.formats import HEADLINE_METRICS
 from fairwatch.metrics.monitoring.finding_ids import FLAGGED, findings_of, moved_metric, record_id
 from fairwatch.metrics.discovery.findings import finding_id
@@ -106,7 +106,8 @@ def tracked(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 def _direction(metric: str) -> int:
     """-1 when a higher value is worse for the group, +1 when better, 0 for a task's output measures (no better side)."""
     base = metric.partition("@")[0]
-    if metric in HIGHER_IS_WORSE or metric in REGRESSION_LOWER_IS_BETTER or (metric != base and base == "false_positive_rate"):
+    # higher_is_worse reads a class's measure by its base ('false_negative@c', a multiclass finding's metric).
+    if higher_is_worse(metric) or metric in REGRESSION_LOWER_IS_BETTER or (metric != base and base == "false_positive_rate"):
         return -1
     # A regression's mean prediction or error and a class's selection rate: a gap either way (not binary's rates).
     if metric in ("mean_prediction", "mean_error", "mean_label") or (metric != base and base == "selection_rate"):

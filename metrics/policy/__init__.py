@@ -45,6 +45,7 @@ _EXPORTS = {
     "status_icon": "overview",
     "supported_metrics": "overview",
     "task_scope_note": "overview",
+    "drilldown_scope_note": "overview",
     "threshold_scope_note": "overview",
     "trend_arrows": "overview",
     "verdict_lines": "whatif_result",

@@ -48,13 +48,23 @@ def supported_metrics(rows: pd.DataFrame) -> list[str]:
     return rows.loc[rows["support"] > 0, "metric"].drop_duplicates().tolist()
 
 
+def drilldown_scope_note(task: str) -> str | None:
+    """Why the drill-down into one slice is not drawn for a regression or multiclass audit (None for binary)."""
+    if task == "binary":
+        return None
+    return (f"The drill-down's metrics against the rest, confusion matrix and other features cover binary audits so "
+            f"far; for this {task} audit the findings above carry each slice's error, interval, test and data need, "
+            f"and below are its data-quality signals and example rows.")
+
+
 def task_scope_note(task: str) -> str | None:
     """What the dashboard does not yet cover for a regression or multiclass audit (None for binary)."""
     if task == "binary":
         return None
-    return (f"This is a {task} audit: groups, intervals, disparities and the exports cover it; the slice search, "
-            f"data-quality signals and the threshold explorer cover binary decisions only so far (trends, versions "
-            f"and alerts follow the task).")
+    return (f"This is a {task} audit: groups, intervals, disparities, the slice search, data-quality signals, data "
+            f"needs and the exports cover it; the drill-down's metrics against the rest and the threshold explorer "
+            f"cover binary decisions only so far (trends, versions and alerts follow the task).")
+
 
 def threshold_scope_note(task: str) -> str | None:
     """Why the threshold explorer and the what-if do not apply to a regression or multiclass audit (None for binary)."""

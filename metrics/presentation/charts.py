@@ -2,13 +2,20 @@
 
 Colours: `group_scale` maps a grouping's groups, sorted, onto one fixed palette, and every page
 passes the full group list of the snapshot, so a group has the same colour on every page.
+
+The report (report_model.py) draws the same builders' charts. Builders it uses write channels as
+objects (`alt.X2(field="ci_high")`, `alt.XDatum(...)`), not shorthand strings or `alt.datum`: Altair turns
+each of those through `from_dict`, which rebuilds a table of its whole schema (about 20 ms a channel).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import altair as alt
+from altair.utils.schemapi import debug_mode
 import numpy as np
 import pandas as pd
 
@@ -35,9 +42,10 @@ def group_colours(groups: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def group_scale(groups: Sequence[str]) -> alt.Scale:
-    """The colour scale of one grouping's groups (see `group_colours`)."""
-    colours = group_colours(groups)
+def group_scale(groups: Sequence[str] | Mapping[str, str]) -> alt.Scale:
+    """The colour scale of one grouping's groups (see `group_colours`), or of a given {group: colour}."""
+    # A report chart over several features passes each feature's own colours, so a group keeps its page colour.
+    colours = groups if isinstance(groups, Mapping) else group_colours(groups)
     return alt.Scale(domain=list(colours), range=list(colours.values()))
 
 
@@ -46,10 +54,24 @@ def _colour(scale: alt.Scale, legend: bool = False) -> alt.Color:
     return alt.Color("group:N", scale=scale, legend=alt.Legend(title="Group") if legend else None)
 
 
-def _facet_row(order: Sequence[str]) -> alt.Row:
-    """Facet rows per metric, in the order the user chose the metrics."""
-    return alt.Row("metric_label:N", title=None, sort=list(order),
+def _facet_row(order: Sequence[str], field: str = "metric_label") -> alt.Row:
+    """Facet rows per metric (or per feature, in a report), in the order given."""
+    return alt.Row(f"{field}:N", title=None, sort=list(order),
                    header=alt.Header(labelAngle=0, labelAlign="left", labelFontWeight="bold", labelLimit=160))
+
+
+def _faceted(layers: Sequence[alt.Chart], data: pd.DataFrame, width: int | str, height: alt.Step,
+             row: alt.Row | None, column: alt.Column | None = None, own_x: bool = False) -> alt.FacetChart:
+    """Layers in one panel per facet: as `alt.layer(...).properties(...).facet(...).resolve_scale(...)` writes it,
+    built in one step (each step of that chain deep-copies the whole chart). Rows: y scales independent;
+    `own_x`: each panel its own x scale (measures in different units)."""
+    spec = alt.LayerChart(layer=list(layers), width=width, height=height)
+    facet = alt.FacetMapping(**{k: v for k, v in (("row", row), ("column", column)) if v is not None})
+    # Side by side only: the same groups on one shared y axis.
+    own = {**({"y": "independent"} if row is not None else {}), **({"x": "independent"} if own_x else {})}
+    if not own:
+        return alt.FacetChart(data=data, spec=spec, facet=facet)
+    return alt.FacetChart(data=data, spec=spec, facet=facet, resolve=alt.Resolve(scale=alt.ScaleResolveMap(**own)))
 
 
 def ratio_domain(points: pd.DataFrame, low: float, high: float) -> list[float]:
@@ -61,28 +83,66 @@ def ratio_domain(points: pd.DataFrame, low: float, high: float) -> list[float]:
     return [max(lo, 0.01), min(hi, 100.0)]
 
 
-def rate_chart(points: pd.DataFrame, groups: Sequence[str]) -> alt.FacetChart:
-    """Per metric, one point per group with its 95% interval as an error bar (all on the same 0–1 axis)."""
+def report_spec(builder: Callable[..., alt.TopLevelMixin], *args: Any, config: Mapping[str, Any] | None = None,
+                **kwargs: Any) -> dict[str, Any]:
+    """One of the builders' charts as a standalone Vega-Lite dict for a printed report: data inline, `config` merged.
+
+    The report draws the dashboard's own charts (one definition of every encoding); only its look
+    (sizes given to the builder, fonts and colours in `config`) differs. Never validated, and Altair's
+    check at each object's creation is off while the chart is built: those checks cost more than the
+    drawing, and the builders' output is validated by the tests.
+    """
+    with debug_mode(False):
+        chart = builder(*args, **kwargs)
+        if isinstance(chart.data, pd.DataFrame):
+            # pandas writes the rows as JSON in one call; Altair's own conversion cleans them column by column.
+            chart.data = {"values": json.loads(chart.data.to_json(orient="records", date_format="iso"))}
+        spec = chart.to_dict(validate=False)
+    spec["config"] = {**spec.get("config", {}), **(config or {})}
+    return spec
+
+
+def rate_chart(points: pd.DataFrame, groups: Sequence[str], *, width: int = FACET_WIDTH,
+               across: bool = False) -> alt.FacetChart:
+    """Per metric, one point per group with its 95% interval as an error bar (all on the same 0–1 axis).
+
+    `points`: group, metric_label, value, ci_low, ci_high, shown, support (`views.rate_points`, or the
+    report's `report_model.rate_frame`). `width` is the page's or the printed report's panel width;
+    `across` (the printed report) puts the metrics side by side, one narrow panel each.
+    """
     scale = group_scale(groups)
     tooltip = [alt.Tooltip("group:N", title="Group"), alt.Tooltip("metric_label:N", title="Metric"),
                alt.Tooltip("shown:N", title="Estimate (95% interval)"), alt.Tooltip("support:Q", title="n", format=",")]
     y = alt.Y("group:N", title=None, sort="ascending")
     base = alt.Chart().encode(y=y, tooltip=tooltip)
-    # One honest 0–1 axis: a zoomed axis per metric would make a 0.3-point gap look like a chasm.
-    x_scale = alt.Scale(domain=[0, 1])
-    bars = base.mark_rule(strokeWidth=3).encode(x=alt.X("ci_low:Q", title="rate (point) and its 95% interval (line)",
-                                                        scale=x_scale, axis=alt.Axis(format="%")),
-                                                x2="ci_high:Q", color=_colour(scale))
+    data = points.dropna(subset=["value"])
+    # Rates: one honest 0–1 axis (a zoomed axis per metric would make a 0.3-point gap look like a chasm).
+    # Other measures (a regression's errors, in the label's unit): each its own zero-based axis.
+    numbers = data[["value", "ci_low", "ci_high"]].to_numpy(dtype=float)
+    rates = bool(np.all((numbers >= 0) & (numbers <= 1) | np.isnan(numbers)))
+    x_scale, axis, word = ((alt.Scale(domain=[0, 1]), alt.Axis(format="%"), "rate") if rates else
+                           (alt.Scale(zero=True), alt.Axis(format="~s"), "value"))
+    # Narrow panels side by side would run a long axis title into the next panel's.
+    title = f"{word} (point), 95% interval" if across else f"{word} (point) and its 95% interval (line)"
+    bars = base.mark_rule(strokeWidth=3).encode(x=alt.X("ci_low:Q", title=title, scale=x_scale, axis=axis),
+                                                x2=alt.X2(field="ci_high"), color=_colour(scale))
     dots = base.mark_point(filled=True, size=70).encode(x=alt.X("value:Q", scale=x_scale), color=_colour(scale))
     order = list(dict.fromkeys(points["metric_label"]))
-    return (alt.layer(bars, dots, data=points.dropna(subset=["value"]))
-            .properties(width=FACET_WIDTH, height=alt.Step(ROW_STEP))
-            .facet(row=_facet_row(order))
-            .resolve_scale(y="independent"))
+    if across:
+        return _faceted([bars, dots], data, width, alt.Step(ROW_STEP), None,
+                        alt.Column("metric_label:N", title=None, sort=order, header=alt.Header(labelFontWeight="bold")),
+                        own_x=not rates)
+    return _faceted([bars, dots], data, width, alt.Step(ROW_STEP), _facet_row(order), own_x=not rates)
 
 
-def disparity_chart(points: pd.DataFrame, groups: Sequence[str], low: float, high: float) -> alt.FacetChart:
-    """Per metric, each group's ratio to the reference with its interval, over the shaded policy band."""
+def disparity_chart(points: pd.DataFrame, groups: Sequence[str] | Mapping[str, str], low: float, high: float, *,
+                    width: int = FACET_WIDTH, by_feature: bool = False) -> alt.FacetChart:
+    """Per metric, each group's ratio to the reference with its interval, over the shaded policy band.
+
+    `points`: group, metric_label, ratio, ratio_ci_low, ratio_ci_high, support, q, verdict_label
+    (`views.disparity_points`). `by_feature` (the report: every sensitive feature in one chart) puts
+    one row of panels per `feature` and the metrics side by side, each panel `width` wide.
+    """
     scale = group_scale(groups)
     x_scale = alt.Scale(type="log", domain=ratio_domain(points, low, high), nice=False)
     tooltip = [alt.Tooltip("group:N", title="Group"), alt.Tooltip("metric_label:N", title="Metric"),
@@ -94,13 +154,14 @@ def disparity_chart(points: pd.DataFrame, groups: Sequence[str], low: float, hig
     y = alt.Y("group:N", title=None, sort="ascending")
     band = (alt.Chart().transform_aggregate(rows="count()")
             .mark_rect(color=BAND_COLOR, opacity=0.15)
-            .encode(x=alt.datum(low, scale=x_scale), x2=alt.datum(high)))
+            .encode(x=alt.XDatum(low, scale=x_scale), x2=alt.X2Datum(high)))
     one = alt.Chart().transform_aggregate(rows="count()").mark_rule(color="#555", strokeDash=[4, 3]).encode(
-        x=alt.datum(1.0, scale=x_scale))
+        x=alt.XDatum(1.0, scale=x_scale))
+    # Narrow panels side by side (by feature) would run a long axis title into the next panel's.
+    title = "ratio (log scale)" if by_feature else f"ratio to reference (log scale); shaded: policy band {low:g}–{high:g}"
     base = alt.Chart().encode(y=y, tooltip=tooltip)
     bars = base.mark_rule(strokeWidth=2).encode(
-        x=alt.X("ratio_ci_low:Q", title=f"ratio to reference (log scale); shaded: policy band {low:g}–{high:g}",
-                scale=x_scale), x2="ratio_ci_high:Q", color=_colour(scale))
+        x=alt.X("ratio_ci_low:Q", title=title, scale=x_scale), x2=alt.X2(field="ratio_ci_high"), color=_colour(scale))
     dots = base.mark_point(filled=True, size=80).encode(
         x=alt.X("ratio:Q", scale=x_scale), color=_colour(scale),
         shape=alt.Shape("verdict_label:N", legend=alt.Legend(title="Verdict", orient="bottom", labelLimit=300),
@@ -108,26 +169,37 @@ def disparity_chart(points: pd.DataFrame, groups: Sequence[str], low: float, hig
                                                 "within the band", "reference group"],
                                         range=["diamond", "triangle", "circle", "square"])))
     order = list(dict.fromkeys(points["metric_label"]))
-    return (alt.layer(band, one, bars, dots, data=points)
-            .properties(width=FACET_WIDTH, height=alt.Step(ROW_STEP))
-            .facet(row=_facet_row(order))
-            .resolve_scale(y="independent"))
+    layers = [band, one, bars, dots]
+    if by_feature:
+        return _faceted(layers, points, width, alt.Step(ROW_STEP),
+                        _facet_row(list(dict.fromkeys(points["feature"])), "feature"),
+                        alt.Column("metric_label:N", title=None, sort=order, header=alt.Header(labelFontWeight="bold")))
+    return _faceted(layers, points, width, alt.Step(ROW_STEP), _facet_row(order))
 
 
-def share_chart(points: pd.DataFrame, groups: Sequence[str]) -> alt.LayerChart:
-    """Each group's share of rows (bar) with its 95% interval and the reference share (black tick)."""
+def share_chart(points: pd.DataFrame, groups: Sequence[str] | Mapping[str, str], *, width: int | str = "container",
+                by_feature: bool = False) -> alt.LayerChart | alt.FacetChart:
+    """Each group's share of rows (bar) with its 95% interval and the reference share (black tick).
+
+    `points`: group, n, share, ci_low, ci_high, reference_share, reference_text, shown
+    (`views.share_points`). `by_feature` (the report: every sensitive feature in one chart) draws one
+    row per `feature`; a printed report gives a `width` in pixels.
+    """
     scale = group_scale(groups)
     tooltip = [alt.Tooltip("group:N", title="Group"), alt.Tooltip("n:Q", title="n", format=","),
                alt.Tooltip("shown:N", title="Share (95% interval)"),
                alt.Tooltip("reference_text:N", title="Reference share")]
     y = alt.Y("group:N", title=None, sort="-x")
-    base = alt.Chart(points).encode(y=y, tooltip=tooltip)
+    base = alt.Chart().encode(y=y, tooltip=tooltip)
     bars = base.mark_bar(opacity=0.85).encode(x=alt.X("share:Q", title="share of rows (bar), 95% interval (line), "
                                                                          "reference share (black tick)",
                                                       axis=alt.Axis(format="%")), color=_colour(scale))
-    err = base.mark_rule(color="#222", strokeWidth=1.5).encode(x="ci_low:Q", x2="ci_high:Q")
-    ref = base.mark_tick(color="black", thickness=3, size=ROW_STEP - 4).encode(x="reference_share:Q")
-    return alt.layer(bars, err, ref).properties(width="container", height=alt.Step(ROW_STEP))
+    err = base.mark_rule(color="#222", strokeWidth=1.5).encode(x=alt.X("ci_low:Q"), x2=alt.X2(field="ci_high"))
+    ref = base.mark_tick(color="black", thickness=3, size=ROW_STEP - 4).encode(x=alt.X("reference_share:Q"))
+    if by_feature:
+        return _faceted([bars, err, ref], points, width, alt.Step(ROW_STEP),
+                        _facet_row(list(dict.fromkeys(points["feature"])), "feature"))
+    return alt.layer(bars, err, ref, data=points).properties(width=width, height=alt.Step(ROW_STEP))
 
 
 def intersection_heatmap(cells: pd.DataFrame, first: str, second: str, min_support: int) -> alt.LayerChart:

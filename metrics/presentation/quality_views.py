@@ -15,12 +15,13 @@ from fairwatch.metrics.presentation.charts import SLICE_COLOUR, group_colours
 from fairwatch.metrics.stats.groups import slice_label
 from fairwatch.metrics.presentation.formats import fmt_pct, fmt_q, fmt_ratio
 from fairwatch.metrics.discovery.quality import (CONFLICTS, LABEL_ERRORS, LABEL_ERRORS_NEG, LABEL_ERRORS_POS, MISSING_ANY, MISSING_COLUMN,
-                             NEED_SIGNALS, QualityTable, describe_signal)
+                             NEED_SIGNALS, OUTLIERS, QualityTable, describe_signal)
 from fairwatch.metrics.presentation.slice_views import interval_text, versus_frame
 from fairwatch.metrics.audit.spec import AuditSpec
 from fairwatch.metrics.presentation.text import md_escape
 
-HEADLINE_SIGNALS = (MISSING_ANY, CONFLICTS, LABEL_ERRORS)
+# Outlying labels only exist in regression audits (a binary audit has no rows of them).
+HEADLINE_SIGNALS = (MISSING_ANY, CONFLICTS, LABEL_ERRORS, OUTLIERS)
 DETAIL_SIGNALS = (MISSING_COLUMN, LABEL_ERRORS_NEG, LABEL_ERRORS_POS)
 SIGNAL_NAMES = {
     MISSING_ANY: "Missing values (any other column)",
@@ -29,16 +30,47 @@ SIGNAL_NAMES = {
     LABEL_ERRORS: "Suspected label errors",
     LABEL_ERRORS_NEG: "Suspected errors among negative labels",
     LABEL_ERRORS_POS: "Suspected errors among positive labels",
+    OUTLIERS: "Outlying labels",
 }
 FINDINGS_SCOPE = "The findings of the slice search"
 
 
-def fire_rule(ratio_high: float, fdr: float) -> str:
+def fire_rule(ratio_high: float, fdr: float, label_errors: bool = True) -> str:
     """When a signal fires, in words."""
     return (f"A signal fires when its rate is significantly higher than in all other rows (q < {fdr:g}, "
-            f"Benjamini-Hochberg over every signal and group checked) and at least {ratio_high:g} times as high; "
-            f"suspected label errors fire only when both the positive and the negative labels are contradicted "
-            f"more often (flipped labels do both; a model that scores a group too high or too low does one).")
+            f"Benjamini-Hochberg over every signal and group checked) and at least {ratio_high:g} times as high"
+            + ("; suspected label errors fire only when both the positive and the negative labels are contradicted "
+               "more often (flipped labels do both; a model that scores a group too high or too low does one)."
+               if label_errors else "."))
+
+
+_TASK_SIGNALS = {
+    "binary": "Three signals that the data, not the model, may be wrong, each counted per group and compared with all "
+              "other rows: rows with a **missing value** in another column; labelled rows with an identical "
+              "**duplicate** (same features and score) carrying the opposite label; and **suspected label errors**. ",
+    "regression": "Two signals that the data, not the model, may be wrong, each counted per group and compared with "
+                  "all other rows: rows with a **missing value** in another column; and **outlying labels**, beyond "
+                  "1.5 interquartile ranges outside the quartiles of every label (numeric labels of identical rows "
+                  "rarely coincide, so duplicates are not checked). ",
+    "multiclass": "Two signals that the data, not the model, may be wrong, each counted per group and compared with all "
+                  "other rows: rows with a **missing value** in another column; and labelled rows with an identical "
+                  "**duplicate** (same features) carrying a different class. ",
+}
+
+
+def checked_rows(quality: QualityTable | None, slice_: Sequence) -> int | None:
+    """The rows of a slice the audit's quality counts checked, None when it did not check it."""
+    if quality is None or not len(quality.slices):
+        return None
+    key = tuple(tuple(p) for p in slice_)
+    hit = quality.slices[quality.slices["slice"].map(lambda s: tuple(tuple(p) for p in s) == key)]
+    return int(hit["rows"].iloc[0]) if len(hit) else None
+
+
+def quality_intro(task: str, ratio_high: float, fdr: float) -> str:
+    """The Data quality page's opening: the task's signals and when one fires (Markdown of fixed text)."""
+    lead = "" if task == "binary" else f"For this {task} audit: "
+    return lead + _TASK_SIGNALS.get(task, _TASK_SIGNALS["binary"]) + fire_rule(ratio_high, fdr, task == "binary")
 
 
 def signal_name(signal: str, column: str | None) -> str:
@@ -51,6 +83,8 @@ def label_rule_text(quality: QualityTable | None) -> str:
     if quality is None:
         return "The data-quality signals were not computed (the slice search has not run)."
     rule = quality.label_error_rule
+    if rule is None and any(n.startswith("outlying label") for n in quality.notes):
+        return next(n for n in quality.notes if n.startswith("outlying label")).capitalize() + "."
     if rule is None:
         return "Label errors: " + ("; ".join(quality.notes) or "not computed") + "."
     text = rule.describe()

@@ -2,7 +2,8 @@
 
 `build_report(doc)` turns the exported JSON document into a `ReportModel`: sections of paragraphs,
 bullet lists, fact lists, tables (already formatted text) and charts (Vega-Lite specs, with their
-data inline). The HTML and PDF writers in `connectors/report.py` render the same model, so the two
+data inline, drawn by the dashboard's own builders in `charts.py`: one definition of each chart, which
+the report only sizes and gives a printable look). The HTML and PDF writers in `connectors/report.py` render the same model, so the two
 cannot disagree with each other or with `snapshot.json`. `csv_tables(doc)` flattens every table of
 the document for the CSV files. Both work generically over the document's sections: a section this
 module does not know (a list of records) still gets a table in the report and a CSV file.
@@ -36,8 +37,6 @@ VERDICT_TEXT = {
 }
 # Worst first: the policy check of a group is its worst verdict over all metrics.
 _VERDICT_RANK = {"outside": 0, "inconclusive": 1, "insufficient_data": 2, "suppressed": 3, "within": 4}
-ROLE_COLORS = {"Reference group": "#7f8c8d", "Within policy": "#2e6da4", "Possible gap, not confirmed": "#e08e0b",
-               "Gap outside policy": "#c0392b"}
 MAX_TABLE_ROWS = 15
 MAX_GENERIC_COLUMNS = 8
 
@@ -252,9 +251,8 @@ def csv_tables(doc: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 # ----------------------------------------------------------------------------- charts
 
-
-VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"  # an identifier; nothing is fetched
-_CHART_CONFIG = {
+# The report's printable look; the charts themselves are the dashboard's (metrics/presentation/charts.py).
+PRINT_CONFIG = {
     "view": {"stroke": None},
     "axis": {"labelFontSize": 11, "titleFontSize": 11, "gridColor": "#e6e6e6", "domainColor": "#999999",
              "tickColor": "#999999", "labelColor": "#333333", "titleColor": "#333333"},
@@ -263,41 +261,15 @@ _CHART_CONFIG = {
     "font": "Liberation Sans, Arial, Helvetica, sans-serif",
     "background": "white",
 }
+# Panel widths on an A4 page (the PDF scales the picture to the text width).
+RATES_WIDTH, RATIO_WIDTH, SHARE_WIDTH = 170, 200, 460
 
 
-def _chart_json(spec: dict[str, Any], data: pd.DataFrame) -> str:
-    """A top-level Vega-Lite spec as JSON text: inline data and the report's plain, printable look.
+def _chart_json(builder: Any, *args: Any, **kwargs: Any) -> str:
+    """A dashboard builder's chart (charts.py) as the report's JSON text: data inline, the printable config merged."""
+    from fairwatch.metrics.presentation.charts import report_spec
 
-    Specs are plain Vega-Lite dicts rather than altair objects: altair's object layer (deep copies on
-    every method) took 0.5-1 s for a report's five charts; the dicts take milliseconds and are what the
-    renderer reads anyway.
-    """
-    top = {"$schema": VEGA_LITE_SCHEMA, "data": {"values": json.loads(data.to_json(orient="records"))},
-           **spec, "config": _CHART_CONFIG}
-    return json.dumps(top, sort_keys=True)
-
-
-def _role(verdict: str | None) -> str:
-    """The colour role of a point from its verdict."""
-    return {"reference": "Reference group", "outside": "Gap outside policy",
-            "inconclusive": "Possible gap, not confirmed"}.get(verdict or "", "Within policy")
-
-
-def _row_header() -> dict[str, Any]:
-    """Row facet labels above each panel, left-aligned, like sub-headings."""
-    return {"labelAngle": 0, "labelOrient": "top", "labelAnchor": "start", "labelAlign": "left", "labelFontSize": 12,
-            "labelFontWeight": "bold", "labelPadding": 4}
-
-
-def _color(legend: bool) -> dict[str, Any]:
-    """Fixed colours per role, so every chart reads the same."""
-    enc: dict[str, Any] = {"field": "role", "type": "nominal",
-                           "scale": {"domain": list(ROLE_COLORS), "range": list(ROLE_COLORS.values())}}
-    if legend:
-        enc["title"] = None
-    else:
-        enc["legend"] = None
-    return enc
+    return json.dumps(report_spec(builder, *args, config=PRINT_CONFIG, **kwargs), sort_keys=True)
 
 
 def short_label(slice_: Mapping[str, Any]) -> str:
@@ -316,135 +288,123 @@ def _counted_verdict(d: Mapping[str, Any]) -> str:
     return "untested" if v == "inconclusive" and not tested(d) else v
 
 
-def rate_points(groups: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> pd.DataFrame:
-    """Shown (not masked or withheld) values with intervals, per group and metric, for a rates chart."""
-    recs = []
+def _nan(value: Any) -> float:
+    """A finite float, or NaN (a frame's missing number)."""
+    x = _num(value)
+    return math.nan if x is None else x
+
+
+def group_colours_by_feature(groups: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Each group's colour as the dashboard gives it within its own feature (keyed by its short label)."""
+    from fairwatch.metrics.presentation.charts import group_colours
+
+    by_feature: dict[str, list[str]] = {}
     for g in groups:
-        for metric in metrics:
+        by_feature.setdefault(str(g.get("grouping")), []).append(short_label(g["slice"]))
+    return {label: colour for labels in by_feature.values() for label, colour in group_colours(labels).items()}
+
+
+def rate_frame(groups: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> pd.DataFrame:
+    """The rates chart's points (`views.rate_points`' columns) from the document: shown values only."""
+    from fairwatch.metrics.presentation.views import estimate_text
+
+    recs = []
+    for metric in metrics:
+        for g in groups:
             cell = (g.get("metrics") or {}).get(metric) or {}
             value = _num(cell.get("value"))
-            if value is None or cell.get("suppressed"):
+            if value is None or cell.get("suppressed") or cell.get("masked"):
                 continue
-            verdict = ((g.get("disparities") or {}).get(metric) or {}).get("verdict")
-            lo, hi = _num(cell.get("ci_low")), _num(cell.get("ci_high"))
-            recs.append({"group": short_label(g["slice"]), "metric": metric_label(metric), "value": value,
-                         "lo": value if lo is None else lo, "hi": value if hi is None else hi,
-                         "role": _role(verdict), "n": g.get("n") or 0})
+            lo, hi, support = _nan(cell.get("ci_low")), _nan(cell.get("ci_high")), int(cell.get("support") or 0)
+            recs.append({"group": short_label(g["slice"]), "metric": metric, "metric_label": metric_label(metric),
+                         "value": value, "ci_low": lo, "ci_high": hi, "support": support,
+                         "shown": estimate_text(value, lo, hi, False, support)})
     return pd.DataFrame(recs)
 
 
 def rates_chart(chart_id: str, feature: str, groups: Sequence[Mapping[str, Any]],
                 metrics: Sequence[str]) -> Chart | None:
     """Dots with 95% intervals: each headline rate per group of one feature, one panel per metric."""
-    df = rate_points(groups, metrics)
+    df = rate_frame(groups, metrics)
     if df.empty:
         return None
-    order = [short_label(g["slice"]) for g in sorted(groups, key=lambda g: -(g.get("n") or 0))]
-    y = {"field": "group", "type": "nominal", "sort": order, "title": None, "axis": {"labelLimit": 160}}
-    spec = {
-        "facet": {"column": {"field": "metric", "type": "nominal", "sort": [metric_label(m) for m in metrics], "title": None}},
-        "spec": {
-            "width": 170, "height": max(22 * len(order), 60),
-            "layer": [
-                {"mark": {"type": "rule", "strokeWidth": 2.5, "opacity": 0.55},
-                 "encoding": {"y": y, "x": {"field": "lo", "type": "quantitative", "title": None,
-                                            "scale": {"zero": False, "nice": True},
-                                            "axis": {"format": ".1~%", "tickCount": 4, "labelOverlap": True}},
-                              "x2": {"field": "hi"}, "color": _color(legend=False)}},
-                {"mark": {"type": "point", "filled": True, "size": 70, "opacity": 1},
-                 "encoding": {"y": y, "x": {"field": "value", "type": "quantitative"}, "color": _color(legend=True)}},
-            ],
-        },
-        "resolve": {"scale": {"x": "independent"}},
-    }
+    from fairwatch.metrics.presentation.charts import rate_chart
+
     names = ", ".join(metric_label(m).lower() for m in metrics)
-    return Chart(chart_id, f"{feature}: {names}", _chart_json(spec, df),
-                 f"For each group of {feature}, the {names}, each with its 95% interval (the line). "
-                 f"Groups are ordered from largest to smallest; withheld or too-small groups are not drawn.")
+    spec = _chart_json(rate_chart, df, [short_label(g["slice"]) for g in groups], width=RATES_WIDTH, across=True)
+    return Chart(chart_id, f"{feature}: {names}", spec,
+                 f"For each group of {feature}, the {names}, each with its 95% interval (the line), all on one 0–100% "
+                 f"axis. Withheld or too-small groups are not drawn.")
+
+
+def ratio_frame(groups: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> pd.DataFrame:
+    """The ratio chart's points (`views.disparity_points`' columns, with the feature) from the document."""
+    from fairwatch.metrics.policy.overview import VERDICT_LABELS
+
+    recs = []
+    for g in groups:
+        for metric in metrics:
+            d = (g.get("disparities") or {}).get(metric) or {}
+            cell = (g.get("metrics") or {}).get(metric) or {}
+            ratio = _num(d.get("ratio"))
+            # As the dashboard: masked, withheld and undefined ratios are not drawn.
+            if ratio is None or ratio <= 0 or cell.get("masked") or d.get("suppressed") or cell.get("suppressed"):
+                continue
+            verdict = d.get("verdict")
+            # A reference group's own interval is not a comparison: its point only.
+            lo, hi = (math.nan, math.nan) if verdict == "reference" else (_nan(d.get("ratio_ci_low")),
+                                                                        _nan(d.get("ratio_ci_high")))
+            recs.append({"feature": str(g.get("grouping")), "group": short_label(g["slice"]), "metric": metric,
+                         "metric_label": metric_label(metric), "ratio": ratio, "ratio_ci_low": lo, "ratio_ci_high": hi,
+                         "support": int(cell.get("support") or 0), "q_value": _nan(d.get("q_value")),
+                         "q": fmt_q(d.get("q_value")), "verdict": verdict,
+                         "verdict_label": VERDICT_LABELS.get(verdict, verdict)})
+    return pd.DataFrame(recs)
 
 
 def ratio_chart(chart_id: str, groups: Sequence[Mapping[str, Any]], metrics: Sequence[str], low: float,
                 high: float) -> Chart | None:
     """Each group's rate divided by its reference group's, per feature (rows) and metric (columns), with the policy band."""
-    recs = []
-    for g in groups:
-        for metric in metrics:
-            d = (g.get("disparities") or {}).get(metric) or {}
-            ratio = _num(d.get("ratio"))
-            if ratio is None or d.get("verdict") in ("reference", "suppressed", "insufficient_data") or ratio <= 0:
-                continue
-            lo, hi = _num(d.get("ratio_ci_low")), _num(d.get("ratio_ci_high"))
-            recs.append({"feature": g.get("grouping"), "group": short_label(g["slice"]), "metric": metric_label(metric),
-                         "ratio": ratio, "lo": lo if lo and lo > 0 else ratio, "hi": hi if hi and hi > 0 else ratio,
-                         "role": _role(d.get("verdict"))})
-    if not recs:
+    df = ratio_frame(groups, metrics)
+    if df.empty:
         return None
-    df = pd.DataFrame(recs)
-    # The band and the line at 1 are drawn from one row per panel: drawn per row, their opacity would stack.
-    df["first"] = ~df.duplicated(["feature", "metric"])
-    # A log scale shows 0.5x and 2x as equally far from 1; clamp so one wild interval cannot squash the rest.
-    lo_dom = min(0.4, low * 0.8, float(df["ratio"].min()) * 0.9)
-    hi_dom = max(2.5, high * 1.25, float(df["ratio"].max()) * 1.1)
-    scale = {"type": "log", "domain": [lo_dom, hi_dom], "clamp": True}
-    # Only round ratios as labels: 0.8 and 1.25 sit too close to 1 to label at this width; the band shows them.
-    ticks = [v for v in (0.25, 0.5, 1.0, 2.0, 4.0) if lo_dom <= v <= hi_dom]
-    y = {"field": "group", "type": "nominal", "title": None, "axis": {"labelLimit": 160}}
-    spec = {
-        "facet": {"row": {"field": "feature", "type": "nominal", "title": None, "header": _row_header(),
-                          "sort": list(dict.fromkeys(df["feature"]))},
-                  "column": {"field": "metric", "type": "nominal", "sort": [metric_label(m) for m in metrics], "title": None}},
-        "spec": {
-            "width": 200,
-            "layer": [
-                {"mark": {"type": "rect", "color": "#27ae60", "opacity": 0.14}, "transform": [{"filter": "datum.first"}],
-                 "encoding": {"x": {"datum": low, "type": "quantitative", "scale": scale}, "x2": {"datum": high}}},
-                {"mark": {"type": "rule", "color": "#1e8449", "strokeDash": [3, 3]}, "transform": [{"filter": "datum.first"}],
-                 "encoding": {"x": {"datum": 1.0, "type": "quantitative", "scale": scale}}},
-                {"mark": {"type": "rule", "strokeWidth": 2.5, "opacity": 0.55},
-                 "encoding": {"y": y, "x": {"field": "lo", "type": "quantitative", "scale": scale}, "x2": {"field": "hi"},
-                              "color": _color(legend=False)}},
-                {"mark": {"type": "point", "filled": True, "size": 70, "opacity": 1},
-                 "encoding": {"y": y, "color": _color(legend=True),
-                              "x": {"field": "ratio", "type": "quantitative", "scale": scale,
-                                    "title": "ratio to the reference group (log scale)",
-                                    "axis": {"values": ticks, "format": "~g", "labelOverlap": False, "labelFontSize": 10}}}},
-            ],
-        },
-        "resolve": {"scale": {"y": "independent"}},
-    }
-    return Chart(chart_id, "Gaps against the reference group", _chart_json(spec, df),
-                 f"Each dot is a group's rate divided by the rate of its reference group, with its 95% interval. "
-                 f"The shaded band is the policy ({low:g} to {high:g}); 1 means no gap. Red dots are gaps outside the "
-                 f"band that are unlikely to be chance; orange dots are outside the band but not confirmed.")
+    from fairwatch.metrics.presentation.charts import disparity_chart
+
+    spec = _chart_json(disparity_chart, df, group_colours_by_feature(groups), low, high, width=RATIO_WIDTH,
+                       by_feature=True)
+    return Chart(chart_id, "Gaps against the reference group", spec,
+                 f"Each point is a group's rate divided by the rate of its reference group (the square), with its 95% "
+                 f"interval. The shaded band is the policy ({low:g} to {high:g}); 1 means no gap. Diamonds are gaps "
+                 f"outside the band that are unlikely to be chance; triangles are outside the band but not confirmed.")
+
+
+def share_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The representation chart's points (`views.share_points`' columns, with the feature) from the document."""
+    recs = []
+    for r in rows:
+        share = _num(r.get("share"))
+        if share is None:
+            continue
+        lo, hi, ref = _num(r.get("ci_low")), _num(r.get("ci_high")), _num(r.get("reference_share"))
+        lo, hi = share if lo is None else lo, share if hi is None else hi
+        recs.append({"feature": str(r.get("grouping")), "group": short_label(r["slice"]), "n": int(r.get("n") or 0),
+                     "share": share, "ci_low": lo, "ci_high": hi, "reference_share": _nan(ref),
+                     "reference_text": "none given" if ref is None else f"{100 * ref:.2f}%",
+                     "shown": f"{100 * share:.2f}% ({100 * lo:.2f}–{100 * hi:.2f}%)"})
+    return pd.DataFrame(recs)
 
 
 def representation_chart(chart_id: str, rows: Sequence[Mapping[str, Any]]) -> Chart | None:
     """Bars: each group's share of the rows with its interval, and a tick at its reference population share."""
-    recs = [{"feature": r.get("grouping"), "group": short_label(r["slice"]), "share": _num(r.get("share")),
-             "lo": _num(r.get("ci_low")), "hi": _num(r.get("ci_high")), "reference": _num(r.get("reference_share"))}
-            for r in rows if _num(r.get("share")) is not None]
-    if not recs:
+    df = share_frame(rows)
+    if df.empty:
         return None
-    df = pd.DataFrame(recs)
-    df["lo"] = df["lo"].fillna(df["share"])
-    df["hi"] = df["hi"].fillna(df["share"])
-    y = {"field": "group", "type": "nominal", "title": None, "sort": "-x", "axis": {"labelLimit": 160}}
-    layers: list[dict[str, Any]] = [
-        {"mark": {"type": "bar", "color": "#9ec3e6", "height": 14},
-         "encoding": {"y": y, "x": {"field": "share", "type": "quantitative", "title": "share of the rows",
-                                    "axis": {"format": ".0%"}}}},
-        {"mark": {"type": "rule", "color": "#2e6da4", "strokeWidth": 2},
-         "encoding": {"y": y, "x": {"field": "lo", "type": "quantitative"}, "x2": {"field": "hi"}}},
-    ]
-    if df["reference"].notna().any():
-        layers.append({"mark": {"type": "tick", "color": "#222222", "thickness": 2.5, "size": 18},
-                       "encoding": {"y": y, "x": {"field": "reference", "type": "quantitative"}}})
-    spec = {"facet": {"row": {"field": "feature", "type": "nominal", "title": None, "header": _row_header(),
-                              "sort": list(dict.fromkeys(df["feature"]))}},
-            "spec": {"width": 460, "layer": layers}, "resolve": {"scale": {"y": "independent"}}}
-    return Chart(chart_id, "Share of each group in the data", _chart_json(spec, df),
-                 "Bars show each group's share of the audited rows, with its 95% interval; the black tick is the "
-                 "group's share of the reference population where one was given.")
+    from fairwatch.metrics.presentation.charts import share_chart
+
+    spec = _chart_json(share_chart, df, group_colours_by_feature(rows), width=SHARE_WIDTH, by_feature=True)
+    return Chart(chart_id, "Share of each group in the data", spec,
+                 "Bars show each group's share of the audited rows, with its 95% interval (the line); the black tick "
+                 "is the group's share of the reference population where one was given.")
 
 
 # ----------------------------------------------------------------------------- sections

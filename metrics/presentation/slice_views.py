@@ -30,7 +30,7 @@ from fairwatch.metrics.policy.overview import NEED_LABELS, VERDICT_LABELS
 from fairwatch.metrics.discovery.quality import QualityTable
 from fairwatch.metrics.discovery.slices import COUNT_COLUMNS, SIGNAL_DESCRIPTIONS, SliceCounts, SliceTable, find_slices, material
 from fairwatch.metrics.audit.snapshot import AuditSnapshot
-from fairwatch.metrics.audit.spec import AuditSpec
+from fairwatch.metrics.audit.spec import MEAN_LOSSES, AuditSpec
 from fairwatch.metrics.presentation.text import md_escape
 from fairwatch.metrics.presentation.views import estimate_text, metric_label
 
@@ -248,12 +248,12 @@ def analyse_slice(slice_: Slice, cells: pd.DataFrame, values: pd.DataFrame, spec
 
 def _value_text(value: float, metric: str) -> str:
     """A rate as a percentage, a mean loss as a decimal."""
-    return f"{value:.3f}" if metric == "score_loss" else fmt_pct(value)
+    return f"{value:.4g}" if metric in MEAN_LOSSES else fmt_pct(value)
 
 
 def interval_text(value: float, low: float, high: float, metric: str = "rate") -> str:
     """'39.1% (37.2–41.0%)' for a rate, '0.190 (0.183–0.197)' for a mean loss; '—' when undefined."""
-    if metric == "score_loss" or pd.isna(value):
+    if metric in MEAN_LOSSES or pd.isna(value):
         return estimate_text(value, low, high, False, 0) if not pd.isna(value) else "—"
     if pd.isna(low) or pd.isna(high):
         return fmt_pct(value)
@@ -264,8 +264,8 @@ def difference_text(value: float, low: float, high: float, metric: str = "rate")
     """'+11.0 pts (+9.1 to +12.9)' for a difference of rates, decimals for a mean loss."""
     if pd.isna(value):
         return "—"
-    k, unit = (1, "") if metric == "score_loss" else (100, " pts")
-    fmt = "+.3f" if metric == "score_loss" else "+.1f"
+    k, unit = (1, "") if metric in MEAN_LOSSES else (100, " pts")
+    fmt = "+.4g" if metric in MEAN_LOSSES else "+.1f"
     if pd.isna(low) or pd.isna(high):
         return f"{k * value:{fmt}}{unit}"
     return f"{k * value:{fmt}}{unit} ({k * low:{fmt}} to {k * high:{fmt}})"
@@ -283,13 +283,21 @@ def board_items(findings: Sequence[Finding] | None) -> list[dict] | None:
     return None if findings is None else [{"need": f.need, "summary": finding_text(f)} for f in findings]
 
 
+def signal_description(error: str, spec: AuditSpec) -> str:
+    """The searched error signal in words; a multiclass false-negative search names its class."""
+    if spec.task == "multiclass" and error == "false_negative":
+        return (f"false-negative rate of class {spec.slices.error_class} (predicted another class) among labelled rows "
+                f"of that class with a prediction")
+    return SIGNAL_DESCRIPTIONS[error]
+
+
 def search_caption(table: SliceTable, spec: AuditSpec, findings: int) -> str:
     """What the search did, in words."""
+    test = "Welch's t-test" if table.error in MEAN_LOSSES else "Fisher's exact test wherever it can decide"
     return (f"The search counted every combination of up to {table.max_depth} feature values with at least "
             f"{spec.policy.min_support} rows ({table.evaluated:,} slices) and tested each one's "
-            f"{SIGNAL_DESCRIPTIONS[table.error]} against the rest of the data (overall "
-            f"{_value_text(table.overall_rate, table.error)} on {table.total_n:,} rows), Fisher's exact test wherever "
-            f"it can decide, at the level p < {table.threshold:.2g} (FDR {spec.policy.fdr:g} × {max(findings, 1):,} findings "
+            f"{signal_description(table.error, spec)} against the rest of the data (overall "
+            f"{_value_text(table.overall_rate, table.error)} on {table.total_n:,} rows), {test}, at the level p < {table.threshold:.2g} (FDR {spec.policy.fdr:g} × {max(findings, 1):,} findings "
             f"shown / {table.tested:,} tests: Benjamini-Hochberg with the findings shown as the discoveries). "
             f"{table.findings:,} slices are significantly and materially worse; {findings:,} of them are findings, the "
             f"others are described better by one (a broader slice, a sharper one inside, or the same rows); "

@@ -14,12 +14,14 @@ from fairwatch.metrics.presentation.export_views import (annotation_record, snap
                                   moves_table, problems_table, snapshot_label)
 from fairwatch.metrics.monitoring.followup import RULE as FOLLOW_UP_RULE
 from fairwatch.metrics.monitoring.followup import counts_line, follow_up_table
-from fairwatch.metrics.privacy.roles import OIDC_MODE
+from fairwatch.metrics.errors import FairwatchError
+from fairwatch.metrics.privacy.roles import OIDC_MODE, allowed
 from fairwatch.pages.components.auth import author as session_author
 from fairwatch.pages.components.auth import current_principal, log_access, logged, md
 from fairwatch.pages.components.frame import PageContext, guard, show_table
 from fairwatch.pages.components.loaders import get_source, load_annotation, load_full_audit, load_snapshot_diff, stamp_of
 from fairwatch.pages.components.plan_view import chosen_budget, load_plan
+from fairwatch.pages.components.whatif_view import chosen_whatif, compute_whatif
 
 PICKED = "fw.export.download"
 _COUNTS = {n: st.column_config.NumberColumn(n, format="localized") for n in ("n", "Flagged gaps")}
@@ -42,7 +44,15 @@ def render_snapshot_form(ctx: PageContext, root: Path) -> None:
         else:
             author = st.text_input("Author", key="fw.export.author", help="Who takes this snapshot (kept in it)")
         note = st.text_area("Note", key="fw.export.note", placeholder="Why this snapshot: a review, a release, a complaint…")
+        choice = chosen_whatif() if allowed(ctx.role, "small_cells") else None
+        attach = choice is not None and st.checkbox(
+            f"Attach the what-if set on the Performance page: {md(choice.describe())}", value=True,
+            key="fw.export.whatif", help="As `fairwatch audit --whatif-group`: its thresholds, rates and changed "
+                                         "decisions go into snapshot.json, the reports and the CSV files")
         submitted = st.form_submit_button("Create snapshot", type="primary")
+    if choice is None:
+        st.caption("No what-if is set: a snapshot is written without one. To attach per-group thresholds that would "
+                   "meet the policy, compute them in the What if section of the Performance page first.")
     if submitted:
         with guard(), st.spinner("Fingerprinting the rows and writing the reports…"):
             view = sel.row_filter.describe()
@@ -54,13 +64,20 @@ def render_snapshot_form(ctx: PageContext, root: Path) -> None:
             snap = load_full_audit(sel.spec, sel.row_filter, stamp_of(sel.spec))
             # With the data plan of the budget chosen on the Data plan page (its default otherwise).
             snap = snap.with_plan(load_plan(sel.spec, sel.row_filter, stamp_of(sel.spec), chosen_budget()))
+            whatif_note = ""
+            if attach:
+                try:
+                    snap = snap.with_whatif(compute_whatif(sel, choice))
+                    whatif_note = f" With the what-if ({md(choice.describe())})."
+                except FairwatchError as exc:  # e.g. the view changed since: its score or groups are gone
+                    whatif_note = f" Written without the what-if: {md(str(exc).strip().splitlines()[0])}."
             result = export_view(snap, annotation, root, get_source(sel.spec.source, stamp_of(sel.spec)),
                                  author=snapshot_author(session_author(), annotation[0]["author"], signed_in))
             st.session_state[PICKED] = result.path.name
             st.success(f"Snapshot #{result.sequence} written to {md(result.path)} ({len(result.files)} files, "
-                       f"{result.suppression.cells_suppressed:,} small cells withheld). Its manifest SHA-256 is "
-                       f"{md(result.manifest_sha256)}: keep it somewhere else (a ticket, an e-mail) to anchor the "
-                       "chain.")
+                       f"{result.suppression.cells_suppressed:,} small cells withheld).{whatif_note} Its manifest "
+                       f"SHA-256 is {md(result.manifest_sha256)}: keep it somewhere else (a ticket, an e-mail) to "
+                       "anchor the chain.")
 
 
 def _labels(entries: Sequence[HistoryEntry], root: Path) -> dict[str, str]:

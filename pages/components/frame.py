@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -15,7 +15,7 @@ from fairwatch.metrics.errors import FairwatchError
 from fairwatch.metrics.privacy.roles import allowed, visible_snapshot
 from fairwatch.metrics.audit.snapshot import AuditSnapshot
 from fairwatch.pages.components.auth import access_gate, md
-from fairwatch.pages.components.loaders import load_full_audit, load_snapshot, stamp_of
+from fairwatch.pages.components.loaders import chart_spec, kept_view, load_full_audit, load_snapshot, stamp_of
 from fairwatch.pages.components.sidebar import Selection, render_sidebar
 
 log = logging.getLogger("fairwatch.app")
@@ -52,6 +52,17 @@ class PageContext:
         """The cached audit with the slice search and data-quality signals, as this role may see it."""
         sel = self._selection()
         return self.visible(load_full_audit(sel.spec, sel.row_filter, stamp_of(sel.spec)))
+
+    def chart_key(self, *choices: Hashable) -> tuple[Hashable, ...]:
+        """The key of a chart drawn from this view's audits: the spec, filter, source stamp, features and role, and
+        the page's own `choices` (chart name, widget values), so it is built again when any of them changes."""
+        sel = self._selection()
+        return (sel.spec, sel.row_filter, stamp_of(sel.spec), sel.features, self.role, *choices)
+
+    def view(self, build: Callable[[], object], *choices: Hashable) -> object:
+        """What `build()` makes of this view's audits (a table, a list of groupings), made once per view, role and
+        `choices` in this process (loaders.kept_view); callers only read it."""
+        return kept_view(self.chart_key(*choices), build)
 
     def withheld_note(self) -> str:
         """One line saying what this role does not see of the audit ('' when nothing is withheld)."""
@@ -114,9 +125,18 @@ def _withheld_caption(ctx: PageContext) -> None:
         st.caption(f":material/visibility_off: {md(note)}")
 
 
-def show_chart(chart: alt.TopLevelMixin) -> None:
-    """An altair chart at the page's width."""
-    st.altair_chart(chart, width="stretch")
+def show_chart(chart: alt.TopLevelMixin | Callable[[], alt.TopLevelMixin],
+               key: tuple[Hashable, ...] | None = None) -> None:
+    """An altair chart at the page's width; with a `key` (PageContext.chart_key), `chart` is a function that builds
+    it, called only the first time that key is drawn in this process (loaders.chart_spec says why)."""
+    if key is None:
+        st.altair_chart(chart, width="stretch")
+        return
+    spec = chart_spec(key, chart)
+    if spec is None:
+        st.altair_chart(chart(), width="stretch")
+    else:  # the spec st.altair_chart would have built; st.vega_lite_chart draws it as the same element
+        st.vega_lite_chart(spec=spec, width="stretch")
 
 
 RATE_COLUMNS = {

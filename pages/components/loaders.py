@@ -7,9 +7,11 @@ served stale. Connections are never hashed: the frozen spec is the key (DESIGN.m
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -51,28 +53,84 @@ def stamp_of(spec: AuditSpec) -> Stamp:
     return source_stamp(spec.source, spec.time)
 
 
+# Every page run reads the view's audits several times (the sidebar, the page, the findings board). st.cache_data
+# hashes the arguments with Streamlit's hasher and unpickles a fresh copy of the value on every read: at 20
+# sessions that was a fifth of the server's CPU (py-spy). The loaders below marked `kept_in_memory` also keep
+# their results as objects in this process, looked up by the arguments' own hash: a read is a dict lookup.
+# The objects are shared by all sessions; pages only read them (pandas' copy-on-write keeps derived frames apart).
+IN_MEMORY_KEPT = 48
+
+
+@st.cache_resource(show_spinner=False)
+def _in_memory() -> dict:
+    """Loader results kept as objects in this process, by (loader, arguments) (insertion order, bounded), and a lock."""
+    return {"lock": threading.Lock(), "items": {}}
+
+
+def kept_in_memory(loader: Callable) -> Callable:
+    """`loader` (an st.cache_data function) whose results are also kept as shared objects, by argument value."""
+
+    @functools.wraps(loader)
+    def call(*args, **kwargs):
+        """The kept result for these arguments, else the loader's (then kept)."""
+        store = _in_memory()
+        key = (loader, args, tuple(sorted(kwargs.items())))
+        with store["lock"]:
+            if key in store["items"]:
+                return store["items"][key]
+        value = loader(*args, **kwargs)
+        with store["lock"]:
+            items = store["items"]
+            items[key] = value
+            while len(items) > IN_MEMORY_KEPT:  # oldest first; the loader's own cache still holds it
+                items.pop(next(iter(items)))
+        return value
+
+    return call
+
+
 @st.cache_resource(max_entries=8, show_spinner="Opening the data source…")
 def get_source(source: SourceSpec, stamp: Stamp) -> OpenSource:
     """The source opened once per process (read-only); queries take fresh cursors from it."""
     return open_source(source)
 
 
+@kept_in_memory
 @st.cache_data(max_entries=64, show_spinner="Auditing the chosen rows…")
 def load_snapshot(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp) -> AuditSnapshot:
     """The group audit of a spec and row filter, without the slice search (fast; see `load_full_audit`)."""
     return run_audit(spec, row_filter, get_source(spec.source, stamp), search_slices=False)
 
 
+@kept_in_memory
 @st.cache_data(max_entries=16, show_spinner="Reading model versions and dates…")
 def load_filter_options(spec: AuditSpec, stamp: Stamp) -> FilterOptions:
     """Model versions and time span for the sidebar."""
     return fetch_filter_options(get_source(spec.source, stamp), spec)
 
 
+@kept_in_memory
 @st.cache_data(max_entries=32, show_spinner="Counting scores per group…")
 def load_threshold_buckets(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp) -> ScoreBuckets:
     """Score-bucket counts per group, fetched once per (spec, filter); every slider move reuses them."""
     return fetch_threshold_counts(get_source(spec.source, stamp), spec, row_filter)
+
+
+@kept_in_memory
+@st.cache_data(max_entries=64, show_spinner=False)
+def load_threshold_curves(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp, grouping: str,
+                          positive_label: str | tuple[str, ...], role: str | None, groups: tuple[str, ...]):
+    """The threshold explorer's curves of one grouping as a role may see them, computed once (every slider move and
+    every session reuse them; computing them was most of a Performance page run under load)."""
+    from fairwatch.metrics.policy.overview import grouping_features
+    from fairwatch.metrics.privacy.roles import visible_rates
+    from fairwatch.metrics.stats.threshold import threshold_curves
+
+    b = load_threshold_buckets(spec, row_filter, stamp)
+    curves = threshold_curves(b.counts, grouping_features(grouping), positive_label, b.lo, b.hi, b.bins,
+                              spec.policy.min_support)
+    # `groups` are the page's (a viewer's leave out withheld groups); no rate on fewer than k rows for a viewer.
+    return visible_rates(curves, role, spec.suppress_below, list(groups))
 
 
 @st.cache_data(max_entries=16, show_spinner="Reading the columns…")
@@ -95,6 +153,7 @@ def list_tables(name: str) -> list[str]:
     return fetch_tables(safe_data_path(name))
 
 
+@kept_in_memory
 @st.cache_data(max_entries=64, show_spinner=False)
 def load_overview(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp, features: tuple[str, ...], role: str | None):
     """The Overview's verdicts and worst gaps as a role may see them (a viewer's leave out small cells)."""
@@ -157,6 +216,7 @@ def load_arrow_trends(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp) -> T
         return None
 
 
+@kept_in_memory
 @st.cache_data(max_entries=64, show_spinner=False)
 def load_trend_arrows(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp, features: tuple[str, ...],
                       role: str | None) -> TrendArrows:
@@ -250,6 +310,7 @@ def start_search(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp) -> tuple[
     return jobs[key]
 
 
+@kept_in_memory
 @st.cache_data(max_entries=16, show_spinner="Searching slices and checking data quality (seconds; more on big data)…")
 def load_full_audit(spec: AuditSpec, row_filter: RowFilter, stamp: Stamp) -> AuditSnapshot:
     """The audit with the slice search, data-quality signals, findings and needs (cached per spec, filter, stamp)."""
@@ -299,13 +360,98 @@ def load_whatif(spec: AuditSpec, row_filter: RowFilter, features: tuple[str, ...
     return whatif_from_ranges(ranges, spec, list(features), constraint, objective, tolerance, randomise)
 
 
+# ----------------------------------------------------------------------------- chart specs
+# Building an altair chart (its encodings are validated against the Vega-Lite schema) and converting it with
+# `to_dict` (validated again, data serialised to Arrow) took about a third of the server's CPU per page run
+# under load (py-spy, bench/bench_load.py at 20 sessions). A chart drawn from a cached audit is the same for
+# every session with the same view, so its finished Vega-Lite spec is kept per key and drawn as it is.
+CHART_SPECS_KEPT = 512
+
+
+@st.cache_resource(show_spinner=False)
+def _chart_specs() -> dict:
+    """Vega-Lite specs of the charts drawn in this process, by key (insertion order, bounded), and their lock."""
+    return {"lock": threading.Lock(), "specs": {}}
+
+
+def vega_lite_spec(chart) -> dict | None:
+    """An altair chart as the Vega-Lite spec st.altair_chart sends (None when this Streamlit lacks the converter)."""
+    try:  # Streamlit's own conversion (its Arrow datasets and theme handling), so the element is the same
+        from streamlit.elements.vega_charts import _convert_altair_to_vega_lite_spec
+    except ImportError:  # pragma: no cover - a Streamlit without it: charts are built on every run instead
+        return None
+    return _convert_altair_to_vega_lite_spec(chart)
+
+
+def chart_spec(key: tuple[Hashable, ...], build: Callable[[], object]) -> dict | None:
+    """The Vega-Lite spec of the chart `build()` makes, built once per key in this process (None: draw `build()`).
+
+    The key must hold everything the chart depends on (PageContext.chart_key: the view, the role and the
+    page's own choices); the spec is shared by all sessions and must not be changed by the caller.
+    """
+    store = _chart_specs()
+    with store["lock"]:
+        spec = store["specs"].get(key)
+    if spec is None:
+        spec = vega_lite_spec(build())
+        if spec is None:
+            return None
+        with store["lock"]:
+            specs = store["specs"]
+            specs[key] = spec
+            while len(specs) > CHART_SPECS_KEPT:  # oldest first; an evicted chart is built again when asked for
+                specs.pop(next(iter(specs)))
+    return spec
+
+
+def kept_view(key: tuple[Hashable, ...], build: Callable[[], object]) -> object:
+    """What `build()` returns (a table or list a page draws from a cached audit), built once per key in this process.
+
+    As chart_spec: the key holds everything the result depends on (PageContext.chart_key); the object is shared
+    by all sessions and only read. Under load the per-run views (groupings on show, metric tables: pandas maps and
+    sorts) were the largest part of a page run left once the charts were kept.
+    """
+    store = _chart_specs()
+    key = ("view", *key)
+    with store["lock"]:
+        if key in store["specs"]:
+            return store["specs"][key]
+    value = build()
+    with store["lock"]:
+        specs = store["specs"]
+        specs[key] = value
+        while len(specs) > CHART_SPECS_KEPT:
+            specs.pop(next(iter(specs)))
+    return value
+
+
+WARM_VERSIONS = 4  # model versions whose group audit the warm-up computes (the first ones the sidebar offers)
+
+
+def warm_overview(spec: AuditSpec, stamp: Stamp) -> None:
+    """What the Overview of the start-up view reads besides the audit, for every role: its verdicts, and the
+    windowed counts behind its arrows (a query over all rows: seconds on 10M rows, paid by the first visitor
+    before); and altair's first use (its schema and validators load on the first chart a process builds)."""
+    from fairwatch.metrics.privacy.roles import ROLES
+
+    for role in ROLES:  # local mode is one of them; with sign-in, whoever comes first
+        load_overview(spec, RowFilter(), stamp, tuple(spec.sensitive), role)
+        load_trend_arrows(spec, RowFilter(), stamp, tuple(spec.sensitive), role)
+    import altair as alt
+    import pandas as pd
+
+    frame = pd.DataFrame({"group": ["a", "b"], "ratio": [0.8, 1.2]})
+    vega_lite_spec(alt.Chart(frame).mark_point().encode(x="ratio:Q", y="group:N", tooltip=["group", "ratio"]))
+
+
 def warm_default_view(stop: threading.Event, poll_seconds: float = 5.0) -> None:
     """Compute the start-up view's audits before anyone asks, again whenever the source's data changes.
 
     Runs in a thread of the server (asgi.py): the first visitor then waits for Streamlit's own start,
     not for the audit. The view is the one a new session opens with (the active spec, all rows, all
-    versions); the same cached loaders fill the same caches a page reads. Never raises: a source that
-    cannot be opened is the Overview's to report.
+    versions), with the Overview's own reads (warm_overview) and the group audit of each of the first
+    WARM_VERSIONS model versions; the same cached loaders fill the same caches a page reads. Never
+    raises: a source that cannot be opened is the Overview's to report.
     """
     import logging
 
@@ -318,8 +464,13 @@ def warm_default_view(stop: threading.Event, poll_seconds: float = 5.0) -> None:
             stamp = stamp_of(spec)
             if (spec, stamp) != warmed:
                 started = time.monotonic()
-                load_filter_options(spec, stamp)
+                options = load_filter_options(spec, stamp)
                 load_snapshot(spec, RowFilter(), stamp)
+                warm_overview(spec, stamp)
+                # Each model version's group audit (the sidebar's first choice; a shared link's ?model_version=):
+                # the first to pick one waited for its audit, and everyone asking meanwhile with them.
+                for version in options.model_versions[:WARM_VERSIONS]:
+                    load_snapshot(spec, RowFilter(model_version=version), stamp)
                 load_full_audit(spec, RowFilter(), stamp)
                 warmed = (spec, stamp)
                 # One line in the server's log (bench/bench_dashboard.py waits for it).

@@ -16,9 +16,10 @@ import streamlit as st
 
 from fairwatch.connectors.drilldown import PAGE_SIZE
 from fairwatch.metrics.presentation.charts import REST_COLOUR, SLICE_COLOUR, distribution_chart, versus_chart
-from fairwatch.metrics.policy.overview import NEED_LABELS, NEEDS, findings_by_need
-from fairwatch.metrics.presentation.quality_views import (DETAIL_SIGNALS, HEADLINE_SIGNALS, fired_lines, quality_points, quality_rows,
-                                   quality_table)
+from fairwatch.metrics.policy.overview import NEED_LABELS, NEEDS, drilldown_scope_note, findings_by_need
+from fairwatch.metrics.presentation.quality_views import (DETAIL_SIGNALS, HEADLINE_SIGNALS, checked_rows, fired_lines,
+                                   quality_points, quality_rows, quality_table)
+from fairwatch.metrics.stats.groups import slice_label
 from fairwatch.metrics.presentation.slice_views import (BUILT, FOUND, REST_SIDE, SLICE_SIDE, analysis_lines, board_items, built_slice,
                                  confusion_table, distribution_points, drill_options, feature_choices,
                                  metric_versus_points, option_texts)
@@ -112,6 +113,9 @@ def render_drilldown(ctx: PageContext, slice_: tuple) -> None:
         st.info("Your role does not include the drill-down into slices; an analyst's does.")
         return
     sel = ctx.selection
+    if note := drilldown_scope_note(sel.spec.task):
+        _render_task_drilldown(ctx, slice_, note)
+        return
     a = load_slice_analysis(sel.spec, sel.row_filter, slice_, stamp_of(sel.spec))
     colour = SLICE_COLOUR
     st.markdown(f"#### {md(a.label)}\n" + "\n".join(f"- {line}" for line in analysis_lines(a)))  # lines: Markdown
@@ -135,6 +139,22 @@ def render_drilldown(ctx: PageContext, slice_: tuple) -> None:
                "common values of each feature); a value far more common in the slice points at where it comes from.")
     show_chart(distribution_chart(distribution_points(a.values), colour, (SLICE_SIDE, REST_SIDE)))
     _example_rows(ctx, a.slice, a.label, a.rows)
+
+
+def _render_task_drilldown(ctx: PageContext, slice_: tuple, note: str) -> None:
+    """A regression or multiclass slice: its data-quality signals as the audit counted them, and its example rows."""
+    st.info(note)
+    quality = ctx.full_audit().quality
+    rows = checked_rows(quality, slice_)
+    st.markdown(f"#### {md(slice_label(slice_))}")
+    if rows is None:
+        st.caption("The audit did not check this slice's data quality: pick a finding (or a sensitive group).")
+        return
+    everything = quality_rows(quality.rows, [slice_], HEADLINE_SIGNALS + DETAIL_SIGNALS)
+    st.markdown("**Data-quality signals**")
+    st.markdown("\n".join(f"- {t}" for t in fired_lines(everything)) or "No data-quality signal fired for this slice.")
+    show_table(quality_table(everything), QUALITY_COLUMNS)
+    _example_rows(ctx, slice_, slice_label(slice_), rows)
 
 
 def _example_rows(ctx: PageContext, slice_: tuple, label: str, rows: int) -> None:

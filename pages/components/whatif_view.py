@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import streamlit as st
 
 from fairwatch.connectors.whatif import NO_SCORE, policy_bytes
@@ -25,6 +27,42 @@ from fairwatch.pages.components.frame import PageContext, one_line, show_chart, 
 from fairwatch.pages.components.loaders import load_whatif, stamp_of
 
 
+CHOSEN = "fw.whatif.chosen"  # not a widget key: widget keys are dropped when the user leaves the page
+
+
+@dataclass(frozen=True)
+class WhatIfChoice:
+    """The what-if the user set on the Performance page, kept for the Audit export page to attach."""
+
+    features: tuple[str, ...]
+    constraint: str
+    objective: str
+    cost_fn: float
+    cost_fp: float
+    tolerance: str
+    max_difference: float
+    grain: str
+    randomise: bool
+
+    def describe(self) -> str:
+        """'false negative rate parity on race_ethnicity, maximising accuracy'."""
+        return (f"{self.constraint.replace('_', ' ')} on {' × '.join(self.features)}, maximising "
+                f"{self.objective.replace('_', ' ')}")
+
+
+def chosen_whatif() -> WhatIfChoice | None:
+    """The what-if last computed on the Performance page in this session, or None."""
+    return st.session_state.get(CHOSEN)
+
+
+def compute_whatif(sel, choice: WhatIfChoice):
+    """The what-if of `choice` on the view `sel` (cached); a FairwatchError when it cannot be computed."""
+    obj, tol = whatif_options(choice.objective, choice.cost_fn, choice.cost_fp, choice.tolerance,
+                              choice.max_difference, sel.spec.policy, reference_label(sel.spec, choice.features))
+    return load_whatif(sel.spec, sel.row_filter, choice.features, choice.constraint, obj, tol, choice.randomise,
+                       choice.grain if sel.spec.time else None, stamp_of(sel.spec))
+
+
 def _say(line: str) -> None:
     """One sentence that may hold group names from the data: shown as text, never as Markdown."""
     st.text(line)
@@ -44,6 +82,7 @@ def render_whatif(ctx: PageContext, grouping: str) -> None:
         return
     if not st.toggle("Compute the what-if for these groups", key="fw.whatif.on",
                      help="Counts the scores of the fit range and the later range (two queries), then fits"):
+        st.session_state.pop(CHOSEN, None)  # off: no what-if is set, and none is exported
         return
     features = grouping_features(grouping)
     c1, c2, c3 = st.columns(3)
@@ -65,14 +104,15 @@ def render_whatif(ctx: PageContext, grouping: str) -> None:
                          help="Fit on every window but the latest, check on the latest")
     randomise = st.checkbox("Allow randomised decisions between two thresholds (as fairlearn does)", value=True,
                             key="fw.whatif.randomise")
+    choice = WhatIfChoice(tuple(features), constraint, objective, float(cost_fn), float(cost_fp), tolerance,
+                          float(max_diff), grain, bool(randomise))
     try:
-        obj, tol = whatif_options(objective, cost_fn, cost_fp, tolerance, max_diff, sel.spec.policy,
-                                  reference_label(sel.spec, features))
-        result = load_whatif(sel.spec, sel.row_filter, features, constraint, obj, tol, randomise,
-                             grain if sel.spec.time else None, stamp_of(sel.spec))
+        result = compute_whatif(sel, choice)
     except FairwatchError as exc:
+        st.session_state.pop(CHOSEN, None)
         st.error(one_line(exc))
         return
+    st.session_state[CHOSEN] = choice  # the Audit export page attaches this what-if to the snapshot
     fit = result.fit
     if fit.feasible:
         st.success("Thresholds found that meet the constraint on the fit range.")
