@@ -515,17 +515,19 @@ def export_document(doc: Mapping[str, Any], out: str | os.PathLike | None = None
         document, summary = prepare_document(doc, fingerprint=fingerprint, k=k, snapshot_id=snapshot_id,
                                              exported_at=exported_at, validate=False, author=author)
         tables = csv_tables(document)
-        model = build_report(document, files=sorted([SNAPSHOT_FILE, REPORT_HTML, REPORT_PDF,
-                                                     *(f"{name}.csv" for name in tables)]))
-        lap("suppress+model")
+        listed = sorted([SNAPSHOT_FILE, REPORT_HTML, REPORT_PDF, *(f"{name}.csv" for name in tables)])
         if renderer is not None:
-            # The worker draws charts, HTML and PDF (its libraries loaded long ago) while this process writes.
-            pending = renderer.submit(model)
+            # The worker builds the report model and draws charts, HTML and PDF (its libraries, Altair and
+            # fpdf2 among them, loaded while the audit counted) while this process writes the data files.
+            pending = renderer.submit(document, listed)
+            lap("suppress")
             files = _data_files(document, tables, validate)
             lap("validate+json+csv")
-            files[REPORT_HTML], files[REPORT_PDF] = renderer.result(pending, model)
+            files[REPORT_HTML], files[REPORT_PDF] = renderer.result(pending, document, listed)
             lap("reports (rest)")
         else:
+            model = build_report(document, files=listed)
+            lap("suppress+model")
             # Charts render in native code without the GIL: draw them while this thread validates and writes tables.
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairwatch-charts") as pool:
                 drawing = pool.submit(render_charts, model)

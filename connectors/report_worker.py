@@ -21,17 +21,19 @@ import importlib
 import multiprocessing
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-    from fairwatch.metrics.presentation.report_model import ReportModel
-
 # Modules whose native threads or runtimes do not survive a fork: once one is loaded, the worker is spawned.
 _FORK_UNSAFE = ("duckdb", "vl_convert", "fpdf", "numpy", "pyarrow")
+
+# What drawing a report imports (build_report loads the chart builders and views on first use): loaded at warm-up.
+_REPORT_MODULES = ("fpdf.fonts", "fairwatch.metrics.presentation.report_model", "fairwatch.metrics.presentation.charts",
+                   "fairwatch.metrics.presentation.views", "fairwatch.metrics.policy.overview")
 
 
 def can_fork() -> bool:
@@ -46,13 +48,13 @@ def can_fork() -> bool:
 
 
 def _warm_up() -> None:
-    """In the worker: import the PDF library and the report module, and start the chart runtime."""
+    """In the worker: start the chart runtime, import the PDF library and what building the report model imports."""
     try:
-        importlib.import_module("fpdf.fonts")  # fpdf2 with fontTools and Pillow
-
         from fairwatch.connectors import report
 
         report.warm_up_charts()
+        for name in _REPORT_MODULES:
+            importlib.import_module(name)
     except Exception:  # noqa: BLE001 - a missing library is reported, with its message, when the report is drawn
         pass
 
@@ -81,14 +83,16 @@ class _ChartsWhenReady(Mapping):
         return len(self._charts())
 
 
-def draw_reports(model: ReportModel) -> tuple[bytes, bytes]:
-    """The report's HTML and PDF bytes (charts drawn once for both), in this process.
+def draw_reports(document: Mapping[str, Any], files: Sequence[str]) -> tuple[bytes, bytes]:
+    """The report of an exported document (listing `files`) as HTML and PDF bytes, in this process.
 
     vl-convert draws the charts in native code without the GIL, so they are drawn in a thread while
     fpdf2 lays out the pages before the first chart; the PDF waits for them there.
     """
     from fairwatch.connectors.report import render_charts, render_html, render_pdf
+    from fairwatch.metrics.presentation.report_model import build_report
 
+    model = build_report(document, files=list(files))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairwatch-charts") as pool:
         charts = _ChartsWhenReady(pool.submit(render_charts, model))
         try:
@@ -105,13 +109,13 @@ def _serve(conn: Connection) -> None:
     _warm_up()
     while True:
         try:
-            model = conn.recv()
+            job = conn.recv()
         except (EOFError, OSError):
             return
-        if model is None:
+        if job is None:
             return
         try:
-            reply: tuple[str, Any] = ("ok", draw_reports(model))
+            reply: tuple[str, Any] = ("ok", draw_reports(*job))
         except Exception as exc:  # noqa: BLE001 - every error goes back to the export, which raises it there
             reply = ("error", exc)
         try:
@@ -142,7 +146,7 @@ class ReportWorker:
         except (OSError, RuntimeError, ValueError):
             return None
 
-    def submit(self, model: ReportModel) -> Future:
+    def submit(self, document: Mapping[str, Any], files: Sequence[str]) -> Future:
         """Start drawing the report in the worker; the future holds ("ok", (html, pdf)), ("error", exc) or ("redo", None)."""
         pending: Future = Future()
 
@@ -150,7 +154,7 @@ class ReportWorker:
             """Send the model and wait for the reply (in a thread: the worker may still be warming up)."""
             try:
                 with self._lock:
-                    self._conn.send(model)
+                    self._conn.send((document, list(files)))
                     pending.set_result(self._conn.recv())
             except Exception:  # noqa: BLE001 - a dead worker or a model that does not pickle: draw in-process
                 pending.set_result(("redo", None))
@@ -158,7 +162,7 @@ class ReportWorker:
         threading.Thread(target=exchange, name="fairwatch-report-exchange", daemon=True).start()
         return pending
 
-    def result(self, pending: Future, model: ReportModel) -> tuple[bytes, bytes]:
+    def result(self, pending: Future, document: Mapping[str, Any], files: Sequence[str]) -> tuple[bytes, bytes]:
         """The (HTML, PDF) bytes of a submitted report; drawn in this process when the worker could not.
 
         An error raised while drawing (a chart vl-convert cannot draw, fpdf2 missing) is raised here
@@ -169,7 +173,7 @@ class ReportWorker:
             return value
         if status == "error":
             raise value
-        return draw_reports(model)
+        return draw_reports(document, files)
 
     def close(self) -> None:
         """Stop the worker now (it writes nothing, so nothing is lost), and close the pipe."""
