@@ -59,46 +59,64 @@ def _warm_up() -> None:
         pass
 
 
+class _OneChart:
+    """A report model reduced to one chart, for `render_charts` (which reads only `charts()`)."""
+
+    def __init__(self, chart: Any) -> None:
+        """Hold the chart."""
+        self._chart = chart
+
+    def charts(self) -> list[Any]:
+        """The one chart."""
+        return [self._chart]
+
+
 class _ChartsWhenReady(Mapping):
-    """The drawn charts of a report, waited for on first use: the PDF lays out its first pages meanwhile."""
+    """A report's charts, drawn one by one in a thread, each waited for where the PDF places it.
 
-    def __init__(self, pending: Future) -> None:
-        """Wrap the future of `render_charts`."""
-        self._pending = pending
+    fpdf2 lays out the pages before a chart while vl-convert (native code, no GIL) draws it, so the
+    report takes about the longer of the two rather than their sum. Lookups behave as the dict of
+    `render_charts`: a chart id that is not in the report is missing.
+    """
 
-    def _charts(self) -> Mapping[str, Any]:
-        """The charts (raises what render_charts raised)."""
-        return self._pending.result()
+    def __init__(self, model: Any, pool: ThreadPoolExecutor, render_charts: Any) -> None:
+        """Submit every chart, in the report's order."""
+        self._pending = {chart.chart_id: pool.submit(render_charts, _OneChart(chart)) for chart in model.charts()}
 
     def __getitem__(self, key: str) -> Any:
-        """One chart, once all are drawn."""
-        return self._charts()[key]
+        """One chart, once drawn (raises what render_charts raised for it)."""
+        return self._pending[key].result()[key]
 
     def __iter__(self) -> Iterator[str]:
         """The chart ids."""
-        return iter(self._charts())
+        return iter(self._pending)
 
     def __len__(self) -> int:
         """How many charts."""
-        return len(self._charts())
+        return len(self._pending)
+
+    def wait(self) -> None:
+        """Every chart drawn; raises the first chart's error in the report's order, as render_charts does."""
+        for key in self._pending:
+            self[key]
 
 
 def draw_reports(document: Mapping[str, Any], files: Sequence[str]) -> tuple[bytes, bytes]:
     """The report of an exported document (listing `files`) as HTML and PDF bytes, in this process.
 
     vl-convert draws the charts in native code without the GIL, so they are drawn in a thread while
-    fpdf2 lays out the pages before the first chart; the PDF waits for them there.
+    fpdf2 lays out the pages, each chart waited for where it is placed (`_ChartsWhenReady`).
     """
     from fairwatch.connectors.report import render_charts, render_html, render_pdf
     from fairwatch.metrics.presentation.report_model import build_report
 
     model = build_report(document, files=list(files))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairwatch-charts") as pool:
-        charts = _ChartsWhenReady(pool.submit(render_charts, model))
+        charts = _ChartsWhenReady(model, pool, render_charts)
         try:
             pdf = render_pdf(model, charts)
         except Exception:
-            len(charts)  # drawn in one process, a chart's error came first: so it does here
+            charts.wait()  # drawn in one process, a chart's error came first: so it does here
             raise
         html = render_html(model, charts).encode("utf-8")
     return html, pdf
