@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing
+import signal
 import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -122,8 +123,12 @@ def draw_reports(document: Mapping[str, Any], files: Sequence[str]) -> tuple[byt
     return html, pdf
 
 
-def _serve(conn: Connection) -> None:
-    """The worker's life: warm up, then draw each model received until told to stop (None) or the pipe closes."""
+def _serve(conn: Connection, parent_end: Connection) -> None:
+    """The worker's life: warm up, then draw each document received until told to stop (None) or the pipe closes."""
+    # A forked worker holds a copy of the parent's end: closed, so a parent that dies leaves this one an EOF.
+    parent_end.close()
+    # Ctrl-C reaches the whole process group: the audit process handles it; the worker just goes with it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _warm_up()
     while True:
         try:
@@ -149,7 +154,7 @@ class ReportWorker:
         """Start the process and its warm-up now (the CLI does this before it imports the audit)."""
         ctx = multiprocessing.get_context(method)
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child,), name="fairwatch-report", daemon=True)
+        self._proc = ctx.Process(target=_serve, args=(child, self._conn), name="fairwatch-report", daemon=True)
         self._proc.start()
         child.close()
         self._lock = threading.Lock()
