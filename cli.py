@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -257,9 +258,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     """fairwatch audit: run the audit and write the snapshot folder."""
     from fairwatch.connectors.report_worker import ReportWorker
 
-    # First of all: the process that draws the reports loads its libraries (1-2 CPU-s) on the other core while
-    # this one imports the audit and counts; started now, it is forked from a process with no threads yet.
-    worker = ReportWorker.start()
+    # FAIRWATCH_REPORT_WORKER=1: a process forked now (no threads yet) loads the report libraries and draws the
+    # reports. Off by default: on 2 shared cores it cost 0.8 CPU-s of imports done twice and was slower (issue 18,
+    # bench_cli, same run); it pays where a core is idle while the audit counts.
+    worker = ReportWorker.start() if os.environ.get("FAIRWATCH_REPORT_WORKER", "").strip() == "1" else None
     try:
         return _audit(args, worker)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -48,12 +49,13 @@ def one_process(doc: dict, files: list[str]) -> tuple[bytes, bytes]:
 
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory) -> Path:
-    """A snapshot written by `fairwatch audit` as a user runs it: a fresh process, so the worker is forked."""
+    """A snapshot written by `fairwatch audit` in a fresh process with FAIRWATCH_REPORT_WORKER=1: a forked worker."""
     tmp = tmp_path_factory.mktemp("worker")
     log = small_log(tmp / "log.csv")
     proc = subprocess.run([sys.executable, "-m", "fairwatch.cli", "audit", str(log), "--label", "label",
                            "--prediction", "pred", "--sensitive", "sex,race", "--out", str(tmp / "audit")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "FAIRWATCH_REPORT_WORKER": "1"})
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     return tmp / "audit"
@@ -131,7 +133,8 @@ def test_the_audit_process_leaves_no_worker_behind_after_bad_input(tmp_path):
     (tmp_path / "taken").mkdir()
     proc = subprocess.run([sys.executable, "-m", "fairwatch.cli", "audit", str(log), "--label", "label",
                            "--prediction", "pred", "--sensitive", "sex", "--out", str(tmp_path / "taken")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "FAIRWATCH_REPORT_WORKER": "1"})
     assert proc.returncode == 2
     assert proc.stderr.startswith("fairwatch: error: ") and proc.stderr.count("\n") == 1
     assert "exists" in proc.stderr
