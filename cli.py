@@ -258,19 +258,38 @@ def cmd_audit(args: argparse.Namespace) -> int:
     """fairwatch audit: run the audit and write the snapshot folder."""
     from fairwatch.connectors.report_worker import ReportWorker
 
-    # FAIRWATCH_REPORT_WORKER=1: a process forked now (no threads yet) loads the report libraries and draws the
-    # reports. Off by default: on 2 shared cores it cost 0.8 CPU-s of imports done twice and was slower (issue 18,
-    # bench_cli, same run); it pays where a core is idle while the audit counts.
-    worker = ReportWorker.start() if os.environ.get("FAIRWATCH_REPORT_WORKER", "").strip() == "1" else None
+    workers: list[ReportWorker] = []
     try:
-        return _audit(args, worker)
+        return _audit(args, workers)
     finally:
-        if worker is not None:
+        for worker in workers:
             worker.close()
 
 
-def _audit(args: argparse.Namespace, worker: Any) -> int:
-    """The audit command's work, the reports drawn by `worker` (a ReportWorker, or None to draw in-process)."""
+def _start_worker(workers: list) -> Any:
+    """FAIRWATCH_REPORT_WORKER=1: fork the report worker now, after the audit's imports and before any thread.
+
+    Forked here it shares pandas and the statistics already imported, and loads only fpdf2, Altair and
+    vl-convert while DuckDB counts. Off by default: on 2 shared cores a worker forked at the start imported
+    pandas and scipy a second time (+0.8 CPU-s) and was slower (issue 18, bench_cli, same run).
+    """
+    if os.environ.get("FAIRWATCH_REPORT_WORKER", "").strip() != "1":
+        return None
+    import importlib
+
+    from fairwatch.connectors.report_worker import ReportWorker
+
+    for name in ("fairwatch.connectors.audit", "fairwatch.metrics.presentation.report_model"):
+        importlib.import_module(name)  # before the fork: the worker shares them instead of importing them again
+
+    worker = ReportWorker.start()
+    if worker is not None:
+        workers.append(worker)
+    return worker
+
+
+def _audit(args: argparse.Namespace, workers: list) -> int:
+    """The audit command's work; a report worker it starts goes into `workers` (the caller stops it)."""
     from fairwatch.connectors.access import cli_author
     from fairwatch.connectors.counts import fetch_group_counts
     from fairwatch.connectors.export import author_block, check_target, export_snapshot
@@ -278,6 +297,7 @@ def _audit(args: argparse.Namespace, worker: Any) -> int:
     from fairwatch.connectors.source import open_source
     from fairwatch.metrics.audit.spec import RowFilter
 
+    worker = _start_worker(workers)
     if worker is None:
         from fairwatch.connectors.report import warm_up_reports
 

@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-# Modules whose native threads or runtimes do not survive a fork: once one is loaded, the worker is spawned.
-_FORK_UNSAFE = ("duckdb", "vl_convert", "fpdf", "numpy", "pyarrow")
+# Libraries whose runtime threads do not survive a fork (and that the worker loads itself); the caller also
+# forks before it opens a DuckDB database, whose threads would not survive either.
+_FORK_UNSAFE = ("vl_convert", "fpdf")
 
 # What drawing a report imports (build_report loads the chart builders and views on first use): loaded at warm-up.
 _REPORT_MODULES = ("fpdf.fonts", "fairwatch.metrics.presentation.report_model", "fairwatch.metrics.presentation.charts",
@@ -38,7 +39,7 @@ _REPORT_MODULES = ("fpdf.fonts", "fairwatch.metrics.presentation.report_model", 
 
 
 def can_fork() -> bool:
-    """True when this process can fork the worker safely: no other thread yet, no native runtime loaded.
+    """True when this process can fork the worker safely: no other Python thread yet, no chart runtime loaded.
 
     Only then is a worker worth it: forked, it shares what this process imported and costs no new
     interpreter; a spawned one would re-import its caller's main module (an unguarded script would run

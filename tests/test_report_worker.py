@@ -15,7 +15,7 @@ import pytest
 
 from fairwatch.connectors import export as ex
 from fairwatch.connectors.report import render_charts, render_html, render_pdf
-from fairwatch.connectors.report_worker import ReportWorker, can_fork, draw_reports
+from fairwatch.connectors.report_worker import ReportWorker, draw_reports
 from fairwatch.metrics.errors import ReportError
 from fairwatch.metrics.presentation.report_model import build_report, csv_tables
 
@@ -69,13 +69,16 @@ def test_the_cli_forks_a_worker_whose_reports_are_the_bytes_one_process_draws(au
     assert ex.verify(audited).intact
 
 
-def test_a_bare_process_can_fork_and_this_one_cannot():
-    """Only a process with no threads and no native runtime forks a worker (pytest has loaded DuckDB)."""
-    assert not can_fork()
-    assert ReportWorker.start() is None
-    code = "from fairwatch.connectors.report_worker import can_fork; print(can_fork())"
+def test_only_a_process_without_threads_or_chart_runtime_forks():
+    """A bare process can fork the worker; one that has loaded vl-convert or started a thread cannot."""
+    code = ("import threading, time; from fairwatch.connectors.report_worker import ReportWorker, can_fork; "
+            "print(can_fork()); import vl_convert; print(can_fork(), ReportWorker.start())")
     bare = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert bare.stdout.strip() == "True", bare.stderr
+    assert bare.stdout.split() == ["True", "False", "None"], bare.stderr
+    code = ("import threading, time; from fairwatch.connectors.report_worker import can_fork; "
+            "threading.Thread(target=time.sleep, args=(2,)).start(); print(can_fork())")
+    threaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert threaded.stdout.strip() == "False", threaded.stderr
 
 
 def test_a_spawned_worker_draws_the_same_bytes(audited):
