@@ -271,7 +271,8 @@ def _start_worker(workers: list) -> Any:
 
     Forked here it shares pandas and the statistics already imported, and loads only fpdf2, Altair and
     vl-convert while DuckDB counts. Off by default: on 2 shared cores a worker forked at the start imported
-    pandas and scipy a second time (+0.8 CPU-s) and was slower (issue 18, bench_cli, same run).
+    pandas and scipy a second time (+0.8 CPU-s) and was slower; forked here it was 5% faster than without
+    (6.52 vs 6.87 s, 7.02 vs 7.36 CPU-s, median of 3 at load 6-7), within the noise (issue 18, bench_cli).
     """
     if os.environ.get("FAIRWATCH_REPORT_WORKER", "").strip() != "1":
         return None

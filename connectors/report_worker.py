@@ -1,18 +1,20 @@
 """Draw the report (charts, HTML, PDF) in a separate process that loads its libraries while the audit counts.
 
-`fairwatch audit` starts the worker first thing (issue 18): importing fpdf2 (with fontTools and
-Pillow) and starting vl-convert's JavaScript runtime take 1-2 CPU-seconds that hold the GIL of
-whatever process does them. In a thread of the audit they competed with the audit's own Python
-work; in this process they run beside it, on the other core, while DuckDB counts. The export then
-hands the report model to the worker and writes snapshot.json and the CSVs meanwhile.
+With FAIRWATCH_REPORT_WORKER=1, `fairwatch audit` forks the worker after its own imports and before
+DuckDB opens (issue 18): importing fpdf2 (with fontTools and Pillow) and Altair and starting
+vl-convert's JavaScript runtime take 1-2 CPU-seconds that hold the GIL of whatever process does
+them. In threads of the audit they compete with the audit's own Python work; in this process they
+run beside it while DuckDB counts. The export then hands the exported document to the worker, which
+builds the report model and draws it, and writes snapshot.json and the CSVs meanwhile. It is off by
+default: on 2 shared cores the measured gain was within the noise (see cli.py `_start_worker`).
 
 The worker calls the same `render_charts`, `render_html` and `render_pdf` as an export in one
 process, so the files are byte for byte the same. Its errors come back as the same exceptions with
 the same one-line messages (FairwatchError pickles its template); a worker that died or could not
 start is never a lost report: the export then draws in its own process (`draw_reports`).
 
-This module imports nothing heavy at load time: the CLI imports it before anything else so that
-the worker can be forked from a process that has no threads and no native libraries yet.
+This module imports nothing heavy at load time; `can_fork` says when a fork is safe (no thread
+running, no chart runtime loaded); the caller forks before it opens a DuckDB database.
 """
 
 from __future__ import annotations
@@ -76,8 +78,9 @@ class _OneChart:
 class _ChartsWhenReady(Mapping):
     """A report's charts, drawn one by one in a thread, each waited for where the PDF places it.
 
-    fpdf2 lays out the pages before a chart while vl-convert (native code, no GIL) draws it, so the
-    report takes about the longer of the two rather than their sum. Lookups behave as the dict of
+    fpdf2 lays out the pages before a chart while vl-convert draws it. Measured here, vl-convert 1.x
+    holds the GIL while it converts (a spinning Python thread got 7% of its speed), so the overlap is
+    small; the structure stays right for a renderer that releases it. Lookups behave as the dict of
     `render_charts`: a chart id that is not in the report is missing.
     """
 
@@ -106,8 +109,8 @@ class _ChartsWhenReady(Mapping):
 def draw_reports(document: Mapping[str, Any], files: Sequence[str]) -> tuple[bytes, bytes]:
     """The report of an exported document (listing `files`) as HTML and PDF bytes, in this process.
 
-    vl-convert draws the charts in native code without the GIL, so they are drawn in a thread while
-    fpdf2 lays out the pages, each chart waited for where it is placed (`_ChartsWhenReady`).
+    The charts are drawn in a thread while fpdf2 lays out the pages, each chart waited for where it is
+    placed (`_ChartsWhenReady`); errors come in the order one process raises them (charts first).
     """
     from fairwatch.connectors.report import render_charts, render_html, render_pdf
     from fairwatch.metrics.presentation.report_model import build_report
