@@ -267,14 +267,16 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _start_worker(workers: list) -> Any:
-    """FAIRWATCH_REPORT_WORKER=1: fork the report worker now, after the audit's imports and before any thread.
+    """Fork the report worker now, after the audit's imports and before any thread or DuckDB database.
 
     Forked here it shares pandas and the statistics already imported, and loads only fpdf2, Altair and
-    vl-convert while DuckDB counts. Off by default: on 2 shared cores a worker forked at the start imported
-    pandas and scipy a second time (+0.8 CPU-s) and was slower; forked here it was 5% faster than without
-    (6.52 vs 6.87 s, 7.02 vs 7.36 CPU-s, median of 3 at load 6-7), within the noise (issue 18, bench_cli).
+    vl-convert while DuckDB counts, then draws the reports while this process writes the data files.
+    bench_cli, 10M rows, 3 sensitive, median of 3, same run, load 1-2: 4.46 s / 6.44 CPU-s with it,
+    5.55 s / 7.10 CPU-s without, 5.31 s / 6.81 CPU-s on main; at load 6-7: 6.52 s vs 6.87 s vs 7.84 s
+    (issue 18). A worker forked at the very start imported pandas and scipy a second time and was slower.
+    FAIRWATCH_REPORT_WORKER=0 draws in this process instead.
     """
-    if os.environ.get("FAIRWATCH_REPORT_WORKER", "").strip() != "1":
+    if os.environ.get("FAIRWATCH_REPORT_WORKER", "").strip() == "0":
         return None
     import importlib
 
