@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from typing import Any
 
-from fairwatch.connectors.counts import fetch_group_counts
+from fairwatch.connectors.counts import GroupCounts, fetch_group_counts
 from fairwatch.connectors.export import library_versions
 from fairwatch.connectors.quality_counts import fetch_overlap_counts, fetch_quality_counts
 from fairwatch.connectors.slice_counts import fetch_slice_counts
@@ -37,8 +39,12 @@ def tool_versions() -> dict[str, str]:
 
 
 def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSource | None = None, *,
-              search_slices: bool = True) -> AuditSnapshot:
-    """The full audit of a source as one snapshot: groups, representation, slices, data quality, needs."""
+              search_slices: bool = True, counts: GroupCounts | None = None) -> AuditSnapshot:
+    """The full audit of a source as one snapshot: groups, representation, slices, data quality, needs.
+
+    `counts`: `fetch_group_counts(src, spec, row_filter)` when the caller fetched them already (the CLI
+    does, while it imports this module); binary audits only.
+    """
     started = time.perf_counter()
     row_filter = row_filter or RowFilter()
     if spec.task != "binary":
@@ -47,9 +53,15 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
         if row_filter.time_from is not None or row_filter.time_to is not None:
             # Times that are not times, or a window without rows, as a one-line DataError, not an engine error.
             fetch_time_span(source, spec, row_filter)
-        counts = fetch_group_counts(source, spec, row_filter)
+        if counts is None:
+            counts = fetch_group_counts(source, spec, row_filter)
         outcomes = binarize(counts.cells, spec)
         slices = quality = None
+        # The group table needs only the counts: it is computed in a thread while the slice and quality scans
+        # below run in DuckDB, which releases the GIL (the same functions on the same counts: the same numbers).
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairwatch-groups")
+        groups = pool.submit(_group_tables, counts, outcomes, spec)
+        pool.shutdown(wait=False)
         if search_slices:
             summary = outcomes.summary
             slices = find_slices(fetch_slice_counts(source, spec, summary.positive_label,
@@ -66,9 +78,7 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
             quality = compute_quality(fetch_quality_counts(source, spec, wanted, summary.positive_label, row_filter,
                                                            positive_prediction=summary.positive_prediction), spec)
         description = source.description
-    scores = binarize_scores(counts.scores, spec, outcomes.summary.positive_label) if counts.scores is not None else None
-    table = compute_group_table(outcomes.labelled, outcomes.population, scores, spec)
-    representation, tests = compute_representation(outcomes.population, spec)
+    table, representation, tests = groups.result()
     needs = diagnose_groups(table, representation, quality, spec) if search_slices else None
     return AuditSnapshot(
         spec=spec,
@@ -86,6 +96,14 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
         group_needs=needs,
         findings=build_findings(slices, quality, spec) if slices is not None else None,
     )
+
+
+def _group_tables(counts: GroupCounts, outcomes: Any, spec: AuditSpec) -> tuple[Any, Any, Any]:
+    """A binary audit's group table, representation table and representation tests, from the counts alone."""
+    scores = binarize_scores(counts.scores, spec, outcomes.summary.positive_label) if counts.scores is not None else None
+    table = compute_group_table(outcomes.labelled, outcomes.population, scores, spec)
+    representation, tests = compute_representation(outcomes.population, spec)
+    return table, representation, tests
 
 
 def _run_task_audit(spec: AuditSpec, row_filter: RowFilter, src: OpenSource | None, started: float,

@@ -37,17 +37,19 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fairwatch.connectors.fingerprint import DataFingerprint, fingerprint_source
 from fairwatch.connectors.report import render_charts, render_html, render_pdf, warm_up_charts
+from fairwatch.connectors.report_worker import ReportWorker
 from fairwatch.connectors.source import OpenSource, open_source
-from fairwatch.metrics.monitoring.diff import check_schema_version
 from fairwatch.metrics.errors import SnapshotError
 from fairwatch.metrics.privacy.redaction import redact_document
 from fairwatch.metrics.presentation.report_model import build_report, csv_tables
-from fairwatch.metrics.audit.snapshot import AuditSnapshot
 from fairwatch.metrics.privacy.suppression import SuppressionSummary, suppress_document
+
+if TYPE_CHECKING:  # the snapshot type pulls in the statistics (scipy): `fairwatch audit` imports this module first
+    from fairwatch.metrics.audit.snapshot import AuditSnapshot
 
 try:
     import fcntl
@@ -408,6 +410,8 @@ def prepare_document(doc: Mapping[str, Any], *, fingerprint: DataFingerprint | M
 
     The export block records who created the snapshot (`author`, None when not known).
     """
+    from fairwatch.metrics.monitoring.diff import check_schema_version  # with the statistics: imported when used
+
     base = jsonable(doc)
     check_schema_version(base, "the audit document")
     if k is None:
@@ -431,7 +435,7 @@ def export_snapshot(snapshot: AuditSnapshot, out: str | os.PathLike | None = Non
                     history: str | os.PathLike | None = None, src: OpenSource | None = None, k: int | None = None,
                     zip_path: str | os.PathLike | None = None,
                     author: Mapping[str, Any] | str | None = None, validate: bool | None = None,
-                    fingerprint: DataFingerprint | None = None) -> ExportResult:
+                    fingerprint: DataFingerprint | None = None, renderer: ReportWorker | None = None) -> ExportResult:
     """Fingerprint the audited rows and write the full snapshot folder (and optionally a zip of it).
 
     Give `out` (the new folder; its parent is the history it chains into) or `history` (a folder of
@@ -440,11 +444,13 @@ def export_snapshot(snapshot: AuditSnapshot, out: str | os.PathLike | None = Non
     `validate` checks snapshot.json against the published schema first (default: `validation_wanted`).
     `fingerprint`: the audited rows' fingerprint when the caller computed it already (the CLI does, while
     the audit runs); it is checked against the audit's row count as one computed here would be.
+    `renderer`: a started report worker process that draws the HTML and PDF (see `export_document`).
     """
     author_block(author)  # a bad author is refused before the fingerprint is spent
     if out is not None:
         check_target(out)
-    warm_up_charts()
+    if renderer is None:
+        warm_up_charts()
     started = time.perf_counter()
     fp = fingerprint
     if fp is None:
@@ -457,7 +463,7 @@ def export_snapshot(snapshot: AuditSnapshot, out: str | os.PathLike | None = Non
                 src.close()
     took = time.perf_counter() - started
     result = export_document(snapshot.to_dict(), out, history=history, fingerprint=fp, k=k, zip_path=zip_path,
-                             author=author, validate=validate)
+                             author=author, validate=validate, renderer=renderer)
     return replace(result, timings=(("fingerprint", took), *result.timings))
 
 
@@ -466,11 +472,14 @@ def export_document(doc: Mapping[str, Any], out: str | os.PathLike | None = None
                     fingerprint: DataFingerprint | Mapping[str, Any] | None = None, k: int | None = None,
                     zip_path: str | os.PathLike | None = None,
                     author: Mapping[str, Any] | str | None = None, snapshot_id: str | None = None,
-                    exported_at: str | None = None, validate: bool | None = None) -> ExportResult:
+                    exported_at: str | None = None, validate: bool | None = None,
+                    renderer: ReportWorker | None = None) -> ExportResult:
     """Write an audit document as a snapshot folder, atomically, chained to the newest snapshot beside it.
 
     `snapshot_id` and `exported_at` default to a new random id and now; the notebook API fixes them
-    earlier so that `Audit.to_dict()` is the very document written here.
+    earlier so that `Audit.to_dict()` is the very document written here. With a `renderer` (a started
+    `ReportWorker`, as `fairwatch audit` passes) the charts, HTML and PDF are drawn in that process while
+    this one validates and writes the JSON and CSVs; the files are the same bytes either way.
     """
     author_block(author)  # refused before anything is written
     if (out is None) == (history is None):
@@ -501,28 +510,35 @@ def export_document(doc: Mapping[str, Any], out: str | os.PathLike | None = None
         raise SnapshotError(f"cannot write in {parent}: {exc.strerror or exc}; choose a folder you can write to "
                             f"(--out)") from None
     try:
-        warm_up_charts()
+        if renderer is None:
+            warm_up_charts()
         document, summary = prepare_document(doc, fingerprint=fingerprint, k=k, snapshot_id=snapshot_id,
                                              exported_at=exported_at, validate=False, author=author)
         tables = csv_tables(document)
-        model = build_report(document, files=sorted([SNAPSHOT_FILE, REPORT_HTML, REPORT_PDF,
-                                                     *(f"{name}.csv" for name in tables)]))
-        lap("suppress+model")
-        # Charts render in native code without the GIL: draw them while this thread validates and writes tables.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairwatch-charts") as pool:
-            drawing = pool.submit(render_charts, model)
-            if validation_wanted(validate):
-                validate_document(document)
-            files: dict[str, bytes] = {SNAPSHOT_FILE: dump_json(document)}
-            for name, rows in tables.items():
-                files[f"{name}.csv"] = csv_bytes(rows)
+        listed = sorted([SNAPSHOT_FILE, REPORT_HTML, REPORT_PDF, *(f"{name}.csv" for name in tables)])
+        if renderer is not None:
+            # The worker builds the report model and draws charts, HTML and PDF (its libraries, Altair and
+            # fpdf2 among them, loaded while the audit counted) while this process writes the data files.
+            pending = renderer.submit(document, listed)
+            lap("suppress")
+            files = _data_files(document, tables, validate)
             lap("validate+json+csv")
-            charts = drawing.result()
-        lap("charts (rest)")
-        files[REPORT_HTML] = render_html(model, charts).encode("utf-8")
-        lap("html")
-        files[REPORT_PDF] = render_pdf(model, charts)
-        lap("pdf")
+            files[REPORT_HTML], files[REPORT_PDF] = renderer.result(pending, document, listed)
+            lap("reports (rest)")
+        else:
+            model = build_report(document, files=listed)
+            lap("suppress+model")
+            # Charts render in native code without the GIL: draw them while this thread validates and writes tables.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairwatch-charts") as pool:
+                drawing = pool.submit(render_charts, model)
+                files = _data_files(document, tables, validate)
+                lap("validate+json+csv")
+                charts = drawing.result()
+            lap("charts (rest)")
+            files[REPORT_HTML] = render_html(model, charts).encode("utf-8")
+            lap("html")
+            files[REPORT_PDF] = render_pdf(model, charts)
+            lap("pdf")
         _write_files(tmp, files)
         with _history_lock(parent):
             check_target(target)
@@ -549,6 +565,17 @@ def export_document(doc: Mapping[str, Any], out: str | os.PathLike | None = None
         previous=previous[0].name if previous else None, suppression=summary,
         fingerprint=(document.get("fingerprint") or {}).get("digest"), zip_path=zipped, timings=tuple(timings),
     )
+
+
+def _data_files(document: Mapping[str, Any], tables: Mapping[str, list[dict[str, Any]]],
+                validate: bool | None) -> dict[str, bytes]:
+    """snapshot.json and one CSV per table, the document validated first when asked."""
+    if validation_wanted(validate):
+        validate_document(document)
+    files: dict[str, bytes] = {SNAPSHOT_FILE: dump_json(document)}
+    for name, rows in tables.items():
+        files[f"{name}.csv"] = csv_bytes(rows)
+    return files
 
 
 def _write_files(tmp: Path, files: Mapping[str, bytes]) -> None:
@@ -687,6 +714,8 @@ def load_snapshot(path: str | os.PathLike) -> dict[str, Any]:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SnapshotError(f"{where} is not valid JSON ({exc}); the file is damaged: run fairwatch verify on it") from None
+    from fairwatch.metrics.monitoring.diff import check_schema_version
+
     check_schema_version(doc, where)
     return doc
 

@@ -1,0 +1,143 @@
+"""The report worker process of `fairwatch audit`: the same bytes, the same errors, no report lost (issue 18)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fairwatch.connectors import export as ex
+from fairwatch.connectors.report import render_charts, render_html, render_pdf
+from fairwatch.connectors.report_worker import ReportWorker, draw_reports
+from fairwatch.metrics.errors import ReportError
+from fairwatch.metrics.presentation.report_model import build_report, csv_tables
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def small_log(path: Path, n: int = 3000, seed: int = 3) -> Path:
+    """A CSV prediction log with two sensitive features and a group that errs more."""
+    rng = np.random.default_rng(seed)
+    sex = rng.choice(["f", "m"], n)
+    race = rng.choice(["a", "b", "c"], n)
+    label = rng.integers(0, 2, n)
+    flip = rng.random(n) < np.where(race == "c", 0.35, 0.1)
+    pd.DataFrame({"sex": sex, "race": race, "label": label, "pred": np.where(flip, 1 - label, label)}).to_csv(
+        path, index=False)
+    return path
+
+
+def job_of(folder: Path) -> tuple[dict, list[str]]:
+    """The exported document of a written snapshot and the files its report lists, as the export had them."""
+    doc = json.loads((folder / ex.SNAPSHOT_FILE).read_text(encoding="utf-8"))
+    return doc, sorted([ex.SNAPSHOT_FILE, ex.REPORT_HTML, ex.REPORT_PDF, *(f"{n}.csv" for n in csv_tables(doc))])
+
+
+def one_process(doc: dict, files: list[str]) -> tuple[bytes, bytes]:
+    """HTML and PDF drawn the way an export in one process draws them (model, charts, HTML, then PDF)."""
+    model = build_report(doc, files=files)
+    charts = render_charts(model)
+    return render_html(model, charts).encode("utf-8"), render_pdf(model, charts)
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory) -> Path:
+    """A snapshot written by `fairwatch audit` as a user runs it (a fresh process): its worker is forked."""
+    tmp = tmp_path_factory.mktemp("worker")
+    log = small_log(tmp / "log.csv")
+    proc = subprocess.run([sys.executable, "-m", "fairwatch.cli", "audit", str(log), "--label", "label",
+                           "--prediction", "pred", "--sensitive", "sex,race", "--out", str(tmp / "audit")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "FAIRWATCH_REPORT_WORKER": ""})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    return tmp / "audit"
+
+
+def test_the_cli_forks_a_worker_whose_reports_are_the_bytes_one_process_draws(audited):
+    """report.html and report.pdf from the worker equal the same model drawn in one process, byte for byte."""
+    html, pdf = one_process(*job_of(audited))
+    assert (audited / ex.REPORT_HTML).read_bytes() == html
+    assert (audited / ex.REPORT_PDF).read_bytes() == pdf
+    assert ex.verify(audited).intact
+
+
+def test_only_a_process_without_threads_or_chart_runtime_forks():
+    """A bare process can fork the worker; one that has loaded vl-convert or started a thread cannot."""
+    code = ("import threading, time; from fairwatch.connectors.report_worker import ReportWorker, can_fork; "
+            "print(can_fork()); import vl_convert; print(can_fork(), ReportWorker.start())")
+    bare = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bare.stdout.split() == ["True", "False", "None"], bare.stderr
+    code = ("import threading, time; from fairwatch.connectors.report_worker import can_fork; "
+            "threading.Thread(target=time.sleep, args=(2,)).start(); print(can_fork())")
+    threaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert threaded.stdout.strip() == "False", threaded.stderr
+
+
+def test_a_spawned_worker_draws_the_same_bytes(audited):
+    """The worker's drawing (model built there, charts in a thread beside the PDF) is the one-process drawing."""
+    job = job_of(audited)
+    worker = ReportWorker(method="spawn")
+    try:
+        assert worker.result(worker.submit(*job), *job) == one_process(*job)
+    finally:
+        worker.close()
+    assert not worker._proc.is_alive()
+
+
+def test_a_fairwatch_error_pickles_back_with_its_message():
+    """What the worker sends back for a report it cannot draw: the same class and one-line message."""
+    error = ReportError("chart 'x' could not be drawn: unknown mark")
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is ReportError and str(back) == str(error)
+
+
+def test_an_error_in_the_worker_comes_back_as_the_same_exception(audited):
+    """A document the report cannot be built from: the worker raises what one process raises, word for word."""
+    doc, files = job_of(audited)
+    broken = {**doc, "groups": [{"slice": "not a mapping"}]}
+    with pytest.raises(Exception) as here:
+        one_process(broken, files)
+    worker = ReportWorker(method="spawn")
+    try:
+        with pytest.raises(Exception) as there:
+            worker.result(worker.submit(broken, files), broken, files)
+    finally:
+        worker.close()
+    assert type(there.value) is type(here.value)
+    assert str(there.value) == str(here.value)
+    with pytest.raises(Exception) as drawn:
+        draw_reports(broken, files)
+    assert type(drawn.value) is type(here.value) and str(drawn.value) == str(here.value)
+
+
+def test_a_dead_worker_loses_nothing(audited):
+    """A worker killed before it draws (out of memory, say): the report is drawn in this process instead."""
+    job = job_of(audited)
+    worker = ReportWorker(method="spawn")
+    worker._proc.kill()
+    worker._proc.join(timeout=30)
+    try:
+        assert worker.result(worker.submit(*job), *job) == one_process(*job)
+    finally:
+        worker.close()
+
+
+def test_the_audit_process_leaves_no_worker_behind_after_bad_input(tmp_path):
+    """A refused command (existing --out) exits 2 with its one line, at once, and its worker is gone."""
+    log = small_log(tmp_path / "log.csv", n=200)
+    (tmp_path / "taken").mkdir()
+    proc = subprocess.run([sys.executable, "-m", "fairwatch.cli", "audit", str(log), "--label", "label",
+                           "--prediction", "pred", "--sensitive", "sex", "--out", str(tmp_path / "taken")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "FAIRWATCH_REPORT_WORKER": ""})
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("fairwatch: error: ") and proc.stderr.count("\n") == 1
+    assert "exists" in proc.stderr
