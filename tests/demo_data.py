@@ -39,6 +39,12 @@ def _config_for(folder: Path, spec: AuditSpec) -> AuditSpec:
     return spec
 
 
+def point_app_at(monkeypatch, folder: Path) -> None:
+    """The app (AppTest, in this process) reads this data folder and its fairwatch.toml."""
+    monkeypatch.setenv("FAIRWATCH_DATA_DIR", str(folder))
+    monkeypatch.setenv("FAIRWATCH_CONFIG", str(folder / "fairwatch.toml"))
+
+
 def law_school_predictions(shared: Path) -> pd.DataFrame:
     """law_data.csv: race, sex, region, the label ZFYA as `y` and a linear model's prediction from LSAT and UGPA as `p`."""
     from sklearn.linear_model import LinearRegression

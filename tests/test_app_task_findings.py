@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from fairwatch.connectors.demo_tasks import TASK_CONFIGS
 from fairwatch.metrics.presentation.text import md_unescape
-from tests.demo_data import task_demo_folder
+from tests.demo_data import point_app_at, task_demo_folder
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -29,8 +29,7 @@ def task_env(request, tmp_path_factory):
 def app(task_env, monkeypatch):
     """The app pointed at the task's demo."""
     task, folder = task_env
-    monkeypatch.setenv("FAIRWATCH_DATA_DIR", str(folder))
-    monkeypatch.setenv("FAIRWATCH_CONFIG", str(folder / "fairwatch.toml"))
+    point_app_at(monkeypatch, folder)
     return task, AppTest.from_file(APP, default_timeout=90)
 
 

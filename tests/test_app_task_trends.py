@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from fairwatch.metrics.presentation.text import md_unescape
 from fairwatch.metrics.presentation.trend_views import trend_metrics_key
-from tests.demo_data import task_demo_folder
+from tests.demo_data import point_app_at, task_demo_folder
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "6_Trends.py")
 DEFAULTS = {"regression": ["Mean absolute error", "Root mean squared error"], "multiclass": ["Accuracy"]}
@@ -32,8 +32,7 @@ def task_env(request, tmp_path_factory):
 def page(task_env, monkeypatch):
     """The Trends page pointed at the task's demo."""
     task, folder = task_env
-    monkeypatch.setenv("FAIRWATCH_DATA_DIR", str(folder))
-    monkeypatch.setenv("FAIRWATCH_CONFIG", str(folder / "fairwatch.toml"))
+    point_app_at(monkeypatch, folder)
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]

@@ -26,7 +26,7 @@ from fairwatch.metrics.privacy.roles import visible_snapshot
 from fairwatch.metrics.presentation.text import md_unescape
 from fairwatch.metrics.policy.overview import threshold_scope_note
 from fairwatch.metrics.presentation.views import metric_label
-from tests.demo_data import diabetes_predictions, law_school_predictions, task_demo_folder
+from tests.demo_data import diabetes_predictions, law_school_predictions, point_app_at, task_demo_folder
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 HEADLINES = {"regression": ["mean_prediction", "mean_absolute_error", "root_mean_squared_error"],
@@ -46,8 +46,7 @@ def task_env(request, tmp_path_factory):
 def app(task_env, monkeypatch, tmp_path):
     """The app pointed at the task's demo; snapshots go to a temporary history outside the data folder."""
     task, folder, _ = task_env
-    monkeypatch.setenv("FAIRWATCH_DATA_DIR", str(folder))
-    monkeypatch.setenv("FAIRWATCH_CONFIG", str(folder / "fairwatch.toml"))
+    point_app_at(monkeypatch, folder)
     monkeypatch.setenv("FAIRWATCH_SNAPSHOT_DIR", str(tmp_path / "snapshots"))
     return task, AppTest.from_file(APP, default_timeout=90)
 
@@ -278,8 +277,7 @@ def test_data_sources_page_maps_real_data_as_the_task(task, shared_data, tmp_pat
     frame = predictions(shared_data)
     frame.to_csv(folder / f"{task}.csv", index=False)
     task_demo_folder(folder, task, rows=2_000)
-    monkeypatch.setenv("FAIRWATCH_DATA_DIR", str(folder))
-    monkeypatch.setenv("FAIRWATCH_CONFIG", str(folder / "fairwatch.toml"))
+    point_app_at(monkeypatch, folder)
     at = AppTest.from_file(APP, default_timeout=90)
     at.run()
     at.switch_page("pages/1_Data_sources.py").run()

@@ -27,6 +27,7 @@ from fairwatch.metrics.policy.whatif import (
 from fairwatch.metrics.policy.whatif_result import (
     split_ranges,
 )
+from tests.demo_data import point_app_at
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -217,8 +218,7 @@ def test_cli_whatif_without_score_is_exit_2(demo, capsys):
 def test_performance_page_what_if_section(demo, monkeypatch):
     """The page draws the curves, both ranges and a JSON download, with no error."""
     _, folder = demo
-    monkeypatch.setenv("FAIRWATCH_DATA_DIR", str(folder))
-    monkeypatch.setenv("FAIRWATCH_CONFIG", str(folder / "fairwatch.toml"))
+    point_app_at(monkeypatch, folder)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
     at.switch_page("pages/3_Performance.py").run()
     charts = len(at.get("vega_lite_chart"))
