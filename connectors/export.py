@@ -528,7 +528,8 @@ def export_document(doc: Mapping[str, Any], out: str | os.PathLike | None = None
         else:
             model = build_report(document, files=listed)
             lap("suppress+model")
-            # Charts render in native code without the GIL: draw them while this thread validates and writes tables.
+            # Charts render in a thread beside the tables; vl-convert holds the GIL, so this overlaps little in one
+            # process (the CLI's report worker draws them in its own process instead).
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairwatch-charts") as pool:
                 drawing = pool.submit(render_charts, model)
                 files = _data_files(document, tables, validate)

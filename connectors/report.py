@@ -58,8 +58,10 @@ _warm_thread: threading.Thread | None = None
 def warm_up_charts() -> None:
     """Start the chart renderer in the background (once per process), and load the chart builders.
 
-    vl-convert's first call starts its JavaScript runtime (about 1 s) without holding the GIL, so an
-    export starts it first and fingerprints, suppresses and validates meanwhile. The report's charts
+    vl-convert's first call starts its JavaScript runtime (about 1 s); an export starts it first. It holds
+    the GIL while it converts (a competing Python thread ran at 7% of its speed, issue 18), so the overlap
+    that pays is with DuckDB's queries, which release it; the report worker (report_worker.py) draws in
+    its own process. The report's charts
     are the dashboard's Altair builders (metrics/presentation/charts.py): Altair's import (about half
     a second) is started here too, so `fairwatch audit` loads it while DuckDB counts, and a process
     that never draws a report never imports it.
