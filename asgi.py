@@ -6,6 +6,7 @@ so Starlette's GZipMiddleware compresses them here, for browsers that ask for it
 those of app.py, unchanged; `streamlit run app.py` still works, only without compression.
 """
 
+import logging
 import os
 import threading
 from collections.abc import AsyncIterator
@@ -14,6 +15,17 @@ from contextlib import asynccontextmanager
 import streamlit as st
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
+
+
+WARM_UP_THREAD = "fairwatch-warm-up"
+# The logger Streamlit writes "missing ScriptRunContext" with (streamlit.runtime.scriptrunner_utils.script_run_context).
+CONTEXT_LOGGER = "streamlit.runtime.scriptrunner_utils.script_run_context"
+
+
+def _not_from_warm_up(record: logging.LogRecord) -> bool:
+    """Drop Streamlit's "missing ScriptRunContext" warnings of the warm-up thread: it fills the caches outside
+    any session on purpose, and the five lines on every `make run` read like a fault."""
+    return record.threadName != WARM_UP_THREAD
 
 
 @asynccontextmanager
@@ -40,8 +52,9 @@ async def import_pages_code(_app: st.App) -> AsyncIterator[None]:
     # changes): the first visitor waits for Streamlit, not for the audit. FAIRWATCH_WARM=0 turns it off.
     stop = threading.Event()
     if os.environ.get("FAIRWATCH_WARM", "1").strip() != "0":
+        logging.getLogger(CONTEXT_LOGGER).addFilter(_not_from_warm_up)
         threading.Thread(target=fairwatch.pages.components.loaders.warm_default_view, args=(stop,),
-                         name="fairwatch-warm-up", daemon=True).start()
+                         name=WARM_UP_THREAD, daemon=True).start()
     try:
         yield
     finally:

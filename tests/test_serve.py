@@ -259,3 +259,24 @@ def test_the_server_computes_the_default_view_before_the_first_visit(tmp_path, m
     finally:
         stop.set()
         worker.join(timeout=60)
+
+
+def test_the_warm_up_threads_missing_context_warnings_are_not_printed():
+    """Streamlit warns "missing ScriptRunContext" when a thread outside a session fills a cache: the warm-up does
+    so on purpose, so asgi.py drops those lines (on the logger that writes them) and keeps every other thread's."""
+    import logging
+
+    from streamlit.runtime.scriptrunner_utils import script_run_context
+
+    import asgi
+
+    def record(thread: str) -> logging.LogRecord:
+        """A warning as Streamlit's logger writes it, from the named thread."""
+        made = logging.LogRecord(script_run_context._LOGGER.name, logging.WARNING, __file__, 1,
+                                 "Thread %r: missing ScriptRunContext!", (thread,), None)
+        made.threadName = thread
+        return made
+
+    assert script_run_context._LOGGER.name == asgi.CONTEXT_LOGGER
+    assert not asgi._not_from_warm_up(record(asgi.WARM_UP_THREAD))
+    assert asgi._not_from_warm_up(record("ScriptRunner.scriptThread"))
