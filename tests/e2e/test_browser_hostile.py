@@ -24,10 +24,10 @@ from tests.hostile import COLUMN, CONFIG_LINK, FEATURES, GROUPS, HOST, STRINGS, 
 
 pytestmark = pytest.mark.e2e
 
-sync_api = require_browser(sign_in=True)
+require_browser(sign_in=True)  # skips the module without chromium, playwright or the sign-in mocks
 
 from tests.e2e.oidc import ROLE_OF, oidc_provider, served_app, write_auth_files  # noqa: E402
-from tests.e2e.test_auth import sign_in  # noqa: E402
+from tests.e2e.test_auth import browser, sign_in  # noqa: E402,F401 (browser: the module's Chromium fixture)
 
 MAIN, SIDEBAR = '[data-testid="stMain"]', '[data-testid="stSidebar"]'
 # Every attribute through which an element can fetch or link a URL.
@@ -59,16 +59,6 @@ def app(tmp_path_factory):
         secrets_file, access_file = write_auth_files(tmp_path_factory.mktemp("hostile-auth"), port, provider)
         with served_app(["--secrets", str(secrets_file), "--access", str(access_file)], env, port=port) as base:
             yield base, folder
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as pw:
-        from tests.e2e.browser import launch
-
-        chromium = launch(pw)
-        yield chromium
-        chromium.close()
 
 
 def _watch(page, base: str, requests: list[str]) -> None:
