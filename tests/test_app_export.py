@@ -158,7 +158,8 @@ def test_export_without_a_whatif_says_so_and_writes_none(env, tmp_path, monkeypa
 
 def test_export_says_when_the_whatif_no_longer_fits_the_view(env, tmp_path, monkeypatch):
     """A what-if whose groups are no longer sensitive features of the view: written without it, and said why."""
-    from fairwatch.pages.components.whatif_view import CHOSEN, WhatIfChoice
+    from fairwatch.metrics.policy.whatif_result import WhatIfChoice
+    from fairwatch.pages.components.whatif_view import CHOSEN
 
     history = tmp_path / "snapshots"
     monkeypatch.setenv(SNAPSHOT_DIR_ENV, str(history))

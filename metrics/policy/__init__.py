@@ -19,7 +19,7 @@ __all__, __getattr__, __dir__ = lazy_interface(__name__, {
         "whatif_options"
     ),
     "whatif_result": (
-        "WhatIfResult", "changes_table", "comparison_table", "rules_table", "split_ranges", "verdict_lines",
-        "whatif_result"
+        "WhatIfChoice", "WhatIfResult", "changes_table", "comparison_table", "rules_table", "split_ranges",
+        "verdict_lines", "whatif_result"
     ),
 })

@@ -318,3 +318,23 @@ def verdict_lines(r: RangeResult) -> tuple[str, ...]:
 
     return tuple(f"{a.feature}: {STATUS_LABELS[a.status]} today → {STATUS_LABELS[b.status]} with the what-if"
                  for a, b in zip(r.verdict_today, r.verdict_whatif))
+
+
+@dataclass(frozen=True)
+class WhatIfChoice:
+    """The what-if the user set on the Performance page, kept for the Audit export page to attach."""
+
+    features: tuple[str, ...]
+    constraint: str
+    objective: str
+    cost_fn: float
+    cost_fp: float
+    tolerance: str
+    max_difference: float
+    grain: str
+    randomise: bool
+
+    def describe(self) -> str:
+        """'false negative rate parity on race_ethnicity, maximising accuracy'."""
+        return (f"{self.constraint.replace('_', ' ')} on {' × '.join(self.features)}, maximising "
+                f"{self.objective.replace('_', ' ')}")

@@ -96,6 +96,12 @@ def trend_axis(task: str) -> tuple[str, str]:
     return ("value", ",.4~g") if task == "regression" else ("rate", "%")
 
 
+def shows_prediction_shift(task: str) -> bool:
+    """Whether the drift section draws the shift of the model's output: a number's distribution (regression);
+    a classifier's outputs are the shares of its classes, which the population drift already follows."""
+    return task == "regression"
+
+
 def trend_points(rows: pd.DataFrame, grouping: str, metrics: Sequence[str]) -> pd.DataFrame:
     """Chart frame of metrics per window for one grouping; masked windows keep an empty value."""
     sel = rows[(rows["grouping"] == grouping) & rows["metric"].isin(metrics)]

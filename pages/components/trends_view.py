@@ -11,7 +11,7 @@ from fairwatch.metrics.monitoring.alerts import CheckResult
 from fairwatch.metrics.presentation.charts import psi_chart, trend_chart, version_chart
 from fairwatch.metrics.policy.overview import window_text
 from fairwatch.metrics.presentation.trend_views import (PSI_LARGE, PSI_MODERATE, check_table, coverage_points, coverage_table,
-                                 drift_tests_table, example_rules, prediction_shift_points, psi_points, trend_axis, share_trend_points, trend_gaps,
+                                 drift_tests_table, example_rules, prediction_shift_points, psi_points, shows_prediction_shift, trend_axis, share_trend_points, trend_gaps,
                                  trend_points, trend_table, version_changes, version_points, version_table)
 from fairwatch.metrics.monitoring.trends import TrendTable
 from fairwatch.pages.components.auth import md
@@ -96,7 +96,7 @@ def render_drift(ctx: PageContext, trends: TrendTable, grouping: str, groups: Se
                f"the chi-square test says whether it could be chance (q over the groupings of the window). With "
                f"many rows even a tiny shift is significant: read q with the PSI.")
     show_table(drift_tests_table(drift.tests, window, sel.features, sel.spec.policy.fdr), _counts("n", "Baseline n"))
-    if sel.spec.task == "regression":
+    if shows_prediction_shift(sel.spec.task):
         shift = load_prediction_shift(sel.spec, sel.row_filter, trends.grain, pd.Timestamp(base).isoformat(),
                                       stamp_of(sel.spec))
         st.caption("How far each group's predictions moved from its own predictions in the baseline window: the "

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import streamlit as st
 
 from fairwatch.connectors.whatif import NO_SCORE, policy_bytes
 from fairwatch.metrics.presentation.charts import whatif_chart
 from fairwatch.metrics.errors import FairwatchError
 from fairwatch.metrics.policy.overview import grouping_features, threshold_scope_note
+from fairwatch.metrics.policy.whatif_result import WhatIfChoice
 from fairwatch.metrics.privacy.roles import allowed
 from fairwatch.metrics.policy.whatif import (
     CONSTRAINTS,
@@ -28,26 +27,6 @@ from fairwatch.pages.components.loaders import load_whatif, stamp_of
 
 
 CHOSEN = "fw.whatif.chosen"  # not a widget key: widget keys are dropped when the user leaves the page
-
-
-@dataclass(frozen=True)
-class WhatIfChoice:
-    """The what-if the user set on the Performance page, kept for the Audit export page to attach."""
-
-    features: tuple[str, ...]
-    constraint: str
-    objective: str
-    cost_fn: float
-    cost_fp: float
-    tolerance: str
-    max_difference: float
-    grain: str
-    randomise: bool
-
-    def describe(self) -> str:
-        """'false negative rate parity on race_ethnicity, maximising accuracy'."""
-        return (f"{self.constraint.replace('_', ' ')} on {' × '.join(self.features)}, maximising "
-                f"{self.objective.replace('_', ' ')}")
 
 
 def chosen_whatif() -> WhatIfChoice | None:
