@@ -24,13 +24,11 @@ with the 5 features. The machine is shared: the ratio to the bare GROUP BY is th
 
 from __future__ import annotations
 
-import io
 import shlex
 import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -85,19 +83,7 @@ def fairwatch_command(path: str) -> list[str]:
     """The argv prefix that runs `fairwatch` from an executable, or from a git revision of this checkout."""
     if Path(path).is_file():
         return [path]
-    got = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{path}^{{commit}}"], cwd=common.ROOT,
-                         capture_output=True, text=True)
-    if got.returncode != 0:
-        raise SystemExit(f"--fairwatch {path}: neither an executable nor a git revision of {common.ROOT}")
-    sha = got.stdout.strip()
-    tree = common.OUT_DIR / f"rev-{sha[:12]}"
-    if not (tree / "cli.py").exists():
-        partial = Path(tempfile.mkdtemp(prefix=f".rev-{sha[:12]}-", dir=common.OUT_DIR))
-        archive = subprocess.run(["git", "archive", "--format=tar", sha], cwd=common.ROOT, capture_output=True,
-                                 check=True).stdout
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(partial, filter="data")
-        partial.rename(tree)
+    tree = common.revision_tree(path, "--fairwatch")
     # The revision's `fairwatch` package first on the path (before the editable install and the working
     # directory); its __init__ adds the revision's top level (metrics/, connectors/, cli.py) to the package.
     code = f"import sys; sys.path.insert(0, {str(tree)!r}); from fairwatch.cli import main; sys.exit(main())"

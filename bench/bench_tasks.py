@@ -68,6 +68,8 @@ def spec_dict(path: str, task: str) -> dict:
 
 def child_audit(a: dict) -> None:
     """run_audit in this fresh process: its own time, the process's time since start, peak memory."""
+    if a.get("tree"):  # a revision's code (--revision), with this venv's libraries
+        sys.path.insert(0, a["tree"])
     from fairwatch.metrics.audit.spec import parse_spec
     from fairwatch.connectors.audit import run_audit
 
@@ -79,12 +81,22 @@ def child_audit(a: dict) -> None:
 
 
 def child_bare(a: dict) -> None:
-    """The bare GROUP BY in this fresh process."""
+    """The bare GROUP BY in this fresh process: on a plain connection, or (`reader`) on the audit's opened source."""
     import duckdb
 
     started = time.perf_counter()
-    con = duckdb.connect()
-    con.execute(BARE_SQL[a["task"]].format(path=a["path"])).fetchall()
+    if a.get("reader"):
+        from fairwatch.connectors.counts import run_query
+        from fairwatch.connectors.source import open_source
+        from fairwatch.metrics.audit.spec import parse_spec
+
+        started = time.perf_counter()
+        src = open_source(parse_spec(spec_dict(a["path"], a["task"])).source)
+        run_query(src, BARE_SQL[a["task"]].replace("read_parquet('{path}')", "src"))
+        src.close()
+    else:
+        con = duckdb.connect()
+        con.execute(BARE_SQL[a["task"]].format(path=a["path"])).fetchall()
     common.child_report({"bare": time.perf_counter() - started, "peak": common.peak_rss_bytes()})
 
 
@@ -147,32 +159,51 @@ def main() -> None:
     parser = common.bench_parser(__doc__)
     parser.add_argument("--sizes", default="10M")
     parser.add_argument("--split", action="store_true", help="also: CPU seconds per query of the regression audit")
+    parser.add_argument("--revision", action="append", default=[], metavar="LABEL=REV",
+                        help="also time the audit of a git revision of this checkout, interleaved (repeatable)")
+    parser.add_argument("--no-cli", action="store_true", help="skip the `fairwatch audit --out` column")
     common.add_child_flags(parser, CHILDREN)
     args = common.parse_args(parser)
     if common.ran_child(args, CHILDREN):
         return
     sizes = common.sizes_of(args)
     repeat = args.repeat
+    codes = [("this", "")]
+    for item in args.revision:
+        label, _, rev = item.partition("=")
+        codes.append((label, str(common.revision_tree(rev or label, "--revision"))))
     rows = []
     for n in sizes:
         for task, sql in (("regression", REGRESSION_SQL), ("multiclass", MULTICLASS_SQL)):
             path = str(common.ensure_parquet(f"tasks_{task}", sql, n))
-            audits, walls, bares, clis, peaks = [], [], [], [], []
-            for _ in range(repeat):  # interleaved, so drifting load hits both alike
-                a = _run("audit", path=path, task=task)
-                audits.append(a.result["audit"])
-                walls.append(a.wall)
-                peaks.append(a.result["peak"])
+            audits = {label: [] for label, _ in codes}
+            walls, bares, readers, clis, peaks = [], [], [], [], []
+            for _ in range(repeat):  # interleaved, so drifting load hits every measurement alike
+                for label, tree in codes:
+                    a = _run("audit", path=path, task=task, tree=tree)
+                    audits[label].append(a.result["audit"])
+                    if label == "this":
+                        walls.append(a.wall)
+                        peaks.append(a.result["peak"])
+                        groups = a.result["groups"]
                 bares.append(_run("bare", path=path, task=task).result["bare"])
-                clis.append(_cli(path, task))
-            audit, bare = common.median(audits), common.median(bares)
-            rows.append([f"{n:,}", task, a.result["groups"], fmt_seconds(audit), fmt_seconds(common.median(walls)),
-                         fmt_seconds(common.median(clis)), fmt_seconds(bare), fmt_ratio(audit / bare),
-                         fmt_bytes(max(peaks)), pass_fail(audit < TARGET_SECONDS), pass_fail(audit / bare < TARGET_RATIO),
-                         pass_fail(max(peaks) < TARGET_PEAK_BYTES)])
-    common.print_table(["rows", "task", "groups", "audit", "audit process", "fairwatch audit --out", "bare GROUP BY",
-                        "audit/bare", "peak", "< 2 s", "< 3x", "< 1 GB"], rows,
-                       title=f"regression and multiclass audits (median of {repeat}; {common.machine_summary()})")
+                readers.append(_run("bare", path=path, task=task, reader=True).result["bare"])
+                if not args.no_cli:
+                    clis.append(_cli(path, task))
+            bare = common.median(bares)
+            for label, _ in codes:
+                audit = common.median(audits[label])
+                this = label == "this"
+                rows.append([f"{n:,}", task, label, groups, fmt_seconds(audit),
+                             fmt_seconds(common.median(walls)) if this else "",
+                             fmt_seconds(common.median(clis)) if this and clis else "", fmt_seconds(bare),
+                             fmt_ratio(audit / bare), fmt_ratio(audit / common.median(readers)),
+                             fmt_bytes(max(peaks)) if this else "", pass_fail(audit < TARGET_SECONDS),
+                             pass_fail(audit / bare < TARGET_RATIO),
+                             pass_fail(max(peaks) < TARGET_PEAK_BYTES) if this else ""])
+    common.print_table(["rows", "task", "code", "groups", "audit", "audit process", "fairwatch audit --out",
+                        "bare GROUP BY", "audit/bare", "audit/bare via reader", "peak", "< 2 s", "< 3x", "< 1 GB"],
+                       rows, title=f"regression and multiclass audits (median of {repeat}; {common.machine_summary()})")
     if args.split:
         split = []
         for n in sizes:

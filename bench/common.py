@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import resource
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -307,6 +309,30 @@ def run_child(argv: Sequence[str], *, timeout: float | None = None, env: dict[st
         tail = "\n".join((stderr or out.stdout).strip().splitlines()[-15:])
         raise RuntimeError(f"child {' '.join(argv[:4])} ... failed (exit {proc.returncode}):\n{tail}")
     return out
+
+
+def revision_tree(rev: str, flag: str) -> Path:
+    """A git revision of this checkout extracted once under bench/out (for before/after in one run).
+
+    Run its code with the tree first on sys.path: its `fairwatch` package's __init__ adds the
+    revision's top level (metrics/, connectors/, cli.py), and the libraries are this venv's, so two
+    commits are compared with the same libraries.
+    """
+    got = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=ROOT,
+                         capture_output=True, text=True)
+    if got.returncode != 0:
+        raise SystemExit(f"{flag} {rev}: neither an executable nor a git revision of {ROOT}")
+    sha = got.stdout.strip()
+    tree = OUT_DIR / f"rev-{sha[:12]}"
+    if not (tree / "cli.py").exists():
+        OUT_DIR.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".rev-{sha[:12]}-", dir=OUT_DIR))
+        archive = subprocess.run(["git", "archive", "--format=tar", sha], cwd=ROOT, capture_output=True,
+                                 check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(partial, filter="data")
+        partial.rename(tree)
+    return tree
 
 
 # --------------------------------------------------------------------------- printing
