@@ -117,6 +117,11 @@ def _run_task_audit(spec: AuditSpec, row_filter: RowFilter, src: OpenSource | No
         if spec.task == "regression":
             cells = fetch_regression_counts(source, spec, row_filter)
             summary = regression_summary(cells, spec)
+            # The group and representation tables need only the sums: computed in a thread while the bucket scan
+            # runs in DuckDB, which releases the GIL (as the binary audit does; the same functions, the same numbers).
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairwatch-groups")
+            tables = pool.submit(_regression_tables, cells, spec)
+            pool.shutdown(wait=False)
             edges = bucket_edges(cells)
             buckets = fetch_regression_buckets(source, spec, edges, row_filter)
         else:
@@ -125,14 +130,12 @@ def _run_task_audit(spec: AuditSpec, row_filter: RowFilter, src: OpenSource | No
             slices, quality = _task_slices(source, spec, row_filter)
         description = source.description
     if spec.task == "regression":
-        table = compute_regression_table(cells, spec)
         result = compute_distributions(buckets, edges, spec)
-        population = cells.groupby(list(spec.sensitive), as_index=False, sort=True)["all_rows"].sum().rename(
-            columns={"all_rows": "n"})
+        table, representation, tests = tables.result()
     else:
         table, result = compute_multiclass_table(counts, spec)
         summary, population = counts.summary, counts.population
-    representation, tests = compute_representation(population, spec)
+        representation, tests = compute_representation(population, spec)
     needs = None
     if search_slices:
         # The task's headline measures with counts or a spread to plan from (balanced accuracy has neither).
@@ -145,6 +148,14 @@ def _run_task_audit(spec: AuditSpec, row_filter: RowFilter, src: OpenSource | No
         duration_seconds=time.perf_counter() - started, task_result=result, slices=slices, quality=quality,
         group_needs=needs, findings=build_findings(slices, quality, spec) if slices is not None else None,
     )
+
+
+def _regression_tables(cells: Any, spec: AuditSpec) -> tuple[Any, Any, Any]:
+    """A regression audit's group table, representation table and representation tests, from the sums alone."""
+    population = cells.groupby(list(spec.sensitive), as_index=False, sort=True)["all_rows"].sum().rename(
+        columns={"all_rows": "n"})
+    representation, tests = compute_representation(population, spec)
+    return compute_regression_table(cells, spec), representation, tests
 
 
 def _task_slices(source: OpenSource, spec: AuditSpec, row_filter: RowFilter):

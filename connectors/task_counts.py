@@ -137,53 +137,51 @@ def _combine_signs(raw: pd.DataFrame, cell: list[str]) -> pd.DataFrame:
     """
     sg = pd.to_numeric(raw["sg"], errors="coerce").astype(float).to_numpy()
     # Every key is text or a window start, never NULL (group_expr writes '(missing)'): one row per (cell, part).
-    index = pd.MultiIndex.from_frame(raw[cell]) if len(cell) > 1 else pd.Index(raw[cell[0]])
-    frame = raw.set_index(index)
-    cells = index.unique()
-    num = [*_PART_SUMS, "rows", "with_y", "with_both", "var_y", *_EXTREMES]
+    code = raw.groupby(cell, sort=False).ngroup().to_numpy() if len(raw) else np.zeros(0, dtype=np.int64)
+    out = raw.loc[~pd.Series(code).duplicated().to_numpy(), cell].reset_index(drop=True)
+    size = len(out)
 
-    def part(mask: np.ndarray) -> pd.DataFrame:
-        """The rows of one part, one per cell, numbers as floats (absent cells: NaN)."""
-        return frame.loc[mask, num].astype(float).reindex(cells)
+    def part(mask: np.ndarray) -> dict[str, np.ndarray]:
+        """One part's numbers per cell: counts and sums 0 where the cell has no such rows, extremes NaN."""
+        got = {}
+        for c in ("rows", "with_y", "with_both", "var_y", *_PART_SUMS, *_EXTREMES):
+            column = np.full(size, np.nan if c in _EXTREMES else 0.0)
+            column[code[mask]] = pd.to_numeric(raw[c], errors="coerce").to_numpy(np.float64)[mask]
+            got[c] = column
+        return got
 
     pos, neg, rest = part(sg == 1), part(sg == 0), part(np.isnan(sg))
-    zero = {c: 0.0 for c in num}
-    pos0, neg0, rest0 = pos.fillna(zero), neg.fillna(zero), rest.fillna(zero)
-    n_pos, n_neg = pos0["rows"].to_numpy(), neg0["rows"].to_numpy()
+    n_pos, n_neg = pos["rows"], neg["rows"]
     n = n_pos + n_neg
-    out = cells.to_frame(index=False)
-    out["all_rows"] = (n + rest0["rows"].to_numpy()).astype("int64")
-    out["unlabelled"] = (rest0["rows"] - rest0["with_y"]).to_numpy().astype("int64")
-    out["unpredicted"] = (rest0["with_y"] - rest0["with_both"]).to_numpy().astype("int64")
-    out["nonfinite"] = rest0["with_both"].to_numpy().astype("int64")
+    out["all_rows"] = (n + rest["rows"]).astype("int64")
+    out["unlabelled"] = (rest["rows"] - rest["with_y"]).astype("int64")
+    out["unpredicted"] = (rest["with_y"] - rest["with_both"]).astype("int64")
+    out["nonfinite"] = rest["with_both"].astype("int64")
     out["n"] = n.astype("int64")
-    plus, minus = pos0["s_e"].to_numpy(), neg0["s_e"].to_numpy()
+    plus, minus = pos["s_e"], neg["s_e"]
     out["s_e"] = plus + minus
-    out["s_e2"] = pos0["s_e2"].to_numpy() + neg0["s_e2"].to_numpy()
-    out["s_e4"] = pos0["s_e4"].to_numpy() + neg0["s_e4"].to_numpy()
+    out["s_e2"] = pos["s_e2"] + neg["s_e2"]
+    out["s_e4"] = pos["s_e4"] + neg["s_e4"]
     out["s_ae"] = plus - minus
     out["s_over"] = plus
-    out["s_over2"] = pos0["s_e2"].to_numpy()
+    out["s_over2"] = pos["s_e2"]
     out["s_under"] = -minus
-    s_y = pos0["s_y"].to_numpy() + neg0["s_y"].to_numpy()
+    s_y = pos["s_y"] + neg["s_y"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_pos = np.where(n_pos > 0, pos0["s_y"].to_numpy() / np.where(n_pos > 0, n_pos, 1), 0.0)
-        mean_neg = np.where(n_neg > 0, neg0["s_y"].to_numpy() / np.where(n_neg > 0, n_neg, 1), 0.0)
-        m2 = (n_pos * pos0["var_y"].to_numpy() + n_neg * neg0["var_y"].to_numpy()
+        mean_pos = np.where(n_pos > 0, pos["s_y"] / np.where(n_pos > 0, n_pos, 1), 0.0)
+        mean_neg = np.where(n_neg > 0, neg["s_y"] / np.where(n_neg > 0, n_neg, 1), 0.0)
+        m2 = (n_pos * pos["var_y"] + n_neg * neg["var_y"]
               + np.where(n > 0, n_pos * n_neg / np.where(n > 0, n, 1), 0.0) * (mean_pos - mean_neg) ** 2)
-        mean = np.where(n > 0, s_y / np.where(n > 0, n, 1), np.nan)
         out["s_y"] = s_y
         out["s_y2"] = np.where(n > 0, m2 + s_y * s_y / np.where(n > 0, n, 1), 0.0)
-    out["s_p"] = pos0["s_p"].to_numpy() + neg0["s_p"].to_numpy()
-    out["s_p2"] = pos0["s_p2"].to_numpy() + neg0["s_p2"].to_numpy()
-    out["mean_y"] = mean
-    out["var_y"] = np.where(n > 0, m2 / np.where(n > 0, n, 1), 0.0)
+        out["s_p"] = pos["s_p"] + neg["s_p"]
+        out["s_p2"] = pos["s_p2"] + neg["s_p2"]
+        out["mean_y"] = np.where(n > 0, s_y / np.where(n > 0, n, 1), np.nan)
+        out["var_y"] = np.where(n > 0, m2 / np.where(n > 0, n, 1), 0.0)
     out["m2_y"] = m2
     # Extremes over the usable rows only (NaN where a cell has none).
-    out["p_min"] = np.fmin(pos["p_min"].to_numpy(), neg["p_min"].to_numpy())
-    out["p_max"] = np.fmax(pos["p_max"].to_numpy(), neg["p_max"].to_numpy())
-    out["e_min"] = np.fmin(pos["e_min"].to_numpy(), neg["e_min"].to_numpy())
-    out["e_max"] = np.fmax(pos["e_max"].to_numpy(), neg["e_max"].to_numpy())
+    for c, pick in (("p_min", np.fmin), ("p_max", np.fmax), ("e_min", np.fmin), ("e_max", np.fmax)):
+        out[c] = pick(pos[c], neg[c])
     return out
 
 
