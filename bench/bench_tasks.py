@@ -66,6 +66,14 @@ def spec_dict(path: str, task: str) -> dict:
                                                   "task": task}}
 
 
+def _cpu() -> float:
+    """User + system CPU seconds of this process so far (every DuckDB thread included)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def child_audit(a: dict) -> None:
     """run_audit in this fresh process: its own time, the process's time since start, peak memory."""
     if a.get("tree"):  # a revision's code (--revision), with this venv's libraries
@@ -73,9 +81,9 @@ def child_audit(a: dict) -> None:
     from fairwatch.metrics.audit.spec import parse_spec
     from fairwatch.connectors.audit import run_audit
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu()
     snap = run_audit(parse_spec(spec_dict(a["path"], a["task"])), search_slices=False)
-    common.child_report({"audit": time.perf_counter() - started, "rows": snap.data.rows,
+    common.child_report({"audit": time.perf_counter() - started, "cpu": _cpu() - cpu, "rows": snap.data.rows,
                          "groups": int(snap.groups.rows["slice"].nunique()), "metric_rows": len(snap.groups.rows),
                          "peak": common.peak_rss_bytes()})
 
@@ -84,36 +92,29 @@ def child_bare(a: dict) -> None:
     """The bare GROUP BY in this fresh process: on a plain connection, or (`reader`) on the audit's opened source."""
     import duckdb
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu()
     if a.get("reader"):
         from fairwatch.connectors.counts import run_query
         from fairwatch.connectors.source import open_source
         from fairwatch.metrics.audit.spec import parse_spec
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu()
         src = open_source(parse_spec(spec_dict(a["path"], a["task"])).source)
         run_query(src, BARE_SQL[a["task"]].replace("read_parquet('{path}')", "src"))
         src.close()
     else:
         con = duckdb.connect()
         con.execute(BARE_SQL[a["task"]].format(path=a["path"])).fetchall()
-    common.child_report({"bare": time.perf_counter() - started, "peak": common.peak_rss_bytes()})
+    common.child_report({"bare": time.perf_counter() - started, "cpu": _cpu() - cpu, "peak": common.peak_rss_bytes()})
 
 
 def child_split(a: dict) -> None:
     """CPU seconds (all threads, best of 2) of the regression audit's queries and of a bare and a read-only pass."""
-    import resource
-
     from fairwatch.connectors.counts import run_query
     from fairwatch.connectors.source import opened
     from fairwatch.connectors.task_counts import fetch_regression_buckets, fetch_regression_counts
     from fairwatch.metrics.audit.spec import parse_spec
     from fairwatch.metrics.stats.regression import bucket_edges
-
-    def cpu() -> float:
-        """User + system CPU seconds of this process so far (every DuckDB thread included)."""
-        r = resource.getrusage(resource.RUSAGE_SELF)
-        return r.ru_utime + r.ru_stime
 
     spec = parse_spec(spec_dict(a["path"], "regression"))
     out = {}
@@ -129,9 +130,9 @@ def child_split(a: dict) -> None:
         for name, step in steps.items():
             best = float("inf")
             for _ in range(2):
-                started = cpu()
+                started = _cpu()
                 step()
-                best = min(best, cpu() - started)
+                best = min(best, _cpu() - started)
             out[name] = best
     common.child_report(out)
 
@@ -177,32 +178,38 @@ def main() -> None:
         for task, sql in (("regression", REGRESSION_SQL), ("multiclass", MULTICLASS_SQL)):
             path = str(common.ensure_parquet(f"tasks_{task}", sql, n))
             audits = {label: [] for label, _ in codes}
-            walls, bares, readers, clis, peaks = [], [], [], [], []
+            cpus = {label: [] for label, _ in codes}
+            walls, bares, bare_cpus, readers, clis, peaks = [], [], [], [], [], []
             for _ in range(repeat):  # interleaved, so drifting load hits every measurement alike
                 for label, tree in codes:
                     a = _run("audit", path=path, task=task, tree=tree)
                     audits[label].append(a.result["audit"])
+                    cpus[label].append(a.result.get("cpu", float("nan")))
                     if label == "this":
                         walls.append(a.wall)
                         peaks.append(a.result["peak"])
                         groups = a.result["groups"]
-                bares.append(_run("bare", path=path, task=task).result["bare"])
+                b = _run("bare", path=path, task=task).result
+                bares.append(b["bare"])
+                bare_cpus.append(b["cpu"])
                 readers.append(_run("bare", path=path, task=task, reader=True).result["bare"])
                 if not args.no_cli:
                     clis.append(_cli(path, task))
-            bare = common.median(bares)
+            bare, bare_cpu = common.median(bares), common.median(bare_cpus)
             for label, _ in codes:
-                audit = common.median(audits[label])
+                audit, cpu = common.median(audits[label]), common.median(cpus[label])
                 this = label == "this"
                 rows.append([f"{n:,}", task, label, groups, fmt_seconds(audit),
                              fmt_seconds(common.median(walls)) if this else "",
                              fmt_seconds(common.median(clis)) if this and clis else "", fmt_seconds(bare),
                              fmt_ratio(audit / bare), fmt_ratio(audit / common.median(readers)),
+                             f"{cpu:.2f} / {bare_cpu:.2f} s = {fmt_ratio(cpu / bare_cpu)}",
                              fmt_bytes(max(peaks)) if this else "", pass_fail(audit < TARGET_SECONDS),
                              pass_fail(audit / bare < TARGET_RATIO),
                              pass_fail(max(peaks) < TARGET_PEAK_BYTES) if this else ""])
     common.print_table(["rows", "task", "code", "groups", "audit", "audit process", "fairwatch audit --out",
-                        "bare GROUP BY", "audit/bare", "audit/bare via reader", "peak", "< 2 s", "< 3x", "< 1 GB"],
+                        "bare GROUP BY", "audit/bare", "audit/bare via reader", "CPU audit / bare", "peak", "< 2 s",
+                        "< 3x", "< 1 GB"],
                        rows, title=f"regression and multiclass audits (median of {repeat}; {common.machine_summary()})")
     if args.split:
         split = []
