@@ -19,6 +19,7 @@ from fairwatch.connectors.source import open_frame
 from fairwatch.connectors.task_counts import fetch_regression_buckets, fetch_regression_counts
 from fairwatch.metrics.errors import DataError, SpecError
 from fairwatch.metrics.stats.regression import (
+    ERROR_BUCKETS,
     METRICS,
     PREDICTION_BUCKETS,
     bucket_edges,
@@ -165,6 +166,66 @@ def test_welch_tests_bh_family_and_verdicts_on_a_planted_gap():
     assert set(rows.loc[rows["metric"] == "mean_label", "verdict"]) <= {"descriptive", "reference"}
     np.testing.assert_array_equal(rows.loc[rows["metric"] == "mean_squared_error", "q_value"].to_numpy(),
                                   rows.loc[rows["metric"] == "root_mean_squared_error", "q_value"].to_numpy())
+
+
+def test_cell_sums_equal_numpy_on_raw_rows_in_every_part():
+    """The per-cell sums that follow from the sign parts (issue 19) equal numpy on each cell's finite raw rows.
+
+    Cells with only e > 0, only e <= 0 (e = 0 included), only unusable rows, and a mix; labels far from zero.
+    """
+    inf, nan = float("inf"), float("nan")
+    frame = pd.DataFrame({
+        "a": ["pos", "pos", "neg", "neg", "neg", "zero", "bad", "bad", "bad", "mix", "mix", "mix", "mix"],
+        "y": [1e8 + 1.0, 1e8 + 2.0, 5.0, 6.0, 7.5, 3.0, nan, 1.0, inf, 1e8, 1e8 + 0.5, 2.0, 4.0],
+        "p": [1e8 + 1.5, 1e8 + 4.0, 4.0, 6.0, 7.0, 3.0, 1.0, inf, 2.0, 1e8 + 0.25, 1e8, nan, 4.0],
+    })
+    spec = spec_for(("a",))
+    src = open_frame(frame)
+    try:
+        cells = fetch_regression_counts(src, spec).set_index("a")
+    finally:
+        src.close()
+    assert sorted(cells.index) == ["bad", "mix", "neg", "pos", "zero"]
+    for name, rows in frame.groupby("a"):
+        ok = rows[np.isfinite(rows["y"]) & np.isfinite(rows["p"])]
+        y, p = ok["y"].to_numpy(), ok["p"].to_numpy()
+        e = p - y
+        got = cells.loc[name]
+        assert got["all_rows"] == len(rows) and got["n"] == len(ok)
+        assert got["unlabelled"] + got["unpredicted"] + got["nonfinite"] == len(rows) - len(ok)
+        want = {"s_e": e.sum(), "s_e2": (e**2).sum(), "s_e4": (e**4).sum(), "s_ae": np.abs(e).sum(),
+                "s_over": np.maximum(e, 0).sum(), "s_over2": (np.maximum(e, 0) ** 2).sum(),
+                "s_under": np.maximum(-e, 0).sum(), "s_y": y.sum(), "s_p": p.sum(), "s_p2": (p**2).sum(),
+                "m2_y": ((y - y.mean()) ** 2).sum() if len(y) else 0.0}
+        for key, value in want.items():
+            assert got[key] == pytest.approx(value, rel=1e-12, abs=1e-9), (name, key)
+        if len(ok):
+            assert got["p_min"] == p.min() and got["p_max"] == p.max()
+            assert got["e_min"] == e.min() and got["e_max"] == e.max()
+        else:
+            assert math.isnan(got["p_min"]) and math.isnan(got["mean_y"])
+    # A cell whose every error is <= 0 overpredicts by exactly nothing.
+    assert cells.loc["neg", "s_over"] == 0.0 and cells.loc["zero", "s_ae"] == 0.0
+
+
+def test_buckets_count_every_usable_row_once_top_edge_in_the_last_bucket():
+    """Prediction and error buckets (clamped on the result rows) count each usable row once; the maxima land in the last."""
+    frame = pd.DataFrame({"a": ["u", "u", "v", "v", "v"], "y": [0.0, 1.0, 2.0, 3.0, float("nan")],
+                          "p": [0.0, 2.0, 2.5, 10.0, 1.0]})
+    spec = spec_for(("a",))
+    src = open_frame(frame)
+    try:
+        cells = fetch_regression_counts(src, spec)
+        edges = bucket_edges(cells)
+        buckets = fetch_regression_buckets(src, spec, edges)
+    finally:
+        src.close()
+    for kind, top in (("prediction", PREDICTION_BUCKETS - 1), ("error", ERROR_BUCKETS - 1)):
+        part = buckets[buckets["kind"] == kind]
+        assert part.groupby("a")["n"].sum().to_dict() == {"u": 2, "v": 2}
+        assert part["bucket"].between(0, top).all() and not part.duplicated(["a", "bucket"]).any()
+        assert part[part["bucket"] == top]["n"].sum() == 1  # the maximum (p = 10, e = 7), clamped into range
+        assert part[part["bucket"] == 0]["n"].sum() == 1  # the minimum (p = 0, e = 0)
 
 
 def test_distribution_gap_equals_ks_on_bucketed_rows():
