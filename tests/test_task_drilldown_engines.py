@@ -8,8 +8,12 @@ import pytest
 from fairwatch.connectors.audit import run_audit
 from fairwatch.connectors.drilldown import drill_down
 from fairwatch.connectors.source import open_source
+from tests import test_task_engines as engines
 from tests.engine_servers import spark_available
-from tests.test_task_engines import TASKS, log, nan_ids, parquet, postgres_url, spec_for  # noqa: F401 (fixtures)
+
+TASKS, spec_for = engines.TASKS, engines.spec_for
+# The task engine tests' log and its copies (Parquet with real NaN, a private PostgreSQL) as this module's fixtures.
+log, parquet, postgres_url = engines.log, engines.parquet, engines.postgres_url
 
 SLICES = ((("race", "b"),), (("sex", "f"), ("region", "s")))
 
@@ -41,7 +45,7 @@ def assert_same_drill(ours, theirs) -> None:
 
 
 @pytest.mark.parametrize("task", list(TASKS))
-def test_postgres_drills_down_as_duckdb(task, parquet, postgres_url):  # noqa: F811 (fixtures)
+def test_postgres_drills_down_as_duckdb(task, parquet, postgres_url):
     """Two slices (one a sensitive group, one an intersection the audit did not check) on PostgreSQL."""
     for slice_ in SLICES:
         assert_same_drill(drill(spec_for(task, {"path": parquet}), slice_),
@@ -50,7 +54,7 @@ def test_postgres_drills_down_as_duckdb(task, parquet, postgres_url):  # noqa: F
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", list(TASKS))
-def test_spark_drills_down_as_duckdb(task, parquet):  # noqa: F811 (fixtures)
+def test_spark_drills_down_as_duckdb(task, parquet):
     """The intersection the audit did not check, on Spark."""
     reason = spark_available()
     if reason:
