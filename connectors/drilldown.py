@@ -33,11 +33,9 @@ from fairwatch.metrics.discovery.quality import compute_quality
 from fairwatch.connectors.task_drilldown import (TaskSliceAnalysis, analyse_multiclass, analyse_regression,
                                                  membership_lead, regression_sides)
 from fairwatch.connectors.task_quality_counts import fetch_task_quality_counts
-from fairwatch.connectors.task_slice_counts import task_signal
 from fairwatch.metrics.discovery.quality import QualityTable
-from fairwatch.metrics.discovery.slices import COUNT_COLUMNS
 from fairwatch.metrics.presentation.slice_views import (SIDE, SLICE_SIDE, SliceAnalysis, analyse_slice, canonical,
-                                                        signal_analysis, signal_fields)
+                                                        signal_analysis, signal_fields, task_error_counts)
 from fairwatch.metrics.audit.snapshot import AuditSnapshot
 from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
 
@@ -224,29 +222,6 @@ def _check_sides(inside: int, total: int, slice_: Slice, row_filter: RowFilter |
                         f"with; add a condition")
 
 
-def fetch_signal_sides(src: OpenSource, spec: AuditSpec, slice_: Slice,
-                       row_filter: RowFilter | None = None) -> pd.DataFrame:
-    """Per side of the slice (index in_slice True, False): rows, labelled, n, errors, errors_sq of the searched signal.
-
-    For regression and multiclass audits, from the slice search's own SQL for a row's error signal
-    (`connectors.task_slice_counts.task_signal`: the absolute or squared error over rows with a finite
-    label and prediction; misclassification or one class's false negatives), summed as the search sums a
-    slice: n rows in the denominator, the sum of the signal and of its square over them.
-    """
-    p = _parts(src, spec, slice_, row_filter)
-    sig = task_signal(src, spec, p.cols, p.where, p.filter_params)
-    den = f"coalesce({sig.den}, FALSE)"
-    sql = (f"WITH base AS (SELECT {p.selects}, coalesce({sig.labelled}, FALSE) AS fw_l, {den} AS fw_den, "
-           f"CASE WHEN {den} THEN CAST({sig.err} AS DOUBLE) END AS fw_err FROM src WHERE {p.where}) "
-           f"SELECT {p.predicate} AS in_slice, count(*) AS rows, count_if(fw_l) AS labelled, count_if(fw_den) AS n, "
-           f"coalesce(sum(fw_err), 0) AS errors, coalesce(sum(fw_err * fw_err), 0) AS errors_sq "
-           f"FROM base GROUP BY ALL")
-    out = run_query(src, sql, {**p.params, **sig.params})
-    out["in_slice"] = out["in_slice"].astype(bool)
-    sides = out.groupby("in_slice")[list(COUNT_COLUMNS)].sum().astype(float)
-    return sides.reindex([True, False], fill_value=0.0)
-
-
 def _slice_quality(src: OpenSource, spec: AuditSpec, snapshot: AuditSnapshot | None, slice_: Slice,
                    row_filter: RowFilter | None) -> tuple[QualityTable, str]:
     """The audit's quality signals when it checked the slice ('audit'); else counted now for it ('on_demand')."""
@@ -275,9 +250,10 @@ def _task_drill_down(src: OpenSource, spec: AuditSpec, snapshot: AuditSnapshot |
         inside = int(cells.loc[cells[SIDE] == SLICE_SIDE, "all_rows"].sum())
         _check_sides(inside, int(cells["all_rows"].sum()), slice_, row_filter)
         analysis = analyse_regression(slice_, cells, errors, spec)
+    # The searched signal's counts per side come from the same cells or sums: no further scan.
+    sides = task_error_counts(cells, spec)
     quality, family = _slice_quality(src, spec, snapshot, slice_, row_filter)
-    signal = signal_analysis(slice_, fetch_signal_sides(src, spec, slice_, row_filter), spec, snapshot, quality,
-                             family)
+    signal = signal_analysis(slice_, sides, spec, snapshot, quality, family)
     return replace(analysis, values=fetch_value_counts(src, spec, slice_, row_filter), **signal_fields(signal))
 
 

@@ -32,7 +32,7 @@ __all__, __getattr__, __dir__ = lazy_interface(__name__, {
         "analyse_slice", "analysis_lines", "board_items", "built_slice", "canonical", "confusion_table",
         "distribution_points", "drill_options", "feature_choices", "inconclusive_table", "metric_versus_points",
         "option_texts", "search_caption", "sides_test", "signal_analysis", "signal_fields", "signal_metric",
-        "slice_test", "small_table", "verdict_text"
+        "slice_test", "small_table", "task_error_counts", "verdict_text"
     ),
     "text": ("WORD_JOINER", "hide_paths", "md_escape", "md_unescape", "visible_text"),
     "trend_views": (

@@ -152,6 +152,46 @@ def _error_counts(cells: pd.DataFrame, positive_label: str, positive_prediction:
     return frame.groupby("in_slice").sum().reindex([True, False], fill_value=0.0)
 
 
+def task_error_counts(cells: pd.DataFrame, spec: AuditSpec) -> pd.DataFrame:
+    """Per side (in_slice True/False): rows, labelled, n, errors, errors_sq of a regression or multiclass signal.
+
+    The same definitions as the search's SQL (`connectors/task_slice_counts.task_signal`), from the
+    drill-down's own counts. Regression, from the per-side sums (`connectors.task_drilldown.regression_sides`,
+    column SIDE): n rows with a finite label and prediction, errors the sum of |e| (absolute_error) or e²
+    (squared_error) over them, errors_sq the sum of its square (e² or e⁴). Multiclass, from the
+    (in_slice, label_raw, pred_raw, n) cells: label and prediction compared as classes (`normalise_value`:
+    '1.0' is '1'); misclassification over labelled rows with a prediction, or the false negatives of
+    [slices] class over those labelled that class.
+    """
+    if spec.task == "regression":
+        absolute = spec.slices.error == "absolute_error"
+        frame = pd.DataFrame({"in_slice": (cells[SIDE] == SLICE_SIDE).to_numpy(),
+                              "rows": cells["all_rows"].astype(float),
+                              "labelled": (cells["all_rows"] - cells["unlabelled"]).astype(float),
+                              "n": cells["n"].astype(float),
+                              "errors": cells["s_ae" if absolute else "s_e2"].astype(float),
+                              "errors_sq": cells["s_e2" if absolute else "s_e4"].astype(float)})
+    else:
+        y = cells["label_raw"].map(lambda v: normalise_value(str(v)), na_action="ignore")
+        yhat = cells["pred_raw"].map(lambda v: normalise_value(str(v)), na_action="ignore")
+        both = y.notna() & yhat.notna()
+        if spec.slices.error == "misclassification":
+            den, wrong = both, y != yhat
+        else:
+            wanted = normalise_value(str(spec.slices.error_class))
+            if wanted not in set(y.dropna()):
+                shown = ", ".join(repr(c) for c in sorted(set(y.dropna()))[:20])
+                raise DataError(f"[slices] class {spec.slices.error_class!r} never occurs as a label in column "
+                                f"{spec.label} (classes: {shown}); choose one of them (--error-class)")
+            den, wrong = both & (y == wanted), yhat != wanted
+        n = cells["n"].astype(float)
+        err = n.where(den & wrong, 0.0)
+        frame = pd.DataFrame({"in_slice": cells["in_slice"].to_numpy(), "rows": n,
+                              "labelled": n.where(y.notna(), 0.0), "n": n.where(den, 0.0), "errors": err,
+                              "errors_sq": err})
+    return frame.groupby("in_slice")[list(COUNT_COLUMNS)].sum().reindex([True, False], fill_value=0.0)
+
+
 def slice_test(slice_: Slice, cells: pd.DataFrame, positive_label: str, positive_prediction: str,
                spec: AuditSpec) -> SliceTable:
     """The slice's error signal against the rest, tested as the search tests every slice (a family of one)."""
@@ -162,7 +202,7 @@ def sides_test(slice_: Slice, sides: pd.DataFrame, spec: AuditSpec) -> SliceTabl
     """The search's test of a slice (a family of one) from its error signal's counts per side.
 
     sides: indexed by in_slice (True, False), columns rows, labelled, n, errors, errors_sq (as
-    `_error_counts`, or `connectors.drilldown.fetch_signal_sides` for regression and multiclass).
+    `_error_counts` gives them, or `task_error_counts` for regression and multiclass).
     """
     own, total = sides.loc[True], sides.sum()
     frame = pd.DataFrame([{**dict(slice_), **{c: own[c] for c in COUNT_COLUMNS}}])
