@@ -22,7 +22,7 @@ from fairwatch.connectors.source import OpenSource, quote_ident
 from fairwatch.connectors.task_counts import LeadKeys, fetch_regression_buckets, fetch_regression_counts
 from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
 from fairwatch.metrics.policy.overview import VERDICT_LABELS
-from fairwatch.metrics.presentation.formats import metric_label
+from fairwatch.metrics.presentation.formats import fmt_q, metric_label
 from fairwatch.metrics.presentation.slice_views import REST_SIDE, SIDE, SLICE_SIDE, side_versus_records, versus_frame
 from fairwatch.metrics.presentation.views import estimate_text
 from fairwatch.metrics.stats.groups import slice_label
@@ -90,7 +90,7 @@ class TaskSliceAnalysis:
             out.append({"Metric": metric_label(m), SLICE_SIDE: text(o, "ci_low", "ci_high"),
                         REST_SIDE: text(r, "ci_low", "ci_high"),
                         "Difference": text(o, "diff_ci_low", "diff_ci_high", "difference"),
-                        "q-value": o["q_value"], "Verdict": VERDICT_LABELS.get(o["verdict"], o["verdict"]),
+                        "q-value": fmt_q(o["q_value"]), "Verdict": VERDICT_LABELS.get(o["verdict"], o["verdict"]),
                         "n": int(o["support"])})
         return pd.DataFrame(out)
 

@@ -5,6 +5,7 @@ counted now. Each number is checked against the demo's raw rows (numpy / pandas)
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -111,6 +112,9 @@ def test_a_finding_shows_its_error_test_ratio_verdict_and_other_features(task_en
     assert "Signals tested with every signal of the audit" in text
     assert "Its other features against the rest" in text
     assert "did not check this slice" not in text
+    if task == "multiclass":  # the heatmap fits the page's width only: a fitted height squeezed its cells into a line
+        heatmap = json.loads(next(c.proto.spec for c in at.get("vega_lite_chart") if "Predicted class" in c.proto.spec))
+        assert heatmap["autosize"]["type"] == "fit-x"
     # The other features' chart: each value's rows in the slice, as pandas counts them.
     shares = next(f for f in _chart_frames(at) if {"feature", "value", "side_label", "n"} <= set(f.columns))
     feature = next(f for f in (*spec.sensitive, *spec.features) if f not in label)
