@@ -4,10 +4,13 @@ A slice's analysis reuses the audit's own machinery, so a slice shows the same n
 appears: its outcome counts against the rest become a two-group table (`compute_group_table`, the
 rest as the reference group, so every rate has its Wilson interval and every gap its q-value over
 this comparison); its error signal is tested exactly as the slice search tests it (`find_slices` on
-its counts: exact test, Newcombe interval); its data need comes from `diagnose` with the
-quality signals. For a slice the search evaluated, the search's q-value (Benjamini-Hochberg over
-every slice tested) and its finding's need replace the single test's, so the numbers on this page
-and in a snapshot agree.
+its counts: exact test, Newcombe interval; Welch's test for a mean loss), with the ratio to the rest
+and the verdict the search gives it; its data need comes from `diagnose` with the quality signals.
+For a slice the search evaluated, the search's p- and q-value (Benjamini-Hochberg over every slice
+tested), verdict and its finding's need replace the single test's, so the numbers on this page and
+in a snapshot agree. Regression and multiclass audits share that half (`SliceSignal`, from the
+task's error counts per side: `task_error_counts`); their metrics against the rest are
+`connectors.task_drilldown`'s.
 """
 
 from __future__ import annotations
