@@ -17,7 +17,7 @@ by hand.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -32,7 +32,10 @@ from fairwatch.metrics.privacy.personal import personal_data_kind, shown_columns
 from fairwatch.metrics.discovery.quality import compute_quality
 from fairwatch.connectors.task_drilldown import (TaskSliceAnalysis, analyse_multiclass, analyse_regression,
                                                  membership_lead, regression_sides)
-from fairwatch.metrics.presentation.slice_views import SIDE, SLICE_SIDE, SliceAnalysis, analyse_slice, canonical
+from fairwatch.connectors.task_quality_counts import fetch_task_quality_counts
+from fairwatch.metrics.discovery.quality import QualityTable
+from fairwatch.metrics.presentation.slice_views import (SIDE, SLICE_SIDE, SliceAnalysis, analyse_slice, canonical,
+                                                        signal_analysis, signal_fields, task_error_counts)
 from fairwatch.metrics.audit.snapshot import AuditSnapshot
 from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
 
@@ -219,26 +222,48 @@ def _check_sides(inside: int, total: int, slice_: Slice, row_filter: RowFilter |
                         f"with; add a condition")
 
 
-def _task_drill_down(src: OpenSource, spec: AuditSpec, slice_: Slice,
+def _slice_quality(src: OpenSource, spec: AuditSpec, snapshot: AuditSnapshot | None, slice_: Slice,
+                   row_filter: RowFilter | None) -> tuple[QualityTable, str]:
+    """The audit's quality signals when it checked the slice ('audit'); else counted now for it ('on_demand')."""
+    quality = snapshot.quality if snapshot is not None else None
+    if quality is not None and quality.checked(slice_):
+        return quality, "audit"
+    if spec.task == "binary":
+        counts = fetch_quality_counts(src, spec, [slice_], snapshot.data.positive_label, row_filter,
+                                      positive_prediction=snapshot.data.positive_prediction)
+    else:
+        counts = fetch_task_quality_counts(src, spec, [slice_], row_filter)
+    return compute_quality(counts, spec), "on_demand"
+
+
+def _task_drill_down(src: OpenSource, spec: AuditSpec, snapshot: AuditSnapshot | None, slice_: Slice,
                      row_filter: RowFilter | None) -> TaskSliceAnalysis:
-    """A regression or multiclass slice against the rest on the task's metrics (`connectors/task_drilldown.py`)."""
+    """A regression or multiclass slice against the rest on the task's metrics (`connectors/task_drilldown.py`),
+    its searched error signal tested as the search tests it, its quality signals and its other features."""
     if spec.task == "multiclass":
         cells = fetch_slice_cells(src, spec, slice_, row_filter)
         _check_sides(int(cells.loc[cells["in_slice"], "n"].sum()), int(cells["n"].sum()), slice_, row_filter)
-        return analyse_multiclass(slice_, cells, spec)
-    p = _parts(src, spec, slice_, row_filter)
-    cells, errors = regression_sides(src, spec, membership_lead(p.predicate, p.params, p.spec_cols), row_filter)
-    inside = int(cells.loc[cells[SIDE] == SLICE_SIDE, "all_rows"].sum())
-    _check_sides(inside, int(cells["all_rows"].sum()), slice_, row_filter)
-    return analyse_regression(slice_, cells, errors, spec)
+        analysis = analyse_multiclass(slice_, cells, spec)
+    else:
+        p = _parts(src, spec, slice_, row_filter)
+        cells, errors = regression_sides(src, spec, membership_lead(p.predicate, p.params, p.spec_cols), row_filter)
+        inside = int(cells.loc[cells[SIDE] == SLICE_SIDE, "all_rows"].sum())
+        _check_sides(inside, int(cells["all_rows"].sum()), slice_, row_filter)
+        analysis = analyse_regression(slice_, cells, errors, spec)
+    # The searched signal's counts per side come from the same cells or sums: no further scan.
+    sides = task_error_counts(cells, spec)
+    quality, family = _slice_quality(src, spec, snapshot, slice_, row_filter)
+    signal = signal_analysis(slice_, sides, spec, snapshot, quality, family)
+    return replace(analysis, values=fetch_value_counts(src, spec, slice_, row_filter), **signal_fields(signal))
 
 
-def drill_down(src: OpenSource, spec: AuditSpec, snapshot: AuditSnapshot, slice_: Slice,
+def drill_down(src: OpenSource, spec: AuditSpec, snapshot: AuditSnapshot | None, slice_: Slice,
                row_filter: RowFilter | None = None) -> SliceAnalysis | TaskSliceAnalysis:
     """The analysis of one slice against the rest: outcomes, error signal, data need, quality signals, values.
 
-    For a regression or multiclass audit: the task's metrics in the slice against the rest
-    (`TaskSliceAnalysis`); its quality signals are the audit's, drawn by the page from the snapshot.
+    For a regression or multiclass audit the task's metrics in the slice against the rest
+    (`TaskSliceAnalysis`) take the place of the binary outcomes; the rest is as for a binary audit.
+    snapshot None (a task audit only): no search to compare with, the slice is tested alone.
 
     The quality signals come from the audit when it checked the slice (so the need matches the
     snapshot's); otherwise they are counted now for this slice (with the sensitive groups, whose
@@ -246,13 +271,9 @@ def drill_down(src: OpenSource, spec: AuditSpec, snapshot: AuditSnapshot, slice_
     """
     slice_ = canonical(slice_, spec)
     if spec.task != "binary":
-        return _task_drill_down(src, spec, slice_, row_filter)
+        return _task_drill_down(src, spec, snapshot, slice_, row_filter)
     cells = fetch_slice_cells(src, spec, slice_, row_filter)
     _check_sides(int(cells.loc[cells["in_slice"], "n"].sum()), int(cells["n"].sum()), slice_, row_filter)
-    quality, family = snapshot.quality, "audit"
-    if quality is None or not quality.checked(slice_):
-        counts = fetch_quality_counts(src, spec, [slice_], snapshot.data.positive_label, row_filter,
-                                      positive_prediction=snapshot.data.positive_prediction)
-        quality, family = compute_quality(counts, spec), "on_demand"
+    quality, family = _slice_quality(src, spec, snapshot, slice_, row_filter)
     values = fetch_value_counts(src, spec, slice_, row_filter)
     return analyse_slice(slice_, cells, values, spec, snapshot, quality, family)

@@ -12,7 +12,8 @@ value, interval, test and verdict is the audit's own arithmetic.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ from fairwatch.connectors.source import OpenSource, quote_ident
 from fairwatch.connectors.task_counts import LeadKeys, fetch_regression_buckets, fetch_regression_counts
 from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
 from fairwatch.metrics.policy.overview import VERDICT_LABELS
-from fairwatch.metrics.presentation.formats import metric_label
+from fairwatch.metrics.presentation.formats import fmt_q, metric_label
 from fairwatch.metrics.presentation.slice_views import REST_SIDE, SIDE, SLICE_SIDE, side_versus_records, versus_frame
 from fairwatch.metrics.presentation.views import estimate_text
 from fairwatch.metrics.stats.groups import slice_label
@@ -41,7 +42,10 @@ class TaskSliceAnalysis:
     `side_rows`: the two-group table of the task's metrics (groups SLICE_SIDE and REST_SIDE, the
     rest the reference: difference, its interval, test, q-value and verdict on the slice's rows);
     `confusion` (multiclass): the slice's y_true, y_pred, n, row_share; `errors` (regression): the
-    error histogram of both sides (group, low, high, n, share).
+    error histogram of both sides (group, low, high, n, share). Filled by `connectors.drilldown.drill_down`:
+    the fields of `SliceSignal` (the searched error signal's test, ratio, the search's verdict, the data
+    need, the slice's quality signals), and `values`, rows per (feature, value, in_slice) of the other
+    features, as the binary `SliceAnalysis` has them.
     """
 
     slice: Slice
@@ -53,6 +57,18 @@ class TaskSliceAnalysis:
     classes: tuple[str, ...] = ()
     confusion: pd.DataFrame | None = None
     errors: pd.DataFrame | None = None
+    origin: str = "hand"
+    origin_text: str = ""
+    metric: str = ""
+    error: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    test_note: str = ""
+    need: str | None = None
+    additional_rows: int | None = None
+    message: str = ""
+    quality: pd.DataFrame | None = None
+    quality_note: str = ""
+    label_rule: str = ""
+    values: pd.DataFrame | None = None
 
     def table(self) -> pd.DataFrame:
         """One line per metric: the slice's and the rest's value (95% interval), the gap, its q-value and verdict."""
@@ -74,7 +90,7 @@ class TaskSliceAnalysis:
             out.append({"Metric": metric_label(m), SLICE_SIDE: text(o, "ci_low", "ci_high"),
                         REST_SIDE: text(r, "ci_low", "ci_high"),
                         "Difference": text(o, "diff_ci_low", "diff_ci_high", "difference"),
-                        "q-value": o["q_value"], "Verdict": VERDICT_LABELS.get(o["verdict"], o["verdict"]),
+                        "q-value": fmt_q(o["q_value"]), "Verdict": VERDICT_LABELS.get(o["verdict"], o["verdict"]),
                         "n": int(o["support"])})
         return pd.DataFrame(out)
 

@@ -77,8 +77,9 @@ def test_slices_page_lists_the_tasks_findings(app):
         assert mae["Verdict"] == "outside the band (significant)"  # the planted finding is worse in the slice
     else:
         assert {"Accuracy", "Balanced accuracy"} <= set(versus["Metric"])
-    # Multiclass: the rates against the rest and the confusion matrix; regression: the error histogram.
-    assert len(at.get("vega_lite_chart")) == (2 if task == "multiclass" else 1)
+    # Multiclass: the rates against the rest and the confusion matrix; regression: the error histogram; both: the
+    # quality signals against the rest and the other features' values.
+    assert len(at.get("vega_lite_chart")) == (4 if task == "multiclass" else 3)
     assert at.dataframe[-1].value.shape[0] >= 3  # missing values, conflicts (and outliers) of the slice
     at.toggle(key="fw.sl.rows.show").set_value(True).run()
     _clean(at)

@@ -49,12 +49,12 @@ def supported_metrics(rows: pd.DataFrame) -> list[str]:
 
 
 def drilldown_scope_note(task: str) -> str | None:
-    """What the drill-down into one slice leaves out for a regression or multiclass audit (None for binary)."""
+    """What a regression or multiclass drill-down shows in place of the binary rates (None for binary)."""
     if task == "binary":
         return None
-    return (f"The drill-down's other features against the rest and the error signal's own test cover binary audits so "
-            f"far; for this {task} audit the findings above carry each slice's error, interval, test and data need, "
-            f"and below are its {task} metrics against the rest, its data-quality signals and example rows.")
+    return (f"This is a {task} audit: the slice's searched error signal is tested against the rest as the slice search "
+            f"tests it, and below are its {task} metrics against the rest (in place of a binary audit's rates and "
+            f"confusion counts), its data-quality signals, its other features and example rows.")
 
 
 def task_scope_note(task: str) -> str | None:

@@ -28,10 +28,11 @@ __all__, __getattr__, __dir__ = lazy_interface(__name__, {
         "build_report", "csv_tables", "generic_table"
     ),
     "slice_views": (
-        "BUILT", "FOUND", "REST_SIDE", "SLICE_SIDE", "SliceAnalysis", "analyse_slice", "analysis_lines",
-        "board_items", "built_slice", "canonical", "confusion_table", "distribution_points", "drill_options",
-        "feature_choices", "inconclusive_table", "metric_versus_points", "option_texts", "search_caption",
-        "slice_test", "small_table"
+        "BUILT", "FOUND", "REST_SIDE", "SEARCH_VERDICTS", "SLICE_SIDE", "SliceAnalysis", "SliceSignal",
+        "analyse_slice", "analysis_lines", "board_items", "built_slice", "canonical", "confusion_table",
+        "distribution_points", "drill_options", "feature_choices", "inconclusive_table", "metric_versus_points",
+        "option_texts", "search_caption", "sides_test", "signal_analysis", "signal_fields", "signal_metric",
+        "slice_test", "small_table", "task_error_counts", "verdict_text"
     ),
     "text": ("WORD_JOINER", "hide_paths", "md_escape", "md_unescape", "visible_text"),
     "trend_views": (

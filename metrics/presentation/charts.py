@@ -477,7 +477,10 @@ def confusion_heatmap(cells: pd.DataFrame, classes: Sequence[str]) -> alt.LayerC
     text = base.mark_text(baseline="middle").encode(
         text=alt.Text("n:Q", format=","),
         color=alt.condition("datum.row_share > 0.5", alt.value("white"), alt.value("black")))
-    return alt.layer(rect, text).properties(width=40 * max(len(order), 3), height=32 * max(len(order), 3))
+    # Fit the width only: Streamlit's default for a stretched chart fits the whole chart, axes and their (rotated)
+    # class labels included, into this height, which squeezed the cells of five classes into a line.
+    return alt.layer(rect, text).properties(width=40 * max(len(order), 3), height=32 * max(len(order), 3),
+                                            autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
 
 
 def histogram_chart(bins: pd.DataFrame, groups: Sequence[str], title: str) -> alt.Chart:

@@ -58,15 +58,6 @@ _TASK_SIGNALS = {
 }
 
 
-def checked_rows(quality: QualityTable | None, slice_: Sequence) -> int | None:
-    """The rows of a slice the audit's quality counts checked, None when it did not check it."""
-    if quality is None or not len(quality.slices):
-        return None
-    key = tuple(tuple(p) for p in slice_)
-    hit = quality.slices[quality.slices["slice"].map(lambda s: tuple(tuple(p) for p in s) == key)]
-    return int(hit["rows"].iloc[0]) if len(hit) else None
-
-
 def quality_intro(task: str, ratio_high: float, fdr: float) -> str:
     """The Data quality page's opening: the task's signals and when one fires (Markdown of fixed text)."""
     lead = "" if task == "binary" else f"For this {task} audit: "

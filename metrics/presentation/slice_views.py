@@ -4,26 +4,30 @@ A slice's analysis reuses the audit's own machinery, so a slice shows the same n
 appears: its outcome counts against the rest become a two-group table (`compute_group_table`, the
 rest as the reference group, so every rate has its Wilson interval and every gap its q-value over
 this comparison); its error signal is tested exactly as the slice search tests it (`find_slices` on
-its counts: exact test, Newcombe interval); its data need comes from `diagnose` with the
-quality signals. For a slice the search evaluated, the search's q-value (Benjamini-Hochberg over
-every slice tested) and its finding's need replace the single test's, so the numbers on this page
-and in a snapshot agree.
+its counts: exact test, Newcombe interval; Welch's test for a mean loss), with the ratio to the rest
+and the verdict the search gives it; its data need comes from `diagnose` with the quality signals.
+For a slice the search evaluated, the search's p- and q-value (Benjamini-Hochberg over every slice
+tested), verdict and its finding's need replace the single test's, so the numbers on this page and
+in a snapshot agree. Regression and multiclass audits share that half (`SliceSignal`, from the
+task's error counts per side: `task_error_counts`); their metrics against the rest are
+`connectors.task_drilldown`'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from fairwatch.metrics.discovery.diagnosis import diagnose, metric_text
 from fairwatch.metrics.errors import DataError
 from fairwatch.metrics.discovery.findings import Finding
 from fairwatch.metrics.stats.groups import compute_group_table, confusion_by_group, slice_label
-from fairwatch.metrics.stats.intervals import wilson_interval
+from fairwatch.metrics.stats.intervals import CONFIDENCE, mean_ratio_interval, ratio_interval, wilson_interval
 from fairwatch.metrics.audit.outcomes import binarize, normalise_value, positive_set
 from fairwatch.metrics.presentation.formats import HEADLINE_METRICS, fmt_pct, fmt_q
 from fairwatch.metrics.policy.overview import NEED_LABELS, VERDICT_LABELS
@@ -43,14 +47,37 @@ SHOWN_VALUES = 12
 
 
 @dataclass(frozen=True)
+class SliceSignal:
+    """The searched error signal of one slice against the rest: the test, the search's verdict, the need, the signals.
+
+    Shared by the binary drill-down (`SliceAnalysis`) and the regression and multiclass one
+    (`connectors.task_drilldown.TaskSliceAnalysis`), which carry these fields under the same names.
+    `error` holds the error signal's counts and test (n, errors, rate, ci_low, ci_high, complement_n,
+    complement_rate, complement_ci_low, complement_ci_high, difference, diff_ci_low, diff_ci_high,
+    ratio, ratio_ci_low, ratio_ci_high, p_value, q_value, finding, verdict: the slice search's word for
+    it, see SEARCH_VERDICTS); `quality` the slice's data-quality signal rows.
+    """
+
+    origin: str  # finding | explained | inconclusive | hand
+    origin_text: str
+    metric: str  # the searched signal ('false_negative@high' for one class of a multiclass audit)
+    error: dict[str, Any]
+    test_note: str
+    need: str | None
+    additional_rows: int | None
+    message: str
+    quality: pd.DataFrame
+    quality_note: str
+    label_rule: str
+
+
+@dataclass(frozen=True)
 class SliceAnalysis:
     """One slice against the rest of the audited rows: what the drill-down draws.
 
-    `error` holds the error signal's counts and test (n, errors, rate, ci_low, ci_high, complement_n,
-    complement_rate, complement_ci_low, complement_ci_high, difference, diff_ci_low, diff_ci_high,
-    p_value, q_value, finding); `side_rows` the two-group metric table (groups SLICE_SIDE and
-    REST_SIDE, the rest the reference); `confusion` tn, fp, fn, tp per side; `quality` the slice's
-    data-quality signal rows; `values` rows per (feature, value, in_slice) of the other features.
+    The fields of `SliceSignal` (error signal, test, need, quality signals), and: `side_rows` the
+    two-group metric table (groups SLICE_SIDE and REST_SIDE, the rest the reference); `confusion` tn,
+    fp, fn, tp per side; `values` rows per (feature, value, in_slice) of the other features.
     """
 
     slice: Slice
@@ -71,6 +98,16 @@ class SliceAnalysis:
     quality_note: str
     label_rule: str
     values: pd.DataFrame
+
+
+# The slice search's verdicts of one slice (`metrics.discovery.slices`), in words.
+SEARCH_VERDICTS = {
+    "finding": "a finding: significantly and materially worse than the rest",
+    "explained": "significantly and materially worse than the rest, listed under a finding that describes it better",
+    "small": "real but small: significantly worse than the rest, but inside the policy band",
+    "inconclusive": "inconclusive: worse than the rest, but it could be chance",
+    "not_worse": "not worse than the rest",
+}
 
 
 def canonical(slice_: Sequence[Sequence[str]], spec: AuditSpec) -> Slice:
@@ -118,10 +155,58 @@ def _error_counts(cells: pd.DataFrame, positive_label: str, positive_prediction:
     return frame.groupby("in_slice").sum().reindex([True, False], fill_value=0.0)
 
 
+def task_error_counts(cells: pd.DataFrame, spec: AuditSpec) -> pd.DataFrame:
+    """Per side (in_slice True/False): rows, labelled, n, errors, errors_sq of a regression or multiclass signal.
+
+    The same definitions as the search's SQL (`connectors/task_slice_counts.task_signal`), from the
+    drill-down's own counts. Regression, from the per-side sums (`connectors.task_drilldown.regression_sides`,
+    column SIDE): n rows with a finite label and prediction, errors the sum of |e| (absolute_error) or e²
+    (squared_error) over them, errors_sq the sum of its square (e² or e⁴). Multiclass, from the
+    (in_slice, label_raw, pred_raw, n) cells: label and prediction compared as classes (`normalise_value`:
+    '1.0' is '1'); misclassification over labelled rows with a prediction, or the false negatives of
+    [slices] class over those labelled that class.
+    """
+    if spec.task == "regression":
+        absolute = spec.slices.error == "absolute_error"
+        frame = pd.DataFrame({"in_slice": (cells[SIDE] == SLICE_SIDE).to_numpy(),
+                              "rows": cells["all_rows"].astype(float),
+                              "labelled": (cells["all_rows"] - cells["unlabelled"]).astype(float),
+                              "n": cells["n"].astype(float),
+                              "errors": cells["s_ae" if absolute else "s_e2"].astype(float),
+                              "errors_sq": cells["s_e2" if absolute else "s_e4"].astype(float)})
+    else:
+        y = cells["label_raw"].map(lambda v: normalise_value(str(v)), na_action="ignore")
+        yhat = cells["pred_raw"].map(lambda v: normalise_value(str(v)), na_action="ignore")
+        both = y.notna() & yhat.notna()
+        if spec.slices.error == "misclassification":
+            den, wrong = both, y != yhat
+        else:
+            wanted = normalise_value(str(spec.slices.error_class))
+            if wanted not in set(y.dropna()):
+                shown = ", ".join(repr(c) for c in sorted(set(y.dropna()))[:20])
+                raise DataError(f"[slices] class {spec.slices.error_class!r} never occurs as a label in column "
+                                f"{spec.label} (classes: {shown}); choose one of them (--error-class)")
+            den, wrong = both & (y == wanted), yhat != wanted
+        n = cells["n"].astype(float)
+        err = n.where(den & wrong, 0.0)
+        frame = pd.DataFrame({"in_slice": cells["in_slice"].to_numpy(), "rows": n,
+                              "labelled": n.where(y.notna(), 0.0), "n": n.where(den, 0.0), "errors": err,
+                              "errors_sq": err})
+    return frame.groupby("in_slice")[list(COUNT_COLUMNS)].sum().reindex([True, False], fill_value=0.0)
+
+
 def slice_test(slice_: Slice, cells: pd.DataFrame, positive_label: str, positive_prediction: str,
                spec: AuditSpec) -> SliceTable:
     """The slice's error signal against the rest, tested as the search tests every slice (a family of one)."""
-    sides = _error_counts(cells, positive_label, positive_prediction, spec.slices.error)
+    return sides_test(slice_, _error_counts(cells, positive_label, positive_prediction, spec.slices.error), spec)
+
+
+def sides_test(slice_: Slice, sides: pd.DataFrame, spec: AuditSpec) -> SliceTable:
+    """The search's test of a slice (a family of one) from its error signal's counts per side.
+
+    sides: indexed by in_slice (True, False), columns rows, labelled, n, errors, errors_sq (as
+    `_error_counts` gives them, or `task_error_counts` for regression and multiclass).
+    """
     own, total = sides.loc[True], sides.sum()
     frame = pd.DataFrame([{**dict(slice_), **{c: own[c] for c in COUNT_COLUMNS}}])
     for c in ("rows", "labelled", "n"):
@@ -135,6 +220,12 @@ def slice_test(slice_: Slice, cells: pd.DataFrame, positive_label: str, positive
         raise DataError(f"no rows count toward the {spec.slices.error.replace('_', ' ')} signal in the chosen view; "
                         f"no slice can be tested here")
     return find_slices(counts, spec)
+
+
+def signal_metric(spec: AuditSpec) -> str:
+    """The searched signal's name as the findings write it: 'false_negative@high' for one class of a multiclass audit."""
+    error, cls = spec.slices.error, spec.slices.error_class
+    return f"{error}@{cls}" if cls is not None else error
 
 
 def _search_row(table: SliceTable | None, slice_: Slice) -> tuple[int | None, dict | None]:
@@ -162,52 +253,138 @@ def _origin(rank: int | None, row: dict | None, table: SliceTable | None) -> tup
     return "inconclusive", f"{where}: not a finding (its gap is not significant at the audit's level, or not worse)."
 
 
-def _test(slice_: Slice, cells: pd.DataFrame, spec: AuditSpec, snapshot: AuditSnapshot,
+def _mean_spread(total: float, total_sq: float, n: float) -> tuple[float, float]:
+    """Mean and sample standard deviation of a loss from its sum, sum of squares and count (NaN where undefined)."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    mean = total / n
+    if n <= 1:
+        return mean, float("nan")
+    return mean, float(np.sqrt(max((total_sq - n * mean**2) / (n - 1), 0.0)))
+
+
+def _verdict(error: dict[str, Any], spec: AuditSpec) -> tuple[bool, str]:
+    """Whether a slice the search did not evaluate would be a finding, and the search's verdict word for it."""
+    worse = bool(error["difference"] > 0) and not pd.isna(error["p_value"])
+    significant = worse and bool(error["p_value"] < spec.policy.fdr) and error["n"] >= spec.policy.min_support
+    finding = significant and bool(material(error["rate"], error["complement_rate"], spec.policy))
+    return finding, ("finding" if finding else "small" if significant else "inconclusive" if worse else "not_worse")
+
+
+def _test(slice_: Slice, sides: pd.DataFrame, spec: AuditSpec, snapshot: AuditSnapshot | None,
           row: dict | None) -> tuple[dict[str, Any], str]:
-    """The error signal's counts and test; the search's q-value and verdict when it evaluated the slice."""
-    data, proportion = snapshot.data, spec.slices.error != "score_loss"
-    table = slice_test(slice_, cells, data.positive_label, data.positive_prediction, spec)
+    """The error signal's counts, test, ratio and verdict; the search's p, q and verdict when it evaluated the slice."""
+    proportion = spec.slices.error not in MEAN_LOSSES
+    table = sides_test(slice_, sides, spec)
     error = table.rows.iloc[0].to_dict()
     error["complement_errors"] = c_errors = table.total_errors - float(error["errors"])
-    # The rest's interval of a rate (a mean loss has none here: it is not drawn).
-    error["complement_ci_low"], error["complement_ci_high"] = (
-        (x[0] for x in wilson_interval(c_errors, error["complement_n"])) if proportion else (np.nan, np.nan))
+    n, c_n = float(error["n"]), float(error["complement_n"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        error["ratio"] = error["rate"] / error["complement_rate"] if error["complement_rate"] > 0 else np.nan
+        if proportion:
+            error["complement_ci_low"], error["complement_ci_high"] = (x[0] for x in wilson_interval(c_errors, c_n))
+            low, high = ratio_interval(error["errors"], n, c_errors, c_n)
+        else:
+            # The rest's t interval and both sides' spread (the power for means of `_need`), from the same sums.
+            _, sd = _mean_spread(float(error["errors"]), float(error["errors_sq"]), n)
+            c_mean, c_sd = _mean_spread(c_errors, float(sides["errors_sq"].sum()) - float(error["errors_sq"]), c_n)
+            half = stats.t.ppf(0.5 + CONFIDENCE / 2, c_n - 1) * c_sd / np.sqrt(c_n) if c_n > 1 else np.nan
+            error["complement_ci_low"], error["complement_ci_high"] = max(c_mean - half, 0.0), c_mean + half
+            error["sd"], error["complement_sd"] = sd, c_sd
+            low, high = mean_ratio_interval(error["rate"], sd / np.sqrt(n) if n > 0 else np.nan, c_mean,
+                                            c_sd / np.sqrt(c_n) if c_n > 0 else np.nan)
+    error["ratio_ci_low"], error["ratio_ci_high"] = float(low[0]), float(high[0])
     if row is not None:
-        error.update(q_value=row["q_value"], finding=bool(row["finding"]), verdict=row["verdict"])
+        # The search's own p-value (its exact test may have replaced the score test where this lone one kept it).
+        error.update(p_value=row["p_value"], q_value=row["q_value"], finding=bool(row["finding"]),
+                     verdict=row["verdict"])
         return error, (f"q = {fmt_q(row['q_value'])}: tested against the rest, Benjamini-Hochberg over the "
                        f"{snapshot.slices.tested:,} slices the search tested with its "
                        f"{snapshot.slices.shown:,} findings shown as the discoveries")
-    error.update(q_value=np.nan, finding=bool(error["p_value"] < spec.policy.fdr and error["difference"] > 0
-                                              and error["n"] >= spec.policy.min_support
-                                              and material(error["rate"], error["complement_rate"], spec.policy)))
+    finding, verdict = _verdict(error, spec)
+    error.update(q_value=np.nan, finding=finding, verdict=verdict)
     return error, (f"p = {fmt_q(error['p_value'])}: this slice alone tested against the rest, as the search tests "
                    f"each slice, but not adjusted for other slices you may have looked at; if you chose it after "
                    f"seeing the data, read a small p with care")
 
 
-def _need(slice_: Slice, error: dict[str, Any], spec: AuditSpec, snapshot: AuditSnapshot, quality: QualityTable,
-          audit_quality: bool) -> tuple[str | None, int | None, str]:
+def _mean_verdict(error: dict[str, Any], sig: float, spec: AuditSpec) -> str:
+    """A mean loss's verdict against the rest as the group table judges one (the rule of `derive_verdict` for rates)."""
+    rate, rest, policy = error["rate"], error["complement_rate"], spec.policy
+    if error["n"] < policy.min_support or pd.isna(rate) or pd.isna(rest):
+        return "insufficient_data"
+    if rest == 0:
+        return "within" if rate == 0 else "insufficient_data"
+    if policy.ratio_low <= rate / rest <= policy.ratio_high:
+        return "within"
+    return "outside" if sig < policy.fdr else "inconclusive"
+
+
+def _need(slice_: Slice, error: dict[str, Any], spec: AuditSpec, snapshot: AuditSnapshot | None,
+          quality: QualityTable, audit_quality: bool, metric: str) -> tuple[str | None, int | None, str]:
     """The slice's data need: its finding's, as the snapshot has it, else diagnosed from its counts and signals."""
-    finding = next((f for f in (snapshot.findings or ()) if tuple(f.slice) == slice_), None)
+    findings = snapshot.findings if snapshot is not None else None
+    finding = next((f for f in (findings or ()) if tuple(f.slice) == slice_), None)
     if finding is not None and audit_quality:
         return finding.need, finding.additional_rows, finding.message
-    proportion = spec.slices.error != "score_loss"
-    verdict = "finding" if error["finding"] else (None if proportion else "inconclusive")
+    proportion = spec.slices.error not in MEAN_LOSSES
     sig = error["p_value"] if pd.isna(error["q_value"]) else error["q_value"]
+    means: dict[str, Any] = {}
+    if proportion:
+        verdict = "finding" if error["finding"] else None
+    elif spec.task == "binary":  # the score loss: no spread is planned from (its need words stay as they were)
+        verdict = "finding" if error["finding"] else "inconclusive"
+    else:
+        # A regression error: judged as the group table judges a mean, its rows to settle it from power for means.
+        verdict = "finding" if error["finding"] else _mean_verdict(error, sig, spec)
+        means = {"rate": error["rate"], "rest_rate": error["complement_rate"],
+                 "spread": (error["sd"], error["complement_sd"], False)}
     # A slice the search tested is judged in the search's BH family: its rows to settle it at that family's level.
     family = None
-    if not pd.isna(error["q_value"]) and snapshot.slices is not None:
+    if not pd.isna(error["q_value"]) and snapshot is not None and snapshot.slices is not None:
         table = snapshot.slices.rows
         family = table["p_value"].to_numpy(float)[[tuple(s) != slice_ for s in table["slice"]]]
     d = diagnose(slice_, int(error["n"]), int(error["errors"]) if proportion else None, int(error["complement_n"]),
-                 int(round(error["complement_errors"])) if proportion else None, spec, metric=spec.slices.error,
+                 int(round(error["complement_errors"])) if proportion else None, spec, metric=metric,
                  verdict=verdict, q_value=None if pd.isna(sig) else float(sig), quality=quality,
-                 family_pvalues=family)
+                 family_pvalues=family, **means)
     message = d.message
     if finding is not None and finding.need != d.need:  # the audit checks the data of its top_k findings only
         message += (f" (The audit, which did not check this finding's data quality, says: "
                     f"{NEED_LABELS.get(finding.need, 'nothing')}.)")
     return d.need, d.additional_rows, message
+
+
+def signal_analysis(slice_: Slice, sides: pd.DataFrame, spec: AuditSpec, snapshot: AuditSnapshot | None,
+                    quality: QualityTable, quality_family: str) -> SliceSignal:
+    """The slice's searched error signal against the rest: test, ratio, the search's verdict, need, quality signals.
+
+    sides: the signal's counts per side (`sides_test`); snapshot: the audit (None: no search to compare
+    with, every slice is tested alone); `quality_family` is 'audit' when `quality` is the audit's own
+    table, 'on_demand' when it was counted for this slice alone.
+    """
+    table = snapshot.slices if snapshot is not None else None
+    rank, row = _search_row(table, slice_)
+    origin, origin_text = _origin(rank, row, table)
+    error, test_note = _test(slice_, sides, spec, snapshot, row)
+    metric = signal_metric(spec)
+    need, extra, message = _need(slice_, error, spec, snapshot, quality, quality_family == "audit", metric)
+    rule = quality.label_error_rule
+    return SliceSignal(
+        origin=origin, origin_text=origin_text, metric=metric, error=error, test_note=test_note, need=need,
+        additional_rows=extra, message=message, quality=quality.for_slice(slice_).reset_index(drop=True),
+        quality_note=("tested with every signal of the audit (Benjamini-Hochberg over all of them)"
+                      if quality_family == "audit" else
+                      "counted now for this slice: the audit did not check it; Benjamini-Hochberg over its signals "
+                      "and those of the sensitive groups"),
+        label_rule=(rule.describe() if rule is not None
+                    else "; ".join(quality.notes) or "label-error signal not computed"),
+    )
+
+
+def signal_fields(signal: SliceSignal) -> dict[str, Any]:
+    """A SliceSignal's fields by name, to build an analysis that carries them (`SliceAnalysis`, `TaskSliceAnalysis`)."""
+    return {f.name: getattr(signal, f.name) for f in fields(signal)}
 
 
 def analyse_slice(slice_: Slice, cells: pd.DataFrame, values: pd.DataFrame, spec: AuditSpec,
@@ -222,24 +399,13 @@ def analyse_slice(slice_: Slice, cells: pd.DataFrame, values: pd.DataFrame, spec
     outcomes = binarize(frame[[SIDE, "label_raw", "pred_raw", "n"]], sspec)
     rows = compute_group_table(outcomes.labelled, outcomes.population, None, sspec).rows
     rows["group"] = rows["slice"].map(lambda s: s[0][1])
-    rank, row = _search_row(snapshot.slices, slice_)
-    origin, origin_text = _origin(rank, row, snapshot.slices)
-    error, test_note = _test(slice_, cells, spec, snapshot, row)
-    need, extra, message = _need(slice_, error, spec, snapshot, quality, quality_family == "audit")
-    rule = quality.label_error_rule
+    data = snapshot.data
+    sides = _error_counts(cells, data.positive_label, data.positive_prediction, spec.slices.error)
+    signal = signal_analysis(slice_, sides, spec, snapshot, quality, quality_family)
     return SliceAnalysis(
-        slice=slice_, label=slice_label(slice_), origin=origin, origin_text=origin_text, metric=spec.slices.error,
-        error=error, test_note=test_note, need=need, additional_rows=extra, message=message, side_rows=rows,
+        slice=slice_, label=slice_label(slice_), side_rows=rows,
         confusion=confusion_by_group(outcomes.labelled, [SIDE]), rows=int(cells.loc[cells["in_slice"], "n"].sum()),
-        rest_rows=int(cells.loc[~cells["in_slice"], "n"].sum()),
-        quality=quality.for_slice(slice_).reset_index(drop=True),
-        quality_note=("tested with every signal of the audit (Benjamini-Hochberg over all of them)"
-                      if quality_family == "audit" else
-                      "counted now for this slice: the audit did not check it; Benjamini-Hochberg over its signals "
-                      "and those of the sensitive groups"),
-        label_rule=(rule.describe() if rule is not None
-                    else "; ".join(quality.notes) or "label-error signal not computed"),
-        values=values,
+        rest_rows=int(cells.loc[~cells["in_slice"], "n"].sum()), values=values, **signal_fields(signal),
     )
 
 
@@ -404,16 +570,32 @@ def option_texts(snapshot: AuditSnapshot, options: Sequence[Slice]) -> dict[Slic
 # ----------------------------------------------------------------------------- one slice: the drill-down's views
 
 
+def verdict_text(a: SliceAnalysis) -> str:
+    """The ratio of the slice's error signal to the rest's with its interval, and the slice search's verdict on it."""
+    e = a.error
+    ratio = "—" if pd.isna(e.get("ratio")) else f"{e['ratio']:.2f}"
+    if not pd.isna(e.get("ratio_ci_low")) and not pd.isna(e.get("ratio_ci_high")):
+        ratio += f" (95% interval {e['ratio_ci_low']:.2f} to {e['ratio_ci_high']:.2f})"
+    who = "the slice search's verdict" if a.origin != "hand" else "the slice search would call it"
+    return f"Ratio to the rest: {ratio}; {who}: {SEARCH_VERDICTS.get(e.get('verdict'), 'not tested')}."
+
+
 def analysis_lines(a: SliceAnalysis) -> list[str]:
-    """The drill-down's headline as Markdown lines: origin, the gap with its test, the need (data text escaped)."""
+    """The drill-down's headline as Markdown lines: origin, the gap with its test, ratio and verdict, the need.
+
+    `a` is a SliceAnalysis or any analysis carrying a SliceSignal's fields and rows, rest_rows
+    (`connectors.task_drilldown.TaskSliceAnalysis`). Data text is escaped.
+    """
     e = a.error
     need = NEED_LABELS.get(a.need, "nothing") if a.need else "nothing"
     return [
         md_escape(a.origin_text),
         md_escape(f"{a.rows:,} rows in the slice, {a.rest_rows:,} in the rest. Its {metric_text(a.metric)} is "
         f"{interval_text(e['rate'], e['ci_low'], e['ci_high'], a.metric)} on n = {int(e['n']):,} against "
-        f"{_value_text(e['complement_rate'], a.metric)} on n = {int(e['complement_n']):,} for the rest, a difference "
+        f"{interval_text(e['complement_rate'], e['complement_ci_low'], e['complement_ci_high'], a.metric)} on "
+        f"n = {int(e['complement_n']):,} for the rest, a difference "
         f"of {difference_text(e['difference'], e['diff_ci_low'], e['diff_ci_high'], a.metric)}; {a.test_note}."),
+        md_escape(verdict_text(a)),
         f"**Needs: {md_escape(need)}.** {md_escape(a.message)}",
     ]
 

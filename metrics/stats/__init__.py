@@ -13,8 +13,8 @@ __all__, __getattr__, __dir__ = lazy_interface(__name__, {
         "reference_slice", "slice_label", "wide_table"
     ),
     "intervals": (
-        "CONFIDENCE", "bh_level", "bh_qvalues", "difference_interval", "ratio_interval", "two_proportion_pvalue",
-        "wilson_interval"
+        "CONFIDENCE", "bh_level", "bh_qvalues", "difference_interval", "mean_ratio_interval", "ratio_interval",
+        "two_proportion_pvalue", "wilson_interval"
     ),
     "multiclass": ("MulticlassResult", "compute_multiclass_table", "multiclass_counts"),
     "regression": (

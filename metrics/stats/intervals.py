@@ -64,6 +64,21 @@ def ratio_interval(x1, n1, x2, n2, confidence: float = CONFIDENCE) -> tuple[np.n
     return _two_sample_interval(x1, n1, x2, n2, "log-adjusted", "ratio", confidence)
 
 
+def mean_ratio_interval(m1, se1, m2, se2, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """Delta-method interval for m1 / m2 of two positive means on the log scale (their standard errors given).
+
+    log(m1 / m2) has standard error sqrt((se1/m1)^2 + (se2/m2)^2), as the regression table's ratios; NaN unless
+    both means are positive.
+    """
+    m1, se1, m2, se2 = np.broadcast_arrays(*_arrays(m1, se1, m2, se2))
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    ok = (m1 > 0) & (m2 > 0) & np.isfinite(se1) & np.isfinite(se2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = m1 / np.where(ok, m2, 1.0)
+        se_log = np.sqrt((se1 / np.where(ok, m1, 1.0)) ** 2 + (se2 / np.where(ok, m2, 1.0)) ** 2)
+    return np.where(ok, ratio * np.exp(-z * se_log), np.nan), np.where(ok, ratio * np.exp(z * se_log), np.nan)
+
+
 def two_proportion_pvalue(x1, n1, x2, n2) -> np.ndarray:
     """Two-sided p-value for p1 = p2: Fisher's exact test where counts are small, else the score test.
 

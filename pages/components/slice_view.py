@@ -15,14 +15,16 @@ import time
 import streamlit as st
 
 from fairwatch.connectors.drilldown import PAGE_SIZE
+from fairwatch.connectors.task_drilldown import TaskSliceAnalysis
 from fairwatch.metrics.presentation.charts import (REST_COLOUR, SLICE_COLOUR, confusion_heatmap, distribution_chart,
                                                    histogram_chart, versus_chart)
 from fairwatch.metrics.policy.overview import NEED_LABELS, NEEDS, drilldown_scope_note, findings_by_need
-from fairwatch.metrics.presentation.quality_views import (DETAIL_SIGNALS, HEADLINE_SIGNALS, checked_rows, fired_lines,
+from fairwatch.metrics.presentation.quality_views import (DETAIL_SIGNALS, HEADLINE_SIGNALS, fired_lines,
                                    quality_points, quality_rows, quality_table)
-from fairwatch.metrics.presentation.slice_views import (BUILT, FOUND, REST_SIDE, SLICE_SIDE, analysis_lines, board_items, built_slice,
-                                 confusion_table, distribution_points, drill_options, feature_choices,
-                                 metric_versus_points, option_texts)
+from fairwatch.metrics.presentation.slice_views import (BUILT, FOUND, REST_SIDE, SLICE_SIDE, SliceAnalysis,
+                                                        analysis_lines, board_items, built_slice, confusion_table,
+                                                        distribution_points, drill_options, feature_choices,
+                                                        metric_versus_points, option_texts)
 from fairwatch.metrics.audit.snapshot import AuditSnapshot
 from fairwatch.pages.components.auth import can, log_access, md
 from fairwatch.pages.components.frame import PageContext, show_chart, show_table
@@ -125,28 +127,34 @@ def render_drilldown(ctx: PageContext, slice_: tuple) -> None:
     show_chart(versus_chart(metric_versus_points(a, colour, REST_COLOUR), "Verdict", labels=False))
     show_table(confusion_table(a), _count_columns("True positives", "False positives", "False negatives",
                                                   "True negatives", "n (labelled, with a decision)"))
+    _quality_and_values(a)
+    _example_rows(ctx, a.slice, a.label, a.rows)
+
+
+def _quality_and_values(a: SliceAnalysis | TaskSliceAnalysis) -> None:
+    """The slice's data-quality signals (the audit's, or counted now) and its other features against the rest."""
     st.markdown("**Data-quality signals**")
     st.caption(f"Signals {md(a.quality_note)}. {md(a.label_rule[:1].upper() + a.label_rule[1:])}.")
     fired = fired_lines(quality_rows(a.quality, [a.slice], HEADLINE_SIGNALS + DETAIL_SIGNALS))
     st.markdown("\n".join(f"- {t}" for t in fired) or "No data-quality signal fired for this slice.")
     rows = quality_rows(a.quality, [a.slice])
-    show_chart(versus_chart(quality_points(rows, {a.label: colour}, REST_COLOUR), "Signal", labels=False))
+    show_chart(versus_chart(quality_points(rows, {a.label: SLICE_COLOUR}, REST_COLOUR), "Signal", labels=False))
     with st.expander("Every signal of this slice, per column"):
         show_table(quality_table(quality_rows(a.quality, [a.slice], HEADLINE_SIGNALS + DETAIL_SIGNALS)),
                    QUALITY_COLUMNS)
     st.markdown("**Its other features against the rest**")
     st.caption("Each value's share of the slice's rows (blue) and of the rest's (grey), with 95% intervals (the most "
                "common values of each feature); a value far more common in the slice points at where it comes from.")
-    show_chart(distribution_chart(distribution_points(a.values), colour, (SLICE_SIDE, REST_SIDE)))
-    _example_rows(ctx, a.slice, a.label, a.rows)
+    show_chart(distribution_chart(distribution_points(a.values), SLICE_COLOUR, (SLICE_SIDE, REST_SIDE)))
 
 
 def _render_task_drilldown(ctx: PageContext, slice_: tuple, note: str) -> None:
-    """A regression or multiclass slice: its metrics against the rest, its quality signals, its example rows."""
+    """A regression or multiclass slice: its error signal's test and need, its metrics against the rest, its quality
+    signals, other features and example rows."""
     sel = ctx.selection
     st.info(note)
     a = load_slice_analysis(sel.spec, sel.row_filter, slice_, stamp_of(sel.spec))
-    st.markdown(f"#### {md(a.label)}\n- {a.rows:,} rows in the slice, {a.rest_rows:,} in the rest of the data")
+    st.markdown(f"#### {md(a.label)}\n" + "\n".join(f"- {line}" for line in analysis_lines(a)))  # lines: Markdown
     st.markdown("**Its metrics against the rest of the data**")
     st.caption("Each metric in the slice and in all other rows with its 95% interval; the difference (slice minus "
                "rest) with its interval, the test's Benjamini-Hochberg q-value and the policy verdict.")
@@ -158,16 +166,7 @@ def _render_task_drilldown(ctx: PageContext, slice_: tuple, note: str) -> None:
     else:
         st.markdown("**Its errors (prediction - label) against the rest**")
         show_chart(histogram_chart(a.errors, [SLICE_SIDE, REST_SIDE], "Error (prediction - label)"))
-    quality = ctx.full_audit().quality
-    rows = checked_rows(quality, slice_)
-    st.markdown("**Data-quality signals**")
-    if rows is None:
-        st.caption("The audit did not check this slice's data quality: pick a finding (or a sensitive group).")
-    else:
-        everything = quality_rows(quality.rows, [slice_], HEADLINE_SIGNALS + DETAIL_SIGNALS)
-        st.markdown("\n".join(f"- {t}" for t in fired_lines(everything))
-                    or "No data-quality signal fired for this slice.")
-        show_table(quality_table(everything), QUALITY_COLUMNS)
+    _quality_and_values(a)
     _example_rows(ctx, a.slice, a.label, a.rows)
 
 
