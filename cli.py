@@ -258,41 +258,34 @@ def cmd_audit(args: argparse.Namespace) -> int:
     """fairwatch audit: run the audit and write the snapshot folder."""
     from fairwatch.connectors.report_worker import ReportWorker
 
-    workers: list[ReportWorker] = []
+    worker: ReportWorker | None = None
     try:
-        return _audit(args, workers)
+        worker = _start_worker()
+        return _audit(args, worker)
     finally:
-        for worker in workers:
+        if worker is not None:
             worker.close()
 
 
-def _start_worker(workers: list) -> Any:
-    """Fork the report worker now, after the audit's imports and before any thread or DuckDB database.
+def _start_worker() -> Any:
+    """Fork the report worker now, first thing: before any import of pandas or the statistics, any thread, any DuckDB.
 
-    Forked here it shares pandas and the statistics already imported, and loads only fpdf2, Altair and
-    vl-convert while DuckDB counts, then draws the reports while this process writes the data files.
-    bench_cli, 10M rows, 3 sensitive, median of 3, same run, load 1-2: 4.46 s / 6.44 CPU-s with it,
-    5.55 s / 7.10 CPU-s without, 5.31 s / 6.81 CPU-s on main; at load 6-7: 6.52 s vs 6.87 s vs 7.84 s
-    (issue 18). A worker forked at the very start imported pandas and scipy a second time and was slower.
-    FAIRWATCH_REPORT_WORKER=0 draws in this process instead.
+    Forked at the start, the worker imports what drawing needs (pandas, fpdf2, Altair, vl-convert's runtime) on
+    one core while this process imports the audit and DuckDB scans, instead of leaving that core idle for the
+    second of this process's imports; the report path imports no scipy.stats or statsmodels (metrics/stats
+    imports them where an interval is computed), so nothing is imported twice but pandas. Earlier the fork came
+    after the audit's imports (4.46 s / 6.44 CPU-s vs 5.55 s / 7.10 CPU-s in one process, issue 18), when the
+    report path still pulled in scipy. FAIRWATCH_REPORT_WORKER=0 draws in this process instead.
     """
     if os.environ.get("FAIRWATCH_REPORT_WORKER", "").strip() == "0":
         return None
-    import importlib
-
     from fairwatch.connectors.report_worker import ReportWorker
 
-    for name in ("fairwatch.connectors.audit", "fairwatch.metrics.presentation.report_model"):
-        importlib.import_module(name)  # before the fork: the worker shares them instead of importing them again
-
-    worker = ReportWorker.start()
-    if worker is not None:
-        workers.append(worker)
-    return worker
+    return ReportWorker.start()
 
 
-def _audit(args: argparse.Namespace, workers: list) -> int:
-    """The audit command's work; a report worker it starts goes into `workers` (the caller stops it)."""
+def _audit(args: argparse.Namespace, worker: Any) -> int:
+    """The audit command's work, its report drawn by `worker` (a started ReportWorker, or None: in this process)."""
     from fairwatch.connectors.access import cli_author
     from fairwatch.connectors.counts import fetch_group_counts
     from fairwatch.connectors.export import author_block, check_target, export_snapshot
@@ -300,7 +293,6 @@ def _audit(args: argparse.Namespace, workers: list) -> int:
     from fairwatch.connectors.source import open_source
     from fairwatch.metrics.audit.spec import RowFilter
 
-    worker = _start_worker(workers)
     if worker is None:
         from fairwatch.connectors.report import warm_up_reports
 
