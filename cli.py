@@ -258,12 +258,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     """fairwatch audit: run the audit and write the snapshot folder."""
     from fairwatch.connectors.report_worker import ReportWorker
 
-    worker: ReportWorker | None = None
+    workers: list[ReportWorker] = []
     try:
-        worker = _start_worker()
-        return _audit(args, worker)
+        return _audit(args, workers)
     finally:
-        if worker is not None:
+        for worker in workers:
             worker.close()
 
 
@@ -284,8 +283,8 @@ def _start_worker() -> Any:
     return ReportWorker.start()
 
 
-def _audit(args: argparse.Namespace, worker: Any) -> int:
-    """The audit command's work, its report drawn by `worker` (a started ReportWorker, or None: in this process)."""
+def _audit(args: argparse.Namespace, workers: list) -> int:
+    """The audit command's work; the report worker it starts goes into `workers` (the caller stops it)."""
     from fairwatch.connectors.access import cli_author
     from fairwatch.connectors.counts import fetch_group_counts
     from fairwatch.connectors.export import author_block, check_target, export_snapshot
@@ -293,7 +292,10 @@ def _audit(args: argparse.Namespace, worker: Any) -> int:
     from fairwatch.connectors.source import open_source
     from fairwatch.metrics.audit.spec import RowFilter
 
-    if worker is None:
+    worker = _start_worker()
+    if worker is not None:
+        workers.append(worker)
+    else:
         from fairwatch.connectors.report import warm_up_reports
 
         warm_up_reports()  # the report libraries load in threads while DuckDB counts
