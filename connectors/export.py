@@ -431,6 +431,14 @@ def prepare_document(doc: Mapping[str, Any], *, fingerprint: DataFingerprint | M
     return out, summary
 
 
+def preview_document(snapshot: AuditSnapshot, k: int | None = None,
+                     author: Mapping[str, Any] | str | None = None) -> dict[str, Any]:
+    """The document of an audit so far (its groups, no slices yet) as an export would prepare it: for drawing the
+    report's charts ahead (`ReportWorker.preview`); the report itself is drawn from the exported document."""
+    return prepare_document(snapshot.to_dict(), fingerprint=None, k=k, snapshot_id="preview", exported_at=now_iso(),
+                            validate=False, author=author)[0]
+
+
 def export_snapshot(snapshot: AuditSnapshot, out: str | os.PathLike | None = None, *,
                     history: str | os.PathLike | None = None, src: OpenSource | None = None, k: int | None = None,
                     zip_path: str | os.PathLike | None = None,

@@ -246,3 +246,66 @@ print(json.dumps({"children": len(children), "exitcode": worker._proc.exitcode,
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
     assert got == {"children": 1, "exitcode": 0, "left": []}
+
+
+_AHEAD = """
+import json, sys
+from pathlib import Path
+import fairwatch.connectors.report
+from fairwatch.connectors.report_worker import _ChartProcess, draw_reports
+from fairwatch.metrics.presentation.report_model import build_report
+folder, files, out, changed = Path(sys.argv[1]), json.loads(sys.argv[2]), Path(sys.argv[3]), sys.argv[4] == "changed"
+doc = json.loads((folder / "snapshot.json").read_text(encoding="utf-8"))
+charts = _ChartProcess.start()
+ahead = json.loads(json.dumps(doc))
+if changed:  # the audit so far differs from the report: one group's rates moved
+    for cell in ahead["groups"][0]["metrics"].values():
+        if isinstance(cell.get("value"), float):
+            cell["value"] = cell["value"] / 2
+charts.prime(build_report(ahead, files=[]).charts())
+sent = []
+send = charts._send
+charts._send = lambda batch: (sent.extend(c.chart_id for c in batch), send(batch))[1]
+html, pdf = draw_reports(doc, files, chart_process=charts)
+charts.close()
+out.with_suffix(".html").write_bytes(html)
+out.with_suffix(".pdf").write_bytes(pdf)
+print(json.dumps({"sent": sent, "vl_convert_here": "vl_convert" in sys.modules}))
+"""
+
+
+@pytest.mark.parametrize("changed", [False, True], ids=["same specs", "changed specs"])
+def test_charts_drawn_ahead_are_reused_only_for_the_very_same_spec(audited, tmp_path, changed):
+    """Charts drawn from the audit so far are reused when the report's spec is the same text (nothing is drawn
+    again) and drawn again when it differs; either way the report is the one-process report, byte for byte."""
+    doc, files = job_of(audited)
+    proc = _run(_AHEAD, str(audited), json.dumps(files), str(tmp_path / "report"), "changed" if changed else "same")
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert not got["vl_convert_here"]
+    model = build_report(doc, files=files)
+    if changed:
+        assert got["sent"] and set(got["sent"]) < {c.chart_id for c in model.charts()}
+    else:
+        assert got["sent"] == []
+    html, pdf = one_process(doc, files)
+    assert (tmp_path / "report.html").read_bytes() == html
+    assert (tmp_path / "report.pdf").read_bytes() == pdf
+
+
+def test_the_audit_hands_over_its_groups_before_its_slices(tmp_path):
+    """run_audit's on_groups gets, once, the audit so far: the final audit's group table, without slices yet."""
+    from fairwatch.cli import build_parser, spec_from_args
+    from fairwatch.connectors.audit import run_audit
+
+    log = small_log(tmp_path / "log.csv")
+    spec = spec_from_args(build_parser().parse_args(["audit", str(log), "--label", "label", "--prediction", "pred",
+                                                     "--sensitive", "sex,race", "--out", str(tmp_path / "x")]))
+    seen = []
+    snap = run_audit(spec, on_groups=seen.append)
+    assert len(seen) == 1
+    early = seen[0]
+    assert early.slices is None and early.findings is None and snap.slices is not None
+    pd.testing.assert_frame_equal(early.groups.rows, snap.groups.rows)
+    pd.testing.assert_frame_equal(early.representation, snap.representation)
+    assert early.to_dict()["groups"][0]["metrics"] == snap.to_dict()["groups"][0]["metrics"]
