@@ -18,7 +18,9 @@ imported pandas and the report model, before it loads Altair or fpdf2): vl-conve
 converts, so in a thread beside the PDF layout the two took turns on one core; in two processes both cores
 work while the audit process waits for the report. The chart process calls the same `render_charts`; a
 chart it could not draw or send back is drawn again in the worker, so nothing is lost and its error is the
-one a single process raises.
+one a single process raises. It starts early: `fairwatch audit` sends a preview (the audit's groups, no
+slices yet, `ReportWorker.preview`) while DuckDB scans the slices, and the report later takes a chart
+drawn then only when its Vega-Lite spec is the very same JSON text, so the bytes cannot differ.
 
 This module imports nothing heavy at load time; `can_fork` says when a fork is safe (no thread
 running, no chart runtime loaded); the caller forks before it opens a DuckDB database.
