@@ -270,31 +270,18 @@ def _start_worker() -> Any:
     """Fork the report worker now: after pandas and the export's modules, before the statistics, any thread or DuckDB.
 
     Forked here it shares pandas and the report model with this process, then imports fpdf2 and Altair and
-    forks its chart process (vl-convert) while this process scans; the report path imports no scipy.stats or
-    statsmodels (metrics imports them where a test or interval is computed). Forked before pandas, the worker
-    imported it a second time: bench_cli, 10M rows, median of 3, same run (load 15): 7.79 CPU-s here against
-    8.44 CPU-s forked first. Earlier (issue 18) the fork came after the statistics' import: 4.46 s / 6.44 CPU-s
-    against 5.55 s / 7.10 CPU-s in one process. FAIRWATCH_REPORT_WORKER=0 draws in this process instead.
+    forks its chart process (vl-convert) while this process imports the statistics and DuckDB scans; the
+    report path imports no scipy.stats or statsmodels (metrics/stats/intervals and the overview import them
+    where an interval is computed), so the worker needs neither. Forked first thing, before pandas, the worker
+    imported pandas a second time: bench_cli, 10M rows, median of 3, same run, load 15: 7.64 CPU-s here against
+    8.44 forked first (7.91 on main). Earlier (issue 18) the fork came after the statistics' import: 4.46 s /
+    6.44 CPU-s against 5.55 s / 7.10 CPU-s in one process. FAIRWATCH_REPORT_WORKER=0 draws in this process.
     """
     if os.environ.get("FAIRWATCH_REPORT_WORKER", "").strip() == "0":
         return None
     from fairwatch.connectors.report_worker import ReportWorker
 
     return ReportWorker.start()
-
-
-def _draw_ahead(worker: Any, k: int | None, author: dict[str, Any]) -> Any:
-    """run_audit's `on_groups`: the worker draws the report's charts from the groups while DuckDB scans the slices.
-
-    The charts need only the groups and the representation; drawn here they leave the report's end with
-    the PDF layout alone. The worker reuses a chart only when the report's spec is the very same text, so
-    the files are the same bytes; without a worker there is nothing to start early.
-    """
-    if worker is None:
-        return None
-    from fairwatch.connectors.export import preview_document
-
-    return lambda partial: worker.preview(preview_document(partial, k=k, author=author), ())
 
 
 def _audit(args: argparse.Namespace, workers: list) -> int:
@@ -323,15 +310,13 @@ def _audit(args: argparse.Namespace, workers: list) -> int:
     src = open_source(spec.source, memory_limit=args.memory_limit, threads=args.threads)
     try:
         # The fingerprint and the group counts are scans in DuckDB (GIL released): they run while this thread
-        # imports the audit and, for the fingerprint, while it audits. The statistics (scipy, statsmodels: about a
-        # second) load on first use, in the audit's group-table thread while DuckDB scans the slices.
+        # imports the statistics (scipy, statsmodels: a second or more) and, for the fingerprint, while it audits.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fairwatch-scan") as pool:
             fingerprint = pool.submit(fingerprint_source, src, spec, RowFilter())
             counts = pool.submit(fetch_group_counts, src, spec, RowFilter()) if spec.task == "binary" else None
             from fairwatch.connectors.audit import run_audit
 
-            snap = run_audit(spec, RowFilter(), src, counts=counts.result() if counts is not None else None,
-                             on_groups=_draw_ahead(worker, args.suppress_below, author))
+            snap = run_audit(spec, RowFilter(), src, counts=counts.result() if counts is not None else None)
             if args.plan_budget is not None:
                 from fairwatch.connectors.queue import attach_plan
 

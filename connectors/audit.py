@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
@@ -40,14 +39,11 @@ def tool_versions() -> dict[str, str]:
 
 
 def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSource | None = None, *,
-              search_slices: bool = True, counts: GroupCounts | None = None,
-              on_groups: Callable[[AuditSnapshot], None] | None = None) -> AuditSnapshot:
+              search_slices: bool = True, counts: GroupCounts | None = None) -> AuditSnapshot:
     """The full audit of a source as one snapshot: groups, representation, slices, data quality, needs.
 
     `counts`: `fetch_group_counts(src, spec, row_filter)` when the caller fetched them already (the CLI
-    does, while it imports this module); binary audits only. `on_groups`: called, in the group-table
-    thread, with the audit so far (groups and representation; no slices, quality or needs yet), while
-    DuckDB scans the slices: the CLI starts drawing the report's charts from it (issue 18). Binary only.
+    does, while it imports this module); binary audits only.
     """
     started = time.perf_counter()
     row_filter = row_filter or RowFilter()
@@ -66,8 +62,6 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairwatch-groups")
         groups = pool.submit(_group_tables, counts, outcomes, spec)
         pool.shutdown(wait=False)
-        if on_groups is not None:
-            groups.add_done_callback(_early(on_groups, spec, row_filter, outcomes.summary, source.description))
         if search_slices:
             summary = outcomes.summary
             slices = find_slices(fetch_slice_counts(source, spec, summary.positive_label,
@@ -102,26 +96,6 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
         group_needs=needs,
         findings=build_findings(slices, quality, spec) if slices is not None else None,
     )
-
-
-def _early(on_groups: Callable[[AuditSnapshot], None], spec: AuditSpec, row_filter: RowFilter, data: Any,
-           description: str) -> Callable[[Future], None]:
-    """A done-callback of the group-table future that hands `on_groups` the audit so far (never raises)."""
-
-    def call(done: Future) -> None:
-        """The groups and representation as a snapshot without slices; a failure is left to the audit to raise."""
-        if done.cancelled() or done.exception() is not None:
-            return
-        table, representation, tests = done.result()
-        try:
-            on_groups(AuditSnapshot(spec=spec, row_filter=row_filter, data=data, source_description=description,
-                                    groups=table, representation=representation, representation_tests=tests,
-                                    created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                    tool_versions=tool_versions()))
-        except Exception:  # noqa: BLE001 - only a head start for the report: the export draws from the full audit
-            pass
-
-    return call
 
 
 def _group_tables(counts: GroupCounts, outcomes: Any, spec: AuditSpec) -> tuple[Any, Any, Any]:

@@ -18,9 +18,7 @@ imported pandas and the report model, before it loads Altair or fpdf2): vl-conve
 converts, so in a thread beside the PDF layout the two took turns on one core; in two processes both cores
 work while the audit process waits for the report. The chart process calls the same `render_charts`; a
 chart it could not draw or send back is drawn again in the worker, so nothing is lost and its error is the
-one a single process raises. It starts early: `fairwatch audit` sends a preview (the audit's groups, no
-slices yet, `ReportWorker.preview`) while DuckDB scans the slices, and the report later takes a chart
-drawn then only when its Vega-Lite spec is the very same JSON text, so the bytes cannot differ.
+one a single process raises.
 
 This module imports nothing heavy at load time; `can_fork` says when a fork is safe (no thread
 running, no chart runtime loaded); the caller forks before it opens a DuckDB database.
@@ -35,7 +33,6 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -154,9 +151,7 @@ class _ChartProcess:
     """vl-convert in a process of its own: draws the charts it is sent, one reply per chart, in order.
 
     Forked with os.fork, not multiprocessing: the worker is a daemon process, which multiprocessing does not
-    let have children (the worker waits for this one when it stops, so it is never left behind). Charts
-    drawn ahead (`prime`, from the audit's groups before its slices are done) are kept by their spec: a
-    report chart with the very same spec (the same JSON text) is not drawn again.
+    let have children (the worker waits for this one when it stops, so it is never left behind).
     """
 
     def __init__(self, inherited: Sequence[Connection] = ()) -> None:
@@ -172,11 +167,7 @@ class _ChartProcess:
             finally:
                 os._exit(code)
         child.close()
-        self._lock = threading.Lock()
-        self._waiting: deque[Future] = deque()  # one future per chart sent, in the order the replies come
-        self._lost = False
-        self._receiver: threading.Thread | None = None
-        self._primed: dict[str, Future] = {}
+        self._receiving: threading.Thread | None = None
 
     @classmethod
     def start(cls, inherited: Sequence[Connection] = ()) -> _ChartProcess | None:
@@ -188,64 +179,38 @@ class _ChartProcess:
         except OSError:
             return None
 
-    def _send(self, charts: list[Any]) -> list[Future] | None:
-        """Send charts to draw; a future per chart (render_charts' dict, its exception, or _Redo), None if lost."""
-        with self._lock:
-            if self._lost:
-                return None
-            try:
-                self._conn.send(charts)
-            except Exception:  # noqa: BLE001 - a dead process or a chart that does not pickle: drawn in this process
-                return None
-            futures = [Future() for _ in charts]
-            self._waiting.extend(futures)
-            if self._receiver is None:
-                self._receiver = threading.Thread(target=self._receive, name="fairwatch-charts-receive", daemon=True)
-                self._receiver.start()
-            return futures
-
-    def _receive(self) -> None:
-        """Resolve each chart's future as its reply comes; a lost process leaves the rest to be redrawn."""
-        try:
-            while True:
-                status, value = self._conn.recv()
-                with self._lock:
-                    future = self._waiting.popleft()
-                if status == "ok":
-                    future.set_result(value)
-                elif status == "error":
-                    future.set_exception(value)
-                else:
-                    future.set_result(_Redo())
-        except Exception:  # noqa: BLE001 - EOF or a broken pipe: every chart not received is drawn in the worker
-            with self._lock:
-                self._lost = True
-                while self._waiting:
-                    self._waiting.popleft().set_result(_Redo())
-
-    def prime(self, charts: list[Any]) -> None:
-        """Start drawing charts ahead of the report that will hold them (kept by spec)."""
-        new = [chart for chart in charts if chart.spec_json not in self._primed]
-        futures = self._send(new) if new else None
-        for chart, future in zip(new, futures or ()):
-            self._primed[chart.spec_json] = future
-
     def submit(self, charts: list[Any]) -> dict[str, Future] | None:
-        """A future per chart id holding render_charts' dict, its exception, or _Redo; drawn ahead when it was primed.
+        """Send the charts; a future per chart id holding render_charts' dict, its exception, or _Redo.
 
         None when the charts cannot be sent (the process is gone): the caller draws them itself.
         """
-        pending: dict[str, Future] = {}
-        for chart in charts:
-            ahead = self._primed.get(chart.spec_json)
-            if ahead is not None:
-                pending[chart.chart_id] = _renamed(ahead, chart.chart_id)
-        rest = [chart for chart in charts if chart.chart_id not in pending]
-        futures = self._send(rest) if rest else []
-        if futures is None:
+        if self._receiving is not None:
+            self._receiving.join()  # the replies of an earlier report first: they share the pipe
+        try:
+            self._conn.send(charts)
+        except Exception:  # noqa: BLE001 - a dead process or a chart that does not pickle: drawn in this process
             return None
-        pending.update({chart.chart_id: future for chart, future in zip(rest, futures)})
-        return {chart.chart_id: pending[chart.chart_id] for chart in charts}
+        pending = {chart.chart_id: Future() for chart in charts}
+
+        def receive() -> None:
+            """Resolve each chart's future as its reply comes; a lost process leaves the rest to be redrawn."""
+            try:
+                for key, future in pending.items():
+                    status, value = self._conn.recv()
+                    if status == "ok":
+                        future.set_result(value)
+                    elif status == "error":
+                        future.set_exception(value)
+                    else:
+                        future.set_result(_Redo())
+            except Exception:  # noqa: BLE001 - EOF or a broken pipe: every chart not received is drawn here
+                for future in pending.values():
+                    if not future.done():
+                        future.set_result(_Redo())
+
+        self._receiving = threading.Thread(target=receive, name="fairwatch-charts-receive", daemon=True)
+        self._receiving.start()
+        return pending
 
     def close(self) -> None:
         """Tell the process to stop and wait for it (its CPU time then counts in this process's children)."""
@@ -267,25 +232,6 @@ class _ChartProcess:
             return os.waitpid(self._pid, os.WNOHANG)[0] != 0
         except ChildProcessError:
             return True
-
-
-def _renamed(ahead: Future, chart_id: str) -> Future:
-    """A chart drawn ahead, under the report's chart id; one that failed there is drawn again here (_Redo).
-
-    The same spec draws the same picture; an error is raised from the report's own chart (its title), so a
-    failed chart drawn ahead is not reused.
-    """
-    out: Future = Future()
-
-    def done(f: Future) -> None:
-        """Copy the drawn chart, keyed by the report's chart id."""
-        if f.exception() is not None or isinstance(f.result(), _Redo):
-            out.set_result(_Redo())
-        else:
-            out.set_result({chart_id: next(iter(f.result().values()))})
-
-    ahead.add_done_callback(done)
-    return out
 
 
 def _serve_charts(conn: Connection, parent_ends: Sequence[Connection]) -> None:
@@ -337,21 +283,6 @@ def draw_reports(document: Mapping[str, Any], files: Sequence[str],
     return html, pdf
 
 
-_PREVIEW = "preview"  # a job that is only a head start: the report's charts from the audit so far, no reply
-
-
-def _draw_ahead(document: Mapping[str, Any], files: Sequence[str], charts: _ChartProcess | None) -> None:
-    """Start the chart process on the charts of a preview document (the audit so far); never raises."""
-    if charts is None:
-        return
-    try:
-        from fairwatch.metrics.presentation.report_model import build_report
-
-        charts.prime(build_report(document, files=list(files)).charts())
-    except Exception:  # noqa: BLE001 - a head start only: the report draws whatever it does not find drawn
-        pass
-
-
 def _serve(conn: Connection, parent_end: Connection) -> None:
     """The worker's life: warm up, then draw each document received until told to stop (None) or the pipe closes."""
     # A forked worker holds a copy of the parent's end: closed, so a parent that dies leaves this one an EOF.
@@ -367,9 +298,6 @@ def _serve(conn: Connection, parent_end: Connection) -> None:
                 return
             if job is None:
                 return
-            if job[0] == _PREVIEW:
-                _draw_ahead(job[1], job[2], charts)
-                continue
             try:
                 reply: tuple[str, Any] = ("ok", draw_reports(*job, chart_process=charts))
             except Exception as exc:  # noqa: BLE001 - every error goes back to the export, which raises it there
@@ -395,7 +323,6 @@ class ReportWorker:
         child.close()
         self._lock = threading.Lock()
         self._idle = False  # True once the worker has answered: it waits for the next job and can stop cleanly
-        self._submitted = False  # a report was sent: a preview now would only delay it
 
     @classmethod
     def start(cls) -> ReportWorker | None:
@@ -407,23 +334,6 @@ class ReportWorker:
         except (OSError, RuntimeError, ValueError):
             return None
 
-    def preview(self, document: Mapping[str, Any], files: Sequence[str]) -> None:
-        """Let the worker draw the charts of the audit so far while the audit goes on (no reply, never raises).
-
-        Sent from a thread, so the caller never waits for a worker still warming up; a preview that would
-        arrive after the report itself is not sent.
-        """
-        def send() -> None:
-            """Send the preview unless the report went first."""
-            try:
-                with self._lock:
-                    if not self._submitted:
-                        self._conn.send((_PREVIEW, document, list(files)))
-            except Exception:  # noqa: BLE001 - a dead worker: the report is drawn without a head start
-                pass
-
-        threading.Thread(target=send, name="fairwatch-report-preview", daemon=True).start()
-
     def submit(self, document: Mapping[str, Any], files: Sequence[str]) -> Future:
         """Start drawing the report in the worker; the future holds ("ok", (html, pdf)), ("error", exc) or ("redo", None)."""
         pending: Future = Future()
@@ -432,7 +342,7 @@ class ReportWorker:
             """Send the model and wait for the reply (in a thread: the worker may still be warming up)."""
             try:
                 with self._lock:
-                    self._idle, self._submitted = False, True
+                    self._idle = False
                     self._conn.send((document, list(files)))
                     reply = self._conn.recv()
                     self._idle = True

@@ -38,8 +38,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-# scipy.stats and statsmodels (about a second of imports, issue 18) are imported where they are used:
-# `fairwatch audit` then loads them in the thread that computes the group table while DuckDB scans.
+from scipy import stats
+from scipy.optimize import brentq
+from statsmodels.stats.power import NormalIndPower
+from statsmodels.stats.proportion import proportion_effectsize, samplesize_confint_proportion
 
 from fairwatch.metrics.presentation.formats import HEADLINE_METRICS
 from fairwatch.metrics.stats.groups import LOWER_IS_BETTER, RATES, GroupTable, slice_label
@@ -150,8 +152,6 @@ def _num(v: float | None) -> float | None:
 
 def _power(h: float, n1: float, n2: float, alpha: float) -> float:
     """Power of the two-sided two-sample z-test at `alpha` on Cohen's h with group sizes n1 and n2."""
-    from statsmodels.stats.power import NormalIndPower
-
     return float(NormalIndPower().power(effect_size=h, nobs1=n1, alpha=alpha, ratio=n2 / n1, alternative="two-sided"))
 
 
@@ -162,9 +162,6 @@ def _rows_for_power(h: float, n2: float, alpha: float) -> int | None:
     is found with brentq on the same statsmodels power function, bracketed by the near-tail closed
     form (effective size ((z_a/2 + z_b) / h)^2 = 1 / (1/n1 + 1/n2)) to keep the calls few.
     """
-    from scipy import stats
-    from scipy.optimize import brentq
-
     if _power(h, _MAX_ROWS, n2, alpha) < POWER:
         return None
     if _power(h, 1.0, n2, alpha) >= POWER:
@@ -206,8 +203,6 @@ def rows_plan(x1: int | None, n1: int, x2: int | None, n2: int, spec: AuditSpec,
     Returning None rather than a smaller interval-width figure keeps the answer monotone: a bigger
     gap never needs more rows.
     """
-    from statsmodels.stats.proportion import proportion_effectsize, samplesize_confint_proportion
-
     min_support, low, high = spec.policy.min_support, spec.policy.ratio_low, spec.policy.ratio_high
     alpha = spec.policy.fdr if alpha is None else float(alpha)
     floor = max(min_support - n1, 0)
@@ -262,8 +257,6 @@ def means_plan(m1: float | None, sd1: float, n1: int, m2: float | None, sd2: flo
     and the comparison are squared before the gap is taken; sd1, sd2 are on the tested scale.
     When the comparison alone is too uncertain (the bracket is <= 0) no number of slice rows decides it.
     """
-    from scipy import stats
-
     low, high, min_support = spec.policy.ratio_low, spec.policy.ratio_high, spec.policy.min_support
     alpha = spec.policy.fdr if alpha is None else float(alpha)
     floor = max(min_support - n1, 0)
@@ -631,8 +624,6 @@ def _mean_spread(row: dict | None) -> tuple[float, float]:
     The table's upper bound is the mean plus t(0.975, n-1) standard errors (never clipped; RMSE's is the
     root of MSE's, and RMSE is tested as MSE), so sd = (upper - mean) / t * sqrt(n). NaN where withheld.
     """
-    from scipy import stats
-
     if row is None or pd.isna(row["value"]) or pd.isna(row.get("ci_high", np.nan)) or int(row["support"]) < 2:
         return np.nan, np.nan
     n, value, high = int(row["support"]), float(row["value"]), float(row["ci_high"])

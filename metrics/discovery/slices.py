@@ -49,8 +49,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-# scipy.stats and statsmodels (about a second of imports, issue 18) are imported where they are used:
-# `fairwatch audit` then loads them in the thread that computes the group table while DuckDB scans.
+from scipy import stats
+from statsmodels.stats.proportion import test_proportions_2indep
 
 from fairwatch.metrics.stats.groups import slice_label
 from fairwatch.metrics.stats.intervals import CONFIDENCE, difference_interval, wilson_interval
@@ -169,8 +169,6 @@ def _slices_of(frame: pd.DataFrame, features: tuple[str, ...]) -> list[tuple[tup
 
 def exact_pvalue(x, n, total_x, total_n) -> np.ndarray:
     """Fisher's exact test of a part (x of n) against the rest of its whole (total_x of total_n), two-sided by doubling."""
-    from scipy import stats
-
     x, n, tx, tn = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (x, n, total_x, total_n))
     x, n, tx, tn = np.broadcast_arrays(x, n, tx, tn)
     p = np.full(x.shape, np.nan)
@@ -201,8 +199,6 @@ def screened_pvalue(x, n, total_x, total_n, fdr: float, floor: float | None = No
     change a decision (its p-value differs from the score test's by far less than that factor
     there), so the score test's stands and the exact test's cost is saved.
     """
-    from statsmodels.stats.proportion import test_proportions_2indep
-
     x, n, tx, tn = np.broadcast_arrays(*(np.atleast_1d(np.asarray(v, dtype=float)) for v in (x, n, total_x, total_n)))
     rest_x, rest_n = tx - x, tn - n
     p = np.full(x.shape, np.nan)
@@ -237,8 +233,6 @@ def _mean_stats(total, total_sq, n) -> tuple[np.ndarray, np.ndarray]:
 
 def _loss_tests(errors, errors_sq, n, c_errors, c_errors_sq, c_n) -> dict[str, np.ndarray]:
     """t interval of a mean loss and Welch's test and interval for the difference to the complement."""
-    from scipy import stats
-
     mean, var = _mean_stats(errors, errors_sq, n)
     c_mean, c_var = _mean_stats(c_errors, c_errors_sq, c_n)
     n, c_n = np.asarray(n, dtype=float), np.asarray(c_n, dtype=float)

@@ -32,8 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-# scipy.stats and statsmodels (about a second of imports, issue 18) are imported where they are used:
-# `fairwatch audit` then loads them in the thread that computes the group table while DuckDB scans.
+from scipy import stats
 
 from fairwatch.metrics.stats.groups import GroupTable, _between_groups, _Values, grouping_name, groupings, slice_label, verdicts
 from fairwatch.metrics.stats.intervals import CONFIDENCE, bh_qvalues
@@ -123,8 +122,6 @@ def _label_m2(lay: Layout, n: np.ndarray, mean: np.ndarray, m2: np.ndarray) -> n
 
 def _t_interval(mean: np.ndarray, var: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(low, high, standard error) of a mean from its sample variance: mean ± t(n-1)·√(var/n)."""
-    from scipy import stats
-
     with np.errstate(invalid="ignore", divide="ignore"):
         se = np.where(n > 1, np.sqrt(np.maximum(var, 0) / np.where(n > 0, n, 1)), np.nan)
         t = stats.t.ppf(0.5 + CONFIDENCE / 2, np.where(n > 1, n - 1, np.nan))
@@ -150,8 +147,6 @@ class _Stats:
 
 def regression_values(sums: dict[str, np.ndarray], m2_y: np.ndarray) -> _Stats:
     """Every metric of every group with its 95% interval and standard error, from the groups' sums."""
-    from scipy import stats
-
     n = sums["n"].astype(float)
     with np.errstate(all="ignore"):
         inv = np.where(n > 0, 1 / np.where(n > 0, n, 1), np.nan)
@@ -190,8 +185,6 @@ def regression_values(sums: dict[str, np.ndarray], m2_y: np.ndarray) -> _Stats:
 
 def _disparities(st: _Stats, m: np.ndarray, g: np.ndarray, ref: np.ndarray, usable: np.ndarray) -> dict[str, np.ndarray]:
     """Ratio and difference to the reference with intervals, and Welch p-values, per long row (m, g)."""
-    from scipy import stats
-
     has = (ref >= 0) & usable
     r = np.maximum(ref, 0)
     v, rv = st.value[m, g], np.where(has, st.value[m, r], np.nan)
@@ -302,8 +295,6 @@ def compute_distributions(buckets: pd.DataFrame, edges: BucketEdges, spec: Audit
 
 def _ks_gaps(counts: np.ndarray, grouping_of: np.ndarray, names: np.ndarray, slices) -> pd.DataFrame:
     """Per group: its bucketed KS statistic against the rest of its grouping, p-value and BH q-value."""
-    from scipy import stats
-
     totals = np.zeros((int(grouping_of.max()) + 1 if len(grouping_of) else 0, counts.shape[1]), dtype=np.int64)
     np.add.at(totals, grouping_of, counts)
     rest = totals[grouping_of] - counts

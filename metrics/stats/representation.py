@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-# scipy.stats and statsmodels (about a second of imports, issue 18) are imported where they are used:
-# `fairwatch audit` then loads them in the thread that computes the group table while DuckDB scans.
+from scipy import stats
 
 from fairwatch.metrics.stats.groups import grouping_name, groupings, slice_label
 from fairwatch.metrics.stats.intervals import wilson_interval
@@ -49,8 +48,6 @@ def _fit_test(counts: pd.DataFrame, feature: str, shares: dict[str, float]) -> d
 
     Rows in groups the reference does not list are counted and reported, not silently folded in.
     """
-    from scipy import stats
-
     observed = counts.set_index(feature)["n"]
     listed = [g for g in shares if g in observed.index or shares[g] > 0]
     obs = np.array([observed.get(g, 0) for g in listed], dtype=float)
