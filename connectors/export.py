@@ -226,7 +226,7 @@ def library_versions(names: tuple[str, ...] = _EXPORT_LIBRARIES) -> dict[str, st
 
 @functools.cache
 def _versions(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """(name, version) of each library, looked up once per process: an audit asks twice, the audit and the export (10-30 ms each)."""
+    """(name, version) of each library, looked up once per process (an audit asks twice; 10-30 ms each)."""
     out = []
     for name in names:
         try:
