@@ -270,7 +270,7 @@ def _start_worker() -> Any:
     """Fork the report worker now: after pandas and the export's modules, before the statistics, any thread or DuckDB.
 
     Forked here it shares pandas and the report model with this process, then imports fpdf2 and Altair and
-    forks its chart process (vl-convert) while this process imports the statistics and DuckDB scans; the
+    forks its chart process (vl-convert) while this process imports the statistics and audits; the
     report path imports no scipy.stats or statsmodels (metrics/stats/intervals and the overview import them
     where an interval is computed), so the worker needs neither. Forked first thing, before pandas, the worker
     imported pandas a second time: bench_cli, 10M rows, median of 3, same run, load 15: 7.64 CPU-s here against
@@ -307,15 +307,19 @@ def _audit(args: argparse.Namespace, workers: list) -> int:
         check_target(args.out)  # refuse before spending time on the audit
     if args.zip and Path(args.zip).exists():
         raise SpecError(f"{args.zip} exists; snapshots are never overwritten: choose a new --zip path")
+    # The statistics (scipy, statsmodels: about a second) before the first scan, not during it: DuckDB scans on
+    # every core, and an import beside its scans cost more CPU than it saved (10M rows, 3 sensitive, interleaved
+    # runs, load 12-13: 6.5-8.4 CPU-s imported first against 7.1-8.6 imported during the scans); the worker
+    # imports its own libraries meanwhile on the other core.
+    from fairwatch.connectors.audit import run_audit
+
     src = open_source(spec.source, memory_limit=args.memory_limit, threads=args.threads)
     try:
-        # The fingerprint and the group counts are scans in DuckDB (GIL released): they run while this thread
-        # imports the statistics (scipy, statsmodels: a second or more) and, for the fingerprint, while it audits.
+        # The fingerprint and the group counts are scans in DuckDB (GIL released): the fingerprint runs while
+        # this thread audits.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fairwatch-scan") as pool:
             fingerprint = pool.submit(fingerprint_source, src, spec, RowFilter())
             counts = pool.submit(fetch_group_counts, src, spec, RowFilter()) if spec.task == "binary" else None
-            from fairwatch.connectors.audit import run_audit
-
             snap = run_audit(spec, RowFilter(), src, counts=counts.result() if counts is not None else None)
             if args.plan_budget is not None:
                 from fairwatch.connectors.queue import attach_plan
