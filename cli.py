@@ -293,13 +293,6 @@ def _audit(args: argparse.Namespace, workers: list) -> int:
     from fairwatch.connectors.source import open_source
     from fairwatch.metrics.audit.spec import RowFilter
 
-    worker = _start_worker()
-    if worker is not None:
-        workers.append(worker)
-    else:
-        from fairwatch.connectors.report import warm_up_reports
-
-        warm_up_reports()  # the report libraries load in threads while DuckDB counts
     spec = spec_from_args(args)
     # The person running the command, or the name given: refused now, before the audit, when it is no name.
     author = author_block({**cli_author(), **({"name": args.author} if args.author is not None else {})})
@@ -307,6 +300,14 @@ def _audit(args: argparse.Namespace, workers: list) -> int:
         check_target(args.out)  # refuse before spending time on the audit
     if args.zip and Path(args.zip).exists():
         raise SpecError(f"{args.zip} exists; snapshots are never overwritten: choose a new --zip path")
+    # Forked after the input is checked: a refused command starts no worker.
+    worker = _start_worker()
+    if worker is not None:
+        workers.append(worker)
+    else:
+        from fairwatch.connectors.report import warm_up_reports
+
+        warm_up_reports()  # the report libraries load in threads while DuckDB counts
     # The statistics (scipy, statsmodels: about a second) before the first scan, not during it: DuckDB scans on
     # every core, and an import beside its scans cost more CPU than it saved (10M rows, 3 sensitive, interleaved
     # runs, load 12-13: 6.5-8.4 CPU-s imported first against 7.1-8.6 imported during the scans); the worker
