@@ -266,33 +266,26 @@ def cmd_audit(args: argparse.Namespace) -> int:
             worker.close()
 
 
-def _start_worker(workers: list) -> Any:
-    """Fork the report worker now, after the audit's imports and before any thread or DuckDB database.
+def _start_worker() -> Any:
+    """Fork the report worker now: after pandas and the export's modules, before the statistics, any thread or DuckDB.
 
-    Forked here it shares pandas and the statistics already imported, and loads only fpdf2, Altair and
-    vl-convert while DuckDB counts, then draws the reports while this process writes the data files.
-    bench_cli, 10M rows, 3 sensitive, median of 3, same run, load 1-2: 4.46 s / 6.44 CPU-s with it,
-    5.55 s / 7.10 CPU-s without, 5.31 s / 6.81 CPU-s on main; at load 6-7: 6.52 s vs 6.87 s vs 7.84 s
-    (issue 18). A worker forked at the very start imported pandas and scipy a second time and was slower.
-    FAIRWATCH_REPORT_WORKER=0 draws in this process instead.
+    Forked here it shares pandas and the report model with this process, then imports fpdf2 and Altair and
+    forks its chart process (vl-convert) while this process imports the statistics and audits; the
+    report path imports no scipy.stats or statsmodels (metrics/stats/intervals and the overview import them
+    where an interval is computed), so the worker needs neither. Forked first thing, before pandas, the worker
+    imported pandas a second time: bench_cli, 10M rows, median of 3, same run, load 15: 7.64 CPU-s here against
+    8.44 forked first (7.91 on main). Earlier (issue 18) the fork came after the statistics' import: 4.46 s /
+    6.44 CPU-s against 5.55 s / 7.10 CPU-s in one process. FAIRWATCH_REPORT_WORKER=0 draws in this process.
     """
     if os.environ.get("FAIRWATCH_REPORT_WORKER", "").strip() == "0":
         return None
-    import importlib
-
     from fairwatch.connectors.report_worker import ReportWorker
 
-    for name in ("fairwatch.connectors.audit", "fairwatch.metrics.presentation.report_model"):
-        importlib.import_module(name)  # before the fork: the worker shares them instead of importing them again
-
-    worker = ReportWorker.start()
-    if worker is not None:
-        workers.append(worker)
-    return worker
+    return ReportWorker.start()
 
 
 def _audit(args: argparse.Namespace, workers: list) -> int:
-    """The audit command's work; a report worker it starts goes into `workers` (the caller stops it)."""
+    """The audit command's work; the report worker it starts goes into `workers` (the caller stops it)."""
     from fairwatch.connectors.access import cli_author
     from fairwatch.connectors.counts import fetch_group_counts
     from fairwatch.connectors.export import author_block, check_target, export_snapshot
@@ -300,11 +293,6 @@ def _audit(args: argparse.Namespace, workers: list) -> int:
     from fairwatch.connectors.source import open_source
     from fairwatch.metrics.audit.spec import RowFilter
 
-    worker = _start_worker(workers)
-    if worker is None:
-        from fairwatch.connectors.report import warm_up_reports
-
-        warm_up_reports()  # the report libraries load in threads while DuckDB counts
     spec = spec_from_args(args)
     # The person running the command, or the name given: refused now, before the audit, when it is no name.
     author = author_block({**cli_author(), **({"name": args.author} if args.author is not None else {})})
@@ -312,15 +300,27 @@ def _audit(args: argparse.Namespace, workers: list) -> int:
         check_target(args.out)  # refuse before spending time on the audit
     if args.zip and Path(args.zip).exists():
         raise SpecError(f"{args.zip} exists; snapshots are never overwritten: choose a new --zip path")
+    # Forked after the input is checked: a refused command starts no worker.
+    worker = _start_worker()
+    if worker is not None:
+        workers.append(worker)
+    else:
+        from fairwatch.connectors.report import warm_up_reports
+
+        warm_up_reports()  # the report libraries load in threads while DuckDB counts
+    # The statistics (scipy, statsmodels: about a second) before the first scan, not during it: DuckDB scans on
+    # every core, and an import beside its scans cost more CPU than it saved (10M rows, 3 sensitive, interleaved
+    # runs, load 12-13: 6.5-8.4 CPU-s imported first against 7.1-8.6 imported during the scans); the worker
+    # imports its own libraries meanwhile on the other core.
+    from fairwatch.connectors.audit import run_audit
+
     src = open_source(spec.source, memory_limit=args.memory_limit, threads=args.threads)
     try:
-        # The fingerprint and the group counts are scans in DuckDB (GIL released): they run while this thread
-        # imports the statistics (scipy, statsmodels: a second or more) and, for the fingerprint, while it audits.
+        # The fingerprint and the group counts are scans in DuckDB (GIL released): the fingerprint runs while
+        # this thread audits.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fairwatch-scan") as pool:
             fingerprint = pool.submit(fingerprint_source, src, spec, RowFilter())
             counts = pool.submit(fetch_group_counts, src, spec, RowFilter()) if spec.task == "binary" else None
-            from fairwatch.connectors.audit import run_audit
-
             snap = run_audit(spec, RowFilter(), src, counts=counts.result() if counts is not None else None)
             if args.plan_budget is not None:
                 from fairwatch.connectors.queue import attach_plan

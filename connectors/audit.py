@@ -43,7 +43,7 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
     """The full audit of a source as one snapshot: groups, representation, slices, data quality, needs.
 
     `counts`: `fetch_group_counts(src, spec, row_filter)` when the caller fetched them already (the CLI
-    does, while it imports this module); binary audits only.
+    does, in a thread beside the fingerprint's scan); binary audits only.
     """
     started = time.perf_counter()
     row_filter = row_filter or RowFilter()

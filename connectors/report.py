@@ -55,6 +55,17 @@ _WARM = threading.Lock()
 _warm_thread: threading.Thread | None = None
 
 
+def start_chart_runtime() -> None:
+    """Convert one tiny chart: starts vl-convert's JavaScript runtime (a failure shows up later, in render_charts)."""
+    try:
+        import vl_convert as vlc
+
+        vlc.vegalite_to_svg({"mark": "point", "data": {"values": [{"x": 1}]},
+                             "encoding": {"x": {"field": "x", "type": "quantitative"}}})
+    except Exception:  # noqa: BLE001 - a failed warm-up shows up, with its message, in render_charts
+        pass
+
+
 def warm_up_charts() -> None:
     """Start the chart renderer in the background (once per process), and load the chart builders.
 
@@ -71,16 +82,6 @@ def warm_up_charts() -> None:
         if _warm_thread is not None:
             return
 
-        def start() -> None:
-            """Convert one tiny chart: starts the runtime."""
-            try:
-                import vl_convert as vlc
-
-                vlc.vegalite_to_svg({"mark": "point", "data": {"values": [{"x": 1}]},
-                                     "encoding": {"x": {"field": "x", "type": "quantitative"}}})
-            except Exception:  # noqa: BLE001 - a failed warm-up shows up, with its message, in render_charts
-                pass
-
         def load() -> None:
             """Import the chart builders (Altair), which build_report calls."""
             try:
@@ -88,7 +89,7 @@ def warm_up_charts() -> None:
             except ImportError:  # build_report says what is missing, with its message
                 pass
 
-        _warm_thread = threading.Thread(target=start, name="fairwatch-chart-warm-up", daemon=True)
+        _warm_thread = threading.Thread(target=start_chart_runtime, name="fairwatch-chart-warm-up", daemon=True)
         _warm_thread.start()
         threading.Thread(target=load, name="fairwatch-altair-warm-up", daemon=True).start()
 

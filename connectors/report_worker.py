@@ -13,6 +13,13 @@ process, so the files are byte for byte the same. Its errors come back as the sa
 the same one-line messages (FairwatchError pickles its template); a worker that died or could not
 start is never a lost report: the export then draws in its own process (`draw_reports`).
 
+The worker draws the charts in a process of its own (`_ChartProcess`, forked by the worker once it has
+imported pandas and the report model, before it loads Altair or fpdf2): vl-convert holds the GIL while it
+converts, so in a thread beside the PDF layout the two took turns on one core; in two processes both cores
+work while the audit process waits for the report. The chart process calls the same `render_charts`; a
+chart it could not draw or send back is drawn again in the worker, so nothing is lost and its error is the
+one a single process raises.
+
 This module imports nothing heavy at load time; `can_fork` says when a fork is safe (no thread
 running, no chart runtime loaded); the caller forks before it opens a DuckDB database.
 """
@@ -21,9 +28,11 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -51,16 +60,27 @@ def can_fork() -> bool:
             and not any(name in sys.modules for name in _FORK_UNSAFE))
 
 
-def _warm_up() -> None:
-    """In the worker: start the chart runtime, import the PDF library and what building the report model imports."""
-    try:
-        from fairwatch.connectors import report
+def _warm_up(inherited: Sequence[Connection] = ()) -> _ChartProcess | None:
+    """In the worker: import the report model, fork the chart process, then import what drawing the report needs.
 
-        report.warm_up_charts()
+    The chart process is forked after pandas and the report model are imported (it shares them) and before
+    this process starts a thread or loads fpdf2 or vl-convert; it starts the chart runtime itself. Without
+    one (it could not be forked), this process starts the runtime in a thread, as a one-process export does.
+    `inherited`: this process's ends of its own pipes, which the chart process closes.
+    """
+    charts = None
+    try:
+        importlib.import_module("fairwatch.connectors.report")
+        charts = _ChartProcess.start(inherited)
+        if charts is None:
+            from fairwatch.connectors import report
+
+            report.warm_up_charts()
         for name in _REPORT_MODULES:
             importlib.import_module(name)
     except Exception:  # noqa: BLE001 - a missing library is reported, with its message, when the report is drawn
         pass
+    return charts
 
 
 class _OneChart:
@@ -76,21 +96,31 @@ class _OneChart:
 
 
 class _ChartsWhenReady(Mapping):
-    """A report's charts, drawn one by one in a thread, each waited for where the PDF places it.
+    """A report's charts, drawn one by one elsewhere (the chart process, or a thread), each waited for where the
+    PDF places it.
 
-    fpdf2 lays out the pages before a chart while vl-convert draws it. Measured here, vl-convert 1.x
-    holds the GIL while it converts (a spinning Python thread got 7% of its speed), so the overlap is
-    small; the structure stays right for a renderer that releases it. Lookups behave as the dict of
-    `render_charts`: a chart id that is not in the report is missing.
+    fpdf2 lays out the pages before a chart while the chart is drawn. In a thread the overlap is small
+    (vl-convert 1.x holds the GIL while it converts: a spinning Python thread got 7% of its speed); in the
+    chart process it is real. Lookups behave as the dict of `render_charts`: a chart id that is not in the
+    report is missing. A chart the chart process could not draw or send back is drawn here.
     """
 
-    def __init__(self, model: Any, pool: ThreadPoolExecutor, render_charts: Any) -> None:
-        """Submit every chart, in the report's order."""
-        self._pending = {chart.chart_id: pool.submit(render_charts, _OneChart(chart)) for chart in model.charts()}
+    def __init__(self, model: Any, pool: ThreadPoolExecutor, render_charts: Any,
+                 process: _ChartProcess | None = None) -> None:
+        """Submit every chart, in the report's order: to the chart process when there is one, else to the pool."""
+        self._charts = {chart.chart_id: chart for chart in model.charts()}
+        self._render = render_charts
+        sent = process.submit(list(self._charts.values())) if process is not None else None
+        self._pending = sent or {key: pool.submit(render_charts, _OneChart(chart))
+                                 for key, chart in self._charts.items()}
 
     def __getitem__(self, key: str) -> Any:
         """One chart, once drawn (raises what render_charts raised for it)."""
-        return self._pending[key].result()[key]
+        got = self._pending[key].result()
+        if isinstance(got, _Redo):
+            got = self._render(_OneChart(self._charts[key]))
+            self._pending[key] = _done(got)
+        return got[key]
 
     def __iter__(self) -> Iterator[str]:
         """The chart ids."""
@@ -106,18 +136,144 @@ class _ChartsWhenReady(Mapping):
             self[key]
 
 
-def draw_reports(document: Mapping[str, Any], files: Sequence[str]) -> tuple[bytes, bytes]:
-    """The report of an exported document (listing `files`) as HTML and PDF bytes, in this process.
+class _Redo:
+    """The chart process could not draw a chart or send it back: draw it in this process."""
 
-    The charts are drawn in a thread while fpdf2 lays out the pages, each chart waited for where it is
-    placed (`_ChartsWhenReady`); errors come in the order one process raises them (charts first).
+
+def _done(value: Any) -> Future:
+    """A future that already holds `value`."""
+    future: Future = Future()
+    future.set_result(value)
+    return future
+
+
+class _ChartProcess:
+    """vl-convert in a process of its own: draws the charts it is sent, one reply per chart, in order.
+
+    Forked with os.fork, not multiprocessing: the worker is a daemon process, which multiprocessing does not
+    let have children (the worker waits for this one when it stops, so it is never left behind).
+    """
+
+    def __init__(self, inherited: Sequence[Connection] = ()) -> None:
+        """Fork the process (it starts the chart runtime at once) and keep this end of its pipe."""
+        self._conn, child = multiprocessing.Pipe()
+        self._pid = os.fork()
+        if self._pid == 0:  # the chart process: serve, then leave without the worker's exit handlers
+            code = 0
+            try:
+                _serve_charts(child, [self._conn, *inherited])
+            except BaseException:  # noqa: BLE001 - the worker redraws what this process did not send
+                code = 1
+            finally:
+                os._exit(code)
+        child.close()
+        self._receiving: threading.Thread | None = None
+
+    @classmethod
+    def start(cls, inherited: Sequence[Connection] = ()) -> _ChartProcess | None:
+        """A started chart process, or None when this process cannot fork one safely."""
+        if not can_fork():
+            return None
+        try:
+            return cls(inherited)
+        except OSError:
+            return None
+
+    def submit(self, charts: list[Any]) -> dict[str, Future] | None:
+        """Send the charts; a future per chart id holding render_charts' dict, its exception, or _Redo.
+
+        None when the charts cannot be sent (the process is gone): the caller draws them itself.
+        """
+        if self._receiving is not None:
+            self._receiving.join()  # the replies of an earlier report first: they share the pipe
+        try:
+            self._conn.send(charts)
+        except Exception:  # noqa: BLE001 - a dead process or a chart that does not pickle: drawn in this process
+            return None
+        pending = {chart.chart_id: Future() for chart in charts}
+
+        def receive() -> None:
+            """Resolve each chart's future as its reply comes; a lost process leaves the rest to be redrawn."""
+            try:
+                for key, future in pending.items():
+                    status, value = self._conn.recv()
+                    if status == "ok":
+                        future.set_result(value)
+                    elif status == "error":
+                        future.set_exception(value)
+                    else:
+                        future.set_result(_Redo())
+            except Exception:  # noqa: BLE001 - EOF or a broken pipe: every chart not received is drawn here
+                for future in pending.values():
+                    if not future.done():
+                        future.set_result(_Redo())
+
+        self._receiving = threading.Thread(target=receive, name="fairwatch-charts-receive", daemon=True)
+        self._receiving.start()
+        return pending
+
+    def close(self) -> None:
+        """Tell the process to stop and wait for it (its CPU time then counts in this process's children)."""
+        try:
+            self._conn.send(None)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+        deadline = time.monotonic() + 5
+        while not self._reaped() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not self._reaped():
+            os.kill(self._pid, signal.SIGTERM)
+            os.waitpid(self._pid, 0)
+        self._conn.close()
+
+    def _reaped(self) -> bool:
+        """True once the process has exited and been waited for."""
+        try:
+            return os.waitpid(self._pid, os.WNOHANG)[0] != 0
+        except ChildProcessError:
+            return True
+
+
+def _serve_charts(conn: Connection, parent_ends: Sequence[Connection]) -> None:
+    """The chart process: start the runtime, then draw each list of charts received, until None or EOF."""
+    # The worker's pipe ends, copied by the fork, closed here: a worker that dies leaves EOFs, not a hang.
+    for end in parent_ends:
+        end.close()
+    from fairwatch.connectors.report import render_charts, start_chart_runtime
+
+    start_chart_runtime()
+    while True:
+        try:
+            charts = conn.recv()
+        except (EOFError, OSError):
+            return
+        if charts is None:
+            return
+        for chart in charts:
+            try:
+                reply: tuple[str, Any] = ("ok", render_charts(_OneChart(chart)))
+            except Exception as exc:  # noqa: BLE001 - the worker raises it where the PDF places the chart
+                reply = ("error", exc)
+            try:
+                conn.send(reply)
+            except Exception:  # noqa: BLE001 - an error that does not pickle: the worker draws that chart itself
+                conn.send(("redo", None))
+
+
+def draw_reports(document: Mapping[str, Any], files: Sequence[str],
+                 chart_process: _ChartProcess | None = None) -> tuple[bytes, bytes]:
+    """The report of an exported document (listing `files`) as HTML and PDF bytes.
+
+    The charts are drawn in the chart process (or, without one, in a thread) while fpdf2 lays out the
+    pages, each chart waited for where it is placed (`_ChartsWhenReady`); errors come in the order one
+    process raises them (charts first).
     """
     from fairwatch.connectors.report import render_charts, render_html, render_pdf
     from fairwatch.metrics.presentation.report_model import build_report
 
     model = build_report(document, files=list(files))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairwatch-charts") as pool:
-        charts = _ChartsWhenReady(model, pool, render_charts)
+        charts = _ChartsWhenReady(model, pool, render_charts, chart_process)
         try:
             pdf = render_pdf(model, charts)
         except Exception:
@@ -133,22 +289,26 @@ def _serve(conn: Connection, parent_end: Connection) -> None:
     parent_end.close()
     # Ctrl-C reaches the whole process group: the audit process handles it; the worker just goes with it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _warm_up()
-    while True:
-        try:
-            job = conn.recv()
-        except (EOFError, OSError):
-            return
-        if job is None:
-            return
-        try:
-            reply: tuple[str, Any] = ("ok", draw_reports(*job))
-        except Exception as exc:  # noqa: BLE001 - every error goes back to the export, which raises it there
-            reply = ("error", exc)
-        try:
-            conn.send(reply)
-        except Exception:  # noqa: BLE001 - an error that does not pickle: the export draws again and raises it itself
-            conn.send(("redo", None))
+    charts = _warm_up((conn,))
+    try:
+        while True:
+            try:
+                job = conn.recv()
+            except (EOFError, OSError):
+                return
+            if job is None:
+                return
+            try:
+                reply: tuple[str, Any] = ("ok", draw_reports(*job, chart_process=charts))
+            except Exception as exc:  # noqa: BLE001 - every error goes back to the export, which raises it there
+                reply = ("error", exc)
+            try:
+                conn.send(reply)
+            except Exception:  # noqa: BLE001 - an error that does not pickle: the export draws again and raises it itself
+                conn.send(("redo", None))
+    finally:
+        if charts is not None:
+            charts.close()
 
 
 class ReportWorker:
@@ -162,6 +322,7 @@ class ReportWorker:
         self._proc.start()
         child.close()
         self._lock = threading.Lock()
+        self._idle = False  # True once the worker has answered: it waits for the next job and can stop cleanly
 
     @classmethod
     def start(cls) -> ReportWorker | None:
@@ -181,8 +342,11 @@ class ReportWorker:
             """Send the model and wait for the reply (in a thread: the worker may still be warming up)."""
             try:
                 with self._lock:
+                    self._idle = False
                     self._conn.send((document, list(files)))
-                    pending.set_result(self._conn.recv())
+                    reply = self._conn.recv()
+                    self._idle = True
+                    pending.set_result(reply)
             except Exception:  # noqa: BLE001 - a dead worker or a model that does not pickle: draw in-process
                 pending.set_result(("redo", None))
 
@@ -203,7 +367,18 @@ class ReportWorker:
         return draw_reports(document, files)
 
     def close(self) -> None:
-        """Stop the worker now (it writes nothing, so nothing is lost), and close the pipe."""
+        """Stop the worker (it writes nothing, so nothing is lost), and close the pipe.
+
+        A worker that has answered is asked to stop and stops its chart process with it, so that both are
+        waited for (their CPU time counts in this process's children, as a whole-process bench reads it); a
+        worker still busy (the audit failed before its report) is terminated at once.
+        """
+        if self._idle and self._proc.is_alive():
+            try:
+                self._conn.send(None)
+                self._proc.join(timeout=5)
+            except Exception:  # noqa: BLE001 - gone meanwhile: terminated below if it is not
+                pass
         if self._proc.is_alive():
             self._proc.terminate()
         self._proc.join(timeout=5)

@@ -141,3 +141,108 @@ def test_the_audit_process_leaves_no_worker_behind_after_bad_input(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("fairwatch: error: ") and proc.stderr.count("\n") == 1
     assert "exists" in proc.stderr
+
+
+def _run(code: str, *args: str) -> subprocess.CompletedProcess:
+    """Python code in a fresh process (a fork is safe there: no thread, no chart runtime yet)."""
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+_IN_CHART_PROCESS = """
+import json, os, signal, sys
+from pathlib import Path
+import fairwatch.connectors.report
+from fairwatch.connectors.report_worker import _ChartProcess, draw_reports
+folder, files, out, kill = Path(sys.argv[1]), json.loads(sys.argv[2]), Path(sys.argv[3]), sys.argv[4] == "kill"
+doc = json.loads((folder / "snapshot.json").read_text(encoding="utf-8"))
+charts = _ChartProcess.start()
+assert charts is not None
+if kill:
+    os.kill(charts._pid, signal.SIGKILL)
+html, pdf = draw_reports(doc, files, chart_process=charts)
+out.with_suffix(".html").write_bytes(html)
+out.with_suffix(".pdf").write_bytes(pdf)
+pid = charts._pid
+charts.close()
+gone = not Path(f"/proc/{pid}").exists()
+print(json.dumps({"vl_convert_here": "vl_convert" in sys.modules, "gone": gone,
+                  "statistics": sorted(m for m in ("scipy.stats", "statsmodels") if m in sys.modules)}))
+"""
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["drawn there", "chart process killed"])
+def test_charts_drawn_in_the_chart_process_give_the_bytes_one_process_draws(audited, tmp_path, kill):
+    """The worker's chart process draws the charts (this process never loads vl-convert) and the report is the
+    one-process report, byte for byte; a chart process that died is no lost chart: the charts are drawn here.
+    Drawing a report imports neither scipy.stats nor statsmodels (the worker is forked before the audit's imports)."""
+    doc, files = job_of(audited)
+    proc = _run(_IN_CHART_PROCESS, str(audited), json.dumps(files), str(tmp_path / "report"),
+                "kill" if kill else "keep")
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["vl_convert_here"] is kill
+    assert got["gone"] and got["statistics"] == []
+    html, pdf = one_process(doc, files)
+    assert (tmp_path / "report.html").read_bytes() == html
+    assert (tmp_path / "report.pdf").read_bytes() == pdf
+
+
+def test_a_chart_the_chart_process_cannot_draw_raises_the_one_process_error():
+    """A chart vl-convert refuses: the chart process sends back the ReportError one process raises, word for word."""
+    from fairwatch.metrics.presentation.report_model import Chart
+
+    code = """
+import json, sys
+import fairwatch.connectors.report
+from fairwatch.connectors.report_worker import _ChartProcess
+from fairwatch.metrics.presentation.report_model import Chart
+charts = _ChartProcess.start()
+bad = Chart("bad", "Bad chart", json.dumps({"mark": "nonsense", "data": {"values": []}}), "no such mark")
+try:
+    charts.submit([bad])["bad"].result()
+except Exception as exc:
+    print(type(exc).__name__, exc)
+finally:
+    charts.close()
+"""
+    there = _run(code)
+    assert there.returncode == 0, there.stderr
+    bad = Chart("bad", "Bad chart", json.dumps({"mark": "nonsense", "data": {"values": []}}), "no such mark")
+    with pytest.raises(ReportError) as here:
+        render_charts(_OneModel(bad))
+    assert there.stdout.strip() == f"ReportError {here.value}"
+
+
+class _OneModel:
+    """A model of one chart, for render_charts."""
+
+    def __init__(self, chart) -> None:
+        """Hold the chart."""
+        self._chart = chart
+
+    def charts(self) -> list:
+        """The one chart."""
+        return [self._chart]
+
+
+def test_a_worker_that_answered_stops_with_its_chart_process(audited):
+    """After the report, closing the worker stops the worker and its chart process (waited for, not left behind)."""
+    code = """
+import json, sys, time
+from pathlib import Path
+from fairwatch.connectors.report_worker import ReportWorker
+folder, files = Path(sys.argv[1]), json.loads(sys.argv[2])
+doc = json.loads((folder / "snapshot.json").read_text(encoding="utf-8"))
+worker = ReportWorker.start()
+html, pdf = worker.result(worker.submit(doc, files), doc, files)
+pid = worker._proc.pid
+children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+worker.close()
+print(json.dumps({"children": len(children), "exitcode": worker._proc.exitcode,
+                  "left": [c for c in children if Path(f"/proc/{c}").exists()]}))
+"""
+    doc, files = job_of(audited)
+    proc = _run(code, str(audited), json.dumps(files))
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got == {"children": 1, "exitcode": 0, "left": []}

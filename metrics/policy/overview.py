@@ -12,6 +12,7 @@ verdicts, i.e. the ratio to the reference group against [ratio_low, ratio_high] 
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -19,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from fairwatch.metrics.presentation.formats import (HEADLINE_METRICS, REGRESSION_METRICS, explain,
                              fmt_num, fmt_pct, fmt_q, fmt_ratio, is_missing)
@@ -479,7 +479,14 @@ def status_icon(status: str) -> str:
 #   both the group and its reference group have enough rows (min_support).
 
 STEADY = "→ steady"
-_Z = float(stats.norm.ppf(0.5 + CONFIDENCE / 2))
+
+
+@functools.cache
+def _z() -> float:
+    """The normal quantile of the 95% intervals (scipy.stats imported on first use: the report never needs it)."""
+    from scipy import stats
+
+    return float(stats.norm.ppf(0.5 + CONFIDENCE / 2))
 
 
 @dataclass(frozen=True)
@@ -559,14 +566,14 @@ def gap_arrow(rows: pd.DataFrame, worst: Disparity | None, grain: str) -> TrendA
     x_ref, n_ref = np.rint(both["value_ref"] * both["support_ref"]), both["support_ref"]
     lo, hi = ratio_interval(x, n, x_ref, n_ref)
     log_ratio = np.log(both["value"].to_numpy() / both["value_ref"].to_numpy())
-    se = (np.log(hi) - np.log(lo)) / (2 * _Z)
+    se = (np.log(hi) - np.log(lo)) / (2 * _z())
     change = log_ratio[1] - log_ratio[0]
     r0, r1 = np.exp(log_ratio)
     (w0, w1), (n0, n1), (m0, m1) = both.index, n.to_numpy(), n_ref.to_numpy()
     text = (f"{window_text(w1, grain)} vs {window_text(w0, grain)}: {fmt_ratio(r1)} (n={int(n1):,} vs "
             f"{int(m1):,}) vs {fmt_ratio(r0)} (n={int(n0):,} vs {int(m0):,})")
     which = f"{window_text(w1, grain)} vs {window_text(w0, grain)}"
-    if not abs(change) > _Z * float(np.hypot(se[0], se[1])):  # NaN (no interval) counts as steady
+    if not abs(change) > _z() * float(np.hypot(se[0], se[1])):  # NaN (no interval) counts as steady
         return TrendArrow(STEADY, description=which, detail=f"{text}; the change is within its 95% interval")
     widening = abs(log_ratio[1]) > abs(log_ratio[0])
     return TrendArrow(f"{r1 - r0:+.2f}× ({'widening' if widening else 'narrowing'})", "up" if change > 0 else "down",

@@ -5,13 +5,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import stats
-from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.proportion import (
-    confint_proportions_2indep,
-    proportion_confint,
-    test_proportions_2indep,
-)
+
+# scipy.stats and statsmodels (about a second of imports, issue 18) are imported where they are used: the report
+# (views, overview) imports names from here, and `fairwatch audit` draws it in a worker that never computes an interval.
 
 CONFIDENCE = 0.95
 
@@ -28,6 +24,8 @@ def wilson_interval(successes, n, confidence: float = CONFIDENCE) -> tuple[np.nd
     high = np.full(m.shape, np.nan)
     ok = m > 0
     if ok.any():
+        from statsmodels.stats.proportion import proportion_confint
+
         lo, hi = proportion_confint(x[ok], m[ok], alpha=1 - confidence, method="wilson")
         low[ok], high[ok] = np.clip(lo, 0, 1), np.clip(hi, 0, 1)
     return low, high
@@ -46,6 +44,8 @@ def _two_sample_interval(x1, n1, x2, n2, method: str, compare: str, confidence: 
     ok, x1, n1, x2, n2 = _two_sample(x1, n1, x2, n2)
     low, high = np.full(x1.shape, np.nan), np.full(x1.shape, np.nan)
     if ok.any():
+        from statsmodels.stats.proportion import confint_proportions_2indep
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             lo, hi = confint_proportions_2indep(x1[ok], n1[ok], x2[ok], n2[ok], method=method,
@@ -94,11 +94,15 @@ def two_proportion_pvalue(x1, n1, x2, n2) -> np.ndarray:
     small = ok & (np.minimum.reduce([n1 * pooled, n1 * (1 - pooled), n2 * pooled, n2 * (1 - pooled)]) < 5)
     large = ok & ~small
     if large.any():
+        from statsmodels.stats.proportion import test_proportions_2indep
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             res = test_proportions_2indep(x1[large], n1[large], x2[large], n2[large], method="score", compare="diff",
                                           correction=False)
         p[large] = np.nan_to_num(np.asarray(res.pvalue, dtype=float), nan=1.0)
+    if small.any():
+        from scipy import stats
     for i in np.flatnonzero(small):
         table = [[x1[i], n1[i] - x1[i]], [x2[i], n2[i] - x2[i]]]
         p[i] = stats.fisher_exact(np.asarray(table, dtype=np.int64)).pvalue
@@ -111,6 +115,8 @@ def bh_qvalues(pvalues) -> np.ndarray:
     q = np.full(p.shape, np.nan)
     ok = ~np.isnan(p)
     if ok.any():
+        from statsmodels.stats.multitest import multipletests
+
         q[ok] = multipletests(p[ok], method="fdr_bh")[1]
     return q
 
@@ -133,6 +139,8 @@ def bh_level(other_pvalues, fdr: float) -> float:
 
 def normal_interval(value, std_error, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
     """A normal-approximation interval value ± z·se (for non-proportions such as AUC)."""
+    from scipy import stats
+
     v, se = _arrays(value, std_error)
     z = stats.norm.ppf(0.5 + confidence / 2)
     return v - z * se, v + z * se
