@@ -71,6 +71,8 @@ def mean_ratio_interval(m1, se1, m2, se2, confidence: float = CONFIDENCE) -> tup
     both means are positive.
     """
     m1, se1, m2, se2 = np.broadcast_arrays(*_arrays(m1, se1, m2, se2))
+    from scipy import stats
+
     z = stats.norm.ppf(0.5 + confidence / 2)
     ok = (m1 > 0) & (m2 > 0) & np.isfinite(se1) & np.isfinite(se2)
     with np.errstate(divide="ignore", invalid="ignore"):
