@@ -373,7 +373,7 @@ def report(args, config, cold, tabs, revisits, change_new, change_cached, cold_s
     for label in (label for label in cold if label.startswith("before")):
         results += [(f"{label}: over the floor, cold", cold[label] - cold["floor"], "—", "info"),
                     (f"{label}: over the floor, new tab (medians)", _median(tabs[label]) - floor_tab, "—", "info")]
-    results += [(f"  the server's background warm-up of the default view, after health ({label})", seconds, "—",
+    results += [(f"  the server's background warm-up of the default view ({label}; its log line)", seconds, "—",
                  "info") for label, seconds in warm_after.items()]
     weight = traffic.total_mb
     print(f"\nfairwatch dashboard benchmark: {args.rows:,} rows ({config})")
