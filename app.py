@@ -52,11 +52,14 @@ def draw(ctx: PageContext) -> None:
                    "the others show their plain 95% interval.")
     else:
         st.info("No gap to show: every group is the reference or too small to compare.")
-    with st.expander("What do these metrics mean?"):
-        for m in headline_metrics(snap.spec.task, supported_metrics(snap.groups.rows)):
-            e = explain(m)
-            st.markdown(f"**{md(e.name)}** — {e.plain}. *{e.question}*")
-        st.markdown("\n".join(f"- **{k}**: {v}" for k, v in GLOSSARY.items()))
+    # Filled only once opened (a rerun from the cache): a new tab has seven fewer Markdown blocks to parse and draw.
+    glossary = st.expander("What do these metrics mean?", key="fw.ov.glossary", on_change="rerun")
+    if glossary.open:
+        with glossary:
+            for m in headline_metrics(snap.spec.task, supported_metrics(snap.groups.rows)):
+                e = explain(m)
+                st.markdown(f"**{md(e.name)}** — {e.plain}. *{e.question}*")
+            st.markdown("\n".join(f"- **{k}**: {v}" for k, v in GLOSSARY.items()))
     st.subheader("Findings by need (more data / better data / model)")
     if note := task_scope_note(snap.spec.task):
         st.info(note)

@@ -79,6 +79,13 @@ def test_overview_says_what_it_found_in_plain_words(env):
     assert at.get("progress") or any(m.value.startswith("**Model**") for m in at.markdown)
     assert _metric(at, "Decisions audited") == "100,000"
     assert [e.label for e in at.expander] == ["What do these metrics mean?"]
+    closed = " ".join(m.value for m in at.markdown)
+    assert "**policy band**" not in closed  # the glossary is drawn once opened, not in every new tab
+    at.session_state["fw.ov.glossary"] = True  # what opening the expander does
+    at.run()
+    _clean(at)
+    opened = " ".join(m.value for m in at.expander[0].markdown)
+    assert "**policy band**" in opened and "*" in opened
 
 
 def test_overview_shows_the_worst_gaps_as_a_static_table_of_escaped_text(env):
