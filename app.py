@@ -8,7 +8,7 @@ from fairwatch.metrics.presentation.formats import explain, fmt_pct, fmt_ratio, 
 from fairwatch.metrics.policy.overview import GLOSSARY, coverage, plain_summary, status_icon, supported_metrics, task_scope_note
 from fairwatch.metrics.presentation.views import worst_points, worst_table
 from fairwatch.pages.components.auth import md
-from fairwatch.pages.components.frame import PageContext, guard, run_page, show_chart, show_table
+from fairwatch.pages.components.frame import PageContext, guard, run_page, show_chart, show_small_table, show_table
 from fairwatch.pages.components.loaders import load_overview, load_since_last, load_trend_arrows, stamp_of
 from fairwatch.pages.components.slice_view import render_findings_board
 
@@ -46,17 +46,20 @@ def draw(ctx: PageContext) -> None:
                   **arrows.gap.as_delta())
         show_chart(lambda: worst_chart(worst_points(worst, colours), policy.ratio_low, policy.ratio_high),
                    key=ctx.chart_key("overview.worst"))
-        show_table(worst_table(worst), columns={})
+        show_small_table(worst_table(worst))
         st.caption("Significant gaps first. A flagged gap's interval is adjusted for the number of gaps flagged "
                    "among all comparisons (false-coverage-rate, Benjamini–Yekutieli), so it agrees with the verdict; "
                    "the others show their plain 95% interval.")
     else:
         st.info("No gap to show: every group is the reference or too small to compare.")
-    with st.expander("What do these metrics mean?"):
-        for m in headline_metrics(snap.spec.task, supported_metrics(snap.groups.rows)):
-            e = explain(m)
-            st.markdown(f"**{md(e.name)}** — {e.plain}. *{e.question}*")
-        st.markdown("\n".join(f"- **{k}**: {v}" for k, v in GLOSSARY.items()))
+    # Filled only once opened (a rerun from the cache): a new tab has seven fewer Markdown blocks to parse and draw.
+    glossary = st.expander("What do these metrics mean?", key="fw.ov.glossary", on_change="rerun")
+    if glossary.open:
+        with glossary:
+            for m in headline_metrics(snap.spec.task, supported_metrics(snap.groups.rows)):
+                e = explain(m)
+                st.markdown(f"**{md(e.name)}** — {e.plain}. *{e.question}*")
+            st.markdown("\n".join(f"- **{k}**: {v}" for k, v in GLOSSARY.items()))
     st.subheader("Findings by need (more data / better data / model)")
     if note := task_scope_note(snap.spec.task):
         st.info(note)

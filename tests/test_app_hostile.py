@@ -48,9 +48,13 @@ def env(data_dir, tmp_path, monkeypatch) -> Path:
 
 
 def markdown_texts(node) -> list[str]:
-    """Every Markdown source in an AppTest element tree: bodies, labels and help (tables and charts excluded)."""
+    """Every Markdown source in an AppTest element tree: bodies, labels and help, and st.table's cells and headers
+    (st.table renders Markdown in them; st.dataframe and charts show text as text and are left out)."""
     out = []
     proto = getattr(node, "proto", None)
+    if type(proto).__name__ == "Table":
+        frame = node.value
+        out += [str(c) for c in frame.columns] + [v for v in frame.to_numpy().ravel() if isinstance(v, str)]
     if proto is not None and hasattr(proto, "DESCRIPTOR"):
         fields = {f.name for f in proto.DESCRIPTOR.fields}
         out += [getattr(proto, f) for f in ("body", "label", "help") if f in fields and getattr(proto, f)]

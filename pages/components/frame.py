@@ -157,3 +157,15 @@ def show_table(frame: pd.DataFrame, columns: dict | None = None, height: int | N
     """A dataframe with the standard column formats."""
     st.dataframe(frame, column_config=columns or RATE_COLUMNS, hide_index=True, width="stretch",
                  height=height or "auto")
+
+
+def show_small_table(frame: pd.DataFrame) -> None:
+    """A few rows (the Overview's worst gaps) as a static table, every text cell and header escaped.
+
+    st.table draws plain HTML; st.dataframe loads and boots its data grid in the browser, which a Chrome trace
+    of a new Overview tab put at about a third of a second of the page's main thread for six rows (issue 18).
+    st.table renders Markdown in its cells, so each text goes through md() like any other text from the data.
+    """
+    shown = frame.map(lambda v: md(v) if isinstance(v, str) else "" if v is None else v).rename(columns=md)
+    st.table(shown, hide_index=True)
+

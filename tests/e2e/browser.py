@@ -13,8 +13,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
+# The last flag: Chromium 156 builds its omnibox popup as a WebUI page ("WebUI Top Renderer") for every new tab,
+# headless too, where nobody sees it; a Chrome trace of a new dashboard tab (issue 18) showed it busy for 1-3 s of
+# CPU beside the page's own renderer, on the same 2 cores. Off, every tab costs only its page.
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+                  "--disable-component-update", "--disable-sync", "--no-first-run",
+                  "--disable-features=WebUIOmniboxFullPopup,WebUIOmniboxAimPopup"]
 PAGES = {"Overview": "", "Data sources": "Data_sources", "Representation": "Representation",
          "Performance": "Performance"}
 
@@ -65,16 +69,20 @@ def wait_healthy(base: str, timeout: float = 60.0) -> None:
 
 
 @contextmanager
-def running_app(env: dict[str, str], port: int | None = None):
+def running_app(env: dict[str, str], port: int | None = None, root: Path | None = None):
     """The dashboard in a subprocess, started as `make run` starts it (`fairwatch serve`'s checks and
-    command line), yielding its base URL; stopped afterwards."""
+    command line), yielding its base URL; stopped afterwards. `root`: another checkout's tree (a bench's
+    earlier revision) served with this interpreter, its own code first on the path."""
     from fairwatch.connectors.serve import ServeOptions, prepare
 
     port = port or free_port()
-    cmd, full_env, _ = prepare(ServeOptions(host="127.0.0.1", port=port), environ={**os.environ, **env})
+    options = ServeOptions(host="127.0.0.1", port=port, **({"app": str(root / "asgi.py")} if root else {}))
+    cmd, full_env, _ = prepare(options, environ={**os.environ, **env})
+    if root:
+        full_env["PYTHONPATH"] = str(root)
     # The server's own output (warnings, logged tracebacks) goes to a temp file, named in errors.
     log = open(Path(tempfile.gettempdir()) / f"fairwatch-server-{port}.log", "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=root or ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base)

@@ -142,7 +142,7 @@ def test_each_role_sees_its_pages_and_a_clear_refusal_for_the_rest(app, browser,
         assert "Not permitted" in errors and f"needs the {first_role(entry.permission)} role" in errors, errors
         main = page.locator('[data-testid="stMain"]')
         assert main.locator('[data-testid="stMetric"], [data-testid="stVegaLiteChart"], [data-testid="stDataFrame"], '
-                            '[data-testid="stButton"], [data-testid="stTextInput"]').count() == 0, entry.title
+                            '[data-testid="stTable"], [data-testid="stButton"], [data-testid="stTextInput"]').count() == 0, entry.title
         page.screenshot(path=str(SHOTS / f"auth_{role}_refused_{url_path(entry.file)}.png"))
     page.context.close()
 
