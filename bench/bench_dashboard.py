@@ -32,12 +32,10 @@ from __future__ import annotations
 
 import argparse
 import base64
-import io
 import re
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from contextlib import ExitStack, contextmanager
@@ -51,6 +49,8 @@ from fairwatch.connectors.config import write_config  # noqa: E402
 from fairwatch.connectors.demo import DEMO_CONFIG, write_demo  # noqa: E402
 from fairwatch.metrics.audit.spec import SourceSpec, parse_spec  # noqa: E402
 from tests.e2e.browser import launch, running_app, wait_drawn  # noqa: E402
+
+import common  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 TARGETS = {"cold": 5.0, "cached": 1.0, "weight_mb": 5.0}
@@ -265,25 +265,6 @@ def new_tab(context, base: str) -> tuple[float, float]:
     return drawn - start, metrics["TaskDuration"]
 
 
-def revision_tree(rev: str) -> Path:
-    """A git revision of this checkout extracted once into bench/out/rev-<sha> (served with this interpreter)."""
-    got = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=ROOT,
-                         capture_output=True, text=True)
-    if got.returncode != 0:
-        raise SystemExit(f"--before {rev}: not a git revision of {ROOT}")
-    sha = got.stdout.strip()
-    tree = OUT / f"rev-{sha[:12]}"
-    if not (tree / "app.py").exists():
-        OUT.mkdir(parents=True, exist_ok=True)
-        partial = Path(tempfile.mkdtemp(prefix=f".rev-{sha[:12]}-", dir=OUT))
-        archive = subprocess.run(["git", "archive", "--format=tar", sha], cwd=ROOT, capture_output=True,
-                                 check=True).stdout
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(partial, filter="data")
-        partial.rename(tree)
-    return tree
-
-
 def interleaved_tabs(context, bases: dict[str, str], rounds: int) -> dict[str, list[tuple[float, float]]]:
     """`rounds` new tabs on every server, interleaved (each round opens each once, starting one further along), so
     that all servers' figures are taken under the same load; one visit each first fills the browser's cache."""
@@ -308,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = ensure_data(args.rows)
     env = {"FAIRWATCH_CONFIG": str(config), "FAIRWATCH_DATA_DIR": str(OUT)}
-    roots = {"now": None} | ({f"before ({args.before})": revision_tree(args.before)} if args.before else {})
+    roots = {"now": None} | ({f"before ({args.before})": common.revision_tree(args.before, "--before")} if args.before else {})
     from playwright.sync_api import sync_playwright
 
     traffic = Traffic()
