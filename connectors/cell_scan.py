@@ -168,6 +168,8 @@ class SharedCells:
     def close(self) -> None:
         """Drop the scan's tables (they live in the source's in-memory database)."""
         self.scan = None
+        if not self._tables:
+            return
         with self.src.cursor() as cur:
             for name in reversed(self._tables):
                 cur.execute(f"DROP TABLE IF EXISTS {name}")

@@ -538,7 +538,7 @@ counted AS (
         aggs += [f"{dsum(f'NOT ({f})', 'n_err')} AS ce_set{e}_e" for e, f in enumerate(set_flags)]
         aggs += [f"{dsum('TRUE', n) if n == 'cd_e' else total('TRUE', n)} AS {n}" for n in cd_names]
     if b.scan is not None:
-        counted = _scan_counted(b, used_idx)
+        counted = _scan_counted(src, q, b, used_idx)
     else:
         counted = f"""blocks AS (
   SELECT {", ".join(selected)}, count(*) AS n_rows, count(fw_y) AS n_labelled,
@@ -565,7 +565,18 @@ GROUP BY fw_k"""
     return result, thr_row
 
 
-def _scan_counted(b: _BlockQuery, used_idx: list[int]) -> str:
+def _per_outcome(column: pd.Series, codes: pd.Series, kind: str) -> str:
+    """SQL: a value per outcome code o, as a CASE over generated literals (NULL where the value is missing)."""
+    whens = []
+    for o, v in zip(codes, column):
+        if pd.isna(v):
+            continue
+        literal = ("TRUE" if v else "FALSE") if kind == "BOOLEAN" else f"CAST({float(v)!r} AS {kind})"
+        whens.append(f"WHEN {int(o)} THEN {literal}")
+    return f"CASE o {' '.join(whens)} ELSE NULL END" if whens else f"CAST(NULL AS {kind})"
+
+
+def _scan_counted(src: OpenSource, q: dict, b: _BlockQuery, used_idx: list[int]) -> str:
     """The `counted` blocks of `_block_counts` from a cell scan (no score): sums of its cells' rows, not row counts.
 
     A block is a combination of the slices' columns' value codes and the other columns' missing flags; a
@@ -580,6 +591,11 @@ def _scan_counted(b: _BlockQuery, used_idx: list[int]) -> str:
              f"coalesce({b.den_sql}, FALSE) AS fw_den, CASE WHEN coalesce({b.den_sql}, FALSE) THEN CAST({b.err_sql} AS DOUBLE) "
              f"ELSE CAST(0 AS DOUBLE) END AS fw_err, CASE WHEN fw_l IS NULL THEN NULL WHEN {b.is_pos} THEN 2 ELSE 0 END "
              f"+ ({b.yhat_sql}) AS fw_c")
+    # The row signals are functions of the outcome code: evaluated once per code (a few rows), then written
+    # into the cells' query as CASEs over generated literals (cheaper than joining every cell with them).
+    per_o = run_query(src, f"SELECT o, {flags} FROM {scan.outcomes}", q)
+    flags = ", ".join(f"{_per_outcome(per_o[name], per_o['o'], kind)} AS {name}" for name, kind in
+                      (("fw_y", "INTEGER"), ("fw_den", "BOOLEAN"), ("fw_err", "DOUBLE"), ("fw_c", "INTEGER")))
 
     def rows(cond: str) -> str:
         """The rows of a block's cells where `cond` holds (a sum of n, 0 for none)."""
@@ -595,11 +611,8 @@ def _scan_counted(b: _BlockQuery, used_idx: list[int]) -> str:
     masks = ", ".join(f"(r{j} >= {scan.present[j]}) AS m{j}" if j in used_idx else f"m{j}" for j in range(width))
     joins = " ".join(f"LEFT JOIN {scan.dicts[j]} AS d{j} ON fw_coded.r{j} = d{j}.r" for j in used_idx)
     extra = "".join(f", {n}" for n in sig_names + cd_names) if b.errors else ""
-    return f"""fw_o AS (
-  SELECT o, {flags} FROM {scan.outcomes}
-),
-fw_rows AS (
-  SELECT k, n, {", ".join(codes)}, fw_y, fw_den, fw_err, fw_c FROM {scan.cells} JOIN fw_o USING (o)
+    return f"""fw_rows AS (
+  SELECT k, n, {", ".join(codes)}, {flags} FROM {scan.cells}
 ),
 fw_conf AS (
   SELECT k, TRUE AS fw_cf FROM fw_rows WHERE fw_y IS NOT NULL GROUP BY k HAVING min(fw_y) <> max(fw_y)
