@@ -363,8 +363,11 @@ def fetch_slice_counts(src: OpenSource, spec: AuditSpec, positive_label: str, po
     # every feature a category and the error a count, read from one scan shared with the quality counts.
     scan = None
     if cells is not None and not bins and spec.slices.error != "score_loss" and spec.task == "binary":
-        scan = cells.build(spec, row_filter, cols, where, qp, f"CAST({quote_ident(cols['label'])} AS VARCHAR)",
-                           prediction_expr(spec, cols))
+        try:
+            scan = cells.build(spec, row_filter, cols, where, qp, f"CAST({quote_ident(cols['label'])} AS VARCHAR)",
+                               prediction_expr(spec, cols))
+        except SourceError:
+            scan = None  # the scan is a shortcut: the row scans below count the same rows, or say what is wrong
         feats = [scan.index(c) for c in columns] if scan is not None else []
         if scan is not None and not _distinct_texts(src, scan, feats, columns):
             scan = None
