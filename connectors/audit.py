@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
+from fairwatch.connectors.cell_scan import SharedCells
 from fairwatch.connectors.counts import GroupCounts, fetch_group_counts
 from fairwatch.connectors.export import library_versions
 from fairwatch.connectors.quality_counts import fetch_overlap_counts, fetch_quality_counts
@@ -63,20 +64,8 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
         groups = pool.submit(_group_tables, counts, outcomes, spec)
         pool.shutdown(wait=False)
         if search_slices:
-            summary = outcomes.summary
-            slices = find_slices(fetch_slice_counts(source, spec, summary.positive_label,
-                                                    summary.positive_prediction, row_filter), spec)
-            # Overlapping findings that describe other findings' rows: one GROUP BY of the rows' membership patterns.
-            shown = overlap_priority(slices)
-            if len(shown) > 1 and spec.slices.error not in MEAN_LOSSES:
-                patterns = fetch_overlap_counts(source, spec, shown, summary.positive_label,
-                                                summary.positive_prediction, row_filter)
-                slices = merge_overlaps(slices, shown, patterns, spec)
-            # Quality signals for the findings shown (and every sensitive group), with the error signal
-            # among each signal's unflagged rows (whether they explain a finding's gap): one scan.
-            wanted = overlap_priority(slices)
-            quality = compute_quality(fetch_quality_counts(source, spec, wanted, summary.positive_label, row_filter,
-                                                           positive_prediction=summary.positive_prediction), spec)
+            with SharedCells(source) as cells:
+                slices, quality = _search(source, spec, outcomes.summary, row_filter, cells)
         description = source.description
     table, representation, tests = groups.result()
     needs = diagnose_groups(table, representation, quality, spec) if search_slices else None
@@ -96,6 +85,24 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
         group_needs=needs,
         findings=build_findings(slices, quality, spec) if slices is not None else None,
     )
+
+
+def _search(source: OpenSource, spec: AuditSpec, summary: Any, row_filter: RowFilter, cells: SharedCells) -> tuple[Any, Any]:
+    """A binary audit's slice search and quality signals; both read one cell scan of the rows where they can."""
+    slices = find_slices(fetch_slice_counts(source, spec, summary.positive_label, summary.positive_prediction,
+                                            row_filter, cells), spec)
+    # Overlapping findings that describe other findings' rows: one GROUP BY of the rows' membership patterns.
+    shown = overlap_priority(slices)
+    if len(shown) > 1 and spec.slices.error not in MEAN_LOSSES:
+        patterns = fetch_overlap_counts(source, spec, shown, summary.positive_label,
+                                        summary.positive_prediction, row_filter)
+        slices = merge_overlaps(slices, shown, patterns, spec)
+    # Quality signals for the findings shown (and every sensitive group), with the error signal
+    # among each signal's unflagged rows (whether they explain a finding's gap): from the cells, or one scan.
+    wanted = overlap_priority(slices)
+    quality = compute_quality(fetch_quality_counts(source, spec, wanted, summary.positive_label, row_filter,
+                                                   positive_prediction=summary.positive_prediction, cells=cells), spec)
+    return slices, quality
 
 
 def _group_tables(counts: GroupCounts, outcomes: Any, spec: AuditSpec) -> tuple[Any, Any, Any]:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from fairwatch.connectors.cell_scan import CellScan, SharedCells
+from fairwatch.connectors.cell_scan import spec_columns as _spec_columns
 from fairwatch.connectors.counts import MISSING, check_cardinality, group_expr, run_query, text_expr, where_sql
 from fairwatch.connectors.slice_counts import decision_sql, error_signal_sql
 from fairwatch.connectors.source import OpenSource, quote_ident, resolve_spec_columns
@@ -72,17 +74,6 @@ def parse_range(value: str) -> tuple[float, bool, float, bool] | None:
     if math.isnan(low) or math.isnan(high) or low > high:
         return None
     return low, m.group(1) == "[", high, m.group(4) == "]"
-
-
-def _spec_columns(spec: AuditSpec, cols: dict[str, str]) -> list[tuple[str, str]]:
-    """(spec name, source column) of every sensitive feature and feature, sensitive first, no repeats."""
-    out, seen = [], set()
-    for key in [f"sensitive:{s}" for s in spec.sensitive] + [f"feature:{f}" for f in spec.features]:
-        name, col = key.split(":", 1)[1], cols[key]
-        if col.lower() not in seen:
-            seen.add(col.lower())
-            out.append((name, col))
-    return out
 
 
 def _check_slices(slices: Sequence[Slice], names: dict[str, int], src: OpenSource,
@@ -166,8 +157,11 @@ def _sensitive_groups(src: OpenSource, spec: AuditSpec, cols: dict[str, str], wh
 
 def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slice], positive_label: str,
                          row_filter: RowFilter | None = None,
-                         positive_prediction: str | None = None) -> QualityCounts:
+                         positive_prediction: str | None = None, cells: SharedCells | None = None) -> QualityCounts:
     """Counts behind the data-quality signals for each slice and each sensitive group, in one query.
+
+    `cells`: the slice search's cell scan of the same rows, if it made one (connectors/cell_scan.py); without
+    a score, the counts are then sums over its cells instead of counts over the rows.
 
     With `positive_prediction`, also the slice search's error signal (its denominator and errors) among
     the rows each signal does not flag, per slice and over every row: whether a signal's rows explain a
@@ -229,12 +223,18 @@ def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slic
     set_aggs = "".join(
         f", count_if({' OR '.join(missing[j] for j in js) if js else 'FALSE'}) AS n_set{e}" for e, js in enumerate(sets))
 
+    scan = cells.get(spec, row_filter) if cells is not None and not has_score and not _PER_ROW else None
+    if scan is not None and scan.columns != tuple(spec_cols):
+        scan = None
+    if scan is not None:
+        # The scan's outcome table holds the label's text as fw_l and the decision's as fw_p.
+        is_pos = ("fw_l IN (" + ", ".join(f"${k}" for k in pos_params) + ")") if pos_params else "FALSE"
     errors = positive_prediction is not None
     if errors:
         _, den_sql, err_sql, signal_params = error_signal_sql(src, spec, cols, where, params, positive_label,
-                                                              positive_prediction)
+                                                              positive_prediction, scan)
         q.update(signal_params)
-        yhat_sql = decision_sql(spec, cols, signal_params)
+        yhat_sql = decision_sql(spec, cols, signal_params, None if scan is None else "fw_p")
     else:
         den_sql, err_sql, yhat_sql = "FALSE", "0", "CAST(NULL AS INTEGER)"
 
@@ -317,7 +317,7 @@ FROM per_slice AS p LEFT JOIN dup_slice AS d USING (fw_k) CROSS JOIN thr"""
         result, thr_row = _block_counts(src, spec, q, _BlockQuery(
             selects=selects, label=label, is_pos=is_pos, score=score, where=where, missing=missing,
             membership=membership, own_missing_sql=own_missing_sql, width=width, used=used, sets=sets, keys=keys,
-            errors=errors, den_sql=den_sql, err_sql=err_sql, yhat_sql=yhat_sql))
+            errors=errors, den_sql=den_sql, err_sql=err_sql, yhat_sql=yhat_sql, scan=scan))
     by_k = {int(r["fw_k"]): r for r in result.to_dict("records")}
     empty = {"n_rows": 0, "n_labelled": 0, "n_missing_any": 0, "n_neg": 0, "n_pos": 0, "n_sus_neg": 0,
              "n_sus_pos": 0, "n_conflicts": 0, "cd_n": 0, "cd_e": 0.0} | {f"n_m{j}": 0 for j in range(width)} | {
@@ -418,6 +418,7 @@ class _BlockQuery:
     den_sql: str
     err_sql: str
     yhat_sql: str
+    scan: CellScan | None = None  # read the cells of this scan instead of the rows (no score)
 
 
 def _used_params(q: dict, sql: str) -> dict:
@@ -536,14 +537,18 @@ counted AS (
         aggs += [f"{total(f'NOT ({f})', 'n_den')} AS ce_set{e}_n" for e, f in enumerate(set_flags)]
         aggs += [f"{dsum(f'NOT ({f})', 'n_err')} AS ce_set{e}_e" for e, f in enumerate(set_flags)]
         aggs += [f"{dsum('TRUE', n) if n == 'cd_e' else total('TRUE', n)} AS {n}" for n in cd_names]
-    sql = f"""
-WITH blocks AS (
+    if b.scan is not None:
+        counted = _scan_counted(src, q, b, used_idx)
+    else:
+        counted = f"""blocks AS (
   SELECT {", ".join(selected)}, count(*) AS n_rows, count(fw_y) AS n_labelled,
          count_if(fw_y = 0) AS n_y0, count_if(fw_y = 1) AS n_y1{f", {conflicting} AS n_conf" if one_pass else ""}{block_sig}
   FROM {rows_sql}
   GROUP BY {", ".join(grouped)}
 ),
-{counted}
+{counted}"""
+    sql = f"""
+WITH {counted}
 flagged AS (
   SELECT {", ".join(sums + masks)}, fw_le, {" + ".join(f"CAST(m{j} AS INTEGER)" for j in range(width))} AS fw_nmiss,
          {b.membership} AS fw_in
@@ -558,6 +563,72 @@ GROUP BY fw_k"""
     if total_row:
         thr_row = {**thr_row, **{k: v for k, v in total_row[0].items() if k.startswith(("n_set", "ce_set"))}}
     return result, thr_row
+
+
+def _per_outcome(column: pd.Series, codes: pd.Series, kind: str) -> str:
+    """SQL: a value per outcome code o, as a CASE over generated literals (NULL where the value is missing)."""
+    whens = []
+    for o, v in zip(codes, column):
+        if pd.isna(v):
+            continue
+        literal = ("TRUE" if v else "FALSE") if kind == "BOOLEAN" else f"CAST({float(v)!r} AS {kind})"
+        whens.append(f"WHEN {int(o)} THEN {literal}")
+    return f"CASE o {' '.join(whens)} ELSE NULL END" if whens else f"CAST(NULL AS {kind})"
+
+
+def _scan_counted(src: OpenSource, q: dict, b: _BlockQuery, used_idx: list[int]) -> str:
+    """The `counted` blocks of `_block_counts` from a cell scan (no score): sums of its cells' rows, not row counts.
+
+    A block is a combination of the slices' columns' value codes and the other columns' missing flags; a
+    cell (every column's value) holds conflicting duplicates when it has labelled rows of both classes,
+    and its labelled rows, error signal and confusion cells then count toward the conflict sums too.
+    """
+    scan, width = b.scan, b.width
+    used = [f"r{j}" for j in used_idx]
+    others = [j for j in range(width) if j not in used_idx]
+    codes = [f"{scan.code_sql(j)} AS r{j}" for j in used_idx] + [f"{scan.missing_sql(j)} AS m{j}" for j in others]
+    flags = (f"CASE WHEN fw_l IS NULL THEN NULL WHEN {b.is_pos} THEN 1 ELSE 0 END AS fw_y, "
+             f"coalesce({b.den_sql}, FALSE) AS fw_den, CASE WHEN coalesce({b.den_sql}, FALSE) THEN CAST({b.err_sql} AS DOUBLE) "
+             f"ELSE CAST(0 AS DOUBLE) END AS fw_err, CASE WHEN fw_l IS NULL THEN NULL WHEN {b.is_pos} THEN 2 ELSE 0 END "
+             f"+ ({b.yhat_sql}) AS fw_c")
+    # The row signals are functions of the outcome code: evaluated once per code (a few rows), then written
+    # into the cells' query as CASEs over generated literals (cheaper than joining every cell with them).
+    # fw_rows is read twice but not materialised: recomputing its codes cost ~10% less than storing 4M rows.
+    per_o = run_query(src, f"SELECT o, {flags} FROM {scan.outcomes}", q)
+    flags = ", ".join(f"{_per_outcome(per_o[name], per_o['o'], kind)} AS {name}" for name, kind in
+                      (("fw_y", "INTEGER"), ("fw_den", "BOOLEAN"), ("fw_err", "DOUBLE"), ("fw_c", "INTEGER")))
+
+    def rows(cond: str) -> str:
+        """The rows of a block's cells where `cond` holds (a sum of n, 0 for none)."""
+        return f"sum(CASE WHEN {cond} THEN n ELSE 0 END)"
+
+    sig = [rows("fw_den"), "sum(fw_err * n)", *(rows(f"coalesce(fw_c = {c}, FALSE)") for c in range(4))]
+    sig_names = ["n_den", "n_err", *(f"n_c{c}" for c in range(4))]
+    cd = [rows("fw_cf AND fw_den"), "sum(CASE WHEN fw_cf THEN fw_err * n ELSE CAST(0 AS DOUBLE) END)",
+          *(rows(f"fw_cf AND coalesce(fw_c = {c}, FALSE)") for c in range(4))]
+    cd_names = ["cd_n", "cd_e", *(f"cd_c{c}" for c in range(4))]
+    aggs = "".join(f", {a} AS {n}" for a, n in zip(sig + cd, sig_names + cd_names)) if b.errors else ""
+    decoded = ", ".join(f"d{j}.v AS c{j}" for j in used_idx)
+    masks = ", ".join(f"(r{j} >= {scan.present[j]}) AS m{j}" if j in used_idx else f"m{j}" for j in range(width))
+    joins = " ".join(f"LEFT JOIN {scan.dicts[j]} AS d{j} ON fw_coded.r{j} = d{j}.r" for j in used_idx)
+    extra = "".join(f", {n}" for n in sig_names + cd_names) if b.errors else ""
+    return f"""fw_rows AS NOT MATERIALIZED (
+  SELECT k, n, {", ".join(codes)}, {flags} FROM {scan.cells}
+),
+fw_conf AS (
+  SELECT k, TRUE AS fw_cf FROM fw_rows WHERE fw_y IS NOT NULL GROUP BY k HAVING min(fw_y) <> max(fw_y)
+),
+fw_coded AS (
+  SELECT {", ".join(used + [f"m{j}" for j in others])}, sum(n) AS n_rows, {rows("fw_y IS NOT NULL")} AS n_labelled,
+         {rows("fw_cf AND fw_y IS NOT NULL")} AS n_conf{aggs}
+  FROM (SELECT fw_rows.*, coalesce(fw_conf.fw_cf, FALSE) AS fw_cf FROM fw_rows LEFT JOIN fw_conf USING (k)) AS fw_r
+  GROUP BY {", ".join(used + [f"m{j}" for j in others])}
+),
+counted AS (
+  SELECT {decoded}, {masks}, n_rows, n_labelled, 0 AS n_neg, 0 AS n_pos, 0 AS n_sus_neg, 0 AS n_sus_pos, n_conf{extra},
+         FALSE AS fw_le
+  FROM fw_coded {joins}
+),"""
 
 
 def _thresholds(src: OpenSource, score: str, y_expr: str, where: str, params: dict) -> dict:

@@ -43,6 +43,7 @@ import math
 import duckdb
 import pandas as pd
 
+from fairwatch.connectors.cell_scan import CellScan, SharedCells
 from fairwatch.connectors.counts import MISSING, group_expr, prediction_expr, run_query, used_params, where_sql
 from fairwatch.connectors.task_slice_counts import task_signal_sql
 from fairwatch.connectors.source import OpenSource, engine_message, quote_ident, resolve_spec_columns
@@ -184,13 +185,15 @@ def _in_params(expr: str, prefix: str, count: int) -> str:
     return f"({expr} IN (" + ", ".join(f"${prefix}{i}" for i in range(count)) + "))"
 
 
-def _signal_sql(spec: AuditSpec, cols: dict[str, str], n_label: int, n_pred: int) -> tuple[str, str, str]:
+def _signal_sql(spec: AuditSpec, cols: dict[str, str], n_label: int, n_pred: int,
+                texts: tuple[str, str] | None = None) -> tuple[str, str, str]:
     """SQL for (has a label, is in the error signal's denominator, the error) of one row.
 
     The positive spellings are text parameters $pl0.. and $pp0.. (an IN list, not a list parameter,
-    so that PostgreSQL and Spark take the same query).
+    so that PostgreSQL and Spark take the same query). `texts`: SQL for the label's and the
+    decision's text to use instead of the source's columns (a cell scan's outcome table).
     """
-    label = f"CAST({quote_ident(cols['label'])} AS VARCHAR)"
+    label = f"CAST({quote_ident(cols['label'])} AS VARCHAR)" if texts is None else texts[0]
     labelled = f"({label} IS NOT NULL)"
     y = _in_params(label, "pl", n_label)
     if spec.slices.error == "score_loss":
@@ -199,7 +202,7 @@ def _signal_sql(spec: AuditSpec, cols: dict[str, str], n_label: int, n_pred: int
         # A product, not power(): every engine rounds x * x the same way (IEEE), pow() need not.
         diff = f"({score} - CASE WHEN {y} THEN CAST(1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) END)"
         return labelled, den, f"{diff} * {diff}"
-    pred = prediction_expr(spec, cols)
+    pred = prediction_expr(spec, cols) if texts is None else texts[1]
     yhat = _in_params(pred, "pp", n_pred)
     both = f"({labelled} AND {pred} IS NOT NULL)"
     if spec.slices.error == "misclassification":
@@ -209,19 +212,25 @@ def _signal_sql(spec: AuditSpec, cols: dict[str, str], n_label: int, n_pred: int
     return labelled, f"({both} AND NOT {y})", f"CAST({yhat} AS INTEGER)"
 
 
-def decision_sql(spec: AuditSpec, cols: dict[str, str], params: dict) -> str:
-    """SQL: the row's decision is positive (NULL without a decision), over the $pp0.. of `error_signal_sql`."""
-    pred = prediction_expr(spec, cols)
+def decision_sql(spec: AuditSpec, cols: dict[str, str], params: dict, pred: str | None = None) -> str:
+    """SQL: the row's decision is positive (NULL without a decision), over the $pp0.. of `error_signal_sql`.
+
+    `pred`: SQL for the decision's text instead of the source's (a cell scan's outcome table).
+    """
+    pred = prediction_expr(spec, cols) if pred is None else pred
     return f"CASE WHEN {pred} IS NULL THEN NULL WHEN {_in_params(pred, 'pp', sum(k.startswith('pp') for k in params))} THEN 1 ELSE 0 END"
 
 
 def error_signal_sql(src: OpenSource, spec: AuditSpec, cols: dict[str, str], where: str, params: dict,
-                     positive_label: str, positive_prediction: str) -> tuple[str, str, str, dict]:
+                     positive_label: str, positive_prediction: str,
+                     scan: CellScan | None = None) -> tuple[str, str, str, dict]:
     """SQL for (has a label, in the error signal's denominator, the error) of a row, and its parameters.
 
     The raw spellings (a handful) that normalise to the positive label and decision are parameters
     $pl0.. and $pp0..; with a score and threshold, $threshold too. The slice search and the quality
-    counts (errors without the flagged rows) share it, so both count the same errors.
+    counts (errors without the flagged rows) share it, so both count the same errors. With `scan`,
+    the spellings are its label and decision texts (the same distinct texts of the same rows) and
+    the SQL reads its outcome table's fw_l and fw_p instead of the source's columns.
     """
     if spec.task != "binary":
         # Regression and multiclass: their own error signal, the same search (connectors/task_slice_counts.py).
@@ -230,18 +239,61 @@ def error_signal_sql(src: OpenSource, spec: AuditSpec, cols: dict[str, str], whe
     # The decision's spellings even for the score loss: the quality counts split unflagged rows by decision.
     pred_sql = prediction_expr(spec, cols)
     qp = {} if spec.prediction is not None else {"threshold": spec.threshold}
-    raw = run_query(src, f"SELECT DISTINCT {label_sql} AS l, {pred_sql} AS p FROM src WHERE {where}",
-                    {**params, **qp} if "$threshold" in pred_sql else params)
-    pos_label = _positives([str(v) for v in raw["l"].dropna().unique()], positive_label)
-    pos_pred = _positives([str(v) for v in raw["p"].dropna().unique()], positive_prediction)
+    if scan is not None:
+        labels, decisions = list(scan.labels), list(scan.decisions)
+    else:
+        raw = run_query(src, f"SELECT DISTINCT {label_sql} AS l, {pred_sql} AS p FROM src WHERE {where}",
+                        {**params, **qp} if "$threshold" in pred_sql else params)
+        labels, decisions = [str(v) for v in raw["l"].dropna().unique()], [str(v) for v in raw["p"].dropna().unique()]
+    pos_label = _positives(labels, positive_label)
+    pos_pred = _positives(decisions, positive_prediction)
     qp.update({f"pl{i}": v for i, v in enumerate(pos_label)} | {f"pp{i}": v for i, v in enumerate(pos_pred)})
-    labelled, den, err = _signal_sql(spec, cols, len(pos_label), len(pos_pred))
+    labelled, den, err = _signal_sql(spec, cols, len(pos_label), len(pos_pred),
+                                     None if scan is None else ("fw_l", "fw_p"))
     return labelled, den, err, qp
 
 
+def _outcome_sums(src: OpenSource, scan: CellScan, labelled: str, den: str, err: str, params: dict) -> str:
+    """SQL aggregates labelled, n, errors and errors_sq over a cell scan's (o, n) rows.
+
+    Each is a function of the outcome code o: the signal's SQL is evaluated once per code on the scan's
+    outcome table (a few rows), and the sums pick codes by generated integer lists (a join of every cell
+    with the outcome table cost a fifth more). The errors are whole numbers (0/1 per row).
+    """
+    got = run_query(src, f"SELECT o, coalesce({labelled}, FALSE) AS l, coalesce({den}, FALSE) AS d, "
+                         f"CAST({err} AS BIGINT) AS e FROM {scan.outcomes}", params)
+
+    def rows(codes: list[int], times: str = "n") -> str:
+        """The sum of n (or n times a whole number) over the cells whose outcome is one of `codes`."""
+        return f"sum(CASE WHEN o IN ({', '.join(map(str, codes))}) THEN {times} ELSE 0 END)" if codes else "0"
+
+    counted = got[got["d"]]
+    weights = {int(e): [int(o) for o in counted.loc[counted["e"] == e, "o"]] for e in counted["e"].dropna().unique() if e}
+    errors = " + ".join(rows(codes, f"n * {e}") for e, codes in weights.items()) or "0"
+    errors_sq = " + ".join(rows(codes, f"n * {e * e}") for e, codes in weights.items()) or "0"
+    return (f"{rows([int(o) for o in got.loc[got['l'], 'o']])} AS labelled, {rows([int(o) for o in counted['o']])} AS n, "
+            f"{errors} AS errors, {errors_sq} AS errors_sq")
+
+
+def _distinct_texts(src: OpenSource, scan: CellScan, feats: list[int], columns: list[str]) -> bool:
+    """Whether each feature's value codes in the scan have distinct texts (NULL as '(missing)'), as the search groups them.
+
+    Distinct values have distinct texts but for a text column holding the word '(missing)' as well as NULLs,
+    which the search counts as one value: those codes would need merging, so the rows are searched instead.
+    """
+    checks = " UNION ALL ".join(
+        f"SELECT {j} AS j, count(DISTINCT t) = {scan.cards[f]} AS ok FROM (SELECT {group_expr('v', src.column_type(col))} "
+        f"AS t FROM {scan.dicts[f]} UNION ALL SELECT '{MISSING}') AS fw_t" for j, (f, col) in enumerate(zip(feats, columns)))
+    return not checks or bool(run_query(src, f"SELECT bool_and(ok) AS ok FROM ({checks}) AS fw_c").iloc[0]["ok"])
+
+
 def fetch_slice_counts(src: OpenSource, spec: AuditSpec, positive_label: str, positive_prediction: str,
-                       row_filter: RowFilter | None = None) -> SliceCounts:
-    """Counts (rows, labelled, n, errors) of every slice of up to max_depth predicates with n >= min_support."""
+                       row_filter: RowFilter | None = None, cells: SharedCells | None = None) -> SliceCounts:
+    """Counts (rows, labelled, n, errors) of every slice of up to max_depth predicates with n >= min_support.
+
+    `cells`: where it may, the search first groups the rows once into a cell scan (connectors/cell_scan.py)
+    kept there for the quality counts, and derives its cells from it instead of from the rows.
+    """
     cols = resolve_spec_columns(spec, src)
     where, params = where_sql(spec, cols, row_filter)
     names = list(spec.sensitive) + list(spec.features)
@@ -307,9 +359,20 @@ def fetch_slice_counts(src: OpenSource, spec: AuditSpec, positive_label: str, po
             keys.append(group_expr(col, src.column_type(col)))
             cards.append(distinct + 1)
 
-    # 3. The error signal, with the label and decision mapped to 0/1 exactly as `binarize` does.
+    # 3. The error signal, with the label and decision mapped to 0/1 exactly as `binarize` does; on DuckDB,
+    # every feature a category and the error a count, read from one scan shared with the quality counts.
+    scan = None
+    if cells is not None and not bins and spec.slices.error != "score_loss" and spec.task == "binary":
+        try:
+            scan = cells.build(spec, row_filter, cols, where, qp, f"CAST({quote_ident(cols['label'])} AS VARCHAR)",
+                               prediction_expr(spec, cols))
+        except SourceError:
+            scan = None  # the scan is a shortcut: the row scans below count the same rows, or say what is wrong
+        feats = [scan.index(c) for c in columns] if scan is not None else []
+        if scan is not None and not _distinct_texts(src, scan, feats, columns):
+            scan = None
     labelled, den, err, signal_params = error_signal_sql(src, spec, cols, where, params, positive_label,
-                                                         positive_prediction)
+                                                         positive_prediction, scan)
     qp.update(signal_params)
     qp["min_support"] = spec.policy.min_support
 
@@ -345,18 +408,29 @@ def fetch_slice_counts(src: OpenSource, spec: AuditSpec, positive_label: str, po
     texts = [i for i, name in enumerate(names) if name not in binned] if src.runner is None else []
     null_key = ["CAST(NULL AS VARCHAR)" if names[i] not in binned and i not in texts else "CAST(NULL AS INTEGER)"
                 for i in range(len(k))]
-    if src.runner is None:
-        steps = [("fw_cells0", f"WITH base AS ({base_sql}) {cell_sql}")]
+    if scan is not None:
+        # From the cell scan: its value codes are the integer codes (each a distinct text, checked above).
+        steps = [(f"fw_d{i}", f"SELECT {group_expr('v', src.column_type(columns[i]))} AS v, r AS c FROM "
+                              f"{scan.dicts[feats[i]]} UNION ALL SELECT '{MISSING}', {scan.cards[feats[i]] - 1}")
+                 for i in texts]
+        coded = ", ".join(f"{scan.code_sql(feats[i])} AS {k[i]}" for i in range(len(k)))
+        sums = _outcome_sums(src, scan, labelled, den, err, qp)
+        steps.append(("fw_cells", (
+            f"SELECT {all_k}, ({grouping_bits(range(len(k)))}) AS gid, sum(n) AS rows, {sums} "
+            f"FROM (SELECT {coded}, o, n FROM {scan.cells}) AS base GROUP BY GROUPING SETS ({sets})")))
     else:
-        steps = [("base", base_sql), ("fw_cells0", cell_sql)]
-    steps += [
-        (f"fw_d{i}", f"SELECT v, CAST(row_number() OVER (ORDER BY v) AS INTEGER) AS c "
-                     f"FROM (SELECT DISTINCT {k[i]} AS v FROM fw_cells0 WHERE {k[i]} IS NOT NULL) AS fw_v")
-        for i in texts
-    ]
-    coded = ", ".join(f"fw_d{i}.c AS {k[i]}" if i in texts else f"fw_cells0.{k[i]}" for i in range(len(k)))
-    joins = " ".join(f"LEFT JOIN fw_d{i} ON fw_cells0.{k[i]} = fw_d{i}.v" for i in texts)
-    steps.append(("fw_cells", f"SELECT {coded}, gid, rows, labelled, n, errors, errors_sq FROM fw_cells0 {joins}"))
+        if src.runner is None:
+            steps = [("fw_cells0", f"WITH base AS ({base_sql}) {cell_sql}")]
+        else:
+            steps = [("base", base_sql), ("fw_cells0", cell_sql)]
+        steps += [
+            (f"fw_d{i}", f"SELECT v, CAST(row_number() OVER (ORDER BY v) AS INTEGER) AS c "
+                         f"FROM (SELECT DISTINCT {k[i]} AS v FROM fw_cells0 WHERE {k[i]} IS NOT NULL) AS fw_v")
+            for i in texts
+        ]
+        coded = ", ".join(f"fw_d{i}.c AS {k[i]}" if i in texts else f"fw_cells0.{k[i]}" for i in range(len(k)))
+        joins = " ".join(f"LEFT JOIN fw_d{i} ON fw_cells0.{k[i]} = fw_d{i}.v" for i in texts)
+        steps.append(("fw_cells", f"SELECT {coded}, gid, rows, labelled, n, errors, errors_sq FROM fw_cells0 {joins}"))
     parts = []
     for j, s in enumerate(subsets):
         mine = [c for c in combos if home[c] == j] + ([()] if j == 0 else [])
