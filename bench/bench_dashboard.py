@@ -343,9 +343,11 @@ def report(args, config, cold, tabs, revisits, change_new, change_cached, cold_s
          "PASS" if cold_server < TARGETS["cold"] else "FAIL"),
         ("Overview, cached (back from another page)", revisit, f"< {TARGETS['cached']:.0f} s",
          "PASS" if revisit < TARGETS["cached"] else "FAIL"),
-        # A new tab also boots Streamlit's frontend (its JavaScript, the WebSocket, the session).
+        # A new tab also boots Streamlit's frontend (its JavaScript, the WebSocket, the session): issue 18 replaced
+        # issue 4's absolute 1 s for it by "within 0.3 s of the floor's new tab" (below), since the floor page
+        # itself takes longer than 1 s on this machine.
         (f"Overview, cached (new tab: a new session; median of {args.tabs})", _median(tabs["now"]),
-         f"< {TARGETS['cached']:.0f} s", "PASS" if _median(tabs["now"]) < TARGETS["cached"] else "FAIL"),
+         "vs floor", "info"),
         ("  floor: a one-metric Streamlit page, new tab", _median(tabs["floor, one metric"]), "—", "info"),
         ("  floor: the issue's sidebar, 4 metrics, a chart, a table, new tab", floor_tab, "—", "info"),
         ("  floor: the same, its chart spec built once (as the app's), new tab", _median(tabs["floor, its chart kept"]),
