@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fairwatch.connectors.config import load_spec, write_config
-from fairwatch.metrics.policy.overview import STEADY, Disparity, coverage_arrow, gap_arrow, window_text
+from fairwatch.metrics.policy.overview import STEADY, Disparity, coverage_arrow, gap_arrow, trend_arrows, window_text
 from fairwatch.metrics.audit.spec import parse_spec
 from fairwatch.metrics.presentation.charts import trend_chart
 from fairwatch.metrics.presentation.trend_views import trend_points
@@ -115,6 +115,15 @@ def _gap_rows(own: list[tuple[float, int]], ref: list[tuple[float, int]], masked
 
 WORST = Disparity("g", "g=b", "false_negative_rate", 0.2, 0.1, 0.3, 100, "g=a", 0.1, 1000, 2.0, 1.5, 2.5, 0.01,
                   "outside")
+
+
+def test_the_largest_gap_is_named_without_a_time_column():
+    """No windows, no arrows; the Overview's largest-gap number still says which gap it is (an empty metric label
+    was what the law school file, which has no time column, got)."""
+    arrows = trend_arrows(None, WORST)
+    assert arrows.gap.delta is None and arrows.coverage.delta is None
+    assert arrows.gap_label == "Largest gap: g=b, false negative rate vs g=a"
+    assert trend_arrows(None, None).gap_label == ""
 
 
 def test_gap_arrow_uses_the_latest_measurable_windows_and_its_interval():

@@ -295,3 +295,31 @@ def test_real_lawschool_regression(shared_data):
     frame = law_school_predictions(shared_data)
     rows = table_of(frame, spec_for(("race", "sex")))
     assert_matches_metricframe(frame, rows, ("race", "sex"))
+
+
+def test_a_flagged_regression_gap_has_its_fcr_adjusted_interval_from_raw_rows():
+    """The Overview's interval of a flagged MAE ratio is Benjamini-Yekutieli's at level 1 - fdr·R/m: the delta method
+    on the log scale with each side's standard error from the raw rows (it was NaN: the binomial formula)."""
+    from fairwatch.metrics.policy.overview import adjusted_intervals
+
+    rng = np.random.default_rng(2)
+    n = 4000
+    a = rng.choice(["ref", "hit", "same"], n, p=[0.5, 0.25, 0.25])
+    y = rng.normal(50, 5, n)
+    p = y + rng.normal(0, 1, n) * np.where(a == "hit", 3, 1)
+    frame = pd.DataFrame({"a": a, "y": y, "p": p})
+    spec = parse_spec({"source": {"path": "x"}, "columns": {"label": "y", "prediction": "p", "sensitive": ["a"],
+                                                            "task": "regression"}, "reference": {"a": "ref"}})
+    rows = adjusted_intervals(table_of(frame, spec), spec.policy)
+    hit = rows[(rows["metric"] == "mean_absolute_error") & (rows["group"] == "a=hit")].iloc[0]
+    tested = rows["q_value"].notna() & rows["p_value"].notna()
+    level = 1 - spec.policy.fdr * int((tested & (rows["q_value"] < spec.policy.fdr)).sum()) / int(tested.sum())
+    assert hit["verdict"] == "outside" and hit["adj_level"] == pytest.approx(level)
+    ae = (frame["p"] - frame["y"]).abs()
+    one, ref = ae[frame["a"] == "hit"], ae[frame["a"] == "ref"]
+    se_log = math.hypot(one.std(ddof=1) / math.sqrt(len(one)) / one.mean(), ref.std(ddof=1) / math.sqrt(len(ref)) / ref.mean())
+    z = stats.norm.ppf(0.5 + level / 2)
+    ratio = one.mean() / ref.mean()
+    assert hit["adj_ci_low"] == pytest.approx(ratio * math.exp(-z * se_log), rel=1e-9)
+    assert hit["adj_ci_high"] == pytest.approx(ratio * math.exp(z * se_log), rel=1e-9)
+    assert hit["adj_ci_low"] < hit["ratio_ci_low"] < hit["ratio_ci_high"] < hit["adj_ci_high"]  # wider than 95%

@@ -266,12 +266,13 @@ def adjusted_intervals(rows: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     out["comparisons"] = m
     flagged = tested & (out["q_value"] < policy.fdr) & (out["verdict"] == "outside")
     r = int((tested & (out["q_value"] < policy.fdr)).sum())
-    if m and r and flagged.any() and "successes" in out.columns:
-        level = 1 - policy.fdr * r / m
+    level = 1 - policy.fdr * r / m if m and r else np.nan
+    rates = flagged & out["successes"].notna() if "successes" in out.columns else flagged & False
+    if m and r and rates.any():
         ref = out[out["verdict"] == "reference"].drop_duplicates(["grouping", "metric"]).set_index(["grouping", "metric"])
-        keys = list(zip(out.loc[flagged, "grouping"], out.loc[flagged, "metric"]))
+        keys = list(zip(out.loc[rates, "grouping"], out.loc[rates, "metric"]))
         has_ref = np.array([k in ref.index for k in keys], dtype=bool)
-        idx = out.index[flagged][has_ref]
+        idx = out.index[rates][has_ref]
         if len(idx):
             at = [k for k, h in zip(keys, has_ref) if h]
             x2 = ref.loc[at, "successes"].to_numpy(float)
@@ -279,12 +280,36 @@ def adjusted_intervals(rows: pd.DataFrame, policy: Policy) -> pd.DataFrame:
             lo, hi = ratio_interval(out.loc[idx, "successes"].to_numpy(float), out.loc[idx, "support"].to_numpy(float),
                                     x2, n2, confidence=level)
             out.loc[idx, "adj_ci_low"], out.loc[idx, "adj_ci_high"], out.loc[idx, "adj_level"] = lo, hi, level
+    if m and r and (flagged & ~rates).any():
+        _adjust_log_symmetric(out, flagged & ~rates, level)
     beyond = ((out["ratio_ci_high"] < policy.ratio_low) | (out["ratio_ci_low"] > policy.ratio_high)) & \
         (out["verdict"] == "inconclusive")
     out.loc[beyond, "chance_note"] = [
         f"its 95% interval alone lies outside the band, but among {m:,} comparisons a gap this size can be "
         f"chance (q={fmt_q(q)} ≥ {policy.fdr:g})" for q in out.loc[beyond, "q_value"]]
     return out
+
+
+def _adjust_log_symmetric(out: pd.DataFrame, rows: pd.Series, level: float) -> None:
+    """FCR-adjusted intervals, in place, for flagged ratios of means (regression) at `level`.
+
+    Their 95% interval is the delta method's on the log scale, ratio·exp(±z·se) (metrics/stats/regression.py), so
+    se = (log hi - log lo) / 2z and the interval at any level follows exactly; a row whose interval is not centred
+    on log(ratio) that way (or has none) keeps NaN, as before.
+    """
+    from scipy import stats
+
+    ratio, lo, hi = (out.loc[rows, c].to_numpy(float) for c in ("ratio", "ratio_ci_low", "ratio_ci_high"))
+    with np.errstate(all="ignore"):
+        log_lo, log_hi, log_ratio = np.log(lo), np.log(hi), np.log(ratio)
+        centred = np.isfinite(log_lo) & np.isfinite(log_hi) & np.isfinite(log_ratio) & (
+            np.abs((log_lo + log_hi) / 2 - log_ratio) <= 1e-9 * np.maximum(1.0, np.abs(log_ratio)))
+        se = (log_hi - log_lo) / (2 * _z())
+        z = float(stats.norm.ppf(0.5 + level / 2))
+    idx = out.index[rows][centred]
+    out.loc[idx, "adj_ci_low"] = (ratio * np.exp(-z * se))[centred]
+    out.loc[idx, "adj_ci_high"] = (ratio * np.exp(z * se))[centred]
+    out.loc[idx, "adj_level"] = level
 
 
 def worst_disparities(rows: pd.DataFrame, features: Iterable[str] | None = None, limit: int = 5,
@@ -594,12 +619,12 @@ def arrow_spec(spec: AuditSpec, worst: Disparity | None) -> AuditSpec:
 
 def trend_arrows(trends: TrendTable | None, worst: Disparity | None) -> TrendArrows:
     """Both arrows of the Overview; none without windows (no time column)."""
-    if trends is None:
-        return TrendArrows(NO_TREND, NO_TREND)
     label = ""
-    if worst is not None:
+    if worst is not None:  # the metric's label, with or without windows (an empty label is no label at all)
         info = explain(worst.metric)
         name = info.name if info else worst.metric
         label = f"Largest gap: {worst.group}, {name.lower()} vs {worst.reference_group}"
+    if trends is None:
+        return TrendArrows(NO_TREND, NO_TREND, label)
     return TrendArrows(coverage_arrow(trends.coverage, trends.grain), gap_arrow(trends.rows, worst, trends.grain),
                        label)
