@@ -323,3 +323,27 @@ def test_a_flagged_regression_gap_has_its_fcr_adjusted_interval_from_raw_rows():
     assert hit["adj_ci_low"] == pytest.approx(ratio * math.exp(-z * se_log), rel=1e-9)
     assert hit["adj_ci_high"] == pytest.approx(ratio * math.exp(z * se_log), rel=1e-9)
     assert hit["adj_ci_low"] < hit["ratio_ci_low"] < hit["ratio_ci_high"] < hit["adj_ci_high"]  # wider than 95%
+
+
+def test_mean_prediction_is_judged_by_the_band_only_on_a_ratio_scale(shared_data):
+    """Law school's ZFYA is a z-score: its mean predictions (negative for most groups) are reported, not judged (they
+    read as ratios of -2.3 and 'outside' before); a model of amounts (no negative prediction) keeps the verdict."""
+    frame = law_school_predictions(shared_data)
+    assert (frame["p"] < 0).any()
+    rows = table_of(frame, spec_for(("race",)))
+    mp = rows[(rows["metric"] == "mean_prediction") & (rows["verdict"] != "reference")]
+    assert len(mp) and set(mp["verdict"]) == {"descriptive"}
+    assert "outside" in set(rows.loc[rows["metric"] == "mean_absolute_error", "verdict"])  # the error is still judged
+    src = open_frame(frame)
+    try:
+        spec = spec_for(("race",))
+        cells = fetch_regression_counts(src, spec)
+        notes = compute_distributions(fetch_regression_buckets(src, spec, bucket_edges(cells)), bucket_edges(cells),
+                                      spec).notes
+    finally:
+        src.close()
+    assert any("not judged against the ratio band" in n and f"{frame['p'].min():.4g}" in n for n in notes)
+    shifted = frame.assign(p=frame["p"] - frame["p"].min(), y=frame["y"] - frame["p"].min())  # amounts: p >= 0
+    rows = table_of(shifted, spec_for(("race",)))
+    mp = rows[(rows["metric"] == "mean_prediction") & (rows["verdict"] != "reference")]
+    assert "descriptive" not in set(mp["verdict"])

@@ -94,6 +94,18 @@ def bucket_edges(cells: pd.DataFrame) -> BucketEdges:
     return BucketEdges(p_lo=p_lo, p_width=p_w, e_lo=e_lo, e_width=e_w)
 
 
+def prediction_is_ratio_scale(cells: pd.DataFrame) -> bool:
+    """Whether a ratio of mean predictions means anything: no usable prediction is negative.
+
+    Amounts (limits, prices, salaries) have a true zero, so 0.8x of the reference's mean is a gap one can read. A
+    score centred on 0 (a z-score: law school's ZFYA) does not: there 0.04 against 0.14 reads as 0.31x, and a
+    negative mean as a negative ratio. Such a model's mean prediction is reported (difference, Welch test) but not
+    judged against the ratio band; the distribution gap compares its groups' predictions.
+    """
+    low = pd.to_numeric(cells["p_min"], errors="coerce").min() if len(cells) else float("nan")
+    return not low < 0
+
+
 def regression_summary(cells: pd.DataFrame, spec: AuditSpec) -> DataSummary:
     """Where every row went: labelled, unlabelled, unpredicted, NaN/inf (counted, never averaged in)."""
     total = int(cells["all_rows"].sum()) if len(cells) else 0
@@ -250,7 +262,8 @@ def compute_regression_table(cells: pd.DataFrame, spec: AuditSpec) -> GroupTable
     at_mse = np.flatnonzero(m == mse)
     rows.loc[rows.index[at_mse], "q_value"] = rows["q_value"].to_numpy()[row_of[rmse, g[at_mse]]]
     rows["verdict"] = verdicts(rows, spec, is_ref=(g == ref))
-    descriptive = ~rows["metric"].isin(JUDGED) & (rows["verdict"] != "reference")
+    judged = JUDGED if prediction_is_ratio_scale(cells) else JUDGED - {"mean_prediction"}
+    descriptive = ~rows["metric"].isin(judged) & (rows["verdict"] != "reference")
     rows.loc[descriptive, "verdict"] = "descriptive"
     rows = rows.drop(columns=["proportion"])
     return GroupTable(rows=rows, summary=_between_groups(rows))
@@ -290,6 +303,10 @@ def compute_distributions(buckets: pd.DataFrame, edges: BucketEdges, spec: Audit
     notes = ("distribution gap: two-sample Kolmogorov-Smirnov statistic of each group's predictions against the "
              f"rest of its grouping, from {PREDICTION_BUCKETS} equal-width buckets (a lower bound on the exact "
              "statistic; p-value from the asymptotic Kolmogorov distribution); histograms merge them into 20 bins",)
+    if edges.p_lo < 0:  # the lowest usable prediction, as prediction_is_ratio_scale reads it
+        notes += (f"mean prediction is not judged against the ratio band: predictions go as low as {edges.p_lo:.4g}, and "
+                  "a ratio of means has no meaning for an output without a true zero; its difference and Welch test "
+                  "are reported, and the distribution gap compares the groups' predictions",)
     return RegressionResult(histograms=pd.concat(hist_parts, ignore_index=True), distribution_gaps=gaps, notes=notes)
 
 
