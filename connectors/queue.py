@@ -82,10 +82,13 @@ def _shown(slice_: Slice, allowed: Sequence[str]) -> str:
     return HIDDEN if any(c.lower() not in ok for c, _ in slice_) else slice_label(slice_)
 
 
-def _base(src: OpenSource, spec: AuditSpec, slices: Sequence[Slice], row_filter: RowFilter | None
-          ) -> tuple[str, dict, list[str], dict[str, str]]:
-    """The base relation (id, label, score, c<j> columns), its parameters, one predicate per slice, and the columns."""
-    if spec.id is None:
+def _base(src: OpenSource, spec: AuditSpec, slices: Sequence[Slice], row_filter: RowFilter | None,
+          need_id: bool = True) -> tuple[str, dict, list[str], dict[str, str]]:
+    """The base relation (id, label, score, c<j> columns), its parameters, one predicate per slice, and the columns.
+
+    Without `need_id` (counting, not picking rows) a spec without an id column gets NULL ids.
+    """
+    if spec.id is None and need_id:
         raise DataError("a labelling queue needs the id column of the rows: set [columns] id (e.g. id = \"request_id\")")
     cols = resolve_spec_columns(spec, src)
     where, params = where_sql(spec, cols, row_filter)
@@ -99,7 +102,8 @@ def _base(src: OpenSource, spec: AuditSpec, slices: Sequence[Slice], row_filter:
         params.update(p)
     score = f"CAST({quote_ident(cols['score'])} AS DOUBLE)" if spec.score else "CAST(NULL AS DOUBLE)"
     selects = ", ".join(f"{quote_ident(c)} AS c{j}" for j, (_, c) in enumerate(spec_cols))
-    base = (f"SELECT {quote_ident(cols['id'])} AS fw_id, {quote_ident(cols['label'])} AS fw_label, {score} AS fw_s, "
+    fw_id = quote_ident(cols["id"]) if spec.id is not None else "NULL"
+    base = (f"SELECT {fw_id} AS fw_id, {quote_ident(cols['label'])} AS fw_label, {score} AS fw_s, "
             f"{selects} FROM src WHERE {where}")
     return base, params, preds, cols
 
@@ -110,7 +114,8 @@ def fetch_unlabelled_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[S
     slices = [tuple(tuple(p) for p in s) for s in slices]
     if not slices:
         return {}
-    base, params, preds, _ = _base(src, spec, slices, row_filter)
+    # A plan needs counts only: a file without an id column still gets its plan (the queue then asks for the id).
+    base, params, preds, _ = _base(src, spec, slices, row_filter, need_id=False)
     aggs = ", ".join(f"count_if(fw_label IS NULL AND {p}) AS k{k}" for k, p in enumerate(preds))
     row = run_query(src, f"SELECT {aggs} FROM ({base})", params).iloc[0]
     return {s: int(row[f"k{k}"]) for k, s in enumerate(slices)}
