@@ -24,7 +24,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as our one-line error with exit 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise SpecError(f"{message} (see fairwatch {self.prog.split()[-1]} --help)")
+        # prog is "fairwatch" for the top parser (unknown arguments land there) and "fairwatch audit" for a command's.
+        raise SpecError(f"{message} (see {self.prog} --help)")
 
 
 def _reference_pairs(values: Sequence[str] | None) -> dict[str, str] | None:
@@ -363,7 +364,8 @@ def _audit(args: argparse.Namespace, workers: list) -> int:
     small = f"; {snap.slices.small} real but small" if snap.slices and snap.slices.small else ""
     print(f"{len(findings)} finding(s) from the slice search ({needs}{small}; significant and material: "
           f"more than {spec.policy.ratio_high:g}x the rest's error at q < {spec.policy.fdr:g})" if findings else
-          f"no finding: {snap.slices.note or 'no slice is significantly and materially worse than the rest'}"
+          (snap.slices.note if any(w in (snap.slices.note or "") for w in ("No finding", "No errors")) else
+           f"no finding: {snap.slices.note or 'no slice is significantly and materially worse than the rest'}")
           if snap.slices else "")
     return EXIT_FINDINGS if args.fail_on_findings and findings else EXIT_OK
 

@@ -383,3 +383,16 @@ def test_bad_engine_limits_are_one_line_and_exit_2(tmp_path, capsys, flag, value
     lines = err.strip().splitlines()
     assert len(lines) == 1 and f"argument {flag}: {message}" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_usage_errors_and_no_finding_read_once(tmp_path, capsys):
+    """Walked with the diabetes file: an unknown option said 'see fairwatch fairwatch --help', and an audit without
+    findings printed 'no finding: No finding: ...'."""
+    log = small_log(tmp_path / "log.csv")
+    code, out, err = run_cli([str(log), "--label", "label", "--prediction", "pred", "--sensitive", "sex,race",
+                              "--slice-error", "x", "--out", str(tmp_path / "a")], capsys)
+    assert code == 2 and "unrecognized arguments: --slice-error x (see fairwatch --help)" in err
+    assert "fairwatch fairwatch" not in err and len(err.strip().splitlines()) == 1
+    code, out, _ = run_cli([str(log), "--label", "label", "--prediction", "pred", "--sensitive", "sex,race",
+                            "--out", str(tmp_path / "b")], capsys)  # random predictions: nothing to find
+    assert code == 0 and out.count("No finding") + out.count("no finding") == 1, out

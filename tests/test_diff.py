@@ -204,3 +204,23 @@ def test_diff_follows_up_the_older_findings_by_the_stated_rule(tmp_path, capsys)
     assert "6 (2 resolved" in capsys.readouterr().out
     # Nothing to follow: said plainly.
     assert "none to follow" in "\n".join(diff_snapshots(new | {"groups": new["groups"][2:3]}, new).lines())
+
+
+def test_an_unchanged_value_never_moved_and_wilson_bounds_hold_their_estimate():
+    """Walked with the diabetes file: a diff of two audits of the same rows listed 16 'possible' moves from 0.000
+    [0.000, 0.037] to the same, because statsmodels' Wilson bound at 0 successes is 3.5e-18, above the estimate."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    from fairwatch.metrics.stats.intervals import wilson_interval
+
+    x, n = np.array([0, 0, 7, 100, 3]), np.array([100, 27, 7, 100, 40])
+    low, high = wilson_interval(x, n)
+    want_low, want_high = proportion_confint(x, n, method="wilson")
+    np.testing.assert_allclose(low, want_low, atol=1e-12)
+    np.testing.assert_allclose(high, want_high, atol=1e-12)
+    p = x / n
+    assert (low <= p).all() and (p <= high).all()  # each interval holds its own estimate
+    assert low[0] == 0.0 and high[2] == 1.0 and high[3] == 1.0
+    old = {"value": 0.0, "ci_low": 3.469446951953614e-18, "ci_high": 0.037}  # as older snapshots stored it
+    assert moved_metric(old, dict(old)) is None
+    assert moved_metric(old, {"value": 0.1, "ci_low": 0.06, "ci_high": 0.15}) == "clear"

@@ -48,7 +48,7 @@ def metric_interval(m: Mapping[str, Any]) -> tuple[float, float, float] | None:
 def moved_metric(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
     """'clear', 'possible' or None for one metric cell in two audits (see MOVE_RULE)."""
     a, b = metric_interval(old), metric_interval(new)
-    if a is None or b is None:
+    if a is None or b is None or b[0] == a[0]:  # the same value has not moved, whatever its interval's last bits
         return None
     if b[1] > a[2] or b[2] < a[1]:
         return "clear"

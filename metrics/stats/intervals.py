@@ -28,6 +28,9 @@ def wilson_interval(successes, n, confidence: float = CONFIDENCE) -> tuple[np.nd
 
         lo, hi = proportion_confint(x[ok], m[ok], alpha=1 - confidence, method="wilson")
         low[ok], high[ok] = np.clip(lo, 0, 1), np.clip(hi, 0, 1)
+        # At 0 (or n) successes the bound is exactly 0 (or 1); statsmodels' arithmetic leaves about 3e-18, an
+        # interval that misses its own estimate (a diff of two audits of the same rows then read it as a move).
+        low[ok & (x == 0)], high[ok & (x == m)] = 0.0, 1.0
     return low, high
 
 
