@@ -145,16 +145,21 @@ def test_intervals_are_t_intervals_and_mse_uses_fourth_moment():
     assert rows.loc["root_mean_squared_error", "ci_high"] == pytest.approx(math.sqrt(rows.loc["mean_squared_error", "ci_high"]))
 
 
-def test_welch_tests_bh_family_and_verdicts_on_a_planted_gap():
-    """A group with three times the error is 'outside' on MAE/RMSE with Welch's p-value; mean_label is descriptive."""
+def planted_gap() -> tuple[pd.DataFrame, object]:
+    """4,000 rows of groups ref, hit, same; hit's errors three times as wide; reference ref."""
     rng = np.random.default_rng(2)
     n = 4000
     a = rng.choice(["ref", "hit", "same"], n, p=[0.5, 0.25, 0.25])
     y = rng.normal(50, 5, n)
     p = y + rng.normal(0, 1, n) * np.where(a == "hit", 3, 1)
-    frame = pd.DataFrame({"a": a, "y": y, "p": p})
     spec = parse_spec({"source": {"path": "x"}, "columns": {"label": "y", "prediction": "p", "sensitive": ["a"],
                                                             "task": "regression"}, "reference": {"a": "ref"}})
+    return pd.DataFrame({"a": a, "y": y, "p": p}), spec
+
+
+def test_welch_tests_bh_family_and_verdicts_on_a_planted_gap():
+    """A group with three times the error is 'outside' on MAE/RMSE with Welch's p-value; mean_label is descriptive."""
+    frame, spec = planted_gap()
     rows = table_of(frame, spec)
     mae = rows[rows["metric"] == "mean_absolute_error"].set_index("group")
     assert mae.loc["a=hit", "verdict"] == "outside" and mae.loc["a=same", "verdict"] == "within"
@@ -302,14 +307,7 @@ def test_a_flagged_regression_gap_has_its_fcr_adjusted_interval_from_raw_rows():
     on the log scale with each side's standard error from the raw rows (it was NaN: the binomial formula)."""
     from fairwatch.metrics.policy.overview import adjusted_intervals
 
-    rng = np.random.default_rng(2)
-    n = 4000
-    a = rng.choice(["ref", "hit", "same"], n, p=[0.5, 0.25, 0.25])
-    y = rng.normal(50, 5, n)
-    p = y + rng.normal(0, 1, n) * np.where(a == "hit", 3, 1)
-    frame = pd.DataFrame({"a": a, "y": y, "p": p})
-    spec = parse_spec({"source": {"path": "x"}, "columns": {"label": "y", "prediction": "p", "sensitive": ["a"],
-                                                            "task": "regression"}, "reference": {"a": "ref"}})
+    frame, spec = planted_gap()
     rows = adjusted_intervals(table_of(frame, spec), spec.policy)
     hit = rows[(rows["metric"] == "mean_absolute_error") & (rows["group"] == "a=hit")].iloc[0]
     tested = rows["q_value"].notna() & rows["p_value"].notna()
