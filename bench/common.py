@@ -167,7 +167,8 @@ def ensure_parquet(name: str, select_sql: str, n_rows: int, *, cache_dir: Path =
     finally:
         con.close()
     os.replace(tmp, path)
-    print(f"  generated {path.relative_to(ROOT)} ({n_rows:,} rows, {fmt_bytes(path.stat().st_size)}) "
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path  # --cache may be outside the checkout
+    print(f"  generated {shown} ({n_rows:,} rows, {fmt_bytes(path.stat().st_size)}) "
           f"in {time.perf_counter() - started:.1f} s")
     return path
 
