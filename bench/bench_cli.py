@@ -12,6 +12,9 @@ each as a fresh process, through `/usr/bin/time -f '%e %M %U %S'` (wall seconds,
 small C parent, so the child's ru_maxrss is not inflated by ours; see common.py), median of
 `--repeat`, runs of every command interleaved so that ratios compare runs made under the same load.
 
+Each audit also runs on the log's first 20,000 rows (same generator): that is its fixed cost (Python start,
+imports, the report's charts and PDF), printed with what the full log adds to it (`--no-floor` skips it).
+
 `--fairwatch LABEL=PATH` (repeatable) times several installs in the same run, e.g.
 `--fairwatch main=/work/main/.venv/bin/fairwatch --fairwatch this=.venv/bin/fairwatch` for before
 and after. PATH may also be a git revision of this checkout (`--fairwatch before=6de8774 --fairwatch
@@ -72,6 +75,8 @@ FROM (
 SENSITIVE = "race,sex,age_band"
 FEATURES = "region,channel,device,product,state"
 TARGETS = {"3": (3.0, 600e6), "5": (6.0, 1e9)}
+# The floor: each audit also runs on the log's first rows, where its data work is nearly nothing.
+FLOOR_ROWS = 20_000
 
 
 def cli_log(n_rows: int, cache_dir: Path | None = None) -> Path:
@@ -126,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--extra", default="", help="more arguments for every audit, e.g. \"--memory-limit 1GB\"")
     p.add_argument("--log", type=Path, help="time this Parquet log (with the generated log's columns) instead")
     p.add_argument("--cache", type=Path, help="folder for the generated log (default bench/out/cache)")
+    p.add_argument("--no-floor", action="store_true", help=f"skip the same commands on the log's first {FLOOR_ROWS:,} rows")
     args = common.parse_args(p, argv)
     rows, repeat = (200_000, 1) if args.quick else (args.rows, args.repeat)
     extra = shlex.split(args.extra)
@@ -142,12 +148,17 @@ def main(argv: list[str] | None = None) -> int:
         import duckdb
 
         rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{log}')").fetchone()[0]
+    # The same commands on the log's first rows: what a run costs whatever the data (start, imports, report).
+    small = None if args.no_floor or rows <= FLOOR_ROWS else cli_log(FLOOR_ROWS, args.cache)
     commands = {"bare GROUP BY": lambda out: bare_argv(log)}
     for label, path in installs:
         for kind in ("3", "5"):
             if args.only in (None, kind):
                 commands[f"{label}: audit {kind}"] = (
                     lambda out, path=path, kind=kind: audit_argv(path, log, out, kind == "5", extra))
+                if small is not None:
+                    commands[f"{label}: audit {kind} on {FLOOR_ROWS:,} rows"] = (
+                        lambda out, path=path, kind=kind: audit_argv(path, small, out, kind == "5", extra))
     runs: dict[str, list[tuple[float, int, float]]] = {name: [] for name in commands}
     work = Path(tempfile.mkdtemp(prefix="bench-cli-", dir=common.OUT_DIR))
     try:
@@ -166,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         wall = statistics.median(w for w, _, _ in got)
         rss = statistics.median(m for _, m, _ in got)
         cpu = statistics.median(c for _, _, c in got)
-        kind = name.rsplit(" ", 1)[-1] if "audit" in name else None
+        kind = name.rsplit(" ", 1)[-1] if "audit" in name and "rows" not in name else None
         target = TARGETS.get(kind) if kind else None
         verdict = common.pass_fail(wall <= target[0] and rss <= target[1]) if target else ""
         table.append([name, common.Timing(tuple(w for w, _, _ in got)), common.fmt_bytes(rss),
@@ -176,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     common.print_table(["command", "wall (median [min-max])", "peak RSS", "wall / bare", "CPU-s", "CPU / bare",
                         "target", ""], table,
                        title=f"whole processes on {rows:,} rows ({log.name}), {repeat} run(s) each")
+    for name in runs:
+        floor = f"{name} on {FLOOR_ROWS:,} rows"
+        if floor in runs:
+            full, fixed = (statistics.median(w for w, _, _ in runs[n]) for n in (name, floor))
+            print(f"{name}: {fixed:.2f} s of {full:.2f} s is the same command on {FLOOR_ROWS:,} rows (start, imports, "
+                  f"report); the {rows:,} rows add {full - fixed:.2f} s")
     return 0
 
 
