@@ -134,23 +134,58 @@ def _predicate(slice_: Slice, k: int, names: dict[str, int], types: list[str]) -
 
 
 def _positive_raw_labels(src: OpenSource, label: str, spec: AuditSpec, where: str, params: dict,
-                         positive_label: str) -> tuple[str, list[str]]:
-    """The raw label texts that count as positive, chosen exactly as `binarize` chooses."""
-    raw = run_query(src, f"SELECT DISTINCT CAST({quote_ident(label)} AS VARCHAR) AS v FROM src "
-                         f"WHERE ({where}) AND {quote_ident(label)} IS NOT NULL LIMIT 1000", params)["v"].tolist()
+                         positive_label: str, scan: CellScan | None = None) -> tuple[str, list[str]]:
+    """The raw label texts that count as positive, chosen exactly as `binarize` chooses (`scan`: its label texts)."""
+    if scan is not None:
+        raw = list(scan.labels)  # the same distinct CAST(label AS VARCHAR) of the same rows, counted by the scan
+    else:
+        raw = run_query(src, f"SELECT DISTINCT CAST({quote_ident(label)} AS VARCHAR) AS v FROM src "
+                             f"WHERE ({where}) AND {quote_ident(label)} IS NOT NULL LIMIT 1000", params)["v"].tolist()
     normalised = {normalise_value(v) for v in raw}
     positive = choose_positive(normalised, positive_label, "label", spec.label, "positive_label")
     wanted = positive_set(positive)
     return positive, [v for v in raw if normalise_value(v) in wanted]
 
 
-def _sensitive_groups(src: OpenSource, spec: AuditSpec, cols: dict[str, str], where: str, params: dict) -> list[Slice]:
+def _sensitive_groups(src: OpenSource, spec: AuditSpec, cols: dict[str, str], where: str, params: dict,
+                      scan: CellScan | None = None) -> list[Slice]:
     """Every group of each sensitive feature, as one-condition slices (NULL as '(missing)')."""
     sens = [cols[f"sensitive:{s}"] for s in spec.sensitive]
+    from_scan = _scanned_groups(src, spec, sens, scan) if scan is not None else None
+    if from_scan is not None:
+        return from_scan
     check_cardinality(src, spec, sens, where, params)
     out = []
     for name, col in zip(spec.sensitive, sens):
         values = run_query(src, f"SELECT DISTINCT {group_expr(col, src.column_type(col))} AS v FROM src WHERE {where} ORDER BY 1", params)
+        out.extend(((name, str(v)),) for v in values["v"])
+    return out
+
+
+# Types whose text is one-to-one with the equality the scan's dictionaries use (a float's -0.0 and 0.0 are one value
+# there but two texts, so floats and other types ask the rows).
+_EXACT_TEXT = re.compile(r"^(VARCHAR|BOOLEAN|U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?)$", re.IGNORECASE)
+
+
+def _scanned_groups(src: OpenSource, spec: AuditSpec, sens: list[str], scan: CellScan) -> list[Slice] | None:
+    """`_sensitive_groups` from the cell scan: its dictionaries hold every value, its cells say where NULL occurs.
+
+    The slice search's profile refused any column over max_groups before the scan was made (a scan has no
+    binned column), so the row path's cardinality check cannot fire here. None when a column's type is not
+    one `_EXACT_TEXT` names, or over max_groups after all: the rows are asked then.
+    """
+    idx = [scan.index(c) for c in sens]
+    if any(not _EXACT_TEXT.match(src.column_type(c).strip()) or scan.cards[j] - 1 > spec.policy.max_groups
+           for c, j in zip(sens, idx)):
+        return None
+    nulls = run_query(src, "SELECT " + ", ".join(f"bool_or({scan.code_sql(j)} = {scan.cards[j] - 1}) AS m{i}"
+                                                 for i, j in enumerate(idx)) + f" FROM {scan.cells}").iloc[0]
+    out = []
+    for i, (name, col, j) in enumerate(zip(spec.sensitive, sens, idx)):
+        # UNION, not UNION ALL: a text '(missing)' and NULLs are one group, as in the rows' DISTINCT.
+        missing = f" UNION SELECT '{MISSING}'" if bool(nulls[f"m{i}"]) else ""
+        values = run_query(src, f"SELECT v FROM (SELECT {group_expr('v', src.column_type(col))} AS v "
+                                f"FROM {scan.dicts[j]}{missing}) AS fw_g GROUP BY v ORDER BY 1")
         out.extend(((name, str(v)),) for v in values["v"])
     return out
 
@@ -173,7 +208,11 @@ def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slic
     names = {n.lower(): j for j, (n, _) in enumerate(spec_cols)}
     types = [src.column_type(c) for _, c in spec_cols]
     requested = _check_slices(slices, names, src, spec_cols)
-    groups = _sensitive_groups(src, spec, cols, where, params)
+    has_score = spec.score is not None
+    scan = cells.get(spec, row_filter) if cells is not None and not has_score and not _PER_ROW else None
+    if scan is not None and scan.columns != tuple(spec_cols):
+        scan = None
+    groups = _sensitive_groups(src, spec, cols, where, params, scan)
     origin: dict[Slice, str] = {}
     for s in requested:
         origin.setdefault(s, "requested")
@@ -181,13 +220,12 @@ def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slic
         origin[s] = "both" if origin.get(s) in ("requested", "both") else "sensitive_group"
     all_slices = list(origin)
 
-    positive, pos_raw = _positive_raw_labels(src, cols["label"], spec, where, params, positive_label)
+    positive, pos_raw = _positive_raw_labels(src, cols["label"], spec, where, params, positive_label, scan)
     q = dict(params)
     pos_params = {f"lp{i}": v for i, v in enumerate(pos_raw)}
     q.update(pos_params)
     label = quote_ident(cols["label"])
     is_pos = (f"CAST({label} AS VARCHAR) IN (" + ", ".join(f"${k}" for k in pos_params) + ")") if pos_params else "FALSE"
-    has_score = spec.score is not None
     score = f"CAST({quote_ident(cols['score'])} AS DOUBLE)" if has_score else "CAST(NULL AS DOUBLE)"
     width = len(spec_cols)
     selects = ", ".join(f"{quote_ident(c)} AS c{j}" for j, (_, c) in enumerate(spec_cols))
@@ -223,9 +261,6 @@ def fetch_quality_counts(src: OpenSource, spec: AuditSpec, slices: Sequence[Slic
     set_aggs = "".join(
         f", count_if({' OR '.join(missing[j] for j in js) if js else 'FALSE'}) AS n_set{e}" for e, js in enumerate(sets))
 
-    scan = cells.get(spec, row_filter) if cells is not None and not has_score and not _PER_ROW else None
-    if scan is not None and scan.columns != tuple(spec_cols):
-        scan = None
     if scan is not None:
         # The scan's outcome table holds the label's text as fw_l and the decision's as fw_p.
         is_pos = ("fw_l IN (" + ", ".join(f"${k}" for k in pos_params) + ")") if pos_params else "FALSE"

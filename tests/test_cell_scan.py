@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fairwatch.connectors import cell_scan
+from fairwatch.connectors import cell_scan, quality_counts
 from fairwatch.connectors.cell_scan import SharedCells
 from fairwatch.connectors.quality_counts import fetch_quality_counts
 from fairwatch.connectors.slice_counts import fetch_slice_counts
@@ -111,6 +111,26 @@ def test_the_word_missing_beside_nulls_searches_the_rows():
     rows, scanned = _both(df, spec, slices, False), _both(df, spec, slices, True)
     _assert_same(rows[:2], scanned[:2])
     assert ("(missing)" in set(rows[0].frame["g"].dropna()))
+
+
+@pytest.mark.parametrize("sensitive", [["s", "g"], ["z", "i"], ["b", "g"], ["i"]])
+def test_sensitive_groups_from_the_scan_are_the_rows_groups(sensitive, monkeypatch):
+    """The quality counts' sensitive groups, read from the scan's dictionaries (text, integers, booleans) or, for a
+    float (-0.0 and 0.0 are one value there, two texts in the rows), from the rows: the rows' groups either way."""
+    df = pd.DataFrame({"y": [1.0, 0.0, 1.0, 0.0, None] * 4, "p": [1, 1, 0, 0, 1] * 4, "sc": [0.5] * 20,
+                       "s": ["a", "b", None, "a", "b"] * 4, "g": ["(missing)", None, "x", "x", "y"] * 4,
+                       "z": [0.0, -0.0, float("nan"), None, 1.0] * 4, "i": [1, None, 2, 2, 1] * 4,
+                       "b": [True, None, False, True, True] * 4}).astype({"p": "Int64", "i": "Int64", "b": "boolean"})
+    spec = parse_spec({"source": {"path": "frame"}, "columns": {"label": "y", "positive_label": "1", "prediction": "p",
+                       "sensitive": sensitive, "features": ["s", "g", "z", "i", "b"]},
+                       "slices": {"error": "misclassification", "max_depth": 2}, "policy": {"min_support": 1}})
+    asked = []
+    real = quality_counts._scanned_groups
+    monkeypatch.setattr(quality_counts, "_scanned_groups", lambda *a: asked.append(real(*a)) or asked[-1])
+    rows, scanned = _both(df, spec, [], False), _both(df, spec, [], True)
+    assert scanned[2], "the scan was not made"
+    _assert_same(rows[:2], scanned[:2])
+    assert (asked[-1] is None) == ("z" in sensitive)  # the float asks the rows; the others are read from the scan
 
 
 def test_a_key_too_large_for_a_bigint_counts_the_rows(monkeypatch):
