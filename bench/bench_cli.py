@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.log:
         import duckdb
 
-        rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{log}')").fetchone()[0]
+        rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{log}')").fetchall()[0][0]
     # The same commands on the log's first rows: what a run costs whatever the data (start, imports, report).
     small = None if args.no_floor or rows <= FLOOR_ROWS else cli_log(FLOOR_ROWS, args.cache)
     commands = {"bare GROUP BY": lambda out: bare_argv(log)}
