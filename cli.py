@@ -322,7 +322,10 @@ def _audit(args: argparse.Namespace, workers: list) -> int:
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fairwatch-scan") as pool:
             fingerprint = pool.submit(fingerprint_source, src, spec, RowFilter())
             counts = pool.submit(fetch_group_counts, src, spec, RowFilter()) if spec.task == "binary" else None
-            snap = run_audit(spec, RowFilter(), src, counts=counts.result() if counts is not None else None)
+            # The report's charts are drawn in the worker while the slice search runs (from the groups alone).
+            preview = None if worker is None else (lambda early: worker.preview(early.to_dict(), args.suppress_below))
+            snap = run_audit(spec, RowFilter(), src, counts=counts.result() if counts is not None else None,
+                             on_groups=preview)
             if args.plan_budget is not None:
                 from fairwatch.connectors.queue import attach_plan
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any
 
 from fairwatch.connectors.cell_scan import SharedCells
@@ -40,11 +41,14 @@ def tool_versions() -> dict[str, str]:
 
 
 def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSource | None = None, *,
-              search_slices: bool = True, counts: GroupCounts | None = None) -> AuditSnapshot:
+              search_slices: bool = True, counts: GroupCounts | None = None,
+              on_groups: Callable[[AuditSnapshot], None] | None = None) -> AuditSnapshot:
     """The full audit of a source as one snapshot: groups, representation, slices, data quality, needs.
 
     `counts`: `fetch_group_counts(src, spec, row_filter)` when the caller fetched them already (the CLI
-    does, in a thread beside the fingerprint's scan); binary audits only.
+    does, in a thread beside the fingerprint's scan); binary audits only. `on_groups`: called with the
+    snapshot of the groups alone (no slices, quality or needs) as soon as they are computed, while the slice
+    search still runs (the CLI draws the report's charts meanwhile); binary audits only, its errors ignored.
     """
     started = time.perf_counter()
     row_filter = row_filter or RowFilter()
@@ -63,6 +67,10 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairwatch-groups")
         groups = pool.submit(_group_tables, counts, outcomes, spec)
         pool.shutdown(wait=False)
+        if on_groups is not None:
+            early = dict(spec=spec, row_filter=row_filter, data=outcomes.summary, source_description=source.description,
+                         tool_versions=tool_versions())
+            groups.add_done_callback(lambda done: _preview(done, early, started, on_groups))
         if search_slices:
             with SharedCells(source) as cells:
                 slices, quality = _search(source, spec, outcomes.summary, row_filter, cells)
@@ -85,6 +93,17 @@ def run_audit(spec: AuditSpec, row_filter: RowFilter | None = None, src: OpenSou
         group_needs=needs,
         findings=build_findings(slices, quality, spec) if slices is not None else None,
     )
+
+
+def _preview(done: Any, early: dict[str, Any], started: float, on_groups: Callable[[AuditSnapshot], None]) -> None:
+    """Call `on_groups` with the snapshot of the computed groups alone; a failure is only a preview lost."""
+    try:
+        table, representation, tests = done.result()
+        on_groups(AuditSnapshot(**early, groups=table, representation=representation, representation_tests=tests,
+                                created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                duration_seconds=time.perf_counter() - started))
+    except Exception:  # noqa: BLE001 - the audit raises its own errors; a preview never does
+        pass
 
 
 def _search(source: OpenSource, spec: AuditSpec, summary: Any, row_filter: RowFilter, cells: SharedCells) -> tuple[Any, Any]:

@@ -421,8 +421,7 @@ def prepare_document(doc: Mapping[str, Any], *, fingerprint: DataFingerprint | M
 
     base = jsonable(doc)
     check_schema_version(base, "the audit document")
-    if k is None:
-        k = int(((base.get("spec") or {}).get("privacy") or {}).get("suppress_below", 10))
+    k = _suppress_below(base, k)
     if fingerprint is not None:
         fp = fingerprint.to_dict() if isinstance(fingerprint, DataFingerprint) else dict(fingerprint)
         rows = (base.get("data") or {}).get("rows")
@@ -436,6 +435,21 @@ def prepare_document(doc: Mapping[str, Any], *, fingerprint: DataFingerprint | M
     if validate:
         validate_document(out)
     return out, summary
+
+
+def report_preview(doc: Mapping[str, Any], k: int | None) -> dict[str, Any]:
+    """An audit document's tables as `prepare_document` withholds them, without its fingerprint and export blocks.
+
+    What the report's charts are drawn from, for drawing them ahead (`report_worker._Preview`): the same
+    redaction and suppression as the export, so a chart drawn from it is the export's chart when its spec is.
+    """
+    base = jsonable(doc)
+    return suppress_document(redact_document(base), _suppress_below(base, k))[0]
+
+
+def _suppress_below(doc: Mapping[str, Any], k: int | None) -> int:
+    """The k given, else the audit spec's privacy.suppress_below (default 10)."""
+    return k if k is not None else int(((doc.get("spec") or {}).get("privacy") or {}).get("suppress_below", 10))
 
 
 def export_snapshot(snapshot: AuditSnapshot, out: str | os.PathLike | None = None, *,

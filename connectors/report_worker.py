@@ -106,13 +106,22 @@ class _ChartsWhenReady(Mapping):
     """
 
     def __init__(self, model: Any, pool: ThreadPoolExecutor, render_charts: Any,
-                 process: _ChartProcess | None = None) -> None:
-        """Submit every chart, in the report's order: to the chart process when there is one, else to the pool."""
+                 process: _ChartProcess | None = None, ahead: Mapping[tuple[str, str], Future] | None = None) -> None:
+        """Submit every chart, in the report's order: to the chart process when there is one, else to the pool.
+
+        `ahead`: charts already sent for drawing (`_Preview`), by (chart id, spec): a chart of this report with
+        the same id and the very same spec is that drawing (vl-convert draws a spec the same way every time).
+        """
         self._charts = {chart.chart_id: chart for chart in model.charts()}
         self._render = render_charts
-        sent = process.submit(list(self._charts.values())) if process is not None else None
-        self._pending = sent or {key: pool.submit(render_charts, _OneChart(chart))
-                                 for key, chart in self._charts.items()}
+        ahead = ahead or {}
+        drawn = {key: ahead[(key, chart.spec_json)] for key, chart in self._charts.items()
+                 if (key, chart.spec_json) in ahead}
+        rest = [chart for key, chart in self._charts.items() if key not in drawn]
+        sent = process.submit(rest) if process is not None and rest else None
+        if sent is None:
+            sent = {chart.chart_id: pool.submit(render_charts, _OneChart(chart)) for chart in rest}
+        self._pending = {key: drawn[key] if key in drawn else sent[key] for key in self._charts}
 
     def __getitem__(self, key: str) -> Any:
         """One chart, once drawn (raises what render_charts raised for it)."""
@@ -260,20 +269,20 @@ def _serve_charts(conn: Connection, parent_ends: Sequence[Connection]) -> None:
                 conn.send(("redo", None))
 
 
-def draw_reports(document: Mapping[str, Any], files: Sequence[str],
-                 chart_process: _ChartProcess | None = None) -> tuple[bytes, bytes]:
+def draw_reports(document: Mapping[str, Any], files: Sequence[str], chart_process: _ChartProcess | None = None,
+                 ahead: Mapping[tuple[str, str], Future] | None = None) -> tuple[bytes, bytes]:
     """The report of an exported document (listing `files`) as HTML and PDF bytes.
 
     The charts are drawn in the chart process (or, without one, in a thread) while fpdf2 lays out the
     pages, each chart waited for where it is placed (`_ChartsWhenReady`); errors come in the order one
-    process raises them (charts first).
+    process raises them (charts first). `ahead`: charts a preview sent for drawing already (`_ChartsWhenReady`).
     """
     from fairwatch.connectors.report import render_charts, render_html, render_pdf
     from fairwatch.metrics.presentation.report_model import build_report
 
     model = build_report(document, files=list(files))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairwatch-charts") as pool:
-        charts = _ChartsWhenReady(model, pool, render_charts, chart_process)
+        charts = _ChartsWhenReady(model, pool, render_charts, chart_process, ahead)
         try:
             pdf = render_pdf(model, charts)
         except Exception:
@@ -290,6 +299,7 @@ def _serve(conn: Connection, parent_end: Connection) -> None:
     # Ctrl-C reaches the whole process group: the audit process handles it; the worker just goes with it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     charts = _warm_up((conn,))
+    ahead: dict[tuple[str, str], Future] = {}
     try:
         while True:
             try:
@@ -298,8 +308,11 @@ def _serve(conn: Connection, parent_end: Connection) -> None:
                 return
             if job is None:
                 return
+            if isinstance(job, _Preview):
+                ahead = job.draw_ahead(charts)
+                continue
             try:
-                reply: tuple[str, Any] = ("ok", draw_reports(*job, chart_process=charts))
+                reply: tuple[str, Any] = ("ok", draw_reports(*job, chart_process=charts, ahead=ahead))
             except Exception as exc:  # noqa: BLE001 - every error goes back to the export, which raises it there
                 reply = ("error", exc)
             try:
@@ -309,6 +322,36 @@ def _serve(conn: Connection, parent_end: Connection) -> None:
     finally:
         if charts is not None:
             charts.close()
+
+
+class _Preview:
+    """The audit's groups before its slice search: their charts can be drawn while the search runs (issue 18).
+
+    The charts of a report are drawn from its groups and representation, which the audit has long before
+    its slice search, quality counts and export end. The worker withholds small cells as the export will,
+    builds the report model and sends its charts to the chart process; the report then takes each chart
+    whose id and spec are the same (`_ChartsWhenReady`) and draws the others. A preview that fails costs
+    nothing but its time: the report draws every chart itself.
+    """
+
+    def __init__(self, document: Mapping[str, Any], k: int | None) -> None:
+        """Hold the partial audit document (`AuditSnapshot.to_dict` without slices) and the export's k."""
+        self.document = document
+        self.k = k
+
+    def draw_ahead(self, process: _ChartProcess | None) -> dict[tuple[str, str], Future]:
+        """Send the preview's charts to the chart process; their futures by (chart id, spec); {} without one."""
+        if process is None:
+            return {}
+        try:
+            from fairwatch.connectors.export import report_preview
+            from fairwatch.metrics.presentation.report_model import build_report
+
+            charts = build_report(report_preview(self.document, self.k)).charts()
+            sent = process.submit(charts) if charts else None
+        except Exception:  # noqa: BLE001 - the report draws every chart itself then
+            return {}
+        return {(chart.chart_id, chart.spec_json): sent[chart.chart_id] for chart in charts} if sent else {}
 
 
 class ReportWorker:
@@ -323,6 +366,7 @@ class ReportWorker:
         child.close()
         self._lock = threading.Lock()
         self._idle = False  # True once the worker has answered: it waits for the next job and can stop cleanly
+        self._submitted = False  # a report was sent: a preview after it is not
 
     @classmethod
     def start(cls) -> ReportWorker | None:
@@ -334,6 +378,22 @@ class ReportWorker:
         except (OSError, RuntimeError, ValueError):
             return None
 
+    def preview(self, document: Mapping[str, Any], k: int | None) -> threading.Thread:
+        """Send the audit's groups ahead (`_Preview`), in the thread returned; skipped once a report was submitted."""
+
+        def send() -> None:
+            """Send unless the report went first (its charts would then be drawn twice)."""
+            try:
+                with self._lock:
+                    if not self._submitted:
+                        self._conn.send(_Preview(document, k))
+            except Exception:  # noqa: BLE001 - a dead worker: the report is drawn in this process anyway
+                pass
+
+        sending = threading.Thread(target=send, name="fairwatch-report-preview", daemon=True)
+        sending.start()
+        return sending
+
     def submit(self, document: Mapping[str, Any], files: Sequence[str]) -> Future:
         """Start drawing the report in the worker; the future holds ("ok", (html, pdf)), ("error", exc) or ("redo", None)."""
         pending: Future = Future()
@@ -342,6 +402,7 @@ class ReportWorker:
             """Send the model and wait for the reply (in a thread: the worker may still be warming up)."""
             try:
                 with self._lock:
+                    self._submitted = True
                     self._idle = False
                     self._conn.send((document, list(files)))
                     reply = self._conn.recv()

@@ -246,3 +246,72 @@ print(json.dumps({"children": len(children), "exitcode": worker._proc.exitcode,
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
     assert got == {"children": 1, "exitcode": 0, "left": []}
+
+
+_PREVIEW = """
+import json, os, sys
+from pathlib import Path
+from fairwatch.connectors import report_worker
+folder, files, log, change = Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3], sys.argv[4] == "change"
+doc = json.loads((folder / "snapshot.json").read_text(encoding="utf-8"))
+real = report_worker._ChartProcess.submit
+
+def logged(self, charts):
+    with open(log, "a") as fh:  # written in the worker, which is forked with this class
+        fh.write(json.dumps([c.chart_id for c in charts]) + "\\n")
+    return real(self, charts)
+
+report_worker._ChartProcess.submit = logged
+early = json.loads(json.dumps(doc))
+if change:  # ratios that moved between the preview and the report: their chart is drawn again
+    for g in early["groups"]:
+        for d in (g.get("disparities") or {}).values():
+            d["ratio"] = d["ratio"] * 1.01 if d.get("ratio") else d.get("ratio")
+worker = report_worker.ReportWorker.start()
+worker.preview(early, None).join()
+html, pdf = worker.result(worker.submit(doc, files), doc, files)
+worker.close()
+Path(log).with_suffix(".html").write_bytes(html)
+Path(log).with_suffix(".pdf").write_bytes(pdf)
+"""
+
+
+@pytest.mark.parametrize("change", [False, True], ids=["same groups", "a ratio moved"])
+def test_charts_drawn_from_a_preview_are_the_reports_charts(audited, tmp_path, change):
+    """The CLI sends the groups ahead: their charts are drawn during the slice search and the report takes each one
+    whose spec is unchanged, drawing the others; the bytes are one process's either way."""
+    doc, files = job_of(audited)
+    log = tmp_path / "submitted.txt"
+    proc = _run(_PREVIEW, str(audited), json.dumps(files), str(log), "change" if change else "same")
+    assert proc.returncode == 0, proc.stderr
+    sent = [json.loads(line) for line in log.read_text().splitlines()]
+    drawn = [c.chart_id for c in build_report(doc, files=files).charts()]
+    assert sent == ([drawn, ["ratios"]] if change else [drawn])
+    html, pdf = one_process(doc, files)
+    assert log.with_suffix(".html").read_bytes() == html
+    assert log.with_suffix(".pdf").read_bytes() == pdf
+
+
+def test_the_audits_groups_alone_give_the_reports_charts(tmp_path):
+    """What `run_audit` hands `on_groups` (the groups before the slice search) draws the final report's charts; a
+    preview that fails changes nothing."""
+    from fairwatch.connectors.audit import run_audit
+    from fairwatch.metrics.audit.spec import parse_spec
+
+    log = small_log(tmp_path / "log.csv")
+    spec = parse_spec({"source": {"path": str(log)}, "columns": {"label": "label", "prediction": "pred",
+                                                                 "sensitive": ["sex", "race"]}})
+    early = []
+    snap = run_audit(spec, on_groups=early.append)
+    assert len(early) == 1 and early[0].slices is None and early[0].findings is None
+    final, _ = ex.prepare_document(snap.to_dict(), fingerprint=None, k=None, snapshot_id="x", exported_at="now",
+                                   validate=False)
+    specs = {c.chart_id: c.spec_json for c in build_report(final).charts()}
+    assert specs and specs == {c.chart_id: c.spec_json for c in build_report(ex.report_preview(early[0].to_dict(),
+                                                                                                None)).charts()}
+
+    def fails(_):
+        raise RuntimeError("a preview that fails")
+
+    again = run_audit(spec, on_groups=fails)
+    pd.testing.assert_frame_equal(again.groups.rows, snap.groups.rows)
