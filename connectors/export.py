@@ -23,7 +23,6 @@ import functools
 import hashlib
 import io
 import json
-import math
 import os
 import secrets
 import shutil
@@ -45,9 +44,9 @@ from fairwatch.connectors.report import render_charts, render_html, render_pdf, 
 from fairwatch.connectors.report_worker import ReportWorker
 from fairwatch.connectors.source import OpenSource, open_source
 from fairwatch.metrics.errors import SnapshotError
-from fairwatch.metrics.privacy.redaction import redact_document
+from fairwatch.metrics.privacy.withholding import jsonable, withhold
 from fairwatch.metrics.presentation.report_model import build_report, csv_tables
-from fairwatch.metrics.privacy.suppression import SuppressionSummary, suppress_document
+from fairwatch.metrics.privacy.suppression import SuppressionSummary
 
 if TYPE_CHECKING:  # the snapshot type pulls in the statistics (scipy): `fairwatch audit` imports this module first
     from fairwatch.metrics.audit.snapshot import AuditSnapshot
@@ -182,26 +181,6 @@ def snapshot_folder_name(created_at: str, snapshot_id: str) -> str:
     except (TypeError, ValueError):
         when = datetime.now(timezone.utc)
     return f"{when:%Y-%m-%dT%H-%M-%SZ}_{snapshot_id}"
-
-
-def jsonable(value: Any) -> Any:
-    """A JSON-safe copy: NaN/inf and NA become None, numpy scalars Python numbers, tuples lists."""
-    if value is None or isinstance(value, (bool, str, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "item"):
-        try:
-            return jsonable(value.item())
-        except (TypeError, ValueError):
-            pass
-    if str(value) in ("<NA>", "NaT"):
-        return None
-    return str(value)
 
 
 def dump_json(document: Any) -> bytes:
@@ -421,7 +400,6 @@ def prepare_document(doc: Mapping[str, Any], *, fingerprint: DataFingerprint | M
 
     base = jsonable(doc)
     check_schema_version(base, "the audit document")
-    k = _suppress_below(base, k)
     if fingerprint is not None:
         fp = fingerprint.to_dict() if isinstance(fingerprint, DataFingerprint) else dict(fingerprint)
         rows = (base.get("data") or {}).get("rows")
@@ -429,27 +407,12 @@ def prepare_document(doc: Mapping[str, Any], *, fingerprint: DataFingerprint | M
             raise SnapshotError(f"the data changed between the audit ({rows:,} rows) and its fingerprint "
                                 f"({fp.get('rows'):,} rows); run the audit again")
         base["fingerprint"] = fp
-    out, summary = suppress_document(redact_document(base), k)
+    out, summary = withhold(base, k)
     out["export"] = {"snapshot_id": snapshot_id, "exported_at": exported_at, "format": MANIFEST_VERSION,
                      "tool": library_versions(), "author": author_block(author)}
     if validate:
         validate_document(out)
     return out, summary
-
-
-def report_preview(doc: Mapping[str, Any], k: int | None) -> dict[str, Any]:
-    """An audit document's tables as `prepare_document` withholds them, without its fingerprint and export blocks.
-
-    What the report's charts are drawn from, for drawing them ahead (`report_worker._Preview`): the same
-    redaction and suppression as the export, so a chart drawn from it is the export's chart when its spec is.
-    """
-    base = jsonable(doc)
-    return suppress_document(redact_document(base), _suppress_below(base, k))[0]
-
-
-def _suppress_below(doc: Mapping[str, Any], k: int | None) -> int:
-    """The k given, else the audit spec's privacy.suppress_below (default 10)."""
-    return k if k is not None else int(((doc.get("spec") or {}).get("privacy") or {}).get("suppress_below", 10))
 
 
 def export_snapshot(snapshot: AuditSnapshot, out: str | os.PathLike | None = None, *,

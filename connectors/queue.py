@@ -32,7 +32,8 @@ import pandas as pd
 
 from fairwatch.connectors.counts import run_query, where_sql
 from fairwatch.connectors.drilldown import visible_columns
-from fairwatch.connectors.export import csv_bytes, jsonable
+from fairwatch.connectors.export import csv_bytes
+from fairwatch.metrics.privacy.withholding import jsonable
 from fairwatch.connectors.quality_counts import _check_slices, _positive_raw_labels, _predicate, _spec_columns
 from fairwatch.connectors.source import OpenSource, opened, quote_ident, resolve_spec_columns
 from fairwatch.metrics.errors import DataError

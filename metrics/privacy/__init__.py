@@ -18,4 +18,5 @@ __all__, __getattr__, __dir__ = lazy_interface(__name__, {
         "KNOWN_TABLES", "SuppressionSummary", "hidden_groups", "iter_tables", "slice_key", "slice_text",
         "suppress_document"
     ),
+    "withholding": ("jsonable", "suppress_below", "withhold"),
 })
