@@ -33,3 +33,47 @@ def test_the_report_says_which_measures_the_policy_judges():
 def test_an_before_a_vowel():
     assert f"has {article('error rate')} error rate" == "has an error rate"
     assert article("false positive rate") == "a"
+
+
+def _tables(model, section: str) -> list:
+    """The tables of one section of a report model."""
+    from fairwatch.metrics.presentation.report_model import Table
+
+    return [b for s in model.sections if s.title == section for b in s.blocks if isinstance(b, Table)]
+
+
+def test_a_gap_is_listed_once_in_the_report():
+    """A combination's flagged gap is in the gaps section's table; the combinations section lists only the others
+    (and says how many are above), so no row is printed twice and none is lost."""
+    import numpy as np
+    import pandas as pd
+
+    from fairwatch.connectors.audit import run_audit
+    from fairwatch.connectors.source import open_frame
+    from fairwatch.metrics.audit.spec import parse_spec
+    from fairwatch.metrics.presentation.report_model import MAX_TABLE_ROWS, _gap_rows, build_report
+
+    rng = np.random.default_rng(5)
+    n = 6000
+    sex, race = rng.choice(["f", "m"], n), rng.choice(["a", "b", "c"], n)
+    label = rng.integers(0, 2, n)
+    flip = rng.random(n) < np.where((race == "c") & (sex == "f"), 0.4, np.where(race == "b", 0.18, 0.1))
+    df = pd.DataFrame({"sex": sex, "race": race, "label": label, "pred": np.where(flip, 1 - label, label)})
+    spec = parse_spec({"source": {"path": "frame"}, "columns": {"label": "label", "prediction": "pred",
+                                                                "sensitive": ["sex", "race"]}})
+    doc = run_audit(spec, src=open_frame(df), search_slices=False).to_dict()
+    model = build_report(doc)
+    gaps = [r for t in _tables(model, "Gaps that need attention") for r in t.rows]
+    combos = [r for t in _tables(model, "Combinations of groups") for r in t.rows]
+    assert gaps and not set(gaps) & set(combos)
+    # The combination gaps the report lists (its own selection, as before this change): each must appear once.
+    flagged = _gap_rows(doc, {"outside", "inconclusive"}, multi=True)
+    above = sum(1 for r in gaps if "," in r[0])
+    assert above and flagged
+    shown = {(r[0], r[1]) for r in gaps + combos}
+    assert len(shown) == len(gaps) + len(combos)  # every row once
+    # Every other combination gap follows in the combinations table (up to its row cap, with a note of the rest).
+    assert len(combos) == min(len(flagged) - above, MAX_TABLE_ROWS)
+    words = " ".join(b.text for s in model.sections if s.title == "Combinations of groups"
+                     for b in s.blocks if hasattr(b, "text"))
+    assert f"{above} gap" in words and "Gaps that need attention" in words

@@ -650,18 +650,32 @@ def _intersections_section(doc: Mapping[str, Any]) -> Section | None:
     combos = [g for g in doc.get("groups") or [] if len(g.get("slice") or {}) > 1]
     if not combos:
         return None
-    items = _gap_rows(doc, {"outside", "inconclusive"}, multi=True)
+    # The gaps section's table lists flagged gaps of every grouping: those rows are not repeated here.
+    above = {_gap_key(it) for it in _gap_rows(doc, {"outside"})[:MAX_TABLE_ROWS]}
+    every = _gap_rows(doc, {"outside", "inconclusive"}, multi=True)
+    items = [it for it in every if _gap_key(it) not in above]
     small = sum(1 for g in combos if g.get("suppressed") or all(
         (m.get("masked") or m.get("suppressed")) for m in (g.get("metrics") or {}).values()))
     blocks: list[Block] = [Paragraph(
         f"{len(combos):,} groups combine two or more sensitive features (for example a sex within an age band); a "
         f"gap can hide inside such a combination while each feature alone looks fine. {small:,} of them are too small "
         f"to measure or withheld. All of them, with every measure, are in groups.csv.")]
+    listed = len(every) - len(items)
+    if listed:
+        blocks.append(Paragraph(f"{_plural(listed, 'gap')} in combinations {'is' if listed == 1 else 'are'} outside "
+                                f"the policy and listed under \"Gaps that need attention\" above.", "bad"))
     if items:
-        blocks.append(_gap_table(doc, items, "Gaps in combinations of features"))
-    else:
+        blocks.append(_gap_table(doc, items, "More gaps in combinations of features" if listed else
+                                 "Gaps in combinations of features"))
+    elif not listed:
         blocks.append(Paragraph("No combination shows a gap outside the policy band.", "good"))
     return Section("intersections", "Combinations of groups", tuple(blocks))
+
+
+def _gap_key(item: tuple[Mapping, str, Mapping]) -> tuple:
+    """A gap's identity: its group's slice and the measure."""
+    g, metric, _ = item
+    return tuple(sorted((g.get("slice") or {}).items())), metric
 
 
 def _share_text(r: Mapping[str, Any]) -> str:
