@@ -28,9 +28,8 @@ from dataclasses import dataclass
 import duckdb
 
 from fairwatch.connectors.counts import run_query
-from fairwatch.connectors.source import OpenSource, engine_message, quote_ident
+from fairwatch.connectors.source import OpenSource, quote_ident, read_failure
 from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
-from fairwatch.metrics.errors import SourceError
 
 _FLOAT_TYPE = re.compile(r"^(FLOAT[48]?|DOUBLE|REAL)\b", re.IGNORECASE)
 # Nested values have no single text or order to code them by: such a column keeps the row scans.
@@ -162,7 +161,7 @@ class SharedCells:
                 statement = f"CREATE TABLE {name} AS {sql}"
                 cur.execute(statement, {k: v for k, v in (params or {}).items() if re.search(rf"\${k}\b", statement)})
         except duckdb.Error as exc:
-            raise SourceError(f"the source could not be read: {engine_message(exc)}") from None
+            raise read_failure(exc) from None
         return name
 
     def close(self) -> None:

@@ -12,8 +12,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fairwatch.connectors.source import OpenSource, engine_message, quote_ident, resolve_spec_columns
-from fairwatch.metrics.errors import DataError, SourceError
+from fairwatch.connectors.source import OpenSource, quote_ident, read_failure, resolve_spec_columns
+from fairwatch.metrics.errors import DataError
 from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
 
 MISSING = "(missing)"
@@ -102,7 +102,7 @@ def run_query(src: OpenSource, sql: str, params: dict | None = None, categorical
                     return cur.execute(sql, params).df()
                 table = cur.sql(sql, params=params).to_arrow_table()
         except duckdb.Error as exc:
-            raise SourceError(f"the source could not be read: {engine_message(exc)}") from None
+            raise read_failure(exc) from None
         frame = pa.table([pc.dictionary_encode(table[c]) if c in categorical else table[c] for c in table.column_names],
                          names=table.column_names).to_pandas()
     for col in categorical:

@@ -46,7 +46,7 @@ import pandas as pd
 from fairwatch.connectors.cell_scan import CellScan, SharedCells
 from fairwatch.connectors.counts import MISSING, group_expr, prediction_expr, run_query, used_params, where_sql
 from fairwatch.connectors.task_slice_counts import task_signal_sql
-from fairwatch.connectors.source import OpenSource, engine_message, quote_ident, resolve_spec_columns
+from fairwatch.connectors.source import OpenSource, quote_ident, read_failure, resolve_spec_columns
 from fairwatch.metrics.errors import DataError, SourceError
 from fairwatch.metrics.audit.outcomes import normalise_value, positive_set
 from fairwatch.metrics.discovery.slices import COUNT_COLUMNS, SliceCounts
@@ -89,7 +89,7 @@ def _run_script(src: OpenSource, steps: list[tuple[str, str]], final: str, param
                 cur.execute(statement, used_params(statement, params))
             return cur.execute(final, used_params(final, params)).df()
     except duckdb.Error as exc:
-        raise SourceError(f"the source could not be read: {engine_message(exc)}") from None
+        raise read_failure(exc) from None
 
 
 def _is_numeric(kind: str) -> bool:
