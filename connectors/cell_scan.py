@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from fairwatch.connectors.counts import run_query
+from fairwatch.connectors.counts import group_expr, run_query
 from fairwatch.connectors.source import OpenSource, quote_ident, read_failure
 from fairwatch.metrics.audit.spec import AuditSpec, RowFilter
 
@@ -74,6 +74,10 @@ class CellScan:
     def missing_sql(self, j: int, key: str = "k") -> str:
         """SQL: column j's value is missing (NULL, or NaN for a float), from the packed key."""
         return f"({self.code_sql(j, key)} >= {self.present[j]})"
+
+    def texts_sql(self, j: int, kind: str) -> str:
+        """SQL: column j's distinct values as the search's text keys (column `v`; NULL is not among them)."""
+        return f"SELECT {group_expr('v', kind)} AS v FROM {self.dicts[j]}"
 
     def index(self, column: str) -> int:
         """The position of a source column among the scanned ones."""

@@ -184,8 +184,8 @@ def _scanned_groups(src: OpenSource, spec: AuditSpec, sens: list[str], scan: Cel
     for i, (name, col, j) in enumerate(zip(spec.sensitive, sens, idx)):
         # UNION, not UNION ALL: a text '(missing)' and NULLs are one group, as in the rows' DISTINCT.
         missing = f" UNION SELECT '{MISSING}'" if bool(nulls[f"m{i}"]) else ""
-        values = run_query(src, f"SELECT v FROM (SELECT {group_expr('v', src.column_type(col))} AS v "
-                                f"FROM {scan.dicts[j]}{missing}) AS fw_g GROUP BY v ORDER BY 1")
+        values = run_query(src, f"SELECT v FROM ({scan.texts_sql(j, src.column_type(col))}{missing}) AS fw_g "
+                                f"GROUP BY v ORDER BY 1")
         out.extend(((name, str(v)),) for v in values["v"])
     return out
 

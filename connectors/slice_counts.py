@@ -282,8 +282,8 @@ def _distinct_texts(src: OpenSource, scan: CellScan, feats: list[int], columns: 
     which the search counts as one value: those codes would need merging, so the rows are searched instead.
     """
     checks = " UNION ALL ".join(
-        f"SELECT {j} AS j, count(DISTINCT t) = {scan.cards[f]} AS ok FROM (SELECT {group_expr('v', src.column_type(col))} "
-        f"AS t FROM {scan.dicts[f]} UNION ALL SELECT '{MISSING}') AS fw_t" for j, (f, col) in enumerate(zip(feats, columns)))
+        f"SELECT {j} AS j, count(DISTINCT v) = {scan.cards[f]} AS ok FROM ({scan.texts_sql(f, src.column_type(col))} "
+        f"UNION ALL SELECT '{MISSING}') AS fw_t" for j, (f, col) in enumerate(zip(feats, columns)))
     return not checks or bool(run_query(src, f"SELECT bool_and(ok) AS ok FROM ({checks}) AS fw_c").iloc[0]["ok"])
 
 
