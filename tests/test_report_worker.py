@@ -18,7 +18,7 @@ from fairwatch.connectors.report import render_charts, render_html, render_pdf
 from fairwatch.connectors.report_worker import ReportWorker, draw_reports
 from fairwatch.metrics.errors import ReportError
 from fairwatch.metrics.presentation.report_model import build_report, csv_tables
-from fairwatch.metrics.privacy.withholding import withhold
+from fairwatch.metrics.privacy.withholding import jsonable, withhold
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -258,8 +258,9 @@ doc = json.loads((folder / "snapshot.json").read_text(encoding="utf-8"))
 real = report_worker._ChartProcess.submit
 
 def logged(self, charts):
+    caller = sys._getframe(1).f_code.co_name  # draw_ahead (the preview) or __init__ (the report's own charts)
     with open(log, "a") as fh:  # written in the worker, which is forked with this class
-        fh.write(json.dumps([c.chart_id for c in charts]) + "\\n")
+        fh.write(json.dumps([caller, [c.chart_id for c in charts]]) + "\\n")
     return real(self, charts)
 
 report_worker._ChartProcess.submit = logged
@@ -287,7 +288,8 @@ def test_charts_drawn_from_a_preview_are_the_reports_charts(audited, tmp_path, c
     assert proc.returncode == 0, proc.stderr
     sent = [json.loads(line) for line in log.read_text().splitlines()]
     drawn = [c.chart_id for c in build_report(doc, files=files).charts()]
-    assert sent == ([drawn, ["ratios"]] if change else [drawn])
+    # The preview drew every chart; the report drew only the one whose spec moved (none otherwise).
+    assert sent == ([["draw_ahead", drawn], ["__init__", ["ratios"]]] if change else [["draw_ahead", drawn]])
     html, pdf = one_process(doc, files)
     assert log.with_suffix(".html").read_bytes() == html
     assert log.with_suffix(".pdf").read_bytes() == pdf
@@ -300,15 +302,21 @@ def test_the_audits_groups_alone_give_the_reports_charts(tmp_path):
     from fairwatch.metrics.audit.spec import parse_spec
 
     log = small_log(tmp_path / "log.csv")
+    # Four rows of a fifth race: a group below k = 10, withheld, so the preview must withhold it as the export does.
+    with log.open("a") as fh:
+        fh.write("".join(f"{s},d,{y},{y}\n" for s, y in (("f", 0), ("m", 1), ("f", 1), ("m", 0))))
     spec = parse_spec({"source": {"path": str(log)}, "columns": {"label": "label", "prediction": "pred",
                                                                  "sensitive": ["sex", "race"]}})
     early = []
     snap = run_audit(spec, on_groups=early.append)
     assert len(early) == 1 and early[0].slices is None and early[0].findings is None
-    final, _ = ex.prepare_document(snap.to_dict(), fingerprint=None, k=None, snapshot_id="x", exported_at="now",
-                                   validate=False)
+    final, summary = ex.prepare_document(snap.to_dict(), fingerprint=None, k=None, snapshot_id="x",
+                                         exported_at="now", validate=False)
+    assert summary.primary_groups >= 1  # something was withheld: the charts would differ without it
+    unwithheld = {c.chart_id: c.spec_json for c in build_report(jsonable(early[0].to_dict())).charts()}
     specs = {c.chart_id: c.spec_json for c in build_report(final).charts()}
     assert specs and specs == {c.chart_id: c.spec_json for c in build_report(withhold(early[0].to_dict(), None)[0]).charts()}
+    assert unwithheld != specs
 
     def fails(_):
         raise RuntimeError("a preview that fails")
