@@ -323,7 +323,10 @@ def _parsed_once(con: duckdb.DuckDBPyConnection, sql: str, path: str, name: str)
     """`sql` read into the table `name` when it reads small text files (TEXT_PARSED_ONCE_BYTES), else `sql`."""
     if not sql.startswith(_TEXT_READERS):
         return sql
-    size = sum(os.path.getsize(f) * (8 if f.lower().endswith((".gz", ".zst")) else 1) for f in expand_path(path)[1])
+    try:
+        size = sum(os.path.getsize(f) * (8 if f.lower().endswith((".gz", ".zst")) else 1) for f in expand_path(path)[1])
+    except OSError:  # a file gone since it was listed: the view reports it, as any read would
+        return sql
     if size > TEXT_PARSED_ONCE_BYTES:
         return sql
     try:
