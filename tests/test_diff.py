@@ -224,3 +224,12 @@ def test_an_unchanged_value_never_moved_and_wilson_bounds_hold_their_estimate():
     old = {"value": 0.0, "ci_low": 3.469446951953614e-18, "ci_high": 0.037}  # as older snapshots stored it
     assert moved_metric(old, dict(old)) is None
     assert moved_metric(old, {"value": 0.1, "ci_low": 0.06, "ci_high": 0.15}) == "clear"
+
+
+
+def test_a_spec_change_is_said_before_the_moves_it_explains():
+    """The same rows under another policy: the spec change is said before the findings and the metrics that moved."""
+    df = frame(20_000, 0.25, 2)
+    lines = diff_snapshots(audit(df), audit(df, min_support=5000)).lines()
+    assert "spec changes: 1" in lines and "  spec.policy.min_support: 30 -> 5000" in lines
+    assert lines.index("spec changes: 1") < next(i for i, line in enumerate(lines) if line.startswith("new findings"))

@@ -119,6 +119,9 @@ class SnapshotDiff:
         else:
             out.append("data: " + ("CHANGED (different fingerprint)" if self.fingerprint_changed else "same rows (same fingerprint)"))
         out += [f"  {c.sentence()}" for c in self.data_changes]
+        # A changed spec (threshold, policy, columns) explains the moves below it: said before them.
+        out.append(f"spec changes: {len(self.spec_changes)}")
+        out += [f"  {c.sentence()}" for c in self.spec_changes]
         out.append(f"new findings: {len(self.new_findings)}")
         out += [f"  + {fid}" for fid, _ in self.new_findings]
         out.append(f"resolved findings: {len(self.resolved_findings)}")
@@ -128,8 +131,6 @@ class SnapshotDiff:
                    f"{self.compared:,} compared; by chance alone about {self.expected_clear:.0f} clear and "
                    f"{self.expected_possible:.0f} possible are expected ({MOVE_RULE})")
         out += [f"  {m.sentence()}" for m in self.moved]
-        out.append(f"spec changes: {len(self.spec_changes)}")
-        out += [f"  {c.sentence()}" for c in self.spec_changes]
         if self.groups_added or self.groups_removed:
             out.append(f"groups: {len(self.groups_added)} new, {len(self.groups_removed)} gone")
             out += [f"  + {g}" for g in self.groups_added] + [f"  - {g}" for g in self.groups_removed]
